@@ -1,0 +1,105 @@
+"""`berth inspect`: containers and images in the JSON shape `docker inspect` prints."""
+
+import sys
+
+from berth.cli.flags import STRING, Command, Flag, help_text, parse
+from berth.errors import BerthError, NotFound
+
+INSPECT = Command("inspect", "berth inspect [OPTIONS] NAME|ID [NAME|ID...]",
+                  "Return low-level information on containers or images",
+                  [Flag("format", "f", STRING, None, "Format output using a custom template"),
+                   Flag("type", None, STRING, None, "Return JSON for specified type"),
+                   Flag("size", "s", "bool", False, "Display total file sizes if the type is container")],
+                  min_args=1)
+
+IMAGE_CONFIG_DEFAULTS = (
+    ("Hostname", ""), ("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),
+    ("AttachStderr", False), ("ExposedPorts", None), ("Tty", False), ("OpenStdin", False), ("StdinOnce", False),
+    ("Env", None), ("Cmd", None), ("Image", ""), ("Volumes", None), ("WorkingDir", ""), ("Entrypoint", None),
+    ("OnBuild", None), ("Labels", None),
+)
+
+
+def image_json(image) -> dict:
+    from berth.image import reference
+
+    config = image.config
+    image_config = config.get("config") or {}
+    shaped = {key: image_config.get(key, default) for key, default in IMAGE_CONFIG_DEFAULTS}
+    for key, value in image_config.items():
+        shaped.setdefault(key, value)
+    if shaped["ExposedPorts"] is None:
+        del shaped["ExposedPorts"]
+    history = config.get("history") or []
+    return {
+        "Id": image.id,
+        "RepoTags": [reference.parse(n).familiar() for n in image.names],
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": (history[-1].get("comment", "") if history else ""),
+        "Created": config.get("created", ""),
+        "DockerVersion": "",
+        "Author": config.get("author", ""),
+        "Config": shaped,
+        "Architecture": config.get("architecture", ""),
+        "Os": config.get("os", ""),
+        "Size": image.size(),
+        "GraphDriver": {"Data": {"LowerDir": ":".join(reversed(image.layer_dirs()))}, "Name": "overlay"},
+        "RootFS": {"Type": "layers", "Layers": list(image.diff_ids)},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }
+
+
+def _find(engine, ref: str, kind: str | None):
+    if kind in (None, "container"):
+        try:
+            return engine.get(ref)
+        except NotFound:
+            if kind == "container":
+                raise
+    if kind in (None, "image"):
+        image = engine.images.lookup(ref)
+        if image is not None:
+            return image_json(image)
+        if kind == "image":
+            raise NotFound(f"No such image: {ref}", 1)
+    raise NotFound(f"No such object: {ref}", 1)
+
+
+def _inspect(engine, argv, kind: str | None) -> int:
+    opts, args = parse(INSPECT, argv)
+    if opts.help:
+        sys.stdout.write(help_text(INSPECT))
+        return 0
+    kind = opts.type or kind
+    if kind not in (None, "container", "image"):
+        raise BerthError(f'"{kind}" is not a valid value for --type', 1)
+    found, failed = [], 0
+    for ref in args:
+        try:
+            found.append(_find(engine, ref, kind))
+        except NotFound as err:
+            print(f"Error: {err}", file=sys.stderr)
+            failed = 1
+    if opts.format:
+        from berth.cli.output import render_one
+
+        for item in found:
+            sys.stdout.write(render_one(opts.format, item) + "\n")
+    else:
+        from berth.cli.output import print_json
+
+        print_json(found)
+    return failed
+
+
+def cmd_inspect(engine, argv) -> int:
+    return _inspect(engine, argv, None)
+
+
+def cmd_image_inspect(engine, argv) -> int:
+    return _inspect(engine, argv, "image")
+
+
+def cmd_container_inspect(engine, argv) -> int:
+    return _inspect(engine, argv, "container")

@@ -1,0 +1,166 @@
+"""`berth [global flags] COMMAND ...`: global flags, command dispatch, error -> exit code.
+
+Command modules are imported only when their command runs, so `berth run` pays for
+nothing it does not use."""
+
+import os
+import sys
+
+from berth.errors import BerthError
+
+# command -> (module, function); "image ls" style groups map onto the same functions.
+COMMANDS = {
+    "run": ("berth.cli.run", "cmd_run"),
+    "create": ("berth.cli.run", "cmd_create"),
+    "start": ("berth.cli.run", "cmd_start"),
+    "rm": ("berth.cli.containers", "cmd_rm"),
+    "ps": ("berth.cli.containers", "cmd_ps"),
+    "inspect": ("berth.cli.inspect", "cmd_inspect"),
+    "import": ("berth.cli.images", "cmd_import"),
+    "images": ("berth.cli.images", "cmd_images"),
+    "tag": ("berth.cli.images", "cmd_tag"),
+    "rmi": ("berth.cli.images", "cmd_rmi"),
+    "version": ("berth.cli.system", "cmd_version"),
+    "info": ("berth.cli.system", "cmd_info"),
+}
+GROUPS = {
+    "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi",
+              "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect")},
+    "container": {"run": "run", "create": "create", "start": "start", "rm": "rm", "ls": "ps", "list": "ps",
+                  "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect")},
+    "system": {"info": "info"},
+}
+
+GLOBAL_USAGE = """
+Usage:  berth [OPTIONS] COMMAND
+
+A Docker-compatible container engine
+
+Global Options:
+      --root string       Root of persistent state (default "/var/lib/berth", env BERTH_ROOT)
+      --run-root string   Root of per-boot state (default "/run/berth", env BERTH_RUN_ROOT)
+  -D, --debug             Print tracebacks for errors
+  -v, --version           Print version information and quit
+
+Commands:
+  create      Create a new container
+  images      List images
+  import      Import the contents of a tarball to create a filesystem image
+  info        Display system-wide information
+  inspect     Return low-level information on containers or images
+  ps          List containers
+  rm          Remove one or more containers
+  rmi         Remove one or more images
+  run         Create and run a new container from an image
+  start       Start one or more stopped containers
+  tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  version     Show the berth version information
+
+Management Commands:
+  container   Manage containers
+  image       Manage images
+  system      Manage berth
+"""
+
+
+class Globals:
+    __slots__ = ("root", "run_root", "debug")
+
+    def __init__(self):
+        self.root = None
+        self.run_root = None
+        self.debug = bool(os.environ.get("BERTH_DEBUG"))
+
+
+def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
+    g = Globals()
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in ("--root", "--run-root", "--log-level", "-l", "-H", "--host", "--config"):
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise BerthError(f"flag needs an argument: {name}")
+                value = argv[i]
+            if name == "--root":
+                g.root = value
+            elif name == "--run-root":
+                g.run_root = value
+        elif arg in ("-D", "--debug"):
+            g.debug = True
+        elif arg in ("-v", "--version"):
+            from berth import __version__
+
+            print(f"berth version {__version__}")
+            raise SystemExit(0)
+        elif arg in ("-h", "--help"):
+            print(GLOBAL_USAGE)
+            raise SystemExit(0)
+        else:
+            raise BerthError(f"unknown flag: {arg}\nSee 'berth --help'.")
+        i += 1
+    return g, argv[i:]
+
+
+def resolve_command(args: list[str]):
+    if not args:
+        return None, []
+    name, rest = args[0], args[1:]
+    target = COMMANDS.get(name)
+    if target is None and name in GROUPS:
+        if not rest or rest[0] in ("-h", "--help"):
+            subs = ", ".join(sorted(GROUPS[name]))
+            print(f"\nUsage:  berth {name} COMMAND\n\nCommands: {subs}\n")
+            raise SystemExit(0)
+        sub = GROUPS[name].get(rest[0])
+        if sub is None:
+            raise BerthError(f"unknown command \"{rest[0]}\" for \"berth {name}\"\nSee 'berth {name} --help'.")
+        target = sub if isinstance(sub, tuple) else COMMANDS[sub]
+        rest = rest[1:]
+    if target is None:
+        raise BerthError(f"unknown command \"{name}\" for \"berth\"\nSee 'berth --help'.")
+    return target, rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = bool(os.environ.get("BERTH_DEBUG"))
+    try:
+        g, args = parse_globals(argv)
+        debug = g.debug
+        target, rest = resolve_command(args)
+        if target is None:
+            print(GLOBAL_USAGE)
+            return 0
+        module_name, function = target
+        module = __import__(module_name, fromlist=[function])
+        from berth.engine.containers import Engine
+        from berth.paths import Paths
+
+        return getattr(module, function)(Engine(Paths(g.root, g.run_root)), rest) or 0
+    except BerthError as err:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"Error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as err:  # a bug or an unexpected host failure: one line, no traceback
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"Error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 125
+
+
+def entry() -> None:
+    code = main()
+    sys.stdout.flush()
+    raise SystemExit(code)

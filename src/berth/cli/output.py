@@ -1,0 +1,32 @@
+"""Printing results the way docker does: --format templates, tables, JSON."""
+
+import json
+import sys
+
+
+def print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=4) + "\n")
+
+
+def render_rows(fmt: str | None, default: str, rows: list, header: dict) -> None:
+    """docker's formatter: `table ...` formats get headers and aligned columns, plain
+    templates print one line per row."""
+    from berth.cli.gotemplate import TemplateError, render_table
+
+    try:
+        sys.stdout.write(render_table(fmt or default, rows, header))
+    except TemplateError as err:
+        from berth.errors import BerthError
+
+        raise BerthError(f"template parsing error: {err}" if "executing" not in str(err) else str(err), 1) from None
+
+
+def render_one(fmt: str, data) -> str:
+    from berth.cli.gotemplate import TemplateError, render
+
+    try:
+        return render(fmt, data, missingkey_error=True)
+    except TemplateError as err:
+        from berth.errors import BerthError
+
+        raise BerthError(f"template parsing error: {err}", 1) from None

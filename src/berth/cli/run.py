@@ -1,0 +1,248 @@
+"""`berth run`, `create` and `start`: parse docker's flags into a CreateRequest, start the
+container in the foreground, stream its stdio (or proxy its terminal), exit with its code."""
+
+import os
+import signal
+import sys
+
+from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.engine.containers import CreateRequest
+from berth.errors import BerthError, InvalidArgument
+
+CREATE_FLAGS = [
+    Flag("name", None, STRING, None, "Assign a name to the container"),
+    Flag("env", "e", LIST, (), "Set environment variables"),
+    Flag("env-file", None, LIST, (), "Read in a file of environment variables"),
+    Flag("workdir", "w", STRING, None, "Working directory inside the container"),
+    Flag("user", "u", STRING, None, "Username or UID (format: <name|uid>[:<group|gid>])"),
+    Flag("entrypoint", None, STRING, None, "Overwrite the default ENTRYPOINT of the image"),
+    Flag("hostname", "h", STRING, None, "Container host name"),
+    Flag("label", "l", LIST, (), "Set meta data on a container"),
+    Flag("label-file", None, LIST, (), "Read in a line delimited file of labels"),
+    Flag("interactive", "i", BOOL, False, "Keep STDIN open even if not attached"),
+    Flag("tty", "t", BOOL, False, "Allocate a pseudo-TTY"),
+    Flag("rm", None, BOOL, False, "Automatically remove the container and its resources when it exits"),
+    Flag("network", None, STRING, None, "Connect a container to a network (only \"none\" so far)"),
+    Flag("net", None, STRING, None, "Connect a container to a network (alias of --network)"),
+]
+RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
+              CREATE_FLAGS + [Flag("detach", "d", BOOL, False, "Run container in background and print container ID")],
+              interspersed=False, min_args=1)
+CREATE = Command("create", "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container",
+                 CREATE_FLAGS, interspersed=False, min_args=1)
+START = Command("start", "berth start [OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers",
+                [Flag("attach", "a", BOOL, False, "Attach STDOUT/STDERR and forward signals"),
+                 Flag("interactive", "i", BOOL, False, "Attach container's STDIN")], min_args=1)
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _help(command: Command, opts) -> bool:
+    if opts.help:
+        sys.stdout.write(help_text(command))
+        return True
+    return False
+
+
+def read_env_file(path: str) -> list[str]:
+    """docker's --env-file: KEY=VALUE lines; `KEY` alone takes the value from our environment."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as err:
+        raise InvalidArgument(f"open {path}: {err.strerror.lower()}") from None
+    env = []
+    for number, line in enumerate(lines, 1):
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, eq, value = line.partition("=")
+        if not key or " " in key.strip() and not eq:
+            raise InvalidArgument(f"variable '{key}' contains whitespaces")
+        if eq:
+            env.append(f"{key}={value}")
+        elif key in os.environ:
+            env.append(f"{key}={os.environ[key]}")
+    return env
+
+
+def expand_env(values: list[str]) -> list[str]:
+    """`-e KEY` (no =) takes KEY's value from our environment, and is dropped if unset."""
+    env = []
+    for item in values:
+        if "=" in item:
+            if item.startswith("="):
+                raise InvalidArgument(f"invalid environment variable: {item}")
+            env.append(item)
+        elif item in os.environ:
+            env.append(f"{item}={os.environ[item]}")
+    return env
+
+
+def parse_labels(values: list[str], files: list[str]) -> dict:
+    labels = {}
+    for path in files:
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")] + list(values)
+        except OSError as err:
+            raise InvalidArgument(f"open {path}: {err.strerror.lower()}") from None
+    for item in values:
+        key, _, value = item.partition("=")
+        labels[key] = value
+    return labels
+
+
+def request_from(opts, args: list[str]) -> CreateRequest:
+    env = []
+    for path in opts.env_file:
+        env.extend(read_env_file(path))
+    env.extend(expand_env(opts.env))
+    return CreateRequest(
+        args[0],
+        name=opts.name,
+        cmd=args[1:],
+        entrypoint=opts.entrypoint,
+        env=env,
+        workdir=opts.workdir,
+        user=opts.user,
+        hostname=opts.hostname,
+        labels=parse_labels(opts.label, opts.label_file),
+        tty=opts.tty,
+        open_stdin=opts.interactive,
+        auto_remove=opts.rm,
+        network=opts.network or opts.net,
+    )
+
+
+def create_container(engine, req: CreateRequest) -> dict:
+    from berth.errors import NotFound
+
+    try:
+        return engine.create(req)
+    except NotFound as err:
+        if str(err).startswith("No such image"):
+            from berth.image import reference
+
+            try:
+                shown = reference.parse(req.image).familiar()
+            except ValueError:
+                raise InvalidArgument("invalid reference format") from None
+            print(f"Unable to find image '{shown}' locally", file=sys.stderr)
+            raise BerthError(f"No such image: {shown} (pulling is not supported yet)") from None
+        raise
+
+
+def cmd_create(engine, argv: list[str]) -> int:
+    opts, args = parse(CREATE, argv)
+    if _help(CREATE, opts):
+        return 0
+    record = create_container(engine, request_from(opts, args))
+    print(record["Id"])
+    return 0
+
+
+def cmd_run(engine, argv: list[str]) -> int:
+    opts, args = parse(RUN, argv)
+    if _help(RUN, opts):
+        return 0
+    if opts.detach:
+        raise InvalidArgument("detached containers (-d) are not supported yet")
+    record = create_container(engine, request_from(opts, args))
+    return run_attached(engine, record, interactive=opts.interactive)
+
+
+def cmd_start(engine, argv: list[str]) -> int:
+    opts, args = parse(START, argv)
+    if _help(START, opts):
+        return 0
+    if not opts.attach:
+        raise InvalidArgument("starting without -a (detached) is not supported yet; use 'berth start -a'")
+    if len(args) > 1:
+        raise InvalidArgument("you cannot start and attach multiple containers at once")
+    record = engine.get(args[0])
+    return run_attached(engine, record, interactive=opts.interactive and record["Config"]["OpenStdin"])
+
+
+def run_attached(engine, record: dict, interactive: bool) -> int:
+    """Start the container with our terminal or stdio and wait for it; returns its exit code."""
+    from berth.runtime.container import wait_exit_code
+
+    tty = record["Config"]["Tty"]
+    if tty:
+        return _run_with_terminal(engine, record, interactive)
+    stdin = 0 if interactive else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        launched = engine.start(record, stdio=(stdin, 1, 2))
+    except BerthError:
+        _remove_if_auto(engine, record)
+        raise
+    finally:
+        if stdin != 0:
+            os.close(stdin)
+    forward = _forward_signals(launched.pid)
+    code = None
+    try:
+        code = wait_exit_code(launched.pid)
+    finally:
+        _restore_signals(forward)
+        if code is None:  # we are being torn down: do not leave the container behind
+            _kill(launched.pid)
+            code = wait_exit_code(launched.pid)
+        engine.finish(record["Id"], launched, code)
+    return code
+
+
+def _remove_if_auto(engine, record: dict) -> None:
+    if record["HostConfig"].get("AutoRemove"):
+        try:
+            engine.remove(record, force=True)
+        except BerthError:
+            pass
+
+
+def _forward_signals(pid: int) -> dict:
+    """Like docker's sig-proxy: signals sent to the CLI go to the container's process."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    return {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+
+
+def _restore_signals(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _run_with_terminal(engine, record: dict, interactive: bool) -> int:
+    from berth.cli.terminal import proxy
+    from berth.runtime.console import get_winsize
+    from berth.runtime.container import wait_exit_code
+
+    size = get_winsize(0) or get_winsize(1)
+    try:
+        launched = engine.start(record, console_size=size)
+    except BerthError:
+        _remove_if_auto(engine, record)
+        raise
+    code = None
+    try:
+        proxy(launched.console_fd, interactive)
+        code = wait_exit_code(launched.pid)
+    finally:
+        os.close(launched.console_fd)
+        if code is None:
+            _kill(launched.pid)
+            code = wait_exit_code(launched.pid)
+        engine.finish(record["Id"], launched, code)
+    return code
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,53 @@
+"""The container's /etc/hosts, /etc/hostname and /etc/resolv.conf, written into its directory."""
+
+HOSTS_HEADER = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+)
+DEFAULT_NAMESERVERS = ("8.8.8.8", "8.8.4.4")  # docker's fallback, written as file content only
+
+
+def hosts(extra: list[tuple[str, str]] = (), own: tuple[str, str] | None = None) -> str:
+    """docker's order: localhost lines, extra (--add-host, links), then the container's own."""
+    text = HOSTS_HEADER
+    for name, address in extra:
+        text += f"{address}\t{name}\n"
+    if own:
+        text += f"{own[0]}\t{own[1]}\n"
+    return text
+
+
+def resolv_conf(host_text: str, dns: list[str] = (), search: list[str] = (), options: list[str] = ()) -> str:
+    """Derive the container's resolv.conf from the host's like docker: loopback nameservers
+    cannot work from another network namespace, so they are dropped."""
+    nameservers, searches, opts, others = [], [], [], []
+    for line in host_text.splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith(("#", ";")):
+            continue
+        if fields[0] == "nameserver" and len(fields) > 1:
+            if not _is_loopback(fields[1]):
+                nameservers.append(fields[1])
+        elif fields[0] in ("search", "domain"):
+            searches = fields[1:]
+        elif fields[0] == "options":
+            opts.extend(fields[1:])
+        else:
+            others.append(line)
+    nameservers = list(dns) or nameservers or list(DEFAULT_NAMESERVERS)
+    searches = list(search) or searches
+    opts = list(options) or opts
+    out = "".join(f"nameserver {ns}\n" for ns in nameservers)
+    if searches and searches != ["."]:
+        out += "search " + " ".join(searches) + "\n"
+    if opts:
+        out += "options " + " ".join(opts) + "\n"
+    return out
+
+
+def _is_loopback(address: str) -> bool:
+    return address.startswith("127.") or address in ("::1", "0:0:0:0:0:0:0:1")

@@ -1,0 +1,325 @@
+"""The local image store: an OCI image layout under <root>/image plus unpacked layers.
+
+    image/oci-layout, image/index.json     tags: one manifest descriptor per name
+    image/blobs/sha256/<hex>               manifests, configs, layer tars (uncompressed)
+    image/layers/<chain-id hex>/           a layer's unpacked diff, shared by every image
+    image/layers/<chain-id hex>.json       {"diff_id", "parent", "size"}
+
+An image's ID is its config digest, as in docker. Untagged images stay in the index
+without a name (docker's dangling `<none>:<none>`)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.fs import Lock, read_json, write_bytes, write_json
+
+NAME_ANNOTATION = "io.containerd.image.name"
+TAG_ANNOTATION = "org.opencontainers.image.ref.name"
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+
+
+def sha256_hex(data: bytes) -> str:
+    try:
+        from _sha256 import sha256  # the builtin: no OpenSSL load on the `run` path
+    except ImportError:
+        from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """OCI ChainID: chain(n) = sha256(chain(n-1) + " " + diff_id(n))."""
+    chains = []
+    for diff_id in diff_ids:
+        chains.append(diff_id if not chains else "sha256:" + sha256_hex(f"{chains[-1]} {diff_id}".encode()))
+    return chains
+
+
+class Image:
+    """One image: config digest (ID), its manifest and config, and its names."""
+
+    __slots__ = ("id", "manifest_digest", "config", "names", "_store")
+
+    def __init__(self, store, image_id: str, manifest_digest: str, config: dict, names: list[str]):
+        self._store = store
+        self.id = image_id
+        self.manifest_digest = manifest_digest
+        self.config = config
+        self.names = names
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return (self.config.get("rootfs") or {}).get("diff_ids") or []
+
+    def layer_dirs(self) -> list[str]:
+        """Unpacked layer directories, bottom layer first."""
+        return [self._store.layer_dir(chain) for chain in chain_ids(self.diff_ids)]
+
+    def size(self) -> int:
+        return sum(self._store.layer_size(chain) for chain in chain_ids(self.diff_ids))
+
+
+class ImageStore:
+    def __init__(self, root: str):
+        self.root = root
+        self.blobs = os.path.join(root, "blobs", "sha256")
+        self.layers = os.path.join(root, "layers")
+        self.index_path = os.path.join(root, "index.json")
+
+    # -- layout ----------------------------------------------------------
+    def ensure(self) -> None:
+        if os.path.exists(self.index_path):
+            return
+        os.makedirs(self.blobs, exist_ok=True)
+        os.makedirs(self.layers, exist_ok=True)
+        os.makedirs(os.path.join(self.root, "tmp"), exist_ok=True)
+        with Lock(os.path.join(self.root, "index.lock")):
+            if not os.path.exists(self.index_path):
+                write_json(os.path.join(self.root, "oci-layout"), {"imageLayoutVersion": "1.0.0"})
+                write_json(self.index_path, {"schemaVersion": 2, "manifests": []})
+
+    def tmp_dir(self) -> str:
+        return os.path.join(self.root, "tmp")
+
+    def _index(self) -> dict:
+        try:
+            return read_json(self.index_path)
+        except FileNotFoundError:
+            return {"schemaVersion": 2, "manifests": []}
+
+    def blob_path(self, digest: str) -> str:
+        algorithm, _, hexdigest = digest.partition(":")
+        if algorithm != "sha256" or len(hexdigest) != 64:
+            raise InvalidArgument(f"invalid digest {digest!r}")
+        return os.path.join(self.blobs, hexdigest)
+
+    def read_blob(self, digest: str) -> bytes:
+        with open(self.blob_path(digest), "rb") as f:
+            return f.read()
+
+    def write_blob(self, data: bytes) -> str:
+        digest = "sha256:" + sha256_hex(data)
+        path = self.blob_path(digest)
+        if not os.path.exists(path):
+            write_bytes(path, data)
+        return digest
+
+    def layer_dir(self, chain_id: str) -> str:
+        return os.path.join(self.layers, chain_id.partition(":")[2])
+
+    def layer_size(self, chain_id: str) -> int:
+        try:
+            return read_json(self.layer_dir(chain_id) + ".json").get("size", 0)
+        except FileNotFoundError:
+            return 0
+
+    def has_layer(self, chain_id: str) -> bool:
+        return os.path.exists(self.layer_dir(chain_id) + ".json")
+
+    def register_layer(self, parent_chain: str | None, diff_id: str, tar_path: str) -> str:
+        """Adopt an uncompressed layer tar (moved into blobs) and unpack it once per chain ID."""
+        from berth.fs import remove_tree
+        from berth.image.layers import unpack
+
+        chain = diff_id if parent_chain is None else chain_ids([parent_chain, diff_id])[1]
+        blob = self.blob_path(diff_id)
+        if os.path.exists(blob):
+            os.unlink(tar_path)
+        else:
+            os.rename(tar_path, blob)
+        if self.has_layer(chain):
+            return chain
+        staging = os.path.join(self.tmp_dir(), "layer-" + os.urandom(8).hex())
+        try:
+            size = unpack(blob, staging)
+            final = self.layer_dir(chain)
+            remove_tree(final)  # a crash may have left an unregistered directory
+            os.rename(staging, final)
+        except BaseException:
+            remove_tree(staging)
+            raise
+        write_json(final + ".json", {"diff_id": diff_id, "parent": parent_chain, "size": size})
+        return chain
+
+    # -- lookup ----------------------------------------------------------
+    def list(self) -> list[Image]:
+        """Every image once, with all its names, in index order."""
+        by_manifest: dict[str, list[str]] = {}
+        for entry in self._index()["manifests"]:
+            names = by_manifest.setdefault(entry["digest"], [])
+            name = (entry.get("annotations") or {}).get(NAME_ANNOTATION)
+            if name:
+                names.append(name)
+        return [self._load(digest, names) for digest, names in by_manifest.items()]
+
+    def _load(self, manifest_digest: str, names: list[str]) -> Image:
+        manifest = json.loads(self.read_blob(manifest_digest))
+        config_digest = manifest["config"]["digest"]
+        return Image(self, config_digest, manifest_digest, json.loads(self.read_blob(config_digest)), names)
+
+    def get(self, ref: str) -> Image:
+        """Resolve a name (`busybox`, `busybox:1`, `name@sha256:...`) or an image ID prefix."""
+        image = self.lookup(ref)
+        if image is None:
+            raise NotFound(f"No such image: {ref}")
+        return image
+
+    def lookup(self, ref: str) -> Image | None:
+        from berth.image import reference
+
+        index = self._index()["manifests"]
+        try:
+            full = str(reference.parse(ref))
+        except ValueError:
+            full = None
+        if full:
+            for entry in index:
+                if (entry.get("annotations") or {}).get(NAME_ANNOTATION) == full:
+                    return self._load(entry["digest"], self._names_of(index, entry["digest"]))
+            if "@" in full:
+                digest = full.partition("@")[2]
+                for entry in index:
+                    if entry["digest"] == digest:
+                        return self._load(digest, self._names_of(index, digest))
+        if reference.is_id_like(ref):
+            wanted = ref if ref.startswith("sha256:") else "sha256:" + ref
+            matches = {}
+            for entry in index:
+                manifest = json.loads(self.read_blob(entry["digest"]))
+                if manifest["config"]["digest"].startswith(wanted):
+                    matches[entry["digest"]] = True
+            if len(matches) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+            if matches:
+                digest = next(iter(matches))
+                return self._load(digest, self._names_of(index, digest))
+        return None
+
+    @staticmethod
+    def _names_of(index: list, manifest_digest: str) -> list[str]:
+        return [
+            (e.get("annotations") or {})[NAME_ANNOTATION]
+            for e in index
+            if e["digest"] == manifest_digest and (e.get("annotations") or {}).get(NAME_ANNOTATION)
+        ]
+
+    # -- changes ---------------------------------------------------------
+    def add_image(self, config: dict, layers: list[dict], name: str | None = None) -> str:
+        """Store config + manifest for already-stored layers; tag it `name` (a full reference)."""
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        config_digest = self.write_blob(config_bytes)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config_bytes)},
+            "layers": layers,
+        }
+        manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+        manifest_digest = self.write_blob(manifest_bytes)
+        descriptor = {"mediaType": MANIFEST_TYPE, "digest": manifest_digest, "size": len(manifest_bytes)}
+        with Lock(os.path.join(self.root, "index.lock")):
+            index = self._index()
+            entries = index["manifests"]
+            if name:
+                self._remove_name(entries, name)
+            if name or not any(e["digest"] == manifest_digest for e in entries):
+                entries.append(self._descriptor(descriptor, name))
+            self._drop_unnamed_duplicates(entries)
+            write_json(self.index_path, index)
+        return config_digest
+
+    @staticmethod
+    def _descriptor(descriptor: dict, name: str | None) -> dict:
+        entry = dict(descriptor)
+        if name:
+            entry["annotations"] = {NAME_ANNOTATION: name, TAG_ANNOTATION: name.rpartition(":")[2]}
+        return entry
+
+    def _remove_name(self, entries: list, name: str) -> None:
+        """Move `name` off whatever image holds it; that image stays, dangling if it was its last name."""
+        for i, entry in enumerate(entries):
+            if (entry.get("annotations") or {}).get(NAME_ANNOTATION) == name:
+                others = [e for e in entries if e["digest"] == entry["digest"] and e is not entry]
+                if others:
+                    del entries[i]
+                else:
+                    entries[i] = {k: v for k, v in entry.items() if k != "annotations"}
+                return
+
+    @staticmethod
+    def _drop_unnamed_duplicates(entries: list) -> None:
+        named = {e["digest"] for e in entries if (e.get("annotations") or {}).get(NAME_ANNOTATION)}
+        entries[:] = [e for e in entries if (e.get("annotations") or {}).get(NAME_ANNOTATION) or e["digest"] not in named]
+
+    def tag(self, image: Image, name: str) -> None:
+        descriptor = {"mediaType": MANIFEST_TYPE, "digest": image.manifest_digest,
+                      "size": os.path.getsize(self.blob_path(image.manifest_digest))}
+        with Lock(os.path.join(self.root, "index.lock")):
+            index = self._index()
+            entries = index["manifests"]
+            self._remove_name(entries, name)
+            entries.append(self._descriptor(descriptor, name))
+            self._drop_unnamed_duplicates(entries)
+            write_json(self.index_path, index)
+
+    def untag(self, name: str) -> bool:
+        """Remove one name. Returns True if the image it named has no names left."""
+        with Lock(os.path.join(self.root, "index.lock")):
+            index = self._index()
+            entries = index["manifests"]
+            for entry in entries:
+                if (entry.get("annotations") or {}).get(NAME_ANNOTATION) == name:
+                    digest = entry["digest"]
+                    break
+            else:
+                raise NotFound(f"No such image: {name}")
+            self._remove_name(entries, name)
+            write_json(self.index_path, index)
+            return not self._names_of(entries, digest)
+
+    def delete(self, image: Image) -> list[str]:
+        """Remove an image from the index and every blob and layer nothing else uses.
+        Returns the layer diff IDs deleted (docker prints them as `Deleted: sha256:...`)."""
+        with Lock(os.path.join(self.root, "index.lock")):
+            index = self._index()
+            entries = index["manifests"]
+            if any(e["digest"] == image.manifest_digest and (e.get("annotations") or {}).get(NAME_ANNOTATION)
+                   for e in entries):
+                raise Conflict(f"unable to delete {image.id[7:19]} (image is still tagged)")
+            index["manifests"] = [e for e in entries if e["digest"] != image.manifest_digest]
+            write_json(self.index_path, index)
+            return self._collect_garbage(index["manifests"], image)
+
+    def _collect_garbage(self, entries: list, image: Image) -> list[str]:
+        from berth.fs import remove_tree
+
+        used_chains = set()
+        used_blobs = set()
+        for entry in entries:
+            manifest = json.loads(self.read_blob(entry["digest"]))
+            used_blobs.update([entry["digest"], manifest["config"]["digest"]])
+            used_blobs.update(layer["digest"] for layer in manifest["layers"])
+            config = json.loads(self.read_blob(manifest["config"]["digest"]))
+            used_chains.update(chain_ids((config.get("rootfs") or {}).get("diff_ids") or []))
+        manifest = json.loads(self.read_blob(image.manifest_digest))
+        deleted = []
+        for chain in chain_ids(image.diff_ids):
+            if chain not in used_chains:
+                remove_tree(self.layer_dir(chain))
+                _unlink(self.layer_dir(chain) + ".json")
+                deleted.append(chain)
+        for digest in [image.manifest_digest, image.id] + [layer["digest"] for layer in manifest["layers"]]:
+            if digest not in used_blobs:
+                _unlink(self.blob_path(digest))
+        return deleted
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,265 @@
+"""Start one OCI container process in-process: fork, join the cgroup, enter namespaces,
+fork the container's pid 1, build its filesystem and credentials, exec.
+
+Only sequencing lives here; each step is a call into the module that owns it."""
+
+import json
+import os
+
+from berth.errors import BerthError
+from berth.runtime import mount, process, syscalls as sc
+from berth.runtime.cgroups import open_cgroup
+
+NAMESPACE_FLAGS = {
+    "mount": sc.CLONE_NEWNS, "pid": sc.CLONE_NEWPID, "uts": sc.CLONE_NEWUTS,
+    "ipc": sc.CLONE_NEWIPC, "network": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP,
+    "user": sc.CLONE_NEWUSER,
+}
+
+
+class Launched:
+    """A started container process: its host pid, its cgroup, and the pty master with -t."""
+
+    __slots__ = ("pid", "cgroup", "console_fd")
+
+    def __init__(self, pid: int, cgroup, console_fd: int | None):
+        self.pid = pid
+        self.cgroup = cgroup
+        self.console_fd = console_fd
+
+
+def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
+          exec_fifo: str | None = None) -> Launched:
+    """Create the container and, unless `exec_fifo` is given, exec its process.
+
+    With `exec_fifo` the process stops just before exec until someone opens the fifo for
+    reading (runc's create/start split). Raises BerthError (with docker's exit code) if
+    anything fails; then nothing of the container is left behind."""
+    linux = spec.get("linux") or {}
+    cgroup = open_cgroup(linux.get("cgroupsPath") or "/berth/" + os.urandom(8).hex())
+    cgroup.create()
+    try:
+        cgroup.apply(linux.get("resources"))
+        return _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup)
+    except BaseException:
+        cgroup.destroy()
+        raise
+
+
+def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup) -> Launched:
+    status_r, status_w = os.pipe()
+    # The parent moves pid 1 into its cgroup while pid 1 builds its rootfs: the first
+    # cgroup.procs write on a host waits ~10-15 ms for an RCU grace period.
+    joined_r, joined_w = os.pipe()
+    terminal = bool((spec.get("process") or {}).get("terminal"))
+    console_parent = console_child = None
+    if terminal:
+        from berth.runtime import console
+
+        console_parent, console_child = console.socketpair()
+    intermediate = os.fork()
+    if intermediate == 0:
+        os.close(status_r)
+        os.close(joined_w)
+        if console_parent is not None:
+            console_parent.close()
+        _intermediate(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_child)
+    os.close(status_w)
+    os.close(joined_r)
+    if console_child is not None:
+        console_child.close()
+    messages = _Messages(status_r)
+    pid = None
+    try:
+        os.waitpid(intermediate, 0)
+        first = messages.next()
+        if first is None or "error" in first:
+            raise _error_from(first)
+        pid = first["pid"]
+        cgroup.add(pid)
+        os.write(joined_w, b"j")
+        console_fd = None
+        if console_parent is not None:
+            from berth.runtime import console
+
+            console_fd = console.recv_fd(console_parent)
+        # Without a fifo, EOF (the pipe closed by exec) means the process runs its command.
+        message = messages.next()
+        if message is not None and "error" in message:
+            raise _error_from(message)
+        return Launched(pid, cgroup, console_fd)
+    except BaseException:
+        if pid:
+            _kill_and_reap(pid)
+        raise
+    finally:
+        messages.close()
+        os.close(joined_w)
+        if console_parent is not None:
+            console_parent.close()
+
+
+def _intermediate(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_sock) -> None:
+    """Runs in the first child: enter namespaces, fork pid 1, report its pid."""
+    try:
+        namespaces = (spec.get("linux") or {}).get("namespaces") or ()
+        flags = _enter_namespaces(namespaces)
+        child = os.fork()
+        if child == 0:
+            _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_sock, flags, namespaces)
+        _send(status_w, {"pid": child})
+        os._exit(0)
+    except BaseException as err:
+        _report_and_exit(status_w, err)
+
+
+def _enter_namespaces(namespaces) -> int:
+    """setns into namespaces given by path, unshare the rest; returns the unshared flags."""
+    flags = 0
+    for ns in namespaces:
+        flag = NAMESPACE_FLAGS[ns["type"]]
+        if ns.get("path"):
+            fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, flag)
+            finally:
+                os.close(fd)
+        elif ns["type"] != "cgroup":  # unshared by pid 1 once it is in its cgroup
+            flags |= flag
+    if flags:
+        sc.unshare(flags)
+    return flags
+
+
+def _enter_cgroup_namespace(namespaces) -> None:
+    """After joining the cgroup, so the namespace's root is the container's own cgroup."""
+    if any(ns["type"] == "cgroup" and not ns.get("path") for ns in namespaces):
+        try:
+            sc.unshare(sc.CLONE_NEWCGROUP)
+        except OSError:
+            pass  # kernels without cgroup namespaces: docker runs without one too
+
+
+def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_sock, flags, namespaces) -> None:
+    """The container's pid 1 until exec. Never returns."""
+    try:
+        proc = spec.get("process") or {}
+        linux = spec.get("linux") or {}
+        os.setsid()
+        if flags & sc.CLONE_NEWNET:
+            from berth.runtime.netlink_lo import loopback_up
+
+            loopback_up()
+        if flags & sc.CLONE_NEWNS:
+            mount.prepare_rootfs(spec, rootfs, overlay)
+            mount.pivot_root(rootfs)
+            mount.mask_paths(linux.get("maskedPaths"))
+            mount.readonly_paths(linux.get("readonlyPaths"))
+            if (spec.get("root") or {}).get("readonly"):
+                mount.readonly_root()
+        if flags & sc.CLONE_NEWUTS and spec.get("hostname"):
+            sc.sethostname(spec["hostname"])
+        process.set_rlimits(proc.get("rlimits"))
+        if os.read(joined_r, 1) != b"j":
+            raise BerthError("container was not placed in its cgroup")
+        os.close(joined_r)
+        _enter_cgroup_namespace(namespaces)
+        if console_sock is not None:
+            from berth.runtime import console
+
+            master, slave = console.open_pty_in_container()
+            size = proc.get("consoleSize")
+            if size:
+                console.set_winsize(master, size.get("height", 24), size.get("width", 80))
+            console.send_fd(console_sock, master)
+            os.close(master)
+            console_sock.close()
+            console.make_controlling(slave)
+        else:
+            for target, fd in enumerate(stdio):
+                if fd != target:
+                    os.dup2(fd, target)
+        cwd = proc.get("cwd") or "/"
+        os.makedirs(cwd, exist_ok=True)
+        os.chdir(cwd)
+        process.set_credentials(proc)
+        process.close_extra_fds(keep=(status_w,))
+        if exec_fifo:
+            _send(status_w, {"ready": True})
+            fd = os.open(exec_fifo, os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fd, b"0")
+            os.close(fd)
+        process.exec_process(proc)
+    except BaseException as err:
+        _report_and_exit(status_w, err)
+
+
+def _send(fd: int, message: dict) -> None:
+    os.write(fd, json.dumps(message).encode() + b"\n")
+
+
+def _report_and_exit(status_w: int, err: BaseException) -> None:
+    try:
+        code = err.exit_code if isinstance(err, BerthError) else 125
+        if os.environ.get("BERTH_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        _send(status_w, {"error": _describe(err), "code": code})
+    finally:
+        os._exit(code if isinstance(err, BerthError) else 125)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror and err.filename is None and err.args[1:]:
+        return str(err.args[1])
+    return str(err) or type(err).__name__
+
+
+def _error_from(message: dict | None) -> BerthError:
+    if message is None:
+        return BerthError("container init exited without reporting")
+    return BerthError(message["error"], message.get("code", 125))
+
+
+class _Messages:
+    """Line-delimited JSON from the container's status pipe; None at EOF."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buffer = b""
+
+    def next(self) -> dict | None:
+        while b"\n" not in self.buffer:
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _kill_and_reap(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def wait_exit_code(pid: int) -> int:
+    """Reap `pid` (the caller is its parent or subreaper) and return docker's exit code."""
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def become_subreaper() -> None:
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)

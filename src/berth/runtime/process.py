@@ -1,0 +1,102 @@
+"""The last steps of a container process: credentials, capabilities, executable lookup, exec."""
+
+import os
+import signal
+
+from berth.errors import BerthError, CannotInvoke, CommandNotFound
+from berth.runtime import caps, syscalls as sc
+
+
+def find_executable(name: str, env: list[str]) -> str:
+    """Go's exec.LookPath against the container's PATH, with docker's error wording."""
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            raise CommandNotFound(f'exec: "{name}": stat {name}: no such file or directory') from None
+        if (st.st_mode & 0o170000) == 0o040000 or not st.st_mode & 0o111:
+            raise CannotInvoke(f'exec: "{name}": permission denied')
+        return name
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    for item in env:
+        if item.startswith("PATH="):
+            path = item[5:]
+    denied = False
+    for directory in path.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000:
+            if st.st_mode & 0o111:
+                return candidate
+            denied = True
+    if denied:
+        raise CannotInvoke(f'exec: "{name}": permission denied')
+    raise CommandNotFound(f'exec: "{name}": executable file not found in $PATH')
+
+
+def set_credentials(process: dict) -> None:
+    """Switch to the OCI process.user, keeping capabilities across setuid, then set the
+    capability sets the spec asks for."""
+    user = process.get("user") or {}
+    uid = user.get("uid") or 0
+    gid = user.get("gid") or 0
+    capabilities = process.get("capabilities") or {}
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    caps.drop_bounding(caps.mask(capabilities.get("bounding")))
+    os.setgroups(user.get("additionalGids") or [])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    caps.apply(capabilities)
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    if process.get("noNewPrivileges"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    os.umask(user.get("umask", 0o022))
+
+
+def set_rlimits(rlimits) -> None:
+    if not rlimits:
+        return
+    import resource
+
+    for limit in rlimits:
+        name = limit["type"].replace("RLIMIT_", "")
+        resource.setrlimit(getattr(resource, "RLIMIT_" + name), (limit["soft"], limit["hard"]))
+
+
+def reset_signals() -> None:
+    """Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; a container must start clean."""
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def close_extra_fds(keep=()) -> None:
+    """Mark every fd above stderr close-on-exec so nothing of ours leaks into the container."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
+def exec_process(process: dict) -> None:
+    args = process.get("args") or []
+    if not args:
+        raise BerthError("no command specified")
+    env = process.get("env") or []
+    path = find_executable(args[0], env)
+    environ = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    reset_signals()
+    try:
+        os.execve(path, args, environ)
+    except PermissionError:
+        raise CannotInvoke(f'exec: "{args[0]}": permission denied') from None
+    except FileNotFoundError:
+        raise CommandNotFound(f'exec: "{args[0]}": no such file or directory') from None
+    except OSError as err:
+        raise CannotInvoke(f'exec: "{args[0]}": {err.strerror.lower()}') from None
