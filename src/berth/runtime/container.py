@@ -146,6 +146,8 @@ def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_s
         proc = spec.get("process") or {}
         linux = spec.get("linux") or {}
         os.setsid()
+        # runc's trick: hold the fifo by an O_PATH fd, reopened through /proc after pivot_root.
+        fifo_fd = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
         if flags & sc.CLONE_NEWNET:
             from berth.runtime.netlink_lo import loopback_up
 
@@ -184,9 +186,9 @@ def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_s
         os.chdir(cwd)
         process.set_credentials(proc)
         process.close_extra_fds(keep=(status_w,))
-        if exec_fifo:
+        if fifo_fd is not None:
             _send(status_w, {"ready": True})
-            fd = os.open(exec_fifo, os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
             os.write(fd, b"0")
             os.close(fd)
         process.exec_process(proc)

@@ -1,0 +1,260 @@
+"""`berth-runtime`: the same runtime behind runc's command line, over an OCI bundle.
+
+    berth-runtime [--root DIR] create [-b BUNDLE] [--console-socket S] [--pid-file F] ID
+    berth-runtime start ID | state ID | kill ID [SIGNAL] | delete [-f] ID
+    berth-runtime run [-b BUNDLE] [-d] [--pid-file F] ID
+
+State lives in <root>/<id>/state.json (default root /run/berth-runtime)."""
+
+import json
+import os
+import signal
+import sys
+
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.fs import read_json, remove_tree, write_json
+
+DEFAULT_ROOT = "/run/berth-runtime"
+
+
+def _state_dir(root: str, container_id: str) -> str:
+    if not container_id or "/" in container_id or container_id.startswith("."):
+        raise InvalidArgument(f"invalid container id {container_id!r}")
+    return os.path.join(root, container_id)
+
+
+def _load(root: str, container_id: str) -> dict:
+    try:
+        return read_json(os.path.join(_state_dir(root, container_id), "state.json"))
+    except FileNotFoundError:
+        raise NotFound(f"container does not exist: {container_id}") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def status_of(state: dict, directory: str) -> str:
+    if not state.get("pid") or not _alive(state["pid"]):
+        return "stopped"
+    if os.path.exists(os.path.join(directory, "exec.fifo")):
+        return "created"
+    return "running"
+
+
+def create(root: str, container_id: str, bundle: str, console_socket: str | None, pid_file: str | None) -> dict:
+    from berth.runtime.container import start
+
+    directory = _state_dir(root, container_id)
+    bundle = os.path.abspath(bundle)
+    try:
+        spec = read_json(os.path.join(bundle, "config.json"))
+    except FileNotFoundError:
+        raise InvalidArgument(f"open {bundle}/config.json: no such file or directory") from None
+    os.makedirs(root, exist_ok=True)
+    try:
+        os.mkdir(directory, 0o711)
+    except FileExistsError:
+        raise Conflict(f"container with id exists: {container_id}") from None
+    try:
+        rootfs = spec["root"]["path"]
+        rootfs = rootfs if os.path.isabs(rootfs) else os.path.join(bundle, rootfs)
+        linux = spec.setdefault("linux", {})
+        linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
+        fifo = os.path.join(directory, "exec.fifo")
+        os.mkfifo(fifo, 0o622)
+        launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo)
+        if launched.console_fd is not None:
+            _send_console(console_socket, launched.console_fd)
+        state = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "pid": launched.pid,
+                 "bundle": bundle, "rootfs": rootfs, "cgroupsPath": linux["cgroupsPath"],
+                 "annotations": spec.get("annotations") or {}}
+        write_json(os.path.join(directory, "state.json"), state)
+        if pid_file:
+            with open(pid_file, "w") as f:
+                f.write(str(launched.pid))
+        return state
+    except BaseException:
+        remove_tree(directory)
+        raise
+
+
+def _send_console(console_socket: str | None, master: int) -> None:
+    import _socket
+
+    from berth.runtime.console import send_fd
+
+    if not console_socket:
+        os.close(master)
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(console_socket)
+        send_fd(sock, master)
+    finally:
+        sock.close()
+        os.close(master)
+
+
+def start_created(root: str, container_id: str) -> None:
+    directory = _state_dir(root, container_id)
+    state = _load(root, container_id)
+    if status_of(state, directory) != "created":
+        raise Conflict("cannot start a container that has stopped" if not _alive(state["pid"])
+                       else "cannot start an already running container")
+    fifo = os.path.join(directory, "exec.fifo")
+    fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.read(fd, 1)
+    finally:
+        os.close(fd)
+        os.unlink(fifo)
+
+
+def state_json(root: str, container_id: str) -> dict:
+    directory = _state_dir(root, container_id)
+    state = _load(root, container_id)
+    status = status_of(state, directory)
+    return {"ociVersion": state["ociVersion"], "id": container_id, "status": status,
+            "pid": state["pid"] if status != "stopped" else 0, "bundle": state["bundle"],
+            "rootfs": state["rootfs"], "annotations": state.get("annotations") or {}}
+
+
+def parse_signal(name: str) -> int:
+    if name.isdigit():
+        return int(name)
+    name = name.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(getattr(signal, name))
+    except AttributeError:
+        raise InvalidArgument(f"unknown signal {name!r}") from None
+
+
+def kill(root: str, container_id: str, sig: int) -> None:
+    directory = _state_dir(root, container_id)
+    state = _load(root, container_id)
+    if status_of(state, directory) == "stopped":
+        raise Conflict("container not running")
+    os.kill(state["pid"], sig)
+
+
+def delete(root: str, container_id: str, force: bool) -> None:
+    from berth.runtime.cgroups import open_cgroup
+
+    directory = _state_dir(root, container_id)
+    state = _load(root, container_id)
+    status = status_of(state, directory)
+    if status == "running" and not force:
+        raise Conflict(f"cannot delete container {container_id} that is not stopped: {status}")
+    cgroup = open_cgroup(state["cgroupsPath"])
+    if status != "stopped":
+        os.kill(state["pid"], signal.SIGKILL)
+    if cgroup.exists():
+        import time
+
+        for pid in cgroup.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 5
+        while cgroup.pids() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        cgroup.destroy()
+    remove_tree(directory)
+
+
+def run(root: str, container_id: str, bundle: str, detach: bool, console_socket, pid_file) -> int:
+    from berth.runtime.container import become_subreaper, wait_exit_code
+
+    if not detach:
+        become_subreaper()
+    state = create(root, container_id, bundle, console_socket, pid_file)
+    start_created(root, container_id)
+    if detach:
+        return 0
+    code = wait_exit_code(state["pid"])
+    delete(root, container_id, force=True)
+    return code
+
+
+def _take(args: list[str], names: tuple[str, ...], has_value: bool = True):
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and has_value and i + 1 < len(args):
+                value = args[i + 1]
+                del args[i:i + 2]
+                return value
+            if arg == name and not has_value:
+                del args[i]
+                return True
+            if has_value and arg.startswith(name + "="):
+                del args[i]
+                return arg.partition("=")[2]
+    return None
+
+
+def main(argv: list[str]) -> int:
+    args = list(argv)
+    root = DEFAULT_ROOT
+    while args and args[0].startswith("-"):
+        flag = args.pop(0)
+        name, eq, value = flag.partition("=")
+        if name in ("--root", "--log", "--log-format", "--criu", "--rootless"):
+            value = value if eq else (args.pop(0) if args else "")
+            if name == "--root":
+                root = value
+        elif name in ("--debug", "--systemd-cgroup"):
+            continue
+        elif name in ("-v", "--version"):
+            from berth import __version__
+
+            print(f"berth-runtime version {__version__}\nspec: 1.0.2")
+            return 0
+        else:
+            raise InvalidArgument(f"flag provided but not defined: {flag}")
+    if not args:
+        print(__doc__)
+        return 0
+    command = args.pop(0)
+    bundle = _take(args, ("--bundle", "-b")) or "."
+    console_socket = _take(args, ("--console-socket",))
+    pid_file = _take(args, ("--pid-file",))
+    detach = bool(_take(args, ("--detach", "-d"), has_value=False))
+    force = bool(_take(args, ("--force", "-f"), has_value=False))
+    if not args:
+        raise InvalidArgument(f'"{command}" requires a container id')
+    container_id = args[0]
+    if command == "create":
+        create(root, container_id, bundle, console_socket, pid_file)
+    elif command == "start":
+        start_created(root, container_id)
+    elif command == "state":
+        print(json.dumps(state_json(root, container_id), indent=2))
+    elif command == "kill":
+        kill(root, container_id, parse_signal(args[1] if len(args) > 1 else "SIGTERM"))
+    elif command == "delete":
+        delete(root, container_id, force)
+    elif command == "run":
+        return run(root, container_id, bundle, detach, console_socket, pid_file)
+    else:
+        raise InvalidArgument(f"unknown command {command!r}")
+    return 0
+
+
+def entry() -> None:
+    try:
+        code = main(sys.argv[1:])
+    except BerthError as err:
+        print(f"berth-runtime: {err}", file=sys.stderr)
+        code = 1
+    except OSError as err:
+        print(f"berth-runtime: {err}", file=sys.stderr)
+        code = 1
+    raise SystemExit(code)
