@@ -43,7 +43,7 @@ def cmd_rm(engine, argv) -> int:
 
 
 def status_text(state: dict, now: float) -> str:
-    from berth.cli.units import human_duration, parse_rfc3339
+    from berth.units import human_duration, parse_rfc3339
 
     if state["Running"]:
         return "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
@@ -54,7 +54,7 @@ def status_text(state: dict, now: float) -> str:
 
 
 def ps_rows(engine, opts) -> list[dict]:
-    from berth.cli.units import human_duration, parse_rfc3339
+    from berth.units import human_duration, parse_rfc3339
 
     if opts.filter:
         raise InvalidArgument("ps --filter is not supported yet")

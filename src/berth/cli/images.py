@@ -77,7 +77,7 @@ def cmd_import(engine, argv) -> int:
 
 
 def image_rows(engine, opts, repo_filter: str | None) -> list[dict]:
-    from berth.cli.units import human_duration, human_size, parse_rfc3339
+    from berth.units import human_duration, human_size, parse_rfc3339
     from berth.image import reference
 
     rows = []

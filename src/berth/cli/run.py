@@ -172,20 +172,22 @@ def run_attached(engine, record: dict, interactive: bool) -> int:
     if tty:
         return _run_with_terminal(engine, record, interactive)
     stdin = 0 if interactive else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    forwarder = SignalForwarder()
     try:
         launched = engine.start(record, stdio=(stdin, 1, 2))
     except BerthError:
+        forwarder.restore()
         _remove_if_auto(engine, record)
         raise
     finally:
         if stdin != 0:
             os.close(stdin)
-    forward = _forward_signals(launched.pid)
     code = None
     try:
+        forwarder.target(launched.pid)
         code = wait_exit_code(launched.pid)
     finally:
-        _restore_signals(forward)
+        forwarder.restore()
         if code is None:  # we are being torn down: do not leave the container behind
             _kill(launched.pid)
             code = wait_exit_code(launched.pid)
@@ -201,20 +203,35 @@ def _remove_if_auto(engine, record: dict) -> None:
             pass
 
 
-def _forward_signals(pid: int) -> dict:
-    """Like docker's sig-proxy: signals sent to the CLI go to the container's process."""
-    def forward(signum, _frame):
+class SignalForwarder:
+    """docker's sig-proxy: signals sent to the CLI go to the container's process. Installed
+    before the container starts; what arrives before its pid is known is delivered then."""
+
+    def __init__(self):
+        self.pid = None
+        self.pending = []
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in FORWARDED_SIGNALS}
+
+    def _handle(self, signum, _frame):
+        if self.pid is None:
+            self.pending.append(signum)
+        else:
+            self._send(signum)
+
+    def _send(self, signum: int) -> None:
         try:
-            os.kill(pid, signum)
+            os.kill(self.pid, signum)
         except ProcessLookupError:
             pass
 
-    return {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    def target(self, pid: int) -> None:
+        self.pid = pid
+        while self.pending:
+            self._send(self.pending.pop(0))
 
-
-def _restore_signals(previous: dict) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_with_terminal(engine, record: dict, interactive: bool) -> int:

@@ -118,7 +118,7 @@ def _backing_fs(path: str) -> str:
 
 
 def cmd_info(engine, argv) -> int:
-    from berth.cli.units import bytes_size
+    from berth.units import bytes_size
 
     opts, _ = parse(INFO, argv)
     if opts.help:

@@ -18,7 +18,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def now() -> str:
-    from berth.cli.units import format_rfc3339_nano
+    from berth.units import format_rfc3339_nano
 
     return format_rfc3339_nano(time.time())
 
@@ -131,7 +131,12 @@ class Engine:
         argv = (entrypoint or []) + (cmd or [])
         container_id = os.urandom(32).hex()
         os.makedirs(self.paths.names, exist_ok=True)
-        name = req.name or random_name(taken=lambda n: os.path.exists(os.path.join(self.paths.names, n)))
+        name = req.name
+        if name is None:
+            try:
+                name = random_name(taken=lambda n: os.path.exists(os.path.join(self.paths.names, n)))
+            except ValueError:  # every try taken: docker falls back to the short ID too
+                name = container_id[:12]
         self._reserve_name(name, container_id)
         directory = self.paths.container(container_id)
         try:

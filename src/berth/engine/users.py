@@ -95,7 +95,7 @@ def resolve(user: str, passwd_text: str | None, group_text: str | None) -> ExecU
             if entry is None:
                 raise InvalidArgument(f"unable to find group {group_part}: no matching entries in group file")
             gid = int(entry[2])
-    additional = []
+    additional = [gid]  # moby's getUser: the primary group first, then memberships
     if name is not None and not group_part:
         for g in groups:
             if name in g[3].split(",") and g[2].isdigit() and int(g[2]) != gid and int(g[2]) not in additional:

@@ -12,7 +12,7 @@ def platform() -> tuple[str, str]:
 
 
 def now_rfc3339() -> str:
-    from berth.cli.units import format_rfc3339_nano
+    from berth.units import format_rfc3339_nano
 
     return format_rfc3339_nano(time.time())
 
