@@ -1,8 +1,9 @@
 """Small filesystem helpers used everywhere: atomic JSON, locks, tree removal."""
 
 import fcntl
-import json
 import os
+
+from berth import fastjson as json
 
 
 def read_json(path: str):
@@ -12,7 +13,7 @@ def read_json(path: str):
 
 def write_json(path: str, data, durable: bool = True) -> None:
     """Write `data` as JSON so readers see the old or the new file, never a torn one."""
-    write_bytes(path, json.dumps(data, separators=(",", ":")).encode(), durable)
+    write_bytes(path, json.dumps(data).encode(), durable)
 
 
 def write_bytes(path: str, data: bytes, durable: bool = True) -> None:
@@ -55,7 +56,7 @@ def remove_tree(path: str) -> None:
     if not _is_dir(st.st_mode):
         os.unlink(path)
         return
-    for root, dirs, files, rootfd in os.fwalk(path, topdown=False):
+    for _root, dirs, files, rootfd in os.fwalk(path, topdown=False):
         for name in files:
             os.unlink(name, dir_fd=rootfd)
         for name in dirs:

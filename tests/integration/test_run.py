@@ -45,7 +45,7 @@ def test_namespaces_differ_from_host(busybox):
                      " ".join(f"readlink /proc/self/ns/{k};" for k in kinds))
     inside = out.split()
     assert len(inside) == len(kinds)
-    for kind, link in zip(kinds, inside):
+    for kind, link in zip(kinds, inside, strict=True):
         assert link != os.readlink(f"/proc/self/ns/{kind}"), kind
 
 
@@ -379,7 +379,8 @@ def _read_until(master: int, needle: bytes, timeout: float = 10) -> bytes:
 
 
 def test_tty_is_a_pts_in_the_container(busybox):
-    proc, master = _spawn_in_pty(busybox.cmd("run", "--rm", "-t", "busybox", "sh", "-c", "tty; stty size; echo TERM=$TERM"))
+    script = "tty; stty size; echo TERM=$TERM"
+    proc, master = _spawn_in_pty(busybox.cmd("run", "--rm", "-t", "busybox", "sh", "-c", script))
     try:
         out = _read_until(master, b"TERM=")
         out += _read_until(master, b"\n", timeout=2)

@@ -8,7 +8,11 @@ import pytest
 from berth.engine.users import read_layered_file, resolve
 from berth.errors import InvalidArgument
 
-PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\napp:x:1000:1000::/srv/app:/bin/sh\n"
+PASSWD = (
+    "root:x:0:0:root:/root:/bin/sh\n"
+    "nobody:x:65534:65534:nobody:/home:/bin/false\n"
+    "app:x:1000:1000::/srv/app:/bin/sh\n"
+)
 GROUP = "root:x:0:\nwheel:x:10:root\nstaff:x:50:app,other\napp:x:1000:\nnogroup:x:65534:\n"
 
 

@@ -59,7 +59,7 @@ def ps_rows(engine, opts) -> list[dict]:
     if opts.filter:
         raise InvalidArgument("ps --filter is not supported yet")
     now = time.time()
-    records = sorted(engine.list(), key=lambda r: r["Created"], reverse=True)
+    records = sorted(engine.containers(), key=lambda r: r["Created"], reverse=True)
     if opts.latest:
         records = records[:1]
     elif opts.last >= 0:

@@ -77,8 +77,8 @@ def cmd_import(engine, argv) -> int:
 
 
 def image_rows(engine, opts, repo_filter: str | None) -> list[dict]:
-    from berth.units import human_duration, human_size, parse_rfc3339
     from berth.image import reference
+    from berth.units import human_duration, human_size, parse_rfc3339
 
     rows = []
     now = time.time()
@@ -93,7 +93,7 @@ def image_rows(engine, opts, repo_filter: str | None) -> list[dict]:
         wanted = reference.parse(repo_filter)
         wanted_name = wanted.name()
         wanted_tag = wanted.tag if ":" in repo_filter.rpartition("/")[2] else None
-    for image in engine.images.list():
+    for image in engine.images.images():
         created = image.config.get("created") or ""
         try:
             created_ts = parse_rfc3339(created)
@@ -220,7 +220,7 @@ def _names_matching(image, ref: str) -> str | None:
 def _image_users(engine) -> dict:
     """image id -> [(container id, running)]"""
     users = {}
-    for record in engine.list():
+    for record in engine.containers():
         users.setdefault(record["Image"], []).append((record["Id"], record["State"]["Running"]))
     return users
 

@@ -1,7 +1,8 @@
 """Printing results the way docker does: --format templates, tables, JSON."""
 
-import json
 import sys
+
+from berth import fastjson as json
 
 
 def print_json(data) -> None:

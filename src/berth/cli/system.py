@@ -89,13 +89,13 @@ def _mem_total() -> int:
 def info_data(engine) -> dict:
     from berth.runtime.cgroups import CGROUP_ROOT
 
-    records = engine.list()
+    records = engine.containers()
     running = sum(1 for r in records if r["State"]["Running"])
     paused = sum(1 for r in records if r["State"]["Paused"])
     cgroup_version = "2" if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")) else "1"
     return {
         "ID": "", "Containers": len(records), "ContainersRunning": running, "ContainersPaused": paused,
-        "ContainersStopped": len(records) - running - paused, "Images": len(engine.images.list()),
+        "ContainersStopped": len(records) - running - paused, "Images": len(engine.images.images()),
         "Driver": "overlay", "DriverStatus": [["Backing Filesystem", _backing_fs(engine.paths.root)]],
         "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version,
         "KernelVersion": os.uname().release, "OperatingSystem": _os_name(), "OSType": "linux",
@@ -112,7 +112,8 @@ def _backing_fs(path: str) -> str:
         for line in f:
             fields = line.split()
             mount_point = fields[1]
-            if (path == mount_point or path.startswith(mount_point.rstrip("/") + "/")) and len(mount_point) >= len(best):
+            inside = path == mount_point or path.startswith(mount_point.rstrip("/") + "/")
+            if inside and len(mount_point) >= len(best):
                 best, fstype = mount_point, fields[2]
     return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fstype, fstype)
 

@@ -5,8 +5,6 @@ A container lives in <root>/containers/<id>/: config.json (the shape `docker ins
 prints), upper/ and work/ (its overlay layer), hosts, hostname, resolv.conf. Names are
 reserved atomically as files in <root>/names/."""
 
-from __future__ import annotations
-
 import os
 import time
 
@@ -77,6 +75,12 @@ class Engine:
             self._images = ImageStore(self.paths.images)
         return self._images
 
+    def warm_up(self) -> None:
+        """Begin slow kernel work a start will need while the caller is still creating."""
+        from berth.runtime.cgroups import warm_attach_lock
+
+        warm_attach_lock()
+
     # -- lookup ----------------------------------------------------------
     def container_ids(self) -> list[str]:
         try:
@@ -106,7 +110,7 @@ class Engine:
                     pass
         raise NotFound(f"No such container: {ref}", 1)
 
-    def list(self) -> list[dict]:
+    def containers(self) -> list[dict]:
         records = []
         for container_id in self.container_ids():
             try:
@@ -298,7 +302,8 @@ class Engine:
                 raise
             record["State"].update(Status="running", Running=True, Pid=launched.pid, ExitCode=0, Error="",
                                    StartedAt=now(), FinishedAt=ZERO_TIME)
-            write_json(os.path.join(directory, "config.json"), record)
+            # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
+            write_json(os.path.join(directory, "config.json"), record, durable=False)
         return launched
 
     def finish(self, container_id: str, launched, exit_code: int) -> None:

@@ -8,11 +8,9 @@
 An image's ID is its config digest, as in docker. Untagged images stay in the index
 without a name (docker's dangling `<none>:<none>`)."""
 
-from __future__ import annotations
-
-import json
 import os
 
+from berth import fastjson as json
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.fs import Lock, read_json, write_bytes, write_json
 
@@ -146,7 +144,7 @@ class ImageStore:
         return chain
 
     # -- lookup ----------------------------------------------------------
-    def list(self) -> list[Image]:
+    def images(self) -> list[Image]:
         """Every image once, with all its names, in index order."""
         by_manifest: dict[str, list[str]] = {}
         for entry in self._index()["manifests"]:
@@ -210,7 +208,7 @@ class ImageStore:
     # -- changes ---------------------------------------------------------
     def add_image(self, config: dict, layers: list[dict], name: str | None = None) -> str:
         """Store config + manifest for already-stored layers; tag it `name` (a full reference)."""
-        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        config_bytes = json.dumps(config).encode()
         config_digest = self.write_blob(config_bytes)
         manifest = {
             "schemaVersion": 2,
@@ -218,7 +216,7 @@ class ImageStore:
             "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config_bytes)},
             "layers": layers,
         }
-        manifest_bytes = json.dumps(manifest, separators=(",", ":")).encode()
+        manifest_bytes = json.dumps(manifest).encode()
         manifest_digest = self.write_blob(manifest_bytes)
         descriptor = {"mediaType": MANIFEST_TYPE, "digest": manifest_digest, "size": len(manifest_bytes)}
         with Lock(os.path.join(self.root, "index.lock")):
@@ -253,7 +251,8 @@ class ImageStore:
     @staticmethod
     def _drop_unnamed_duplicates(entries: list) -> None:
         named = {e["digest"] for e in entries if (e.get("annotations") or {}).get(NAME_ANNOTATION)}
-        entries[:] = [e for e in entries if (e.get("annotations") or {}).get(NAME_ANNOTATION) or e["digest"] not in named]
+        entries[:] = [e for e in entries
+                      if (e.get("annotations") or {}).get(NAME_ANNOTATION) or e["digest"] not in named]
 
     def tag(self, image: Image, name: str) -> None:
         descriptor = {"mediaType": MANIFEST_TYPE, "digest": image.manifest_digest,

@@ -6,11 +6,11 @@
 
 State lives in <root>/<id>/state.json (default root /run/berth-runtime)."""
 
-import json
 import os
 import signal
 import sys
 
+from berth import fastjson as json
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.fs import read_json, remove_tree, write_json
 

@@ -1,12 +1,11 @@
 """The container's terminal: a pty made in its own devpts, master handed to the caller
 over a unix socket (runc's --console-socket protocol: one byte + SCM_RIGHTS)."""
 
+import _socket
 import fcntl
 import os
 import struct
 import termios
-
-import _socket
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431

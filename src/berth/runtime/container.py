@@ -3,11 +3,12 @@ fork the container's pid 1, build its filesystem and credentials, exec.
 
 Only sequencing lives here; each step is a call into the module that owns it."""
 
-import json
 import os
 
+from berth import fastjson as json
 from berth.errors import BerthError
-from berth.runtime import mount, process, syscalls as sc
+from berth.runtime import mount, process
+from berth.runtime import syscalls as sc
 from berth.runtime.cgroups import open_cgroup
 
 NAMESPACE_FLAGS = {

@@ -1,9 +1,8 @@
 """Bring the loopback interface up in a fresh network namespace (one ioctl, no netlink library)."""
 
+import _socket
 import fcntl
 import struct
-
-import _socket
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914

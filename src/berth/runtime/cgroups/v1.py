@@ -32,7 +32,7 @@ class V1Cgroup:
         self.path = path.strip("/")
         self.mounts = _hierarchies(root)
         self.dirs = {}
-        for controller, mount_point in self.mounts.items():
+        for mount_point in self.mounts.values():
             self.dirs.setdefault(mount_point, os.path.join(mount_point, self.path))
 
     def create(self) -> None:
