@@ -69,7 +69,8 @@ def cmd_import(engine, argv) -> int:
     with stream:
         buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
         try:
-            image_id = import_tarball(engine.images, buffered, name, opts.change, opts.message, source)
+            # docker's CLI sends a local file as the request body, so its comment says "-" too
+            image_id = import_tarball(engine.images, buffered, name, opts.change, opts.message, "-")
         except ValueError as err:  # a bad --change instruction
             raise InvalidArgument(str(err)) from None
     print(image_id)

@@ -129,7 +129,7 @@ def create_container(engine, req: CreateRequest) -> dict:
             except ValueError:
                 raise InvalidArgument("invalid reference format") from None
             print(f"Unable to find image '{shown}' locally", file=sys.stderr)
-            raise BerthError(f"No such image: {shown} (pulling is not supported yet)") from None
+            raise BerthError(f"No such image: {shown} (pulling is not supported yet)", 125) from None
         raise
 
 

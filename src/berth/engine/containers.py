@@ -273,8 +273,7 @@ class Engine:
         layers = [record["GraphDriver"]["Data"]["UpperDir"]] + record["GraphDriver"]["Data"]["LowerDir"].split(":")
         user = record["Config"].get("User") or ""
         passwd = read_layered_file(layers, "/etc/passwd")
-        group = read_layered_file(layers, "/etc/group") if ":" in user or user not in ("", "0", "root") else None
-        return resolve(user, passwd, group)
+        return resolve(user, passwd, read_layered_file(layers, "/etc/group"))
 
     def start(self, record: dict, stdio=(0, 1, 2), console_size=None):
         """Start a created or exited container in the foreground of the calling process,

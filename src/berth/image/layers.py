@@ -21,9 +21,7 @@ def open_decompressed(stream):
 
         return gzip.GzipFile(fileobj=stream, mode="rb")
     if head.startswith(b"\x28\xb5\x2f\xfd"):
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True)
+        return _ZstdReader(stream)
     if head.startswith(b"BZh"):
         import bz2
 
@@ -33,6 +31,37 @@ def open_decompressed(stream):
 
         return lzma.LZMAFile(stream, "rb")
     return stream
+
+
+class _ZstdReader:
+    """zstd frames -> bytes; unlike zstandard's stream_reader, a truncated frame is an error."""
+
+    def __init__(self, stream):
+        import zstandard
+
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._stream = stream
+        self._frame = self._new()
+        self._started = False
+
+    def read(self, size: int) -> bytes:
+        while True:
+            chunk = self._stream.read(size)
+            if not chunk:
+                if self._started and not self._frame.eof:
+                    raise EOFError("unexpected EOF in zstd stream")
+                return b""
+            out = b""
+            while chunk:
+                self._started = True
+                out += self._frame.decompress(chunk)
+                chunk = b""
+                if self._frame.eof:  # another frame may follow in the same chunk
+                    chunk = self._frame.unused_data
+                    self._frame = self._new()
+                    self._started = bool(chunk)
+            if out:
+                return out
 
 
 def store_tar(stream, tmp_dir: str) -> tuple[str, str]:
@@ -80,6 +109,7 @@ def unpack(tar_path: str, target: str) -> int:
         with tarfile.open(tar_path, "r:") as tar:
             for member in tar:
                 size += _unpack_member(tar, member, target, directories)
+            _check_clean_end(tar)
     except tarfile.TarError as err:
         raise InvalidArgument(f"invalid tar archive: {err}") from None
     except EOFError:
@@ -88,6 +118,18 @@ def unpack(tar_path: str, target: str) -> int:
     for path, member in reversed(directories):
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)
     return size
+
+
+def _check_clean_end(tar) -> None:
+    """tarfile stops quietly at a truncated or corrupt header; Go's archive/tar (docker)
+    reports unexpected EOF. Past the last member only zero padding may follow."""
+    tar.fileobj.seek(tar.offset)
+    while True:
+        block = tar.fileobj.read(CHUNK)
+        if not block:
+            return
+        if block.count(0) != len(block):
+            raise InvalidArgument("invalid tar archive: unexpected EOF or corrupt header")
 
 
 def _clean_name(name: str) -> str:
@@ -129,6 +171,8 @@ def _unpack_member(tar, member, target: str, directories: list) -> int:
         os.setxattr(directory, OVERLAY_OPAQUE_XATTR, b"y")
         return 0
     if base.startswith(WHITEOUT_PREFIX):
+        if base == WHITEOUT_PREFIX:
+            raise InvalidArgument(f"invalid tar archive: whiteout {member.name!r} names nothing")
         path = _confined(target, posixpath.join(posixpath.dirname(name), base[len(WHITEOUT_PREFIX):]))
         _remove_existing(path)
         os.mknod(path, stat.S_IFCHR | 0, os.makedev(0, 0))

@@ -124,23 +124,23 @@ class ImageStore:
         from berth.image.layers import unpack
 
         chain = diff_id if parent_chain is None else chain_ids([parent_chain, diff_id])[1]
+        if not self.has_layer(chain):
+            # Unpack first: a tar the unpacker refuses must not reach the blobs either.
+            staging = os.path.join(self.tmp_dir(), "layer-" + os.urandom(8).hex())
+            try:
+                size = unpack(tar_path, staging)
+                final = self.layer_dir(chain)
+                remove_tree(final)  # a crash may have left an unregistered directory
+                os.rename(staging, final)
+            except BaseException:
+                remove_tree(staging)
+                raise
+            write_json(final + ".json", {"diff_id": diff_id, "parent": parent_chain, "size": size})
         blob = self.blob_path(diff_id)
         if os.path.exists(blob):
             os.unlink(tar_path)
         else:
             os.rename(tar_path, blob)
-        if self.has_layer(chain):
-            return chain
-        staging = os.path.join(self.tmp_dir(), "layer-" + os.urandom(8).hex())
-        try:
-            size = unpack(blob, staging)
-            final = self.layer_dir(chain)
-            remove_tree(final)  # a crash may have left an unregistered directory
-            os.rename(staging, final)
-        except BaseException:
-            remove_tree(staging)
-            raise
-        write_json(final + ".json", {"diff_id": diff_id, "parent": parent_chain, "size": size})
         return chain
 
     # -- lookup ----------------------------------------------------------
@@ -163,7 +163,7 @@ class ImageStore:
         """Resolve a name (`busybox`, `busybox:1`, `name@sha256:...`) or an image ID prefix."""
         image = self.lookup(ref)
         if image is None:
-            raise NotFound(f"No such image: {ref}")
+            raise NotFound(f"No such image: {ref}", 1)
         return image
 
     def lookup(self, ref: str) -> Image | None:
