@@ -1,5 +1,6 @@
 """`berth run` / `create` / `start` against the real kernel: isolation is shown, not assumed."""
 
+import contextlib
 import fcntl
 import os
 import re
@@ -393,35 +394,34 @@ def test_tty_is_a_pts_in_the_container(busybox):
     assert "TERM=xterm" in text
 
 
-def test_interactive_tty_ctrl_c_reaches_the_container(busybox):
-    script = 'trap "echo got-int; exit 5" INT; echo ready; while true; do sleep 0.1; done'
-    proc, master = _spawn_in_pty(busybox.cmd("run", "--rm", "-it", "busybox", "sh", "-c", script))
+@contextlib.contextmanager
+def _pty_session(cmd: list[str]):
+    """The command on a fresh terminal; killed (it is ours) if the test leaves it running."""
+    proc, master = _spawn_in_pty(cmd)
     try:
-        assert b"ready" in _read_until(master, b"ready")
-        os.write(master, b"\x03")
-        out = _read_until(master, b"got-int")
-        assert b"got-int" in out
-        assert proc.wait(timeout=10) == 5
+        yield proc, master
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         os.close(master)
+
+
+def test_interactive_tty_ctrl_c_reaches_the_container(busybox):
+    script = 'trap "echo got-int; exit 5" INT; echo ready; while true; do sleep 0.1; done'
+    with _pty_session(busybox.cmd("run", "--rm", "-it", "busybox", "sh", "-c", script)) as (proc, master):
+        assert b"ready" in _read_until(master, b"ready")
+        os.write(master, b"\x03")
+        assert b"got-int" in _read_until(master, b"got-int")
+        assert proc.wait(timeout=10) == 5
 
 
 def test_interactive_tty_shell_session(busybox):
-    proc, master = _spawn_in_pty(busybox.cmd("run", "--rm", "-it", "busybox", "sh"))
-    try:
+    with _pty_session(busybox.cmd("run", "--rm", "-it", "busybox", "sh")) as (proc, master):
         _read_until(master, b"#")
         os.write(master, b"echo $((6*7)); exit 9\r")
-        out = _read_until(master, b"42")
-        assert b"42" in out
+        assert b"42" in _read_until(master, b"42")
         assert proc.wait(timeout=10) == 9
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
 
 
 def test_sigterm_to_cli_is_forwarded(busybox):

@@ -325,16 +325,7 @@ class _Lexer:
         return ch == "" or ch in _SPACES or ch in _TERMINATORS or self.text.startswith("}}", self.pos)
 
     def _lex_char(self):
-        while True:
-            ch = self._next()
-            if ch == "\\":
-                ch = self._next()
-                if ch and ch != "\n":
-                    continue
-            if ch == "" or ch == "\n":
-                return self._errorf("unterminated character constant")
-            if ch == "'":
-                return self._emit(_CHARCONST)
+        return self._lex_escaped("'", _CHARCONST, "unterminated character constant")
 
     def _lex_number(self):
         if not self._scan_number():
@@ -371,6 +362,10 @@ class _Lexer:
         return True
 
     def _lex_quote(self):
+        return self._lex_escaped('"', _STRING, "unterminated quoted string")
+
+    def _lex_escaped(self, close: str, token, unterminated: str):
+        """A '...' or "..." literal with backslash escapes, on one line."""
         while True:
             ch = self._next()
             if ch == "\\":
@@ -378,9 +373,9 @@ class _Lexer:
                 if ch and ch != "\n":
                     continue
             if ch == "" or ch == "\n":
-                return self._errorf("unterminated quoted string")
-            if ch == '"':
-                return self._emit(_STRING)
+                return self._errorf(unterminated)
+            if ch == close:
+                return self._emit(token)
 
     def _lex_raw_quote(self):
         end = self.text.find("`", self.pos)
