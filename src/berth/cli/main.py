@@ -15,6 +15,18 @@ COMMANDS = {
     "start": ("berth.cli.run", "cmd_start"),
     "rm": ("berth.cli.containers", "cmd_rm"),
     "ps": ("berth.cli.containers", "cmd_ps"),
+    "stop": ("berth.cli.lifecycle", "cmd_stop"),
+    "kill": ("berth.cli.lifecycle", "cmd_kill"),
+    "wait": ("berth.cli.lifecycle", "cmd_wait"),
+    "restart": ("berth.cli.lifecycle", "cmd_restart"),
+    "pause": ("berth.cli.lifecycle", "cmd_pause"),
+    "unpause": ("berth.cli.lifecycle", "cmd_unpause"),
+    "rename": ("berth.cli.lifecycle", "cmd_rename"),
+    "port": ("berth.cli.lifecycle", "cmd_port"),
+    "exec": ("berth.cli.exec", "cmd_exec"),
+    "logs": ("berth.cli.logs", "cmd_logs"),
+    "top": ("berth.cli.top", "cmd_top"),
+    "cp": ("berth.cli.cp", "cmd_cp"),
     "inspect": ("berth.cli.inspect", "cmd_inspect"),
     "import": ("berth.cli.images", "cmd_import"),
     "images": ("berth.cli.images", "cmd_images"),
@@ -27,7 +39,9 @@ GROUPS = {
     "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi",
               "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect")},
     "container": {"run": "run", "create": "create", "start": "start", "rm": "rm", "ls": "ps", "list": "ps",
-                  "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect")},
+                  "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect"), "stop": "stop",
+                  "kill": "kill", "wait": "wait", "restart": "restart", "pause": "pause", "unpause": "unpause",
+                  "rename": "rename", "port": "port", "exec": "exec", "logs": "logs", "top": "top", "cp": "cp"},
     "system": {"info": "info"},
 }
 
@@ -43,18 +57,30 @@ Global Options:
   -v, --version           Print version information and quit
 
 Commands:
+  cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
+  exec        Execute a command in a running container
   images      List images
   import      Import the contents of a tarball to create a filesystem image
   info        Display system-wide information
   inspect     Return low-level information on containers or images
+  kill        Kill one or more running containers
+  logs        Fetch the logs of a container
+  pause       Pause all processes within one or more containers
+  port        List port mappings or a specific mapping for the container
   ps          List containers
+  rename      Rename a container
+  restart     Restart one or more containers
   rm          Remove one or more containers
   rmi         Remove one or more images
   run         Create and run a new container from an image
   start       Start one or more stopped containers
+  stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+  top         Display the running processes of a container
+  unpause     Unpause all processes within one or more containers
   version     Show the berth version information
+  wait        Block until one or more containers stop, then print their exit codes
 
 Management Commands:
   container   Manage containers

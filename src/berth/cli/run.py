@@ -23,6 +23,10 @@ CREATE_FLAGS = [
     Flag("tty", "t", BOOL, False, "Allocate a pseudo-TTY"),
     Flag("rm", None, BOOL, False, "Automatically remove the container and its resources when it exits"),
     Flag("network", None, STRING, None, "Connect a container to a network (only \"none\" so far)"),
+    Flag("restart", None, STRING, "no", "Restart policy to apply when a container exits"),
+    Flag("stop-signal", None, STRING, None, "Signal to stop the container"),
+    Flag("stop-timeout", None, "int", None, "Timeout (in seconds) to stop a container"),
+    Flag("init", None, BOOL, False, "Run an init inside the container that forwards signals and reaps processes"),
     Flag("net", None, STRING, None, "Connect a container to a network (alias of --network)"),
 ]
 RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
@@ -112,7 +116,33 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         open_stdin=opts.interactive,
         auto_remove=opts.rm,
         network=opts.network or opts.net,
+        restart=parse_restart_policy(opts.restart),
+        stop_signal=opts.stop_signal,
+        stop_timeout=opts.stop_timeout,
+        init=opts.init,
     )
+
+
+def parse_restart_policy(value: str) -> dict:
+    """docker's --restart: no | always | unless-stopped | on-failure[:max-retries]."""
+    name, _, count = value.partition(":")
+    if value.count(":") > 1:
+        raise InvalidArgument(f"invalid restart policy format: {value}")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
+                              "'on-failure', or 'unless-stopped'")
+    retries = 0
+    if count:
+        if name != "on-failure":
+            raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+        try:
+            retries = int(count)
+        except ValueError:
+            raise InvalidArgument(f'invalid restart policy format: maximum retry count must be an integer: '
+                                  f'strconv.Atoi: parsing "{count}": invalid syntax') from None
+        if retries < 0:
+            raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+    return {"Name": name, "MaximumRetryCount": retries}
 
 
 def create_container(engine, req: CreateRequest) -> dict:
@@ -146,10 +176,18 @@ def cmd_run(engine, argv: list[str]) -> int:
     opts, args = parse(RUN, argv)
     if _help(RUN, opts):
         return 0
-    if opts.detach:
-        raise InvalidArgument("detached containers (-d) are not supported yet")
     engine.warm_up()
     record = create_container(engine, request_from(opts, args))
+    if opts.detach:
+        from berth.monitor.supervisor import start_detached
+
+        try:
+            start_detached(engine, record["Id"])
+        except BerthError:
+            _remove_if_auto(engine, record)
+            raise
+        print(record["Id"])
+        return 0
     return run_attached(engine, record, interactive=opts.interactive)
 
 
@@ -157,39 +195,72 @@ def cmd_start(engine, argv: list[str]) -> int:
     opts, args = parse(START, argv)
     if _help(START, opts):
         return 0
-    if not opts.attach:
-        raise InvalidArgument("starting without -a (detached) is not supported yet; use 'berth start -a'")
-    if len(args) > 1:
-        raise InvalidArgument("you cannot start and attach multiple containers at once")
-    engine.warm_up()
-    record = engine.get(args[0])
-    return run_attached(engine, record, interactive=opts.interactive and record["Config"]["OpenStdin"])
+    if opts.attach or opts.interactive:
+        if len(args) > 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        engine.warm_up()
+        record = engine.get(args[0])
+        engine.mark_stopped_by_hand(record["Id"], False)
+        return run_attached(engine, record, interactive=opts.interactive and record["Config"]["OpenStdin"])
+    from berth.engine.containers import is_running
+    from berth.monitor.supervisor import start_detached
+
+    failed = 0
+    for ref in args:
+        try:
+            record = engine.get(ref)
+            if not is_running(record):
+                engine.mark_stopped_by_hand(record["Id"], False)
+                start_detached(engine, record["Id"])
+            print(ref)
+        except BerthError as err:
+            print(f"Error response from daemon: {err}", file=sys.stderr)
+            failed = 1
+    if failed and len(args) > 1:
+        print("Error: failed to start containers: " + ", ".join(args), file=sys.stderr)
+    return failed
 
 
 def run_attached(engine, record: dict, interactive: bool) -> int:
-    """Start the container with our terminal or stdio and wait for it; returns its exit code."""
+    """Start the container as its supervisor with our terminal or stdio attached, and
+    wait for it; returns its exit code. Its output also goes to its json-file log."""
+    from berth.monitor.logfile import LogWriter
+    from berth.monitor.supervisor import Supervisor, reap_orphans
     from berth.runtime.container import wait_exit_code
 
     tty = record["Config"]["Tty"]
+    supervisor = Supervisor(engine, record["Id"], attached=True)
+    forwarder = None if tty else SignalForwarder()
+    size = None
     if tty:
-        return _run_with_terminal(engine, record, interactive)
-    stdin = 0 if interactive else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-    forwarder = SignalForwarder()
+        from berth.runtime.console import get_winsize
+
+        size = get_winsize(0) or get_winsize(1)
     try:
-        launched = engine.start(record, stdio=(stdin, 1, 2))
+        launched, stdio = supervisor.launch(record, stdin_fd=0 if interactive and not tty else None,
+                                            console_size=size)
     except BerthError:
-        forwarder.restore()
+        if forwarder:
+            forwarder.restore()
         _remove_if_auto(engine, record)
         raise
-    finally:
-        if stdin != 0:
-            os.close(stdin)
+    log = LogWriter(record["LogPath"])
     code = None
     try:
-        forwarder.target(launched.pid)
-        code = wait_exit_code(launched.pid)
+        if tty:
+            from berth.cli.terminal import proxy
+
+            proxy(launched.console_fd, interactive, lambda data: log.write("stdout", data))
+            code = wait_exit_code(launched.pid)
+            reap_orphans()
+        else:
+            forwarder.target(launched.pid)
+            code = supervisor.pump(launched, stdio, log)
     finally:
-        forwarder.restore()
+        if forwarder:
+            forwarder.restore()
+        log.close()
+        stdio.close()
         if code is None:  # we are being torn down: do not leave the container behind
             _kill(launched.pid)
             code = wait_exit_code(launched.pid)
@@ -234,30 +305,6 @@ class SignalForwarder:
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-def _run_with_terminal(engine, record: dict, interactive: bool) -> int:
-    from berth.cli.terminal import proxy
-    from berth.runtime.console import get_winsize
-    from berth.runtime.container import wait_exit_code
-
-    size = get_winsize(0) or get_winsize(1)
-    try:
-        launched = engine.start(record, console_size=size)
-    except BerthError:
-        _remove_if_auto(engine, record)
-        raise
-    code = None
-    try:
-        proxy(launched.console_fd, interactive)
-        code = wait_exit_code(launched.pid)
-    finally:
-        os.close(launched.console_fd)
-        if code is None:
-            _kill(launched.pid)
-            code = wait_exit_code(launched.pid)
-        engine.finish(record["Id"], launched, code)
-    return code
 
 
 def _kill(pid: int) -> None:

@@ -6,7 +6,7 @@ import signal
 import sys
 
 
-def proxy(master: int, interactive: bool) -> None:
+def proxy(master: int, interactive: bool, on_output=None) -> None:
     """Copy stdin -> master (with -i) and master -> stdout until the container side closes.
     Ctrl-C travels as a byte to the container's line discipline, as with docker -t."""
     from berth.runtime.console import get_winsize, set_winsize
@@ -27,7 +27,7 @@ def proxy(master: int, interactive: bool) -> None:
 
     previous = signal.signal(signal.SIGWINCH, resize)
     try:
-        _copy_loop(master, interactive)
+        _copy_loop(master, interactive, on_output)
     finally:
         signal.signal(signal.SIGWINCH, previous)
         if saved is not None:
@@ -36,7 +36,7 @@ def proxy(master: int, interactive: bool) -> None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
 
-def _copy_loop(master: int, interactive: bool) -> None:
+def _copy_loop(master: int, interactive: bool, on_output) -> None:
     out = sys.stdout.fileno()
     sources = [master] + ([0] if interactive else [])
     while True:
@@ -52,6 +52,8 @@ def _copy_loop(master: int, interactive: bool) -> None:
             if not data:
                 return
             _write_all(out, data)
+            if on_output is not None:
+                on_output(data)
         if 0 in ready:
             data = os.read(0, 65536)
             if not data:

@@ -25,7 +25,7 @@ class CreateRequest:
     """What `berth create`/`run` asks for, in docker's terms (Config + HostConfig inputs)."""
 
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
-                 "tty", "open_stdin", "auto_remove", "network")
+                 "tty", "open_stdin", "auto_remove", "network", "restart", "stop_signal", "stop_timeout", "init")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -41,6 +41,10 @@ class CreateRequest:
         self.open_stdin = bool(fields.pop("open_stdin", False))
         self.auto_remove = bool(fields.pop("auto_remove", False))
         self.network = fields.pop("network", None) or "none"
+        self.restart = fields.pop("restart", None) or {"Name": "no", "MaximumRetryCount": 0}
+        self.stop_signal = fields.pop("stop_signal", None)
+        self.stop_timeout = fields.pop("stop_timeout", None)
+        self.init = bool(fields.pop("init", False))
         if fields:
             raise TypeError(f"unknown fields {sorted(fields)}")
 
@@ -75,6 +79,10 @@ class Engine:
             self._images = ImageStore(self.paths.images)
         return self._images
 
+    def lock(self, container_id: str) -> Lock:
+        """The container's own flock: hold it for any read-modify-write of its record or files."""
+        return Lock(os.path.join(self.paths.container(container_id), "lock"))
+
     def warm_up(self) -> None:
         """Begin slow kernel work a start will need while the caller is still creating."""
         from berth.runtime.cgroups import warm_attach_lock
@@ -89,7 +97,8 @@ class Engine:
             return []
 
     def load(self, container_id: str) -> dict:
-        return read_json(os.path.join(self.paths.container(container_id), "config.json"))
+        """The container's record, as true as we can tell (see _reconcile)."""
+        return self._reconcile(read_json(os.path.join(self.paths.container(container_id), "config.json")))
 
     def get(self, ref: str) -> dict:
         """A container by name, full ID, or unique ID prefix (docker's order)."""
@@ -132,6 +141,12 @@ class Engine:
             raise InvalidArgument(f'Invalid container name ({req.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         if req.network not in ("none", "default"):
             raise InvalidArgument(f"network {req.network} not found")
+        if req.auto_remove and req.restart["Name"] != "no":
+            raise InvalidArgument("Conflicting options: --restart and --rm")
+        if req.stop_signal:
+            from berth.runtime.cli import parse_signal
+
+            parse_signal(req.stop_signal)
         argv = (entrypoint or []) + (cmd or [])
         container_id = os.urandom(32).hex()
         os.makedirs(self.paths.names, exist_ok=True)
@@ -208,7 +223,7 @@ class Engine:
             "ExecIDs": None,
             "HostConfig": {
                 "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-                "NetworkMode": req.network, "PortBindings": {}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+                "NetworkMode": req.network, "PortBindings": {}, "RestartPolicy": dict(req.restart), "Init": req.init,
                 "AutoRemove": req.auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None,
                 "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [], "DnsSearch": [],
                 "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
@@ -248,6 +263,9 @@ class Engine:
                 "Entrypoint": entrypoint,
                 "OnBuild": None,
                 "Labels": labels,
+                **({"StopSignal": req.stop_signal or image_config.get("StopSignal")}
+                   if req.stop_signal or image_config.get("StopSignal") else {}),
+                **({"StopTimeout": req.stop_timeout} if req.stop_timeout is not None else {}),
             },
             "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
                                 "Networks": {}},
@@ -266,27 +284,77 @@ class Engine:
             host_resolv = ""
         write_bytes(os.path.join(directory, "resolv.conf"), dnsfiles.resolv_conf(host_resolv).encode(), durable=False)
 
+    # -- process identity and truthful state ----------------------------
+    def _state_file(self, container_id: str) -> str:
+        return os.path.join(self.paths.container_run(container_id), "state.json")
+
+    def _processes(self, container_id: str) -> dict:
+        """{"monitor": [pid, start], "pid": [pid, start]} of this boot, or {}."""
+        try:
+            return read_json(self._state_file(container_id))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _record_processes(self, container_id: str, container_pid: int) -> None:
+        from berth.engine.procs import identity
+
+        os.makedirs(self.paths.container_run(container_id), exist_ok=True)
+        write_json(self._state_file(container_id),
+                   {"monitor": identity(os.getpid()), "pid": identity(container_pid)}, durable=False)
+
+    def monitor_alive(self, container_id: str) -> bool:
+        from berth.engine.procs import same_process
+
+        return same_process(self._processes(container_id).get("monitor"))
+
+    def _reconcile(self, record: dict) -> dict:
+        """A record says running but nobody is left to record its end (the supervisor was
+        killed, or the host rebooted and the run root is empty): show it as exited."""
+        from berth.engine.procs import same_process
+
+        state = record["State"]
+        if not (state["Running"] or state["Restarting"]):
+            return record
+        processes = self._processes(record["Id"])
+        if state["Running"] and same_process(processes.get("pid")):
+            return record
+        if same_process(processes.get("monitor")):
+            return record  # it is about to write the exit itself
+        state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+                     ExitCode=state["ExitCode"] or 255, FinishedAt=now())
+        return record
+
     # -- start / finish --------------------------------------------------
-    def exec_user(self, record: dict):
+    def exec_user(self, record: dict, user: str | None = None):
         from berth.engine.users import read_layered_file, resolve
 
         layers = [record["GraphDriver"]["Data"]["UpperDir"]] + record["GraphDriver"]["Data"]["LowerDir"].split(":")
-        user = record["Config"].get("User") or ""
+        user = record["Config"].get("User") or "" if user is None else user
         passwd = read_layered_file(layers, "/etc/passwd")
         return resolve(user, passwd, read_layered_file(layers, "/etc/group"))
 
-    def start(self, record: dict, stdio=(0, 1, 2), console_size=None):
-        """Start a created or exited container in the foreground of the calling process,
-        which becomes the subreaper that waits for it. Returns runtime.container.Launched."""
+    def start(self, record: dict, stdio=(0, 1, 2), console_size=None, restarting: bool = False):
+        """Start a created or exited container; the calling process becomes its supervisor
+        (subreaper, owner of its stdio). Returns runtime.container.Launched.
+
+        With `restarting`, this is a restart-policy start: refused if the container was
+        stopped by hand meanwhile."""
         from berth.engine import spec as oci
         from berth.runtime import container as runtime
 
         container_id = record["Id"]
         directory = self.paths.container(container_id)
-        with Lock(os.path.join(directory, "lock")):
-            record = self.load(container_id)
-            if record["State"]["Running"] and _alive(record["State"]["Pid"]):
+        try:
+            lock = self.lock(container_id).__enter__()
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {container_id}", 1) from None
+        try:
+            record = self._load_existing(container_id)
+            if is_running(record):
                 raise Conflict(f"container {container_id[:12]} is already running")
+            if restarting and self.stopped_by_hand(container_id):
+                raise Conflict(f"container {container_id[:12]} was stopped")
+            self._clean_cgroup(container_id)
             user = self.exec_user(record)
             spec = oci.build(record, user, directory, console_size)
             data = record["GraphDriver"]["Data"]
@@ -296,51 +364,257 @@ class Engine:
                 launched = runtime.start(spec, data["MergedDir"], overlay, stdio)
             except BaseException as err:
                 record["State"].update(Status="exited" if record["State"]["StartedAt"] != ZERO_TIME else "created",
+                                       Running=False, Restarting=False, Pid=0,
                                        Error=str(err), ExitCode=getattr(err, "exit_code", 125))
                 write_json(os.path.join(directory, "config.json"), record)
                 raise
-            record["State"].update(Status="running", Running=True, Pid=launched.pid, ExitCode=0, Error="",
-                                   StartedAt=now(), FinishedAt=ZERO_TIME)
+            self._record_processes(container_id, launched.pid)
+            if restarting:
+                record["RestartCount"] += 1
+            record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                                   Pid=launched.pid, ExitCode=0, Error="", StartedAt=now(), FinishedAt=ZERO_TIME)
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
             write_json(os.path.join(directory, "config.json"), record, durable=False)
+        finally:
+            lock.__exit__(None, None, None)
         return launched
 
-    def finish(self, container_id: str, launched, exit_code: int) -> None:
-        """Record the exit, tear down what start made, and honour --rm."""
-        directory = self.paths.container(container_id)
+    def _load_existing(self, container_id: str) -> dict:
+        try:
+            return self.load(container_id)
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {container_id}", 1) from None
+
+    def finish(self, container_id: str, launched, exit_code: int, allow_restart: bool = False) -> bool:
+        """Record the exit, tear down what start made, honour --rm. With `allow_restart`
+        (a detached supervisor), apply the restart policy: True means the container is now
+        "restarting" and the supervisor should start it again after its back-off."""
+        oom = launched.cgroup.oom_killed()
         launched.cgroup.destroy()
-        with Lock(os.path.join(directory, "lock")):
-            record = self.load(container_id)
-            if record["HostConfig"].get("AutoRemove"):
+        try:
+            lock = self.lock(container_id).__enter__()
+        except FileNotFoundError:
+            return False  # removed while it ran (rm -f)
+        try:
+            try:
+                record = self.load(container_id)
+            except FileNotFoundError:
+                return False
+            state = record["State"]
+            state.update(Running=False, Paused=False, Pid=0, ExitCode=exit_code, OOMKilled=oom, FinishedAt=now())
+            restart = allow_restart and self._policy_restarts(record, exit_code)
+            if not restart and record["HostConfig"].get("AutoRemove"):
                 self._delete(record)
-                return
-            record["State"].update(Status="exited", Running=False, Pid=0, ExitCode=exit_code, FinishedAt=now())
-            write_json(os.path.join(directory, "config.json"), record)
+                return False
+            state.update(Status="restarting" if restart else "exited", Restarting=restart)
+            write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
+            return restart
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _policy_restarts(self, record: dict, exit_code: int) -> bool:
+        """docker's restart policies: no, always, unless-stopped, on-failure[:max-retries];
+        none applies after a stop or kill by hand until the next start."""
+        policy = record["HostConfig"].get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if name == "no" or self.stopped_by_hand(record["Id"]):
+            return False
+        if name == "on-failure":
+            limit = policy.get("MaximumRetryCount") or 0
+            return exit_code != 0 and not (limit and record["RestartCount"] >= limit)
+        return True
+
+    # -- exec ------------------------------------------------------------
+    def exec(self, record: dict, argv: list[str], user: str | None = None, env=(), workdir: str | None = None,
+             tty: bool = False, privileged: bool = False, stdio=(0, 1, 2), console_size=None, wait: bool = True):
+        """Start `argv` inside the running container, in all its namespaces and its cgroup,
+        with its capability and user rules. Returns runtime.container.Launched."""
+        from berth.engine import spec as oci
+        from berth.runtime import container as runtime
+
+        container_id = record["Id"]
+        record = self.load(container_id)
+        if not is_running(record):
+            raise Conflict(f"container {container_id} is not running", 1)
+        if record["State"]["Paused"]:
+            raise Conflict(f"Container {container_id} is paused, unpause the container before exec", 1)
+        config = dict(record["Config"], Tty=tty, Env=merge_env(record["Config"].get("Env"), list(env)))
+        exec_record = dict(record, Config=config, Path=argv[0], Args=argv[1:])
+        spec = oci.build(exec_record, self.exec_user(record, user), self.paths.container(container_id), console_size)
+        process = spec["process"]
+        if workdir:
+            process["cwd"] = workdir
+        if privileged:
+            from berth.runtime.caps import CAPS
+
+            process["capabilities"] = {k: list(CAPS) for k in ("bounding", "effective", "permitted")}
+        if record["HostConfig"].get("Init"):
+            process["args"] = process["args"][2:]  # tini is already pid 1
+        pid = record["State"]["Pid"]
+        spec["linux"]["namespaces"] = [{"type": t, "path": f"/proc/{pid}/ns/{name}"} for t, name in (
+            ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"), ("cgroup", "cgroup"),
+            ("mount", "mnt"))]
+        if wait:
+            runtime.become_subreaper()
+        return runtime.exec_in(spec, stdio)
+
+    # -- stop / kill / pause ---------------------------------------------
+    def _stopped_marker(self, container_id: str) -> str:
+        return os.path.join(self.paths.container(container_id), "stopped-by-hand")
+
+    def stopped_by_hand(self, container_id: str) -> bool:
+        return os.path.exists(self._stopped_marker(container_id))
+
+    def mark_stopped_by_hand(self, container_id: str, stopped: bool) -> None:
+        """docker's HasBeenManuallyStopped: a restart policy stays off until the next start."""
+        marker = self._stopped_marker(container_id)
+        if stopped:
+            with open(marker, "w"):
+                pass
+        else:
+            try:
+                os.unlink(marker)
+            except FileNotFoundError:
+                pass
+
+    def stop_signal(self, record: dict) -> int:
+        from berth.runtime.cli import parse_signal
+
+        name = record["Config"].get("StopSignal") or "SIGTERM"
+        return parse_signal(name)
+
+    def kill(self, record: dict, signum: int) -> None:
+        if not is_running(record):
+            raise Conflict(f"Cannot kill container: {record['Id'][:12]}: "
+                           f"Container {record['Id']} is not running", 1)
+        configured = record["Config"].get("StopSignal")
+        if not configured or signum in (9, self.stop_signal(record)):
+            self.mark_stopped_by_hand(record["Id"], True)
+        os.kill(record["State"]["Pid"], signum)
+        if record["State"]["Paused"]:
+            self._freezer(record).thaw()
+
+    def stop(self, record: dict, timeout: float | None = None) -> None:
+        """The stop signal, then SIGKILL after `timeout` seconds (default: the container's
+        StopTimeout or 10), then wait until its end is recorded."""
+        from berth.engine.procs import wait_gone
+
+        container_id = record["Id"]
+        self.mark_stopped_by_hand(container_id, True)
+        record = self.load(container_id)
+        if is_running(record):
+            if timeout is None:
+                timeout = record["Config"].get("StopTimeout") or 10
+            pid = record["State"]["Pid"]
+            try:
+                os.kill(pid, self.stop_signal(record))
+                if record["State"]["Paused"]:
+                    self._freezer(record).thaw()
+                if not wait_gone(pid, timeout):
+                    os.kill(pid, 9)
+                    wait_gone(pid, 10)
+            except ProcessLookupError:
+                pass
+        self.wait_recorded(container_id)
+
+    def wait_recorded(self, container_id: str, timeout: float = 10.0) -> dict:
+        """Wait until the record no longer says running/restarting; if no supervisor is left
+        to write that, write it ourselves (and clean the cgroup)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                record = read_json(os.path.join(self.paths.container(container_id), "config.json"))
+            except FileNotFoundError:
+                return {}
+            state = record["State"]
+            if not (state["Running"] or state["Restarting"]):
+                return record
+            if not self.monitor_alive(container_id) or time.monotonic() > deadline:
+                with self.lock(container_id):
+                    record = self._reconcile(self.load(container_id))
+                    self._clean_cgroup(container_id)
+                    write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
+                return record
+            time.sleep(0.005)
+
+    def _freezer(self, record: dict):
+        from berth.runtime.cgroups import open_cgroup
+
+        return open_cgroup("/berth/" + record["Id"])
+
+    def pause(self, record: dict, paused: bool) -> None:
+        container_id = record["Id"]
+        with self.lock(container_id):
+            record = self.load(container_id)
+            if not is_running(record):
+                raise Conflict(f"Container {container_id} is not running", 1)
+            if paused and record["State"]["Paused"]:
+                raise Conflict(f"Container {container_id} is already paused", 1)
+            if not paused and not record["State"]["Paused"]:
+                raise Conflict(f"Container {container_id} is not paused", 1)
+            cgroup = self._freezer(record)
+            cgroup.freeze() if paused else cgroup.thaw()
+            record["State"].update(Paused=paused, Status="paused" if paused else "running")
+            write_json(os.path.join(self.paths.container(container_id), "config.json"), record, durable=False)
+
+    def rename(self, record: dict, new_name: str) -> None:
+        from berth.engine.names import valid_name
+
+        if not valid_name(new_name):
+            raise InvalidArgument(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        container_id = record["Id"]
+        old = record["Name"].lstrip("/")
+        if new_name.lstrip("/") == old:
+            raise Conflict("Renaming a container with the same name as its current name", 1)
+        self._reserve_name(new_name.lstrip("/"), container_id)
+        try:
+            with self.lock(container_id):
+                record = self.load(container_id)
+                record["Name"] = "/" + new_name.lstrip("/")
+                write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
+        except BaseException:
+            self._release_name(new_name.lstrip("/"), container_id)
+            raise
+        self._release_name(old, container_id)
+
+    def _clean_cgroup(self, container_id: str) -> None:
+        """Kill whatever is left in the container's cgroup and remove it."""
+        from berth.runtime.cgroups import open_cgroup
+
+        cgroup = open_cgroup("/berth/" + container_id)
+        if not cgroup.exists():
+            return
+        cgroup.thaw()
+        for pid in cgroup.pids():
+            _kill_and_wait(pid)
+        cgroup.destroy()
 
     # -- remove ----------------------------------------------------------
     def remove(self, record: dict, force: bool = False) -> None:
-        directory = self.paths.container(record["Id"])
-        with Lock(os.path.join(directory, "lock")):
-            record = self.load(record["Id"])
-            state = record["State"]
-            if state["Running"] and _alive(state["Pid"]):
+        container_id = record["Id"]
+        try:
+            lock = self.lock(container_id).__enter__()
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {container_id}", 1) from None
+        try:
+            record = self._load_existing(container_id)
+            if is_running(record) or record["State"]["Restarting"] and self.monitor_alive(container_id):
                 if not force:
                     raise Conflict(
                         f'cannot remove container "{record["Name"]}": container is running: '
                         "stop the container before removing or force remove"
                     )
-                _kill_and_wait(state["Pid"])
-            from berth.runtime.cgroups import open_cgroup
-
-            cgroup = open_cgroup("/berth/" + record["Id"])
-            if cgroup.exists():
-                for pid in cgroup.pids():
-                    _kill_and_wait(pid)
-                cgroup.destroy()
+                self.mark_stopped_by_hand(container_id, True)
+                if record["State"]["Pid"]:
+                    _kill_and_wait(record["State"]["Pid"])
+            self._clean_cgroup(container_id)
             self._delete(record)
+        finally:
+            lock.__exit__(None, None, None)
 
     def _delete(self, record: dict) -> None:
         remove_tree(self.paths.container(record["Id"]))
+        remove_tree(self.paths.container_run(record["Id"]))
         self._release_name(record["Name"].lstrip("/"), record["Id"])
 
 
@@ -350,27 +624,23 @@ def _spec():
     return spec
 
 
+def is_running(record: dict) -> bool:
+    """True if the record says running and its process is really alive."""
+    state = record["State"]
+    return bool(state["Running"]) and _alive(state["Pid"])
+
+
 def _alive(pid: int) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    from berth.engine.procs import start_time
+
+    return bool(pid) and start_time(pid) is not None
 
 
 def _kill_and_wait(pid: int, timeout: float = 10.0) -> None:
+    from berth.engine.procs import wait_gone
+
     try:
         os.kill(pid, 9)
     except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_gone(pid, timeout)

@@ -44,6 +44,21 @@ def default_mounts(shm_size: int) -> list[dict]:
     ]
 
 
+INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
+
+
+def init_binary() -> str:
+    """A static tini from Debian's tini package (docker ships the same as docker-init)."""
+    import os
+
+    for path in INIT_BINARIES:
+        if os.path.exists(path):
+            return path
+    from berth.errors import BerthError
+
+    raise BerthError("--init needs tini: install Debian's tini package (scripts/install does)")
+
+
 def process_env(config: dict, hostname: str, home: str) -> list[str]:
     """docker's container environment: PATH default, HOSTNAME, TERM with -t, HOME from passwd,
     then Config.Env (the image's merged with the user's) overriding."""
@@ -77,6 +92,10 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
     for name, path in (("resolv.conf", "/etc/resolv.conf"), ("hostname", "/etc/hostname"), ("hosts", "/etc/hosts")):
         mounts.append({"destination": path, "type": "bind", "source": f"{container_dir}/{name}",
                        "options": ["rbind", "rprivate"]})
+    if host.get("Init"):  # docker's --init: tini as pid 1 reaps zombies and forwards signals
+        mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": init_binary(),
+                       "options": ["rbind", "ro", "rprivate"]})
+        process["args"] = ["/sbin/docker-init", "--"] + process["args"]
     namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")]
     return {
         "ociVersion": "1.0.2",

@@ -47,6 +47,14 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
         raise
 
 
+def exec_in(spec: dict, stdio=(0, 1, 2)) -> Launched:
+    """Start another process in a running container: `spec` names the container's
+    namespaces by path (/proc/<pid>/ns/...) and its existing cgroup, which is joined, not
+    created, and must not be destroyed by the caller."""
+    linux = spec.get("linux") or {}
+    return _fork_container(spec, None, None, stdio, None, open_cgroup(linux["cgroupsPath"]))
+
+
 def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup) -> Launched:
     status_r, status_w = os.pipe()
     # The parent moves pid 1 into its cgroup while pid 1 builds its rootfs: the first
@@ -103,6 +111,9 @@ def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup) -> Launched
 def _intermediate(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_sock) -> None:
     """Runs in the first child: enter namespaces, fork pid 1, report its pid."""
     try:
+        # Non-dumpable until exec (inherited by the fork below): nothing in the container can
+        # open /proc/<pid>/exe of our interpreter and write through it (runc CVE-2019-5736).
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         namespaces = (spec.get("linux") or {}).get("namespaces") or ()
         flags = _enter_namespaces(namespaces)
         child = os.fork()
@@ -115,18 +126,19 @@ def _intermediate(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, c
 
 
 def _enter_namespaces(namespaces) -> int:
-    """setns into namespaces given by path, unshare the rest; returns the unshared flags."""
+    """setns into namespaces given by path, unshare the rest; returns the unshared flags.
+    All paths are opened first: joining the mount namespace changes what paths mean."""
     flags = 0
+    joins = [(os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC), NAMESPACE_FLAGS[ns["type"]])
+             for ns in namespaces if ns.get("path")]
+    for fd, flag in sorted(joins, key=lambda j: j[1] == sc.CLONE_NEWNS):  # mount namespace last
+        try:
+            sc.setns(fd, flag)
+        finally:
+            os.close(fd)
     for ns in namespaces:
-        flag = NAMESPACE_FLAGS[ns["type"]]
-        if ns.get("path"):
-            fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                sc.setns(fd, flag)
-            finally:
-                os.close(fd)
-        elif ns["type"] != "cgroup":  # unshared by pid 1 once it is in its cgroup
-            flags |= flag
+        if not ns.get("path") and ns["type"] != "cgroup":  # cgroup: unshared by pid 1 once in its cgroup
+            flags |= NAMESPACE_FLAGS[ns["type"]]
     if flags:
         sc.unshare(flags)
     return flags

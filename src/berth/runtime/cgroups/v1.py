@@ -90,12 +90,47 @@ class V1Cgroup:
         except FileNotFoundError:
             return []
 
+    def oom_killed(self) -> bool:
+        memory = self._dir("memory")
+        return bool(memory) and _oom_kills(os.path.join(memory, "memory.oom_control")) > 0
+
+    def freeze(self) -> None:
+        self._set_freezer("FROZEN")
+
+    def thaw(self) -> None:
+        self._set_freezer("THAWED")
+
+    def _set_freezer(self, wanted: str) -> None:
+        freezer = self._dir("freezer")
+        if not freezer or not os.path.isdir(freezer):
+            return
+        write(freezer, "freezer.state", wanted)
+        for _ in range(1000):  # FREEZING -> FROZEN takes a moment
+            with open(os.path.join(freezer, "freezer.state")) as f:
+                if f.read().strip() == wanted:
+                    return
+            import time
+
+            time.sleep(0.001)
+
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs.values())
 
     def destroy(self) -> None:
         for directory in self.dirs.values():
             remove_dir(directory)
+
+
+def _oom_kills(path: str) -> int:
+    try:
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+    except FileNotFoundError:
+        pass
+    return 0
 
 
 def _device_rule(rule: dict) -> str:

@@ -54,6 +54,25 @@ class V2Cgroup:
         except FileNotFoundError:
             return []
 
+    def oom_killed(self) -> bool:
+        try:
+            with open(os.path.join(self.dir, "memory.events")) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value) > 0
+        except FileNotFoundError:
+            pass
+        return False
+
+    def freeze(self) -> None:
+        if os.path.exists(os.path.join(self.dir, "cgroup.freeze")):
+            write(self.dir, "cgroup.freeze", "1")
+
+    def thaw(self) -> None:
+        if os.path.exists(os.path.join(self.dir, "cgroup.freeze")):
+            write(self.dir, "cgroup.freeze", "0")
+
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
 

@@ -1,0 +1,170 @@
+"""Commands that change a container's state: stop, kill, wait, restart, pause, unpause,
+rename, port."""
+
+import sys
+
+from berth.cli.flags import INT, STRING, Command, Flag, help_text, parse
+from berth.errors import BerthError, InvalidArgument
+
+STOP = Command("stop", "berth stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
+               [Flag("time", "t", INT, None, "Seconds to wait before killing the container"),
+                Flag("signal", "s", STRING, None, "Signal to send to the container")], min_args=1)
+RESTART = Command("restart", "berth restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
+                  [Flag("time", "t", INT, None, "Seconds to wait before killing the container"),
+                   Flag("signal", "s", STRING, None, "Signal to send to the container")], min_args=1)
+KILL = Command("kill", "berth kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
+               [Flag("signal", "s", STRING, "KILL", "Signal to send to the container")], min_args=1)
+WAIT = Command("wait", "berth wait CONTAINER [CONTAINER...]",
+               "Block until one or more containers stop, then print their exit codes", min_args=1)
+PAUSE = Command("pause", "berth pause CONTAINER [CONTAINER...]",
+                "Pause all processes within one or more containers", min_args=1)
+UNPAUSE = Command("unpause", "berth unpause CONTAINER [CONTAINER...]",
+                  "Unpause all processes within one or more containers", min_args=1)
+RENAME = Command("rename", "berth rename CONTAINER NEW_NAME", "Rename a container", min_args=2, max_args=2)
+PORT = Command("port", "berth port CONTAINER [PRIVATE_PORT[/PROTO]]",
+               "List port mappings or a specific mapping for the container", min_args=1, max_args=2)
+
+
+def _parse(command, argv):
+    opts, args = parse(command, argv)
+    if opts.help:
+        sys.stdout.write(help_text(command))
+    return opts, args
+
+
+def _each(engine, refs: list[str], action, verb: str) -> int:
+    """Run `action(record)` for each container; report each failure like docker, go on."""
+    failed = []
+    for ref in refs:
+        try:
+            action(engine.get(ref))
+            print(ref)
+        except BerthError as err:
+            print(f"Error response from daemon: {err}", file=sys.stderr)
+            failed.append(ref)
+    return 1 if failed else 0
+
+
+def _signal_option(record: dict, name: str | None) -> dict:
+    if not name:
+        return record
+    from berth.runtime.cli import parse_signal
+
+    parse_signal(name)
+    record["Config"]["StopSignal"] = name
+    return record
+
+
+def cmd_stop(engine, argv) -> int:
+    opts, args = _parse(STOP, argv)
+    if opts.help:
+        return 0
+    if opts.signal:
+        _signal_option({"Config": {}}, opts.signal)
+    return _each(engine, args, lambda r: engine.stop(_signal_option(r, opts.signal), opts.time), "stop")
+
+
+def cmd_restart(engine, argv) -> int:
+    from berth.monitor.supervisor import start_detached
+
+    opts, args = _parse(RESTART, argv)
+    if opts.help:
+        return 0
+
+    def restart(record):
+        engine.stop(_signal_option(record, opts.signal), opts.time)
+        engine.mark_stopped_by_hand(record["Id"], False)
+        start_detached(engine, record["Id"])
+
+    return _each(engine, args, restart, "restart")
+
+
+def cmd_kill(engine, argv) -> int:
+    from berth.runtime.cli import parse_signal
+
+    opts, args = _parse(KILL, argv)
+    if opts.help:
+        return 0
+    try:
+        signum = parse_signal(opts.signal)
+    except BerthError:
+        raise InvalidArgument(f"Invalid signal: {opts.signal}") from None
+    return _each(engine, args, lambda r: engine.kill(r, signum), "kill")
+
+
+def cmd_wait(engine, argv) -> int:
+    opts, args = _parse(WAIT, argv)
+    if opts.help:
+        return 0
+    failed = 0
+    for ref in args:
+        try:
+            record = engine.get(ref)
+            print(wait_exit(engine, record["Id"]), flush=True)
+        except BerthError as err:
+            print(f"Error response from daemon: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def wait_exit(engine, container_id: str) -> int:
+    """Block until the container is not running (nor restarting); its exit code."""
+    from berth.engine.procs import wait_gone
+
+    while True:
+        record = engine.load(container_id)
+        state = record["State"]
+        if state["Running"] and state["Pid"]:
+            wait_gone(state["Pid"], 3600)
+        if not (state["Running"] or state["Restarting"]):
+            return state["ExitCode"]
+        record = engine.wait_recorded(container_id, timeout=3600)
+        if not record:
+            from berth.errors import NotFound
+
+            raise NotFound(f"No such container: {container_id}", 1)
+        if not (record["State"]["Running"] or record["State"]["Restarting"]):
+            return record["State"]["ExitCode"]
+
+
+def cmd_pause(engine, argv) -> int:
+    opts, args = _parse(PAUSE, argv)
+    if opts.help:
+        return 0
+    return _each(engine, args, lambda r: engine.pause(r, True), "pause")
+
+
+def cmd_unpause(engine, argv) -> int:
+    opts, args = _parse(UNPAUSE, argv)
+    if opts.help:
+        return 0
+    return _each(engine, args, lambda r: engine.pause(r, False), "unpause")
+
+
+def cmd_rename(engine, argv) -> int:
+    opts, args = _parse(RENAME, argv)
+    if opts.help:
+        return 0
+    record = engine.get(args[0])
+    engine.rename(record, args[1])
+    return 0
+
+
+def cmd_port(engine, argv) -> int:
+    opts, args = _parse(PORT, argv)
+    if opts.help:
+        return 0
+    record = engine.get(args[0])
+    ports = (record.get("NetworkSettings") or {}).get("Ports") or {}
+    if len(args) > 1:
+        wanted = args[1] if "/" in args[1] else args[1] + "/tcp"
+        bindings = ports.get(wanted)
+        if not bindings:
+            raise BerthError(f"No public port '{wanted}' published for {args[0]}", 1)
+        for b in bindings:
+            print(f"{b['HostIp']}:{b['HostPort']}")
+        return 0
+    for port, bindings in sorted(ports.items()):
+        for b in bindings or ():
+            print(f"{port} -> {b['HostIp']}:{b['HostPort']}")
+    return 0

@@ -1,0 +1,52 @@
+"""Knowing whether a process we recorded is still the same process: pid plus its start
+time from /proc, so a pid reused after a reboot or a wrap-around is not mistaken for it."""
+
+import os
+import time
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, or None if it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def identity(pid: int) -> list:
+    return [pid, start_time(pid)]
+
+
+def same_process(ident) -> bool:
+    if not ident or not ident[0]:
+        return False
+    return start_time(ident[0]) == ident[1]
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until `pid` has exited (it need not be our child). True if it is gone."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError:  # kernels without pidfd: poll
+        deadline = time.monotonic() + timeout
+        while start_time(pid) is not None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        if poller.poll(max(0, int(timeout * 1000))):
+            return True
+        return start_time(pid) is None  # a zombie nobody reaps yet counts as gone
+    finally:
+        os.close(fd)

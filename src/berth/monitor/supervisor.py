@@ -1,0 +1,236 @@
+"""The supervisor of one container: it owns the container's stdio (written to the json-file
+log, and to our own stdout/stderr when attached), reaps it, records how it ended, applies
+the restart policy and tears down.
+
+It runs in the foreground CLI for an attached `run`/`start -a`, or in a process forked
+from the CLI and detached from it (`run -d`, `start`): no second interpreter is started."""
+
+import os
+import select
+import time
+
+from berth import fastjson
+from berth.errors import BerthError
+from berth.monitor.logfile import LogWriter
+
+
+class Stdio:
+    """The container's side and our side of its stdin/stdout/stderr for one start."""
+
+    __slots__ = ("container", "ours", "_theirs", "_held")
+
+    def __init__(self, tty: bool, stdin_fd: int | None, open_stdin: bool):
+        self._theirs = []  # fds made for the container: closed here once it has them
+        self._held = []  # fds we keep open while it runs
+        if stdin_fd is not None:
+            stdin = stdin_fd
+        elif open_stdin and not tty:
+            stdin, writer = os.pipe()  # like docker, -i keeps stdin open with nobody attached
+            self._theirs.append(stdin)
+            self._held.append(writer)
+        else:
+            stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+            self._theirs.append(stdin)
+        if tty:  # the runtime gives the container its pty instead
+            self.container = (stdin, 1, 2)
+            self.ours = []
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            self._theirs += [out_w, err_w]
+            self.container = (stdin, out_w, err_w)
+            self.ours = [(out_r, "stdout"), (err_r, "stderr")]
+
+    def started(self) -> None:
+        for fd in self._theirs:
+            _close(fd)
+        self._theirs = []
+
+    def close(self) -> None:
+        self.started()
+        for fd, _ in self.ours:
+            _close(fd)
+        for fd in self._held:
+            _close(fd)
+        self.ours = []
+        self._held = []
+
+
+def _close(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+class Supervisor:
+    def __init__(self, engine, container_id: str, attached: bool = False):
+        self.engine = engine
+        self.container_id = container_id
+        self.attached = attached
+
+    def launch(self, record: dict, stdin_fd: int | None = None, console_size=None, restarting: bool = False):
+        """Start the container with pipes (or its pty) that this process reads."""
+        config = record["Config"]
+        stdio = Stdio(config["Tty"], stdin_fd, config["OpenStdin"])
+        try:
+            launched = self.engine.start(record, stdio=stdio.container, console_size=console_size,
+                                         restarting=restarting)
+        except BaseException:
+            stdio.close()
+            raise
+        stdio.started()
+        if config["Tty"]:
+            stdio.ours = [(launched.console_fd, "stdout")]
+        return launched, stdio
+
+    def pump(self, launched, stdio: Stdio, log: LogWriter) -> int:
+        """Copy the container's output to the log (and to us when attached) until it closes,
+        then reap the container and any orphans handed to us. Returns its exit code."""
+        from berth.runtime.container import wait_exit_code
+
+        sources = dict(stdio.ours)
+        ours = {"stdout": 1, "stderr": 2}
+        while sources:
+            try:
+                ready, _, _ = select.select(list(sources), [], [])
+            except InterruptedError:
+                continue
+            for fd in ready:
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:  # EIO from a pty master: the container side is gone
+                    data = b""
+                if not data:
+                    del sources[fd]
+                    continue
+                stream = sources[fd]
+                log.write(stream, data)
+                if self.attached:
+                    _write_all(ours[stream], data)
+        log.flush()
+        code = wait_exit_code(launched.pid)
+        reap_orphans()
+        return code
+
+    def run_detached(self, notify_fd: int) -> None:
+        """The detached supervisor's life: start, report to the CLI, then supervise starts
+        and restarts until the container stays stopped. Never returns."""
+        engine = self.engine
+        backoff = 0.0
+        restarting = False
+        try:
+            while True:
+                record = engine.load(self.container_id)
+                try:
+                    launched, stdio = self.launch(record, restarting=restarting)
+                except BerthError as err:
+                    if notify_fd >= 0:
+                        _notify(notify_fd, {"error": str(err), "code": err.exit_code})
+                    break
+                if notify_fd >= 0:
+                    _notify(notify_fd, {"pid": launched.pid})
+                    os.close(notify_fd)
+                    notify_fd = -1
+                started = time.monotonic()
+                log = LogWriter(record["LogPath"])
+                try:
+                    code = self.pump(launched, stdio, log)
+                finally:
+                    log.close()
+                    stdio.close()
+                if not engine.finish(self.container_id, launched, code, allow_restart=True):
+                    break
+                # docker's back-off: 100 ms, doubling per consecutive restart, reset after 10 s up.
+                backoff = 0.1 if time.monotonic() - started >= 10 or not backoff else min(backoff * 2, 60.0)
+                if not self._sleep_unless_stopped(backoff):
+                    engine.wait_recorded(self.container_id, timeout=0)
+                    break
+                restarting = True
+        except BaseException as err:
+            if notify_fd >= 0:
+                _notify(notify_fd, {"error": f"supervisor failed: {err}", "code": 125})
+        finally:
+            os._exit(0)
+
+    def _sleep_unless_stopped(self, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.engine.stopped_by_hand(self.container_id):
+                return False
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return not self.engine.stopped_by_hand(self.container_id)
+
+
+def _notify(fd: int, message: dict) -> None:
+    try:
+        os.write(fd, fastjson.dumps(message).encode() + b"\n")
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        try:
+            written = os.write(fd, data)
+        except BrokenPipeError:
+            return
+        data = data[written:]
+
+
+def reap_orphans() -> None:
+    """Processes of the container's pid namespace are re-parented to us (the subreaper)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def start_detached(engine, container_id: str) -> int:
+    """Fork a supervisor for the container, detached from us (own session, no inherited
+    fds), and wait only until it has started the container. Returns the container's pid."""
+    read_fd, write_fd = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(read_fd)
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)
+            _detach_stdio(keep=write_fd)
+            Supervisor(engine, container_id).run_detached(write_fd)
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(child, 0)
+    data = b""
+    while True:
+        chunk = os.read(read_fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    os.close(read_fd)
+    message = fastjson.loads(data.split(b"\n", 1)[0]) if data else {"error": "supervisor exited", "code": 125}
+    if "error" in message:
+        raise BerthError(message["error"], message.get("code", 125))
+    return message["pid"]
+
+
+def _detach_stdio(keep: int) -> None:
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 65536)
+    try:
+        import ctypes  # noqa: F401  (already loaded by the runtime)
+
+        from berth.runtime import syscalls
+
+        syscalls.prctl(15, int.from_bytes(b"berth-mon", "little"))  # PR_SET_NAME
+    except Exception:
+        pass
