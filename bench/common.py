@@ -62,8 +62,10 @@ class BerthRoot:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def print_table(title: str, rows: list[tuple[str, list[float]]], budget_ms: float | None = None) -> dict:
-    """rows: (engine, samples). Prints median/p90 in ms and each engine's ratio to berth."""
+def print_table(title: str, rows: list[tuple[str, list[float]]], budget_ms: float | None = None,
+                ratio_budget: float | None = None) -> dict:
+    """rows: (engine, samples). Prints median/p90 in ms and each engine's ratio to berth;
+    `ratio_budget` is the largest berth/peer ratio the budget allows, if it sets one."""
     print(f"\n{title}")
     print(f"{'engine':<10}{'runs':>6}{'median ms':>12}{'p90 ms':>10}{'x berth':>10}")
     medians = {}
@@ -76,6 +78,7 @@ def print_table(title: str, rows: list[tuple[str, list[float]]], budget_ms: floa
         verdict = "within" if medians["berth"] * 1000 <= budget_ms else "OVER"
         print(f"berth median {medians['berth'] * 1000:.1f} ms: {verdict} the {budget_ms:.0f} ms budget")
     for engine, median in medians.items():
-        if engine != "berth":
-            print(f"berth / {engine} = {medians['berth'] / median:.3f} (budget <= 0.333)")
+        if engine != "berth" and "berth" in medians:
+            budget = f" (budget <= {ratio_budget:.3f})" if ratio_budget else ""
+            print(f"berth / {engine} = {medians['berth'] / median:.3f}{budget}")
     return medians

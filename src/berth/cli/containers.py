@@ -53,18 +53,72 @@ def status_text(state: dict, now: float) -> str:
     return f"Exited ({state['ExitCode']}) {human_duration(now - finished)} ago"
 
 
+PS_FILTERS = ("id", "name", "label", "exited", "status", "ancestor", "before", "since")
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+def parse_filters(values: list[str]) -> dict:
+    """docker's --filter key=value: values of one key are OR'ed, keys are AND'ed."""
+    filters: dict[str, list[str]] = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+        key = key.strip().lower()
+        if key not in PS_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        if key == "status" and value not in STATUSES:
+            raise InvalidArgument(f"invalid filter 'status={value}'")
+        if key == "exited" and not value.lstrip("-").isdigit():
+            raise InvalidArgument(f"invalid filter 'exited={value}'")
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
+def _matches(engine, record: dict, filters: dict, anchors: dict) -> bool:
+    import re
+
+    state = record["State"]
+    checks = {
+        "id": lambda v: record["Id"].startswith(v),
+        "name": lambda v: re.search(v, record["Name"].lstrip("/")) is not None,
+        "label": lambda v: _label_matches(record["Config"].get("Labels") or {}, v),
+        "exited": lambda v: state["Status"] == "exited" and state["ExitCode"] == int(v),
+        "status": lambda v: state["Status"] == v,
+        "ancestor": lambda v: _ancestor_matches(engine, record, v),
+        "before": lambda v: record["Created"] < anchors[("before", v)],
+        "since": lambda v: record["Created"] > anchors[("since", v)],
+    }
+    return all(any(checks[key](value) for value in values) for key, values in filters.items())
+
+
+def _label_matches(labels: dict, wanted: str) -> bool:
+    key, eq, value = wanted.partition("=")
+    return key in labels and (not eq or labels[key] == value)
+
+
+def _ancestor_matches(engine, record: dict, wanted: str) -> bool:
+    image = engine.images.lookup(wanted)
+    return image is not None and record["Image"] == image.id
+
+
 def ps_rows(engine, opts) -> list[dict]:
     from berth.units import human_duration, parse_rfc3339
 
-    if opts.filter:
-        raise InvalidArgument("ps --filter is not supported yet")
+    filters = parse_filters(opts.filter)
     now = time.time()
     records = sorted(engine.containers(), key=lambda r: r["Created"], reverse=True)
+    if filters:
+        anchors = {}
+        for key in ("before", "since"):
+            for value in filters.get(key, ()):
+                anchors[(key, value)] = engine.get(value)["Created"]
+        records = [r for r in records if _matches(engine, r, filters, anchors)]
     if opts.latest:
         records = records[:1]
     elif opts.last >= 0:
         records = records[:opts.last]
-    elif not opts.all:
+    elif not opts.all and not ({"status", "exited"} & set(filters)):
         records = [r for r in records if r["State"]["Running"]]
     rows = []
     for r in records:
@@ -82,11 +136,35 @@ def ps_rows(engine, opts) -> list[dict]:
             "Ports": "",
             "Names": r["Name"].lstrip("/"),
             "Labels": ",".join(f"{k}={v}" for k, v in (r["Config"].get("Labels") or {}).items()),
-            "Size": "",
+            "Size": _size(r) if opts.size else "",
             "Mounts": "",
             "Networks": r["HostConfig"]["NetworkMode"],
         })
     return rows
+
+
+def _size(record: dict) -> str:
+    """docker's SIZE column: the container's writable layer (virtual: plus the image)."""
+    from berth.units import human_size
+
+    upper = record["GraphDriver"]["Data"]["UpperDir"]
+    lower = record["GraphDriver"]["Data"]["LowerDir"].split(":")
+    own = _tree_size(upper)
+    virtual = own + sum(_tree_size(d) for d in lower)
+    return f"{human_size(own)} (virtual {human_size(virtual)})"
+
+
+def _tree_size(path: str) -> int:
+    import os
+
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def cmd_ps(engine, argv) -> int:
@@ -100,5 +178,6 @@ def cmd_ps(engine, argv) -> int:
         return 0
     from berth.cli.output import render_rows
 
-    render_rows(opts.format, DEFAULT_PS_FORMAT, rows, PS_HEADER)
+    default = DEFAULT_PS_FORMAT + ("\t{{.Size}}" if opts.size else "")
+    render_rows(opts.format, default, rows, PS_HEADER)
     return 0
