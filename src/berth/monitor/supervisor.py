@@ -132,7 +132,6 @@ class Supervisor:
                     _notify(notify_fd, {"pid": launched.pid})
                     os.close(notify_fd)
                     notify_fd = -1
-                    _shed_memory()
                 started = time.monotonic()
                 log = LogWriter(record["LogPath"])
                 try:
@@ -161,19 +160,6 @@ class Supervisor:
                 return False
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         return not self.engine.stopped_by_hand(self.container_id)
-
-
-def _shed_memory() -> None:
-    """Give back what the CLI's work left behind: this process lives as long as the container."""
-    import gc
-
-    gc.collect()
-    try:
-        from berth.runtime.syscalls import malloc_trim
-
-        malloc_trim()
-    except Exception:
-        pass
 
 
 def _notify(fd: int, message: dict) -> None:

@@ -129,8 +129,3 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     if _libc.capset(ctypes.byref(header), data) != 0:
         _fail("capset")
-
-
-def malloc_trim() -> None:
-    """Return free heap pages to the kernel (glibc)."""
-    _libc.malloc_trim(0)
