@@ -226,11 +226,6 @@ def _detach_stdio(keep: int) -> None:
     os.close(null)
     os.closerange(3, keep)
     os.closerange(keep + 1, 65536)
-    try:
-        import ctypes  # noqa: F401  (already loaded by the runtime)
+    from berth.runtime import syscalls
 
-        from berth.runtime import syscalls
-
-        syscalls.prctl(15, int.from_bytes(b"berth-mon", "little"))  # PR_SET_NAME
-    except Exception:
-        pass
+    syscalls.prctl(syscalls.PR_SET_NAME, b"berth-monitor")  # what ps -o comm and top show
