@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from berth.cli.logs import format_timestamp, get_timestamp, go_parse_time, parse_tail, parse_unix_timestamp
+from berth.cli.logs import format_timestamp, parse_tail
 from berth.engine.logs import decode_line, follow_logs, read_logs
 from berth.monitor.logfile import LogWriter
-from berth.units import format_rfc3339_nano_ns
+from berth.units import format_rfc3339_nano_ns, get_timestamp, go_parse_time, parse_unix_timestamp
 
 T0 = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z
 
