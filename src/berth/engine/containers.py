@@ -83,6 +83,10 @@ class Engine:
         """The container's own flock: hold it for any read-modify-write of its record or files."""
         return Lock(os.path.join(self.paths.container(container_id), "lock"))
 
+    def locked(self, container_id: str) -> "_Locked":
+        """`with engine.locked(id) as record:` the flock held and the record re-read under it."""
+        return _Locked(self, container_id)
+
     def warm_up(self) -> None:
         """Begin slow kernel work a start will need while the caller is still creating."""
         from berth.runtime.cgroups import warm_attach_lock
@@ -344,12 +348,7 @@ class Engine:
 
         container_id = record["Id"]
         directory = self.paths.container(container_id)
-        try:
-            lock = self.lock(container_id).__enter__()
-        except FileNotFoundError:
-            raise NotFound(f"No such container: {container_id}", 1) from None
-        try:
-            record = self._load_existing(container_id)
+        with self.locked(container_id) as record:
             if is_running(record):
                 raise Conflict(f"container {container_id[:12]} is already running")
             if restarting and self.stopped_by_hand(container_id):
@@ -375,15 +374,7 @@ class Engine:
                                    Pid=launched.pid, ExitCode=0, Error="", StartedAt=now(), FinishedAt=ZERO_TIME)
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
             write_json(os.path.join(directory, "config.json"), record, durable=False)
-        finally:
-            lock.__exit__(None, None, None)
         return launched
-
-    def _load_existing(self, container_id: str) -> dict:
-        try:
-            return self.load(container_id)
-        except FileNotFoundError:
-            raise NotFound(f"No such container: {container_id}", 1) from None
 
     def finish(self, container_id: str, launched, exit_code: int, allow_restart: bool = False) -> bool:
         """Record the exit, tear down what start made, honour --rm. With `allow_restart`
@@ -530,8 +521,7 @@ class Engine:
             if not (state["Running"] or state["Restarting"]):
                 return record
             if not self.monitor_alive(container_id) or time.monotonic() > deadline:
-                with self.lock(container_id):
-                    record = self._reconcile(self.load(container_id))
+                with self.locked(container_id) as record:
                     self._clean_cgroup(container_id)
                     write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
                 return record
@@ -544,8 +534,7 @@ class Engine:
 
     def pause(self, record: dict, paused: bool) -> None:
         container_id = record["Id"]
-        with self.lock(container_id):
-            record = self.load(container_id)
+        with self.locked(container_id) as record:
             if not is_running(record):
                 raise Conflict(f"Container {container_id} is not running", 1)
             if paused and record["State"]["Paused"]:
@@ -568,8 +557,7 @@ class Engine:
             raise Conflict("Renaming a container with the same name as its current name", 1)
         self._reserve_name(new_name.lstrip("/"), container_id)
         try:
-            with self.lock(container_id):
-                record = self.load(container_id)
+            with self.locked(container_id) as record:
                 record["Name"] = "/" + new_name.lstrip("/")
                 write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
         except BaseException:
@@ -592,12 +580,7 @@ class Engine:
     # -- remove ----------------------------------------------------------
     def remove(self, record: dict, force: bool = False) -> None:
         container_id = record["Id"]
-        try:
-            lock = self.lock(container_id).__enter__()
-        except FileNotFoundError:
-            raise NotFound(f"No such container: {container_id}", 1) from None
-        try:
-            record = self._load_existing(container_id)
+        with self.locked(container_id) as record:
             if is_running(record) or record["State"]["Restarting"] and self.monitor_alive(container_id):
                 if not force:
                     raise Conflict(
@@ -609,13 +592,37 @@ class Engine:
                     _kill_and_wait(record["State"]["Pid"])
             self._clean_cgroup(container_id)
             self._delete(record)
-        finally:
-            lock.__exit__(None, None, None)
 
     def _delete(self, record: dict) -> None:
         remove_tree(self.paths.container(record["Id"]))
         remove_tree(self.paths.container_run(record["Id"]))
         self._release_name(record["Name"].lstrip("/"), record["Id"])
+
+
+class _Locked:
+    """A container's flock plus its record re-read under it; NotFound if it is gone."""
+
+    __slots__ = ("engine", "container_id", "lock")
+
+    def __init__(self, engine: Engine, container_id: str):
+        self.engine = engine
+        self.container_id = container_id
+        self.lock = engine.lock(container_id)
+
+    def __enter__(self) -> dict:
+        missing = NotFound(f"No such container: {self.container_id}", 1)
+        try:
+            self.lock.__enter__()
+        except FileNotFoundError:
+            raise missing from None
+        try:
+            return self.engine.load(self.container_id)
+        except FileNotFoundError:
+            self.lock.__exit__()
+            raise missing from None
+
+    def __exit__(self, *exc) -> None:
+        self.lock.__exit__()
 
 
 def _spec():
