@@ -58,13 +58,23 @@ def remove_tree(path: str) -> None:
         return
     for _root, dirs, files, rootfd in os.fwalk(path, topdown=False):
         for name in files:
-            os.unlink(name, dir_fd=rootfd)
+            _ignore_missing(os.unlink, name, rootfd)
         for name in dirs:
-            if _is_dir(os.lstat(name, dir_fd=rootfd).st_mode):
-                os.rmdir(name, dir_fd=rootfd)
-            else:  # a symlink to a directory is listed among dirs
-                os.unlink(name, dir_fd=rootfd)
+            try:
+                is_dir = _is_dir(os.lstat(name, dir_fd=rootfd).st_mode)
+            except FileNotFoundError:
+                continue
+            # a symlink to a directory is listed among dirs
+            _ignore_missing(os.rmdir if is_dir else os.unlink, name, rootfd)
     os.rmdir(path)
+
+
+def _ignore_missing(remove, name: str, dir_fd: int) -> None:
+    """Another process may remove an entry first (e.g. a marker file): that is fine."""
+    try:
+        remove(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
 
 
 def _is_dir(mode: int) -> bool:

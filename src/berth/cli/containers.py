@@ -45,8 +45,11 @@ def cmd_rm(engine, argv) -> int:
 def status_text(state: dict, now: float) -> str:
     from berth.units import human_duration, parse_rfc3339
 
+    if state["Restarting"]:
+        return f"Restarting ({state['ExitCode']}) {human_duration(now - parse_rfc3339(state['FinishedAt']))} ago"
     if state["Running"]:
-        return "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
+        up = "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
+        return up + " (Paused)" if state["Paused"] else up
     if state["Status"] == "created":
         return "Created"
     finished = parse_rfc3339(state["FinishedAt"])
@@ -103,7 +106,7 @@ def _ancestor_matches(engine, record: dict, wanted: str) -> bool:
 
 
 def ps_rows(engine, opts) -> list[dict]:
-    from berth.units import human_duration, parse_rfc3339
+    from berth.units import go_quote, human_duration, parse_rfc3339
 
     filters = parse_filters(opts.filter)
     now = time.time()
@@ -128,7 +131,7 @@ def ps_rows(engine, opts) -> list[dict]:
         rows.append({
             "ID": r["Id"] if opts.no_trunc else r["Id"][:12],
             "Image": r["Config"]["Image"],
-            "Command": f'"{command}"',
+            "Command": go_quote(command),
             "CreatedAt": r["Created"],
             "RunningFor": human_duration(now - parse_rfc3339(r["Created"])) + " ago",
             "Status": status_text(r["State"], now),

@@ -45,23 +45,23 @@ def _each(engine, refs: list[str], action, verb: str) -> int:
     return 1 if failed else 0
 
 
-def _signal_option(record: dict, name: str | None) -> dict:
+def _signal_option(name: str | None) -> int | None:
     if not name:
-        return record
+        return None
     from berth.runtime.cli import parse_signal
 
-    parse_signal(name)
-    record["Config"]["StopSignal"] = name
-    return record
+    try:
+        return parse_signal(name)
+    except BerthError:
+        raise InvalidArgument(f"Invalid signal: {name}") from None
 
 
 def cmd_stop(engine, argv) -> int:
     opts, args = _parse(STOP, argv)
     if opts.help:
         return 0
-    if opts.signal:
-        _signal_option({"Config": {}}, opts.signal)
-    return _each(engine, args, lambda r: engine.stop(_signal_option(r, opts.signal), opts.time), "stop")
+    signum = _signal_option(opts.signal)
+    return _each(engine, args, lambda r: engine.stop(r, opts.time, signum), "stop")
 
 
 def cmd_restart(engine, argv) -> int:
@@ -71,8 +71,10 @@ def cmd_restart(engine, argv) -> int:
     if opts.help:
         return 0
 
+    signum = _signal_option(opts.signal)
+
     def restart(record):
-        engine.stop(_signal_option(record, opts.signal), opts.time)
+        engine.stop(record, opts.time, signum)
         engine.mark_stopped_by_hand(record["Id"], False)
         start_detached(engine, record["Id"])
 

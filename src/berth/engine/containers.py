@@ -324,8 +324,19 @@ class Engine:
             return record
         if same_process(processes.get("monitor")):
             return record  # it is about to write the exit itself
+        if state["Restarting"]:  # stopped in its back-off: its last run's end is the truth
+            state.update(Status="exited", Running=False, Restarting=False, Pid=0)
+            return record
+        # Nobody saw it end. The record's last write (its start) dates it, stably.
+        config = os.path.join(self.paths.container(record["Id"]), "config.json")
+        try:
+            finished = os.stat(config).st_mtime
+        except FileNotFoundError:
+            finished = time.time()
+        from berth.units import format_rfc3339_nano
+
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
-                     ExitCode=state["ExitCode"] or 255, FinishedAt=now())
+                     ExitCode=state["ExitCode"] or 255, FinishedAt=format_rfc3339_nano(finished))
         return record
 
     # -- start / finish --------------------------------------------------
@@ -368,8 +379,8 @@ class Engine:
                 write_json(os.path.join(directory, "config.json"), record)
                 raise
             self._record_processes(container_id, launched.pid)
-            if restarting:
-                record["RestartCount"] += 1
+            # A manual start begins the policy's count afresh (docker resets its restart manager).
+            record["RestartCount"] = record["RestartCount"] + 1 if restarting else 0
             record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                                    Pid=launched.pid, ExitCode=0, Error="", StartedAt=now(), FinishedAt=ZERO_TIME)
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
@@ -397,7 +408,8 @@ class Engine:
             if not restart and record["HostConfig"].get("AutoRemove"):
                 self._delete(record)
                 return False
-            state.update(Status="restarting" if restart else "exited", Restarting=restart)
+            # docker shows a container in its restart back-off as Running and Restarting.
+            state.update(Status="restarting" if restart else "exited", Restarting=restart, Running=restart)
             write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
             return restart
         finally:
@@ -459,14 +471,14 @@ class Engine:
     def mark_stopped_by_hand(self, container_id: str, stopped: bool) -> None:
         """docker's HasBeenManuallyStopped: a restart policy stays off until the next start."""
         marker = self._stopped_marker(container_id)
-        if stopped:
-            with open(marker, "w"):
-                pass
-        else:
-            try:
+        try:
+            if stopped:
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+            elif os.path.exists(marker):
                 os.unlink(marker)
-            except FileNotFoundError:
-                pass
+        except FileNotFoundError:
+            if not os.path.isdir(self.paths.container(container_id)):
+                raise NotFound(f"No such container: {container_id}", 1) from None
 
     def stop_signal(self, record: dict) -> int:
         from berth.runtime.cli import parse_signal
@@ -485,9 +497,10 @@ class Engine:
         if record["State"]["Paused"]:
             self._freezer(record).thaw()
 
-    def stop(self, record: dict, timeout: float | None = None) -> None:
-        """The stop signal, then SIGKILL after `timeout` seconds (default: the container's
-        StopTimeout or 10), then wait until its end is recorded."""
+    def stop(self, record: dict, timeout: float | None = None, signum: int | None = None) -> None:
+        """The stop signal (`signum`, else the container's), then SIGKILL after `timeout`
+        seconds (default: the container's StopTimeout or 10), then wait until its end is
+        recorded."""
         from berth.engine.procs import wait_gone
 
         container_id = record["Id"]
@@ -498,7 +511,7 @@ class Engine:
                 timeout = record["Config"].get("StopTimeout") or 10
             pid = record["State"]["Pid"]
             try:
-                os.kill(pid, self.stop_signal(record))
+                os.kill(pid, signum or self.stop_signal(record))
                 if record["State"]["Paused"]:
                     self._freezer(record).thaw()
                 if not wait_gone(pid, timeout):
@@ -507,6 +520,15 @@ class Engine:
             except ProcessLookupError:
                 pass
         self.wait_recorded(container_id)
+
+    def end_restarting(self, container_id: str) -> None:
+        """The supervisor's restart back-off was cut short by a stop: it stays exited."""
+        try:
+            with self.locked(container_id) as record:
+                record["State"].update(Status="exited", Running=False, Restarting=False, Pid=0)
+                write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
+        except NotFound:
+            pass
 
     def wait_recorded(self, container_id: str, timeout: float = 10.0) -> dict:
         """Wait until the record no longer says running/restarting; if no supervisor is left
@@ -555,7 +577,10 @@ class Engine:
         old = record["Name"].lstrip("/")
         if new_name.lstrip("/") == old:
             raise Conflict("Renaming a container with the same name as its current name", 1)
-        self._reserve_name(new_name.lstrip("/"), container_id)
+        try:
+            self._reserve_name(new_name.lstrip("/"), container_id)
+        except Conflict as err:
+            raise Conflict(str(err), 1) from None
         try:
             with self.locked(container_id) as record:
                 record["Name"] = "/" + new_name.lstrip("/")
@@ -594,7 +619,16 @@ class Engine:
             self._delete(record)
 
     def _delete(self, record: dict) -> None:
-        remove_tree(self.paths.container(record["Id"]))
+        """Called with the container's lock held. The directory is renamed away first, so a
+        concurrent command can no longer create files (its lock, a marker) inside it: it
+        finds nothing and reports NotFound."""
+        directory = self.paths.container(record["Id"])
+        trash = os.path.join(self.paths.containers, f".removing-{record['Id']}-{os.urandom(4).hex()}")
+        try:
+            os.rename(directory, trash)
+        except FileNotFoundError:
+            return
+        remove_tree(trash)
         remove_tree(self.paths.container_run(record["Id"]))
         self._release_name(record["Name"].lstrip("/"), record["Id"])
 

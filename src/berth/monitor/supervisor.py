@@ -121,10 +121,11 @@ class Supervisor:
         restarting = False
         try:
             while True:
-                record = engine.load(self.container_id)
                 try:
+                    record = engine.load(self.container_id)
                     launched, stdio = self.launch(record, restarting=restarting)
-                except BerthError as err:
+                except (BerthError, OSError) as err:
+                    err = self._explain(err)
                     if notify_fd >= 0:
                         _notify(notify_fd, {"error": str(err), "code": err.exit_code})
                     break
@@ -144,7 +145,7 @@ class Supervisor:
                 # docker's back-off: 100 ms, doubling per consecutive restart, reset after 10 s up.
                 backoff = 0.1 if time.monotonic() - started >= 10 or not backoff else min(backoff * 2, 60.0)
                 if not self._sleep_unless_stopped(backoff):
-                    engine.wait_recorded(self.container_id, timeout=0)
+                    engine.end_restarting(self.container_id)
                     break
                 restarting = True
         except BaseException as err:
@@ -153,13 +154,29 @@ class Supervisor:
         finally:
             os._exit(0)
 
+    def _explain(self, err: Exception) -> BerthError:
+        """A start that failed because the container was removed meanwhile is NotFound."""
+        from berth.errors import NotFound
+
+        if not os.path.isdir(self.engine.paths.container(self.container_id)):
+            return NotFound(f"No such container: {self.container_id}", 1)
+        if isinstance(err, BerthError):
+            return err
+        return BerthError(f"starting container {self.container_id[:12]}: {err}")
+
     def _sleep_unless_stopped(self, seconds: float) -> bool:
+        """The restart back-off; cut short (False) by a stop or a removal."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if self.engine.stopped_by_hand(self.container_id):
+        while True:
+            if self.engine.stopped_by_hand(self.container_id) or not self._exists():
                 return False
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        return not self.engine.stopped_by_hand(self.container_id)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(0.05, left))
+
+    def _exists(self) -> bool:
+        return os.path.isdir(self.engine.paths.container(self.container_id))
 
 
 def _notify(fd: int, message: dict) -> None:

@@ -47,16 +47,26 @@ def drop_bounding(keep: int) -> None:
             syscalls.prctl(syscalls.PR_CAPBSET_DROP, number)
 
 
-def apply(capabilities: dict) -> None:
-    """Set effective, permitted, inheritable and ambient sets; bounding is dropped earlier
-    (before the user switch, while CAP_SETPCAP is still held)."""
+def held() -> int:
+    """The permitted set of this process: nothing outside it can be granted (a host or an
+    outer container may have dropped some, e.g. CAP_SYS_RESOURCE)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapPrm:"):
+                return int(line.split()[1], 16)
+    return (1 << (last_cap() + 1)) - 1
+
+
+def apply(capabilities: dict, available: int) -> None:
+    """Set effective, permitted, inheritable and ambient sets, limited to `available` (what
+    we held before the user switch); bounding is dropped earlier, while CAP_SETPCAP is held."""
     syscalls.capset(
-        mask(capabilities.get("effective")),
-        mask(capabilities.get("permitted")),
-        mask(capabilities.get("inheritable")),
+        mask(capabilities.get("effective")) & available,
+        mask(capabilities.get("permitted")) & available,
+        mask(capabilities.get("inheritable")) & available,
     )
     ambient = capabilities.get("ambient")
     if ambient:
         for name in ambient:
-            if name in CAP_NUMBER:
+            if name in CAP_NUMBER and available & (1 << CAP_NUMBER[name]):
                 syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_RAISE, CAP_NUMBER[name])

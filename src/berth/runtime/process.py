@@ -45,12 +45,13 @@ def set_credentials(process: dict) -> None:
     uid = user.get("uid") or 0
     gid = user.get("gid") or 0
     capabilities = process.get("capabilities") or {}
+    available = caps.held()
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)
     caps.drop_bounding(caps.mask(capabilities.get("bounding")))
     os.setgroups(user.get("additionalGids") or [])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
-    caps.apply(capabilities)
+    caps.apply(capabilities, available)
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)
     if process.get("noNewPrivileges"):
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
