@@ -27,6 +27,10 @@ COMMANDS = {
     "logs": ("berth.cli.logs", "cmd_logs"),
     "top": ("berth.cli.top", "cmd_top"),
     "cp": ("berth.cli.cp", "cmd_cp"),
+    "diff": ("berth.cli.commit", "cmd_diff"),
+    "commit": ("berth.cli.commit", "cmd_commit"),
+    "history": ("berth.cli.commit", "cmd_history"),
+    "export": ("berth.cli.commit", "cmd_export"),
     "inspect": ("berth.cli.inspect", "cmd_inspect"),
     "import": ("berth.cli.images", "cmd_import"),
     "images": ("berth.cli.images", "cmd_images"),
@@ -36,12 +40,13 @@ COMMANDS = {
     "info": ("berth.cli.system", "cmd_info"),
 }
 GROUPS = {
-    "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi",
+    "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi", "history": "history",
               "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect")},
     "container": {"run": "run", "create": "create", "start": "start", "rm": "rm", "ls": "ps", "list": "ps",
                   "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect"), "stop": "stop",
                   "kill": "kill", "wait": "wait", "restart": "restart", "pause": "pause", "unpause": "unpause",
-                  "rename": "rename", "port": "port", "exec": "exec", "logs": "logs", "top": "top", "cp": "cp"},
+                  "rename": "rename", "port": "port", "exec": "exec", "logs": "logs", "top": "top", "cp": "cp",
+                  "diff": "diff", "commit": "commit", "export": "export"},
     "system": {"info": "info"},
 }
 
@@ -57,9 +62,13 @@ Global Options:
   -v, --version           Print version information and quit
 
 Commands:
+  commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
+  diff        Inspect changes to files or directories on a container's filesystem
   exec        Execute a command in a running container
+  export      Export a container's filesystem as a tar archive
+  history     Show the history of an image
   images      List images
   import      Import the contents of a tarball to create a filesystem image
   info        Display system-wide information

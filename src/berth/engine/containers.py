@@ -166,6 +166,7 @@ class Engine:
             os.makedirs(os.path.join(directory, "upper"))
             os.mkdir(os.path.join(directory, "work"))
             os.mkdir(os.path.join(directory, "merged"))
+            _write_init_layer(os.path.join(directory, "init"))
             record = self._record(container_id, name, image, image_config, req, entrypoint, cmd, argv, directory)
             self._write_etc_files(record, directory)
             write_json(os.path.join(directory, "config.json"), record)
@@ -203,7 +204,7 @@ class Engine:
         env = merge_env(image_config.get("Env"), req.env)
         labels = dict(image_config.get("Labels") or {})
         labels.update(req.labels)
-        layer_dirs = image.layer_dirs()
+        layer_dirs = image.layer_dirs() + [os.path.join(directory, "init")]
         return {
             "Id": container_id,
             "Created": now(),
@@ -631,6 +632,20 @@ class Engine:
         remove_tree(trash)
         remove_tree(self.paths.container_run(record["Id"]))
         self._release_name(record["Name"].lstrip("/"), record["Id"])
+
+
+INIT_DIRS = ("dev", "dev/pts", "dev/shm", "proc", "sys", "etc")
+INIT_FILES = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
+
+
+def _write_init_layer(path: str) -> None:
+    """docker's "-init" layer: the mount points every container gets, in a lower layer of
+    its own, so mounting them never copies anything up and `diff`/`commit` do not see them."""
+    for name in INIT_DIRS:
+        os.makedirs(os.path.join(path, name), 0o755, exist_ok=True)
+    for name in INIT_FILES:
+        os.close(os.open(os.path.join(path, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    os.symlink("/proc/mounts", os.path.join(path, "etc", "mtab"))
 
 
 class _Locked:

@@ -95,6 +95,9 @@ class ImageStore:
             raise InvalidArgument(f"invalid digest {digest!r}")
         return os.path.join(self.blobs, hexdigest)
 
+    def read_manifest(self, digest: str) -> dict:
+        return json.loads(self.read_blob(digest))
+
     def read_blob(self, digest: str) -> bytes:
         with open(self.blob_path(digest), "rb") as f:
             return f.read()
@@ -120,15 +123,25 @@ class ImageStore:
 
     def register_layer(self, parent_chain: str | None, diff_id: str, tar_path: str) -> str:
         """Adopt an uncompressed layer tar (moved into blobs) and unpack it once per chain ID."""
-        from berth.fs import remove_tree
         from berth.image.layers import unpack
+
+        def unpack_into(staging: str) -> int:
+            return unpack(tar_path, staging)
+
+        return self.adopt_layer(parent_chain, diff_id, tar_path, unpack_into)
+
+    def adopt_layer(self, parent_chain: str | None, diff_id: str, tar_path: str, materialize) -> str:
+        """Put a layer in place: `materialize(staging_dir) -> size` writes its directory
+        (skipped when that chain is already unpacked), then the tar becomes its blob.
+        Returns the chain ID. A layer dir is only renamed into place once complete, and the
+        tar is adopted only after that, so a failure adds nothing."""
+        from berth.fs import remove_tree
 
         chain = diff_id if parent_chain is None else chain_ids([parent_chain, diff_id])[1]
         if not self.has_layer(chain):
-            # Unpack first: a tar the unpacker refuses must not reach the blobs either.
             staging = os.path.join(self.tmp_dir(), "layer-" + os.urandom(8).hex())
             try:
-                size = unpack(tar_path, staging)
+                size = materialize(staging)
                 final = self.layer_dir(chain)
                 remove_tree(final)  # a crash may have left an unregistered directory
                 os.rename(staging, final)

@@ -1,0 +1,148 @@
+"""Images from containers: diff, commit, history, export."""
+
+import os
+import sys
+import time
+
+from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.errors import InvalidArgument
+
+DIFF = Command("diff", "berth diff CONTAINER", "Inspect changes to files or directories on a container's filesystem",
+               min_args=1, max_args=1)
+COMMIT = Command("commit", "berth commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
+                 "Create a new image from a container's changes",
+                 [Flag("author", "a", STRING, "", 'Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")'),
+                  Flag("change", "c", LIST, (), "Apply Dockerfile instruction to the created image"),
+                  Flag("message", "m", STRING, "", "Commit message"),
+                  Flag("pause", "p", BOOL, True, "Pause container during commit")], min_args=1, max_args=2)
+HISTORY = Command("history", "berth history [OPTIONS] IMAGE", "Show the history of an image",
+                  [Flag("human", "H", BOOL, True, "Print sizes and dates in human readable format"),
+                   Flag("no-trunc", None, BOOL, False, "Don't truncate output"),
+                   Flag("quiet", "q", BOOL, False, "Only show image IDs"),
+                   Flag("format", None, STRING, None, "Format output using a custom template")],
+                  min_args=1, max_args=1)
+EXPORT = Command("export", "berth export [OPTIONS] CONTAINER", "Export a container's filesystem as a tar archive",
+                 [Flag("output", "o", STRING, None, "Write to a file, instead of STDOUT")], min_args=1, max_args=1)
+
+HISTORY_HEADER = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
+                  "Size": "SIZE", "Comment": "COMMENT"}
+DEFAULT_HISTORY_FORMAT = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+
+
+def _parse(command, argv):
+    opts, args = parse(command, argv)
+    if opts.help:
+        sys.stdout.write(help_text(command))
+    return opts, args
+
+
+def _layers_top_first(record: dict) -> list[str]:
+    data = record["GraphDriver"]["Data"]
+    return [data["UpperDir"]] + data["LowerDir"].split(":")
+
+
+def cmd_diff(engine, argv) -> int:
+    from berth.image.diff import changes
+
+    opts, args = _parse(DIFF, argv)
+    if opts.help:
+        return 0
+    record = engine.get(args[0])
+    layers = _layers_top_first(record)
+    sys.stdout.write("".join(f"{kind} {path}\n" for kind, path in changes(layers[0], layers[1:])))
+    return 0
+
+
+def cmd_commit(engine, argv) -> int:
+    from berth.engine.commit import commit
+    from berth.image import reference
+
+    opts, args = _parse(COMMIT, argv)
+    if opts.help:
+        return 0
+    record = engine.get(args[0])
+    name = None
+    if len(args) > 1:
+        try:
+            name = str(reference.parse(args[1]))
+        except ValueError as err:
+            raise InvalidArgument(str(err)) from None
+        if "@" in name:
+            raise InvalidArgument("refusing to create a tag with a digest reference")
+    print(commit(engine, record, name, opts.author, opts.message, opts.change, opts.pause))
+    return 0
+
+
+def cmd_history(engine, argv) -> int:
+    from berth.cli.output import render_rows
+    from berth.units import human_duration, human_size, parse_rfc3339
+
+    opts, args = _parse(HISTORY, argv)
+    if opts.help:
+        return 0
+    image = engine.images.get(args[0])
+    history = list(image.config.get("history") or [])
+    sizes = _layer_sizes(engine.images, image)
+    rows = []
+    now = time.time()
+    layer_index = 0
+    for i, entry in enumerate(history):
+        empty = entry.get("empty_layer", False)
+        size = 0 if empty or layer_index >= len(sizes) else sizes[layer_index]
+        if not empty:
+            layer_index += 1
+        created = entry.get("created", "")
+        try:
+            created_ts = parse_rfc3339(created)
+        except ValueError:
+            created_ts = 0
+        is_top = i == len(history) - 1
+        image_id = image.id if opts.no_trunc else image.id[7:19]
+        created_by = entry.get("created_by", "")
+        if not opts.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        rows.append({
+            "ID": image_id if is_top else "<missing>",
+            "CreatedSince": (human_duration(now - created_ts) + " ago") if opts.human else created,
+            "CreatedAt": created, "CreatedBy": created_by,
+            "Size": human_size(size) if opts.human else str(size),
+            "Comment": entry.get("comment", ""),
+        })
+    rows.reverse()
+    if opts.quiet:
+        sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
+        return 0
+    render_rows(opts.format, DEFAULT_HISTORY_FORMAT, rows, HISTORY_HEADER)
+    return 0
+
+
+def _layer_sizes(store, image) -> list[int]:
+    from berth.image.store import chain_ids
+
+    return [store.layer_size(chain) for chain in chain_ids(image.diff_ids)]
+
+
+def cmd_export(engine, argv) -> int:
+    from berth.image.diff import export_tar
+
+    opts, args = _parse(EXPORT, argv)
+    if opts.help:
+        return 0
+    record = engine.get(args[0])
+    if opts.output is None and os.isatty(1):
+        raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    if opts.output:
+        tmp = f"{opts.output}.tmp{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            export_tar(_layers_top_first(record), fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        os.rename(tmp, opts.output)
+    else:
+        sys.stdout.flush()
+        export_tar(_layers_top_first(record), 1)
+    return 0

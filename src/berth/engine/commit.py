@@ -1,0 +1,110 @@
+"""`berth commit`: a container's upper dir becomes a new layer on top of its image, and
+its configuration is carried forward the way moby's commit merges it."""
+
+import os
+import time
+
+from berth.errors import InvalidArgument
+
+CARRIED = ("User", "ExposedPorts", "Env", "Cmd", "Entrypoint", "Volumes", "WorkingDir", "Labels", "OnBuild",
+           "StopSignal", "Healthcheck", "Shell")
+
+
+def merge_config(user: dict, container: dict) -> dict:
+    """moby daemon/commit.go merge(): what the --change instructions did not set comes from
+    the container's config; ports, env, labels and volumes are unions."""
+    merged = dict(user)
+    if not merged.get("User"):
+        merged["User"] = container.get("User", "")
+    ports = dict(container.get("ExposedPorts") or {})
+    ports.update(merged.get("ExposedPorts") or {})
+    merged["ExposedPorts"] = ports or None
+    env = list(merged.get("Env") or [])
+    keys = {item.partition("=")[0] for item in env}
+    env += [item for item in container.get("Env") or [] if item.partition("=")[0] not in keys]
+    merged["Env"] = env or None
+    labels = dict(container.get("Labels") or {})
+    labels.update(merged.get("Labels") or {})
+    merged["Labels"] = labels
+    if not merged.get("Entrypoint"):
+        if not merged.get("Cmd"):
+            merged["Cmd"] = container.get("Cmd")
+        if merged.get("Entrypoint") is None:
+            merged["Entrypoint"] = container.get("Entrypoint")
+    if not merged.get("WorkingDir"):
+        merged["WorkingDir"] = container.get("WorkingDir", "")
+    volumes = dict(container.get("Volumes") or {})
+    volumes.update(merged.get("Volumes") or {})
+    merged["Volumes"] = volumes or None
+    if not merged.get("StopSignal") and container.get("StopSignal"):
+        merged["StopSignal"] = container["StopSignal"]
+    if not merged.get("Healthcheck") and container.get("Healthcheck"):
+        merged["Healthcheck"] = container["Healthcheck"]
+    return {k: v for k, v in merged.items() if v not in (None, "", [], {}) or k in ("Cmd", "Entrypoint")}
+
+
+def commit(engine, record: dict, name: str | None, author: str = "", message: str = "",
+           changes: list[str] = (), pause: bool = True) -> str:
+    """Returns the new image's ID. Nothing is added unless everything succeeded."""
+    from berth.engine.containers import is_running
+    from berth.image.diff import LayerWriter
+    from berth.image.instructions import apply_changes
+    from berth.image.store import LAYER_TYPE, chain_ids
+    from berth.units import format_rfc3339_nano
+
+    store = engine.images
+    store.ensure()
+    try:
+        user_config = apply_changes({}, list(changes)) if changes else {}
+    except ValueError as err:
+        raise InvalidArgument(str(err)) from None
+    base = store.get(record["Image"])
+    container_config = {k: record["Config"].get(k) for k in CARRIED if k in record["Config"]}
+    config = merge_config(user_config, container_config)
+    frozen = pause and is_running(record)
+    cgroup = engine._freezer(record) if frozen else None
+    tar_path = os.path.join(store.tmp_dir(), "commit-" + os.urandom(8).hex())
+    written = tar_path + ".dir"
+    fd = os.open(tar_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        if cgroup:
+            cgroup.freeze()
+        try:
+            diff_id, size = LayerWriter(record["GraphDriver"]["Data"]["UpperDir"], fd, written).write()
+        finally:
+            if cgroup and not record["State"]["Paused"]:
+                cgroup.thaw()
+        os.close(fd)
+        fd = -1
+
+        def move_written(staging: str) -> int:
+            os.rename(written, staging)
+            return size
+
+        parent = chain_ids(base.diff_ids)[-1] if base.diff_ids else None
+        store.adopt_layer(parent, diff_id, tar_path, move_written)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        from berth.fs import remove_tree
+
+        remove_tree(written)
+        if os.path.exists(tar_path):
+            os.unlink(tar_path)
+    created = format_rfc3339_nano(time.time())
+    image_config = {k: v for k, v in base.config.items() if k not in ("config", "rootfs", "history", "created")}
+    command = " ".join([record["Path"]] + list(record["Args"]))
+    history = list(base.config.get("history") or [])
+    entry = {"created": created, "created_by": command}
+    if author:
+        entry["author"] = author
+        image_config["author"] = author
+    if message:
+        entry["comment"] = message
+    history.append(entry)
+    image_config.update(created=created, config=config, history=history,
+                        rootfs={"type": "layers", "diff_ids": list(base.diff_ids) + [diff_id]})
+    manifest = store.read_manifest(base.manifest_digest)
+    layers = list(manifest["layers"]) + [
+        {"mediaType": LAYER_TYPE, "digest": diff_id, "size": os.path.getsize(store.blob_path(diff_id))}]
+    return store.add_image(image_config, layers, name)

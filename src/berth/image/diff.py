@@ -1,0 +1,312 @@
+"""A container's changes, read from its overlay upper directory: `berth diff`'s list, and
+the layer `berth commit` makes of them (an OCI layer tar, and the same content as an
+overlay lower directory, written in one pass).
+
+In the upper dir a deletion is a whiteout (char device 0:0) and a replaced directory is
+opaque (xattr trusted.overlay.opaque=y); in a layer tar they are `.wh.<name>` and
+`<dir>/.wh..wh..opq` files (OCI image spec, "whiteouts")."""
+
+import os
+import stat
+
+OPAQUE_XATTR = "trusted.overlay.opaque"
+OVERLAY_XATTR_PREFIX = "trusted.overlay."
+CHUNK = 1 << 20
+
+
+def is_whiteout(st) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def walk(upper: str, rel: str = ""):
+    """(relative path, lstat) of every entry under `upper`: parents first, names sorted."""
+    directory = os.path.join(upper, rel) if rel else upper
+    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+        child = f"{rel}/{entry.name}" if rel else entry.name
+        st = entry.stat(follow_symlinks=False)
+        yield child, st
+        if stat.S_ISDIR(st.st_mode):
+            yield from walk(upper, child)
+
+
+def _in_lower(lowers: list[str], rel: str) -> bool:
+    """Does `rel` exist in the image below (the lower dirs, topmost first)?"""
+    for lower in lowers:
+        try:
+            st = os.lstat(os.path.join(lower, rel))
+        except (FileNotFoundError, NotADirectoryError):
+            if _hidden(lower, rel):
+                return False
+            continue
+        return not is_whiteout(st)
+    return False
+
+
+def _hidden(lower: str, rel: str) -> bool:
+    """A parent of `rel` is deleted or opaque in this lower layer: nothing below shows."""
+    parts = rel.split("/")[:-1]
+    for i in range(len(parts), 0, -1):
+        parent = os.path.join(lower, *parts[:i])
+        try:
+            st = os.lstat(parent)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        return is_whiteout(st) or is_opaque(parent)
+    return False
+
+
+def changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
+    """docker diff: ("A"|"C"|"D", "/path") sorted by path. Every entry of the upper dir is a
+    change; a directory there only because something inside it changed shows as C."""
+    found = []
+    for rel, st in walk(upper):
+        if is_whiteout(st):
+            if _in_lower(lowers, rel):
+                found.append(("D", "/" + rel))
+            continue
+        found.append(("C" if _in_lower(lowers, rel) else "A", "/" + rel))
+    found.sort(key=lambda change: change[1])
+    return found
+
+
+class LayerWriter:
+    """Writes the layer of an upper dir in one pass over its files: the OCI tar (hashed as
+    it is written: the diff ID) and the same content as an overlay lower directory."""
+
+    def __init__(self, upper: str, tar_fd: int, layer_dir: str):
+        import hashlib
+
+        self.upper = upper
+        self.tar_fd = tar_fd
+        self.layer_dir = layer_dir
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.links = {}  # (dev, ino) -> first relative path, for hard links
+
+    def write(self) -> tuple[str, int]:
+        """Returns (diff ID, byte size of the layer's files)."""
+        os.mkdir(self.layer_dir, 0o755)
+        directories = []
+        for rel, st in walk(self.upper):
+            self._entry(rel, st, directories)
+        self._emit(b"\0" * 1024)  # end of archive
+        for path, st in reversed(directories):
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        return "sha256:" + self.digest.hexdigest(), self.size
+
+    def _emit(self, data: bytes) -> None:
+        self.digest.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.tar_fd, view):]
+
+    def _header(self, info) -> None:
+        import tarfile
+
+        self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+
+    def _entry(self, rel: str, st, directories: list) -> None:
+        import tarfile
+
+        source = os.path.join(self.upper, rel)
+        target = os.path.join(self.layer_dir, rel)
+        parent, name = os.path.split(rel)
+        if is_whiteout(st):
+            self._header(_info(os.path.join(parent, ".wh." + name), tarfile.REGTYPE, st, mode=0o600))
+            os.mknod(target, stat.S_IFCHR | 0o600, 0)
+            return
+        info = _info(rel, tarfile.REGTYPE, st)
+        xattrs = _xattrs(source)
+        info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape") for k, v in xattrs.items()}
+        key = (st.st_dev, st.st_ino)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and key in self.links:
+            info.type, info.linkname, info.size = tarfile.LNKTYPE, self.links[key], 0
+            self._header(info)
+            os.link(os.path.join(self.layer_dir, self.links[key]), target)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+            self._header(info)
+            os.mkdir(target, 0o700)
+            directories.append((target, st))
+            if is_opaque(source):
+                self._header(_info(os.path.join(rel, ".wh..wh..opq"), tarfile.REGTYPE, st, mode=0o600))
+                os.setxattr(target, OPAQUE_XATTR, b"y")
+        elif stat.S_ISREG(st.st_mode):
+            info.size = st.st_size
+            self._header(info)
+            self._copy_file(source, target, st.st_size)
+            if st.st_nlink > 1:
+                self.links[key] = rel
+        elif stat.S_ISLNK(st.st_mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
+            self._header(info)
+            os.symlink(info.linkname, target)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            self._header(info)
+            os.mknod(target, st.st_mode, st.st_rdev)
+        elif stat.S_ISFIFO(st.st_mode):
+            info.type = tarfile.FIFOTYPE
+            self._header(info)
+            os.mkfifo(target, 0o600)
+        else:
+            return  # sockets do not go into layers
+        os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(target, stat.S_IMODE(st.st_mode))
+        for key_name, value in xattrs.items():
+            os.setxattr(target, key_name, value, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+    def _copy_file(self, source: str, target: str, size: int) -> None:
+        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            copied = 0
+            while copied < size:
+                chunk = os.read(src, min(CHUNK, size - copied))
+                if not chunk:
+                    raise OSError(f"{source} shrank while it was committed")
+                self._emit(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(dst, view):]
+                copied += len(chunk)
+        finally:
+            os.close(src)
+            os.close(dst)
+        self.size += size
+        if size % 512:
+            self._emit(b"\0" * (512 - size % 512))
+
+
+def _info(name: str, kind, st, mode: int | None = None):
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+    info.uid, info.gid = st.st_uid, st.st_gid
+    info.mtime = int(st.st_mtime)  # whole seconds, like docker's layer tars
+    info.uname = info.gname = ""
+    if mode is not None:
+        info.uid = info.gid = 0
+    return info
+
+
+def _xattrs(path: str) -> dict:
+    """The entry's xattrs to keep: everything but overlay's own bookkeeping."""
+    found = {}
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return found
+    for name in names:
+        if name.startswith(OVERLAY_XATTR_PREFIX):
+            continue
+        try:
+            found[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            pass
+    return found
+
+
+def merged_entries(layers_top_first: list[str]) -> list[tuple[str, str, os.stat_result]]:
+    """The union view of overlay layers without mounting them: (relative path, layer dir it
+    comes from, lstat), sorted so parents come first. Whiteouts and opaque dirs hide what
+    is below them, as overlayfs does."""
+    chosen: dict[str, tuple[str, os.stat_result]] = {}
+    hidden: set[str] = set()  # deleted paths
+    sealed: set[str] = set()  # opaque directories: nothing from lower layers inside
+
+    def covered(rel: str) -> bool:
+        parts = rel.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in hidden:
+                return True
+        return any("/".join(parts[:i]) in sealed for i in range(1, len(parts)))
+
+    for layer in layers_top_first:
+        if not os.path.isdir(layer):
+            continue
+        layer_sealed = set()
+        for rel, st in walk(layer):
+            if rel in chosen or rel in hidden or covered(rel):
+                continue
+            if is_whiteout(st):
+                hidden.add(rel)
+                continue
+            chosen[rel] = (layer, st)
+            if stat.S_ISDIR(st.st_mode) and is_opaque(os.path.join(layer, rel)):
+                layer_sealed.add(rel)
+        sealed |= layer_sealed
+    return [(rel, chosen[rel][0], chosen[rel][1]) for rel in sorted(chosen, key=lambda r: r.split("/"))]
+
+
+def export_tar(layers_top_first: list[str], out_fd: int) -> None:
+    """A flat tar of the union of `layers_top_first` (docker export)."""
+    import tarfile
+
+    writer = _TarOut(out_fd)
+    links = {}
+    for rel, layer, st in merged_entries(layers_top_first):
+        source = os.path.join(layer, rel)
+        info = _info(rel, tarfile.REGTYPE, st)
+        key = (st.st_dev, st.st_ino)
+        if stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+        elif stat.S_ISREG(st.st_mode):
+            if st.st_nlink > 1 and key in links:
+                info.type, info.linkname = tarfile.LNKTYPE, links[key]
+            else:
+                info.size = st.st_size
+                links[key] = rel
+        elif stat.S_ISLNK(st.st_mode):
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        elif stat.S_ISFIFO(st.st_mode):
+            info.type = tarfile.FIFOTYPE
+        else:
+            continue
+        writer.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        if info.type == tarfile.REGTYPE and info.size:
+            writer.copy_from(source, info.size)
+    writer.write(b"\0" * 1024)
+
+
+class _TarOut:
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def copy_from(self, path: str, size: int) -> None:
+        src = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            left = size
+            while left:
+                chunk = os.read(src, min(CHUNK, left))
+                if not chunk:
+                    raise OSError(f"{path} shrank while it was exported")
+                self.write(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(src)
+        if size % 512:
+            self.write(b"\0" * (512 - size % 512))
