@@ -25,15 +25,18 @@ def is_opaque(path: str) -> bool:
         return False
 
 
-def walk(upper: str, rel: str = ""):
-    """(relative path, lstat) of every entry under `upper`: parents first, names sorted."""
+def walk(upper: str, rel: str = "", ordered: bool = True):
+    """(relative path, lstat) of every entry under `upper`, parents first; names sorted, or
+    with `ordered=False` in the directory's own order (what docker's diff walks in)."""
     directory = os.path.join(upper, rel) if rel else upper
-    for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+    with os.scandir(directory) as listing:
+        entries = sorted(listing, key=lambda e: e.name) if ordered else list(listing)
+    for entry in entries:
         child = f"{rel}/{entry.name}" if rel else entry.name
         st = entry.stat(follow_symlinks=False)
         yield child, st
         if stat.S_ISDIR(st.st_mode):
-            yield from walk(upper, child)
+            yield from walk(upper, child, ordered)
 
 
 def _in_lower(lowers: list[str], rel: str) -> bool:
@@ -63,16 +66,16 @@ def _hidden(lower: str, rel: str) -> bool:
 
 
 def changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
-    """docker diff: ("A"|"C"|"D", "/path") sorted by path. Every entry of the upper dir is a
-    change; a directory there only because something inside it changed shows as C."""
+    """docker diff: ("A"|"C"|"D", "/path") in docker's order, a depth-first walk of the
+    upper dir in directory order. Every entry there is a change; a directory there only
+    because something inside it changed shows as C."""
     found = []
-    for rel, st in walk(upper):
+    for rel, st in walk(upper, ordered=False):
         if is_whiteout(st):
             if _in_lower(lowers, rel):
                 found.append(("D", "/" + rel))
             continue
         found.append(("C" if _in_lower(lowers, rel) else "A", "/" + rel))
-    found.sort(key=lambda change: change[1])
     return found
 
 

@@ -1,0 +1,190 @@
+"""Images from containers (book chapter 7): diff, commit, history, export."""
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+
+def diff(berth, name: str) -> list[str]:
+    return berth.ok("diff", name).splitlines()
+
+
+def test_diff_book_examples(busybox):
+    busybox.ok("run", "--name", "hello", "busybox", "touch", "/HelloWorld")
+    assert diff(busybox, "hello") == ["A /HelloWorld"]
+    busybox.ok("run", "--name", "novi", "busybox", "rm", "/bin/vi")
+    assert diff(busybox, "novi") == ["C /bin", "D /bin/vi"]
+    busybox.ok("run", "--name", "touchvi", "busybox", "touch", "/bin/vi")
+    # /bin/vi is a symlink to busybox in this image: touch follows it (docker prints the same)
+    assert diff(busybox, "touchvi") == ["C /bin", "C /bin/busybox"]
+    # docker lists a directory's changes right after it, in the directory's own order
+    busybox.ok("run", "--name", "tree", "busybox", "sh", "-c", "mkdir -p /d/e; touch /d/e/f /d/g")
+    changes = diff(busybox, "tree")
+    assert changes[0] == "A /d" and set(changes) == {"A /d", "A /d/e", "A /d/e/f", "A /d/g"}
+    assert changes.index("A /d/e/f") == changes.index("A /d/e") + 1
+
+
+@pytest.mark.skipif(not shutil.which("docker"), reason="docker CLI not installed")
+def test_diff_matches_docker_on_the_same_image(busybox):
+    probe = subprocess.run(["docker", "image", "inspect", "busybox:latest"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("no docker daemon with busybox:latest")
+    script = "touch /bin/vi; rm /bin/ls; mkdir -p /new/dir; echo x > /new/dir/f; touch /HelloWorld"
+    busybox.ok("run", "--name", "same", "busybox", "sh", "-c", script)
+    name = f"berth-diff-{os.getpid()}"
+    subprocess.run(["docker", "run", "--name", name, "busybox", "sh", "-c", script], check=True, capture_output=True)
+    try:
+        theirs = subprocess.run(["docker", "diff", name], check=True, capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+    assert diff(busybox, "same") == theirs.splitlines()
+
+
+def test_diff_of_a_running_container(busybox):
+    busybox.ok("run", "-d", "--name", "live", "busybox", "sh", "-c", "touch /live-file; sleep 60")
+    try:
+        deadline = time.monotonic() + 10
+        while "A /live-file" not in diff(busybox, "live") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "A /live-file" in diff(busybox, "live")
+    finally:
+        busybox("rm", "-f", "live")
+
+
+def test_commit_carries_the_command_forward(busybox):
+    script = "printf '#!/bin/sh\\necho hello from the new image\\n' > /bin/hello; chmod 755 /bin/hello"
+    busybox.ok("run", "--name", "image-dev", "busybox", "sh", "-c", script)
+    image_id = busybox.ok("commit", "image-dev", "hello-img").strip()
+    assert image_id.startswith("sha256:") and len(image_id) == 71
+    assert busybox.ok("run", "--rm", "hello-img", "hello") == "hello from the new image\n"
+    # the committed image's CMD is the container's command
+    config = json.loads(busybox.ok("image", "inspect", "--format", "{{json .Config}}", "hello-img"))
+    assert config["Cmd"] == ["sh", "-c", script]
+
+
+def test_commit_makes_the_entrypoint_stick(busybox):
+    busybox.ok("create", "--name", "ep", "--entrypoint", "echo", "busybox", "from", "entrypoint")
+    busybox.ok("commit", "ep", "ep-img")
+    assert busybox.ok("run", "--rm", "ep-img").strip() == "from entrypoint"
+    assert busybox.ok("run", "--rm", "ep-img", "other", "args").strip() == "other args"
+
+
+def test_commit_carries_config_and_applies_changes(busybox):
+    busybox.ok("create", "--name", "cfg", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "-l", "k=v", "busybox",
+               "sh", "-c", "echo $A $B; pwd; id -u")
+    busybox.ok("commit", "-a", "Ada <ada@example.com>", "-m", "a message",
+               "-c", "ENV B=2", "-c", "EXPOSE 8080", "-c", "LABEL extra=yes", "-c", "VOLUME /data", "cfg", "cfg-img")
+    config = json.loads(busybox.ok("image", "inspect", "--format", "{{json .Config}}", "cfg-img"))
+    assert "A=1" in config["Env"] and "B=2" in config["Env"]
+    assert config["WorkingDir"] == "/tmp" and config["User"] == "nobody"
+    assert config["Labels"] == {"k": "v", "extra": "yes"}
+    assert config["ExposedPorts"] == {"8080/tcp": {}}
+    assert config["Volumes"] == {"/data": {}}
+    assert busybox.ok("run", "--rm", "cfg-img").split() == ["1", "2", "/tmp", "65534"]
+    inspect = json.loads(busybox.ok("image", "inspect", "cfg-img"))[0]
+    assert inspect["Author"] == "Ada <ada@example.com>"
+    history = busybox.ok("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", "cfg-img").splitlines()
+    assert history[0] == "sh -c echo $A $B; pwd; id -u|a message"
+    assert history[-1] == "|Imported from -"
+
+
+def test_commit_preserves_files_exactly(busybox):
+    script = ("mkdir -p /data/sub && echo content > /data/file && chown 1234:5678 /data/file && chmod 4751 /data/file"
+              " && ln /data/file /data/hard && ln -s ../file /data/sub/link && mknod /data/null c 1 3"
+              " && mkfifo /data/fifo && setfattr -n user.k -v val /data/file 2>/dev/null;"
+              " rm /bin/vi; rm -rf /home; mkdir /home; echo fresh > /home/only")
+    busybox.ok("run", "--name", "files", "busybox", "sh", "-c", script)
+    busybox.ok("commit", "files", "files-img")
+    check = ("stat -c '%n %u:%g %a %F %h' /data/file /data/hard /data/null /data/fifo; readlink /data/sub/link;"
+             " cat /data/sub/link; ls /bin/vi 2>&1; ls /home")
+    out = busybox.ok("run", "--rm", "files-img", "sh", "-c", check).splitlines()
+    assert out[0] == "/data/file 1234:5678 4751 regular file 2"
+    assert out[1] == "/data/hard 1234:5678 4751 regular file 2"
+    assert out[2].startswith("/data/null 0:0 644 character special file")
+    assert out[3].startswith("/data/fifo 0:0 644 fifo")
+    assert out[4:6] == ["../file", "content"]
+    assert "No such file or directory" in out[6]
+    assert out[7:] == ["only"]
+
+
+def test_commit_layer_tar_uses_oci_whiteouts(busybox):
+    busybox.ok("run", "--name", "wh", "busybox", "sh", "-c", "rm /bin/vi; rm -rf /home; mkdir /home")
+    image_id = busybox.ok("commit", "wh", "wh-img").strip()
+    diff_ids = json.loads(busybox.ok("image", "inspect", "--format", "{{json .RootFS.Layers}}", "wh-img"))
+    blob = os.path.join(busybox.root, "image", "blobs", "sha256", diff_ids[-1].split(":")[1])
+    with tarfile.open(blob) as tar:
+        names = tar.getnames()
+    assert "bin/.wh.vi" in names
+    assert "home/.wh..wh..opq" in names
+    assert image_id != ""
+
+
+def test_layers_are_shared_between_images(busybox):
+    for name in ("one", "two"):
+        busybox.ok("run", "--name", name, "busybox", "touch", f"/{name}")
+        busybox.ok("commit", name, f"{name}-img")
+    lowers = [busybox.ok("image", "inspect", "--format", "{{.GraphDriver.Data.LowerDir}}", f"{n}-img").strip()
+              for n in ("one", "two")]
+    base = busybox.ok("image", "inspect", "--format", "{{.GraphDriver.Data.LowerDir}}", "busybox").strip()
+    assert lowers[0].endswith(base) and lowers[1].endswith(base)
+    assert lowers[0] != lowers[1]
+    layer_dirs = [d for d in os.listdir(os.path.join(busybox.root, "image", "layers")) if not d.endswith(".json")]
+    assert len(layer_dirs) == 3  # busybox + one layer per commit
+
+
+def test_history_columns(busybox):
+    busybox.ok("run", "--name", "hist", "busybox", "touch", "/x")
+    busybox.ok("commit", "-m", "touched", "hist", "h-img")
+    lines = busybox.ok("history", "h-img").splitlines()
+    assert lines[0].split() == ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
+    assert lines[1].split()[0] == busybox.ok("image", "inspect", "--format", "{{.Id}}", "h-img")[7:19]
+    assert lines[-1].split()[0] == "<missing>"
+    assert busybox.ok("history", "-q", "h-img").splitlines()[1] == "<missing>"
+
+
+def test_export_then_import_is_a_flat_image(busybox, tmp_path):
+    busybox.ok("run", "--name", "flat", "busybox", "sh", "-c", "echo data > /HelloWorld; rm /bin/vi")
+    out = tmp_path / "flat.tar"
+    busybox.ok("export", "-o", str(out), "flat")
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        assert tar.extractfile("HelloWorld").read() == b"data\n"
+    assert "bin/vi" not in names and "bin/busybox" in names and "bin/sh" in names
+    streamed = subprocess.run(busybox.cmd("export", "flat"), capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(streamed)) as tar:
+        assert set(tar.getnames()) == names
+    busybox.ok("import", "-c", 'CMD ["cat", "/HelloWorld"]', str(out), "flat-img")
+    assert busybox.ok("run", "--rm", "flat-img") == "data\n"
+    layers = json.loads(busybox.ok("image", "inspect", "--format", "{{json .RootFS.Layers}}", "flat-img"))
+    assert len(layers) == 1
+
+
+def test_commit_of_a_missing_container(busybox):
+    result = busybox("commit", "nosuch", "x")
+    assert result.returncode == 1
+    assert "No such container: nosuch" in result.stderr
+
+
+def test_killed_commit_leaves_the_store_consistent(busybox):
+    busybox.ok("run", "--name", "big", "busybox", "sh", "-c",
+               "for i in $(seq 200); do head -c 1000000 /dev/urandom > /f$i; done")
+    before_images = busybox.ok("images", "-q", "--no-trunc")
+    layers_dir = os.path.join(busybox.root, "image", "layers")
+    before_layers = sorted(os.listdir(layers_dir))
+    proc = subprocess.Popen(busybox.cmd("commit", "big", "half"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tmp = os.path.join(busybox.root, "image", "tmp")
+    deadline = time.monotonic() + 10
+    while not any(n.startswith("commit-") for n in os.listdir(tmp)) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)  # our own child
+    proc.wait()
+    assert busybox.ok("images", "-q", "--no-trunc") == before_images
+    assert sorted(os.listdir(layers_dir)) == before_layers
+    assert busybox("image", "inspect", "half").returncode != 0
