@@ -41,13 +41,14 @@ COMMANDS = {
 }
 GROUPS = {
     "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi", "history": "history",
-              "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect")},
+              "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect"),
+              "prune": ("berth.cli.prune", "cmd_image_prune")},
     "container": {"run": "run", "create": "create", "start": "start", "rm": "rm", "ls": "ps", "list": "ps",
                   "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect"), "stop": "stop",
                   "kill": "kill", "wait": "wait", "restart": "restart", "pause": "pause", "unpause": "unpause",
                   "rename": "rename", "port": "port", "exec": "exec", "logs": "logs", "top": "top", "cp": "cp",
                   "diff": "diff", "commit": "commit", "export": "export"},
-    "system": {"info": "info"},
+    "system": {"info": "info", "df": ("berth.cli.prune", "cmd_system_df")},
 }
 
 GLOBAL_USAGE = """

@@ -306,6 +306,32 @@ class ImageStore:
             write_json(self.index_path, index)
             return self._collect_garbage(index["manifests"], image)
 
+    def collect_leftovers(self) -> int:
+        """Remove what a killed command left behind: staging files in tmp/ and layer
+        directories no image's chain references. Returns the bytes freed."""
+        from berth.fs import remove_tree
+
+        freed = 0
+        with Lock(os.path.join(self.root, "index.lock")):
+            used = set()
+            for entry in self._index()["manifests"]:
+                manifest = json.loads(self.read_blob(entry["digest"]))
+                config = json.loads(self.read_blob(manifest["config"]["digest"]))
+                used.update(c.partition(":")[2] for c in chain_ids((config.get("rootfs") or {}).get("diff_ids") or []))
+            for name in os.listdir(self.layers):
+                chain = name.removesuffix(".json")
+                if chain not in used:
+                    path = os.path.join(self.layers, name)
+                    freed += self.layer_size("sha256:" + chain) if name.endswith(".json") else 0
+                    remove_tree(path)
+            tmp = self.tmp_dir()
+            for name in os.listdir(tmp) if os.path.isdir(tmp) else ():
+                path = os.path.join(tmp, name)
+                if os.path.isfile(path):
+                    freed += os.path.getsize(path)
+                remove_tree(path)
+        return freed
+
     def _collect_garbage(self, entries: list, image: Image) -> list[str]:
         from berth.fs import remove_tree
 
