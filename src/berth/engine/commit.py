@@ -49,7 +49,7 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     from berth.engine.containers import is_running
     from berth.image.diff import LayerWriter
     from berth.image.instructions import apply_changes
-    from berth.image.store import LAYER_TYPE, chain_ids
+    from berth.image.store import LAYER_TYPE
     from berth.units import format_rfc3339_nano
 
     store = engine.images
@@ -64,31 +64,21 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     frozen = pause and is_running(record)
     cgroup = engine._freezer(record) if frozen else None
     tar_path = os.path.join(store.tmp_dir(), "commit-" + os.urandom(8).hex())
-    written = tar_path + ".dir"
     fd = os.open(tar_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         if cgroup:
             cgroup.freeze()
         try:
-            diff_id, size = LayerWriter(record["GraphDriver"]["Data"]["UpperDir"], fd, written).write()
+            diff_id = LayerWriter(record["GraphDriver"]["Data"]["UpperDir"], fd).write()
         finally:
             if cgroup and not record["State"]["Paused"]:
                 cgroup.thaw()
         os.close(fd)
         fd = -1
-
-        def move_written(staging: str) -> int:
-            os.rename(written, staging)
-            return size
-
-        parent = chain_ids(base.diff_ids)[-1] if base.diff_ids else None
-        store.adopt_layer(parent, diff_id, tar_path, move_written)
+        store.add_layer_blob(diff_id, tar_path)  # unpacked when an image first needs it
     finally:
         if fd >= 0:
             os.close(fd)
-        from berth.fs import remove_tree
-
-        remove_tree(written)
         if os.path.exists(tar_path):
             os.unlink(tar_path)
     created = format_rfc3339_nano(time.time())

@@ -204,7 +204,7 @@ class Engine:
         env = merge_env(image_config.get("Env"), req.env)
         labels = dict(image_config.get("Labels") or {})
         labels.update(req.labels)
-        layer_dirs = image.layer_dirs() + [os.path.join(directory, "init")]
+        layer_dirs = self.images.unpacked_layer_dirs(image) + [os.path.join(directory, "init")]
         return {
             "Id": container_id,
             "Created": now(),

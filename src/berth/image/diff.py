@@ -1,6 +1,5 @@
-"""A container's changes, read from its overlay upper directory: `berth diff`'s list, and
-the layer `berth commit` makes of them (an OCI layer tar, and the same content as an
-overlay lower directory, written in one pass).
+"""A container's changes, read from its overlay upper directory: `berth diff`'s list, the
+layer `berth commit` makes of them (an OCI layer tar), and `berth export`'s flat tar.
 
 In the upper dir a deletion is a whiteout (char device 0:0) and a replaced directory is
 opaque (xattr trusted.overlay.opaque=y); in a layer tar they are `.wh.<name>` and
@@ -80,117 +79,67 @@ def changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
 
 
 class LayerWriter:
-    """Writes the layer of an upper dir in one pass over its files: the OCI tar (hashed as
-    it is written: the diff ID) and the same content as an overlay lower directory."""
+    """Writes the OCI layer tar of an upper dir, hashing it as it goes (the diff ID). The
+    layer's overlay directory is unpacked from that tar when an image first needs it."""
 
-    def __init__(self, upper: str, tar_fd: int, layer_dir: str):
+    def __init__(self, upper: str, tar_fd: int):
         import hashlib
 
         self.upper = upper
-        self.tar_fd = tar_fd
-        self.layer_dir = layer_dir
+        self.out = _TarOut(tar_fd)
         self.digest = hashlib.sha256()
-        self.size = 0
         self.links = {}  # (dev, ino) -> first relative path, for hard links
 
-    def write(self) -> tuple[str, int]:
-        """Returns (diff ID, byte size of the layer's files)."""
-        os.mkdir(self.layer_dir, 0o755)
-        directories = []
+    def write(self) -> str:
+        """Returns the diff ID."""
         for rel, st in walk(self.upper):
-            self._entry(rel, st, directories)
+            self._entry(rel, st)
         self._emit(b"\0" * 1024)  # end of archive
-        for path, st in reversed(directories):
-            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-        return "sha256:" + self.digest.hexdigest(), self.size
+        return "sha256:" + self.digest.hexdigest()
 
     def _emit(self, data: bytes) -> None:
         self.digest.update(data)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.tar_fd, view):]
+        self.out.write(data)
 
     def _header(self, info) -> None:
         import tarfile
 
         self._emit(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
 
-    def _entry(self, rel: str, st, directories: list) -> None:
+    def _entry(self, rel: str, st) -> None:
         import tarfile
 
         source = os.path.join(self.upper, rel)
-        target = os.path.join(self.layer_dir, rel)
         parent, name = os.path.split(rel)
         if is_whiteout(st):
             self._header(_info(os.path.join(parent, ".wh." + name), tarfile.REGTYPE, st, mode=0o600))
-            os.mknod(target, stat.S_IFCHR | 0o600, 0)
             return
         info = _info(rel, tarfile.REGTYPE, st)
-        xattrs = _xattrs(source)
-        info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape") for k, v in xattrs.items()}
+        info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
+                            for k, v in _xattrs(source).items()}
         key = (st.st_dev, st.st_ino)
         if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and key in self.links:
-            info.type, info.linkname, info.size = tarfile.LNKTYPE, self.links[key], 0
-            self._header(info)
-            os.link(os.path.join(self.layer_dir, self.links[key]), target)
-            return
-        if stat.S_ISDIR(st.st_mode):
+            info.type, info.linkname = tarfile.LNKTYPE, self.links[key]
+        elif stat.S_ISDIR(st.st_mode):
             info.type = tarfile.DIRTYPE
-            self._header(info)
-            os.mkdir(target, 0o700)
-            directories.append((target, st))
-            if is_opaque(source):
-                self._header(_info(os.path.join(rel, ".wh..wh..opq"), tarfile.REGTYPE, st, mode=0o600))
-                os.setxattr(target, OPAQUE_XATTR, b"y")
         elif stat.S_ISREG(st.st_mode):
             info.size = st.st_size
-            self._header(info)
-            self._copy_file(source, target, st.st_size)
             if st.st_nlink > 1:
                 self.links[key] = rel
         elif stat.S_ISLNK(st.st_mode):
             info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
-            self._header(info)
-            os.symlink(info.linkname, target)
         elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
             info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
             info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            self._header(info)
-            os.mknod(target, st.st_mode, st.st_rdev)
         elif stat.S_ISFIFO(st.st_mode):
             info.type = tarfile.FIFOTYPE
-            self._header(info)
-            os.mkfifo(target, 0o600)
         else:
             return  # sockets do not go into layers
-        os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
-        if not stat.S_ISLNK(st.st_mode):
-            os.chmod(target, stat.S_IMODE(st.st_mode))
-        for key_name, value in xattrs.items():
-            os.setxattr(target, key_name, value, follow_symlinks=False)
-        if not stat.S_ISDIR(st.st_mode):
-            os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-
-    def _copy_file(self, source: str, target: str, size: int) -> None:
-        src = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            copied = 0
-            while copied < size:
-                chunk = os.read(src, min(CHUNK, size - copied))
-                if not chunk:
-                    raise OSError(f"{source} shrank while it was committed")
-                self._emit(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(dst, view):]
-                copied += len(chunk)
-        finally:
-            os.close(src)
-            os.close(dst)
-        self.size += size
-        if size % 512:
-            self._emit(b"\0" * (512 - size % 512))
+        self._header(info)
+        if info.type == tarfile.REGTYPE and info.size:
+            self.out.copy_from(source, info.size, self.digest)
+        if info.type == tarfile.DIRTYPE and is_opaque(source):
+            self._header(_info(os.path.join(rel, ".wh..wh..opq"), tarfile.REGTYPE, st, mode=0o600))
 
 
 def _info(name: str, kind, st, mode: int | None = None):
@@ -299,17 +248,23 @@ class _TarOut:
         while view:
             view = view[os.write(self.fd, view):]
 
-    def copy_from(self, path: str, size: int) -> None:
+    def copy_from(self, path: str, size: int, digest=None) -> None:
+        """The file's `size` bytes and the tar padding after them, hashed into `digest`."""
         src = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
             left = size
             while left:
                 chunk = os.read(src, min(CHUNK, left))
                 if not chunk:
-                    raise OSError(f"{path} shrank while it was exported")
+                    raise OSError(f"{path} shrank while it was read")
+                if digest is not None:
+                    digest.update(chunk)
                 self.write(chunk)
                 left -= len(chunk)
         finally:
             os.close(src)
         if size % 512:
-            self.write(b"\0" * (512 - size % 512))
+            padding = b"\0" * (512 - size % 512)
+            if digest is not None:
+                digest.update(padding)
+            self.write(padding)

@@ -58,7 +58,8 @@ class Image:
         return [self._store.layer_dir(chain) for chain in chain_ids(self.diff_ids)]
 
     def size(self) -> int:
-        return sum(self._store.layer_size(chain) for chain in chain_ids(self.diff_ids))
+        return sum(self._store.layer_size(chain, diff_id) for chain, diff_id in zip(chain_ids(self.diff_ids),
+                                                                                   self.diff_ids, strict=True))
 
 
 class ImageStore:
@@ -112,11 +113,15 @@ class ImageStore:
     def layer_dir(self, chain_id: str) -> str:
         return os.path.join(self.layers, chain_id.partition(":")[2])
 
-    def layer_size(self, chain_id: str) -> int:
+    def layer_size(self, chain_id: str, diff_id: str | None = None) -> int:
+        """The unpacked layer's content size; its tar's size if it is not unpacked yet."""
         try:
             return read_json(self.layer_dir(chain_id) + ".json").get("size", 0)
         except FileNotFoundError:
-            return 0
+            try:
+                return os.path.getsize(self.blob_path(diff_id)) if diff_id else 0
+            except FileNotFoundError:
+                return 0
 
     def has_layer(self, chain_id: str) -> bool:
         return os.path.exists(self.layer_dir(chain_id) + ".json")
@@ -130,7 +135,32 @@ class ImageStore:
 
         return self.adopt_layer(parent_chain, diff_id, tar_path, unpack_into)
 
-    def adopt_layer(self, parent_chain: str | None, diff_id: str, tar_path: str, materialize) -> str:
+    def add_layer_blob(self, diff_id: str, tar_path: str) -> None:
+        """Adopt an uncompressed layer tar as its blob; its directory comes later (unpacked)."""
+        blob = self.blob_path(diff_id)
+        if os.path.exists(blob):
+            os.unlink(tar_path)
+        else:
+            os.rename(tar_path, blob)
+
+    def unpacked_layer_dirs(self, image: "Image") -> list[str]:
+        """The image's layer directories, bottom first, unpacking from the blobs any that are
+        not there yet (committed or loaded images are unpacked on first use)."""
+        from berth.image.layers import unpack
+
+        diff_ids = image.diff_ids
+        chains = chain_ids(diff_ids)
+        for i, chain in enumerate(chains):
+            if self.has_layer(chain):
+                continue
+            with Lock(self.layer_dir(chain) + ".lock"):
+                if not self.has_layer(chain):
+                    blob = self.blob_path(diff_ids[i])
+                    self.adopt_layer(chains[i - 1] if i else None, diff_ids[i], None,
+                                     lambda staging, blob=blob: unpack(blob, staging))
+        return [self.layer_dir(chain) for chain in chains]
+
+    def adopt_layer(self, parent_chain: str | None, diff_id: str, tar_path: str | None, materialize) -> str:
         """Put a layer in place: `materialize(staging_dir) -> size` writes its directory
         (skipped when that chain is already unpacked), then the tar becomes its blob.
         Returns the chain ID. A layer dir is only renamed into place once complete, and the
@@ -149,11 +179,8 @@ class ImageStore:
                 remove_tree(staging)
                 raise
             write_json(final + ".json", {"diff_id": diff_id, "parent": parent_chain, "size": size})
-        blob = self.blob_path(diff_id)
-        if os.path.exists(blob):
-            os.unlink(tar_path)
-        else:
-            os.rename(tar_path, blob)
+        if tar_path is not None:
+            self.add_layer_blob(diff_id, tar_path)
         return chain
 
     # -- lookup ----------------------------------------------------------
@@ -319,6 +346,8 @@ class ImageStore:
                 config = json.loads(self.read_blob(manifest["config"]["digest"]))
                 used.update(c.partition(":")[2] for c in chain_ids((config.get("rootfs") or {}).get("diff_ids") or []))
             for name in os.listdir(self.layers):
+                if name.endswith(".lock"):
+                    continue  # a lock may be held right now
                 chain = name.removesuffix(".json")
                 if chain not in used:
                     path = os.path.join(self.layers, name)
