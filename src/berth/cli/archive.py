@@ -1,0 +1,106 @@
+"""Image archive commands: save, load."""
+
+import os
+import sys
+
+from berth.cli.flags import BOOL, STRING, Command, Flag, help_text, parse
+from berth.errors import BerthError, InvalidArgument
+
+SAVE = Command("save", "berth save [OPTIONS] IMAGE [IMAGE...]",
+               "Save one or more images to a tar archive (streamed to STDOUT by default)",
+               [Flag("output", "o", STRING, None, "Write to a file, instead of STDOUT"),
+                Flag("format", None, STRING, "docker-archive",
+                     'Archive format: "docker-archive" (also an OCI layout) or "oci-archive"')],
+               min_args=1)
+LOAD = Command("load", "berth load [OPTIONS]", "Load an image from a tar archive or STDIN",
+               [Flag("input", "i", STRING, None, "Read from tar archive file, instead of STDIN"),
+                Flag("quiet", "q", BOOL, False, "Suppress the load output")],
+               max_args=0)
+
+
+def _parse(command, argv):
+    opts, args = parse(command, argv)
+    if opts.help:
+        sys.stdout.write(help_text(command))
+    return opts, args
+
+
+def cmd_save(engine, argv) -> int:
+    from berth.cli.progress import for_terminal
+    from berth.image.archive import FORMATS, save
+
+    opts, args = _parse(SAVE, argv)
+    if opts.help:
+        return 0
+    if opts.format not in FORMATS:
+        raise InvalidArgument(f'unsupported format "{opts.format}": use docker-archive or oci-archive')
+    if not opts.output and sys.stdout.isatty():
+        raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
+    progress = for_terminal(sys.stderr)
+    try:
+        if not opts.output:
+            save(engine.images, args, sys.stdout.buffer, opts.format, progress)
+            sys.stdout.buffer.flush()
+            return 0
+        _save_to_file(engine.images, args, opts.output, opts.format, progress)
+    finally:
+        if progress:
+            progress.close()
+    return 0
+
+
+def _save_to_file(store, refs: list[str], output: str, fmt: str, progress) -> None:
+    """Like docker's CLI: write a temp file beside `output`, rename it into place when complete."""
+    from berth.image.archive import resolve, save
+
+    resolve(store, refs)  # a missing image fails before the file is touched
+    directory = os.path.dirname(os.path.abspath(output))
+    tmp = os.path.join(directory, f".berth_temp_{os.urandom(6).hex()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        raise BerthError(f"failed to save image: unable to create temporary file: {err.strerror.lower()}",
+                         1) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            save(store, refs, out, fmt, progress)
+        os.rename(tmp, output)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def cmd_load(engine, argv) -> int:
+    from berth.cli.progress import for_terminal
+    from berth.image import reference
+    from berth.image.archive import load
+
+    opts, _ = _parse(LOAD, argv)
+    if opts.help:
+        return 0
+    if not opts.input and sys.stdin.isatty():
+        raise BerthError("requested load from stdin, but stdin is empty", 1)
+    try:
+        stream = open(opts.input, "rb") if opts.input else sys.stdin.buffer
+    except OSError as err:
+        raise BerthError(f"open {opts.input}: {err.strerror.lower()}", 1) from None
+    # docker draws progress only when its stdout is a terminal (it goes quiet otherwise)
+    progress = for_terminal(sys.stdout, opts.quiet)
+    try:
+        with stream:
+            loaded = load(engine.images, stream, progress)
+    finally:
+        if progress:
+            progress.close()
+    for image in loaded:
+        for name, previous in image.replaced:
+            print(f"The image {reference.parse(name).familiar()} already exists, "
+                  f"renaming the old one with ID {previous} to empty string")
+        for name in image.names:
+            print(f"Loaded image: {reference.parse(name).familiar()}")
+        if not image.names:
+            print(f"Loaded image ID: {image.id}")
+    return 0
