@@ -478,6 +478,16 @@ def _truncated(fraction):
     return make
 
 
+def _truncated_in_member(name):
+    def make(berth, tmp_path):
+        path = save(berth, tmp_path, "busybox")
+        with tarfile.open(path) as tar:
+            member = [m for m in tar if m.name == name][0]
+        (tmp_path / "cut.tar").write_bytes(open(path, "rb").read()[:member.offset_data + member.size // 2])
+        return str(tmp_path / "cut.tar")
+    return make
+
+
 def _truncated_at_a_member(berth, tmp_path):
     path = save(berth, tmp_path, "busybox")
     with tarfile.open(path) as tar:
@@ -555,7 +565,8 @@ BAD_ARCHIVES = [
     pytest.param(_wrong_diff_id, "invalid diffID for layer 0", id="wrong-diff-id"),
     pytest.param(_layer_count_mismatch, "layers length mismatch", id="layer-count-mismatch"),
     pytest.param(_truncated(0.5), "unexpected EOF", id="truncated-in-layer"),
-    pytest.param(_truncated(0.9995), "", id="truncated-near-the-end"),
+    pytest.param(_truncated_in_member("index.json"), "unexpected EOF", id="truncated-in-index-json"),
+    pytest.param(_truncated_in_member("repositories"), "unexpected EOF", id="truncated-in-last-member"),
     pytest.param(_truncated_at_a_member, "manifest.json", id="truncated-at-a-member"),
     pytest.param(_truncated_gzip, "invalid archive", id="truncated-gzip"),
     pytest.param(_missing_layer, "no such file or directory", id="missing-layer"),

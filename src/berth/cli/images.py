@@ -94,7 +94,9 @@ def image_rows(engine, opts, repo_filter: str | None) -> list[dict]:
         wanted = reference.parse(repo_filter)
         wanted_name = wanted.name()
         wanted_tag = wanted.tag if ":" in repo_filter.rpartition("/")[2] else None
-    for image in engine.images.images():
+    images = engine.images.images()
+    shared_size, unique_size = layer_sharing(engine.images, images)
+    for image in images:
         created = image.config.get("created") or ""
         try:
             created_ts = parse_rfc3339(created)
@@ -119,11 +121,31 @@ def image_rows(engine, opts, repo_filter: str | None) -> list[dict]:
                 "ID": short, "Repository": repo, "Tag": tag, "Digest": "<none>",
                 "CreatedSince": human_duration(now - created_ts) + " ago" if created_ts else "N/A",
                 "CreatedAt": _go_time(created_ts) if created_ts else "",
-                "Size": human_size(size), "VirtualSize": human_size(size), "SharedSize": "N/A",
-                "UniqueSize": "N/A", "Containers": "N/A", "_created": created_ts, "_created_raw": created,
+                "Size": human_size(size), "VirtualSize": human_size(size),
+                "SharedSize": human_size(shared_size[image.id]), "UniqueSize": human_size(unique_size[image.id]),
+                "Containers": "N/A", "_created": created_ts, "_created_raw": created,
             })
     rows.sort(key=lambda r: r["_created"], reverse=True)
     return rows
+
+
+def layer_sharing(store, images) -> tuple[dict, dict]:
+    """Per image: bytes in layers other images use too (docker's SHARED SIZE), and bytes
+    only it has (UNIQUE SIZE)."""
+    from berth.image.store import chain_ids
+
+    users: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    layers_of = {}
+    for image in images:
+        chains = chain_ids(image.diff_ids)
+        layers_of[image.id] = chains
+        for chain, diff_id in zip(chains, image.diff_ids, strict=True):
+            users[chain] = users.get(chain, 0) + 1
+            sizes[chain] = store.layer_size(chain, diff_id)
+    shared = {i: sum(sizes[c] for c in chains if users[c] > 1) for i, chains in layers_of.items()}
+    unique = {i: sum(sizes[c] for c in chains if users[c] == 1) for i, chains in layers_of.items()}
+    return shared, unique
 
 
 def _go_time(ts: float) -> str:

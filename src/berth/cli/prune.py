@@ -102,7 +102,23 @@ def cmd_system_df(engine, argv) -> int:
         sys.stdout.write(help_text(DF))
         return 0
     header = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
-    render_rows(opts.format, "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
-                df_rows(engine), header)
+    if not opts.verbose:
+        render_rows(opts.format, "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
+                    df_rows(engine), header)
+        return 0
+    from berth.cli.images import IMAGE_HEADER, image_rows
+
+    class _All:  # every image, as `images -a` lists them
+        all, no_trunc, filter = True, False, ()
+
+    rows = image_rows(engine, _All, None)
+    used = {}
+    for record in engine.containers():
+        used[record["Image"][7:19]] = used.get(record["Image"][7:19], 0) + 1
+    for row in rows:
+        row["Containers"] = str(used.get(row["ID"], 0))
+    sys.stdout.write("Images space usage:\n\n")
+    render_rows(None, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}"
+                      "\t{{.UniqueSize}}\t{{.Containers}}", rows, IMAGE_HEADER)
     return 0
 
