@@ -36,12 +36,17 @@ def test_prune_without_force_asks(busybox):
 def test_prune_clears_what_a_killed_command_left(busybox):
     tmp = os.path.join(busybox.root, "image", "tmp")
     layers = os.path.join(busybox.root, "image", "layers")
-    with open(os.path.join(tmp, "commit-deadbeef"), "wb") as f:
+    with open(os.path.join(tmp, "commit-999999999-deadbeef"), "wb") as f:  # no such pid
+        f.write(b"x" * 1000)
+    live = os.path.join(tmp, f"load-{os.getpid()}-cafe")  # a live command's staging: kept
+    os.mkdir(live)
+    with open(os.path.join(tmp, "stray"), "wb") as f:
         f.write(b"x" * 1000)
     orphan = os.path.join(layers, "0" * 64)
     os.mkdir(orphan)
     busybox.ok("image", "prune", "-f")
-    assert os.listdir(tmp) == []
+    assert os.listdir(tmp) == [os.path.basename(live)]
+    os.rmdir(live)
     assert not os.path.exists(orphan)
     assert busybox.ok("run", "--rm", "busybox", "true") == ""
 

@@ -125,7 +125,9 @@ def test_container_writes_stay_out_of_the_image_layers(busybox):
     record = busybox.ok("inspect", "--format", "{{.GraphDriver.Data.LowerDir}}|{{.GraphDriver.Data.UpperDir}}",
                         container_id).strip()
     lower, upper = record.split("|")
-    for layer in lower.split(":"):
+    init, *image_layers = lower.split(":")  # like docker's "-init" layer, topmost of the lowers
+    assert init.endswith("/init") and image_layers
+    for layer in image_layers:
         assert not os.path.exists(os.path.join(layer, "written"))
         assert os.path.lexists(os.path.join(layer, "bin", "vi"))
     with open(os.path.join(upper, "written")) as f:

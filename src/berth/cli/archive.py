@@ -51,10 +51,12 @@ def cmd_save(engine, argv) -> int:
 
 def _save_to_file(store, refs: list[str], output: str, fmt: str, progress) -> None:
     """Like docker's CLI: write a temp file beside `output`, rename it into place when complete."""
-    from berth.image.archive import resolve, save
+    from berth.image.archive import resolve, write_archive
 
-    resolve(store, refs)  # a missing image fails before the file is touched
+    entries = resolve(store, refs)  # a missing image fails before the file is touched
     directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise BerthError(f'failed to save image: invalid output path: directory "{directory}" does not exist', 1)
     tmp = os.path.join(directory, f".berth_temp_{os.urandom(6).hex()}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
@@ -63,7 +65,7 @@ def _save_to_file(store, refs: list[str], output: str, fmt: str, progress) -> No
                          1) from None
     try:
         with os.fdopen(fd, "wb") as out:
-            save(store, refs, out, fmt, progress)
+            write_archive(store, entries, out, fmt, progress)
         os.rename(tmp, output)
     except BaseException:
         try:

@@ -31,6 +31,8 @@ COMMANDS = {
     "commit": ("berth.cli.commit", "cmd_commit"),
     "history": ("berth.cli.commit", "cmd_history"),
     "export": ("berth.cli.commit", "cmd_export"),
+    "save": ("berth.cli.archive", "cmd_save"),
+    "load": ("berth.cli.archive", "cmd_load"),
     "inspect": ("berth.cli.inspect", "cmd_inspect"),
     "import": ("berth.cli.images", "cmd_import"),
     "images": ("berth.cli.images", "cmd_images"),
@@ -41,7 +43,7 @@ COMMANDS = {
 }
 GROUPS = {
     "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi", "history": "history",
-              "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect"),
+              "save": "save", "load": "load", "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect"),
               "prune": ("berth.cli.prune", "cmd_image_prune")},
     "container": {"run": "run", "create": "create", "start": "start", "rm": "rm", "ls": "ps", "list": "ps",
                   "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect"), "stop": "stop",
@@ -75,6 +77,7 @@ Commands:
   info        Display system-wide information
   inspect     Return low-level information on containers or images
   kill        Kill one or more running containers
+  load        Load an image from a tar archive or STDIN
   logs        Fetch the logs of a container
   pause       Pause all processes within one or more containers
   port        List port mappings or a specific mapping for the container
@@ -84,6 +87,7 @@ Commands:
   rm          Remove one or more containers
   rmi         Remove one or more images
   run         Create and run a new container from an image
+  save        Save one or more images to a tar archive (streamed to STDOUT by default)
   start       Start one or more stopped containers
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE

@@ -63,7 +63,7 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     config = merge_config(user_config, container_config)
     frozen = pause and is_running(record)
     cgroup = engine._freezer(record) if frozen else None
-    tar_path = os.path.join(store.tmp_dir(), "commit-" + os.urandom(8).hex())
+    tar_path = os.path.join(store.tmp_dir(), f"commit-{os.getpid()}-{os.urandom(8).hex()}")
     fd = os.open(tar_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         if cgroup:

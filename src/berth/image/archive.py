@@ -141,8 +141,9 @@ class _SavePlan:
             manifest = manifest_bytes(image.id, len(config), layers)
             manifest_digest = "sha256:" + sha256_hex(manifest)
             self.blobs[manifest_digest[7:]] = _Blob(manifest)
-            descriptor = {"mediaType": MANIFEST_TYPE, "digest": manifest_digest, "size": len(manifest),
-                          "platform": _platform_of(image.config)}
+            descriptor = {"mediaType": MANIFEST_TYPE, "digest": manifest_digest, "size": len(manifest)}
+            if _platform_of(image.config):
+                descriptor["platform"] = _platform_of(image.config)
             # ref.name holds the full name (as podman writes it), not docker's bare tag:
             # podman reads a single-image archive through index.json and names the image from it.
             for name in entry.names:
@@ -215,19 +216,26 @@ class _Counting:
         return data
 
 
-def _platform_of(config: dict) -> dict:
-    platform = {"architecture": config.get("architecture", ""), "os": config.get("os", "")}
+def _platform_of(config: dict) -> dict | None:
+    if not config.get("architecture") or not config.get("os"):
+        return None
+    platform = {"architecture": config["architecture"], "os": config["os"]}
     if config.get("variant"):
         platform["variant"] = config["variant"]
     return platform
 
 
-def save(store: ImageStore, refs: list[str], out, fmt: str = DOCKER_ARCHIVE, progress=None) -> None:
-    """Write the images `refs` name to the binary stream `out` as one tar archive."""
+def write_archive(store: ImageStore, entries: list[SaveEntry], out, fmt: str = DOCKER_ARCHIVE,
+                  progress=None) -> None:
+    """Write resolved images to the binary stream `out` as one tar archive."""
     if fmt not in FORMATS:
         raise InvalidArgument(f'unsupported format "{fmt}": use {FORMATS[0]} or {FORMATS[1]}')
-    plan = _SavePlan(store, resolve(store, refs), fmt)
-    plan.write(out, progress)
+    _SavePlan(store, entries, fmt).write(out, progress)
+
+
+def save(store: ImageStore, refs: list[str], out, fmt: str = DOCKER_ARCHIVE, progress=None) -> None:
+    """Write the images `refs` name to the binary stream `out` as one tar archive."""
+    write_archive(store, resolve(store, refs), out, fmt, progress)
 
 
 # -- load: reading the archive -----------------------------------------------------
@@ -380,18 +388,25 @@ def _clean(name: str) -> str:
 
 
 class _Checked:
-    """Reads the (decompressed) archive stream; a read that fails is a bad archive."""
+    """Reads the (decompressed) archive stream, counting; a read that fails is a bad archive."""
 
     def __init__(self, raw):
         self.raw = raw
+        self.total = 0
 
     def read(self, size: int = -1) -> bytes:
         try:
-            return self.raw.read(size)
+            data = self.raw.read(size)
         except InvalidArgument:
             raise
         except Exception as err:  # gzip, zlib, zstd, lzma each raise their own error classes
             raise invalid(f"invalid archive: {err or 'unexpected EOF'}") from None
+        self.total += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
 
 
 def _extract(stream, staging: str) -> _Archive:
@@ -402,10 +417,17 @@ def _extract(stream, staging: str) -> _Archive:
 
     buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
     archive = _Archive(staging)
+    reader = _Checked(open_decompressed(buffered))
     try:
-        with tarfile.open(fileobj=_Checked(open_decompressed(buffered)), mode="r|") as tar:
+        with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 archive.add(tar, member)
+            end = tar.offset
+        # tarfile ends quietly where the data ends; an archive cut at a member boundary (or
+        # a compressed one cut before its trailer) shows only here: no end-of-archive block.
+        reader.drain()
+        if reader.total < end + tarfile.BLOCKSIZE:
+            raise invalid("invalid archive: unexpected EOF")
     except tarfile.TarError as err:
         message = str(err)
         if message == "empty file":
@@ -471,7 +493,7 @@ def _docker_images(archive: _Archive) -> list[_Pending]:
             raise invalid("invalid archive: manifest.json: malformed entry")
         config = archive.read(item.get("Config"))
         layers = [archive.entry(path) for path in item.get("Layers") or []]
-        names = [_repo_tag(tag) for tag in item.get("RepoTags") or []]
+        names = list(dict.fromkeys(_repo_tag(tag) for tag in item.get("RepoTags") or []))
         pending.append(_Pending(config, layers, names))
     return pending
 
@@ -670,37 +692,15 @@ def _another_link(path: str) -> str:
 
 
 def _publish(store: ImageStore, added: list) -> list[LoadedImage]:
-    """Name every loaded image in one index write (untagged ones stay dangling), as
-    ImageStore.add_image and tag do one at a time: the config blob keeps the archive's
-    bytes, so the image ID stays the config digest docker computed."""
-    from berth.fs import Lock, write_json
-
+    """Name every loaded image in one index write (untagged ones stay dangling); the config
+    blob keeps the archive's bytes, so the image ID stays the config digest docker computed."""
+    moved = store.publish([(digest, size, list(image.names)) for image, digest, size in added])
     loaded = []
-    with Lock(os.path.join(store.root, "index.lock")):
-        index = store._index()
-        entries = index["manifests"]
-        for image, manifest_digest, manifest_size in added:
-            descriptor = {"mediaType": MANIFEST_TYPE, "digest": manifest_digest, "size": manifest_size}
-            result = LoadedImage(image.id, list(image.names))
-            for name in image.names:
-                previous = _image_named(store, entries, name)
-                if previous and previous != image.id:
-                    result.replaced.append((name, previous))
-                store._remove_name(entries, name)
-                entries.append(store._descriptor(descriptor, name))
-            if not image.names and not any(e["digest"] == manifest_digest for e in entries):
-                entries.append(descriptor)
-            loaded.append(result)
-        store._drop_unnamed_duplicates(entries)
-        write_json(store.index_path, index)
+    for image, _, _ in added:
+        result = LoadedImage(image.id, list(image.names))
+        result.replaced = [(name, moved[name]) for name in image.names if name in moved]
+        loaded.append(result)
     return loaded
-
-
-def _image_named(store: ImageStore, entries: list, name: str) -> str | None:
-    for entry in entries:
-        if (entry.get("annotations") or {}).get(NAME_ANNOTATION) == name:
-            return store.read_manifest(entry["digest"])["config"]["digest"]
-    return None
 
 
 def _remove_abandoned_staging(store: ImageStore) -> None:

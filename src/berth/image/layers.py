@@ -93,7 +93,7 @@ def store_tar(stream, tmp_dir: str) -> tuple[str, str]:
 
 def _mkstemp(directory: str) -> tuple[int, str]:
     os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, "blob-" + os.urandom(8).hex())
+    path = os.path.join(directory, f"blob-{os.getpid()}-{os.urandom(8).hex()}")
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
 
 

@@ -169,7 +169,7 @@ class ImageStore:
 
         chain = diff_id if parent_chain is None else chain_ids([parent_chain, diff_id])[1]
         if not self.has_layer(chain):
-            staging = os.path.join(self.tmp_dir(), "layer-" + os.urandom(8).hex())
+            staging = os.path.join(self.tmp_dir(), f"layer-{os.getpid()}-{os.urandom(8).hex()}")
             try:
                 size = materialize(staging)
                 final = self.layer_dir(chain)
@@ -258,17 +258,32 @@ class ImageStore:
         }
         manifest_bytes = json.dumps(manifest).encode()
         manifest_digest = self.write_blob(manifest_bytes)
-        descriptor = {"mediaType": MANIFEST_TYPE, "digest": manifest_digest, "size": len(manifest_bytes)}
+        self.publish([(manifest_digest, len(manifest_bytes), [name] if name else [])])
+        return config_digest
+
+    def publish(self, manifests: list) -> dict:
+        """Name manifests whose blobs are stored, in one index write: each item is
+        (manifest digest, manifest size, names); one without names is listed dangling.
+        A name moves off whatever image held it. Returns {name: config digest of the image
+        it named before} for the names that moved."""
+        moved = {}
         with Lock(os.path.join(self.root, "index.lock")):
             index = self._index()
             entries = index["manifests"]
-            if name:
-                self._remove_name(entries, name)
-            if name or not any(e["digest"] == manifest_digest for e in entries):
-                entries.append(self._descriptor(descriptor, name))
+            for digest, size, names in manifests:
+                descriptor = {"mediaType": MANIFEST_TYPE, "digest": digest, "size": size}
+                for name in names:
+                    previous = next((e["digest"] for e in entries
+                                     if (e.get("annotations") or {}).get(NAME_ANNOTATION) == name), None)
+                    if previous and previous != digest:
+                        moved[name] = self.read_manifest(previous)["config"]["digest"]
+                    self._remove_name(entries, name)
+                    entries.append(self._descriptor(descriptor, name))
+                if not names and not any(e["digest"] == digest for e in entries):
+                    entries.append(descriptor)
             self._drop_unnamed_duplicates(entries)
             write_json(self.index_path, index)
-        return config_digest
+        return moved
 
     @staticmethod
     def _descriptor(descriptor: dict, name: str | None) -> dict:
@@ -295,15 +310,7 @@ class ImageStore:
                       if (e.get("annotations") or {}).get(NAME_ANNOTATION) or e["digest"] not in named]
 
     def tag(self, image: Image, name: str) -> None:
-        descriptor = {"mediaType": MANIFEST_TYPE, "digest": image.manifest_digest,
-                      "size": os.path.getsize(self.blob_path(image.manifest_digest))}
-        with Lock(os.path.join(self.root, "index.lock")):
-            index = self._index()
-            entries = index["manifests"]
-            self._remove_name(entries, name)
-            entries.append(self._descriptor(descriptor, name))
-            self._drop_unnamed_duplicates(entries)
-            write_json(self.index_path, index)
+        self.publish([(image.manifest_digest, os.path.getsize(self.blob_path(image.manifest_digest)), [name])])
 
     def untag(self, name: str) -> bool:
         """Remove one name. Returns True if the image it named has no names left."""
@@ -355,6 +362,8 @@ class ImageStore:
                     remove_tree(path)
             tmp = self.tmp_dir()
             for name in os.listdir(tmp) if os.path.isdir(tmp) else ():
+                if _owner_alive(name):
+                    continue  # a command is working on it right now
                 path = os.path.join(tmp, name)
                 if os.path.isfile(path):
                     freed += os.path.getsize(path)
@@ -383,6 +392,20 @@ class ImageStore:
             if digest not in used_blobs:
                 _unlink(self.blob_path(digest))
         return deleted
+
+
+def _owner_alive(tmp_name: str) -> bool:
+    """Staging names are <kind>-<pid>-<random>: is that process still running?"""
+    parts = tmp_name.split("-")
+    if len(parts) < 3 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _unlink(path: str) -> None:
