@@ -36,11 +36,12 @@ def _scale(size: float, base: float, abbrs: tuple[str, ...]) -> tuple[float, str
     return size, abbrs[i]
 
 
-def human_size(size: float) -> str:
-    """Decimal size with 3 significant digits, as `docker images` shows it:
-    1000 -> "1kB", 4261000 -> "4.26MB" (go-units HumanSizeWithPrecision(size, 3))."""
+def human_size(size: float, precision: int = 3) -> str:
+    """Decimal size with `precision` significant digits, as `docker images` shows it:
+    1000 -> "1kB", 4261000 -> "4.26MB" (go-units HumanSizeWithPrecision(size, 3));
+    docker's progress lines use 4 (go-units HumanSize)."""
     size, unit = _scale(float(size), 1000.0, _DECIMAL_ABBRS)
-    return f"{size:.3g}{unit}"
+    return f"{size:.{precision}g}{unit}"
 
 
 def bytes_size(size: float) -> str:

@@ -132,14 +132,21 @@ def cmd_export(engine, argv) -> int:
     if opts.output is None and os.isatty(1):
         raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     if opts.output:
+        from berth.cli.progress import for_terminal
+
+        bar = for_terminal(sys.stderr)
+        progress = (lambda done, total: bar(record["Id"][:12], "Exporting", done, total)) if bar else None
         tmp = f"{opts.output}.tmp{os.getpid()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            export_tar(_layers_top_first(record), fd)
+            export_tar(_layers_top_first(record), fd, progress)
         except BaseException:
             os.close(fd)
             os.unlink(tmp)
             raise
+        finally:
+            if bar:
+                bar.close()
         os.close(fd)
         os.rename(tmp, opts.output)
     else:

@@ -1,5 +1,6 @@
 """Image commands: import, images, tag, rmi."""
 
+import os
 import sys
 import time
 
@@ -66,13 +67,22 @@ def cmd_import(engine, argv) -> int:
         raise InvalidArgument(f"open {source}: {err.strerror.lower()}") from None
     import io
 
+    from berth.cli.progress import for_terminal
+
+    bar = for_terminal(sys.stderr)
+    total = os.fstat(stream.fileno()).st_size if source != "-" else 0
+    progress = (lambda action, done, size: bar(os.path.basename(source), action, done, size)) if bar else None
     with stream:
         buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
         try:
             # docker's CLI sends a local file as the request body, so its comment says "-" too
-            image_id = import_tarball(engine.images, buffered, name, opts.change, opts.message, "-")
+            image_id = import_tarball(engine.images, buffered, name, opts.change, opts.message, "-",
+                                      progress, total)
         except ValueError as err:  # a bad --change instruction
             raise InvalidArgument(str(err)) from None
+        finally:
+            if bar:
+                bar.close()
     print(image_id)
     return 0
 

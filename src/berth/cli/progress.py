@@ -2,7 +2,7 @@
 
     5476e983036e: Loading layer [=========================>                         ]  1.07MB/2.14MB
 
-One line per layer, redrawn in place; used by load and save, and meant for import/export."""
+One line per layer, redrawn in place; used by load, save, import and export."""
 
 import os
 import time
@@ -11,16 +11,13 @@ BAR_WIDTH = 50
 MIN_COLUMNS_FOR_BAR = 110  # docker draws the bar only on a terminal wider than this
 REDRAW_INTERVAL = 0.1
 
-_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
 
 def human_size(size: float) -> str:
-    """go-units HumanSize: decimal, 4 significant digits ("1.983MB"), as docker's progress shows it."""
-    unit = 0
-    while size >= 1000.0 and unit < len(_DECIMAL_UNITS) - 1:
-        size /= 1000.0
-        unit += 1
-    return f"{size:.4g}{_DECIMAL_UNITS[unit]}"
+    """go-units HumanSize: 4 significant digits ("1.983MB"), as docker's progress shows it."""
+    from berth.units import human_size as sized
+
+    return sized(size, 4)
 
 
 def render(done: int, total: int, columns: int) -> str:

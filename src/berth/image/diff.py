@@ -241,13 +241,17 @@ def merged_entries(layers_top_first: list[str]) -> list[tuple[str, str, os.stat_
     return [(rel, chosen[rel][0], chosen[rel][1]) for rel in sorted(chosen, key=lambda r: r.split("/"))]
 
 
-def export_tar(layers_top_first: list[str], out_fd: int) -> None:
-    """A flat tar of the union of `layers_top_first` (docker export)."""
+def export_tar(layers_top_first: list[str], out_fd: int, progress=None) -> None:
+    """A flat tar of the union of `layers_top_first` (docker export); `progress(done,
+    total)` hears of the bytes of file content written."""
     import tarfile
 
     writer = _TarOut(out_fd)
     links = {}
-    for rel, layer, st in merged_entries(layers_top_first):
+    entries = merged_entries(layers_top_first)
+    total = sum(st.st_size for _, _, st in entries if stat.S_ISREG(st.st_mode))
+    done = 0
+    for rel, layer, st in entries:
         source = os.path.join(layer, rel)
         info = _info(rel, tarfile.REGTYPE, st)
         key = (st.st_dev, st.st_ino)
@@ -271,6 +275,9 @@ def export_tar(layers_top_first: list[str], out_fd: int) -> None:
         writer.write(ustar_header(info) or _pax_header(info))
         if info.type == tarfile.REGTYPE and info.size:
             writer.copy_from(source, info.size)
+            done += info.size
+            if progress is not None:
+                progress(done, total)
     writer.write(b"\0" * 1024)
     writer.flush()
 

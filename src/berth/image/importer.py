@@ -17,8 +17,26 @@ def now_rfc3339() -> str:
     return format_rfc3339_nano(time.time())
 
 
+class _Counted:
+    """A read stream that reports how much was read: import's progress line."""
+
+    def __init__(self, stream, report):
+        self._stream = stream
+        self._report = report
+        self.done = 0
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._stream.peek(size)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.done += len(data)
+        self._report(self.done)
+        return data
+
+
 def import_tarball(store: ImageStore, stream, name: str | None, changes: list[str], message: str | None,
-                   source: str = "-") -> str:
+                   source: str = "-", progress=None, total: int = 0) -> str:
     """Store the tar from `stream` as a layer and create an image from it. Returns the image ID.
     On any failure nothing is added (the temp blob is removed; a layer dir is only
     renamed into place once complete)."""
@@ -27,6 +45,8 @@ def import_tarball(store: ImageStore, stream, name: str | None, changes: list[st
 
     store.ensure()
     config = apply_changes({}, changes) if changes else {}
+    if progress is not None:
+        stream = _Counted(stream, lambda done: progress("Importing", done, total))
     diff_id, tar_path = store_tar(stream, store.tmp_dir())
     try:
         store.register_layer(None, diff_id, tar_path)
