@@ -305,17 +305,35 @@ class _TarOut:
         self.buffer.clear()
 
     def copy_from(self, path: str, size: int) -> None:
-        """The file's `size` bytes and the tar padding after them."""
+        """The file's `size` bytes and the tar padding after them. Large files go straight
+        from one reused buffer to the hash and the output, with no copy in between."""
         src = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            left = size
-            while left:
-                chunk = os.read(src, min(CHUNK, left))
-                if not chunk:
+            if size < CHUNK:
+                data = os.read(src, size)
+                if len(data) != size:
                     raise OSError(f"{path} shrank while it was read")
-                self.write(chunk)
-                left -= len(chunk)
+                self.write(data)
+            else:
+                self.flush()
+                self._stream_large(src, path, size)
         finally:
             os.close(src)
         if size % 512:
             self.write(b"\0" * (512 - size % 512))
+
+    def _stream_large(self, src: int, path: str, size: int) -> None:
+        if not hasattr(self, "_chunk"):
+            self._chunk = memoryview(bytearray(CHUNK))
+        reader = open(src, "rb", buffering=0, closefd=False)
+        left = size
+        while left:
+            n = reader.readinto(self._chunk[:min(CHUNK, left)])
+            if not n:
+                raise OSError(f"{path} shrank while it was read")
+            piece = self._chunk[:n]
+            if self.digest is not None:
+                self.digest.update(piece)
+            while piece:
+                piece = piece[os.write(self.fd, piece):]
+            left -= n
