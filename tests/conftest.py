@@ -1,6 +1,7 @@
 """Shared fixtures: a private berth root per test, the busybox rootfs tar, and cleanup
 that leaves no container, mount or cgroup behind even when a test fails."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -89,8 +90,9 @@ def busybox_tar(tmp_path_factory) -> str:
     return path
 
 
-@pytest.fixture
-def berth(busybox_tar):
+@contextlib.contextmanager
+def private_berth(busybox_tar: str):
+    """A Berth with its own empty root, and everything it made removed afterwards."""
     base = tempfile.mkdtemp(prefix="berth-test-")
     b = Berth(base)
     b.busybox_tar = busybox_tar
@@ -107,6 +109,19 @@ def berth(busybox_tar):
         for line in reversed(mounts_under(base)):
             subprocess.run(["umount", "-l", line.split()[4]], check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def berth(busybox_tar):
+    with private_berth(busybox_tar) as b:
+        yield b
+
+
+@pytest.fixture
+def fresh(busybox_tar):
+    """A second, empty berth root (to load into, to compare with)."""
+    with private_berth(busybox_tar) as b:
+        yield b
 
 
 @pytest.fixture

@@ -17,40 +17,16 @@ import signal
 import struct
 import subprocess
 import tarfile
-import tempfile
 import termios
 import time
 
 import pytest
-
-from conftest import Berth, cgroup_dirs, mounts_under
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(os.uname().machine, os.uname().machine)
 
 
 # -- helpers ----------------------------------------------------------------------
-
-@pytest.fixture
-def fresh(busybox_tar):
-    """A second, empty berth root to load into."""
-    base = tempfile.mkdtemp(prefix="berth-test-")
-    b = Berth(base)
-    b.busybox_tar = busybox_tar
-    try:
-        yield b
-    finally:
-        for container_id in b.container_ids():
-            b("rm", "-f", container_id)
-            for path in cgroup_dirs(container_id):
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
-        for line in reversed(mounts_under(base)):
-            subprocess.run(["umount", "-l", line.split()[4]], check=False)
-        shutil.rmtree(base, ignore_errors=True)
-
 
 def inspect(berth, ref: str) -> dict:
     found = json.loads(berth.ok("image", "inspect", ref))
@@ -789,3 +765,21 @@ def test_umoci_reads_a_berth_oci_archive(busybox, tmp_path):
                                str(bundle)], capture_output=True, text=True, timeout=120)
     assert unpacked.returncode == 0, unpacked.stderr
     assert os.path.isfile(bundle / "rootfs" / "bin" / "busybox")
+
+
+def test_commit_save_load_round_trip_keeps_files_owners_modes_xattrs(busybox, fresh, tmp_path):
+    busybox.ok("run", "--name", "maker", "busybox", "sh", "-c",
+               "mkdir /d && echo hi > /d/f && chown 1234:5678 /d/f && chmod 4750 /d/f && ln -s f /d/link")
+    upper = busybox.ok("inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", "maker").strip()
+    os.setxattr(os.path.join(upper, "d", "f"), "user.origin", b"berth")  # busybox has no setfattr
+    image_id = busybox.ok("commit", "maker", "roundtrip:1").strip()
+    archive = tmp_path / "rt.tar"
+    busybox.ok("save", "-o", str(archive), "roundtrip:1")
+    assert "Loaded image: roundtrip:1" in fresh.ok("load", "-i", str(archive))
+    assert fresh.ok("image", "inspect", "--format", "{{.Id}}", "roundtrip:1").strip() == image_id
+    out = fresh.ok("run", "--rm", "roundtrip:1", "sh", "-c", "stat -c '%u:%g %a' /d/f; cat /d/f; readlink /d/link")
+    assert out.split() == ["1234:5678", "4750", "hi", "f"]
+    fresh.ok("create", "--name", "probe", "roundtrip:1")
+    lower = fresh.ok("inspect", "--format", "{{.GraphDriver.Data.LowerDir}}", "probe").strip().split(":")
+    layer_with_file = next(d for d in lower if os.path.exists(os.path.join(d, "d", "f")))
+    assert os.getxattr(os.path.join(layer_with_file, "d", "f"), "user.origin") == b"berth"
