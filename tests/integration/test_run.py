@@ -168,8 +168,10 @@ def test_cgroup_exists_while_running(busybox):
             time.sleep(0.05)
         dirs = cgroup_dirs(container_id)
         assert dirs
-        with open(os.path.join(dirs[0], "cgroup.procs")) as f:
-            pids = f.read().split()
+        pids = []
+        while not pids and time.monotonic() < deadline:  # the cgroup is made just before pid 1 joins
+            with open(os.path.join(dirs[0], "cgroup.procs")) as f:
+                pids = f.read().split()
         assert pids, "the container's process is not in its cgroup"
     finally:
         proc.terminate()  # the CLI forwards SIGTERM; sleep as pid 1 ignores it, so kill via rm

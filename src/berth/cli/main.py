@@ -51,6 +51,8 @@ GROUPS = {
                   "rename": "rename", "port": "port", "exec": "exec", "logs": "logs", "top": "top", "cp": "cp",
                   "diff": "diff", "commit": "commit", "export": "export"},
     "system": {"info": "info", "df": ("berth.cli.prune", "cmd_system_df")},
+    "network": {"ls": ("berth.cli.network", "cmd_network_ls"), "list": ("berth.cli.network", "cmd_network_ls"),
+                "inspect": ("berth.cli.network", "cmd_network_inspect")},
 }
 
 GLOBAL_USAGE = """
@@ -99,6 +101,7 @@ Commands:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   system      Manage berth
 """
 

@@ -22,7 +22,12 @@ CREATE_FLAGS = [
     Flag("interactive", "i", BOOL, False, "Keep STDIN open even if not attached"),
     Flag("tty", "t", BOOL, False, "Allocate a pseudo-TTY"),
     Flag("rm", None, BOOL, False, "Automatically remove the container and its resources when it exits"),
-    Flag("network", None, STRING, None, "Connect a container to a network (only \"none\" so far)"),
+    Flag("network", None, STRING, None, "Connect a container to a network: none, host, container:<name|id>"),
+    Flag("dns", None, LIST, (), "Set custom DNS servers"),
+    Flag("dns-search", None, LIST, (), "Set custom DNS search domains"),
+    Flag("dns-option", None, LIST, (), "Set DNS options"),
+    Flag("dns-opt", None, LIST, (), "Set DNS options (alias of --dns-option)"),
+    Flag("add-host", None, LIST, (), "Add a custom host-to-IP mapping (host:ip)"),
     Flag("restart", None, STRING, "no", "Restart policy to apply when a container exits"),
     Flag("stop-signal", None, STRING, None, "Signal to stop the container"),
     Flag("stop-timeout", None, "int", None, "Timeout (in seconds) to stop a container"),
@@ -120,6 +125,10 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         stop_signal=opts.stop_signal,
         stop_timeout=opts.stop_timeout,
         init=opts.init,
+        dns=opts.dns,
+        dns_search=opts.dns_search,
+        dns_options=opts.dns_option + opts.dns_opt,
+        extra_hosts=opts.add_host,
     )
 
 
@@ -160,6 +169,7 @@ def create_container(engine, req: CreateRequest) -> dict:
                 raise InvalidArgument("invalid reference format") from None
             print(f"Unable to find image '{shown}' locally", file=sys.stderr)
             raise BerthError(f"No such image: {shown} (pulling is not supported yet)", 125) from None
+        err.exit_code = 125  # run and create report every engine error as 125, like docker
         raise
 
 

@@ -25,7 +25,8 @@ class CreateRequest:
     """What `berth create`/`run` asks for, in docker's terms (Config + HostConfig inputs)."""
 
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
-                 "tty", "open_stdin", "auto_remove", "network", "restart", "stop_signal", "stop_timeout", "init")
+                 "tty", "open_stdin", "auto_remove", "network", "restart", "stop_signal", "stop_timeout", "init",
+                 "dns", "dns_search", "dns_options", "extra_hosts")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -45,6 +46,10 @@ class CreateRequest:
         self.stop_signal = fields.pop("stop_signal", None)
         self.stop_timeout = fields.pop("stop_timeout", None)
         self.init = bool(fields.pop("init", False))
+        self.dns = fields.pop("dns", None) or []
+        self.dns_search = fields.pop("dns_search", None) or []
+        self.dns_options = fields.pop("dns_options", None) or []
+        self.extra_hosts = fields.pop("extra_hosts", None) or []
         if fields:
             raise TypeError(f"unknown fields {sorted(fields)}")
 
@@ -143,8 +148,15 @@ class Engine:
             raise InvalidArgument("No command specified")
         if req.name is not None and not valid_name(req.name):
             raise InvalidArgument(f'Invalid container name ({req.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
-        if req.network not in ("none", "default"):
-            raise InvalidArgument(f"network {req.network} not found")
+        network_mode, joined = self._network_mode(req.network)
+        if req.dns or req.extra_hosts:
+            from berth.engine.networks import parse_extra_hosts, validate_dns
+
+            validate_dns(req.dns)
+            parse_extra_hosts(req.extra_hosts)
+        if joined is not None and (req.hostname or req.dns or req.dns_search or req.dns_options or req.extra_hosts):
+            raise InvalidArgument("conflicting options: hostname, dns and add-host cannot be set with "
+                                  "--network container:<name> (the container uses that one's)")
         if req.auto_remove and req.restart["Name"] != "no":
             raise InvalidArgument("Conflicting options: --restart and --rm")
         if req.stop_signal:
@@ -168,7 +180,9 @@ class Engine:
             os.mkdir(os.path.join(directory, "merged"))
             _write_init_layer(os.path.join(directory, "init"))
             record = self._record(container_id, name, image, image_config, req, entrypoint, cmd, argv, directory)
-            self._write_etc_files(record, directory)
+            record["HostConfig"]["NetworkMode"] = network_mode
+            self._network_settings(record, network_mode, joined)
+            self._write_etc_files(record, directory, joined)
             write_json(os.path.join(directory, "config.json"), record)
         except BaseException:
             remove_tree(directory)
@@ -228,10 +242,11 @@ class Engine:
             "ExecIDs": None,
             "HostConfig": {
                 "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-                "NetworkMode": req.network, "PortBindings": {}, "RestartPolicy": dict(req.restart), "Init": req.init,
+                "NetworkMode": "none", "PortBindings": {}, "RestartPolicy": dict(req.restart), "Init": req.init,
                 "AutoRemove": req.auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None,
-                "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [], "DnsSearch": [],
-                "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
+                "CapDrop": None, "CgroupnsMode": "private", "Dns": list(req.dns), "DnsOptions": list(req.dns_options),
+                "DnsSearch": list(req.dns_search), "ExtraHosts": list(req.extra_hosts) or None,
+                "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
                 "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
                 "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
                 "ShmSize": 67108864, "Runtime": "berth", "Isolation": "", "CpuShares": 0, "Memory": 0,
@@ -276,18 +291,64 @@ class Engine:
                                 "Networks": {}},
         }
 
-    def _write_etc_files(self, record: dict, directory: str) -> None:
-        from berth.engine import dnsfiles
+    def _network_mode(self, requested: str | None) -> tuple[str, dict | None]:
+        """(NetworkMode, the joined container's record for container:<x>)."""
+        mode = requested or "none"
+        if mode.startswith("container:"):
+            target = self.get(mode.partition(":")[2])
+            if not is_running(target):
+                raise Conflict(f"cannot join network namespace of a non running container: {target['Id']}")
+            return "container:" + target["Id"], target
+        if mode in ("bridge", "default"):
+            raise InvalidArgument("bridge networking is not available in berth yet; use --network none or host")
+        if mode not in ("none", "host"):
+            raise NotFound(f"network {mode} not found")
+        return mode, None
 
+    def _network_settings(self, record: dict, mode: str, joined: dict | None) -> None:
+        from berth.engine.networks import endpoint, network_ids
+
+        settings = record["NetworkSettings"]
+        if joined is not None:
+            record["Config"]["Hostname"] = joined["Config"]["Hostname"]
+            for key in ("HostsPath", "ResolvConfPath", "HostnamePath"):
+                record[key] = joined[key]
+            return
+        settings["Networks"] = {mode: endpoint(network_ids(self.paths.root)[mode])}
+        if mode == "host":
+            record["Config"]["Hostname"] = os.uname().nodename
+
+    def _write_etc_files(self, record: dict, directory: str, joined: dict | None = None) -> None:
+        """hostname, hosts and resolv.conf in the container's directory; a container that
+        joins another's network uses that one's files (HostsPath... point at them)."""
+        from berth.engine import dnsfiles
+        from berth.engine.networks import parse_extra_hosts
+
+        if joined is not None:
+            return
+        host = record["HostConfig"]
         hostname = record["Config"]["Hostname"]
         write_bytes(os.path.join(directory, "hostname"), (hostname + "\n").encode(), durable=False)
-        write_bytes(os.path.join(directory, "hosts"), dnsfiles.hosts().encode(), durable=False)
+        extra = parse_extra_hosts(host.get("ExtraHosts") or [])
         try:
             with open("/etc/resolv.conf") as f:
                 host_resolv = f.read()
         except OSError:
             host_resolv = ""
-        write_bytes(os.path.join(directory, "resolv.conf"), dnsfiles.resolv_conf(host_resolv).encode(), durable=False)
+        if host["NetworkMode"] == "host":  # the host's own files: its resolvers work here
+            try:
+                with open("/etc/hosts") as f:
+                    hosts = f.read()
+            except OSError:
+                hosts = dnsfiles.hosts()
+            hosts += "".join(f"{address}\t{name}\n" for name, address in extra)
+            resolv = dnsfiles.resolv_conf(host_resolv, host["Dns"], host["DnsSearch"], host["DnsOptions"],
+                                          keep_loopback=True)
+        else:
+            hosts = dnsfiles.hosts(extra)
+            resolv = dnsfiles.resolv_conf(host_resolv, host["Dns"], host["DnsSearch"], host["DnsOptions"])
+        write_bytes(os.path.join(directory, "hosts"), hosts.encode(), durable=False)
+        write_bytes(os.path.join(directory, "resolv.conf"), resolv.encode(), durable=False)
 
     # -- process identity and truthful state ----------------------------
     def _state_file(self, container_id: str) -> str:
@@ -367,7 +428,7 @@ class Engine:
                 raise Conflict(f"container {container_id[:12]} was stopped")
             self._clean_cgroup(container_id)
             user = self.exec_user(record)
-            spec = oci.build(record, user, directory, console_size)
+            spec = oci.build(record, user, directory, console_size, self._joined_pid(record))
             data = record["GraphDriver"]["Data"]
             overlay = f"lowerdir={data['LowerDir']},upperdir={data['UpperDir']},workdir={data['WorkDir']}"
             runtime.become_subreaper()
@@ -387,6 +448,20 @@ class Engine:
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
             write_json(os.path.join(directory, "config.json"), record, durable=False)
         return launched
+
+    def _joined_pid(self, record: dict) -> int | None:
+        """For --network container:<x>: the pid whose network namespace to join, now."""
+        mode = record["HostConfig"].get("NetworkMode") or ""
+        if not mode.startswith("container:"):
+            return None
+        target_id = mode.partition(":")[2]
+        try:
+            target = self.load(target_id)
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {target_id}") from None
+        if not is_running(target):
+            raise Conflict(f"cannot join network namespace of a non running container: {target_id}")
+        return target["State"]["Pid"]
 
     def finish(self, container_id: str, launched, exit_code: int, allow_restart: bool = False) -> bool:
         """Record the exit, tear down what start made, honour --rm. With `allow_restart`

@@ -21,16 +21,17 @@ def hosts(extra: list[tuple[str, str]] = (), own: tuple[str, str] | None = None)
     return text
 
 
-def resolv_conf(host_text: str, dns: list[str] = (), search: list[str] = (), options: list[str] = ()) -> str:
+def resolv_conf(host_text: str, dns: list[str] = (), search: list[str] = (), options: list[str] = (),
+                keep_loopback: bool = False) -> str:
     """Derive the container's resolv.conf from the host's like docker: loopback nameservers
-    cannot work from another network namespace, so they are dropped."""
+    cannot work from another network namespace, so they are dropped (kept with the host's)."""
     nameservers, searches, opts, others = [], [], [], []
     for line in host_text.splitlines():
         fields = line.split()
         if not fields or fields[0].startswith(("#", ";")):
             continue
         if fields[0] == "nameserver" and len(fields) > 1:
-            if not _is_loopback(fields[1]):
+            if keep_loopback or not _is_loopback(fields[1]):
                 nameservers.append(fields[1])
         elif fields[0] in ("search", "domain"):
             searches = fields[1:]

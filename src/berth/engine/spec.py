@@ -72,8 +72,10 @@ def process_env(config: dict, hostname: str, home: str) -> list[str]:
     return [f"{k}={v}" for k, v in env.items()]
 
 
-def build(record: dict, user, container_dir: str, console_size: tuple[int, int] | None = None) -> dict:
-    """The OCI spec for `record` (a container's config.json). `user` is its resolved ExecUser."""
+def build(record: dict, user, container_dir: str, console_size: tuple[int, int] | None = None,
+          joined_pid: int | None = None) -> dict:
+    """The OCI spec for `record` (a container's config.json). `user` is its resolved ExecUser;
+    `joined_pid` is the pid of the container whose network a container:<x> one shares."""
     config = record["Config"]
     host = record["HostConfig"]
     caps = list(DEFAULT_CAPS)
@@ -89,14 +91,19 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
     if console_size:
         process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
     mounts = default_mounts(host.get("ShmSize") or 67108864)
-    for name, path in (("resolv.conf", "/etc/resolv.conf"), ("hostname", "/etc/hostname"), ("hosts", "/etc/hosts")):
-        mounts.append({"destination": path, "type": "bind", "source": f"{container_dir}/{name}",
-                       "options": ["rbind", "rprivate"]})
+    for key, path in (("ResolvConfPath", "/etc/resolv.conf"), ("HostnamePath", "/etc/hostname"),
+                      ("HostsPath", "/etc/hosts")):
+        mounts.append({"destination": path, "type": "bind", "source": record[key], "options": ["rbind", "rprivate"]})
     if host.get("Init"):  # docker's --init: tini as pid 1 reaps zombies and forwards signals
         mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": init_binary(),
                        "options": ["rbind", "ro", "rprivate"]})
         process["args"] = ["/sbin/docker-init", "--"] + process["args"]
-    namespaces = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")]
+    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    network = host.get("NetworkMode") or "none"
+    if network.startswith("container:"):
+        namespaces.append({"type": "network", "path": f"/proc/{joined_pid}/ns/net"})
+    elif network != "host":
+        namespaces.append({"type": "network"})
     return {
         "ociVersion": "1.0.2",
         "process": process,

@@ -1,0 +1,81 @@
+"""`berth network ls` and `network inspect` for the built-in networks."""
+
+import sys
+
+from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+
+LS = Command("network ls", "berth network ls [OPTIONS]", "List networks",
+             [Flag("quiet", "q", BOOL, False, "Only display network IDs"),
+              Flag("no-trunc", None, BOOL, False, "Do not truncate the output"),
+              Flag("filter", "f", LIST, (), "Provide filter values"),
+              Flag("format", None, STRING, None, "Format output using a custom template")], max_args=0)
+INSPECT = Command("network inspect", "berth network inspect [OPTIONS] NETWORK [NETWORK...]",
+                  "Display detailed information on one or more networks",
+                  [Flag("format", "f", STRING, None, "Format output using a custom template"),
+                   Flag("verbose", "v", BOOL, False, "Verbose output for diagnostics")], min_args=1)
+HEADER = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE"}
+
+
+def _networks(engine) -> dict:
+    from berth.engine.networks import network_ids
+
+    return network_ids(engine.paths.root)
+
+
+def network_json(engine, name: str, network_id: str) -> dict:
+    from berth.engine.networks import DRIVERS
+
+    containers = {}
+    for record in engine.containers():
+        if record["HostConfig"].get("NetworkMode") == name and record["State"]["Running"]:
+            containers[record["Id"]] = {"Name": record["Name"].lstrip("/"), "EndpointID": "", "MacAddress": "",
+                                        "IPv4Address": "", "IPv6Address": ""}
+    return {"Name": name, "Id": network_id, "Created": "0001-01-01T00:00:00Z", "Scope": "local",
+            "Driver": DRIVERS[name], "EnableIPv4": True, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": None},
+            "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False, "Containers": containers, "Options": {}, "Labels": {}}
+
+
+def cmd_network_ls(engine, argv) -> int:
+    from berth.cli.output import render_rows
+    from berth.engine.networks import DRIVERS
+
+    opts, _ = parse(LS, argv)
+    if opts.help:
+        sys.stdout.write(help_text(LS))
+        return 0
+    rows = [{"ID": nid if opts.no_trunc else nid[:12], "Name": name, "Driver": DRIVERS[name], "Scope": "local",
+             "IPv6": "false", "Internal": "false", "Labels": "", "CreatedAt": ""}
+            for name, nid in sorted(_networks(engine).items())]
+    if opts.quiet:
+        sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
+        return 0
+    render_rows(opts.format, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", rows, HEADER)
+    return 0
+
+
+def cmd_network_inspect(engine, argv) -> int:
+    opts, args = parse(INSPECT, argv)
+    if opts.help:
+        sys.stdout.write(help_text(INSPECT))
+        return 0
+    networks = _networks(engine)
+    found, failed = [], 0
+    for ref in args:
+        match = [(n, i) for n, i in networks.items() if ref in (n, i) or (len(ref) >= 1 and i.startswith(ref))]
+        if not match:
+            print(f"Error response from daemon: network {ref} not found", file=sys.stderr)
+            failed = 1
+            continue
+        found.append(network_json(engine, *match[0]))
+    if opts.format:
+        from berth.cli.output import render_one
+
+        for item in found:
+            sys.stdout.write(render_one(opts.format, item) + "\n")
+    else:
+        from berth.cli.output import print_json
+
+        print_json(found)
+    return failed
