@@ -81,15 +81,9 @@ def _inspect(engine, argv, kind: str | None) -> int:
         except NotFound as err:
             print(f"Error: {err}", file=sys.stderr)
             failed = 1
-    if opts.format:
-        from berth.cli.output import render_one
+    from berth.cli.output import print_found
 
-        for item in found:
-            sys.stdout.write(render_one(opts.format, item) + "\n")
-    else:
-        from berth.cli.output import print_json
-
-        print_json(found)
+    print_found(found, opts.format)
     return failed
 
 

@@ -69,13 +69,7 @@ def cmd_network_inspect(engine, argv) -> int:
             failed = 1
             continue
         found.append(network_json(engine, *match[0]))
-    if opts.format:
-        from berth.cli.output import render_one
+    from berth.cli.output import print_found
 
-        for item in found:
-            sys.stdout.write(render_one(opts.format, item) + "\n")
-    else:
-        from berth.cli.output import print_json
-
-        print_json(found)
+    print_found(found, opts.format)
     return failed

@@ -31,3 +31,12 @@ def render_one(fmt: str, data) -> str:
         from berth.errors import BerthError
 
         raise BerthError(f"template parsing error: {err}", 1) from None
+
+
+def print_found(found: list, fmt: str | None) -> None:
+    """inspect's output: each object through the template, or all as one JSON array."""
+    if fmt:
+        for item in found:
+            sys.stdout.write(render_one(fmt, item) + "\n")
+    else:
+        print_json(found)

@@ -112,32 +112,44 @@ class LayerWriter:
         if is_whiteout(st):
             self._header(_info(os.path.join(parent, ".wh." + name), tarfile.REGTYPE, st, mode=0o600))
             return
-        info = _info(rel, tarfile.REGTYPE, st)
+        info = tar_info(rel, source, st, self.links)
+        if info is None:
+            return  # sockets do not go into layers
         info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
                             for k, v in _xattrs(source).items()}
-        key = (st.st_dev, st.st_ino)
-        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and key in self.links:
-            info.type, info.linkname = tarfile.LNKTYPE, self.links[key]
-        elif stat.S_ISDIR(st.st_mode):
-            info.type = tarfile.DIRTYPE
-        elif stat.S_ISREG(st.st_mode):
-            info.size = st.st_size
-            if st.st_nlink > 1:
-                self.links[key] = rel
-        elif stat.S_ISLNK(st.st_mode):
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        elif stat.S_ISFIFO(st.st_mode):
-            info.type = tarfile.FIFOTYPE
-        else:
-            return  # sockets do not go into layers
         self._header(info)
         if info.type == tarfile.REGTYPE and info.size:
             self.out.copy_from(source, info.size)
         if info.type == tarfile.DIRTYPE and is_opaque(source):
             self._header(_info(os.path.join(rel, ".wh..wh..opq"), tarfile.REGTYPE, st, mode=0o600))
+
+
+def tar_info(rel: str, source: str, st, links: dict):
+    """The tar entry for a file: its type from the stat, a hard link to the first path
+    seen for an inode with several links (`links` remembers them). None for a socket."""
+    import tarfile
+
+    info = _info(rel, tarfile.REGTYPE, st)
+    key = (st.st_dev, st.st_ino)
+    if stat.S_ISREG(st.st_mode):
+        if st.st_nlink > 1 and key in links:
+            info.type, info.linkname = tarfile.LNKTYPE, links[key]
+        else:
+            info.size = st.st_size
+            if st.st_nlink > 1:
+                links[key] = rel
+    elif stat.S_ISDIR(st.st_mode):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
+    elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    elif stat.S_ISFIFO(st.st_mode):
+        info.type = tarfile.FIFOTYPE
+    else:
+        return None
+    return info
 
 
 def _pax_header(info) -> bytes:
@@ -253,24 +265,8 @@ def export_tar(layers_top_first: list[str], out_fd: int, progress=None) -> None:
     done = 0
     for rel, layer, st in entries:
         source = os.path.join(layer, rel)
-        info = _info(rel, tarfile.REGTYPE, st)
-        key = (st.st_dev, st.st_ino)
-        if stat.S_ISDIR(st.st_mode):
-            info.type = tarfile.DIRTYPE
-        elif stat.S_ISREG(st.st_mode):
-            if st.st_nlink > 1 and key in links:
-                info.type, info.linkname = tarfile.LNKTYPE, links[key]
-            else:
-                info.size = st.st_size
-                links[key] = rel
-        elif stat.S_ISLNK(st.st_mode):
-            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        elif stat.S_ISFIFO(st.st_mode):
-            info.type = tarfile.FIFOTYPE
-        else:
+        info = tar_info(rel, source, st, links)
+        if info is None:
             continue
         writer.write(ustar_header(info) or _pax_header(info))
         if info.type == tarfile.REGTYPE and info.size:
