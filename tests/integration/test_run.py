@@ -126,7 +126,7 @@ def test_container_writes_stay_out_of_the_image_layers(busybox):
                         container_id).strip()
     lower, upper = record.split("|")
     init, *image_layers = lower.split(":")  # like docker's "-init" layer, topmost of the lowers
-    assert init.endswith("/init") and image_layers
+    assert init.endswith("/init-layer") and image_layers
     for layer in image_layers:
         assert not os.path.exists(os.path.join(layer, "written"))
         assert os.path.lexists(os.path.join(layer, "bin", "vi"))

@@ -178,7 +178,6 @@ class Engine:
             os.makedirs(os.path.join(directory, "upper"))
             os.mkdir(os.path.join(directory, "work"))
             os.mkdir(os.path.join(directory, "merged"))
-            _write_init_layer(os.path.join(directory, "init"))
             record = self._record(container_id, name, image, image_config, req, entrypoint, cmd, argv, directory)
             record["HostConfig"]["NetworkMode"] = network_mode
             self._network_settings(record, network_mode, joined)
@@ -189,6 +188,18 @@ class Engine:
             self._release_name(name, container_id)
             raise
         return record
+
+    def _init_layer(self) -> str:
+        """docker's "-init" layer, shared: its content is the same for every container."""
+        path = os.path.join(self.paths.root, "init-layer")
+        if not os.path.isdir(path):
+            staging = f"{path}.{os.getpid()}.tmp"
+            _write_init_layer(staging)
+            try:
+                os.rename(staging, path)
+            except OSError:  # another command made it first
+                remove_tree(staging)
+        return path
 
     def _reserve_name(self, name: str, container_id: str) -> None:
         path = os.path.join(self.paths.names, name)
@@ -218,7 +229,7 @@ class Engine:
         env = merge_env(image_config.get("Env"), req.env)
         labels = dict(image_config.get("Labels") or {})
         labels.update(req.labels)
-        layer_dirs = self.images.unpacked_layer_dirs(image) + [os.path.join(directory, "init")]
+        layer_dirs = self.images.unpacked_layer_dirs(image) + [self._init_layer()]
         return {
             "Id": container_id,
             "Created": now(),
@@ -715,7 +726,8 @@ INIT_FILES = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
 
 def _write_init_layer(path: str) -> None:
     """docker's "-init" layer: the mount points every container gets, in a lower layer of
-    its own, so mounting them never copies anything up and `diff`/`commit` do not see them."""
+    their own, so mounting them never copies anything up and `diff`/`commit` do not see them."""
+    remove_tree(path)
     for name in INIT_DIRS:
         os.makedirs(os.path.join(path, name), 0o755, exist_ok=True)
     for name in INIT_FILES:
