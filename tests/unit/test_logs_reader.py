@@ -9,8 +9,9 @@ import pytest
 
 from berth.cli.logs import format_timestamp, parse_tail
 from berth.engine.logs import decode_line, follow_logs, read_logs
+from berth.gotime import get_timestamp, go_parse_time, parse_unix_timestamp
 from berth.monitor.logfile import LogWriter
-from berth.units import format_rfc3339_nano_ns, get_timestamp, go_parse_time, parse_unix_timestamp
+from berth.units import format_rfc3339_nano_ns
 
 T0 = 1_700_000_000_000_000_000  # 2023-11-14T22:13:20Z
 

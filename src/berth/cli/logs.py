@@ -8,7 +8,8 @@ import time
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, help_text, parse
 from berth.errors import InvalidArgument
-from berth.units import format_rfc3339_nano_ns, get_timestamp, go_parse_int, parse_unix_timestamp
+from berth.gotime import get_timestamp, go_parse_int, parse_unix_timestamp
+from berth.units import format_rfc3339_nano_ns
 
 LOGS = Command("logs", "berth logs [OPTIONS] CONTAINER", "Fetch the logs of a container",
                [Flag("details", None, BOOL, False, "Show extra details provided to logs"),

@@ -5,13 +5,7 @@ Randomness comes from os.urandom: importing `random` would cost ~2.5 ms on
 the `berth run` path for one pick.
 """
 
-from __future__ import annotations
-
 import os
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 ADJECTIVES = (
     "admiring", "adoring", "affectionate", "agile", "amazing", "amused",
@@ -90,7 +84,7 @@ def _generate(retry: int) -> str:
     return name
 
 
-def random_name(taken: Callable[[str], bool] | None = None, retry: int = 0) -> str:
+def random_name(taken=None, retry: int = 0) -> str:
     """A random "adjective_surname" name, with a digit appended once
     retrying (docker's namesgenerator.GetRandomName).
 

@@ -5,8 +5,6 @@ Hand-written instead of regular expressions because `berth run` parses a
 reference on every start and importing `re` costs more than the parse.
 """
 
-from __future__ import annotations
-
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
 OFFICIAL_REPO_PREFIX = "library/"
