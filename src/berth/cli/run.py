@@ -186,18 +186,25 @@ def cmd_run(engine, argv: list[str]) -> int:
     opts, args = parse(RUN, argv)
     if _help(RUN, opts):
         return 0
-    engine.warm_up()
-    record = create_container(engine, request_from(opts, args))
+    req = request_from(opts, args)
     if opts.detach:
-        from berth.monitor.supervisor import start_detached
+        from berth.monitor.supervisor import DetachedStart
 
+        pending = DetachedStart(engine)  # before creating: see DetachedStart
         try:
-            start_detached(engine, record["Id"])
+            record = create_container(engine, req)
+        except BaseException:
+            pending.cancel()
+            raise
+        try:
+            pending.start(record["Id"])
         except BerthError:
             _remove_if_auto(engine, record)
             raise
         print(record["Id"])
         return 0
+    engine.warm_up()
+    record = create_container(engine, req)
     return run_attached(engine, record, interactive=opts.interactive)
 
 

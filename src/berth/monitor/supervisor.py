@@ -207,42 +207,74 @@ def reap_orphans() -> None:
 
 
 def start_detached(engine, container_id: str) -> int:
-    """Fork a supervisor for the container, detached from us (own session, no inherited
-    fds), and wait only until it has started the container. Returns the container's pid."""
-    read_fd, write_fd = os.pipe()
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(read_fd)
-            os.setsid()
-            if os.fork() != 0:
+    """Fork a supervisor for the container and wait until it has started it; its pid."""
+    return DetachedStart(engine).start(container_id)
+
+
+class DetachedStart:
+    """A supervisor forked now, detached from us (own session, no inherited fds), that
+    starts a container once told which. `run -d` forks it before creating the container:
+    the supervisor then never holds what only creating needs (image store, names...),
+    which it would otherwise keep, privately, for the container's whole life."""
+
+    def __init__(self, engine):
+        order_r, self.order_w = os.pipe()
+        self.result_r, result_w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                os.close(self.order_w)
+                os.close(self.result_r)
+                os.setsid()
+                if os.fork() != 0:
+                    os._exit(0)
+                _detach_stdio(keep=(order_r, result_w))
+                engine.warm_up()
+                container_id = _read_all(order_r).decode()
+                if container_id:
+                    Supervisor(engine, container_id).run_detached(result_w)
+            finally:
                 os._exit(0)
-            _detach_stdio(keep=write_fd)
-            Supervisor(engine, container_id).run_detached(write_fd)
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    os.waitpid(child, 0)
+        os.close(order_r)
+        os.close(result_w)
+        os.waitpid(child, 0)
+
+    def start(self, container_id: str) -> int:
+        os.write(self.order_w, container_id.encode())
+        os.close(self.order_w)
+        data = _read_all(self.result_r)
+        message = fastjson.loads(data.split(b"\n", 1)[0]) if data else {"error": "supervisor exited", "code": 125}
+        if "error" in message:
+            raise BerthError(message["error"], message.get("code", 125))
+        return message["pid"]
+
+    def cancel(self) -> None:
+        """Nothing to start: the supervisor reads an empty order and exits."""
+        os.close(self.order_w)
+        os.close(self.result_r)
+
+
+def _read_all(fd: int) -> bytes:
     data = b""
     while True:
-        chunk = os.read(read_fd, 4096)
+        chunk = os.read(fd, 4096)
         if not chunk:
             break
         data += chunk
-    os.close(read_fd)
-    message = fastjson.loads(data.split(b"\n", 1)[0]) if data else {"error": "supervisor exited", "code": 125}
-    if "error" in message:
-        raise BerthError(message["error"], message.get("code", 125))
-    return message["pid"]
+    os.close(fd)
+    return data
 
 
-def _detach_stdio(keep: int) -> None:
+def _detach_stdio(keep: tuple[int, ...]) -> None:
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     os.close(null)
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 65536)
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 65536)
     from berth.runtime import syscalls
 
     syscalls.prctl(syscalls.PR_SET_NAME, b"berth-monitor")  # what ps -o comm and top show

@@ -87,8 +87,12 @@ class V1Cgroup:
         try:
             with open(os.path.join(directory, "cgroup.procs")) as f:
                 return [int(x) for x in f.read().split()]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             return []
+        except OSError as err:
+            if err.errno == 19:  # ENODEV: the cgroup was removed while we read it
+                return []
+            raise
 
     def oom_killed(self) -> bool:
         memory = self._dir("memory")
@@ -104,14 +108,19 @@ class V1Cgroup:
         freezer = self._dir("freezer")
         if not freezer or not os.path.isdir(freezer):
             return
-        write(freezer, "freezer.state", wanted)
-        for _ in range(1000):  # FREEZING -> FROZEN takes a moment
-            with open(os.path.join(freezer, "freezer.state")) as f:
-                if f.read().strip() == wanted:
-                    return
-            import time
+        try:
+            write(freezer, "freezer.state", wanted)
+            for _ in range(1000):  # FREEZING -> FROZEN takes a moment
+                with open(os.path.join(freezer, "freezer.state")) as f:
+                    if f.read().strip() == wanted:
+                        return
+                import time
 
-            time.sleep(0.001)
+                time.sleep(0.001)
+        except OSError as err:
+            if isinstance(err, FileNotFoundError) or err.errno == 19:  # ENODEV: removed meanwhile
+                return
+            raise
 
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs.values())

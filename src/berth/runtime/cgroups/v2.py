@@ -66,12 +66,16 @@ class V2Cgroup:
         return False
 
     def freeze(self) -> None:
-        if os.path.exists(os.path.join(self.dir, "cgroup.freeze")):
-            write(self.dir, "cgroup.freeze", "1")
+        self._set_freeze("1")
 
     def thaw(self) -> None:
-        if os.path.exists(os.path.join(self.dir, "cgroup.freeze")):
-            write(self.dir, "cgroup.freeze", "0")
+        self._set_freeze("0")
+
+    def _set_freeze(self, value: str) -> None:
+        try:
+            write(self.dir, "cgroup.freeze", value)
+        except FileNotFoundError:
+            pass  # no freezer here, or the cgroup was removed meanwhile
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
