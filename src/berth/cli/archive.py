@@ -3,7 +3,7 @@
 import os
 import sys
 
-from berth.cli.flags import BOOL, STRING, Command, Flag, help_text, parse
+from berth.cli.flags import BOOL, STRING, Command, Flag, parse_or_help
 from berth.errors import BerthError, InvalidArgument
 
 SAVE = Command("save", "berth save [OPTIONS] IMAGE [IMAGE...]",
@@ -18,18 +18,11 @@ LOAD = Command("load", "berth load [OPTIONS]", "Load an image from a tar archive
                max_args=0)
 
 
-def _parse(command, argv):
-    opts, args = parse(command, argv)
-    if opts.help:
-        sys.stdout.write(help_text(command))
-    return opts, args
-
-
 def cmd_save(engine, argv) -> int:
     from berth.cli.progress import for_terminal
     from berth.image.archive import FORMATS, save
 
-    opts, args = _parse(SAVE, argv)
+    opts, args = parse_or_help(SAVE, argv)
     if opts.help:
         return 0
     if opts.format not in FORMATS:
@@ -80,7 +73,7 @@ def cmd_load(engine, argv) -> int:
     from berth.image import reference
     from berth.image.archive import load
 
-    opts, _ = _parse(LOAD, argv)
+    opts, _ = parse_or_help(LOAD, argv)
     if opts.help:
         return 0
     if not opts.input and sys.stdin.isatty():

@@ -4,7 +4,7 @@ import os
 import sys
 import time
 
-from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
 from berth.errors import InvalidArgument
 
 DIFF = Command("diff", "berth diff CONTAINER", "Inspect changes to files or directories on a container's filesystem",
@@ -29,13 +29,6 @@ HISTORY_HEADER = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATE
 DEFAULT_HISTORY_FORMAT = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 
-def _parse(command, argv):
-    opts, args = parse(command, argv)
-    if opts.help:
-        sys.stdout.write(help_text(command))
-    return opts, args
-
-
 def _layers_top_first(record: dict) -> list[str]:
     data = record["GraphDriver"]["Data"]
     return [data["UpperDir"]] + data["LowerDir"].split(":")
@@ -44,7 +37,7 @@ def _layers_top_first(record: dict) -> list[str]:
 def cmd_diff(engine, argv) -> int:
     from berth.image.diff import changes
 
-    opts, args = _parse(DIFF, argv)
+    opts, args = parse_or_help(DIFF, argv)
     if opts.help:
         return 0
     record = engine.get(args[0])
@@ -55,20 +48,14 @@ def cmd_diff(engine, argv) -> int:
 
 def cmd_commit(engine, argv) -> int:
     from berth.engine.commit import commit
-    from berth.image import reference
 
-    opts, args = _parse(COMMIT, argv)
+    opts, args = parse_or_help(COMMIT, argv)
     if opts.help:
         return 0
+    from berth.cli.images import tag_name
+
     record = engine.get(args[0])
-    name = None
-    if len(args) > 1:
-        try:
-            name = str(reference.parse(args[1]))
-        except ValueError as err:
-            raise InvalidArgument(str(err)) from None
-        if "@" in name:
-            raise InvalidArgument("refusing to create a tag with a digest reference")
+    name = tag_name(args[1]) if len(args) > 1 else None
     print(commit(engine, record, name, opts.author, opts.message, opts.change, opts.pause))
     return 0
 
@@ -77,7 +64,7 @@ def cmd_history(engine, argv) -> int:
     from berth.cli.output import render_rows
     from berth.units import human_duration, human_size, parse_rfc3339
 
-    opts, args = _parse(HISTORY, argv)
+    opts, args = parse_or_help(HISTORY, argv)
     if opts.help:
         return 0
     image = engine.images.get(args[0])
@@ -125,7 +112,7 @@ def _layer_sizes(store, image) -> list[int]:
 def cmd_export(engine, argv) -> int:
     from berth.image.diff import export_tar
 
-    opts, args = _parse(EXPORT, argv)
+    opts, args = parse_or_help(EXPORT, argv)
     if opts.help:
         return 0
     record = engine.get(args[0])

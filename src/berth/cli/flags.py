@@ -123,6 +123,16 @@ def parse(command: Command, argv: list[str]) -> tuple[Options, list[str]]:
     return opts, args
 
 
+def parse_or_help(command: Command, argv: list[str]) -> tuple[Options, list[str]]:
+    """parse(), and with --help print the command's help (the caller then returns 0)."""
+    import sys
+
+    opts, args = parse(command, argv)
+    if opts.help:
+        sys.stdout.write(help_text(command))
+    return opts, args
+
+
 def _set(command: Command, opts: Options, flag: Flag, value: str) -> None:
     opts._given.add(flag.dest)
     if flag.kind == BOOL:

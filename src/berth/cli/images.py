@@ -4,7 +4,7 @@ import os
 import sys
 import time
 
-from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
 from berth.errors import Conflict, InvalidArgument, NotFound
 
 IMPORT = Command("import", "berth import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
@@ -33,32 +33,27 @@ IMAGE_HEADER = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Cre
 DEFAULT_IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 
 
-def _parse(command, argv):
-    opts, args = parse(command, argv)
-    if opts.help:
-        sys.stdout.write(help_text(command))
-    return opts, args
-
-
-def _full_name(name: str) -> str:
+def tag_name(name: str) -> str:
+    """A name to give an image (import, tag, commit): the full reference, never a digest."""
     from berth.image import reference
 
     try:
-        return str(reference.parse(name))
+        full = str(reference.parse(name))
     except ValueError as err:
         raise InvalidArgument(str(err)) from None
+    if "@" in full:
+        raise InvalidArgument("refusing to create a tag with a digest reference")
+    return full
 
 
 def cmd_import(engine, argv) -> int:
     from berth.image.importer import import_tarball
 
-    opts, args = _parse(IMPORT, argv)
+    opts, args = parse_or_help(IMPORT, argv)
     if opts.help:
         return 0
     source = args[0]
-    name = _full_name(args[1]) if len(args) > 1 else None
-    if "@" in (name or ""):
-        raise InvalidArgument("refusing to create a tag with a digest reference")
+    name = tag_name(args[1]) if len(args) > 1 else None
     if source.startswith(("http://", "https://")):
         raise InvalidArgument("importing from a URL is not supported yet; download the file and import it")
     try:
@@ -164,7 +159,7 @@ def _go_time(ts: float) -> str:
 
 
 def cmd_images(engine, argv) -> int:
-    opts, args = _parse(IMAGES, argv)
+    opts, args = parse_or_help(IMAGES, argv)
     if opts.help:
         return 0
     rows = image_rows(engine, opts, args[0] if args else None)
@@ -185,21 +180,18 @@ def cmd_images(engine, argv) -> int:
 
 
 def cmd_tag(engine, argv) -> int:
-    opts, args = _parse(TAG, argv)
+    opts, args = parse_or_help(TAG, argv)
     if opts.help:
         return 0
     image = engine.images.get(args[0])
-    target = _full_name(args[1])
-    if "@" in target:
-        raise InvalidArgument("refusing to create a tag with a digest reference")
-    engine.images.tag(image, target)
+    engine.images.tag(image, tag_name(args[1]))
     return 0
 
 
 def cmd_rmi(engine, argv) -> int:
     from berth.image import reference
 
-    opts, args = _parse(RMI, argv)
+    opts, args = parse_or_help(RMI, argv)
     if opts.help:
         return 0
     failed = 0

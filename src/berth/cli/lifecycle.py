@@ -3,7 +3,7 @@ rename, port."""
 
 import sys
 
-from berth.cli.flags import INT, STRING, Command, Flag, help_text, parse
+from berth.cli.flags import INT, STRING, Command, Flag, parse_or_help
 from berth.errors import BerthError, InvalidArgument
 
 STOP = Command("stop", "berth stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
@@ -23,13 +23,6 @@ UNPAUSE = Command("unpause", "berth unpause CONTAINER [CONTAINER...]",
 RENAME = Command("rename", "berth rename CONTAINER NEW_NAME", "Rename a container", min_args=2, max_args=2)
 PORT = Command("port", "berth port CONTAINER [PRIVATE_PORT[/PROTO]]",
                "List port mappings or a specific mapping for the container", min_args=1, max_args=2)
-
-
-def _parse(command, argv):
-    opts, args = parse(command, argv)
-    if opts.help:
-        sys.stdout.write(help_text(command))
-    return opts, args
 
 
 def _each(engine, refs: list[str], action, verb: str) -> int:
@@ -57,7 +50,7 @@ def _signal_option(name: str | None) -> int | None:
 
 
 def cmd_stop(engine, argv) -> int:
-    opts, args = _parse(STOP, argv)
+    opts, args = parse_or_help(STOP, argv)
     if opts.help:
         return 0
     signum = _signal_option(opts.signal)
@@ -67,7 +60,7 @@ def cmd_stop(engine, argv) -> int:
 def cmd_restart(engine, argv) -> int:
     from berth.monitor.supervisor import start_detached
 
-    opts, args = _parse(RESTART, argv)
+    opts, args = parse_or_help(RESTART, argv)
     if opts.help:
         return 0
 
@@ -84,7 +77,7 @@ def cmd_restart(engine, argv) -> int:
 def cmd_kill(engine, argv) -> int:
     from berth.runtime.cli import parse_signal
 
-    opts, args = _parse(KILL, argv)
+    opts, args = parse_or_help(KILL, argv)
     if opts.help:
         return 0
     try:
@@ -95,7 +88,7 @@ def cmd_kill(engine, argv) -> int:
 
 
 def cmd_wait(engine, argv) -> int:
-    opts, args = _parse(WAIT, argv)
+    opts, args = parse_or_help(WAIT, argv)
     if opts.help:
         return 0
     failed = 0
@@ -130,21 +123,21 @@ def wait_exit(engine, container_id: str) -> int:
 
 
 def cmd_pause(engine, argv) -> int:
-    opts, args = _parse(PAUSE, argv)
+    opts, args = parse_or_help(PAUSE, argv)
     if opts.help:
         return 0
     return _each(engine, args, lambda r: engine.pause(r, True), "pause")
 
 
 def cmd_unpause(engine, argv) -> int:
-    opts, args = _parse(UNPAUSE, argv)
+    opts, args = parse_or_help(UNPAUSE, argv)
     if opts.help:
         return 0
     return _each(engine, args, lambda r: engine.pause(r, False), "unpause")
 
 
 def cmd_rename(engine, argv) -> int:
-    opts, args = _parse(RENAME, argv)
+    opts, args = parse_or_help(RENAME, argv)
     if opts.help:
         return 0
     record = engine.get(args[0])
@@ -153,7 +146,7 @@ def cmd_rename(engine, argv) -> int:
 
 
 def cmd_port(engine, argv) -> int:
-    opts, args = _parse(PORT, argv)
+    opts, args = parse_or_help(PORT, argv)
     if opts.help:
         return 0
     record = engine.get(args[0])
