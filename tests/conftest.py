@@ -26,17 +26,54 @@ def runtime_binary() -> str:
     return path
 
 
+def free_test_subnet() -> str:
+    """A /24 in 10.200-254.x.0 that no route of the host touches: this test's bridge subnet."""
+    import ipaddress
+    import random
+
+    from berth.network.ipam import host_routes
+
+    routes = host_routes()
+    while True:
+        subnet = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
+        if not any(subnet.overlaps(route) for route in routes):
+            return str(subnet)
+
+
 class Berth:
-    """Runs the real `berth` command against this test's own --root/--run-root."""
+    """Runs the real `berth` command against this test's own --root/--run-root and its own
+    engine settings (daemon.json): its own bridge name and subnet, so tests never share one."""
 
     def __init__(self, base: str):
         self.base = base
         self.root = os.path.join(base, "root")
         self.run_root = os.path.join(base, "run")
+        self.config_file = os.path.join(base, "daemon.json")
         self.binary = berth_binary()
+        self.bridge = "bt" + os.urandom(4).hex()
+        self.subnet = free_test_subnet()
+        self.configure()
+
+    def configure(self, **settings) -> None:
+        """Rewrite this berth's daemon.json: its bridge and subnet plus `settings` (daemon.json keys)."""
+        import json
+
+        gateway = self.subnet.rsplit(".", 1)[0] + ".1/24"
+        values = {"default-bridge": self.bridge, "bip": gateway, **settings}
+        with open(self.config_file, "w") as f:
+            json.dump({k: v for k, v in values.items() if v is not None}, f)
 
     def cmd(self, *args: str) -> list[str]:
-        return [self.binary, "--root", self.root, "--run-root", self.run_root, *args]
+        return [self.binary, "--root", self.root, "--run-root", self.run_root, "--config-file", self.config_file,
+                *args]
+
+    def teardown_network(self) -> None:
+        """Remove the bridge, nftables tables and firewall exception berth made for this root."""
+        from berth.network import bridge
+
+        made = bridge.load(self.root)
+        if made is not None:
+            bridge.remove(self.root, made)
 
     def __call__(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
                  env: dict | None = None) -> subprocess.CompletedProcess:
@@ -108,6 +145,7 @@ def private_berth(busybox_tar: str):
                     pass
         for line in reversed(mounts_under(base)):
             subprocess.run(["umount", "-l", line.split()[4]], check=False)
+        b.teardown_network()
         shutil.rmtree(base, ignore_errors=True)
 
 

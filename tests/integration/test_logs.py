@@ -17,7 +17,7 @@ def _detached_supported() -> bool:
     """`run -d` landed? (Before it did, it exited 125 saying it was not supported yet.)"""
     base = tempfile.mkdtemp(prefix="berth-probe-")
     try:
-        result = subprocess.run([berth_binary(), "--root", f"{base}/root", "--run-root", f"{base}/run",
+        result = subprocess.run([berth_binary(), "--root", f"{base}/root", "--run-root", f"{base}/run", "-b", "none",
                                  "run", "-d", "berth-probe-no-such-image", "true"],
                                 capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
         return "detached containers (-d) are not supported" not in result.stderr

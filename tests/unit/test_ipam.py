@@ -29,7 +29,7 @@ def test_host_routes_parses_proc(tmp_path):
 
 def test_allocation_skips_network_gateway_and_broadcast(tmp_path):
     pool = Pool(str(tmp_path), "10.99.0.0/30")
-    assert pool.gateway == ipaddress.ip_address("10.99.0.1")
+    assert pool.gateway == "10.99.0.1"
     assert pool.allocate("a") == "10.99.0.2"
     with pytest.raises(OSError, match="no available IPv4 address"):
         pool.allocate("b")
@@ -70,3 +70,13 @@ def test_concurrent_allocations_are_distinct(tmp_path):
     assert len(set(got)) == 50
     assert len(os.listdir(pool.directory)) == 50
     assert DEFAULT_POOLS[0].prefixlen == 16
+
+
+def test_lease_of_an_earlier_boot_is_reclaimed(tmp_path):
+    pool = Pool(str(tmp_path), "10.9.0.0/29")
+    first = pool.allocate("old")
+    (tmp_path / first).write_text("old\nanother-boot-id")  # as if written before a reboot
+    assert pool.leases() == {}
+    assert pool.allocate("new") == first
+    assert pool.leases() == {first: "new"}
+    assert sorted(os.listdir(tmp_path)) == [first]

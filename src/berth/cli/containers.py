@@ -136,7 +136,7 @@ def ps_rows(engine, opts) -> list[dict]:
             "RunningFor": human_duration(now - parse_rfc3339(r["Created"])) + " ago",
             "Status": status_text(r["State"], now),
             "State": r["State"]["Status"],
-            "Ports": "",
+            "Ports": _ports(r),
             "Names": r["Name"].lstrip("/"),
             "Labels": ",".join(f"{k}={v}" for k, v in (r["Config"].get("Labels") or {}).items()),
             "Size": _size(r) if opts.size else "",
@@ -144,6 +144,15 @@ def ps_rows(engine, opts) -> list[dict]:
             "Networks": r["HostConfig"]["NetworkMode"],
         })
     return rows
+
+
+def _ports(record: dict) -> str:
+    ports = (record.get("NetworkSettings") or {}).get("Ports")
+    if not ports:
+        return ""
+    from berth.network.ports import ps_ports
+
+    return ps_ports(ports)
 
 
 def _size(record: dict) -> str:

@@ -149,17 +149,14 @@ def cmd_port(engine, argv) -> int:
     opts, args = parse_or_help(PORT, argv)
     if opts.help:
         return 0
+    from berth.network.ports import port_lines
+
     record = engine.get(args[0])
     ports = (record.get("NetworkSettings") or {}).get("Ports") or {}
-    if len(args) > 1:
-        wanted = args[1] if "/" in args[1] else args[1] + "/tcp"
-        bindings = ports.get(wanted)
-        if not bindings:
-            raise BerthError(f"No public port '{wanted}' published for {args[0]}", 1)
-        for b in bindings:
-            print(f"{b['HostIp']}:{b['HostPort']}")
-        return 0
-    for port, bindings in sorted(ports.items()):
-        for b in bindings or ():
-            print(f"{port} -> {b['HostIp']}:{b['HostPort']}")
+    try:
+        lines = port_lines(ports, args[1] if len(args) > 1 else None, args[0])
+    except BerthError as err:
+        err.exit_code = 1  # docker port exits 1 when the port is not published
+        raise
+    sys.stdout.write("".join(line + "\n" for line in lines))
     return 0

@@ -63,6 +63,18 @@ A Docker-compatible container engine
 Global Options:
       --root string       Root of persistent state (default "/var/lib/berth", env BERTH_ROOT)
       --run-root string   Root of per-boot state (default "/run/berth", env BERTH_RUN_ROOT)
+      --config-file string  Engine settings (default "/etc/berth/daemon.json", env BERTH_CONFIG)
+      --bip string        Bridge address and subnet, e.g. 192.168.0.1/24
+      --fixed-cidr string Container addresses from this part of the bridge subnet
+      --mtu int           MTU of the bridge, veths and eth0 (default 1500)
+  -b, --bridge string     Use this existing bridge ("none" turns bridged networking off)
+      --default-bridge string  Name of the bridge berth creates (default "berth0")
+      --icc               Inter-container communication on the bridge (default true)
+      --ip-forward        Enable net.ipv4.ip_forward (default true)
+      --iptables          Let berth manage its nftables rules (default true)
+      --dns list          Default DNS servers of containers
+      --dns-search list   Default DNS search domains of containers
+      --dns-opt list      Default DNS options of containers
   -D, --debug             Print tracebacks for errors
   -v, --version           Print version information and quit
 
@@ -106,13 +118,21 @@ Management Commands:
 """
 
 
+# dockerd's bridge flags, as global flags (berth.engine.settings.FLAGS holds their meaning)
+SETTING_FLAGS = ("--bip", "--fixed-cidr", "--mtu", "-b", "--bridge", "--icc", "--ip-forward", "--iptables", "--dns",
+                 "--dns-search", "--dns-opt", "--default-bridge")
+BOOL_SETTING_FLAGS = ("--icc", "--ip-forward", "--iptables")
+
+
 class Globals:
-    __slots__ = ("root", "run_root", "debug")
+    __slots__ = ("root", "run_root", "debug", "config_file", "overrides")
 
     def __init__(self):
         self.root = None
         self.run_root = None
         self.debug = bool(os.environ.get("BERTH_DEBUG"))
+        self.config_file = None
+        self.overrides = {}  # engine settings given as flags (dockerd's names), over daemon.json
 
 
 def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
@@ -121,7 +141,20 @@ def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
     while i < len(argv) and argv[i].startswith("-"):
         arg = argv[i]
         name, eq, value = arg.partition("=")
-        if name in ("--root", "--run-root", "--log-level", "-l", "-H", "--host", "--config"):
+        if name in SETTING_FLAGS and (eq or name not in BOOL_SETTING_FLAGS):
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise BerthError(f"flag needs an argument: {name}")
+                value = argv[i]
+            from berth.engine.settings import flag_value
+
+            flag_value(name, value, g.overrides)
+        elif name in BOOL_SETTING_FLAGS:
+            from berth.engine.settings import flag_value
+
+            flag_value(name, "true", g.overrides)
+        elif name in ("--root", "--run-root", "--log-level", "-l", "-H", "--host", "--config", "--config-file"):
             if not eq:
                 i += 1
                 if i >= len(argv):
@@ -131,6 +164,8 @@ def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
                 g.root = value
             elif name == "--run-root":
                 g.run_root = value
+            elif name == "--config-file":
+                g.config_file = value
         elif arg in ("-D", "--debug"):
             g.debug = True
         elif arg in ("-v", "--version"):
@@ -182,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         from berth.engine.containers import Engine
         from berth.paths import Paths
 
-        return getattr(module, function)(Engine(Paths(g.root, g.run_root)), rest) or 0
+        return getattr(module, function)(Engine(Paths(g.root, g.run_root), g.config_file, g.overrides), rest) or 0
     except BerthError as err:
         if debug:
             import traceback

@@ -1,4 +1,4 @@
-"""`berth network ls` and `network inspect` for the built-in networks."""
+"""`berth network ls` and `network inspect` for the built-in networks (bridge, host, none)."""
 
 import sys
 
@@ -17,9 +17,11 @@ HEADER = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOP
 
 
 def _networks(engine) -> dict:
-    from berth.engine.networks import network_ids
+    """name -> ID of the networks this engine has (no bridge with `bridge: none`)."""
+    from berth.engine.networks import BUILTIN, network_ids
 
-    return network_ids(engine.paths.root)
+    ids = network_ids(engine.paths.root)
+    return {name: ids[name] for name in BUILTIN if name != "bridge" or engine.settings.bridged}
 
 
 def network_json(engine, name: str, network_id: str) -> dict:
@@ -28,13 +30,32 @@ def network_json(engine, name: str, network_id: str) -> dict:
     containers = {}
     for record in engine.containers():
         if record["HostConfig"].get("NetworkMode") == name and record["State"]["Running"]:
-            containers[record["Id"]] = {"Name": record["Name"].lstrip("/"), "EndpointID": "", "MacAddress": "",
-                                        "IPv4Address": "", "IPv6Address": ""}
+            endpoint = (record["NetworkSettings"].get("Networks") or {}).get(name) or {}
+            address = endpoint.get("IPAddress")
+            containers[record["Id"]] = {
+                "Name": record["Name"].lstrip("/"), "EndpointID": endpoint.get("EndpointID", ""),
+                "MacAddress": endpoint.get("MacAddress", ""),
+                "IPv4Address": f"{address}/{endpoint['IPPrefixLen']}" if address else "", "IPv6Address": ""}
+    ipam, options = None, {}
+    if name == "bridge":
+        from berth.network.bridge import ensure
+
+        settings = engine.settings
+        bridge = ensure(engine.paths.root, settings)  # docker's bridge exists from the daemon's start
+        if bridge is not None:
+            ipam = [{"Subnet": bridge.subnet, "Gateway": bridge.gateway,
+                     **({"IPRange": bridge.fixed_cidr} if bridge.fixed_cidr else {})}]
+        options = {"com.docker.network.bridge.default_bridge": "true",
+                   "com.docker.network.bridge.enable_icc": str(settings.icc).lower(),
+                   "com.docker.network.bridge.enable_ip_masquerade": "true",
+                   "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                   "com.docker.network.bridge.name": settings.bridge_name,
+                   "com.docker.network.driver.mtu": str(settings.mtu)}
     return {"Name": name, "Id": network_id, "Created": "0001-01-01T00:00:00Z", "Scope": "local",
             "Driver": DRIVERS[name], "EnableIPv4": True, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None, "Config": None},
+            "IPAM": {"Driver": "default", "Options": None, "Config": ipam},
             "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
-            "ConfigOnly": False, "Containers": containers, "Options": {}, "Labels": {}}
+            "ConfigOnly": False, "Containers": containers, "Options": options, "Labels": {}}
 
 
 def cmd_network_ls(engine, argv) -> int:

@@ -22,7 +22,11 @@ CREATE_FLAGS = [
     Flag("interactive", "i", BOOL, False, "Keep STDIN open even if not attached"),
     Flag("tty", "t", BOOL, False, "Allocate a pseudo-TTY"),
     Flag("rm", None, BOOL, False, "Automatically remove the container and its resources when it exits"),
-    Flag("network", None, STRING, None, "Connect a container to a network: none, host, container:<name|id>"),
+    Flag("network", None, STRING, None, "Connect a container to a network: bridge, none, host, container:<name|id>"),
+    Flag("publish", "p", LIST, (), "Publish a container's port(s) to the host"),
+    Flag("publish-all", "P", BOOL, False, "Publish all exposed ports to random ports"),
+    Flag("expose", None, LIST, (), "Expose a port or a range of ports"),
+    Flag("link", None, LIST, (), "Add link to another container"),
     Flag("dns", None, LIST, (), "Set custom DNS servers"),
     Flag("dns-search", None, LIST, (), "Set custom DNS search domains"),
     Flag("dns-option", None, LIST, (), "Set DNS options"),
@@ -129,7 +133,24 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         dns_search=opts.dns_search,
         dns_options=opts.dns_option + opts.dns_opt,
         extra_hosts=opts.add_host,
+        **network_request(opts),
     )
+
+
+def network_request(opts) -> dict:
+    """-p/-P/--expose/--link in docker's terms; parsed only when given (run stays lean)."""
+    fields = {"publish_all": opts.publish_all}
+    if opts.publish or opts.expose:
+        from berth.network.ports import parse_expose, parse_publish
+
+        exposed, bindings = parse_publish(opts.publish)
+        fields["exposed_ports"] = {**parse_expose(opts.expose), **exposed}
+        fields["port_bindings"] = bindings
+    if opts.link:
+        from berth.network.links import parse_links
+
+        fields["links"] = parse_links(opts.link)
+    return fields
 
 
 def parse_restart_policy(value: str) -> dict:

@@ -64,7 +64,7 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     frozen = pause and is_running(record)
     cgroup = engine._freezer(record) if frozen else None
     tar_path = os.path.join(store.tmp_dir(), f"commit-{os.getpid()}-{os.urandom(8).hex()}")
-    fd = os.open(tar_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd = os.open(tar_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)  # read back to hash it
     try:
         if cgroup:
             cgroup.freeze()

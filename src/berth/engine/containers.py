@@ -26,7 +26,8 @@ class CreateRequest:
 
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "auto_remove", "network", "restart", "stop_signal", "stop_timeout", "init",
-                 "dns", "dns_search", "dns_options", "extra_hosts")
+                 "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings", "publish_all",
+                 "links")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -41,7 +42,7 @@ class CreateRequest:
         self.tty = bool(fields.pop("tty", False))
         self.open_stdin = bool(fields.pop("open_stdin", False))
         self.auto_remove = bool(fields.pop("auto_remove", False))
-        self.network = fields.pop("network", None) or "none"
+        self.network = fields.pop("network", None)  # None: the engine's default (bridge)
         self.restart = fields.pop("restart", None) or {"Name": "no", "MaximumRetryCount": 0}
         self.stop_signal = fields.pop("stop_signal", None)
         self.stop_timeout = fields.pop("stop_timeout", None)
@@ -50,6 +51,10 @@ class CreateRequest:
         self.dns_search = fields.pop("dns_search", None) or []
         self.dns_options = fields.pop("dns_options", None) or []
         self.extra_hosts = fields.pop("extra_hosts", None) or []
+        self.exposed_ports = fields.pop("exposed_ports", None) or {}  # Config.ExposedPorts additions
+        self.port_bindings = fields.pop("port_bindings", None) or {}  # HostConfig.PortBindings
+        self.publish_all = bool(fields.pop("publish_all", False))
+        self.links = fields.pop("links", None) or []  # [(name, alias)]
         if fields:
             raise TypeError(f"unknown fields {sorted(fields)}")
 
@@ -72,9 +77,21 @@ def merge_env(image_env: list | None, user_env: list[str]) -> list[str]:
 
 
 class Engine:
-    def __init__(self, paths: Paths):
+    def __init__(self, paths: Paths, config_file: str | None = None, overrides: dict | None = None):
         self.paths = paths
         self._images = None
+        self._settings = None
+        self.config_file = config_file
+        self.overrides = overrides or {}
+
+    @property
+    def settings(self):
+        """Engine settings (daemon.json + global flags), read on first use."""
+        if self._settings is None:
+            from berth.engine import settings
+
+            self._settings = settings.load(self.config_file, self.overrides)
+        return self._settings
 
     @property
     def images(self):
@@ -157,6 +174,7 @@ class Engine:
         if joined is not None and (req.hostname or req.dns or req.dns_search or req.dns_options or req.extra_hosts):
             raise InvalidArgument("conflicting options: hostname, dns and add-host cannot be set with "
                                   "--network container:<name> (the container uses that one's)")
+        links = self._check_links(req, network_mode)
         if req.auto_remove and req.restart["Name"] != "no":
             raise InvalidArgument("Conflicting options: --restart and --rm")
         if req.stop_signal:
@@ -180,6 +198,7 @@ class Engine:
             os.mkdir(os.path.join(directory, "merged"))
             record = self._record(container_id, name, image, image_config, req, entrypoint, cmd, argv, directory)
             record["HostConfig"]["NetworkMode"] = network_mode
+            record["HostConfig"]["Links"] = [f"/{target}:/{name}/{alias}" for target, alias in links] or None
             self._network_settings(record, network_mode, joined)
             self._write_etc_files(record, directory, joined)
             write_json(os.path.join(directory, "config.json"), record)
@@ -227,6 +246,7 @@ class Engine:
 
     def _record(self, container_id, name, image, image_config, req, entrypoint, cmd, argv, directory) -> dict:
         env = merge_env(image_config.get("Env"), req.env)
+        exposed = dict(sorted({**(image_config.get("ExposedPorts") or {}), **req.exposed_ports}.items()))
         labels = dict(image_config.get("Labels") or {})
         labels.update(req.labels)
         layer_dirs = self.images.unpacked_layer_dirs(image) + [self._init_layer()]
@@ -253,12 +273,13 @@ class Engine:
             "ExecIDs": None,
             "HostConfig": {
                 "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
-                "NetworkMode": "none", "PortBindings": {}, "RestartPolicy": dict(req.restart), "Init": req.init,
+                "NetworkMode": "none", "PortBindings": dict(req.port_bindings), "RestartPolicy": dict(req.restart),
+                "Init": req.init,
                 "AutoRemove": req.auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None,
                 "CapDrop": None, "CgroupnsMode": "private", "Dns": list(req.dns), "DnsOptions": list(req.dns_options),
                 "DnsSearch": list(req.dns_search), "ExtraHosts": list(req.extra_hosts) or None,
                 "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
-                "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": False,
+                "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": req.publish_all,
                 "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
                 "ShmSize": 67108864, "Runtime": "berth", "Isolation": "", "CpuShares": 0, "Memory": 0,
                 "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0,
@@ -289,6 +310,7 @@ class Engine:
                 "Env": env,
                 "Cmd": cmd,
                 "Image": req.image,
+                **({"ExposedPorts": exposed} if exposed else {}),
                 "Volumes": image_config.get("Volumes"),
                 "WorkingDir": req.workdir if req.workdir is not None else image_config.get("WorkingDir", ""),
                 "Entrypoint": entrypoint,
@@ -298,23 +320,50 @@ class Engine:
                    if req.stop_signal or image_config.get("StopSignal") else {}),
                 **({"StopTimeout": req.stop_timeout} if req.stop_timeout is not None else {}),
             },
-            "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
-                                "Networks": {}},
+            "NetworkSettings": _networks().network_settings(),
         }
 
     def _network_mode(self, requested: str | None) -> tuple[str, dict | None]:
         """(NetworkMode, the joined container's record for container:<x>)."""
-        mode = requested or "none"
+        mode = requested or ("bridge" if self.settings.bridged else "none")
         if mode.startswith("container:"):
             target = self.get(mode.partition(":")[2])
             if not is_running(target):
                 raise Conflict(f"cannot join network namespace of a non running container: {target['Id']}")
             return "container:" + target["Id"], target
-        if mode in ("bridge", "default"):
-            raise InvalidArgument("bridge networking is not available in berth yet; use --network none or host")
-        if mode not in ("none", "host"):
+        if mode == "default":
+            mode = "bridge"
+        if mode not in ("none", "host", "bridge") or mode == "bridge" and not self.settings.bridged:
             raise NotFound(f"network {mode} not found")
         return mode, None
+
+    def _check_links(self, req: CreateRequest, mode: str) -> list[tuple[str, str]]:
+        """docker's checks on publishing and links for the network mode; the link targets
+        must exist now (and run when this container starts). Returns [(target name, alias)]."""
+        if mode.startswith("container:"):
+            if req.port_bindings or req.publish_all:
+                raise InvalidArgument("conflicting options: port publishing and the container type network mode")
+            if req.exposed_ports:
+                raise InvalidArgument("conflicting options: port exposing and the container type network mode")
+            if req.links:
+                raise InvalidArgument("conflicting options: container type network can't be used with links. "
+                                      "This would result in undefined behavior")
+        if mode == "host":
+            if req.links:
+                raise InvalidArgument("conflicting options: host type networking can't be used with links. "
+                                      "This would result in undefined behavior")
+            if req.port_bindings or req.publish_all:
+                import sys
+
+                print("WARNING: Published ports are discarded when using host network mode", file=sys.stderr)
+        links = []
+        for name, alias in req.links:
+            try:
+                target = self.get(name)
+            except NotFound:
+                raise NotFound(f"could not get container for {name}") from None
+            links.append((target["Name"].lstrip("/"), alias))
+        return links
 
     def _network_settings(self, record: dict, mode: str, joined: dict | None) -> None:
         from berth.engine.networks import endpoint, network_ids
@@ -333,14 +382,13 @@ class Engine:
         """hostname, hosts and resolv.conf in the container's directory; a container that
         joins another's network uses that one's files (HostsPath... point at them)."""
         from berth.engine import dnsfiles
-        from berth.engine.networks import parse_extra_hosts
 
         if joined is not None:
             return
         host = record["HostConfig"]
         hostname = record["Config"]["Hostname"]
         write_bytes(os.path.join(directory, "hostname"), (hostname + "\n").encode(), durable=False)
-        extra = parse_extra_hosts(host.get("ExtraHosts") or [])
+        extra = self.extra_hosts(record)
         try:
             with open("/etc/resolv.conf") as f:
                 host_resolv = f.read()
@@ -357,9 +405,26 @@ class Engine:
                                           keep_loopback=True)
         else:
             hosts = dnsfiles.hosts(extra)
-            resolv = dnsfiles.resolv_conf(host_resolv, host["Dns"], host["DnsSearch"], host["DnsOptions"])
+            settings = self.settings  # the engine's dns, dns-search, dns-opts: defaults for every container
+            resolv = dnsfiles.resolv_conf(host_resolv, host["Dns"] or settings.dns,
+                                          host["DnsSearch"] or settings.dns_search,
+                                          host["DnsOptions"] or settings.dns_opts)
         write_bytes(os.path.join(directory, "hosts"), hosts.encode(), durable=False)
         write_bytes(os.path.join(directory, "resolv.conf"), resolv.encode(), durable=False)
+
+    def extra_hosts(self, record: dict) -> list[tuple[str, str]]:
+        """--add-host entries, `host-gateway` resolved to the bridge's address like docker's."""
+        from berth.engine.networks import parse_extra_hosts
+
+        values = record["HostConfig"].get("ExtraHosts") or []
+        gateway = None
+        if any(v.rpartition(":")[2].rpartition("=")[2] == "host-gateway" for v in values):
+            if not self.settings.bridged:
+                raise InvalidArgument("host-gateway needs the bridge network, which is disabled (bridge: none)")
+            from berth.network import bridge
+
+            gateway = bridge.ensure(self.paths.root, self.settings).gateway
+        return parse_extra_hosts(values, gateway)
 
     # -- process identity and truthful state ----------------------------
     def _state_file(self, container_id: str) -> str:
@@ -410,6 +475,8 @@ class Engine:
 
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                      ExitCode=state["ExitCode"] or 255, FinishedAt=format_rfc3339_nano(finished))
+        self._disconnect(record["Id"])
+        _clear_network_settings(record)
         return record
 
     # -- start / finish --------------------------------------------------
@@ -439,13 +506,25 @@ class Engine:
                 raise Conflict(f"container {container_id[:12]} was stopped")
             self._clean_cgroup(container_id)
             user = self.exec_user(record)
-            spec = oci.build(record, user, directory, console_size, self._joined_pid(record))
             data = record["GraphDriver"]["Data"]
             overlay = f"lowerdir={data['LowerDir']},upperdir={data['UpperDir']},workdir={data['WorkDir']}"
             runtime.become_subreaper()
+            endpoint = None
+            if record["HostConfig"].get("NetworkMode") == "bridge":
+                from berth.engine.networks import Endpoint
+
+                endpoint = Endpoint(self, record)
             try:
-                launched = runtime.start(spec, data["MergedDir"], overlay, stdio)
+                if endpoint is not None:
+                    endpoint.prepare()
+                    write_bytes(record["HostsPath"], endpoint.hosts(self.extra_hosts(record)).encode(), durable=False)
+                spec = oci.build(record, user, directory, console_size, self._joined_pid(record),
+                                 endpoint.link_env if endpoint is not None else ())
+                launched = runtime.start(spec, data["MergedDir"], overlay, stdio,
+                                         on_created=endpoint.attach if endpoint is not None else None)
             except BaseException as err:
+                if endpoint is not None:
+                    endpoint.release()
                 record["State"].update(Status="exited" if record["State"]["StartedAt"] != ZERO_TIME else "created",
                                        Running=False, Restarting=False, Pid=0,
                                        Error=str(err), ExitCode=getattr(err, "exit_code", 125))
@@ -456,6 +535,8 @@ class Engine:
             record["RestartCount"] = record["RestartCount"] + 1 if restarting else 0
             record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                                    Pid=launched.pid, ExitCode=0, Error="", StartedAt=now(), FinishedAt=ZERO_TIME)
+            if endpoint is not None:
+                record["NetworkSettings"] = endpoint.network_settings(launched.pid)
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
             write_json(os.path.join(directory, "config.json"), record, durable=False)
         return launched
@@ -472,6 +553,10 @@ class Engine:
             raise NotFound(f"No such container: {target_id}") from None
         if not is_running(target):
             raise Conflict(f"cannot join network namespace of a non running container: {target_id}")
+        # Its network namespace may now outlive its pid 1: when it ends, unplug it explicitly.
+        marker = os.path.join(self.paths.container_run(target_id), "netns-shared")
+        with open(marker, "w"):
+            pass
         return target["State"]["Pid"]
 
     def finish(self, container_id: str, launched, exit_code: int, allow_restart: bool = False) -> bool:
@@ -480,6 +565,14 @@ class Engine:
         "restarting" and the supervisor should start it again after its back-off."""
         oom = launched.cgroup.oom_killed()
         launched.cgroup.destroy()
+        # Its pid 1 is gone, so its network namespace dies with it and the kernel removes the
+        # veth (deleting it ourselves costs ~15 ms of RCU waits) - unless others share it.
+        shared = os.path.join(self.paths.container_run(container_id), "netns-shared")
+        self._disconnect(container_id, unplug=os.path.exists(shared))
+        try:
+            os.unlink(shared)
+        except FileNotFoundError:
+            pass
         try:
             lock = self.lock(container_id).__enter__()
         except FileNotFoundError:
@@ -491,6 +584,7 @@ class Engine:
                 return False
             state = record["State"]
             state.update(Running=False, Paused=False, Pid=0, ExitCode=exit_code, OOMKilled=oom, FinishedAt=now())
+            _clear_network_settings(record)
             restart = allow_restart and self._policy_restarts(record, exit_code)
             if not restart and record["HostConfig"].get("AutoRemove"):
                 self._delete(record)
@@ -677,6 +771,13 @@ class Engine:
             raise
         self._release_name(old, container_id)
 
+    def _disconnect(self, container_id: str, unplug: bool = True) -> None:
+        """Release what a run took on the bridge (see networks.release); cheap when nothing."""
+        if os.path.exists(os.path.join(self.paths.container_run(container_id), "network.json")):
+            from berth.engine.networks import release
+
+            release(self, container_id, unplug)
+
     def _clean_cgroup(self, container_id: str) -> None:
         """Kill whatever is left in the container's cgroup and remove it."""
         from berth.runtime.cgroups import open_cgroup
@@ -716,12 +817,30 @@ class Engine:
         except FileNotFoundError:
             return
         remove_tree(trash)
+        self._disconnect(record["Id"])
         remove_tree(self.paths.container_run(record["Id"]))
         self._release_name(record["Name"].lstrip("/"), record["Id"])
 
 
 INIT_DIRS = ("dev", "dev/pts", "dev/shm", "proc", "sys", "etc")
 INIT_FILES = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
+
+
+def _clear_network_settings(record: dict) -> None:
+    """docker empties a stopped container's addresses and published ports."""
+    settings = record["NetworkSettings"]
+    if not settings.get("IPAddress") and not settings.get("Ports"):
+        return
+    networks = settings.get("Networks") or {}
+    for network in networks.values():
+        network.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="")
+    record["NetworkSettings"] = _networks().network_settings(networks)
+
+
+def _networks():
+    from berth.engine import networks
+
+    return networks
 
 
 def _write_init_layer(path: str) -> None:

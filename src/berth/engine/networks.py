@@ -1,12 +1,13 @@
-"""Network modes a container can have (docker's --network archetypes) and its DNS files'
-inputs. Bridged networking (docker's default) is not here yet: until it is, a container
-without --network gets "none", its own network namespace with only loopback."""
+"""A container's networking in docker's terms: the --network archetypes (bridge, none,
+host, container:<x>), its DNS inputs, and its endpoint on the bridge for one run (address
+lease, veth, published ports, links), recorded in <run-root>/containers/<id>/network.json
+so whoever sees the run end can undo exactly that."""
 
 import os
 
-from berth.errors import InvalidArgument
+from berth.errors import Conflict, InvalidArgument, NotFound
 
-BUILTIN = ("none", "host")  # "bridge" joins these when the bridge driver lands
+BUILTIN = ("bridge", "host", "none")
 DRIVERS = {"none": "null", "host": "host", "bridge": "bridge"}
 
 
@@ -26,8 +27,9 @@ def validate_dns(servers: list[str]) -> list[str]:
     return list(servers)
 
 
-def parse_extra_hosts(values: list[str]) -> list[tuple[str, str]]:
-    """docker's --add-host name:ip (IPv6 allowed, also in brackets; `name=ip` too)."""
+def parse_extra_hosts(values: list[str], host_gateway: str | None = None) -> list[tuple[str, str]]:
+    """docker's --add-host name:ip (IPv6 allowed, also in brackets; `name=ip` too);
+    `host-gateway` stands for `host_gateway` (the bridge's address) where one is given."""
     hosts = []
     for value in values:
         sep = "=" if "=" in value else ":"
@@ -37,7 +39,8 @@ def parse_extra_hosts(values: list[str]) -> list[tuple[str, str]]:
                                   f'"{value}"')
         address = address.strip("[]")
         if address == "host-gateway":
-            raise InvalidArgument("host-gateway needs the bridge network, which berth does not provide yet")
+            hosts.append((name, host_gateway or address))
+            continue
         if parse_ip(address) is None:
             raise InvalidArgument(f'invalid argument "{value}" for "--add-host" flag: invalid IP address in '
                                   f'add-host: "{address}"')
@@ -51,12 +54,23 @@ def network_ids(root: str) -> dict:
 
     path = os.path.join(root, "networks.json")
     try:
-        return read_json(path)
+        ids = read_json(path)
     except FileNotFoundError:
-        ids = {name: os.urandom(32).hex() for name in BUILTIN}
-        os.makedirs(root, exist_ok=True)
-        write_json(path, ids)
+        ids = {}
+    if all(name in ids for name in BUILTIN):
         return ids
+    ids = {**{name: os.urandom(32).hex() for name in BUILTIN}, **ids}
+    os.makedirs(root, exist_ok=True)
+    write_json(path, ids)
+    return ids
+
+
+def network_settings(networks: dict | None = None) -> dict:
+    """A container's NetworkSettings while it has no address (created or stopped), docker's keys."""
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "", "Networks": networks or {}}
 
 
 def endpoint(network_id: str) -> dict:
@@ -64,3 +78,183 @@ def endpoint(network_id: str) -> dict:
     return {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
             "NetworkID": network_id, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+
+
+class Endpoint:
+    """One run of a container on the bridge. prepare() before the runtime starts (may refuse:
+    nothing is left then), attach(pid) from the runtime's on_created hook, release() to undo."""
+
+    def __init__(self, engine, record: dict):
+        self.engine = engine
+        self.record = record
+        self.bridge = None
+        self.ip = ""
+        self.endpoint_id = os.urandom(32).hex()
+        self.ports = {}  # NetworkSettings.Ports
+        self.mappings = []  # (proto, host_ip, host_port, container_ip, container_port) for the firewall
+        self.links = []  # (target ip, [(proto, port)]) allowed when icc is off
+        self.link_env = []
+        self.link_hosts = []
+        self.reserving = False  # host ports may be held: release must look
+
+    @property
+    def state_path(self) -> str:
+        return network_state_path(self.engine.paths, self.record["Id"])
+
+    def prepare(self) -> None:
+        from berth.network import bridge
+
+        self.bridge = bridge.ensure(self.engine.paths.root, self.engine.settings)
+        self._resolve_links()
+        container_id = self.record["Id"]
+        os.makedirs(os.path.dirname(self.state_path), exist_ok=True)
+        self._save()  # before any lease: whoever finds this file can release what follows
+        try:
+            self.ip = bridge.pool(self.engine.paths.root, self.bridge).allocate(container_id)
+            self._save()
+            self._reserve_ports()
+            self._save()
+        except BaseException:
+            self.release()
+            raise
+
+    def _resolve_links(self) -> None:
+        from berth.network.links import hosts_line, link_env
+
+        for entry in self.record["HostConfig"].get("Links") or ():
+            target_name, _, link_name = entry.partition(":")
+            alias = link_name.rpartition("/")[2]
+            try:
+                target = self.engine.get(target_name)
+            except NotFound:
+                raise NotFound(f"could not get container for {target_name.lstrip('/')}") from None
+            if not target["State"]["Running"]:
+                raise Conflict(f"Cannot link to a non running container: {target['Name']} AS {link_name}")
+            ip = (target["NetworkSettings"].get("Networks") or {}).get("bridge", {}).get("IPAddress")
+            if not ip:
+                raise Conflict(f"Cannot link to {target['Name']}, as it does not belong to the default network")
+            exposed = sorted(target["Config"].get("ExposedPorts") or {})
+            self.link_env += link_env(self.record["Name"].lstrip("/"), alias, ip, exposed,
+                                      target["Config"].get("Env") or [])
+            self.link_hosts.append(hosts_line(alias, target["Config"]["Hostname"], target["Name"].lstrip("/"), ip))
+            self.links.append((ip, [(p.partition("/")[2] or "tcp", int(p.partition("/")[0].split("-")[0]))
+                                    for p in exposed]))
+
+    def _reserve_ports(self) -> None:
+        host = self.record["HostConfig"]
+        exposed = self.record["Config"].get("ExposedPorts") or {}
+        bindings = host.get("PortBindings") or {}
+        if host.get("PublishAllPorts"):
+            from berth.network.ports import publish_all
+
+            bindings = publish_all(exposed, bindings)
+        ports = {port: None for port in exposed}
+        if not bindings:
+            self.ports = ports
+            return
+        from berth.network.ports import Reservations
+
+        self.reserving = True
+        self._save()
+        reservations = Reservations(ports_directory(self.engine.paths))
+        name = self.record["Name"].lstrip("/")
+        for port, wanted in bindings.items():
+            number, _, proto = port.partition("/")
+            proto = proto or "tcp"
+            ports[port] = []
+            for binding in wanted or [{"HostIp": "", "HostPort": ""}]:
+                host_ip = binding.get("HostIp") or ""
+                try:
+                    host_port = reservations.reserve(self.record["Id"], proto, host_ip, binding.get("HostPort") or "")
+                except Exception as err:
+                    from berth.errors import BerthError
+
+                    raise BerthError(f"driver failed programming external connectivity on endpoint {name} "
+                                     f"({self.endpoint_id}): {err}") from None
+                ports[port].append({"HostIp": host_ip or "0.0.0.0", "HostPort": str(host_port)})
+                self.mappings.append((proto, "" if host_ip in ("", "0.0.0.0") else host_ip, host_port,
+                                      self.ip, int(number)))
+        self.ports = ports
+
+    def attach(self, pid: int) -> None:
+        from berth.network import bridge
+
+        bridge.attach(pid, self.bridge, self.ip, bridge.veth_name(self.endpoint_id))
+        if self.bridge.iptables and (self.mappings or self.links and not self.bridge.icc):
+            firewall = self.bridge.firewall()
+            if self.mappings:
+                firewall.publish(self.mappings)
+            if not self.bridge.icc:
+                for target_ip, ports in self.links:
+                    firewall.allow_link(self.ip, target_ip, ports)
+
+    def hosts(self, extra: list[tuple[str, str]]) -> str:
+        """/etc/hosts: localhost lines, --add-host entries, link lines, then this container."""
+        from berth.engine import dnsfiles
+
+        text = dnsfiles.hosts(extra)
+        text += "".join(line + "\n" for line in self.link_hosts)
+        return text + f"{self.ip}\t{self.record['Config']['Hostname']}\n"
+
+    def network_settings(self, pid: int) -> dict:
+        from berth.network.bridge import mac_address
+
+        settings = {**endpoint(network_ids(self.engine.paths.root)["bridge"]), "EndpointID": self.endpoint_id,
+                    "Gateway": self.bridge.gateway, "IPAddress": self.ip, "IPPrefixLen": self.bridge.prefix_len,
+                    "MacAddress": mac_address(self.ip)}
+        return {**network_settings({"bridge": settings}), "SandboxID": self.endpoint_id,
+                "SandboxKey": f"/proc/{pid}/ns/net", "Ports": self.ports, "EndpointID": self.endpoint_id,
+                "Gateway": self.bridge.gateway, "IPAddress": self.ip, "IPPrefixLen": self.bridge.prefix_len,
+                "MacAddress": mac_address(self.ip)}
+
+    def _save(self) -> None:
+        from berth.fs import write_json
+
+        write_json(self.state_path, {"endpoint": self.endpoint_id, "ip": self.ip, "mappings": self.mappings,
+                                     "links": self.links, "ports": self.reserving}, durable=False)
+
+    def release(self) -> None:
+        release(self.engine, self.record["Id"])
+
+
+def network_state_path(paths, container_id: str) -> str:
+    return os.path.join(paths.container_run(container_id), "network.json")
+
+
+def ports_directory(paths) -> str:
+    """Host ports live and die with the host: they are kept in the run root."""
+    return os.path.join(paths.run_root, "network", "ports")
+
+
+def release(engine, container_id: str, unplug: bool = True) -> bool:
+    """Undo a run's endpoint from its network.json: firewall entries, veth (unless `unplug`
+    is False: its network namespace is dying and takes the veth along), host ports, the
+    address lease. Idempotent; False if there was nothing to undo."""
+    from berth.fs import read_json
+    from berth.network import bridge
+
+    path = network_state_path(engine.paths, container_id)
+    claimed = f"{path}.releasing-{os.getpid()}"
+    try:
+        os.rename(path, claimed)  # of two commands releasing at once (rm -f, the supervisor) one does it
+        state = read_json(claimed)
+    except FileNotFoundError:
+        return False
+    current = bridge.load(engine.paths.root)
+    if current is not None and current.iptables and (state["mappings"] or state["links"] and not current.icc):
+        firewall = current.firewall()
+        if state["mappings"]:
+            firewall.unpublish([tuple(m) for m in state["mappings"]])
+        if not current.icc:
+            for target_ip, ports in state["links"]:
+                firewall.disallow_link(state["ip"], target_ip, [tuple(p) for p in ports])
+    if unplug:
+        bridge.detach(bridge.veth_name(state["endpoint"]))
+    if state.get("ports"):
+        from berth.network.ports import Reservations
+
+        Reservations(ports_directory(engine.paths)).release(container_id)
+    if state["ip"] and current is not None:
+        bridge.pool(engine.paths.root, current).release(state["ip"], container_id)
+    os.unlink(claimed)
+    return True

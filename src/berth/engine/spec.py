@@ -59,13 +59,13 @@ def init_binary() -> str:
     raise BerthError("--init needs tini: install Debian's tini package (scripts/install does)")
 
 
-def process_env(config: dict, hostname: str, home: str) -> list[str]:
-    """docker's container environment: PATH default, HOSTNAME, TERM with -t, HOME from passwd,
-    then Config.Env (the image's merged with the user's) overriding."""
+def process_env(config: dict, hostname: str, home: str, link_env=()) -> list[str]:
+    """docker's container environment: PATH default, HOSTNAME, TERM with -t, the legacy link
+    variables, HOME from passwd, then Config.Env (the image's merged with the user's) overriding."""
     env = {"PATH": DEFAULT_PATH, "HOSTNAME": hostname}
     if config.get("Tty"):
         env["TERM"] = "xterm"
-    for item in config.get("Env") or ():
+    for item in list(link_env) + list(config.get("Env") or ()):
         key, _, value = item.partition("=")
         env[key] = value
     env.setdefault("HOME", home)
@@ -73,9 +73,10 @@ def process_env(config: dict, hostname: str, home: str) -> list[str]:
 
 
 def build(record: dict, user, container_dir: str, console_size: tuple[int, int] | None = None,
-          joined_pid: int | None = None) -> dict:
+          joined_pid: int | None = None, link_env=()) -> dict:
     """The OCI spec for `record` (a container's config.json). `user` is its resolved ExecUser;
-    `joined_pid` is the pid of the container whose network a container:<x> one shares."""
+    `joined_pid` is the pid of the container whose network a container:<x> one shares;
+    `link_env` the --link variables, computed when it starts."""
     config = record["Config"]
     host = record["HostConfig"]
     caps = list(DEFAULT_CAPS)
@@ -83,7 +84,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         "terminal": bool(config.get("Tty")),
         "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
         "args": [record["Path"]] + list(record["Args"]),
-        "env": process_env(config, config["Hostname"], user.home),
+        "env": process_env(config, config["Hostname"], user.home, link_env),
         "cwd": config.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": False,

@@ -44,7 +44,8 @@ def _packed_ip(address: str) -> tuple[int, bytes]:
 
 
 class Netlink:
-    """One rtnetlink socket in the caller's current network namespace."""
+    """One rtnetlink socket in the caller's current network namespace. Names are resolved
+    to indexes in the calling thread's namespace: use it where the thread is (see in_netns)."""
 
     def __init__(self):
         self.sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, NETLINK_ROUTE)
@@ -88,13 +89,23 @@ class Netlink:
         attrs += _nested(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"bridge"))
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, _ifinfo() + attrs)
 
-    def add_veth(self, name: str, peer: str, mtu: int | None = None) -> None:
+    def add_veth(self, name: str, peer: str, mtu: int | None = None, master: str | None = None, up: bool = False,
+                 peer_netns_fd: int | None = None, peer_mac: str | None = None) -> None:
+        """A veth pair in one request. With `peer_netns_fd` the peer is born in that network
+        namespace: moving it there afterwards costs ~30 ms of RCU waits, this ~1 ms."""
         mtu_attr = _attr(IFLA_MTU, struct.pack("I", mtu)) if mtu else b""
         peer_info = _ifinfo() + _attr(IFLA_IFNAME, peer.encode() + b"\0") + mtu_attr
+        if peer_netns_fd is not None:
+            peer_info += _attr(IFLA_NET_NS_FD, struct.pack("I", peer_netns_fd))
+        if peer_mac:
+            peer_info += _attr(IFLA_ADDRESS, bytes.fromhex(peer_mac.replace(":", "")))
         linkinfo = _nested(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, b"veth"),
                            _nested(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_info)))
-        body = _ifinfo() + _attr(IFLA_IFNAME, name.encode() + b"\0") + mtu_attr + linkinfo
-        self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+        attrs = _attr(IFLA_IFNAME, name.encode() + b"\0") + mtu_attr
+        if master is not None:
+            attrs += _attr(IFLA_MASTER, struct.pack("I", self.index(master)))
+        info = _ifinfo(0, IFF_UP, IFF_UP) if up else _ifinfo()
+        self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, info + attrs + linkinfo)
 
     def set_link(self, name: str, up: bool | None = None, master: str | None = None, netns_fd: int | None = None,
                  new_name: str | None = None, mtu: int | None = None) -> None:
@@ -134,3 +145,31 @@ class Netlink:
         if device:
             body += _attr(RTA_OIF, struct.pack("I", self.index(device)))
         self._request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+class in_netns:
+    """`with in_netns(fd):` runs the block with this thread in another network namespace
+    (setns affects only the calling thread), then returns to the one it came from."""
+
+    def __init__(self, netns_fd: int):
+        self.target = netns_fd
+        self.home = -1
+
+    def __enter__(self):
+        from berth.runtime import syscalls as sc
+
+        self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            sc.setns(self.target, sc.CLONE_NEWNET)
+        except BaseException:
+            os.close(self.home)
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        from berth.runtime import syscalls as sc
+
+        try:
+            sc.setns(self.home, sc.CLONE_NEWNET)
+        finally:
+            os.close(self.home)

@@ -30,18 +30,20 @@ class Launched:
 
 
 def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
-          exec_fifo: str | None = None) -> Launched:
+          exec_fifo: str | None = None, on_created=None) -> Launched:
     """Create the container and, unless `exec_fifo` is given, exec its process.
 
     With `exec_fifo` the process stops just before exec until someone opens the fifo for
-    reading (runc's create/start split). Raises BerthError (with docker's exit code) if
+    reading (runc's create/start split). `on_created(pid)` runs once pid 1 exists in its
+    namespaces and cgroup and before it goes on (the place of OCI's createRuntime hooks:
+    the engine plugs the network in there). Raises BerthError (with docker's exit code) if
     anything fails; then nothing of the container is left behind."""
     linux = spec.get("linux") or {}
     cgroup = open_cgroup(linux.get("cgroupsPath") or "/berth/" + os.urandom(8).hex())
     cgroup.create()
     try:
         cgroup.apply(linux.get("resources"))
-        return _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup)
+        return _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
         raise
@@ -55,7 +57,7 @@ def exec_in(spec: dict, stdio=(0, 1, 2)) -> Launched:
     return _fork_container(spec, None, None, stdio, None, open_cgroup(linux["cgroupsPath"]))
 
 
-def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup) -> Launched:
+def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup, on_created=None) -> Launched:
     status_r, status_w = os.pipe()
     # The parent moves pid 1 into its cgroup while pid 1 builds its rootfs: the first
     # cgroup.procs write on a host waits ~10-15 ms for an RCU grace period.
@@ -86,6 +88,8 @@ def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup) -> Launched
             raise _error_from(first)
         pid = first["pid"]
         cgroup.add(pid)
+        if on_created is not None:
+            on_created(pid)
         os.write(joined_w, b"j")
         console_fd = None
         if console_parent is not None:
