@@ -1,5 +1,5 @@
-"""The network archetypes berth has so far (none, host, container:<x>) and DNS options.
-Traffic stays on loopback inside the containers' own namespaces."""
+"""The network archetypes none, host and container:<x>, and DNS options (bridge: see
+test_bridge.py). Traffic stays on loopback inside the containers' own namespaces."""
 
 import os
 import time
@@ -10,7 +10,7 @@ def test_none_has_only_loopback(busybox):
     assert [line.split(":")[1].strip() for line in out.splitlines() if ": " in line] == ["lo"]
     assert "default" not in out
     assert busybox.ok("inspect", "--format", "{{.HostConfig.NetworkMode}}",
-                      busybox.ok("create", "busybox", "true").strip()).strip() == "none"
+                      busybox.ok("create", "--net", "none", "busybox", "true").strip()).strip() == "none"
 
 
 def test_host_network_shares_the_hosts_namespace_and_files(busybox):
@@ -57,7 +57,9 @@ def test_dns_options_and_extra_hosts(busybox):
     assert resolv == "nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch example.org\noptions ndots:2\n"
     lines = hosts.splitlines()
     assert lines[0] == "127.0.0.1\tlocalhost"
-    assert lines[-2:] == ["192.0.2.7\tdb", "2001:db8::1\tv6"]
+    # docker's order: the --add-host entries as given, then the container's own address last
+    assert lines[-3:-1] == ["192.0.2.7\tdb", "2001:db8::1\tv6"]
+    assert lines[-1].startswith(busybox.subnet.rsplit(".", 1)[0] + ".")
 
 
 def test_default_resolv_conf_drops_loopback_nameservers(busybox):
@@ -73,18 +75,21 @@ def test_bad_network_options_create_nothing(busybox):
         (["--add-host", "db:999.1.1.1"], 'invalid IP address in add-host: "999.1.1.1"'),
         (["--network", "bogus"], "network bogus not found"),
         (["--net", "container:nosuch"], "No such container: nosuch"),
+        (["--link", "missing:db"], "could not get container for missing"),
     ):
         result = busybox("run", "--rm", *args, "busybox", "true")
         assert result.returncode == 125, args
         assert message in result.stderr, (args, result.stderr)
         assert result.stderr.count("\n") == 1
     assert busybox.container_ids() == []
+    assert not os.path.exists(f"/sys/class/net/{busybox.bridge}")  # refused before anything was made
 
 
 def test_network_ls_and_inspect(busybox):
     lines = busybox.ok("network", "ls").splitlines()
     assert lines[0].split() == ["NETWORK", "ID", "NAME", "DRIVER", "SCOPE"]
-    assert sorted(line.split()[1:3] for line in lines[1:]) == [["host", "host"], ["none", "null"]]
+    assert sorted(line.split()[1:3] for line in lines[1:]) == [["bridge", "bridge"], ["host", "host"],
+                                                                ["none", "null"]]
     assert busybox.ok("network", "inspect", "--format", "{{.Name}} {{.Driver}} {{.Scope}}", "none") == \
         "none null local\n"
     result = busybox("network", "inspect", "nope")

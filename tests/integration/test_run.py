@@ -50,13 +50,13 @@ def test_namespaces_differ_from_host(busybox):
         assert link != os.readlink(f"/proc/self/ns/{kind}"), kind
 
 
-def test_network_namespace_has_only_loopback_up(busybox):
+def test_network_namespace_has_loopback_and_eth0_up(busybox):
     out = busybox.ok("run", "--rm", "busybox", "ip", "-o", "link")
-    names = [line.split(":")[1].strip() for line in out.strip().splitlines()]
-    assert names == ["lo"]
-    assert "UP" in out
+    names = [line.split(":")[1].strip().partition("@")[0] for line in out.strip().splitlines()]
+    assert names == ["lo", "eth0"]
+    assert out.count("UP") >= 2
     addr = busybox.ok("run", "--rm", "busybox", "ip", "-o", "-4", "addr")
-    assert "127.0.0.1/8" in addr
+    assert "127.0.0.1/8" in addr and " eth0 " in addr
 
 
 def test_default_capabilities(busybox):

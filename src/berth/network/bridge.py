@@ -126,9 +126,9 @@ def _make(root: str, settings, previous: Bridge | None) -> Bridge:
     if created:
         with Netlink() as nl:
             if not present:
-                nl.add_bridge(name, mtu=settings.mtu)
-            else:
-                nl.set_link(name, mtu=settings.mtu)
+                nl.add_bridge(name)
+            # Set after creation: only then does the kernel keep it instead of following the ports'.
+            nl.set_link(name, mtu=settings.mtu)
             if interface_address(name) != str(interface):
                 nl.add_address(name, str(interface.ip), interface.network.prefixlen)
             nl.set_link(name, up=True)
