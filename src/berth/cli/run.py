@@ -27,6 +27,17 @@ CREATE_FLAGS = [
     Flag("publish-all", "P", BOOL, False, "Publish all exposed ports to random ports"),
     Flag("expose", None, LIST, (), "Expose a port or a range of ports"),
     Flag("link", None, LIST, (), "Add link to another container"),
+    Flag("ipc", None, STRING, None, "IPC mode to use"),
+    Flag("shm-size", None, STRING, None, "Size of /dev/shm"),
+    Flag("privileged", None, BOOL, False, "Give extended privileges to this container"),
+    Flag("read-only", None, BOOL, False, "Mount the container's root filesystem as read only"),
+    Flag("sysctl", None, LIST, (), "Sysctl options"),
+    Flag("group-add", None, LIST, (), "Add additional groups to join"),
+    Flag("userns", None, STRING, None, "User namespace to use"),
+    Flag("cap-add", None, LIST, (), "Add Linux capabilities"),
+    Flag("cap-drop", None, LIST, (), "Drop Linux capabilities"),
+    Flag("security-opt", None, LIST, (), "Security Options"),
+    Flag("lxc-conf", None, LIST, (), "(removed with docker's LXC driver)"),
     Flag("dns", None, LIST, (), "Set custom DNS servers"),
     Flag("dns-search", None, LIST, (), "Set custom DNS search domains"),
     Flag("dns-option", None, LIST, (), "Set DNS options"),
@@ -134,7 +145,71 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         dns_options=opts.dns_option + opts.dns_opt,
         extra_hosts=opts.add_host,
         **network_request(opts),
+        host_config=isolation_request(opts),
     )
+
+
+def isolation_request(opts) -> dict:
+    """HostConfig fields of docker's isolation flags (IPC, privileges, users, security)."""
+    if opts.lxc_conf:
+        raise InvalidArgument("--lxc-conf is not supported: berth has no LXC execution driver; use "
+                              "--cpuset-cpus, --cpu-shares, -m/--memory, --cap-add/--cap-drop, --device and "
+                              "--sysctl for what lxc.* settings did")
+    host = {}
+    if opts.ipc is not None:
+        if opts.ipc not in ("", "private", "shareable", "host", "none") and not (
+                opts.ipc.startswith("container:") and opts.ipc.partition(":")[2]):
+            raise InvalidArgument("--ipc: invalid IPC mode")
+        host["IpcMode"] = opts.ipc
+    if opts.shm_size is not None:
+        from berth.units import ram_in_bytes
+
+        try:
+            size = ram_in_bytes(opts.shm_size)
+        except ValueError:
+            raise InvalidArgument(f'invalid argument "{opts.shm_size}" for "--shm-size" flag: invalid size: '
+                                  f"'{opts.shm_size}'") from None
+        if size <= 0:
+            raise InvalidArgument("SHM size can not be less than 0")
+        host["ShmSize"] = size
+    if opts.userns is not None:
+        if opts.userns not in ("", "host"):
+            raise InvalidArgument("--userns: invalid USER mode")
+        host["UsernsMode"] = opts.userns
+    if opts.sysctl:
+        host["Sysctls"] = parse_sysctls(opts.sysctl)
+    if opts.privileged:
+        host["Privileged"] = True
+    if opts.read_only:
+        host["ReadonlyRootfs"] = True
+    if opts.group_add:
+        host["GroupAdd"] = list(opts.group_add)
+    if opts.cap_add or opts.cap_drop:
+        from berth.engine.security import normalize_caps
+
+        host["CapAdd"], host["CapDrop"] = normalize_caps(opts.cap_add, opts.cap_drop)
+    if opts.security_opt:
+        from berth.engine.security import parse_security_opts
+
+        host.update(parse_security_opts(opts.security_opt))
+    return host
+
+
+# docker's namespaced sysctls: the IPC ones, and net.* in the container's own network namespace
+SYSCTL_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+              "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def parse_sysctls(values: list[str]) -> dict:
+    sysctls = {}
+    for value in values:
+        key, eq, setting = value.partition("=")
+        allowed = key in SYSCTL_IPC or key.startswith(("fs.mqueue.", "net.")) or key == "kernel.domainname"
+        if not eq or not allowed:
+            raise InvalidArgument(f'invalid argument "{value}" for "--sysctl" flag: sysctl \'{value}\' is not '
+                                  "allowed")
+        sysctls[key] = setting
+    return sysctls
 
 
 def network_request(opts) -> dict:

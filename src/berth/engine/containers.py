@@ -27,7 +27,7 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "auto_remove", "network", "restart", "stop_signal", "stop_timeout", "init",
                  "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings", "publish_all",
-                 "links")
+                 "links", "host_config")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -55,6 +55,7 @@ class CreateRequest:
         self.port_bindings = fields.pop("port_bindings", None) or {}  # HostConfig.PortBindings
         self.publish_all = bool(fields.pop("publish_all", False))
         self.links = fields.pop("links", None) or []  # [(name, alias)]
+        self.host_config = fields.pop("host_config", None) or {}  # more HostConfig fields, docker's names
         if fields:
             raise TypeError(f"unknown fields {sorted(fields)}")
 
@@ -199,6 +200,8 @@ class Engine:
             record = self._record(container_id, name, image, image_config, req, entrypoint, cmd, argv, directory)
             record["HostConfig"]["NetworkMode"] = network_mode
             record["HostConfig"]["Links"] = [f"/{target}:/{name}/{alias}" for target, alias in links] or None
+            self._isolation(record, req)
+            self.exec_user(record)  # -u and --group-add must resolve now: nothing is made for a typo
             self._network_settings(record, network_mode, joined)
             self._write_etc_files(record, directory, joined)
             write_json(os.path.join(directory, "config.json"), record)
@@ -336,6 +339,39 @@ class Engine:
         if mode not in ("none", "host", "bridge") or mode == "bridge" and not self.settings.bridged:
             raise NotFound(f"network {mode} not found")
         return mode, None
+
+    def _isolation(self, record: dict, req: CreateRequest) -> None:
+        """Merge docker's isolation HostConfig fields, checked against the engine's state."""
+        host = record["HostConfig"]
+        host.update(req.host_config)
+        ipc = host.get("IpcMode") or "private"
+        if ipc.startswith("container:"):
+            donor = self.get(ipc.partition(":")[2])
+            ipc = "container:" + donor["Id"]
+        host["IpcMode"] = ipc
+        if host.get("Privileged"):  # docker: nothing masked or read-only in /proc for a privileged one
+            host["MaskedPaths"] = host["ReadonlyPaths"] = None
+        if host.get("Sysctls"):
+            for key in host["Sysctls"]:
+                if key.startswith("net.") and host["NetworkMode"] == "host":
+                    raise InvalidArgument(f"sysctl {key!r} is not allowed in host network mode")
+
+    def ipc_donor(self, record: dict) -> dict | None:
+        """For --ipc container:<x>: the running, shareable donor (docker's checks), else None."""
+        mode = record["HostConfig"].get("IpcMode") or ""
+        if not mode.startswith("container:"):
+            return None
+        donor_id = mode.partition(":")[2]
+        try:
+            donor = self.load(donor_id)
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {donor_id}") from None
+        if not is_running(donor):
+            raise Conflict(f"cannot join IPC of a non running container: {donor_id}")
+        if (donor["HostConfig"].get("IpcMode") or "private") not in ("shareable", "host"):
+            raise Conflict(f"can't join IPC of container {donor_id}: non-shareable IPC (hint: use IpcMode:shareable "
+                           "for the donor container)")
+        return donor
 
     def _check_links(self, req: CreateRequest, mode: str) -> list[tuple[str, str]]:
         """docker's checks on publishing and links for the network mode; the link targets
@@ -486,7 +522,8 @@ class Engine:
         layers = [record["GraphDriver"]["Data"]["UpperDir"]] + record["GraphDriver"]["Data"]["LowerDir"].split(":")
         user = record["Config"].get("User") or "" if user is None else user
         passwd = read_layered_file(layers, "/etc/passwd")
-        return resolve(user, passwd, read_layered_file(layers, "/etc/group"))
+        return resolve(user, passwd, read_layered_file(layers, "/etc/group"),
+                       record["HostConfig"].get("GroupAdd") or ())
 
     def start(self, record: dict, stdio=(0, 1, 2), console_size=None, restarting: bool = False):
         """Start a created or exited container; the calling process becomes its supervisor
@@ -518,8 +555,11 @@ class Engine:
                 if endpoint is not None:
                     endpoint.prepare()
                     write_bytes(record["HostsPath"], endpoint.hosts(self.extra_hosts(record)).encode(), durable=False)
-                spec = oci.build(record, user, directory, console_size, self._joined_pid(record),
-                                 endpoint.link_env if endpoint is not None else ())
+                inputs = oci.StartInputs(net_pid=self._joined_pid(record),
+                                         link_env=endpoint.link_env if endpoint is not None else (),
+                                         seccomp=self.seccomp(record))
+                self._share_ipc(record, inputs)
+                spec = oci.build(record, user, directory, console_size, inputs)
                 launched = runtime.start(spec, data["MergedDir"], overlay, stdio,
                                          on_created=endpoint.attach if endpoint is not None else None)
             except BaseException as err:
@@ -540,6 +580,55 @@ class Engine:
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
             write_json(os.path.join(directory, "config.json"), record, durable=False)
         return launched
+
+    def _share_ipc(self, record: dict, inputs) -> None:
+        """IPC sharing: a donor's namespace (and /dev/shm) for container:<x>, a host-side
+        /dev/shm tmpfs for a shareable container (so joiners can bind the same one), the
+        host's /dev/shm for host."""
+        from berth.engine.spec import ipc_mode
+
+        mode = ipc_mode(record["HostConfig"])
+        if mode == "host":
+            inputs.shm_source = "/dev/shm"
+        elif mode == "shareable":
+            inputs.shm_source = self._shm_dir(record["Id"], record["HostConfig"].get("ShmSize") or 67108864)
+        elif mode.startswith("container:"):
+            donor = self.ipc_donor(record)
+            inputs.ipc_pid = donor["State"]["Pid"]
+            donor_mode = donor["HostConfig"].get("IpcMode")
+            inputs.shm_source = "/dev/shm" if donor_mode == "host" else os.path.join(
+                self.paths.container_run(donor["Id"]), "shm")
+
+    def _shm_dir(self, container_id: str, size: int) -> str:
+        from berth.runtime import syscalls as sc
+
+        path = os.path.join(self.paths.container_run(container_id), "shm")
+        os.makedirs(path, exist_ok=True)
+        if not os.path.ismount(path):
+            sc.mount("shm", path, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, f"mode=1777,size={size}")
+        return path
+
+    def _release_shm(self, container_id: str) -> None:
+        path = os.path.join(self.paths.container_run(container_id), "shm")
+        if os.path.ismount(path):
+            from berth.runtime import syscalls as sc
+
+            sc.umount2(path, sc.MNT_DETACH)
+
+    def seccomp(self, record: dict) -> dict | None:
+        """The OCI seccomp section for this container: docker's default profile (or the
+        one given with --security-opt seccomp=...) for its capabilities; None when unconfined."""
+        host = record["HostConfig"]
+        if host.get("Privileged"):
+            return None
+        try:
+            from berth.engine import security
+        except ImportError:  # the seccomp support is not in this build yet
+            return None
+        from berth.engine.spec import capabilities
+
+        build = getattr(security, "container_seccomp", None)
+        return build(host.get("SecurityOpt") or [], capabilities(host)) if build else None
 
     def _joined_pid(self, record: dict) -> int | None:
         """For --network container:<x>: the pid whose network namespace to join, now."""
@@ -569,6 +658,7 @@ class Engine:
         # veth (deleting it ourselves costs ~15 ms of RCU waits) - unless others share it.
         shared = os.path.join(self.paths.container_run(container_id), "netns-shared")
         self._disconnect(container_id, unplug=os.path.exists(shared))
+        self._release_shm(container_id)
         try:
             os.unlink(shared)
         except FileNotFoundError:
@@ -818,6 +908,7 @@ class Engine:
             return
         remove_tree(trash)
         self._disconnect(record["Id"])
+        self._release_shm(record["Id"])
         remove_tree(self.paths.container_run(record["Id"]))
         self._release_name(record["Name"].lstrip("/"), record["Id"])
 

@@ -30,18 +30,27 @@ DEFAULT_DEVICE_RULES = (
 )
 
 
-def default_mounts(shm_size: int) -> list[dict]:
-    return [
+def default_mounts(shm_size: int, ipc: str = "private", shm_source: str | None = None,
+                   privileged: bool = False) -> list[dict]:
+    """docker's mounts for every container; /dev/shm follows the IPC mode (none: no /dev/shm;
+    host, shareable and container:<x>: a bind of the host-side directory)."""
+    mounts = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"]},
     ]
+    if shm_source:
+        mounts.append({"destination": "/dev/shm", "type": "bind", "source": shm_source,
+                       "options": ["rbind", "nosuid", "noexec", "nodev"]})
+    elif ipc != "none":
+        mounts.append({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                       "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"]})
+    return mounts
 
 
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
@@ -72,26 +81,42 @@ def process_env(config: dict, hostname: str, home: str, link_env=()) -> list[str
     return [f"{k}={v}" for k, v in env.items()]
 
 
+class StartInputs:
+    """What a start knows beyond the record: the pids whose network / IPC namespaces a
+    container:<x> mode joins, the host directory holding a shareable /dev/shm, the --link
+    variables, and the OCI seccomp section (None: unconfined)."""
+
+    __slots__ = ("net_pid", "ipc_pid", "shm_source", "link_env", "seccomp")
+
+    def __init__(self, net_pid=None, ipc_pid=None, shm_source=None, link_env=(), seccomp=None):
+        self.net_pid = net_pid
+        self.ipc_pid = ipc_pid
+        self.shm_source = shm_source
+        self.link_env = link_env
+        self.seccomp = seccomp
+
+
 def build(record: dict, user, container_dir: str, console_size: tuple[int, int] | None = None,
-          joined_pid: int | None = None, link_env=()) -> dict:
-    """The OCI spec for `record` (a container's config.json). `user` is its resolved ExecUser;
-    `joined_pid` is the pid of the container whose network a container:<x> one shares;
-    `link_env` the --link variables, computed when it starts."""
+          inputs: StartInputs | None = None) -> dict:
+    """The OCI spec for `record` (a container's config.json). `user` is its resolved ExecUser."""
+    inputs = inputs or StartInputs()
     config = record["Config"]
     host = record["HostConfig"]
-    caps = list(DEFAULT_CAPS)
+    privileged = bool(host.get("Privileged"))
+    caps = capabilities(host)
     process = {
         "terminal": bool(config.get("Tty")),
         "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
         "args": [record["Path"]] + list(record["Args"]),
-        "env": process_env(config, config["Hostname"], user.home, link_env),
+        "env": process_env(config, config["Hostname"], user.home, inputs.link_env),
         "cwd": config.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": False,
+        "noNewPrivileges": "no-new-privileges" in (host.get("SecurityOpt") or ()) or
+                           "no-new-privileges:true" in (host.get("SecurityOpt") or ()),
     }
     if console_size:
         process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
-    mounts = default_mounts(host.get("ShmSize") or 67108864)
+    mounts = default_mounts(host.get("ShmSize") or 67108864, ipc_mode(host), inputs.shm_source, privileged)
     for key, path in (("ResolvConfPath", "/etc/resolv.conf"), ("HostnamePath", "/etc/hostname"),
                       ("HostsPath", "/etc/hosts")):
         mounts.append({"destination": path, "type": "bind", "source": record[key], "options": ["rbind", "rprivate"]})
@@ -99,23 +124,73 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": init_binary(),
                        "options": ["rbind", "ro", "rprivate"]})
         process["args"] = ["/sbin/docker-init", "--"] + process["args"]
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    namespaces = [{"type": t} for t in ("pid", "uts", "mount", "cgroup")]
     network = host.get("NetworkMode") or "none"
     if network.startswith("container:"):
-        namespaces.append({"type": "network", "path": f"/proc/{joined_pid}/ns/net"})
+        namespaces.append({"type": "network", "path": f"/proc/{inputs.net_pid}/ns/net"})
     elif network != "host":
         namespaces.append({"type": "network"})
+    ipc = ipc_mode(host)
+    if ipc.startswith("container:"):
+        namespaces.append({"type": "ipc", "path": f"/proc/{inputs.ipc_pid}/ns/ipc"})
+    elif ipc != "host":
+        namespaces.append({"type": "ipc"})
+    linux = {
+        "cgroupsPath": "/berth/" + record["Id"],
+        "namespaces": namespaces,
+        "resources": {"devices": [{"allow": True, "access": "rwm"}] if privileged else list(DEFAULT_DEVICE_RULES)},
+        "maskedPaths": [] if privileged else list(host.get("MaskedPaths") or MASKED_PATHS),
+        "readonlyPaths": [] if privileged else list(host.get("ReadonlyPaths") or READONLY_PATHS),
+    }
+    if privileged:
+        linux["devices"] = host_devices()
+    if host.get("Sysctls"):
+        linux["sysctl"] = dict(host["Sysctls"])
+    if inputs.seccomp is not None:
+        linux["seccomp"] = inputs.seccomp
     return {
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": container_dir + "/merged", "readonly": bool(host.get("ReadonlyRootfs"))},
         "hostname": config["Hostname"],
         "mounts": mounts,
-        "linux": {
-            "cgroupsPath": "/berth/" + record["Id"],
-            "namespaces": namespaces,
-            "resources": {"devices": list(DEFAULT_DEVICE_RULES)},
-            "maskedPaths": list(MASKED_PATHS),
-            "readonlyPaths": list(READONLY_PATHS),
-        },
+        "linux": linux,
     }
+
+
+def ipc_mode(host: dict) -> str:
+    return host.get("IpcMode") or "private"
+
+
+def capabilities(host: dict) -> list[str]:
+    """docker's default capabilities with --cap-add/--cap-drop applied; all with --privileged."""
+    if host.get("Privileged"):
+        from berth.runtime.caps import CAPS, last_cap
+
+        return list(CAPS[:last_cap() + 1])
+    if not host.get("CapAdd") and not host.get("CapDrop"):
+        return list(DEFAULT_CAPS)
+    from berth.engine.security import effective_caps
+
+    return effective_caps(host.get("CapAdd") or [], host.get("CapDrop") or [], False)
+
+
+def host_devices() -> list[dict]:
+    """Every device node of the host's /dev, for --privileged (like docker's HostDevices)."""
+    import os
+    import stat
+
+    devices = []
+    for directory, subdirs, files in os.walk("/dev"):
+        subdirs[:] = [d for d in subdirs if os.path.join(directory, d) not in ("/dev/pts", "/dev/shm", "/dev/mqueue")]
+        for name in files:
+            path = os.path.join(directory, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                devices.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                                "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                                "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return devices

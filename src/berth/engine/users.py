@@ -69,8 +69,9 @@ def _entries(text: str | None, fields: int) -> list[list[str]]:
     return rows
 
 
-def resolve(user: str, passwd_text: str | None, group_text: str | None) -> ExecUser:
-    """runc/moby GetExecUser semantics: names must exist; numeric ids need not."""
+def resolve(user: str, passwd_text: str | None, group_text: str | None, group_add=()) -> ExecUser:
+    """runc/moby GetExecUser semantics: names must exist; numeric ids need not. `group_add`
+    (docker's --group-add, names or ids) joins the supplementary groups."""
     user_part, _, group_part = (user or "").partition(":")
     passwd = _entries(passwd_text, 7)
     groups = _entries(group_text, 4)
@@ -100,4 +101,14 @@ def resolve(user: str, passwd_text: str | None, group_text: str | None) -> ExecU
         for g in groups:
             if name in g[3].split(",") and g[2].isdigit() and int(g[2]) != gid and int(g[2]) not in additional:
                 additional.append(int(g[2]))
+    for extra in group_add:
+        if extra.isdigit():
+            number = int(extra)
+        else:
+            entry = next((g for g in groups if g[0] == extra), None)
+            if entry is None:
+                raise InvalidArgument(f"unable to find group {extra}: no matching entries in group file")
+            number = int(entry[2])
+        if number not in additional:
+            additional.append(number)
     return ExecUser(uid, gid, additional, home)

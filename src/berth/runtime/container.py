@@ -172,6 +172,7 @@ def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_s
         if flags & sc.CLONE_NEWNS:
             mount.prepare_rootfs(spec, rootfs, overlay)
             mount.pivot_root(rootfs)
+            _write_sysctls(linux.get("sysctl"))
             mount.mask_paths(linux.get("maskedPaths"))
             mount.readonly_paths(linux.get("readonlyPaths"))
             if (spec.get("root") or {}).get("readonly"):
@@ -211,6 +212,13 @@ def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_s
         process.exec_process(proc)
     except BaseException as err:
         _report_and_exit(status_w, err)
+
+
+def _write_sysctls(sysctls: dict | None) -> None:
+    """OCI linux.sysctl, written in the container's own namespaces before /proc/sys turns read-only."""
+    for key, value in (sysctls or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(value)
 
 
 def _send(fd: int, message: dict) -> None:
