@@ -34,7 +34,7 @@ def cmd_rm(engine, argv) -> int:
     failed = 0
     for ref in args:
         try:
-            engine.remove(engine.get(ref), force=opts.force)
+            engine.remove(engine.get(ref), force=opts.force, volumes=opts.volumes)
             print(ref)
         except BerthError as err:
             print(f"Error response from daemon: {err}", file=sys.stderr)

@@ -26,6 +26,8 @@ COMMANDS = {
     "exec": ("berth.cli.exec", "cmd_exec"),
     "logs": ("berth.cli.logs", "cmd_logs"),
     "top": ("berth.cli.top", "cmd_top"),
+    "stats": ("berth.cli.stats", "cmd_stats"),
+    "update": ("berth.cli.update", "cmd_update"),
     "cp": ("berth.cli.cp", "cmd_cp"),
     "diff": ("berth.cli.commit", "cmd_diff"),
     "commit": ("berth.cli.commit", "cmd_commit"),
@@ -49,10 +51,14 @@ GROUPS = {
                   "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect"), "stop": "stop",
                   "kill": "kill", "wait": "wait", "restart": "restart", "pause": "pause", "unpause": "unpause",
                   "rename": "rename", "port": "port", "exec": "exec", "logs": "logs", "top": "top", "cp": "cp",
-                  "diff": "diff", "commit": "commit", "export": "export"},
+                  "diff": "diff", "commit": "commit", "export": "export", "stats": "stats", "update": "update"},
     "system": {"info": "info", "df": ("berth.cli.prune", "cmd_system_df")},
     "network": {"ls": ("berth.cli.network", "cmd_network_ls"), "list": ("berth.cli.network", "cmd_network_ls"),
                 "inspect": ("berth.cli.network", "cmd_network_inspect")},
+    "volume": {"create": ("berth.cli.volume", "cmd_volume_create"), "ls": ("berth.cli.volume", "cmd_volume_ls"),
+               "list": ("berth.cli.volume", "cmd_volume_ls"), "inspect": ("berth.cli.volume", "cmd_volume_inspect"),
+               "rm": ("berth.cli.volume", "cmd_volume_rm"), "remove": ("berth.cli.volume", "cmd_volume_rm"),
+               "prune": ("berth.cli.volume", "cmd_volume_prune")},
 }
 
 GLOBAL_USAGE = """
@@ -103,10 +109,12 @@ Commands:
   run         Create and run a new container from an image
   save        Save one or more images to a tar archive (streamed to STDOUT by default)
   start       Start one or more stopped containers
+  stats       Display a live stream of container(s) resource usage statistics
   stop        Stop one or more running containers
   tag         Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
   top         Display the running processes of a container
   unpause     Unpause all processes within one or more containers
+  update      Update configuration of one or more containers
   version     Show the berth version information
   wait        Block until one or more containers stop, then print their exit codes
 
@@ -115,6 +123,7 @@ Management Commands:
   image       Manage images
   network     Manage networks
   system      Manage berth
+  volume      Manage volumes
 """
 
 

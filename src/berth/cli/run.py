@@ -5,7 +5,7 @@ import _signal as signal  # `signal` imports enum: ~4 ms on every run
 import os
 import sys
 
-from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.cli.flags import BOOL, INT, LIST, STRING, Command, Flag, help_text, parse
 from berth.engine.containers import CreateRequest
 from berth.errors import BerthError, InvalidArgument
 
@@ -48,6 +48,26 @@ CREATE_FLAGS = [
     Flag("stop-timeout", None, "int", None, "Timeout (in seconds) to stop a container"),
     Flag("init", None, BOOL, False, "Run an init inside the container that forwards signals and reaps processes"),
     Flag("net", None, STRING, None, "Connect a container to a network (alias of --network)"),
+    Flag("volume", "v", LIST, (), "Bind mount a volume"),
+    Flag("mount", None, LIST, (), "Attach a filesystem mount to the container"),
+    Flag("tmpfs", None, LIST, (), "Mount a tmpfs directory"),
+    Flag("volumes-from", None, LIST, (), "Mount volumes from the specified container(s)"),
+    # resource limits, devices, ulimits: berth.engine.resources (FLAG_DESTS lists these)
+    Flag("memory", "m", STRING, None, "Memory limit"),
+    Flag("memory-swap", None, STRING, None, "Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
+    Flag("memory-reservation", None, STRING, None, "Memory soft limit"),
+    Flag("memory-swappiness", None, INT, -1, "Tune container memory swappiness (0 to 100)"),
+    Flag("oom-kill-disable", None, BOOL, False, "Disable OOM Killer"),
+    Flag("cpu-shares", "c", INT, 0, "CPU shares (relative weight)"),
+    Flag("cpus", None, STRING, None, "Number of CPUs", "decimal"),
+    Flag("cpu-period", None, INT, 0, "Limit CPU CFS (Completely Fair Scheduler) period"),
+    Flag("cpu-quota", None, INT, 0, "Limit CPU CFS (Completely Fair Scheduler) quota"),
+    Flag("cpuset-cpus", None, STRING, None, "CPUs in which to allow execution (0-3, 0,1)"),
+    Flag("cpuset-mems", None, STRING, None, "MEMs in which to allow execution (0-3, 0,1)"),
+    Flag("pids-limit", None, INT, 0, "Tune container pids limit (set -1 for unlimited)"),
+    Flag("device", None, LIST, (), "Add a host device to the container"),
+    Flag("device-cgroup-rule", None, LIST, (), "Add a rule to the cgroup allowed devices list"),
+    Flag("ulimit", None, LIST, (), "Ulimit options"),
 ]
 RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
               CREATE_FLAGS + [Flag("detach", "d", BOOL, False, "Run container in background and print container ID")],
@@ -146,15 +166,16 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         extra_hosts=opts.add_host,
         **network_request(opts),
         host_config=isolation_request(opts),
+        mounts=mount_request(opts),
     )
 
 
 def isolation_request(opts) -> dict:
     """HostConfig fields of docker's isolation flags (IPC, privileges, users, security)."""
     if opts.lxc_conf:
-        raise InvalidArgument("--lxc-conf is not supported: berth has no LXC execution driver; use "
-                              "--cpuset-cpus, --cpu-shares, -m/--memory, --cap-add/--cap-drop, --device and "
-                              "--sysctl for what lxc.* settings did")
+        from berth.engine.security import lxc_conf_error
+
+        raise InvalidArgument(lxc_conf_error(opts.lxc_conf))
     host = {}
     if opts.ipc is not None:
         if opts.ipc not in ("", "private", "shareable", "host", "none") and not (
@@ -189,10 +210,21 @@ def isolation_request(opts) -> dict:
 
         host["CapAdd"], host["CapDrop"] = normalize_caps(opts.cap_add, opts.cap_drop)
     if opts.security_opt:
-        from berth.engine.security import parse_security_opts
+        from berth.engine.security import lsm_warnings, parse_security_opts
 
         host.update(parse_security_opts(opts.security_opt))
+        for line in lsm_warnings(host["SecurityOpt"]):
+            print(line, file=sys.stderr)
+    if any(opts.given(dest) for dest in RESOURCE_FLAGS):
+        from berth.engine.resources import host_config_from
+
+        host.update(host_config_from(opts))
     return host
+
+
+RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "memory_swappiness", "oom_kill_disable", "cpu_shares",
+                  "cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit", "device",
+                  "device_cgroup_rule", "ulimit")  # = berth.engine.resources.FLAG_DESTS, without importing it
 
 
 # docker's namespaced sysctls: the IPC ones, and net.* in the container's own network namespace
@@ -210,6 +242,16 @@ def parse_sysctls(values: list[str]) -> dict:
                                   "allowed")
         sysctls[key] = setting
     return sysctls
+
+
+def mount_request(opts):
+    """-v, --mount, --tmpfs and --volumes-from as the docker CLI hands them over; None (and
+    nothing imported) when none is given."""
+    if not (opts.volume or opts.mount or opts.tmpfs or opts.volumes_from):
+        return None
+    from berth.engine.mounts import MountRequest
+
+    return MountRequest.from_flags(opts.volume, opts.mount, opts.tmpfs, opts.volumes_from)
 
 
 def network_request(opts) -> dict:
@@ -384,7 +426,7 @@ def run_attached(engine, record: dict, interactive: bool) -> int:
 def _remove_if_auto(engine, record: dict) -> None:
     if record["HostConfig"].get("AutoRemove"):
         try:
-            engine.remove(record, force=True)
+            engine.remove(record, force=True, volumes=True)
         except BerthError:
             pass
 

@@ -27,7 +27,7 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "auto_remove", "network", "restart", "stop_signal", "stop_timeout", "init",
                  "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings", "publish_all",
-                 "links", "host_config")
+                 "links", "host_config", "mounts")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -56,6 +56,7 @@ class CreateRequest:
         self.publish_all = bool(fields.pop("publish_all", False))
         self.links = fields.pop("links", None) or []  # [(name, alias)]
         self.host_config = fields.pop("host_config", None) or {}  # more HostConfig fields, docker's names
+        self.mounts = fields.pop("mounts", None)  # mounts.MountRequest: -v, --mount, --tmpfs, --volumes-from
         if fields:
             raise TypeError(f"unknown fields {sorted(fields)}")
 
@@ -183,6 +184,11 @@ class Engine:
 
             parse_signal(req.stop_signal)
         argv = (entrypoint or []) + (cmd or [])
+        volumes = None
+        if req.mounts is not None or image_config.get("Volumes"):  # checked now: a typo creates nothing
+            from berth.engine import mounts
+
+            volumes = mounts.plan(self, req.mounts, image_config)
         container_id = os.urandom(32).hex()
         os.makedirs(self.paths.names, exist_ok=True)
         name = req.name
@@ -204,11 +210,17 @@ class Engine:
             self.exec_user(record)  # -u and --group-add must resolve now: nothing is made for a typo
             self._network_settings(record, network_mode, joined)
             self._write_etc_files(record, directory, joined)
+            if volumes is not None:
+                volumes.apply(record)
             write_json(os.path.join(directory, "config.json"), record)
         except BaseException:
+            if volumes is not None:
+                volumes.rollback()
             remove_tree(directory)
             self._release_name(name, container_id)
             raise
+        if volumes is not None:
+            volumes.done()  # the record names its volumes now: `volume rm` sees them in use
         return record
 
     def _init_layer(self) -> str:
@@ -559,9 +571,14 @@ class Engine:
                                          link_env=endpoint.link_env if endpoint is not None else (),
                                          seccomp=self.seccomp(record))
                 self._share_ipc(record, inputs)
+                if record.get("Mounts"):  # volumes and binds: sources made, copy-ups finished
+                    from berth.engine.mounts import prepare
+
+                    prepare(self, record)
                 spec = oci.build(record, user, directory, console_size, inputs)
                 launched = runtime.start(spec, data["MergedDir"], overlay, stdio,
-                                         on_created=endpoint.attach if endpoint is not None else None)
+                                         on_created=endpoint.attach if endpoint is not None else None,
+                                         seccomp_cache=self.seccomp_cache)
             except BaseException as err:
                 if endpoint is not None:
                     endpoint.release()
@@ -618,17 +635,16 @@ class Engine:
     def seccomp(self, record: dict) -> dict | None:
         """The OCI seccomp section for this container: docker's default profile (or the
         one given with --security-opt seccomp=...) for its capabilities; None when unconfined."""
-        host = record["HostConfig"]
-        if host.get("Privileged"):
-            return None
-        try:
-            from berth.engine import security
-        except ImportError:  # the seccomp support is not in this build yet
-            return None
+        from berth.engine.security import container_seccomp
         from berth.engine.spec import capabilities
 
-        build = getattr(security, "container_seccomp", None)
-        return build(host.get("SecurityOpt") or [], capabilities(host)) if build else None
+        host = record["HostConfig"]
+        return container_seccomp(host.get("SecurityOpt") or [], capabilities(host), bool(host.get("Privileged")))
+
+    @property
+    def seccomp_cache(self) -> str:
+        """Compiled seccomp filters: per boot (the kernel and libseccomp may change with it)."""
+        return os.path.join(self.paths.run_root, "seccomp")
 
     def _joined_pid(self, record: dict) -> int | None:
         """For --network container:<x>: the pid whose network namespace to join, now."""
@@ -677,7 +693,7 @@ class Engine:
             _clear_network_settings(record)
             restart = allow_restart and self._policy_restarts(record, exit_code)
             if not restart and record["HostConfig"].get("AutoRemove"):
-                self._delete(record)
+                self._delete(record, volumes=True)  # docker's --rm takes the anonymous volumes too
                 return False
             # docker shows a container in its restart back-off as Running and Restarting.
             state.update(Status="restarting" if restart else "exited", Restarting=restart, Running=restart)
@@ -728,9 +744,12 @@ class Engine:
         spec["linux"]["namespaces"] = [{"type": t, "path": f"/proc/{pid}/ns/{name}"} for t, name in (
             ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"), ("cgroup", "cgroup"),
             ("mount", "mnt"))]
+        seccomp = None if privileged else self.seccomp(record)  # like runc: exec gets the container's filter
+        if seccomp is not None:
+            spec["linux"]["seccomp"] = seccomp
         if wait:
             runtime.become_subreaper()
-        return runtime.exec_in(spec, stdio)
+        return runtime.exec_in(spec, stdio, self.seccomp_cache)
 
     # -- stop / kill / pause ---------------------------------------------
     def _stopped_marker(self, container_id: str) -> str:
@@ -868,6 +887,27 @@ class Engine:
 
             release(self, container_id, unplug)
 
+    def _wait_released(self, container_id: str, timeout: float = 5.0) -> None:
+        """rm -f returns only once the network is released, by whoever claimed it (the dying
+        container's supervisor may be doing it right now, without the lock)."""
+        directory = self.paths.container_run(container_id)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                claims = [n for n in os.listdir(directory) if n.startswith("network.json.releasing-")]
+            except FileNotFoundError:
+                return
+            if not claims:
+                return
+            for claim in claims:  # a claimer killed halfway: take its work over
+                if not _alive(int(claim.rpartition("-")[2])):
+                    try:
+                        os.rename(os.path.join(directory, claim), os.path.join(directory, "network.json"))
+                    except FileNotFoundError:
+                        continue
+                    self._disconnect(container_id)
+            time.sleep(0.005)
+
     def _clean_cgroup(self, container_id: str) -> None:
         """Kill whatever is left in the container's cgroup and remove it."""
         from berth.runtime.cgroups import open_cgroup
@@ -881,7 +921,8 @@ class Engine:
         cgroup.destroy()
 
     # -- remove ----------------------------------------------------------
-    def remove(self, record: dict, force: bool = False) -> None:
+    def remove(self, record: dict, force: bool = False, volumes: bool = False) -> None:
+        """`volumes` (rm -v): its anonymous volumes go too, unless another container uses them."""
         container_id = record["Id"]
         with self.locked(container_id) as record:
             if is_running(record) or record["State"]["Restarting"] and self.monitor_alive(container_id):
@@ -894,9 +935,9 @@ class Engine:
                 if record["State"]["Pid"]:
                     _kill_and_wait(record["State"]["Pid"])
             self._clean_cgroup(container_id)
-            self._delete(record)
+            self._delete(record, volumes)
 
-    def _delete(self, record: dict) -> None:
+    def _delete(self, record: dict, volumes: bool = False) -> None:
         """Called with the container's lock held. The directory is renamed away first, so a
         concurrent command can no longer create files (its lock, a marker) inside it: it
         finds nothing and reports NotFound."""
@@ -908,9 +949,14 @@ class Engine:
             return
         remove_tree(trash)
         self._disconnect(record["Id"])
+        self._wait_released(record["Id"])
         self._release_shm(record["Id"])
         remove_tree(self.paths.container_run(record["Id"]))
         self._release_name(record["Name"].lstrip("/"), record["Id"])
+        if volumes and record.get("Mounts"):
+            from berth.engine.mounts import remove_anonymous_volumes
+
+            remove_anonymous_volumes(self, record)
 
 
 INIT_DIRS = ("dev", "dev/pts", "dev/shm", "proc", "sys", "etc")

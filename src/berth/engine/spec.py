@@ -111,8 +111,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         "env": process_env(config, config["Hostname"], user.home, inputs.link_env),
         "cwd": config.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "noNewPrivileges": "no-new-privileges" in (host.get("SecurityOpt") or ()) or
-                           "no-new-privileges:true" in (host.get("SecurityOpt") or ()),
+        "noNewPrivileges": no_new_privileges(host),
     }
     if console_size:
         process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
@@ -124,6 +123,10 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": init_binary(),
                        "options": ["rbind", "ro", "rprivate"]})
         process["args"] = ["/sbin/docker-init", "--"] + process["args"]
+    if record.get("Mounts") or host.get("Tmpfs"):  # -v, --mount, --tmpfs, image VOLUMEs
+        from berth.engine.mounts import with_user_mounts
+
+        mounts = with_user_mounts(record, mounts)
     namespaces = [{"type": t} for t in ("pid", "uts", "mount", "cgroup")]
     network = host.get("NetworkMode") or "none"
     if network.startswith("container:"):
@@ -148,7 +151,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         linux["sysctl"] = dict(host["Sysctls"])
     if inputs.seccomp is not None:
         linux["seccomp"] = inputs.seccomp
-    return {
+    spec = {
         "ociVersion": "1.0.2",
         "process": process,
         "root": {"path": container_dir + "/merged", "readonly": bool(host.get("ReadonlyRootfs"))},
@@ -156,6 +159,25 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         "mounts": mounts,
         "linux": linux,
     }
+    if any(host.get(field) for field in RESOURCE_FIELDS) or host.get("MemorySwappiness") is not None:
+        from berth.engine.resources import apply_to_spec  # limits, --device, --ulimit
+
+        apply_to_spec(spec, host)
+    return spec
+
+
+# HostConfig fields that berth.engine.resources turns into linux.resources, linux.devices, rlimits
+RESOURCE_FIELDS = ("Memory", "MemoryReservation", "MemorySwap", "OomKillDisable", "CpuShares", "NanoCpus",
+                   "CpuPeriod", "CpuQuota", "CpusetCpus", "CpusetMems", "PidsLimit", "Devices", "DeviceCgroupRules",
+                   "Ulimits")
+
+
+def no_new_privileges(host: dict) -> bool:
+    if not host.get("SecurityOpt"):
+        return False
+    from berth.engine.security import security_options
+
+    return security_options(host["SecurityOpt"]).no_new_privileges
 
 
 def ipc_mode(host: dict) -> str:

@@ -67,7 +67,8 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
         fifo = os.path.join(directory, "exec.fifo")
         os.mkfifo(fifo, 0o622)
-        launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo)
+        launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
+                         seccomp_cache=os.path.join(root, "seccomp"))
         if launched.console_fd is not None:
             _send_console(console_socket, launched.console_fd)
         state = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "pid": launched.pid,

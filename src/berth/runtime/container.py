@@ -29,35 +29,59 @@ class Launched:
         self.console_fd = console_fd
 
 
+class _Plan:
+    """What the forked processes need to build the container: the spec, where its rootfs
+    is (and the overlay to mount there), its stdio, the exec fifo, the compiled seccomp filter."""
+
+    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp")
+
+    def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache):
+        self.spec = spec
+        self.rootfs = rootfs
+        self.overlay = overlay
+        self.stdio = stdio
+        self.exec_fifo = exec_fifo
+        # Compiled (or fetched from the cache) before forking: pid 1 cannot see the cache
+        # after pivot_root, and a bad profile then fails the start cleanly.
+        section = (spec.get("linux") or {}).get("seccomp")
+        self.seccomp = None
+        if section:
+            from berth.runtime import seccomp
+
+            self.seccomp = seccomp.prepare(section, seccomp_cache)
+
+
 def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
-          exec_fifo: str | None = None, on_created=None) -> Launched:
+          exec_fifo: str | None = None, on_created=None, seccomp_cache: str | None = None) -> Launched:
     """Create the container and, unless `exec_fifo` is given, exec its process.
 
     With `exec_fifo` the process stops just before exec until someone opens the fifo for
     reading (runc's create/start split). `on_created(pid)` runs once pid 1 exists in its
     namespaces and cgroup and before it goes on (the place of OCI's createRuntime hooks:
     the engine plugs the network in there). Raises BerthError (with docker's exit code) if
-    anything fails; then nothing of the container is left behind."""
+    anything fails; then nothing of the container is left behind. `seccomp_cache` is the
+    directory of compiled seccomp filters (none: compile every time)."""
     linux = spec.get("linux") or {}
     cgroup = open_cgroup(linux.get("cgroupsPath") or "/berth/" + os.urandom(8).hex())
     cgroup.create()
     try:
         cgroup.apply(linux.get("resources"))
-        return _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup, on_created)
+        return _fork_container(_Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache), cgroup, on_created)
     except BaseException:
         cgroup.destroy()
         raise
 
 
-def exec_in(spec: dict, stdio=(0, 1, 2)) -> Launched:
+def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None) -> Launched:
     """Start another process in a running container: `spec` names the container's
     namespaces by path (/proc/<pid>/ns/...) and its existing cgroup, which is joined, not
     created, and must not be destroyed by the caller."""
     linux = spec.get("linux") or {}
-    return _fork_container(spec, None, None, stdio, None, open_cgroup(linux["cgroupsPath"]))
+    return _fork_container(_Plan(spec, None, None, stdio, None, seccomp_cache), open_cgroup(linux["cgroupsPath"]))
 
 
-def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup, on_created=None) -> Launched:
+def _fork_container(plan: _Plan, cgroup, on_created=None) -> Launched:
+    spec = plan.spec
     status_r, status_w = os.pipe()
     # The parent moves pid 1 into its cgroup while pid 1 builds its rootfs: the first
     # cgroup.procs write on a host waits ~10-15 ms for an RCU grace period.
@@ -74,7 +98,7 @@ def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup, on_created=
         os.close(joined_w)
         if console_parent is not None:
             console_parent.close()
-        _intermediate(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_child)
+        _intermediate(plan, status_w, joined_r, console_child)
     os.close(status_w)
     os.close(joined_r)
     if console_child is not None:
@@ -112,17 +136,17 @@ def _fork_container(spec, rootfs, overlay, stdio, exec_fifo, cgroup, on_created=
             console_parent.close()
 
 
-def _intermediate(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_sock) -> None:
+def _intermediate(plan: _Plan, status_w, joined_r, console_sock) -> None:
     """Runs in the first child: enter namespaces, fork pid 1, report its pid."""
     try:
         # Non-dumpable until exec (inherited by the fork below): nothing in the container can
         # open /proc/<pid>/exe of our interpreter and write through it (runc CVE-2019-5736).
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
-        namespaces = (spec.get("linux") or {}).get("namespaces") or ()
+        namespaces = (plan.spec.get("linux") or {}).get("namespaces") or ()
         flags = _enter_namespaces(namespaces)
         child = os.fork()
         if child == 0:
-            _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_sock, flags, namespaces)
+            _init(plan, status_w, joined_r, console_sock, flags, namespaces)
         _send(status_w, {"pid": child})
         os._exit(0)
     except BaseException as err:
@@ -157,8 +181,9 @@ def _enter_cgroup_namespace(namespaces) -> None:
             pass  # kernels without cgroup namespaces: docker runs without one too
 
 
-def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_sock, flags, namespaces) -> None:
+def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> None:
     """The container's pid 1 until exec. Never returns."""
+    spec, rootfs, exec_fifo = plan.spec, plan.rootfs, plan.exec_fifo
     try:
         proc = spec.get("process") or {}
         linux = spec.get("linux") or {}
@@ -170,7 +195,7 @@ def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_s
 
             loopback_up()
         if flags & sc.CLONE_NEWNS:
-            mount.prepare_rootfs(spec, rootfs, overlay)
+            mount.prepare_rootfs(spec, rootfs, plan.overlay)
             mount.pivot_root(rootfs)
             _write_sysctls(linux.get("sysctl"))
             mount.mask_paths(linux.get("maskedPaths"))
@@ -196,14 +221,21 @@ def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_s
             console_sock.close()
             console.make_controlling(slave)
         else:
-            for target, fd in enumerate(stdio):
+            for target, fd in enumerate(plan.stdio):
                 if fd != target:
                     os.dup2(fd, target)
         cwd = proc.get("cwd") or "/"
         os.makedirs(cwd, exist_ok=True)
         os.chdir(cwd)
+        # runc's order: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in
+        # before the capabilities are dropped; with it, as late as possible.
+        no_new_privileges = proc.get("noNewPrivileges")
+        if plan.seccomp is not None and not no_new_privileges:
+            _load_seccomp(plan.seccomp)
         process.set_credentials(proc)
         process.close_extra_fds(keep=(status_w,))
+        if plan.seccomp is not None and no_new_privileges:
+            _load_seccomp(plan.seccomp)
         if fifo_fd is not None:
             _send(status_w, {"ready": True})
             fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
@@ -212,6 +244,12 @@ def _init(spec, rootfs, overlay, stdio, exec_fifo, status_w, joined_r, console_s
         process.exec_process(proc)
     except BaseException as err:
         _report_and_exit(status_w, err)
+
+
+def _load_seccomp(program) -> None:
+    from berth.runtime import seccomp
+
+    seccomp.load(program)
 
 
 def _write_sysctls(sysctls: dict | None) -> None:

@@ -23,6 +23,18 @@ class _Long(_ctypes._SimpleCData):
     _type_ = "l"
 
 
+class _UShort(_ctypes._SimpleCData):
+    _type_ = "H"
+
+
+class _CharP(_ctypes._SimpleCData):
+    _type_ = "z"
+
+
+class _SockFprog(_ctypes.Structure):  # struct sock_fprog
+    _fields_ = [("len", _UShort), ("filter", _CharP)]
+
+
 class _LongFunction(_ctypes.CFuncPtr):
     _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
     _restype_ = _Long
@@ -90,9 +102,11 @@ PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
+SECCOMP_SET_MODE_FILTER = 1
+
 _SYS = {  # syscall numbers glibc has no wrapper for
-    "x86_64": {"pivot_root": 155},
-    "aarch64": {"pivot_root": 41},
+    "x86_64": {"pivot_root": 155, "seccomp": 317},
+    "aarch64": {"pivot_root": 41, "seccomp": 277},
 }[os.uname().machine]
 
 
@@ -155,3 +169,22 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
     )
     if _capset(header, data) != 0:
         _fail("capset")
+
+
+def seccomp_set_mode_filter(flags: int, program: bytes) -> None:
+    """Install a classic BPF program (struct sock_filter, 8 bytes each) as this thread's seccomp filter."""
+    fprog = _SockFprog(len(program) // 8, program)
+    if _syscall(_SYS["seccomp"], _Long(SECCOMP_SET_MODE_FILTER), _Long(flags), _ctypes.byref(fprog)) != 0:
+        _fail("seccomp")
+
+
+# asm-generic resource numbers (x86_64 and aarch64 alike)
+RLIMITS = {"CPU": 0, "FSIZE": 1, "DATA": 2, "STACK": 3, "CORE": 4, "RSS": 5, "NPROC": 6, "NOFILE": 7, "MEMLOCK": 8,
+           "AS": 9, "LOCKS": 10, "SIGPENDING": 11, "MSGQUEUE": 12, "NICE": 13, "RTPRIO": 14, "RTTIME": 15}
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit(2) with OCI's uint64 values (RLIM_INFINITY = 2**64-1); needs no module from
+    disk, so it works after pivot_root (Python's `resource` module is a file to import)."""
+    if _libc("setrlimit")(resource, struct.pack("QQ", soft, hard)) != 0:
+        _fail(f"setrlimit({resource})")

@@ -1,0 +1,210 @@
+"""`berth volume create|ls|inspect|rm|prune` with docker's flags and output."""
+
+import contextlib
+import sys
+
+from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
+from berth.errors import BerthError, InvalidArgument
+
+CREATE = Command("volume create", "berth volume create [OPTIONS] [VOLUME]", "Create a volume",
+                 [Flag("driver", "d", STRING, "local", "Specify volume driver name"),
+                  Flag("name", None, STRING, "", "Specify volume name"),
+                  Flag("opt", "o", LIST, (), "Set driver specific options", metavar="map"),
+                  Flag("label", None, LIST, (), "Set metadata for a volume")], max_args=1)
+LS = Command("volume ls", "berth volume ls [OPTIONS]", "List volumes",
+             [Flag("quiet", "q", BOOL, False, "Only display volume names"),
+              Flag("format", None, STRING, None, "Format output using a custom template"),
+              Flag("filter", "f", LIST, (), 'Provide filter values (e.g. "dangling=true")', metavar="filter")],
+             max_args=0)
+INSPECT = Command("volume inspect", "berth volume inspect [OPTIONS] VOLUME [VOLUME...]",
+                  "Display detailed information on one or more volumes",
+                  [Flag("format", "f", STRING, None, "Format output using a custom template")], min_args=1)
+RM = Command("volume rm", "berth volume rm [OPTIONS] VOLUME [VOLUME...]", "Remove one or more volumes",
+             [Flag("force", "f", BOOL, False, "Force the removal of one or more volumes")], min_args=1)
+PRUNE = Command("volume prune", "berth volume prune [OPTIONS]", "Remove unused local volumes",
+                [Flag("all", "a", BOOL, False, "Remove all unused volumes, not just anonymous ones"),
+                 Flag("force", "f", BOOL, False, "Do not prompt for confirmation"),
+                 Flag("filter", None, LIST, (), 'Provide filter values (e.g. "label=<label>")', metavar="filter")],
+                max_args=0)
+
+HEADER = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
+          "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Group": "GROUP", "Availability": "AVAILABILITY",
+          "Status": "STATUS"}
+PRUNE_WARNING = "WARNING! This will remove anonymous local volumes not used by at least one container."
+PRUNE_ALL_WARNING = "WARNING! This will remove all local volumes not used by at least one container."
+
+
+def _store(engine):
+    from berth.engine.volumes import VolumeStore
+
+    return VolumeStore(engine.paths)
+
+
+def _pairs(values: list[str]) -> dict:
+    """docker's ConvertKVStringsToMap: "k=v" -> k: v, "k" -> k: ""."""
+    result = {}
+    for item in values:
+        key, _, value = item.partition("=")
+        result[key] = value
+    return result
+
+
+def cmd_volume_create(engine, argv) -> int:
+    opts, args = parse_or_help(CREATE, argv)
+    if opts.help:
+        return 0
+    name = opts.name
+    if args:
+        if name:
+            raise InvalidArgument("conflicting options: cannot specify a volume-name through both --name and as a "
+                                  "positional arg")
+        name = args[0]
+    for label in opts.label:
+        if not label.partition("=")[0].strip():
+            raise InvalidArgument(f'invalid argument "{label}" for "--label" flag: invalid label \'{label}\': '
+                                  "empty name")
+    for option in opts.opt:
+        if "=" not in option:
+            raise InvalidArgument(f'invalid argument "{option}" for "-o, --opt" flag: invalid key value pair '
+                                  f'format: "{option}"')
+    with _daemon_errors(), _store(engine).create(name or None, labels=_pairs(opts.label), options=_pairs(opts.opt),
+                                                 driver=opts.driver) as volume:
+        print(volume.name)
+    return 0
+
+
+@contextlib.contextmanager
+def _daemon_errors():
+    """What dockerd refuses, the docker CLI reports with exit status 1 (not run's 125)."""
+    try:
+        yield
+    except BerthError as err:
+        err.exit_code = 1
+        raise
+
+
+def _rows(engine, filters: dict) -> list[dict]:
+    from berth.engine.volumes import matches
+
+    store = _store(engine)
+    refs = store.references() if "dangling" in filters else {}
+    rows = []
+    for info in store.volumes():
+        if not matches(info, filters, bool(refs.get(info["Name"]))):
+            continue
+        rows.append(_Row(info))
+    return sorted(rows, key=lambda row: _natural(row.Name))
+
+
+class _Row:
+    """One volume for --format: docker's volumeContext fields, and `{{.Label "key"}}`."""
+
+    def __init__(self, info: dict):
+        self._labels = info.get("Labels") or {}
+        self.Name = info["Name"]
+        self.Driver = info["Driver"]
+        self.Scope = info["Scope"]
+        self.Mountpoint = info["Mountpoint"]
+        self.Labels = ",".join(sorted(f"{k}={v}" for k, v in self._labels.items()))
+        self.Links = self.Size = self.Group = self.Availability = self.Status = "N/A"
+
+    def Label(self, name: str) -> str:  # noqa: N802 - the template's name
+        return self._labels.get(name, "")
+
+
+def _natural(name: str) -> list:
+    """docker sorts volume names in natural order: "vol2" before "vol10"."""
+    parts, digits = [], ""
+    text = ""
+    for ch in name:
+        if ch.isdigit():
+            if text:
+                parts.append((1, text, 0))
+                text = ""
+            digits += ch
+        else:
+            if digits:
+                parts.append((0, "", int(digits)))
+                digits = ""
+            text += ch
+    if digits:
+        parts.append((0, "", int(digits)))
+    if text:
+        parts.append((1, text, 0))
+    return parts
+
+
+def cmd_volume_ls(engine, argv) -> int:
+    from berth.engine.volumes import LIST_FILTERS, parse_filters
+
+    opts, _ = parse_or_help(LS, argv)
+    if opts.help:
+        return 0
+    with _daemon_errors():
+        rows = _rows(engine, parse_filters(opts.filter, LIST_FILTERS))
+    if opts.quiet and not opts.format:
+        sys.stdout.write("".join(row.Name + "\n" for row in rows))
+        return 0
+    from berth.cli.output import render_rows
+
+    render_rows(opts.format, "table {{.Driver}}\t{{.Name}}", rows, HEADER)
+    return 0
+
+
+def cmd_volume_inspect(engine, argv) -> int:
+    from berth.cli.output import print_found
+    from berth.errors import NotFound
+
+    opts, args = parse_or_help(INSPECT, argv)
+    if opts.help:
+        return 0
+    store = _store(engine)
+    found, failed = [], 0
+    for name in args:
+        try:
+            found.append(store.get(name))
+        except NotFound as err:
+            print(f"Error response from daemon: {err}", file=sys.stderr)
+            failed = 1
+    print_found(found, opts.format)
+    return failed
+
+
+def cmd_volume_rm(engine, argv) -> int:
+    opts, args = parse_or_help(RM, argv)
+    if opts.help:
+        return 0
+    store = _store(engine)
+    failed = 0
+    for name in args:
+        try:
+            store.remove(name, force=opts.force)
+            print(name)
+        except BerthError as err:
+            print(f"Error response from daemon: {err}", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+def cmd_volume_prune(engine, argv) -> int:
+    from berth.engine.volumes import PRUNE_FILTERS, parse_filters, prune
+    from berth.units import human_size
+
+    opts, _ = parse_or_help(PRUNE, argv)
+    if opts.help:
+        return 0
+    with _daemon_errors():
+        filters = parse_filters(opts.filter, PRUNE_FILTERS)
+    if opts.all and "all" in filters:
+        raise InvalidArgument("conflicting options: cannot specify both --all and --filter all=1")
+    if not opts.force:
+        from berth.cli.prune import _confirm
+
+        if not _confirm(PRUNE_ALL_WARNING if opts.all else PRUNE_WARNING):
+            return 0
+    with _daemon_errors():
+        deleted, reclaimed = prune(_store(engine), opts.all, filters)
+    if deleted:
+        sys.stdout.write("Deleted Volumes:\n" + "".join(name + "\n" for name in deleted) + "\n")
+    sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 4)}\n")
+    return 0
