@@ -165,7 +165,7 @@ class Endpoint:
             for binding in wanted or [{"HostIp": "", "HostPort": ""}]:
                 host_ip = binding.get("HostIp") or ""
                 try:
-                    host_port = reservations.reserve(self.record["Id"], proto, host_ip, binding.get("HostPort") or "")
+                    host_port = self._reserve(reservations, proto, host_ip, binding.get("HostPort") or "")
                 except Exception as err:
                     from berth.errors import BerthError
 
@@ -175,6 +175,31 @@ class Endpoint:
                 self.mappings.append((proto, "" if host_ip in ("", "0.0.0.0") else host_ip, host_port,
                                       self.ip, int(number)))
         self.ports = ports
+
+    def _reserve(self, reservations, proto: str, host_ip: str, spec: str) -> int:
+        """A host port berth hands out AND holds: a socket bound to it for as long as this
+        process (the container's supervisor) lives, so neither a host process nor another
+        berth root can take it meanwhile, as docker's proxy holds it. Traffic never reaches
+        the socket: the kernel's DNAT rewrites it first."""
+        for _ in range(20):
+            port = reservations.reserve(self.record["Id"], proto, host_ip, spec)
+            if proto == "sctp":
+                return port
+            import _socket
+
+            family = _socket.AF_INET6 if ":" in host_ip else _socket.AF_INET
+            sock = _socket.socket(family, _socket.SOCK_STREAM if proto == "tcp" else _socket.SOCK_DGRAM)
+            try:
+                sock.bind((host_ip or "0.0.0.0", port))
+            except OSError:
+                sock.close()
+                if spec and "-" not in spec:  # that very port: someone else has it
+                    raise OSError(f"Bind for {host_ip or '0.0.0.0'}:{port} failed: port is already allocated") \
+                        from None
+                continue  # taken meanwhile (another root): the next free one
+            _HELD.setdefault(self.record["Id"], []).append(sock)
+            return port
+        raise OSError("all ports are allocated")
 
     def attach(self, pid: int) -> None:
         from berth.network import bridge
@@ -217,6 +242,10 @@ class Endpoint:
         release(self.engine, self.record["Id"])
 
 
+# container ID -> the sockets holding its published host ports, in the supervisor's process
+_HELD = {}
+
+
 def network_state_path(paths, container_id: str) -> str:
     return os.path.join(paths.container_run(container_id), "network.json")
 
@@ -233,6 +262,8 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
     from berth.fs import read_json
     from berth.network import bridge
 
+    for sock in _HELD.pop(container_id, ()):
+        sock.close()
     path = network_state_path(engine.paths, container_id)
     claimed = f"{path}.releasing-{os.getpid()}"
     try:

@@ -215,6 +215,7 @@ def attach(pid: int, bridge: Bridge, ip: str, veth: str) -> None:
         with Netlink() as nl:
             nl.add_veth(veth, "eth0", mtu=bridge.mtu, master=bridge.name, up=True, peer_netns_fd=netns,
                         peer_mac=mac_address(ip))
+        _sysctl(f"/sys/class/net/{veth}/brport/hairpin_mode", "1")  # to itself via a published port, as docker
         with in_netns(netns), Netlink() as nl:
             nl.add_address("eth0", ip, bridge.prefix_len)
             nl.set_link("eth0", up=True)
