@@ -370,3 +370,11 @@ def test_concurrent_first_mounts_share_one_whole_copy(busybox):
     assert [r[0] for r in results] == ["1\n"] * 8
     assert volume_names(busybox) == ["shared"]
     assert not os.path.exists(os.path.join(busybox.root, "volumes", "shared", "copy-up.json"))
+
+
+def test_plain_inspect_finds_volumes_and_networks(busybox):
+    busybox.ok("volume", "create", "findme")
+    assert busybox.ok("inspect", "-f", "{{.Name}} {{.Driver}}", "findme") == "findme local\n"
+    assert busybox.ok("inspect", "-f", "{{.Name}} {{.Driver}}", "none") == "none null\n"
+    missing = busybox("inspect", "--type", "volume", "nope")
+    assert missing.returncode == 1 and "get nope: no such volume" in missing.stderr

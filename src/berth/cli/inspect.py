@@ -1,4 +1,4 @@
-"""`berth inspect`: containers and images in the JSON shape `docker inspect` prints."""
+"""`berth inspect`: containers, images, volumes and networks in the JSON shape `docker inspect` prints."""
 
 import sys
 
@@ -63,6 +63,22 @@ def _find(engine, ref: str, kind: str | None):
             return image_json(image)
         if kind == "image":
             raise NotFound(f"No such image: {ref}", 1)
+    if kind in (None, "volume"):
+        from berth.engine.volumes import VolumeStore
+
+        try:
+            return VolumeStore(engine.paths).get(ref)
+        except NotFound:
+            if kind == "volume":
+                raise NotFound(f"get {ref}: no such volume", 1) from None
+    if kind in (None, "network"):
+        from berth.cli.network import find_network
+
+        found = find_network(engine, ref)
+        if found is not None:
+            return found
+        if kind == "network":
+            raise NotFound(f"network {ref} not found", 1)
     raise NotFound(f"No such object: {ref}", 1)
 
 
@@ -72,7 +88,7 @@ def _inspect(engine, argv, kind: str | None) -> int:
         sys.stdout.write(help_text(INSPECT))
         return 0
     kind = opts.type or kind
-    if kind not in (None, "container", "image"):
+    if kind not in (None, "container", "image", "volume", "network"):
         raise BerthError(f'"{kind}" is not a valid value for --type', 1)
     found, failed = [], 0
     for ref in args:

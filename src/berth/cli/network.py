@@ -76,20 +76,25 @@ def cmd_network_ls(engine, argv) -> int:
     return 0
 
 
+def find_network(engine, ref: str) -> dict | None:
+    """A network by name, ID or ID prefix, as `network inspect` shows it."""
+    match = [(n, i) for n, i in _networks(engine).items() if ref in (n, i) or (ref and i.startswith(ref))]
+    return network_json(engine, *match[0]) if match else None
+
+
 def cmd_network_inspect(engine, argv) -> int:
     opts, args = parse(INSPECT, argv)
     if opts.help:
         sys.stdout.write(help_text(INSPECT))
         return 0
-    networks = _networks(engine)
     found, failed = [], 0
     for ref in args:
-        match = [(n, i) for n, i in networks.items() if ref in (n, i) or (len(ref) >= 1 and i.startswith(ref))]
-        if not match:
+        network = find_network(engine, ref)
+        if network is None:
             print(f"Error response from daemon: network {ref} not found", file=sys.stderr)
             failed = 1
             continue
-        found.append(network_json(engine, *match[0]))
+        found.append(network)
     from berth.cli.output import print_found
 
     print_found(found, opts.format)
