@@ -70,11 +70,12 @@ def test_v2_backend_on_a_cgroup2_mount():
 
 
 def test_v2_cpu_shares_conversion_matches_runc(tmp_path):
-    # cpu.weight is written as a plain file: check docker/runc's shares -> weight mapping.
+    # cpu.weight is written as a plain file: check runc's current shares -> weight mapping
+    # (docker's default 1024 shares is v2's default weight 100; tests/unit/test_cgroups_v2.py has more).
     (tmp_path / "cgroup.controllers").write_text("cpu\n")
     cgroup = V2Cgroup("/c", str(tmp_path))
     (tmp_path / "c").mkdir()
-    for shares, weight in ((2, 1), (1024, 39), (262144, 10000)):
+    for shares, weight in ((2, 1), (1024, 100), (262144, 10000)):
         (tmp_path / "c" / "cpu.weight").write_text("")
         cgroup.apply({"cpu": {"shares": shares}})
         assert (tmp_path / "c" / "cpu.weight").read_text() == str(weight)

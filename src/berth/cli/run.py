@@ -53,9 +53,10 @@ CREATE_FLAGS = [
     Flag("tmpfs", None, LIST, (), "Mount a tmpfs directory"),
     Flag("volumes-from", None, LIST, (), "Mount volumes from the specified container(s)"),
     # resource limits, devices, ulimits: berth.engine.resources (FLAG_DESTS lists these)
-    Flag("memory", "m", STRING, None, "Memory limit"),
-    Flag("memory-swap", None, STRING, None, "Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
-    Flag("memory-reservation", None, STRING, None, "Memory soft limit"),
+    Flag("memory", "m", STRING, None, "Memory limit", "bytes"),
+    Flag("memory-swap", None, STRING, None, "Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
+         "bytes"),
+    Flag("memory-reservation", None, STRING, None, "Memory soft limit", "bytes"),
     Flag("memory-swappiness", None, INT, -1, "Tune container memory swappiness (0 to 100)"),
     Flag("oom-kill-disable", None, BOOL, False, "Disable OOM Killer"),
     Flag("cpu-shares", "c", INT, 0, "CPU shares (relative weight)"),
@@ -67,7 +68,7 @@ CREATE_FLAGS = [
     Flag("pids-limit", None, INT, 0, "Tune container pids limit (set -1 for unlimited)"),
     Flag("device", None, LIST, (), "Add a host device to the container"),
     Flag("device-cgroup-rule", None, LIST, (), "Add a rule to the cgroup allowed devices list"),
-    Flag("ulimit", None, LIST, (), "Ulimit options"),
+    Flag("ulimit", None, LIST, (), "Ulimit options", "ulimit"),
 ]
 RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
               CREATE_FLAGS + [Flag("detach", "d", BOOL, False, "Run container in background and print container ID")],

@@ -59,13 +59,17 @@ def set_credentials(process: dict) -> None:
 
 
 def set_rlimits(rlimits) -> None:
+    """OCI process.rlimits; called after pivot_root, so through libc, not Python's `resource`."""
     if not rlimits:
         return
-    import resource
-
     for limit in rlimits:
-        name = limit["type"].replace("RLIMIT_", "")
-        resource.setrlimit(getattr(resource, "RLIMIT_" + name), (limit["soft"], limit["hard"]))
+        number = sc.RLIMITS.get(limit["type"].removeprefix("RLIMIT_"))
+        if number is None:
+            raise BerthError(f"unknown rlimit type {limit['type']}")
+        try:
+            sc.setrlimit(number, limit["soft"] & 0xFFFFFFFFFFFFFFFF, limit["hard"] & 0xFFFFFFFFFFFFFFFF)
+        except OSError as err:
+            raise BerthError(f"error setting rlimit type {number}: {os.strerror(err.errno).lower()}") from None
 
 
 def reset_signals() -> None:

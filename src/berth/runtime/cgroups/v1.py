@@ -1,11 +1,19 @@
-"""cgroup v1: one directory per mounted hierarchy (plus the empty v2 "unified" one on hybrid hosts)."""
+"""cgroup v1: one directory per mounted hierarchy (plus the empty v2 "unified" one on hybrid hosts).
+
+The files written are runc's (libcontainer/cgroups/fs): memory.limit_in_bytes,
+memory.memsw.limit_in_bytes, memory.soft_limit_in_bytes, memory.swappiness,
+memory.oom_control, cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us, cpuset.cpus,
+cpuset.mems, pids.max, devices.allow/deny."""
 
 import os
 
-from berth.runtime.cgroups import remove_dir, write
+from berth.runtime.cgroups import CgroupStats, read, read_int, read_keyed, remove_dir, set_value, write, write_error
+
+# What memory.limit_in_bytes reads when there is no limit (PAGE_COUNTER_MAX in bytes, rounded).
+UNLIMITED = 1 << 62
 
 
-def _hierarchies(root: str) -> dict:
+def hierarchies(root: str) -> dict:
     """controller name -> mount point, read from /proc/self/mountinfo."""
     found = {}
     with open("/proc/self/mountinfo") as f:
@@ -30,7 +38,7 @@ class V1Cgroup:
 
     def __init__(self, path: str, root: str):
         self.path = path.strip("/")
-        self.mounts = _hierarchies(root)
+        self.mounts = hierarchies(root)
         self.dirs = {}
         for mount_point in self.mounts.values():
             self.dirs.setdefault(mount_point, os.path.join(mount_point, self.path))
@@ -60,23 +68,55 @@ class V1Cgroup:
             write(directory, "cgroup.procs", str(pid))
 
     def apply(self, resources: dict | None) -> None:
+        """Write OCI linux.resources, in runc's order and with its checks."""
         if not resources:
             return
+        cpu = resources.get("cpu") or {}
+        cpuset_dir = self._dir("cpuset")
+        if cpuset_dir and (cpu.get("cpus") or cpu.get("mems")):
+            for key, name in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
+                if cpu.get(key):
+                    set_value(cpuset_dir, name, cpu[key])
         devices_dir = self._dir("devices")
         if devices_dir and resources.get("devices"):
             for rule in resources["devices"]:
                 write(devices_dir, "devices.allow" if rule.get("allow") else "devices.deny", _device_rule(rule))
-        memory = resources.get("memory") or {}
         memory_dir = self._dir("memory")
-        if memory_dir:
-            if memory.get("limit"):
-                write(memory_dir, "memory.limit_in_bytes", str(memory["limit"]))
+        if memory_dir and resources.get("memory"):
+            _apply_memory(memory_dir, resources["memory"])
+        cpu_dir = self._dir("cpu")
+        if cpu_dir and cpu:
+            _apply_cpu(cpu_dir, cpu)
         pids = resources.get("pids") or {}
         if pids.get("limit") and self._dir("pids"):
-            write(self._dir("pids"), "pids.max", str(pids["limit"]) if pids["limit"] > 0 else "max")
-        cpu = resources.get("cpu") or {}
-        if cpu.get("shares") and self._dir("cpu"):
-            write(self._dir("cpu"), "cpu.shares", str(cpu["shares"]))
+            set_value(self._dir("pids"), "pids.max", pids["limit"] if pids["limit"] > 0 else "max")
+
+    def update(self, resources: dict) -> None:
+        """Change the limits of a live cgroup (`berth update`): the same writes as apply,
+        device rules excepted (docker cannot change those on a running container)."""
+        self.apply({key: value for key, value in resources.items() if key != "devices"})
+
+    def stats(self) -> CgroupStats:
+        stats = CgroupStats()
+        cpuacct = self._dir("cpuacct")
+        if cpuacct:
+            stats.cpu_usage = read_int(cpuacct, "cpuacct.usage")
+            stats.percpu_usage = [int(x) for x in (read(cpuacct, "cpuacct.usage_percpu") or "").split()]
+        memory = self._dir("memory")
+        if memory:
+            stats.memory_usage = read_int(memory, "memory.usage_in_bytes")
+            stats.memory_max_usage = read_int(memory, "memory.max_usage_in_bytes")
+            limit = read_int(memory, "memory.limit_in_bytes")
+            stats.memory_limit = limit if 0 < limit < UNLIMITED else None
+            stats.memory_stats = read_keyed(memory, "memory.stat")
+        pids = self._dir("pids")
+        if pids:
+            stats.pids_current = read_int(pids, "pids.current")
+            stats.pids_limit = read_int(pids, "pids.max", None)
+        blkio = self._dir("blkio")
+        if blkio:
+            stats.blkio_read, stats.blkio_write = _blkio_bytes(blkio)
+        return stats
 
     def _dir(self, controller: str) -> str | None:
         mount_point = self.mounts.get(controller)
@@ -151,3 +191,104 @@ def _device_rule(rule: dict) -> str:
     major = "*" if major is None or major < 0 else str(major)
     minor = "*" if minor is None or minor < 0 else str(minor)
     return f"{kind} {major}:{minor} {rule.get('access') or 'rwm'}"
+
+
+def _apply_memory(directory: str, memory: dict) -> None:
+    limit = memory.get("limit") or 0
+    swap = memory.get("swap") or 0
+    if limit == -1 and swap == 0 and os.path.exists(os.path.join(directory, "memory.memsw.limit_in_bytes")):
+        swap = -1  # unlimited memory means unlimited swap too, unless swap is given
+    if limit and swap:
+        # The kernel wants limit <= memsw at every step: when memsw grows past the current
+        # limit it goes first, else the limit does.
+        current = read_int(directory, "memory.limit_in_bytes")
+        if swap == -1 or current < swap:
+            _set_swap(directory, swap)
+            _set_limit(directory, limit)
+        else:
+            _set_limit(directory, limit)
+            _set_swap(directory, swap)
+    elif limit:
+        _set_limit(directory, limit)
+    elif swap:
+        _set_swap(directory, swap)
+    if memory.get("reservation"):
+        set_value(directory, "memory.soft_limit_in_bytes", memory["reservation"])
+    swappiness = memory.get("swappiness")
+    if swappiness is not None and 0 <= swappiness <= 100:
+        set_value(directory, "memory.swappiness", swappiness)
+    elif swappiness is not None and swappiness != -1:
+        from berth.errors import BerthError
+
+        raise BerthError(f"invalid memory swappiness value: {swappiness} (valid range is 0-100)")
+    if memory.get("disableOOMKiller"):
+        set_value(directory, "memory.oom_control", 1)
+
+
+def _set_limit(directory: str, limit: int) -> None:
+    try:
+        write(directory, "memory.limit_in_bytes", str(limit))
+    except OSError as err:
+        if err.errno != 16:  # EBUSY: the new limit is below what is in use
+            raise write_error(directory, "memory.limit_in_bytes", limit, err) from None
+        from berth.errors import BerthError
+
+        usage = read_int(directory, "memory.usage_in_bytes")
+        peak = read_int(directory, "memory.max_usage_in_bytes")
+        raise BerthError(f"unable to set memory limit to {limit} (current usage: {usage}, "
+                         f"peak usage: {peak})") from None
+
+
+def _set_swap(directory: str, swap: int) -> None:
+    if os.path.exists(os.path.join(directory, "memory.memsw.limit_in_bytes")):
+        set_value(directory, "memory.memsw.limit_in_bytes", swap)
+
+
+def _apply_cpu(directory: str, cpu: dict) -> None:
+    shares = cpu.get("shares")
+    if shares:
+        set_value(directory, "cpu.shares", shares)
+        applied = read_int(directory, "cpu.shares")
+        if shares > applied:  # the kernel clamps silently: say so, as runc does
+            from berth.errors import BerthError
+
+            raise BerthError(f"the maximum allowed cpu-shares is {applied}")
+        if shares < applied:
+            from berth.errors import BerthError
+
+            raise BerthError(f"the minimum allowed cpu-shares is {applied}")
+    period = cpu.get("period")
+    quota = cpu.get("quota")
+    retry_period = False
+    if period:
+        try:
+            write(directory, "cpu.cfs_period_us", str(period))
+        except OSError as err:
+            # A shorter period can be refused while the old quota is in place: set it after the quota.
+            if err.errno != 22 or not quota:
+                raise write_error(directory, "cpu.cfs_period_us", period, err) from None
+            retry_period = True
+    if quota:
+        set_value(directory, "cpu.cfs_quota_us", quota)
+        if retry_period:
+            set_value(directory, "cpu.cfs_period_us", period)
+
+
+def _blkio_bytes(directory: str) -> tuple[int, int]:
+    """Bytes read and written, from blkio.throttle.io_service_bytes_recursive ("8:0 Read 4096")."""
+    read_bytes = written = 0
+    for name in ("blkio.io_service_bytes_recursive", "blkio.throttle.io_service_bytes_recursive"):
+        text = read(directory, name)
+        if not text:
+            continue
+        for line in text.splitlines():
+            fields = line.split()
+            if len(fields) != 3:
+                continue
+            if fields[1] == "Read":
+                read_bytes += int(fields[2])
+            elif fields[1] == "Write":
+                written += int(fields[2])
+        if read_bytes or written:
+            break
+    return read_bytes, written

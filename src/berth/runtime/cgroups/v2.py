@@ -1,8 +1,15 @@
-"""cgroup v2: one directory in the unified hierarchy; controllers enabled down the path."""
+"""cgroup v2: one directory in the unified hierarchy; controllers enabled down the path.
 
+The files and conversions are runc's (libcontainer/cgroups/fs2): memory.max, memory.low,
+memory.swap.max (= memory+swap - memory), cpu.weight (from cpu.shares), cpu.max
+("quota period"), cpuset.cpus, cpuset.mems, pids.max. Device rules become an eBPF
+program (devicefilter.py). v2 has no swappiness and no OOM-killer switch: those two are
+not applied here (the engine warns, as docker does)."""
+
+import math
 import os
 
-from berth.runtime.cgroups import remove_dir, write
+from berth.runtime.cgroups import CgroupStats, read, read_int, read_keyed, remove_dir, set_value, write
 
 
 class V2Cgroup:
@@ -34,18 +41,64 @@ class V2Cgroup:
     def apply(self, resources: dict | None) -> None:
         if not resources:
             return
-        memory = resources.get("memory") or {}
-        if memory.get("limit"):
-            write(self.dir, "memory.max", str(memory["limit"]))
+        cpu = resources.get("cpu") or {}
+        for key, name in (("cpus", "cpuset.cpus"), ("mems", "cpuset.mems")):
+            if cpu.get(key):
+                set_value(self.dir, name, cpu[key])
+        if resources.get("memory"):
+            self._apply_memory(resources["memory"])
+        if cpu:
+            self._apply_cpu(cpu)
         pids = resources.get("pids") or {}
         if pids.get("limit"):
-            write(self.dir, "pids.max", str(pids["limit"]) if pids["limit"] > 0 else "max")
-        cpu = resources.get("cpu") or {}
+            set_value(self.dir, "pids.max", pids["limit"] if pids["limit"] > 0 else "max")
+        if resources.get("devices"):
+            from berth.runtime.cgroups.devicefilter import attach
+
+            attach(self.dir, resources["devices"])
+
+    def update(self, resources: dict) -> None:
+        """Change the limits of a live cgroup (`berth update`); device rules are not changed."""
+        self.apply({key: value for key, value in resources.items() if key != "devices"})
+
+    def _apply_memory(self, memory: dict) -> None:
+        limit = memory.get("limit") or 0
+        swap = swap_max(memory.get("swap") or 0, limit)
+        if swap is not None:
+            try:
+                write(self.dir, "memory.swap.max", swap)
+            except FileNotFoundError:
+                if swap not in ("max", "0"):  # no swap accounting: only "no limit" and "none" are harmless
+                    set_value(self.dir, "memory.swap.max", swap)
+        if limit:
+            set_value(self.dir, "memory.max", _limit_text(limit))
+        if memory.get("reservation"):
+            set_value(self.dir, "memory.low", _limit_text(memory["reservation"]))
+
+    def _apply_cpu(self, cpu: dict) -> None:
         if cpu.get("shares"):
-            # docker/runc conversion of cpu.shares [2, 262144] to cpu.weight [1, 10000]
-            weight = 1 + ((cpu["shares"] - 2) * 9999) // 262142
-            write(self.dir, "cpu.weight", str(weight))
-        # Device rules on v2 need an eBPF program; not enforced by this backend yet.
+            set_value(self.dir, "cpu.weight", cpu_weight(cpu["shares"]))
+        if cpu.get("quota") or cpu.get("period"):
+            set_value(self.dir, "cpu.max", cpu_max(cpu.get("quota") or 0, cpu.get("period") or 0))
+
+    def stats(self) -> CgroupStats:
+        stats = CgroupStats()
+        stats.cpu_usage = read_keyed(self.dir, "cpu.stat").get("usage_usec", 0) * 1000
+        stats.memory_usage = read_int(self.dir, "memory.current")
+        stats.memory_max_usage = read_int(self.dir, "memory.peak")
+        limit = read(self.dir, "memory.max")
+        stats.memory_limit = int(limit) if limit and limit != "max" else None
+        stats.memory_stats = read_keyed(self.dir, "memory.stat")
+        stats.pids_current = read_int(self.dir, "pids.current")
+        stats.pids_limit = read_int(self.dir, "pids.max", None)
+        for line in (read(self.dir, "io.stat") or "").splitlines():
+            for field in line.split()[1:]:
+                key, _, value = field.partition("=")
+                if key == "rbytes":
+                    stats.blkio_read += int(value)
+                elif key == "wbytes":
+                    stats.blkio_write += int(value)
+        return stats
 
     def pids(self) -> list[int]:
         try:
@@ -55,15 +108,7 @@ class V2Cgroup:
             return []
 
     def oom_killed(self) -> bool:
-        try:
-            with open(os.path.join(self.dir, "memory.events")) as f:
-                for line in f:
-                    key, _, value = line.partition(" ")
-                    if key == "oom_kill":
-                        return int(value) > 0
-        except FileNotFoundError:
-            pass
-        return False
+        return read_keyed(self.dir, "memory.events").get("oom_kill", 0) > 0
 
     def freeze(self) -> None:
         self._set_freeze("1")
@@ -82,3 +127,47 @@ class V2Cgroup:
 
     def destroy(self) -> None:
         remove_dir(self.dir)
+
+
+def cpu_weight(shares: int) -> int:
+    """cpu.shares [2, 262144] -> cpu.weight [1, 10000], runc's current conversion: a quadratic
+    in log2(shares) through (2, 1), (1024, 100) and (262144, 10000), so docker's default
+    1024 shares is v2's default weight 100."""
+    if shares <= 2:
+        return 1
+    if shares >= 262144:
+        return 10000
+    log = math.log2(shares)
+    return math.ceil(10 ** ((log * log + 125 * log) / 612.0 - 7.0 / 34.0))
+
+
+def swap_max(memory_swap: int, memory: int) -> str | None:
+    """OCI memory.swap (memory + swap, v1's memsw) -> v2 memory.swap.max (swap alone);
+    None: leave the file alone."""
+    if memory == -1 and memory_swap == 0:
+        return "max"  # unlimited memory means unlimited swap too, unless swap is given
+    if memory_swap == 0:
+        return None
+    if memory_swap == -1:
+        return "max"
+    if memory == -1:
+        return str(memory_swap)
+    from berth.errors import BerthError
+
+    if memory == 0:
+        raise BerthError("unable to set swap limit without memory limit")
+    if memory < 0:
+        raise BerthError(f"invalid memory value: {memory}")
+    if memory_swap < memory:
+        raise BerthError("memory+swap limit should be >= memory limit")
+    return str(memory_swap - memory)
+
+
+def cpu_max(quota: int, period: int) -> str:
+    """cpu.max: "<quota|max> [period]"."""
+    text = str(quota) if quota > 0 else "max"
+    return f"{text} {period}" if period else text
+
+
+def _limit_text(value: int) -> str:
+    return "max" if value == -1 else str(value)
