@@ -114,6 +114,16 @@ def main() -> None:
                            and "berth" in medians)
         print(f"{op:<28}{cells}   {ratios}")
     print("budget: commit <= 1.5x tar of the same upper dir, and faster than podman")
+    for op in ("commit 100MB/1000 files", "commit 10000 small files"):
+        if not results.get("berth", {}).get(op) or not results["tar"].get(op):
+            continue
+        berth = summary(results["berth"][op])[0]
+        verdicts = [f"berth/tar {berth / summary(results['tar'][op])[0]:.2f} (<= 1.5)"]
+        if results.get("podman", {}).get(op):
+            verdicts.append(f"berth/podman {berth / summary(results['podman'][op])[0]:.2f} (< 1)")
+        within = berth <= 1.5 * summary(results["tar"][op])[0] and all(
+            berth < summary(results[peer][op])[0] for peer in ("podman",) if results.get(peer, {}).get(op))
+        print(f"{op}: {', '.join(verdicts)}: {'within' if within else 'OVER'} budget")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,19 @@
 """Images from containers (book chapter 7): diff, commit, history, export."""
 
+import hashlib
 import io
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import time
 
 import pytest
+
+from berth.image import diff as layer_diff
 
 
 def diff(berth, name: str) -> list[str]:
@@ -193,3 +197,101 @@ def test_killed_commit_leaves_the_store_consistent(busybox):
     assert busybox.ok("images", "-q", "--no-trunc") == before_images
     assert sorted(os.listdir(layers_dir)) == before_layers
     assert busybox("image", "inspect", "half").returncode != 0
+
+
+def make_upper(path) -> None:
+    """An overlay upper dir with every kind of entry a layer tar carries, and some it must not."""
+    os.makedirs(path / "d" / "sub")
+    (path / "d" / "file").write_text("content\n")
+    os.chown(path / "d" / "file", 1234, 5678)
+    os.chmod(path / "d" / "file", 0o4751)
+    os.setxattr(path / "d" / "file", "user.k", b"val")
+    os.link(path / "d" / "file", path / "d" / "hard")
+    os.link(path / "d" / "file", path / "zz-hard")  # the same inode, near the end
+    os.symlink("../file", path / "d" / "sub" / "link")
+    os.symlink("x" * 150, path / "longlink")
+    os.mkfifo(path / "d" / "fifo")
+    os.mknod(path / "d" / "null", 0o644 | 0o020000, os.makedev(1, 3))
+    os.mknod(path / "d" / "gone", 0o600 | 0o020000, os.makedev(0, 0))  # a whiteout
+    os.mkdir(path / "opaque")
+    os.setxattr(path / "opaque", "trusted.overlay.opaque", b"y")
+    (path / "opaque" / "only").write_text("fresh\n")
+    os.mkdir(path / "many")
+    for i in range(40):
+        (path / "many" / f"f{i}").write_text(f"{i}\n")
+    (path / "big").write_bytes(os.urandom(100_000))  # sent file to file
+    (path / "many" / "big2").write_bytes(os.urandom(70_000))
+    (path / "empty").write_bytes(b"")
+    os.setxattr(path / "empty", "trusted.overlay.origin", b"overlay's own")
+    (path / ("n" * 120)).write_text("long name\n")
+    (path / "h\u00e9llo").write_text("utf-8 name\n")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path / "sock"))
+
+
+def write_layer(upper, tar_path) -> bytes:
+    fd = os.open(tar_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        diff_id = layer_diff.LayerWriter(str(upper), fd).write()
+    finally:
+        os.close(fd)
+    data = tar_path.read_bytes()
+    tar_path.unlink()
+    assert diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
+    return data
+
+
+def test_layer_tar_of_an_upper_dir(tmp_path):
+    upper = tmp_path / "upper"
+    make_upper(upper)
+    with tarfile.open(fileobj=io.BytesIO(write_layer(upper, tmp_path / "layer.tar"))) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert tar.extractfile("big").read() == (upper / "big").read_bytes()
+    assert members["d/file"].mode == 0o4751 and (members["d/file"].uid, members["d/file"].gid) == (1234, 5678)
+    assert members["d/file"].pax_headers["SCHILY.xattr.user.k"] == "val"
+    assert members["d/hard"].islnk() and members["d/hard"].linkname == "d/file"
+    assert members["zz-hard"].islnk() and members["zz-hard"].linkname == "d/file"
+    assert members["d/sub/link"].issym() and members["d/sub/link"].linkname == "../file"
+    assert members["longlink"].linkname == "x" * 150
+    assert members["d/fifo"].isfifo()
+    assert members["d/null"].ischr() and (members["d/null"].devmajor, members["d/null"].devminor) == (1, 3)
+    assert members["d/.wh.gone"].isfile() and members["d/.wh.gone"].size == 0 and "d/gone" not in members
+    assert "opaque/.wh..wh..opq" in members
+    assert not any(k.startswith("SCHILY.xattr.trusted.overlay") for m in members.values() for k in m.pax_headers)
+    assert "n" * 120 in members and "h\u00e9llo" in members
+    assert "sock" not in members
+    seen = set()
+    for name in members:  # parents first
+        parent = name.rpartition("/")[0]
+        assert not parent or parent in seen, name
+        seen.add(name)
+
+
+@pytest.mark.parametrize("region", [layer_diff.HELPER_REGION, 8192])
+def test_layer_tar_is_the_same_whichever_process_writes_an_entry(tmp_path, monkeypatch, region):
+    """Many entries are split between this process and a forked helper: wherever the split
+    falls (hard links across it, large files in the helper's part, a helper that runs out of
+    room), the tar is byte for byte the one a single process writes."""
+    upper = tmp_path / "upper"
+    make_upper(upper)
+    monkeypatch.setattr(layer_diff, "HELPER_MIN", 1 << 62)
+    alone = write_layer(upper, tmp_path / "layer.tar")
+    monkeypatch.setattr(layer_diff, "HELPER_REGION", region)
+    entries = len(layer_diff.layer_order(str(upper)))
+    for split in range(entries):
+        monkeypatch.setattr(layer_diff._Helper, "for_entries",
+                            classmethod(lambda cls, upper, entries, split=split: cls(upper, entries, split)))
+        assert write_layer(upper, tmp_path / "layer.tar") == alone, f"split at {split}"
+
+
+def test_commit_of_many_files(busybox):
+    busybox.ok("run", "--name", "many", "busybox", "sh", "-c",
+               "mkdir /many && cd /many && for i in $(seq 2500); do echo $i > f$i; done; rm /bin/vi")
+    busybox.ok("commit", "many", "many-img")
+    diff_ids = json.loads(busybox.ok("image", "inspect", "--format", "{{json .RootFS.Layers}}", "many-img"))
+    blob = os.path.join(busybox.root, "image", "blobs", "sha256", diff_ids[-1].split(":")[1])
+    with open(blob, "rb") as f:
+        assert "sha256:" + hashlib.sha256(f.read()).hexdigest() == diff_ids[-1]
+    out = busybox.ok("run", "--rm", "many-img", "sh", "-c", "ls /many | wc -l; cat /many/f1234; ls /bin/vi 2>&1; true")
+    lines = out.splitlines()
+    assert lines[:2] == ["2500", "1234"] and "No such file" in lines[2]

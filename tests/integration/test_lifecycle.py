@@ -964,7 +964,10 @@ def test_supervisor_killed_then_stop_and_rm(busybox):
     # nobody is left to record the end: stop must record it itself
     assert busybox.ok("stop", "-t", "1", "orphan", timeout=30) == "orphan\n"
     assert not alive(pid)
-    assert state(busybox, "orphan")["Status"] == "exited"
+    st = state(busybox, "orphan")
+    assert st["Status"] == "exited"
+    assert st["ExitCode"] == 137  # sleep as pid 1 ignores SIGTERM: stop's SIGKILL ended it
+    assert st["FinishedAt"] > st["StartedAt"]
     assert cgroup_dirs(container_id) == []
     assert busybox.ok("rm", "orphan") == "orphan\n"
 

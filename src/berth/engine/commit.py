@@ -43,21 +43,26 @@ def merge_config(user: dict, container: dict) -> dict:
     return {k: v for k, v in merged.items() if v not in (None, "", [], {}) or k in ("Cmd", "Entrypoint")}
 
 
+def _apply_changes(changes: list[str]) -> dict:
+    from berth.image.instructions import apply_changes  # imports json (~8 ms): only for --change
+
+    try:
+        return apply_changes({}, list(changes))
+    except ValueError as err:
+        raise InvalidArgument(str(err)) from None
+
+
 def commit(engine, record: dict, name: str | None, author: str = "", message: str = "",
            changes: list[str] = (), pause: bool = True) -> str:
     """Returns the new image's ID. Nothing is added unless everything succeeded."""
     from berth.engine.containers import is_running
     from berth.image.diff import LayerWriter
-    from berth.image.instructions import apply_changes
     from berth.image.store import LAYER_TYPE
     from berth.units import format_rfc3339_nano
 
     store = engine.images
     store.ensure()
-    try:
-        user_config = apply_changes({}, list(changes)) if changes else {}
-    except ValueError as err:
-        raise InvalidArgument(str(err)) from None
+    user_config = _apply_changes(changes) if changes else {}
     base = store.get(record["Image"])
     container_config = {k: record["Config"].get(k) for k in CARRIED if k in record["Config"]}
     config = merge_config(user_config, container_config)

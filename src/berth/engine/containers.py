@@ -796,20 +796,23 @@ class Engine:
         container_id = record["Id"]
         self.mark_stopped_by_hand(container_id, True)
         record = self.load(container_id)
+        ended_by = None
         if is_running(record):
             if timeout is None:
                 timeout = record["Config"].get("StopTimeout") or 10
             pid = record["State"]["Pid"]
             try:
-                os.kill(pid, signum or self.stop_signal(record))
+                ended_by = signum or self.stop_signal(record)
+                os.kill(pid, ended_by)
                 if record["State"]["Paused"]:
                     self._freezer(record).thaw()
                 if not wait_gone(pid, timeout):
+                    ended_by = 9
                     os.kill(pid, 9)
                     wait_gone(pid, 10)
             except ProcessLookupError:
                 pass
-        self.wait_recorded(container_id)
+        self.wait_recorded(container_id, ended_by=ended_by)
 
     def end_restarting(self, container_id: str) -> None:
         """The supervisor's restart back-off was cut short by a stop: it stays exited."""
@@ -820,9 +823,10 @@ class Engine:
         except NotFound:
             pass
 
-    def wait_recorded(self, container_id: str, timeout: float = 10.0) -> dict:
+    def wait_recorded(self, container_id: str, timeout: float = 10.0, ended_by: int | None = None) -> dict:
         """Wait until the record no longer says running/restarting; if no supervisor is left
-        to write that, write it ourselves (and clean the cgroup)."""
+        to write that, write it ourselves (and clean the cgroup): ended by signal `ended_by`
+        (what we sent) now, as far as anyone can tell without being its parent."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -835,6 +839,8 @@ class Engine:
             if not self.monitor_alive(container_id) or time.monotonic() > deadline:
                 with self.locked(container_id) as record:
                     self._clean_cgroup(container_id)
+                    if ended_by and not record["State"]["Running"]:
+                        record["State"].update(ExitCode=128 + ended_by, FinishedAt=now())
                     write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
                 return record
             time.sleep(0.005)

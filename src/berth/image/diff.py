@@ -3,14 +3,32 @@ layer `berth commit` makes of them (an OCI layer tar), and `berth export`'s flat
 
 In the upper dir a deletion is a whiteout (char device 0:0) and a replaced directory is
 opaque (xattr trusted.overlay.opaque=y); in a layer tar they are `.wh.<name>` and
-`<dir>/.wh..wh..opq` files (OCI image spec, "whiteouts")."""
+`<dir>/.wh..wh..opq` files (OCI image spec, "whiteouts").
+
+A layer tar must cost about what `tar` of the same directory costs (DESIGN.md). How:
+the entries are listed once (d_type, no stat); a small file then costs open, fstat,
+flistxattr, read and close, through directory fds, and a header formatted directly; large
+files go file to file (sendfile); a thread hashes the tar from the page cache as it is
+written; and with many entries a forked helper writes the second half on the other core."""
 
 import os
 import stat
+import zlib
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # output is written in pieces this large
+SEND_MIN = 1 << 15  # file content this large goes file to file (sendfile), not through the buffer
+SEND_STEP = 8 << 20  # ... in pieces this large, so hashing follows a big file as it is copied
+HASH_STEP = 2 << 20  # the hasher takes the written output in windows at least this large
+END_OF_ARCHIVE = bytes(1024)
+HELPER_MIN = 2000  # entries worth forking a helper process for (fork and join cost ~2 ms)
+HELPER_REGION = 1 << 28  # the most tar a helper passes back (shared memory, touched as used)
+DIR, FILE, OTHER = 0, 1, 2  # an entry's kind as its directory listing tells it
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: if a regular file became a fifo since the listing, the open must not hang;
+# O_NOATIME: committing reads every file, and should not write back every inode
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOATIME
 
 
 def is_whiteout(st) -> bool:
@@ -69,59 +87,285 @@ def changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
     upper dir in directory order. Every entry there is a change; a directory there only
     because something inside it changed shows as C."""
     found = []
-    for rel, st in walk(upper, ordered=False):
-        if is_whiteout(st):
-            if _in_lower(lowers, rel):
-                found.append(("D", "/" + rel))
-            continue
-        found.append(("C" if _in_lower(lowers, rel) else "A", "/" + rel))
+    _changes_below(upper, "", lowers, found)
     return found
 
 
+def _changes_below(upper: str, rel: str, lowers: list[str], found: list) -> None:
+    """`lowers` is empty below a directory the image does not have: nothing in it is either."""
+    with os.scandir(os.path.join(upper, rel) if rel else upper) as listing:
+        entries = list(listing)
+    for entry in entries:
+        child = f"{rel}/{entry.name}" if rel else entry.name
+        in_lower = bool(lowers) and _in_lower(lowers, child)
+        if entry.is_dir(follow_symlinks=False):
+            found.append(("C" if in_lower else "A", "/" + child))
+            _changes_below(upper, child, lowers if in_lower else [], found)
+        elif entry.is_file(follow_symlinks=False) or entry.is_symlink() or not is_whiteout(
+                entry.stat(follow_symlinks=False)):  # only a device can be a whiteout
+            found.append(("C" if in_lower else "A", "/" + child))
+        elif in_lower:
+            found.append(("D", "/" + child))
+
+
 class LayerWriter:
-    """Writes the OCI layer tar of an upper dir, hashing it as it goes (the diff ID). The
-    layer's overlay directory is unpacked from that tar when an image first needs it."""
+    """Writes the OCI layer tar of an upper dir and returns its diff ID, the tar's sha256.
+    The layer's overlay directory is unpacked from that tar when an image first needs it.
+
+    `tar_fd` is a new, empty file open for reading and writing: a second thread hashes the
+    file's own bytes from the page cache while this one writes them."""
 
     def __init__(self, upper: str, tar_fd: int):
-        import hashlib
-
         self.upper = upper
-        self.digest = hashlib.sha256()
-        self.out = _TarOut(tar_fd, self.digest)
-        self.links = {}  # (dev, ino) -> first relative path, for hard links
+        self.fd = tar_fd
 
     def write(self) -> str:
         """Returns the diff ID."""
-        for rel, st in walk(self.upper):
-            self._entry(rel, st)
-        self._emit(b"\0" * 1024)  # end of archive
-        self.out.flush()
-        return "sha256:" + self.digest.hexdigest()
+        entries = layer_order(self.upper)
+        helper = _Helper.for_entries(self.upper, entries)
+        split = helper.first if helper is not None else len(entries)
+        hasher = _FileHasher(self.fd)  # after the fork: the helper is better off with one thread
+        try:
+            out = _TarOut(self.fd, hasher.written)
+            writer = _LayerEntries(self.upper, out)
+            writer.emit(entries, 0, split)
+            if helper is not None:
+                stop = helper.join(writer, out, entries)
+                writer.emit(entries, stop, len(entries))  # what the helper did not get to
+            out.write(END_OF_ARCHIVE)
+            out.flush()
+        except BaseException:
+            hasher.abandon()
+            raise
+        finally:
+            if helper is not None:
+                helper.close()
+        return "sha256:" + hasher.finish(out.offset)
 
-    def _emit(self, data: bytes) -> None:
-        self.out.write(data)
 
-    def _header(self, info) -> None:
-        self._emit(ustar_header(info) or _pax_header(info))
+def layer_order(upper: str) -> list[tuple[int, str, str, int]]:
+    """Every entry under `upper` in the order of its layer tar (parents first, names sorted),
+    as (depth, parent, name, kind): the parent's relative path ("" at the top), and DIR,
+    FILE or OTHER from the directory listing (d_type: no stat per entry). Directories are
+    opened through their parent without following symlinks."""
+    entries = []
+    stack = [(*_listing(upper), 0, "")]  # (fd, names still to visit, depth, path) of the directories being listed
+    try:
+        while stack:
+            dir_fd, children, depth, rel = stack[-1]
+            for name, kind in children:
+                entries.append((depth, rel, name, kind))
+                if kind == DIR:  # its entries come next
+                    stack.append((*_listing(name, dir_fd), depth + 1, f"{rel}/{name}" if rel else name))
+                    break
+            else:
+                stack.pop()
+                os.close(dir_fd)
+    finally:
+        for dir_fd, *_ in stack:
+            os.close(dir_fd)
+    return entries
 
-    def _entry(self, rel: str, st) -> None:
-        import tarfile
 
-        source = os.path.join(self.upper, rel)
-        parent, name = os.path.split(rel)
-        if is_whiteout(st):
-            self._header(_info(os.path.join(parent, ".wh." + name), tarfile.REGTYPE, st, mode=0o600))
+def _listing(path: str, dir_fd: int | None = None):
+    """(fd of the directory, iterator over its (name, kind) sorted by name)."""
+    fd = os.open(path, DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        with os.scandir(fd) as listing:
+            found = [(entry.name, DIR if entry.is_dir(follow_symlinks=False)
+                      else FILE if entry.is_file(follow_symlinks=False) else OTHER) for entry in listing]
+    except BaseException:
+        os.close(fd)
+        raise
+    found.sort()
+    return fd, iter(found)
+
+
+class _LayerEntries:
+    """The tar entries of an upper dir's files, from `layer_order`'s list. Everything is read
+    through directory fds (one lookup of one name per syscall) and a file's own fd: open,
+    fstat, flistxattr, read, close is all a small file costs."""
+
+    def __init__(self, upper: str, out, leave_links: bool = False):
+        self.upper = upper
+        self.out = out
+        # (dev, ino) -> first relative path, for hard links; a helper process, which cannot
+        # know what came before its part, leaves those files to the parent (_LeftOver)
+        self.links = None if leave_links else {}
+        self.file_flags = FILE_FLAGS
+
+    def emit(self, entries: list, start: int, stop: int) -> None:
+        dirs = self.open_parents(entries[start]) if start < stop else []
+        try:
+            for depth, parent, name, kind in entries[start:stop]:
+                self.entry(dirs, depth, parent, name, kind)
+        finally:
+            for fd in dirs:
+                os.close(fd)
+
+    def entry(self, dirs: list[int], depth: int, parent: str, name: str, kind: int) -> None:
+        """One entry of `layer_order`; `dirs` holds the fds of the directories above it
+        (from `open_parents`, then kept up to date here)."""
+        if len(dirs) > depth + 1:  # back up from a subdirectory
+            for fd in dirs[depth + 1:]:
+                os.close(fd)
+            del dirs[depth + 1:]
+        rel = f"{parent}/{name}" if parent else name
+        if kind == FILE:
+            self._file(dirs[depth], name, rel)
+        elif kind == DIR:
+            dirs.append(self._dir(dirs[depth], name, rel))
+        else:
+            self._other(dirs[depth], name, rel)
+
+    def open_parents(self, entry) -> list[int]:
+        """fds of the upper dir and of each directory down to `entry`'s parent."""
+        dirs = [os.open(self.upper, DIR_FLAGS)]
+        try:
+            for name in entry[1].split("/") if entry[1] else ():
+                dirs.append(os.open(name, DIR_FLAGS, dir_fd=dirs[-1]))
+        except BaseException:
+            for fd in dirs:
+                os.close(fd)
+            raise
+        return dirs
+
+    def copy_content(self, entry, size: int) -> None:
+        """The content of a file whose header a helper process wrote."""
+        dirs = self.open_parents(entry)
+        try:
+            fd = self._open(dirs[-1], entry[2])
+        finally:
+            for dir_fd in dirs:
+                os.close(dir_fd)
+        try:
+            self.out.copy_fd(fd, size, f"{entry[1]}/{entry[2]}" if entry[1] else entry[2])
+        finally:
+            os.close(fd)
+
+    def _open(self, dir_fd: int, name: str) -> int:
+        try:
+            return os.open(name, self.file_flags, dir_fd=dir_fd)
+        except PermissionError:  # O_NOATIME needs the owner or CAP_FOWNER
+            self.file_flags &= ~os.O_NOATIME
+            return os.open(name, self.file_flags, dir_fd=dir_fd)
+
+    def _file(self, dir_fd: int, name: str, rel: str) -> None:
+        fd = self._open(dir_fd, name)
+        try:
+            st = os.fstat(fd)
+            if st.st_mode & 0o170000 != stat.S_IFREG:  # it changed since the listing
+                return self._other(dir_fd, name, rel, st)
+            xattrs = os.listxattr(fd)
+            size = st.st_size
+            # the common case, kept short: a small file, one link, no xattrs, a plain name
+            header = None if xattrs or st.st_nlink > 1 or size >= SEND_MIN else _file_header(
+                rel, st.st_mode & 0o7777, st.st_uid, st.st_gid, size, int(st.st_mtime))
+            if header is None:
+                return self._file_in_full(fd, st, xattrs, rel)
+            data = os.read(fd, size) if size else b""
+            if len(data) != size:
+                raise OSError(f"{rel} shrank while it was read")
+            self.out.add(header, data)
+        finally:
+            os.close(fd)
+
+    def _file_in_full(self, fd: int, st, xattr_names: list[str], rel: str) -> None:
+        xattrs = _xattr_values(fd, xattr_names) if xattr_names else None
+        size = st.st_size
+        if st.st_nlink > 1:
+            if self.links is None:
+                raise _LeftOver
+            key = (st.st_dev, st.st_ino)
+            first = self.links.get(key)
+            if first is not None:
+                self._header(rel, b"1", st, linkname=first, xattrs=xattrs)
+                return
+            self.links[key] = rel
+        self._header(rel, b"0", st, size=size, xattrs=xattrs)
+        if size:
+            self.out.copy_fd(fd, size, rel)
+
+    def _dir(self, parent_fd: int, name: str, rel: str) -> int:
+        """Returns the directory's fd, the parent of the entries that follow."""
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+        try:
+            st = os.fstat(fd)
+            names = os.listxattr(fd)
+            opaque = OPAQUE_XATTR in names and _getxattr(fd, OPAQUE_XATTR) == b"y"
+            self._header(rel, b"5", st, xattrs=_xattr_values(fd, names))
+            if opaque:
+                self._header(f"{rel}/.wh..wh..opq", b"0", st, owner=False)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _other(self, dir_fd: int, name: str, rel: str, st=None) -> None:
+        """Anything but a directory, and a regular file the listing could not tell (`st`:
+        what an open of it found instead of one)."""
+        if st is None:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                return self._file(dir_fd, name, rel)
+        mode = st.st_mode
+        if stat.S_ISCHR(mode) and st.st_rdev == 0:  # whiteout
+            parent, _, base = rel.rpartition("/")
+            self._header(f"{parent}/.wh.{base}" if parent else f".wh.{base}", b"0", st, owner=False)
             return
-        info = tar_info(rel, source, st, self.links)
-        if info is None:
-            return  # sockets do not go into layers
-        info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
-                            for k, v in _xattrs(source).items()}
-        self._header(info)
-        if info.type == tarfile.REGTYPE and info.size:
-            self.out.copy_from(source, info.size)
-        if info.type == tarfile.DIRTYPE and is_opaque(source):
-            self._header(_info(os.path.join(rel, ".wh..wh..opq"), tarfile.REGTYPE, st, mode=0o600))
+        xattrs = {"SCHILY.xattr." + key: value.decode("utf-8", "surrogateescape")
+                  for key, value in _xattrs(os.path.join(self.upper, rel)).items()}
+        if stat.S_ISDIR(mode):  # it became one since the listing: its contents are not listed
+            self._header(rel, b"5", st, xattrs=xattrs)
+        elif stat.S_ISLNK(mode):
+            self._header(rel, b"2", st, linkname=os.readlink(name, dir_fd=dir_fd), xattrs=xattrs)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            self._header(rel, b"3" if stat.S_ISCHR(mode) else b"4", st, xattrs=xattrs,
+                         dev=(os.major(st.st_rdev), os.minor(st.st_rdev)))
+        elif stat.S_ISFIFO(mode):
+            self._header(rel, b"6", st, xattrs=xattrs)
+        # sockets do not go into layers
+
+    def _header(self, name: str, kind: bytes, st, size: int = 0, linkname: str = "", xattrs=None,
+                dev=(0, 0), owner: bool = True) -> None:
+        """`owner=False`: a whiteout marker, 0600 root:root."""
+        mode, uid, gid = (st.st_mode & 0o7777, st.st_uid, st.st_gid) if owner else (0o600, 0, 0)
+        mtime = int(st.st_mtime)  # whole seconds, like docker's layer tars
+        header = None if xattrs else _ustar(name, kind, mode, uid, gid, size, mtime, linkname, *dev)
+        if header is None:
+            header = _pax_header(_tarinfo(name, kind, mode, uid, gid, size, mtime, linkname, dev, xattrs))
+        self.out.write(header)
+
+
+def _xattr_values(fd: int, names: list[str]):
+    """The xattrs to keep, as pax records: everything but overlay's own bookkeeping."""
+    found = {}
+    for name in names:
+        if name.startswith(OVERLAY_XATTR_PREFIX):
+            continue
+        value = _getxattr(fd, name)
+        if value is not None:
+            found["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
+    return found
+
+
+def _getxattr(fd: int, name: str) -> bytes | None:
+    try:
+        return os.getxattr(fd, name)
+    except OSError:
+        return None
+
+
+def _tarinfo(name, kind, mode, uid, gid, size, mtime, linkname, dev, pax_headers):
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.size, info.mtime = kind, mode, uid, gid, size, mtime
+    info.linkname = linkname
+    info.uname = info.gname = ""
+    info.devmajor, info.devminor = dev
+    info.pax_headers = pax_headers or {}
+    return info
 
 
 def tar_info(rel: str, source: str, st, links: dict):
@@ -159,34 +403,63 @@ def _pax_header(info) -> bytes:
 
 
 def ustar_header(info) -> bytes | None:
-    """The plain ustar header most entries need, byte for byte what tarfile writes: its
-    general header code costs ~35 us an entry, the bulk of committing many small files.
-    None when the entry needs more (long or non-ASCII names, xattrs, large numbers)."""
-    name, linkname = info.name, info.linkname
-    if (info.pax_headers or len(name) > 100 or len(linkname) > 100 or not name.isascii()
-            or not linkname.isascii() or info.size >= 0o77777777777 or info.uid > 0o7777777
-            or info.gid > 0o7777777 or not 0 <= info.mtime < 0o77777777777):
+    """The plain ustar header of a tarfile.TarInfo, byte for byte what tarfile writes; None
+    when the entry needs more (long or non-ASCII names, xattrs, large numbers)."""
+    if info.pax_headers:
         return None
-    if info.type == b"5" and not name.endswith("/"):
+    return _ustar(info.name, info.type, info.mode, info.uid, info.gid, info.size, int(info.mtime), info.linkname,
+                  info.devmajor, info.devminor)
+
+
+_USTAR_MAGIC = b"ustar\x0000" + bytes(64)  # magic, version, empty uname and gname
+_NO_DEVICE = bytes(16)
+_PREFIX_AND_PAD = bytes(167)
+
+
+def _ustar(name: str, kind: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, linkname: str = "",
+           devmajor: int = 0, devminor: int = 0) -> bytes | None:
+    """A ustar header as tarfile writes it (its general code costs ~35 us an entry, the bulk
+    of committing many small files), or None when the entry needs a pax header."""
+    if kind == b"5" and not name.endswith("/"):
         name += "/"  # tarfile (and Go) name directories with a trailing slash
-        if len(name) > 100:
+    if (len(name) > 100 or len(linkname) > 100 or not name.isascii() or not linkname.isascii()
+            or size >= 0o77777777777 or uid > 0o7777777 or gid > 0o7777777 or not 0 <= mtime < 0o77777777777
+            or devmajor > 0o7777777 or devminor > 0o7777777):
+        return None
+    head = b"%s%07o\0%07o\0%07o\0%011o\0%011o\0" % (name.encode().ljust(100, b"\0"), mode, uid, gid, size, mtime)
+    device = b"%07o\0%07o\0" % (devmajor, devminor) if kind in (b"3", b"4") else _NO_DEVICE
+    tail = b"%s%s%s%s%s" % (kind, linkname.encode().ljust(100, b"\0"), _USTAR_MAGIC, device, _PREFIX_AND_PAD)
+    # the checksum counts its own field as spaces; every byte here is ASCII, so the sum
+    # stays below adler32's modulus and adler32's low half is that sum plus one
+    checksum = (zlib.adler32(tail, zlib.adler32(head)) & 0xFFFF) - 1 + 8 * 32
+    return b"%s%06o\0 %s" % (head, checksum, tail)
+
+
+_REGULAR_TAIL = b"0" + bytes(100) + _USTAR_MAGIC + _NO_DEVICE + _PREFIX_AND_PAD
+_NAME_PADS = tuple(bytes(100 - n) for n in range(101))
+_file_fields = {}  # (mode, uid, gid, mtime) -> those fields, mtime's, and their part of the checksum
+
+
+def _file_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int) -> bytes | None:
+    """_ustar() of a regular file, faster: files of one layer mostly share mode, owner and
+    mtime, so only the name and the size are new to format and add to the checksum."""
+    if len(name) > 100 or not name.isascii() or size >= 0o77777777777:
+        return None
+    key = (mode, uid, gid, mtime)
+    fields = _file_fields.get(key)
+    if fields is None:
+        if uid > 0o7777777 or gid > 0o7777777 or not 0 <= mtime < 0o77777777777:
             return None
-    header = bytearray(512)
-    header[0:len(name)] = name.encode()
-    header[100:108] = b"%07o\0" % info.mode
-    header[108:116] = b"%07o\0" % info.uid
-    header[116:124] = b"%07o\0" % info.gid
-    header[124:136] = b"%011o\0" % info.size
-    header[136:148] = b"%011o\0" % int(info.mtime)
-    header[148:156] = b"        "
-    header[156:157] = info.type
-    header[157:157 + len(linkname)] = linkname.encode()
-    header[257:265] = b"ustar\x0000"
-    if info.type in (b"3", b"4"):  # device numbers only for devices, as tarfile writes them
-        header[329:337] = b"%07o\0" % info.devmajor
-        header[337:345] = b"%07o\0" % info.devminor
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
+        if len(_file_fields) > 4096:
+            _file_fields.clear()
+        ids, times = b"%07o\0%07o\0%07o\0" % (mode, uid, gid), b"%011o\0" % mtime
+        fields = _file_fields[key] = (ids, times, sum(ids) + sum(times) + sum(_REGULAR_TAIL) + 8 * 32 - 1)
+    ids, times, checksum = fields
+    encoded = name.encode()
+    size_field = b"%011o\0" % size
+    checksum += zlib.adler32(size_field, zlib.adler32(encoded)) & 0xFFFF  # 1 + their sum (see _ustar)
+    return b"%s%s%s%s%s%06o\0 %s" % (encoded, _NAME_PADS[len(encoded)], ids, size_field, times, checksum,
+                                      _REGULAR_TAIL)
 
 
 def _info(name: str, kind, st, mode: int | None = None):
@@ -278,58 +551,359 @@ def export_tar(layers_top_first: list[str], out_fd: int, progress=None) -> None:
     writer.flush()
 
 
-class _TarOut:
-    """Buffered tar output (one write and one hash update per MiB, not per entry)."""
+class _LeftOver(Exception):
+    """An entry a helper process leaves to the parent (a hard link may point before its part)."""
 
-    def __init__(self, fd: int, digest=None):
-        self.fd = fd
-        self.digest = digest
-        self.buffer = bytearray()
+
+class _Helper:
+    """A forked process that writes the tar entries from `first` on while the parent writes
+    those before: a layer of many small files costs a few syscalls per file, and this way
+    two cores make them. It passes back its part of the tar in shared memory, with holes:
+    the content of large files (the parent copies it file to file) and the entries it
+    leaves to the parent. Should it fail at an entry, the parent goes on from there (and
+    reports the error, if it is one)."""
+
+    @classmethod
+    def for_entries(cls, upper: str, entries: list) -> "_Helper | None":
+        """A helper for the second half of `entries`, if there are enough of them to be
+        worth it and one can be had."""
+        if len(entries) < HELPER_MIN:
+            return None
+        try:
+            return cls(upper, entries, len(entries) // 2)
+        except OSError:  # no memory or no process for it: the parent does it all
+            return None
+
+    def __init__(self, upper: str, entries: list, first: int):
+        import marshal
+        import mmap
+
+        self.first = first  # the index of the first entry it writes
+        self.region = mmap.mmap(-1, HELPER_REGION, mmap.MAP_SHARED | getattr(mmap, "MAP_NORESERVE", 0))
+        self.pid = None
+        self._result, result_writer = os.pipe2(os.O_CLOEXEC)
+        parent = os.getpid()
+        try:
+            self.pid = os.fork()
+        except BaseException:
+            os.close(result_writer)
+            self.close()
+            raise
+        if self.pid == 0:
+            try:
+                _keep_only_fds(result_writer)  # locks and files stay with the parent alone
+                result = memoryview(marshal.dumps(_help(upper, entries, first, self.region, parent)))
+                while result:
+                    result = result[os.write(result_writer, result):]
+            finally:
+                os._exit(0)
+        os.close(result_writer)
+
+    def join(self, writer: "_LayerEntries", out: "_TarOut", entries: list) -> int:
+        """Waits for the helper and writes its part; returns the index it stopped at."""
+        import marshal
+
+        chunks = []
+        while chunk := os.read(self._result, 1 << 16):
+            chunks.append(chunk)
+        os.waitpid(self.pid, 0)
+        self.pid = None
+        try:
+            stop, used, holes = marshal.loads(b"".join(chunks))
+        except (EOFError, ValueError, TypeError):  # it died: do it all here
+            return self.first
+        done = 0
+        with memoryview(self.region) as part:
+            for at, index, size in holes:
+                out.write_through(part[done:at])
+                done = at
+                if size < 0:  # an entry left to us
+                    writer.emit(entries, index, index + 1)
+                else:  # the content of a large file
+                    writer.copy_content(entries[index], size)
+            out.write_through(part[done:used])
+        return stop
+
+    def close(self) -> None:
+        if self.pid is not None:  # the parent failed first
+            import signal
+
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = None
+        if self._result >= 0:
+            os.close(self._result)
+            self._result = -1
+        try:
+            self.region.close()
+        except BufferError:  # a failed write still holds a view of it: unmapped when collected
+            pass
+
+
+def _keep_only_fds(*keep: int) -> None:
+    """In a forked child: close every fd but stdio and `keep`."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def _help(upper: str, entries: list, start: int, region, parent: int) -> tuple:
+    """The helper process's work: (index it stopped at, bytes used, holes); see _RegionOut."""
+    sink = _RegionOut(region)
+    writer = _LayerEntries(upper, sink, leave_links=True)
+    try:
+        dirs = writer.open_parents(entries[start])
+    except BaseException:
+        return start, 0, []
+    for index in range(start, len(entries)):
+        if not index & 255 and os.getppid() != parent:
+            os._exit(1)  # the parent is gone
+        used, holes = sink.used, len(sink.holes)
+        sink.index = index
+        try:
+            writer.entry(dirs, *entries[index])
+        except _LeftOver:
+            sink.holes.append((sink.used, index, -1))
+        except BaseException:  # the parent does it again, and reports an error if there is one
+            sink.used = used
+            del sink.holes[holes:]
+            return index, used, sink.holes
+    return len(entries), sink.used, sink.holes
+
+
+class _RegionOut:
+    """A helper's output: bytes in shared memory (fresh, so already zero where tar pads),
+    and holes where the content of large files goes. When the region is full, BufferError:
+    the parent takes over from that entry."""
+
+    def __init__(self, region):
+        self.region = memoryview(region)
+        self.used = 0
+        self.index = 0  # of the entry being written
+        # (offset, entry index, size): the content of a large file, or with size -1 an
+        # entry left to the parent
+        self.holes = []
+
+    def _reserve(self, size: int) -> int:
+        start = self.used
+        if start + size > len(self.region):
+            raise BufferError("the helper's region is full")
+        self.used = start + size
+        return start
 
     def write(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) >= CHUNK:
+        start = self._reserve(len(data))
+        self.region[start:start + len(data)] = data
+
+    def add(self, header: bytes, data: bytes) -> None:
+        start = self._reserve(512 + len(data) + -len(data) % 512)
+        self.region[start:start + 512] = header
+        self.region[start + 512:start + 512 + len(data)] = data
+
+    def copy_fd(self, src: int, size: int, path: str) -> None:
+        if size >= SEND_MIN:
+            self.holes.append((self.used, self.index, size))
+            return
+        start = self._reserve(size + -size % 512)
+        if os.readv(src, [self.region[start:start + size]]) != size:
+            raise OSError(f"{path} shrank while it was read")
+
+
+class _TarOut:
+    """Buffered tar output: headers and small files go out one MiB at a time, large files
+    straight from their fd (sendfile, one copy in the kernel). `written(offset)` hears how
+    much of the output is complete after each write."""
+
+    def __init__(self, fd: int, written=None):
+        self.fd = fd
+        self.written = written
+        self.pieces = []  # joined once a MiB: a growing bytearray would be copied as it grows
+        self.pending = 0  # their size
+        self.offset = 0  # bytes handed to the fd so far
+
+    def write(self, data: bytes) -> None:
+        self.pieces.append(data)
+        self.pending += len(data)
+        if self.pending >= CHUNK:
+            self.flush()
+
+    def add(self, header: bytes, data: bytes) -> None:
+        """A small file's entry: its header, content and padding."""
+        padding = _PADDING[-len(data) % 512]
+        self.pieces += (header, data, padding)
+        self.pending += 512 + len(data) + len(padding)
+        if self.pending >= CHUNK:
             self.flush()
 
     def flush(self) -> None:
-        if self.digest is not None:
-            self.digest.update(self.buffer)
-        view = memoryview(self.buffer)
-        while view:
-            view = view[os.write(self.fd, view):]
-        view.release()
-        self.buffer.clear()
+        if not self.pieces:
+            return
+        data = b"".join(self.pieces)
+        self.pieces.clear()
+        self.pending = 0
+        with memoryview(data) as view:
+            done = 0
+            while done < len(view):
+                done += os.write(self.fd, view[done:])
+        self._advance(len(data))
+
+    def write_through(self, data) -> None:
+        """Bytes already in memory, written from where they are (after what is buffered)."""
+        self.flush()
+        done = 0
+        while done < len(data):
+            n = os.write(self.fd, data[done:done + CHUNK])
+            done += n
+            self._advance(n)
+
+    def _advance(self, n: int) -> None:
+        self.offset += n
+        if self.written is not None:
+            self.written(self.offset)
 
     def copy_from(self, path: str, size: int) -> None:
-        """The file's `size` bytes and the tar padding after them. Large files go straight
-        from one reused buffer to the hash and the output, with no copy in between."""
+        """A file's `size` bytes and the tar padding after them."""
         src = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            if size < CHUNK:
-                data = os.read(src, size)
-                if len(data) != size:
-                    raise OSError(f"{path} shrank while it was read")
-                self.write(data)
-            else:
-                self.flush()
-                self._stream_large(src, path, size)
+            self.copy_fd(src, size, path)
         finally:
             os.close(src)
-        if size % 512:
-            self.write(b"\0" * (512 - size % 512))
 
-    def _stream_large(self, src: int, path: str, size: int) -> None:
-        if not hasattr(self, "_chunk"):
-            self._chunk = memoryview(bytearray(CHUNK))
-        reader = open(src, "rb", buffering=0, closefd=False)
+    def copy_fd(self, src: int, size: int, path: str) -> None:
+        """`size` bytes from `src` (at its offset 0) and the tar padding after them; a file
+        that has shrunk meanwhile is an error, one that grew is cut at `size`."""
+        if size < SEND_MIN:
+            data = os.read(src, size)
+            if len(data) != size:
+                raise OSError(f"{path} shrank while it was read")
+            self.write(data)
+        else:
+            self.flush()
+            try:
+                self._send(src, size, path)
+            except OSError as err:
+                import errno
+
+                if err.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or os.lseek(src, 0, os.SEEK_CUR):
+                    raise
+                self._stream(src, size, path)  # no sendfile between these two files
+        if size % 512:
+            self.write(_PADDING[-size % 512])
+
+    def _send(self, src: int, size: int, path: str) -> None:
         left = size
         while left:
-            n = reader.readinto(self._chunk[:min(CHUNK, left)])
+            n = os.sendfile(self.fd, src, None, min(left, SEND_STEP))
+            if not n:
+                raise OSError(f"{path} shrank while it was read")
+            left -= n
+            self._advance(n)
+
+    def _stream(self, src: int, size: int, path: str) -> None:
+        if not hasattr(self, "_chunk"):
+            self._chunk = memoryview(bytearray(CHUNK))
+        left = size
+        while left:
+            n = os.readv(src, [self._chunk[:min(CHUNK, left)]])
             if not n:
                 raise OSError(f"{path} shrank while it was read")
             piece = self._chunk[:n]
-            if self.digest is not None:
-                self.digest.update(piece)
             while piece:
                 piece = piece[os.write(self.fd, piece):]
             left -= n
+            self._advance(n)
+
+
+_PADDING = tuple(bytes(n) for n in range(512))  # after content, up to the next 512-byte block
+
+
+class _FileHasher:
+    """The sha256 of a file that another thread is appending to. It hashes what is already
+    written, a window at a time, straight from the page cache (mmap), so the digest is of
+    the file's own bytes and costs the writer nothing but a note of its progress. hashlib
+    lets go of the GIL while it hashes, so the two run on two cores."""
+
+    FINAL = 1 << 63
+
+    def __init__(self, fd: int):
+        import _thread
+
+        self.fd = fd
+        self.noted = 0  # the writer's last progress note
+        self.error = None
+        self.hexdigest = None
+        self._notes, self._note_writer = os.pipe2(os.O_CLOEXEC)
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        try:
+            _thread.start_new_thread(self._run, ())
+        except BaseException:
+            self._close()
+            raise
+
+    def written(self, offset: int) -> None:
+        """The writer's progress: the first `offset` bytes of the file are final."""
+        if offset - self.noted >= HASH_STEP:
+            self._note(offset)
+
+    def finish(self, size: int) -> str:
+        """The hex digest of the whole file, `size` bytes, once the writer is done."""
+        self._note(size | self.FINAL)
+        self._done.acquire()
+        self._close()
+        if self.error is not None:
+            raise self.error
+        return self.hexdigest
+
+    def abandon(self) -> None:
+        os.close(self._note_writer)  # the hasher reads end of file and stops
+        self._note_writer = -1
+        self._done.acquire()
+        self._close()
+
+    def _note(self, offset: int) -> None:
+        self.noted = offset
+        os.write(self._note_writer, offset.to_bytes(8, "little"))  # atomic: less than PIPE_BUF
+
+    def _close(self) -> None:
+        for fd in (self._notes, self._note_writer):
+            if fd >= 0:
+                os.close(fd)
+        self._notes = self._note_writer = -1
+
+    def _run(self) -> None:
+        try:
+            try:
+                from _hashlib import openssl_sha256 as sha256  # SHA-NI: ~6x the builtin's speed
+            except ImportError:
+                from hashlib import sha256
+            digest = sha256()
+            hashed = 0
+            while True:
+                note = os.read(self._notes, 8)
+                if not note:
+                    return  # abandoned
+                target = int.from_bytes(note, "little")
+                final = target & self.FINAL
+                target &= ~self.FINAL
+                while hashed < target:
+                    end = min(target, hashed + 16 * HASH_STEP)
+                    self._hash(digest, hashed, end)
+                    hashed = end
+                if final:
+                    self.hexdigest = digest.hexdigest()
+                    return
+        except BaseException as err:
+            self.error = err
+        finally:
+            self._done.release()
+
+    def _hash(self, digest, start: int, end: int) -> None:
+        import mmap
+
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        with mmap.mmap(self.fd, end - base, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), mmap.PROT_READ,
+                       offset=base) as window, memoryview(window) as view, view[start - base:] as piece:
+            digest.update(piece)
