@@ -4,7 +4,7 @@ import sys
 import time
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
-from berth.errors import BerthError, InvalidArgument
+from berth.errors import BerthError
 
 RM = Command("rm", "berth rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
              [Flag("force", "f", BOOL, False, "Force the removal of a running container (uses SIGKILL)"),
@@ -61,21 +61,9 @@ STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", 
 
 
 def parse_filters(values: list[str]) -> dict:
-    """docker's --filter key=value: values of one key are OR'ed, keys are AND'ed."""
-    filters: dict[str, list[str]] = {}
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        key = key.strip().lower()
-        if key not in PS_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if key == "status" and value not in STATUSES:
-            raise InvalidArgument(f"invalid filter 'status={value}'")
-        if key == "exited" and not value.lstrip("-").isdigit():
-            raise InvalidArgument(f"invalid filter 'exited={value}'")
-        filters.setdefault(key, []).append(value)
-    return filters
+    from berth.filters import parse_filters as parse
+
+    return parse(values, PS_FILTERS, {"status": lambda v: v in STATUSES, "exited": lambda v: v.lstrip("-").isdigit()})
 
 
 def _matches(engine, record: dict, filters: dict, anchors: dict) -> bool:

@@ -393,19 +393,9 @@ PRUNE_FILTERS = ("label", "label!", "all")
 
 
 def parse_filters(values: list[str], accepted: tuple) -> dict:
-    filters: dict[str, list[str]] = {}
-    for item in values:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
-        key = key.strip().lower()
-        if key not in accepted:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        filters.setdefault(key, []).append(value)
-    for value in filters.get("dangling", ()):
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise InvalidArgument(f"invalid filter 'dangling={value}'")
-    return filters
+    from berth.filters import parse_filters as parse
+
+    return parse(values, accepted, {"dangling": lambda v: v.lower() in ("true", "false", "1", "0")})
 
 
 def _labels_match(labels: dict, wanted: str) -> bool:
