@@ -378,3 +378,12 @@ def test_plain_inspect_finds_volumes_and_networks(busybox):
     assert busybox.ok("inspect", "-f", "{{.Name}} {{.Driver}}", "none") == "none null\n"
     missing = busybox("inspect", "--type", "volume", "nope")
     assert missing.returncode == 1 and "get nope: no such volume" in missing.stderr
+
+
+def test_system_df_counts_local_volumes(busybox):
+    busybox.ok("run", "--name", "writer", "-v", "dfvol:/data", "busybox", "sh", "-c",
+               "head -c 100000 /dev/zero > /data/f")
+    busybox.ok("volume", "create", "idle")
+    rows = {line.split()[0] + line.split()[1]: line.split() for line in busybox.ok("system", "df").splitlines()[1:]}
+    local = rows["LocalVolumes"]
+    assert local[2:5] == ["2", "1", "100kB"]
