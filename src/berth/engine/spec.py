@@ -42,6 +42,9 @@ def default_mounts(shm_size: int, ipc: str = "private", shm_source: str | None =
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]},
+        # the container's own cgroups; writable with --privileged (moby drops the "ro")
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ([] if privileged else ["ro"]) + ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
     ]
     if shm_source:

@@ -31,16 +31,18 @@ class Launched:
 
 class _Plan:
     """What the forked processes need to build the container: the spec, where its rootfs
-    is (and the overlay to mount there), its stdio, the exec fifo, the compiled seccomp filter."""
+    is (and the overlay to mount there), its stdio, the exec fifo, the compiled seccomp filter,
+    and its cgroup's host directories (what a "cgroup" mount shows, bound before pid 1 is in them)."""
 
-    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp")
+    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs")
 
-    def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache):
+    def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None):
         self.spec = spec
         self.rootfs = rootfs
         self.overlay = overlay
         self.stdio = stdio
         self.exec_fifo = exec_fifo
+        self.cgroup_dirs = cgroup_dirs
         # Compiled (or fetched from the cache) before forking: pid 1 cannot see the cache
         # after pivot_root, and a bad profile then fails the start cleanly.
         section = (spec.get("linux") or {}).get("seccomp")
@@ -66,7 +68,8 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
     cgroup.create()
     try:
         cgroup.apply(linux.get("resources"))
-        return _fork_container(_Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache), cgroup, on_created)
+        plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=cgroup.host_dirs())
+        return _fork_container(plan, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
         raise
@@ -195,7 +198,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
 
             loopback_up()
         if flags & sc.CLONE_NEWNS:
-            mount.prepare_rootfs(spec, rootfs, plan.overlay)
+            mount.prepare_rootfs(spec, rootfs, plan.overlay, plan.cgroup_dirs)
             mount.pivot_root(rootfs)
             _write_sysctls(linux.get("sysctl"))
             mount.mask_paths(linux.get("maskedPaths"))

@@ -27,6 +27,12 @@ _PROPAGATION = {
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
 
+# Per-mount flags a bind takes by remounting; runc's defaultMountFlags for what it mounts for a cgroup.
+_MOUNT_ATTRS = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
+                | sc.MS_RELATIME | sc.MS_STRICTATIME)
+_CGROUP_DEFAULTS = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+
+
 # Created in every container's /dev (runc's default devices): name, major, minor.
 DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
 DEV_SYMLINKS = (
@@ -82,9 +88,10 @@ def secure_join(root: str, unsafe: str) -> str:
     return root.rstrip("/") + "/" + "/".join(resolved)
 
 
-def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None) -> None:
+def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: dict | None = None) -> None:
     """Everything before pivot_root. `overlay` is the overlayfs option string to mount at
-    `rootfs`, or None when `rootfs` is a ready directory (plain OCI bundle)."""
+    `rootfs`, or None when `rootfs` is a ready directory (plain OCI bundle). `cgroup_dirs` is
+    the container's cgroup's host_dirs(), what a mount of type "cgroup" shows."""
     linux = spec.get("linux") or {}
     propagation = _PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
     sc.mount(None, "/", None, propagation)
@@ -93,16 +100,18 @@ def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None) -> None:
     else:
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     for m in spec.get("mounts") or ():
-        mount_one(rootfs, m)
+        mount_one(rootfs, m, cgroup_dirs)
     create_devices(rootfs, linux.get("devices") or ())
 
 
-def mount_one(rootfs: str, m: dict) -> None:
+def mount_one(rootfs: str, m: dict, cgroup_dirs: dict | None = None) -> None:
     flags, propagation, data = parse_options(m.get("options"))
     kind = m.get("type") or ("bind" if flags & sc.MS_BIND else "")
     target = secure_join(rootfs, m["destination"])
     source = m.get("source") or kind
-    if kind == "bind" or flags & sc.MS_BIND:
+    if kind == "cgroup":
+        mount_cgroup(target, flags, cgroup_dirs)
+    elif kind == "bind" or flags & sc.MS_BIND:
         _make_target(target, is_dir=os.path.isdir(source))
         sc.mount(source, target, None, sc.MS_BIND | (flags & sc.MS_REC), None)
         extra = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
@@ -113,6 +122,37 @@ def mount_one(rootfs: str, m: dict) -> None:
         sc.mount(source, target, kind, flags, data)
     if propagation:
         sc.mount(None, target, None, propagation)
+
+
+def mount_cgroup(target: str, flags: int, host_dirs: dict | None) -> None:
+    """OCI type "cgroup" (runc's mountCgroupV1/V2), made of binds of the container's own
+    cgroup directories, so it can be done before the container is in them and shows no other
+    cgroup. v2 (host_dirs {"": dir}): that directory. v1: a tmpfs holding one directory per
+    hierarchy, and a symlink per controller of a co-mounted one (cpu -> cpu,cpuacct)."""
+    if host_dirs is None:
+        from berth.errors import BerthError
+
+        raise BerthError("a cgroup mount needs the container's cgroup")
+    _make_target(target, is_dir=True)
+    attrs = (flags & _MOUNT_ATTRS) | _CGROUP_DEFAULTS
+    if "" in host_dirs:
+        _bind_with(host_dirs[""], target, attrs)
+        return
+    sc.mount("tmpfs", target, "tmpfs", _CGROUP_DEFAULTS, "mode=755")
+    for name in host_dirs:
+        os.mkdir(target + "/" + name, 0o755)
+        if "," in name:
+            for controller in name.split(","):
+                _symlink(name, target + "/" + controller)
+    if attrs & sc.MS_RDONLY:
+        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | _CGROUP_DEFAULTS | sc.MS_RDONLY)
+    for name, directory in host_dirs.items():
+        _bind_with(directory, target + "/" + name, attrs)
+
+
+def _bind_with(source: str, target: str, attrs: int) -> None:
+    sc.mount(source, target, None, sc.MS_BIND)
+    sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | attrs)
 
 
 def _make_target(path: str, is_dir: bool) -> None:

@@ -1,5 +1,6 @@
 """One interface over cgroup v1 and v2: create, apply OCI linux.resources, add a pid, read
-usage (stats), update the resources of a running container, freeze, destroy.
+usage (stats), update the resources of a running container, freeze, destroy; host_dirs
+names the host directories a container sees at /sys/fs/cgroup.
 
 `open_cgroup(path)` picks the backend by what the host mounts at /sys/fs/cgroup."""
 

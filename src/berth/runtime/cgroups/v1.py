@@ -63,6 +63,14 @@ class V1Cgroup:
                         write(child, name, f.read().strip() or "\n")
             parent = child
 
+    def host_dirs(self) -> dict:
+        """The container's directory in each v1 hierarchy, by the hierarchy's name inside
+        /sys/fs/cgroup (its mount point's base name: "memory", "cpu,cpuacct", "systemd").
+        A hybrid host's cgroup2 is left out, as runc and docker leave it out."""
+        unified = self.mounts.get("unified")
+        return {os.path.basename(mount_point): directory for mount_point, directory in self.dirs.items()
+                if mount_point != unified}
+
     def add(self, pid: int) -> None:
         for directory in self.dirs.values():
             write(directory, "cgroup.procs", str(pid))

@@ -35,6 +35,11 @@ class V2Cgroup:
             parent = os.path.join(parent, part)
             os.makedirs(parent, exist_ok=True)
 
+    def host_dirs(self) -> dict:
+        """The container's directory; the key "" says it is the whole hierarchy (no
+        per-controller subdirectories as in v1)."""
+        return {"": self.dir}
+
     def add(self, pid: int) -> None:
         write(self.dir, "cgroup.procs", str(pid))
 
