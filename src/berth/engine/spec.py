@@ -86,17 +86,16 @@ def process_env(config: dict, hostname: str, home: str, link_env=()) -> list[str
 
 class StartInputs:
     """What a start knows beyond the record: the pids whose network / IPC namespaces a
-    container:<x> mode joins, the host directory holding a shareable /dev/shm, the --link
-    variables, and the OCI seccomp section (None: unconfined)."""
+    container:<x> mode joins, the host directory holding a shareable /dev/shm, and the --link
+    variables. (Seccomp goes to the runtime as a compiled filter: Engine.seccomp_program.)"""
 
-    __slots__ = ("net_pid", "ipc_pid", "shm_source", "link_env", "seccomp")
+    __slots__ = ("net_pid", "ipc_pid", "shm_source", "link_env")
 
-    def __init__(self, net_pid=None, ipc_pid=None, shm_source=None, link_env=(), seccomp=None):
+    def __init__(self, net_pid=None, ipc_pid=None, shm_source=None, link_env=()):
         self.net_pid = net_pid
         self.ipc_pid = ipc_pid
         self.shm_source = shm_source
         self.link_env = link_env
-        self.seccomp = seccomp
 
 
 def build(record: dict, user, container_dir: str, console_size: tuple[int, int] | None = None,
@@ -152,8 +151,6 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         linux["devices"] = host_devices()
     if host.get("Sysctls"):
         linux["sysctl"] = dict(host["Sysctls"])
-    if inputs.seccomp is not None:
-        linux["seccomp"] = inputs.seccomp
     spec = {
         "ociVersion": "1.0.2",
         "process": process,

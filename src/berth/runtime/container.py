@@ -36,7 +36,8 @@ class _Plan:
 
     __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs")
 
-    def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None):
+    def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None,
+                 seccomp_program=None):
         self.spec = spec
         self.rootfs = rootfs
         self.overlay = overlay
@@ -46,15 +47,16 @@ class _Plan:
         # Compiled (or fetched from the cache) before forking: pid 1 cannot see the cache
         # after pivot_root, and a bad profile then fails the start cleanly.
         section = (spec.get("linux") or {}).get("seccomp")
-        self.seccomp = None
-        if section:
+        self.seccomp = seccomp_program
+        if section and seccomp_program is None:
             from berth.runtime import seccomp
 
             self.seccomp = seccomp.prepare(section, seccomp_cache)
 
 
 def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
-          exec_fifo: str | None = None, on_created=None, seccomp_cache: str | None = None) -> Launched:
+          exec_fifo: str | None = None, on_created=None, seccomp_cache: str | None = None,
+          seccomp_program=None) -> Launched:
     """Create the container and, unless `exec_fifo` is given, exec its process.
 
     With `exec_fifo` the process stops just before exec until someone opens the fifo for
@@ -62,25 +64,27 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
     namespaces and cgroup and before it goes on (the place of OCI's createRuntime hooks:
     the engine plugs the network in there). Raises BerthError (with docker's exit code) if
     anything fails; then nothing of the container is left behind. `seccomp_cache` is the
-    directory of compiled seccomp filters (none: compile every time)."""
+    directory of compiled seccomp filters (none: compile every time); `seccomp_program`, a
+    filter the caller already has, replaces linux.seccomp."""
     linux = spec.get("linux") or {}
     cgroup = open_cgroup(linux.get("cgroupsPath") or "/berth/" + os.urandom(8).hex())
     cgroup.create()
     try:
         cgroup.apply(linux.get("resources"))
-        plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=cgroup.host_dirs())
+        plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup.host_dirs(), seccomp_program)
         return _fork_container(plan, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
         raise
 
 
-def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None) -> Launched:
+def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None, seccomp_program=None) -> Launched:
     """Start another process in a running container: `spec` names the container's
     namespaces by path (/proc/<pid>/ns/...) and its existing cgroup, which is joined, not
     created, and must not be destroyed by the caller."""
     linux = spec.get("linux") or {}
-    return _fork_container(_Plan(spec, None, None, stdio, None, seccomp_cache), open_cgroup(linux["cgroupsPath"]))
+    plan = _Plan(spec, None, None, stdio, None, seccomp_cache, seccomp_program=seccomp_program)
+    return _fork_container(plan, open_cgroup(linux["cgroupsPath"]))
 
 
 def _fork_container(plan: _Plan, cgroup, on_created=None) -> Launched:

@@ -47,14 +47,14 @@ def prepare(section: dict, cache_dir: str | None = None) -> Program:
     so a bad profile fails the start cleanly."""
     path = os.path.join(cache_dir, cache_key(section) + ".bpf") if cache_dir else None
     if path is not None:
-        program = _read(path)
+        program = read_cached(path)
         if program is not None:
             return program
     from berth.runtime.seccomp_compile import compile_section
 
     program = Program(*compile_section(section))
     if path is not None:
-        _write(path, program)
+        save(path, program)
     return program
 
 
@@ -75,7 +75,7 @@ def supported() -> bool:
     return True  # not reached: a NULL filter never loads
 
 
-def _read(path: str) -> Program | None:
+def read_cached(path: str) -> Program | None:
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -90,7 +90,7 @@ def _read(path: str) -> Program | None:
     return Program(bpf, flags)
 
 
-def _write(path: str, program: Program) -> None:
+def save(path: str, program: Program) -> None:
     """Atomically (temp + rename); the directory is root's alone: a filter read from it is trusted."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
