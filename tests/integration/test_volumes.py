@@ -6,6 +6,8 @@ leave nothing behind. Docker is the reference for every message and JSON shape."
 import json
 import os
 import re
+import subprocess
+import time
 
 import pytest
 
@@ -387,3 +389,25 @@ def test_system_df_counts_local_volumes(busybox):
     rows = {line.split()[0] + line.split()[1]: line.split() for line in busybox.ok("system", "df").splitlines()[1:]}
     local = rows["LocalVolumes"]
     assert local[2:5] == ["2", "1", "100kB"]
+
+
+def test_shared_propagation_needs_a_shared_source_and_then_reaches_the_host(busybox, tmp_path):
+    private = tmp_path / "private"
+    private.mkdir()
+    result = busybox("run", "--rm", "-v", f"{private}:/p:shared", "busybox", "true")
+    assert result.returncode == 125 and "but it is not a shared mount" in result.stderr
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    subprocess.run(["mount", "--bind", str(shared), str(shared)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+        (shared / "sub").mkdir()
+        cid = busybox.ok("run", "-d", "-v", f"{shared}:/s:rshared", "--cap-add", "SYS_ADMIN", "busybox", "sh", "-c",
+                         "mount -t tmpfs from-container /s/sub && touch /s/sub/made-inside && sleep 60").strip()
+        deadline = time.monotonic() + 5
+        while not (shared / "sub" / "made-inside").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (shared / "sub" / "made-inside").exists()  # the container's mount propagated to the host
+        busybox.ok("rm", "-f", cid)
+    finally:
+        subprocess.run(["umount", "-R", "-l", str(shared)], check=False)

@@ -151,6 +151,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         linux["devices"] = host_devices()
     if host.get("Sysctls"):
         linux["sysctl"] = dict(host["Sysctls"])
+    _propagation(mounts, linux)
     spec = {
         "ociVersion": "1.0.2",
         "process": process,
@@ -216,3 +217,26 @@ def host_devices() -> list[dict]:
                                 "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
                                 "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
     return devices
+
+
+def _propagation(mounts: list[dict], linux: dict) -> None:
+    """moby's WithMounts: a shared bind needs a shared source mount (else docker's error) and
+    makes the container's root shared; a slave one needs a shared or slave source."""
+    for m in mounts:
+        options = m.get("options") or ()
+        wanted = {"shared", "rshared"} & set(options) or {"slave", "rslave"} & set(options)
+        if m.get("type") != "bind" or not wanted:
+            continue
+        from berth.errors import BerthError
+        from berth.runtime.mount import mount_point_of, propagation_of
+
+        tags = propagation_of(m["source"])
+        shared = bool({"shared", "rshared"} & set(options))
+        if shared and "shared" not in tags or not shared and not tags & {"shared", "master"}:
+            kind = "shared" if shared else "shared or slave"
+            raise BerthError(f"path {m['source']} is mounted on {mount_point_of(m['source'])} but it is not a "
+                             f"{kind} mount")
+        if shared:
+            linux["rootfsPropagation"] = "shared"
+        elif linux.get("rootfsPropagation") != "shared":
+            linux["rootfsPropagation"] = "rslave"

@@ -95,6 +95,10 @@ def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: di
     linux = spec.get("linux") or {}
     propagation = _PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
     sc.mount(None, "/", None, propagation)
+    if propagation & sc.MS_SHARED:
+        # runc's rootfsParentMountPrivate: pivot_root refuses a shared parent; only the
+        # mounts that asked for it stay shared with the host.
+        sc.mount(None, mount_point_of(os.path.dirname(rootfs.rstrip("/"))), None, sc.MS_PRIVATE)
     if overlay:
         sc.mount("overlay", rootfs, "overlay", 0, overlay)
     else:
@@ -199,11 +203,19 @@ def _symlink(target: str, path: str) -> None:
 
 
 def pivot_root(rootfs: str) -> None:
-    """crun's do_pivot: pivot_root(".", ".") then detach the old root stacked underneath."""
-    os.chdir(rootfs)
-    sc.pivot_root(".", ".")
-    sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
-    sc.umount2(".", sc.MNT_DETACH)
+    """runc's pivotRoot: pivot_root(".", "."), then from the old root (by an fd opened
+    before: "." itself may still be the new root) make it rslave, so unmounting it does not
+    propagate to the host, and detach it. The new root's own mounts keep their propagation
+    (a shared bind stays shared with the host)."""
+    old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(rootfs)
+        sc.pivot_root(".", ".")
+        os.fchdir(old_root)
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.umount2(".", sc.MNT_DETACH)
+    finally:
+        os.close(old_root)
     os.chdir("/")
 
 
@@ -230,3 +242,28 @@ def readonly_paths(paths) -> None:
 
 def readonly_root() -> None:
     sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+
+
+def mount_point_of(path: str) -> str:
+    """The mount point under which `path` lies (the longest one of this mount namespace)."""
+    path = os.path.realpath(path)
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+                best = point
+    return best
+
+
+def propagation_of(path: str) -> set:
+    """The propagation tags ("shared", "master") of the mount `path` lies on, from mountinfo."""
+    point = mount_point_of(path)
+    tags = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4].replace("\\040", " ") == point:
+                optional = fields[6:fields.index("-")]
+                tags = {tag.partition(":")[0] for tag in optional}
+    return tags
