@@ -118,3 +118,28 @@ def test_escape_attempts_from_a_default_container_fail(busybox):
     ])
     out = busybox.ok("run", "--rm", "busybox", "sh", "-c", script)
     assert out == "done\n"
+
+
+def test_sysv_message_queue_is_seen_by_the_joined_container(busybox):
+    """The book's producer/consumer: a queue made in the shareable container's IPC namespace
+    (by a process of ours that joins it: this busybox has no ipcmk/ipcs) is seen by a joined one."""
+    import ctypes
+
+    busybox.ok("run", "-d", "--name", "producer", "--ipc", "shareable", "busybox", "sleep", "60")
+    pid = int(busybox.ok("inspect", "-f", "{{.State.Pid}}", "producer"))
+    child = os.fork()
+    if child == 0:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/proc/{pid}/ns/ipc", os.O_RDONLY)
+            libc.setns(fd, 0x08000000)  # CLONE_NEWIPC
+            os._exit(0 if libc.msgget(0x1234, 0o1666) >= 0 else 1)  # IPC_CREAT | 0666
+        except BaseException:
+            os._exit(2)
+    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+    def keys(out: str) -> list[str]:  # /proc/sysvipc/msg: a header, then one queue per line, key first
+        return [line.split()[0] for line in out.splitlines()[1:]]
+
+    consumer = busybox.ok("run", "--rm", "--ipc", "container:producer", "busybox", "cat", "/proc/sysvipc/msg")
+    assert keys(consumer) == [str(0x1234)]
+    assert keys(busybox.ok("run", "--rm", "busybox", "cat", "/proc/sysvipc/msg")) == []  # private: its own
