@@ -167,3 +167,13 @@ def busybox(berth) -> "Berth":
     """A berth root that already holds busybox:latest."""
     berth.import_busybox(berth.busybox_tar)
     return berth
+
+
+def collect_child(read_fd: int, pid: int) -> tuple[bytes, int]:
+    """Everything a forked test child wrote to our pipe (until it closes), then its wait status."""
+    data = b""
+    while chunk := os.read(read_fd, 65536):
+        data += chunk
+    os.close(read_fd)
+    _, status = os.waitpid(pid, 0)
+    return data, status

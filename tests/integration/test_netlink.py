@@ -8,6 +8,7 @@ import time
 
 from berth.network.netlink import Netlink
 from berth.runtime import syscalls as sc
+from conftest import collect_child
 
 
 def in_private_netns(work) -> dict:
@@ -26,12 +27,7 @@ def in_private_netns(work) -> dict:
             os.write(write_fd, json.dumps(result).encode())
             os._exit(0)
     os.close(write_fd)
-    data = b""
-    while chunk := os.read(read_fd, 65536):
-        data += chunk
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return json.loads(data)
+    return json.loads(collect_child(read_fd, pid)[0])
 
 
 def ip(*args: str) -> str:

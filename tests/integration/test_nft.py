@@ -16,6 +16,7 @@ from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.network.netlink import Netlink
 from berth.network.nft import Firewall, nft, run_command, table_name
 from berth.runtime import syscalls as sc
+from conftest import collect_child
 
 TABLE = "berth_test"
 BR = "brnft0"
@@ -42,11 +43,7 @@ def isolated(work) -> None:
             os.write(write_fd, report)
             os._exit(0)
     os.close(write_fd)
-    report = b""
-    while chunk := os.read(read_fd, 65536):
-        report += chunk
-    os.close(read_fd)
-    _, status = os.waitpid(pid, 0)
+    report, status = collect_child(read_fd, pid)
     assert report == b"ok", report.decode() or f"test child ended with status {status}"
 
 

@@ -14,6 +14,7 @@ import pytest
 from berth.engine import security
 from berth.runtime import seccomp
 from berth.runtime.caps import DEFAULT_CAPS
+from conftest import collect_child
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="syscall numbers below are x86_64's")
 
@@ -206,12 +207,7 @@ def test_filter_survives_exec(default_program):
         finally:
             os._exit(127)
     os.close(write_fd)
-    out = b""
-    while chunk := os.read(read_fd, 4096):
-        out += chunk
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    text = out.decode()
+    text = collect_child(read_fd, pid)[0].decode()
     assert "Seccomp:\t2" in text
     assert "unshare=0" not in text, text
 
