@@ -1007,3 +1007,21 @@ def test_reconciled_exit_is_stable(busybox):
     first = inspect(busybox, "st", "{{.State.FinishedAt}}")
     time.sleep(0.1)
     assert inspect(busybox, "st", "{{.State.FinishedAt}}") == first
+
+
+def test_idle_supervisor_is_the_lean_monitor(busybox):
+    """Once the container runs, its supervisor is a fresh interpreter holding only its stdio
+    and log (same pid, still named berth-monitor); it records the end and restarts as before."""
+    container_id = run_d(busybox, "--restart", "on-failure:1", "busybox", "sh", "-c", "echo up; sleep 0.5; exit 4")
+    pid = monitor_pid(busybox, container_id)
+
+    def lean() -> bool:
+        with open(f"/proc/{pid}/cmdline", "rb") as f, open(f"/proc/{pid}/comm") as comm:
+            return b"berth.monitor.lean" in f.read() and comm.read().strip() == "berth-monitor"
+
+    wait_for(lean, timeout=5, what="the supervisor to exec the lean monitor")
+    wait_for(lambda: state(busybox, container_id)["Status"] == "exited" and
+             busybox.ok("inspect", "-f", "{{.RestartCount}}", container_id).strip() == "1", timeout=15,
+             what="one restart, then the end recorded")
+    assert state(busybox, container_id)["ExitCode"] == 4
+    assert busybox.ok("logs", container_id) == "up\nup\n"

@@ -248,6 +248,11 @@ class Endpoint:
 _HELD = {}
 
 
+def held_sockets(container_id: str) -> list[int]:
+    """The fds of the sockets holding the container's published ports (for the lean monitor)."""
+    return [sock.fileno() for sock in _HELD.get(container_id, ())]
+
+
 def network_state_path(paths, container_id: str) -> str:
     return os.path.join(paths.container_run(container_id), "network.json")
 

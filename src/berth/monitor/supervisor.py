@@ -3,7 +3,9 @@ log, and to our own stdout/stderr when attached), reaps it, records how it ended
 the restart policy and tears down.
 
 It runs in the foreground CLI for an attached `run`/`start -a`, or in a process forked
-from the CLI and detached from it (`run -d`, `start`): no second interpreter is started."""
+from the CLI and detached from it (`run -d`, `start`): no interpreter is started before the
+container runs. Once it runs, a detached supervisor execs the lean monitor (monitor.lean),
+which holds only the container's stdio and log, and comes back here (resume) at its end."""
 
 import os
 import select
@@ -113,12 +115,10 @@ class Supervisor:
         reap_orphans()
         return code
 
-    def run_detached(self, notify_fd: int) -> None:
+    def run_detached(self, notify_fd: int, restarting: bool = False, backoff: float = 0.0) -> None:
         """The detached supervisor's life: start, report to the CLI, then supervise starts
         and restarts until the container stays stopped. Never returns."""
         engine = self.engine
-        backoff = 0.0
-        restarting = False
         try:
             while True:
                 try:
@@ -134,18 +134,15 @@ class Supervisor:
                     os.close(notify_fd)
                     notify_fd = -1
                 started = time.monotonic()
+                self._go_lean(record, launched, stdio, started, backoff)  # returns only if it cannot
                 log = LogWriter(record["LogPath"])
                 try:
                     code = self.pump(launched, stdio, log)
                 finally:
                     log.close()
                     stdio.close()
-                if not engine.finish(self.container_id, launched, code, allow_restart=True):
-                    break
-                # docker's back-off: 100 ms, doubling per consecutive restart, reset after 10 s up.
-                backoff = 0.1 if time.monotonic() - started >= 10 or not backoff else min(backoff * 2, 60.0)
-                if not self._sleep_unless_stopped(backoff):
-                    engine.end_restarting(self.container_id)
+                backoff = self.after_exit(launched, code, started, backoff)
+                if backoff is None:
                     break
                 restarting = True
         except BaseException as err:
@@ -153,6 +150,40 @@ class Supervisor:
                 _notify(notify_fd, {"error": f"supervisor failed: {err}", "code": 125})
         finally:
             os._exit(0)
+
+    def after_exit(self, launched, code: int, started: float, backoff: float) -> float | None:
+        """Record the end; the back-off slept before the next start, or None when done."""
+        engine = self.engine
+        if not engine.finish(self.container_id, launched, code, allow_restart=True):
+            return None
+        # docker's back-off: 100 ms, doubling per consecutive restart, reset after 10 s up.
+        backoff = 0.1 if time.monotonic() - started >= 10 or not backoff else min(backoff * 2, 60.0)
+        if not self._sleep_unless_stopped(backoff):
+            engine.end_restarting(self.container_id)
+            return None
+        return backoff
+
+    def _go_lean(self, record: dict, launched, stdio: Stdio, started: float, backoff: float) -> None:
+        """Exec the lean monitor (berth.monitor.lean) with what it needs, fds kept open."""
+        from berth.engine.networks import held_sockets
+
+        held = held_sockets(self.container_id)
+        keep = [fd for fd, _ in stdio.ours] + list(stdio._held) + held
+        for fd in keep:
+            os.set_inheritable(fd, True)
+        engine = self.engine
+        plan = {"id": self.container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
+                "config_file": engine.config_file, "overrides": engine.overrides, "pid": launched.pid,
+                "log": record["LogPath"], "sources": stdio.ours, "stdin": list(stdio._held), "held": held,
+                "started": started, "backoff": backoff}
+        try:
+            from berth.monitor.lean import exec_python
+
+            exec_python("berth.monitor.lean", "main", plan)
+        except OSError:
+            for fd in keep:
+                os.set_inheritable(fd, False)
+
 
     def _explain(self, err: Exception) -> BerthError:
         """A start that failed because the container was removed meanwhile is NotFound."""
@@ -177,6 +208,28 @@ class Supervisor:
 
     def _exists(self) -> bool:
         return os.path.isdir(self.engine.paths.container(self.container_id))
+
+
+def resume(plan_text: str) -> None:
+    """The lean monitor saw the container end: record it, restart it if its policy says so.
+    Runs in the same process (exec'd again), so it is still the container's supervisor."""
+    try:
+        plan = fastjson.loads(plan_text)
+        for fd in plan["held"]:  # the published ports' sockets: released with the network
+            os.close(fd)
+        from berth.engine.containers import Engine
+        from berth.paths import Paths
+        from berth.runtime.cgroups import open_cgroup
+        from berth.runtime.container import Launched
+
+        engine = Engine(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
+        supervisor = Supervisor(engine, plan["id"])
+        launched = Launched(plan["pid"], open_cgroup("/berth/" + plan["id"]), None)
+        backoff = supervisor.after_exit(launched, plan["code"], plan["started"], plan["backoff"])
+        if backoff is not None:
+            supervisor.run_detached(-1, restarting=True, backoff=backoff)
+    finally:
+        os._exit(0)
 
 
 def _notify(fd: int, message: dict) -> None:
