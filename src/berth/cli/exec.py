@@ -19,7 +19,7 @@ EXEC = Command("exec", "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]", "Execu
 
 def cmd_exec(engine, argv) -> int:
     from berth.cli.run import SignalForwarder, expand_env, read_env_file
-    from berth.runtime.container import wait_exit_code
+    from berth.runtime.reap import wait_exit_code
 
     opts, args = parse(EXEC, argv)
     if opts.help:

@@ -381,8 +381,8 @@ def run_attached(engine, record: dict, interactive: bool) -> int:
     """Start the container as its supervisor with our terminal or stdio attached, and
     wait for it; returns its exit code. Its output also goes to its json-file log."""
     from berth.monitor.logfile import LogWriter
-    from berth.monitor.supervisor import Supervisor, reap_orphans
-    from berth.runtime.container import wait_exit_code
+    from berth.monitor.supervisor import Supervisor
+    from berth.runtime.reap import reap_orphans, wait_exit_code
 
     tty = record["Config"]["Tty"]
     supervisor = Supervisor(engine, record["Id"], attached=True)

@@ -11,6 +11,7 @@ import sys
 
 from berth import fastjson
 from berth.monitor.logfile import LogWriter
+from berth.runtime.reap import reap_orphans, wait_exit_code
 
 
 def main(plan_text: str) -> None:
@@ -21,7 +22,21 @@ def main(plan_text: str) -> None:
     except OSError:
         pass
     log = LogWriter(plan["log"])
-    sources = {fd: stream for fd, stream in plan["sources"]}
+    copy_output({fd: stream for fd, stream in plan["sources"]}, log)
+    log.close()
+    for fd in [fd for fd, _ in plan["sources"]] + plan["stdin"]:
+        os.close(fd)
+    plan["code"] = wait_exit_code(plan["pid"])
+    reap_orphans()
+    exec_python("berth.monitor.supervisor", "resume", plan)
+
+
+STREAM_FDS = {"stdout": 1, "stderr": 2}
+
+
+def copy_output(sources: dict, log: LogWriter, echo=None) -> None:
+    """Copy the container's output ({fd: "stdout"|"stderr"}) to the json-file log until every
+    source closes; with `echo(fd, data)`, also to our own stdout/stderr (an attached run)."""
     while sources:
         try:
             ready, _, _ = select.select(list(sources), [], [])
@@ -34,33 +49,11 @@ def main(plan_text: str) -> None:
                 data = b""
             if not data:
                 del sources[fd]
-                os.close(fd)
                 continue
             log.write(sources[fd], data)
+            if echo is not None:
+                echo(STREAM_FDS[sources[fd]], data)
     log.flush()
-    log.close()
-    for fd in plan["stdin"]:
-        os.close(fd)
-    plan["code"] = wait_exit_code(plan["pid"])
-    while True:  # orphans of its pid namespace were handed to us too
-        try:
-            if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                break
-        except ChildProcessError:
-            break
-    exec_python("berth.monitor.supervisor", "resume", plan)
-
-
-def wait_exit_code(pid: int) -> int:
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-        except ChildProcessError:
-            return 255  # reaped already: nobody can tell its code
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 def exec_python(module: str, function: str, plan: dict) -> None:

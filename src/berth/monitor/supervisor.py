@@ -8,7 +8,6 @@ container runs. Once it runs, a detached supervisor execs the lean monitor (moni
 which holds only the container's stdio and log, and comes back here (resume) at its end."""
 
 import os
-import select
 import time
 
 from berth import fastjson
@@ -89,28 +88,10 @@ class Supervisor:
     def pump(self, launched, stdio: Stdio, log: LogWriter) -> int:
         """Copy the container's output to the log (and to us when attached) until it closes,
         then reap the container and any orphans handed to us. Returns its exit code."""
-        from berth.runtime.container import wait_exit_code
+        from berth.monitor.lean import copy_output
+        from berth.runtime.reap import reap_orphans, wait_exit_code
 
-        sources = dict(stdio.ours)
-        ours = {"stdout": 1, "stderr": 2}
-        while sources:
-            try:
-                ready, _, _ = select.select(list(sources), [], [])
-            except InterruptedError:
-                continue
-            for fd in ready:
-                try:
-                    data = os.read(fd, 65536)
-                except OSError:  # EIO from a pty master: the container side is gone
-                    data = b""
-                if not data:
-                    del sources[fd]
-                    continue
-                stream = sources[fd]
-                log.write(stream, data)
-                if self.attached:
-                    _write_all(ours[stream], data)
-        log.flush()
+        copy_output(dict(stdio.ours), log, _write_all if self.attached else None)
         code = wait_exit_code(launched.pid)
         reap_orphans()
         return code
@@ -246,17 +227,6 @@ def _write_all(fd: int, data: bytes) -> None:
         except BrokenPipeError:
             return
         data = data[written:]
-
-
-def reap_orphans() -> None:
-    """Processes of the container's pid namespace are re-parented to us (the subreaper)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def start_detached(engine, container_id: str) -> int:

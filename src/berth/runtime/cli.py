@@ -172,7 +172,8 @@ def delete(root: str, container_id: str, force: bool) -> None:
 
 
 def run(root: str, container_id: str, bundle: str, detach: bool, console_socket, pid_file) -> int:
-    from berth.runtime.container import become_subreaper, wait_exit_code
+    from berth.runtime.container import become_subreaper
+    from berth.runtime.reap import wait_exit_code
 
     if not detach:
         become_subreaper()

@@ -322,16 +322,5 @@ def _kill_and_reap(pid: int) -> None:
         pass
 
 
-def wait_exit_code(pid: int) -> int:
-    """Reap `pid` (the caller is its parent or subreaper) and return docker's exit code."""
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
 def become_subreaper() -> None:
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
