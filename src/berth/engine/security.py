@@ -510,3 +510,44 @@ def lxc_conf_error(values) -> str:
         "use --cpuset-cpus, --cpu-shares, -m/--memory, --memory-swap, --device, --cap-add/--cap-drop, "
         "--security-opt, --sysctl and --ulimit for what lxc.* settings did")
     return f"--lxc-conf is not supported: berth has no LXC execution driver (docker removed it in 1.10); {hint}"
+
+
+# HostConfig field of each namespace kind a sysctl may live in (berth makes no user namespace)
+_NAMESPACE_MODES = {"network": "NetworkMode", "ipc": "IpcMode", "uts": "UTSMode"}
+
+
+def check_sysctls(host: dict, load) -> None:
+    """runc's sysctl rule at create, on docker's modes: --sysctl only in a namespace of the
+    container's own, never the host's (host mode, or container:<x> whose namespace is the
+    host's). `load(id)` reads a container's record."""
+    from berth.runtime.validate import check_sysctls as check
+
+    check(host["Sysctls"], lambda kind: kind == "user" or _mode_is_host(host, _NAMESPACE_MODES[kind], kind, load))
+
+
+def _mode_is_host(host: dict, field: str, kind: str, load) -> bool:
+    """Whether `field`'s mode puts the container in the host's namespace: resolve container:<x>
+    through each donor (a running one is asked directly: is its namespace ours?)."""
+    from berth.runtime.validate import NS_FILES
+
+    mode = host.get(field) or ""
+    seen = set()
+    while mode.startswith("container:") and mode not in seen:
+        seen.add(mode)
+        try:
+            donor = load(mode.partition(":")[2])
+        except FileNotFoundError:  # gone: the start-time check of the spec's paths decides
+            return False
+        pid = donor["State"].get("Pid")
+        if donor["State"].get("Running") and pid and _same_namespace(f"/proc/{pid}/ns/{NS_FILES[kind]}"):
+            return True
+        mode = donor["HostConfig"].get(field) or ""
+    return mode == "host"
+
+
+def _same_namespace(path: str) -> bool:
+    try:
+        theirs, ours = os.stat(path), os.stat("/proc/self/ns/" + os.path.basename(path))
+    except OSError:
+        return False
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)

@@ -101,6 +101,7 @@ class StartInputs:
 def build(record: dict, user, container_dir: str, console_size: tuple[int, int] | None = None,
           inputs: StartInputs | None = None) -> dict:
     """The OCI spec for `record` (a container's config.json). `user` is its resolved ExecUser."""
+    starting = inputs is not None  # exec passes none: it joins the running container's namespaces
     inputs = inputs or StartInputs()
     config = record["Config"]
     host = record["HostConfig"]
@@ -151,6 +152,10 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         linux["devices"] = host_devices()
     if host.get("Sysctls"):
         linux["sysctl"] = dict(host["Sysctls"])
+        if starting:  # checked at create on the modes; now on the namespaces joined, as runc does
+            from berth.runtime.validate import check_spec
+
+            check_spec({"linux": linux})
     _propagation(mounts, linux)
     spec = {
         "ociVersion": "1.0.2",

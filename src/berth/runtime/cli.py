@@ -55,6 +55,7 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         spec = read_json(os.path.join(bundle, "config.json"))
     except FileNotFoundError:
         raise InvalidArgument(f"open {bundle}/config.json: no such file or directory") from None
+    _validate_bundle(spec)
     os.makedirs(root, exist_ok=True)
     try:
         os.mkdir(directory, 0o711)
@@ -82,6 +83,13 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
     except BaseException:
         remove_tree(directory)
         raise
+
+
+def _validate_bundle(spec: dict) -> None:
+    """runc's checks before anything is made: sysctls only in the container's own namespaces."""
+    from berth.runtime.validate import check_spec
+
+    check_spec(spec)
 
 
 def _send_console(console_socket: str | None, master: int) -> None:
