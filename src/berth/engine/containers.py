@@ -363,10 +363,10 @@ class Engine:
         host["IpcMode"] = ipc
         if host.get("Privileged"):  # docker: nothing masked or read-only in /proc for a privileged one
             host["MaskedPaths"] = host["ReadonlyPaths"] = None
-        if host.get("Sysctls"):
-            for key in host["Sysctls"]:
-                if key.startswith("net.") and host["NetworkMode"] == "host":
-                    raise InvalidArgument(f"sysctl {key!r} is not allowed in host network mode")
+        if host.get("Sysctls"):  # runc's rule: only in a namespace of the container's own
+            from berth.engine.security import check_sysctls
+
+            check_sysctls(host, self.load)
 
     def ipc_donor(self, record: dict) -> dict | None:
         """For --ipc container:<x>: the running, shareable donor (docker's checks), else None."""
