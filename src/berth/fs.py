@@ -1,9 +1,24 @@
-"""Small filesystem helpers used everywhere: atomic JSON, locks, tree removal."""
+"""Small filesystem helpers used everywhere: atomic JSON, locks, tree removal, the modes of
+berth's state (DESIGN.md: roots 0711, object directories 0700, records and logs 0600), and
+output files the user names."""
 
 import fcntl
 import os
 
 from berth import fastjson as json
+
+ROOT_MODE = 0o711  # --root and --run-root: others may pass through, never list or read
+PRIVATE_DIR = 0o700  # everything below the roots that berth keeps for itself
+RECORD = 0o600  # records, logs, locks
+PROCESS_UMASK = 0o022  # every berth process: modes are chosen explicitly, never inherited
+USER_UMASK = PROCESS_UMASK  # the umask berth was started with: files the user asks for honour it
+
+
+def set_process_umask() -> None:
+    """Called first by every berth entry point: an inherited umask (000) must not widen what
+    berth creates; the one we replace still applies to output files (`-o FILE`)."""
+    global USER_UMASK
+    USER_UMASK = os.umask(PROCESS_UMASK)
 
 
 def read_json(path: str):
@@ -16,16 +31,139 @@ def write_json(path: str, data, durable: bool = True) -> None:
     write_bytes(path, json.dumps(data).encode(), durable)
 
 
-def write_bytes(path: str, data: bytes, durable: bool = True) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+def write_bytes(path: str, data: bytes, durable: bool = True, mode: int = RECORD) -> None:
+    tmp = f"{path}.tmp{os.getpid()}-{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+        try:
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except BaseException:
+        _ignore_missing(os.unlink, tmp, None)
+        raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written (a pipe or a signal may take fewer)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def make_dirs(path: str, mode: int = PRIVATE_DIR) -> None:
+    """mkdir -p giving every directory it creates `mode` (os.makedirs gives it to the last
+    one only); existing ones are left as they are."""
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        make_dirs(os.path.dirname(path), mode)
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            pass
+
+
+def secure_roots(*roots: str) -> None:
+    """Make `roots` (--root, --run-root) exist with ROOT_MODE. A root with another mode was made
+    by an older berth (or by hand): its top two levels are tightened once, then it gets
+    ROOT_MODE, which marks it done. Costs one stat per root on every command."""
+    for root in roots:
+        try:
+            mode = os.stat(root).st_mode & 0o7777
+        except FileNotFoundError:
+            parent = os.path.dirname(root)
+            if not os.path.isdir(parent):
+                os.makedirs(parent, 0o755, exist_ok=True)
+            try:
+                os.mkdir(root, ROOT_MODE)
+            except FileExistsError:
+                pass
+            mode = os.stat(root).st_mode & 0o7777
+        if mode != ROOT_MODE:
+            _tighten(root)
+            os.chmod(root, ROOT_MODE)
+
+
+def _tighten(root: str) -> None:
+    """Close what an older berth left open under `root`: every entry at the top and every
+    object below containers/, volumes/ and image/ (directories 0700, records 0600). Content
+    a container sees (its upper dir, its hosts file, a layer) keeps its own mode: nobody else
+    can reach it once its parents are closed."""
+    for top in _entries(root):
+        _chmod(top, PRIVATE_DIR if os.path.isdir(top) and not os.path.islink(top) else RECORD)
+    for parent in ("containers", "volumes", "image", "image/layers"):
+        for entry in _entries(os.path.join(root, parent)):
+            if os.path.islink(entry):
+                continue
+            if os.path.isdir(entry):
+                if parent != "image/layers":  # a layer directory is the image's own "/"
+                    _chmod(entry, PRIVATE_DIR)
+                for name in ("config.json", "volume.json", os.path.basename(entry) + "-json.log"):
+                    _chmod(os.path.join(entry, name), RECORD)
+            else:
+                _chmod(entry, RECORD)
+
+
+def _entries(directory: str) -> list[str]:
+    try:
+        return [os.path.join(directory, name) for name in os.listdir(directory)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _chmod(path: str, mode: int) -> None:
+    try:
+        os.chmod(path, mode, follow_symlinks=False)
+    except (FileNotFoundError, NotImplementedError, OSError):
+        pass
+
+
+class OutputFile:
+    """A file the user names (`-o FILE`): written under a random name beside it, created
+    O_EXCL (a symlink planted there is never followed), renamed into place when complete and
+    removed when not. Its mode honours the umask berth was started with, as docker's CLI does.
+
+        with OutputFile(path) as fd: ...write to fd...
+    """
+
+    __slots__ = ("path", "tmp", "fd")
+
+    def __init__(self, path: str):
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        self.tmp = os.path.join(directory, f".berth-{os.urandom(8).hex()}.tmp")
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        os.fchmod(self.fd, 0o666 & ~USER_UMASK)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, kind, _value, _tb) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abandon()
+
+    def commit(self) -> None:
+        os.close(self.fd)
+        self.fd = -1
+        try:
+            os.rename(self.tmp, self.path)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        _ignore_missing(os.unlink, self.tmp, None)
 
 
 class Lock:
@@ -38,7 +176,7 @@ class Lock:
         self.fd = -1
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, RECORD)
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 
@@ -69,7 +207,7 @@ def remove_tree(path: str) -> None:
     os.rmdir(path)
 
 
-def _ignore_missing(remove, name: str, dir_fd: int) -> None:
+def _ignore_missing(remove, name: str, dir_fd: int | None) -> None:
     """Another process may remove an entry first (e.g. a marker file): that is fine."""
     try:
         remove(name, dir_fd=dir_fd)

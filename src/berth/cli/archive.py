@@ -5,6 +5,7 @@ import sys
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, parse_or_help
 from berth.errors import BerthError, InvalidArgument
+from berth.fs import OutputFile
 
 SAVE = Command("save", "berth save [OPTIONS] IMAGE [IMAGE...]",
                "Save one or more images to a tar archive (streamed to STDOUT by default)",
@@ -50,22 +51,13 @@ def _save_to_file(store, refs: list[str], output: str, fmt: str, progress) -> No
     directory = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(directory):
         raise BerthError(f'failed to save image: invalid output path: directory "{directory}" does not exist', 1)
-    tmp = os.path.join(directory, f".berth_temp_{os.urandom(6).hex()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        output_file = OutputFile(output)
     except OSError as err:
         raise BerthError(f"failed to save image: unable to create temporary file: {err.strerror.lower()}",
                          1) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write_archive(store, entries, out, fmt, progress)
-        os.rename(tmp, output)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    with output_file as fd, open(fd, "wb", closefd=False) as out:
+        write_archive(store, entries, out, fmt, progress)
 
 
 def cmd_load(engine, argv) -> int:

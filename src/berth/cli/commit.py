@@ -5,7 +5,8 @@ import sys
 import time
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
-from berth.errors import InvalidArgument
+from berth.errors import BerthError, InvalidArgument
+from berth.fs import OutputFile
 
 DIFF = Command("diff", "berth diff CONTAINER", "Inspect changes to files or directories on a container's filesystem",
                min_args=1, max_args=1)
@@ -27,6 +28,14 @@ EXPORT = Command("export", "berth export [OPTIONS] CONTAINER", "Export a contain
 HISTORY_HEADER = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
                   "Size": "SIZE", "Comment": "COMMENT"}
 DEFAULT_HISTORY_FORMAT = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
+
+
+def _output_file(path: str) -> OutputFile:
+    try:
+        return OutputFile(path)
+    except OSError as err:
+        raise BerthError(f"failed to export container: unable to create temporary file: {err.strerror.lower()}",
+                         1) from None
 
 
 def _layers_top_first(record: dict) -> list[str]:
@@ -123,19 +132,12 @@ def cmd_export(engine, argv) -> int:
 
         bar = for_terminal(sys.stderr)
         progress = (lambda done, total: bar(record["Id"][:12], "Exporting", done, total)) if bar else None
-        tmp = f"{opts.output}.tmp{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            export_tar(_layers_top_first(record), fd, progress)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
+            with _output_file(opts.output) as fd:
+                export_tar(_layers_top_first(record), fd, progress)
         finally:
             if bar:
                 bar.close()
-        os.close(fd)
-        os.rename(tmp, opts.output)
     else:
         sys.stdout.flush()
         export_tar(_layers_top_first(record), 1)

@@ -7,6 +7,7 @@ import os
 import sys
 
 from berth.errors import BerthError
+from berth.fs import set_process_umask
 
 # command -> (module, function); "image ls" style groups map onto the same functions.
 COMMANDS = {
@@ -212,6 +213,7 @@ def resolve_command(args: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_process_umask()
     argv = sys.argv[1:] if argv is None else argv
     debug = bool(os.environ.get("BERTH_DEBUG"))
     try:

@@ -8,8 +8,9 @@ reserved atomically as files in <root>/names/."""
 import os
 import time
 
+from berth.engine.names import valid_name
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.fs import Lock, read_json, remove_tree, write_bytes, write_json
+from berth.fs import Lock, make_dirs, read_json, remove_tree, secure_roots, write_bytes, write_json
 from berth.paths import Paths
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -78,9 +79,15 @@ def merge_env(image_env: list | None, user_env: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
+def is_container_id(text: str) -> bool:
+    """A full container ID (64 lowercase hex digits): the only thing joined to a path."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 class Engine:
     def __init__(self, paths: Paths, config_file: str | None = None, overrides: dict | None = None):
         self.paths = paths
+        secure_roots(paths.root, paths.run_root)
         self._images = None
         self._settings = None
         self.config_file = config_file
@@ -126,16 +133,19 @@ class Engine:
 
     def load(self, container_id: str) -> dict:
         """The container's record, as true as we can tell (see _reconcile)."""
+        if not is_container_id(container_id):
+            raise FileNotFoundError(container_id)  # as for a removed container: callers handle that
         return self._reconcile(read_json(os.path.join(self.paths.container(container_id), "config.json")))
 
     def get(self, ref: str) -> dict:
         """A container by name, full ID, or unique ID prefix (docker's order)."""
         name = ref.lstrip("/")
-        try:
-            with open(os.path.join(self.paths.names, name)) as f:
-                return self.load(f.read().strip())
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            pass
+        if valid_name(name):  # never a path: "../x" names no container
+            try:
+                with open(os.path.join(self.paths.names, name)) as f:
+                    return self.load(f.read().strip())
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                pass
         if ref and all(c in "0123456789abcdef" for c in ref):
             matches = [i for i in self.container_ids() if i.startswith(ref)]
             if len(matches) > 1:
@@ -158,7 +168,7 @@ class Engine:
 
     # -- create ----------------------------------------------------------
     def create(self, req: CreateRequest) -> dict:
-        from berth.engine.names import random_name, valid_name
+        from berth.engine.names import random_name
 
         image = self.images.get(req.image)
         image_config = image.config.get("config") or {}
@@ -190,7 +200,7 @@ class Engine:
 
             volumes = mounts.plan(self, req.mounts, image_config)
         container_id = os.urandom(32).hex()
-        os.makedirs(self.paths.names, exist_ok=True)
+        make_dirs(self.paths.names)
         name = req.name
         if name is None:
             try:
@@ -200,7 +210,9 @@ class Engine:
         self._reserve_name(name, container_id)
         directory = self.paths.container(container_id)
         try:
-            os.makedirs(os.path.join(directory, "upper"))
+            make_dirs(self.paths.containers)
+            os.mkdir(directory, 0o700)
+            os.mkdir(os.path.join(directory, "upper"), 0o755)  # the container's "/": its mode shows inside
             os.mkdir(os.path.join(directory, "work"))
             os.mkdir(os.path.join(directory, "merged"))
             record = self._record(container_id, name, image, image_config, req, entrypoint, cmd, argv, directory)
@@ -238,7 +250,7 @@ class Engine:
     def _reserve_name(self, name: str, container_id: str) -> None:
         path = os.path.join(self.paths.names, name)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         except FileExistsError:
             with open(path) as f:
                 holder = f.read().strip()
@@ -435,7 +447,7 @@ class Engine:
             return
         host = record["HostConfig"]
         hostname = record["Config"]["Hostname"]
-        write_bytes(os.path.join(directory, "hostname"), (hostname + "\n").encode(), durable=False)
+        write_bytes(os.path.join(directory, "hostname"), (hostname + "\n").encode(), durable=False, mode=0o644)
         extra = self.extra_hosts(record)
         try:
             with open("/etc/resolv.conf") as f:
@@ -457,8 +469,8 @@ class Engine:
             resolv = dnsfiles.resolv_conf(host_resolv, host["Dns"] or settings.dns,
                                           host["DnsSearch"] or settings.dns_search,
                                           host["DnsOptions"] or settings.dns_opts)
-        write_bytes(os.path.join(directory, "hosts"), hosts.encode(), durable=False)
-        write_bytes(os.path.join(directory, "resolv.conf"), resolv.encode(), durable=False)
+        write_bytes(os.path.join(directory, "hosts"), hosts.encode(), durable=False, mode=0o644)
+        write_bytes(os.path.join(directory, "resolv.conf"), resolv.encode(), durable=False, mode=0o644)
 
     def extra_hosts(self, record: dict) -> list[tuple[str, str]]:
         """--add-host entries, `host-gateway` resolved to the bridge's address like docker's."""
@@ -488,7 +500,7 @@ class Engine:
     def _record_processes(self, container_id: str, container_pid: int) -> None:
         from berth.engine.procs import identity
 
-        os.makedirs(self.paths.container_run(container_id), exist_ok=True)
+        make_dirs(self.paths.container_run(container_id))
         write_json(self._state_file(container_id),
                    {"monitor": identity(os.getpid()), "pid": identity(container_pid)}, durable=False)
 
@@ -566,7 +578,8 @@ class Engine:
             try:
                 if endpoint is not None:
                     endpoint.prepare()
-                    write_bytes(record["HostsPath"], endpoint.hosts(self.extra_hosts(record)).encode(), durable=False)
+                    write_bytes(record["HostsPath"], endpoint.hosts(self.extra_hosts(record)).encode(), durable=False,
+                                mode=0o644)
                 inputs = oci.StartInputs(net_pid=self._joined_pid(record),
                                          link_env=endpoint.link_env if endpoint is not None else ())
                 self._share_ipc(record, inputs)
@@ -619,7 +632,7 @@ class Engine:
         from berth.runtime import syscalls as sc
 
         path = os.path.join(self.paths.container_run(container_id), "shm")
-        os.makedirs(path, exist_ok=True)
+        make_dirs(path)  # the tmpfs mounted on it has its own mode
         if not os.path.ismount(path):
             sc.mount("shm", path, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, f"mode=1777,size={size}")
         return path
@@ -669,7 +682,7 @@ class Engine:
         if program is not None:
             return program
         section = self.seccomp(record)
-        os.makedirs(self.seccomp_cache, mode=0o700, exist_ok=True)
+        make_dirs(self.seccomp_cache)
         if section is None:
             with open(alias + ".none", "w"):
                 pass
@@ -1020,6 +1033,7 @@ def _write_init_layer(path: str) -> None:
     """docker's "-init" layer: the mount points every container gets, in a lower layer of
     their own, so mounting them never copies anything up and `diff`/`commit` do not see them."""
     remove_tree(path)
+    os.mkdir(path, 0o700)  # a lower layer's own "/" never shows: the container's upper dir's does
     for name in INIT_DIRS:
         os.makedirs(os.path.join(path, name), 0o755, exist_ok=True)
     for name in INIT_FILES:

@@ -50,7 +50,7 @@ def parse_extra_hosts(values: list[str], host_gateway: str | None = None) -> lis
 
 def network_ids(root: str) -> dict:
     """Stable IDs for the built-in networks, made once per berth root."""
-    from berth.fs import read_json, write_json
+    from berth.fs import make_dirs, read_json, write_json
 
     path = os.path.join(root, "networks.json")
     try:
@@ -60,7 +60,7 @@ def network_ids(root: str) -> dict:
     if all(name in ids for name in BUILTIN):
         return ids
     ids = {**{name: os.urandom(32).hex() for name in BUILTIN}, **ids}
-    os.makedirs(root, exist_ok=True)
+    make_dirs(root)
     write_json(path, ids)
     return ids
 
@@ -102,12 +102,13 @@ class Endpoint:
         return network_state_path(self.engine.paths, self.record["Id"])
 
     def prepare(self) -> None:
+        from berth.fs import make_dirs
         from berth.network import bridge
 
         self.bridge = bridge.ensure(self.engine.paths.root, self.engine.settings)
         self._resolve_links()
         container_id = self.record["Id"]
-        os.makedirs(os.path.dirname(self.state_path), exist_ok=True)
+        make_dirs(os.path.dirname(self.state_path))
         self._save()  # before any lease: whoever finds this file can release what follows
         try:
             self.ip = bridge.pool(self.engine.paths.root, self.bridge).allocate(container_id)

@@ -11,7 +11,7 @@ import fcntl
 import os
 
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
-from berth.fs import read_json, remove_tree, write_json
+from berth.fs import make_dirs, read_json, remove_tree, write_json
 
 DRIVER = "local"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # dockerd marks generated names with it
@@ -204,9 +204,9 @@ class VolumeStore:
         """Build the volume aside and rename it into place; None if another command made it first."""
         import time
 
-        os.makedirs(self.dir, 0o701, exist_ok=True)
+        make_dirs(self.dir)
         staging = os.path.join(self.dir, f".creating-{name}-{os.urandom(4).hex()}")
-        os.mkdir(staging, 0o701)
+        os.mkdir(staging, 0o700)
         fd = -1
         try:
             os.mkdir(os.path.join(staging, "_data"), 0o755)

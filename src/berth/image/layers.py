@@ -92,7 +92,9 @@ def store_tar(stream, tmp_dir: str) -> tuple[str, str]:
 
 
 def _mkstemp(directory: str) -> tuple[int, str]:
-    os.makedirs(directory, exist_ok=True)
+    from berth.fs import make_dirs
+
+    make_dirs(directory)
     path = os.path.join(directory, f"blob-{os.getpid()}-{os.urandom(8).hex()}")
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
 
@@ -171,9 +173,10 @@ def _unpack_member(tar, member, target: str, directories: list) -> int:
         os.setxattr(directory, OVERLAY_OPAQUE_XATTR, b"y")
         return 0
     if base.startswith(WHITEOUT_PREFIX):
-        if base == WHITEOUT_PREFIX:
+        hidden = base[len(WHITEOUT_PREFIX):]
+        if hidden in ("", ".", ".."):  # ".wh..." would remove the layer's parent
             raise InvalidArgument(f"invalid tar archive: whiteout {member.name!r} names nothing")
-        path = _confined(target, posixpath.join(posixpath.dirname(name), base[len(WHITEOUT_PREFIX):]))
+        path = _confined(target, posixpath.join(posixpath.dirname(name), hidden))
         _remove_existing(path)
         os.mknod(path, stat.S_IFCHR | 0, os.makedev(0, 0))
         return 0

@@ -12,7 +12,7 @@ import os
 
 from berth import fastjson as json
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.fs import Lock, read_json, write_bytes, write_json
+from berth.fs import Lock, make_dirs, read_json, write_bytes, write_json
 
 NAME_ANNOTATION = "io.containerd.image.name"
 TAG_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -73,9 +73,9 @@ class ImageStore:
     def ensure(self) -> None:
         if os.path.exists(self.index_path):
             return
-        os.makedirs(self.blobs, exist_ok=True)
-        os.makedirs(self.layers, exist_ok=True)
-        os.makedirs(os.path.join(self.root, "tmp"), exist_ok=True)
+        make_dirs(self.blobs)
+        make_dirs(self.layers)
+        make_dirs(os.path.join(self.root, "tmp"))
         with Lock(os.path.join(self.root, "index.lock")):
             if not os.path.exists(self.index_path):
                 write_json(os.path.join(self.root, "oci-layout"), {"imageLayoutVersion": "1.0.0"})

@@ -18,7 +18,7 @@ class LogWriter:
     __slots__ = ("fd", "pending")
 
     def __init__(self, path: str):
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.pending = {"stdout": b"", "stderr": b""}
 
     def write(self, stream: str, data: bytes) -> None:

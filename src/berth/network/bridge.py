@@ -9,7 +9,7 @@ and checks that the bridge device exists; everything else happens once, under a 
 import os
 
 from berth.errors import Conflict, InvalidArgument
-from berth.fs import Lock, read_json, write_json
+from berth.fs import Lock, make_dirs, read_json, write_json
 
 # What must match between the settings and the bridge as made; anything else is a change.
 CONFIG_KEYS = ("name", "subnet", "gateway", "fixed_cidr", "mtu", "icc", "iptables")
@@ -54,7 +54,7 @@ def ensure(root: str, settings) -> Bridge:
     current = load(root)
     if current is not None and _matches(current, settings) and os.path.exists(f"/sys/class/net/{current.name}"):
         return current
-    os.makedirs(directory(root), exist_ok=True)
+    make_dirs(directory(root))
     with Lock(os.path.join(directory(root), "lock")):
         current = load(root)
         exists = current is not None and os.path.exists(f"/sys/class/net/{current.name}")

@@ -7,6 +7,8 @@ Pool does its arithmetic on integers: `import ipaddress` costs ~5 ms, a tenth of
 import _socket
 import os
 
+from berth.fs import make_dirs
+
 
 def __getattr__(name: str):
     if name == "DEFAULT_POOLS":
@@ -110,7 +112,7 @@ class Pool:
                 yield _dotted(number)
 
     def allocate(self, container_id: str) -> str:
-        os.makedirs(self.directory, exist_ok=True)
+        make_dirs(self.directory)
         # A lease appears whole or not at all (written aside, then hard-linked into place,
         # which fails if the address is taken), so nobody ever reads a half-made one.
         draft = os.path.join(self.directory, f".draft-{os.getpid()}-{os.urandom(4).hex()}")

@@ -7,6 +7,7 @@ import errno
 import os
 
 from berth.errors import BerthError, InvalidArgument, NotFound
+from berth.fs import make_dirs
 
 PROTOS = ("tcp", "udp", "sctp")
 # docker's portallocator falls back to this when the kernel's ephemeral range is unreadable
@@ -307,7 +308,7 @@ class Reservations:
             raise InvalidArgument(f"unknown protocol: {proto}")
         host_ip = _normalize_host_ip(host_ip)
         start, end = self._wanted(port_spec)
-        os.makedirs(self.directory, exist_ok=True)
+        make_dirs(self.directory)
         with _Lock(self.directory, exclusive=True):
             held = self._held(proto)
             if start == end:
