@@ -13,12 +13,15 @@ from berth.fs import Lock, make_dirs, read_json, write_json
 
 # What must match between the settings and the bridge as made; anything else is a change.
 CONFIG_KEYS = ("name", "subnet", "gateway", "fixed_cidr", "mtu", "icc", "iptables")
+# The firewall's revision, recorded in bridge.json: a table an older berth made is brought up
+# to date in place on first use (2: nft.Firewall.loopback_guard, CVE-2020-8558).
+FIREWALL_REVISION = 2
 
 
 class Bridge:
     """The bridge as it is: name, subnet, gateway, container range, mtu, firewall choices."""
 
-    __slots__ = ("name", "subnet", "gateway", "fixed_cidr", "mtu", "icc", "iptables", "created", "table")
+    __slots__ = ("name", "subnet", "gateway", "fixed_cidr", "mtu", "icc", "iptables", "created", "table", "revision")
 
     def __init__(self, state: dict):
         for key in self.__slots__:
@@ -52,13 +55,16 @@ def ensure(root: str, settings) -> Bridge:
     """The bridge the settings ask for, made or adopted if needed. Settings that differ from
     the bridge in use are applied only while no container holds an address on it."""
     current = load(root)
-    if current is not None and _matches(current, settings) and os.path.exists(f"/sys/class/net/{current.name}"):
+    if current is not None and _matches(current, settings) and os.path.exists(f"/sys/class/net/{current.name}") \
+            and current.revision == FIREWALL_REVISION:
         return current
     make_dirs(directory(root))
     with Lock(os.path.join(directory(root), "lock")):
         current = load(root)
         exists = current is not None and os.path.exists(f"/sys/class/net/{current.name}")
         if current is not None and exists and _matches(current, settings):
+            if current.revision != FIREWALL_REVISION:
+                _upgrade_firewall(root, current)
             return current
         if current is not None and not _matches(current, settings):
             holders = pool(root, current).leases()
@@ -69,6 +75,14 @@ def ensure(root: str, settings) -> Bridge:
         bridge = _make(root, settings, current if current is not None and _matches(current, settings) else None)
         write_json(os.path.join(directory(root), "bridge.json"), bridge.state())
         return bridge
+
+
+def _upgrade_firewall(root: str, bridge: Bridge) -> None:
+    """A bridge an older berth made: add what its table lacks, keeping its published ports."""
+    if bridge.iptables:
+        bridge.firewall().add_loopback_guard()
+    bridge.revision = FIREWALL_REVISION
+    write_json(os.path.join(directory(root), "bridge.json"), bridge.state())
 
 
 def _matches(bridge: Bridge, settings) -> bool:
@@ -134,7 +148,8 @@ def _make(root: str, settings, previous: Bridge | None) -> Bridge:
             nl.set_link(name, up=True)
     bridge = Bridge({"name": name, "subnet": str(interface.network), "gateway": str(interface.ip),
                      "fixed_cidr": _network(settings.fixed_cidr), "mtu": settings.mtu, "icc": settings.icc,
-                     "iptables": settings.iptables, "created": created, "table": table_name(root)})
+                     "iptables": settings.iptables, "created": created, "table": table_name(root),
+                     "revision": FIREWALL_REVISION})
     try:
         if settings.ip_forward:
             _sysctl("/proc/sys/net/ipv4/ip_forward", "1")

@@ -157,6 +157,8 @@ def _protocol(proto: str) -> str:
 
 # -- the firewall --------------------------------------------------------------------------
 
+_INPUT_HOOK = "type filter hook input priority filter; policy accept;"
+
 class Firewall:
     """berth's rules for one bridge: `table ip T` and `table bridge T`, nothing else in nft."""
 
@@ -267,11 +269,32 @@ class Firewall:
     oifname "{br}" ip saddr 127.0.0.0/8 masquerade
     oifname "{br}" ct status dnat ip saddr {net} masquerade
   }}
-}}
+{self.loopback_guard()}}}
 table bridge {t} {{
   set links {{ type ipv4_addr . ipv4_addr . inet_proto . inet_service; }}
 {forward}}}
 """
+
+    def loopback_guard(self) -> str:
+        """The `input` chain of `table ip T`: kube-proxy's fix for CVE-2020-8558. route_localnet=1
+        on the bridge (for -p 127.0.0.1:..., by kernel NAT) also lets a container send to the
+        host's 127.0.0.0/8 through the gateway's MAC and reach services bound to loopback only.
+        So on our bridge, a packet for 127.0.0.0/8 passes only if berth's DNAT made it (replies
+        of a port published on 127.0.0.1 included) or it answers a connection the host opened
+        from a loopback address (masqueraded in postrouting); loopback sources are spoofed."""
+        rules = "".join(f"    {rule}\n" for rule in self._loopback_rules())
+        return f"  chain input {{\n    {_INPUT_HOOK}\n{rules}  }}\n"
+
+    def add_loopback_guard(self) -> None:
+        """Put the input chain into a table an older berth made, in place: its published ports stay."""
+        t = self.table
+        nft(script=f"add table ip {t}\nadd chain ip {t} input {{ {_INPUT_HOOK} }}\nflush chain ip {t} input\n"
+            + "".join(f"add rule ip {t} input {rule}\n" for rule in self._loopback_rules()))
+
+    def _loopback_rules(self) -> list[str]:
+        to_loopback = f'iifname "{self.bridge}" ip daddr 127.0.0.0/8'
+        return [f'iifname "{self.bridge}" ip saddr 127.0.0.0/8 drop', f"{to_loopback} ct status dnat accept",
+                f"{to_loopback} ct state established accept", f"{to_loopback} drop"]
 
     def _element(self, verb: str, mapping) -> str:
         proto, host_ip, host_port, container_ip, container_port = mapping
