@@ -133,3 +133,30 @@ def test_engine_asks_a_running_donor_for_its_namespace():
                            liar) == 'sysctl "net.core.somaxconn" not allowed in host network namespace'
     # A donor whose record is gone: the start-time check of the namespace paths decides.
     engine_check({"NetworkMode": "container:" + "e" * 64, "Sysctls": {"net.core.somaxconn": "1"}}, _loader())
+
+
+# -- at start: the spec's namespaces, as the runtime will join them ----------------------------
+
+class _User:
+    uid = gid = 0
+    additional_gids = ()
+    home = "/root"
+
+
+def _start_spec(host: dict, net_pid=None, ipc_pid=None) -> dict:
+    from berth.engine.spec import StartInputs, build
+
+    record = {"Id": "f" * 64, "Path": "true", "Args": [], "Config": {"Hostname": "h", "Env": []},
+              "HostConfig": host, "ResolvConfPath": "/r", "HostnamePath": "/h", "HostsPath": "/s"}
+    return build(record, _User(), "/nonexistent", None, StartInputs(net_pid=net_pid, ipc_pid=ipc_pid))
+
+
+def test_start_checks_the_namespaces_the_spec_joins():
+    donor = "container:" + "a" * 64
+    with pytest.raises(InvalidArgument, match='^sysctl "net.core.somaxconn" not allowed in host network namespace$'):
+        _start_spec({"NetworkMode": donor, "Sysctls": {"net.core.somaxconn": "1"}}, net_pid=os.getpid())
+    with pytest.raises(InvalidArgument, match="is not allowed in the hosts ipc namespace"):
+        _start_spec({"NetworkMode": "none", "IpcMode": donor, "Sysctls": {"kernel.msgmax": "1"}},
+                    ipc_pid=os.getpid())
+    spec = _start_spec({"NetworkMode": "none", "Sysctls": {"net.core.somaxconn": "1", "kernel.msgmax": "1"}})
+    assert spec["linux"]["sysctl"] == {"net.core.somaxconn": "1", "kernel.msgmax": "1"}
