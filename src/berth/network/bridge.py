@@ -107,6 +107,21 @@ def _network(cidr: str) -> str:
     return parse_cidr(cidr if "/" in cidr else cidr + "/32")[2]
 
 
+def _mac_follows_ports(name: str) -> bool:
+    """A bridge's MAC is the lowest of its ports' until one is set (addr_assign_type 3)."""
+    try:
+        with open(f"/sys/class/net/{name}/addr_assign_type") as f:
+            return f.read().strip() != "3"
+    except OSError:
+        return False
+
+
+def _random_mac() -> str:
+    octets = bytearray(os.urandom(6))
+    octets[0] = (octets[0] & 0xFE) | 0x02  # unicast, locally administered
+    return ":".join(f"{b:02x}" for b in octets)
+
+
 def _make(root: str, settings, previous: Bridge | None) -> Bridge:
     """Create (or adopt) the bridge device, then its sysctls and firewall."""
     import ipaddress
@@ -143,6 +158,8 @@ def _make(root: str, settings, previous: Bridge | None) -> Bridge:
                 nl.add_bridge(name)
             # Set after creation: only then does the kernel keep it instead of following the ports'.
             nl.set_link(name, mtu=settings.mtu)
+            if _mac_follows_ports(name):  # as docker: else the gateway's MAC moves as containers come and go
+                nl.set_link(name, mac=_random_mac())
             if interface_address(name) != str(interface):
                 nl.add_address(name, str(interface.ip), interface.network.prefixlen)
             nl.set_link(name, up=True)

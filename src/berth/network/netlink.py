@@ -108,7 +108,7 @@ class Netlink:
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, info + attrs + linkinfo)
 
     def set_link(self, name: str, up: bool | None = None, master: str | None = None, netns_fd: int | None = None,
-                 new_name: str | None = None, mtu: int | None = None) -> None:
+                 new_name: str | None = None, mtu: int | None = None, mac: str | None = None) -> None:
         flags = change = 0
         if up is not None:
             flags, change = (IFF_UP if up else 0), IFF_UP
@@ -121,6 +121,8 @@ class Netlink:
             attrs += _attr(IFLA_IFNAME, new_name.encode() + b"\0")
         if mtu is not None:
             attrs += _attr(IFLA_MTU, struct.pack("I", mtu))
+        if mac is not None:
+            attrs += _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
         self._request(RTM_NEWLINK, 0, _ifinfo(self.index(name), flags, change) + attrs)
 
     def delete_link(self, name: str) -> None:
