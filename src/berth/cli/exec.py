@@ -36,23 +36,31 @@ def cmd_exec(engine, argv) -> int:
         from berth.runtime.console import get_winsize
 
         size = get_winsize(0) or get_winsize(1)
-    null = None
     if opts.detach:
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        stdio = (null, null, null)
-    else:
-        stdin = 0 if opts.interactive else os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-        stdio = (stdin, 1, 2)
+        stdio, fds = None, (null, null, null)
+    elif tty:  # the runtime gives the process its own pty: these are placeholders
+        stdio, fds = None, (os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), 1, 2)
+    else:  # pipes we pump, never our own fds: they may be the caller's terminal
+        from berth.monitor.supervisor import Stdio
+
+        stdio = Stdio(tty=False, open_stdin=False, attach_stdin=opts.interactive)
+        fds = stdio.container
     forwarder = None if tty or opts.detach else SignalForwarder()
     try:
         launched = engine.exec(record, args[1:], user=opts.user, env=env, workdir=opts.workdir, tty=tty,
-                               privileged=opts.privileged, stdio=stdio, console_size=size, wait=not opts.detach)
-    finally:
-        for fd in set(stdio):
-            if fd > 2:
-                os.close(fd)
-        if forwarder and "launched" not in locals():
+                               privileged=opts.privileged, stdio=fds, console_size=size, wait=not opts.detach)
+    except BaseException:
+        if stdio is not None:
+            stdio.close()
+        if forwarder:
             forwarder.restore()
+        raise
+    finally:
+        if stdio is None:
+            for fd in set(fds):
+                if fd > 2:
+                    os.close(fd)
     if opts.detach:
         return 0
     if tty:
@@ -63,8 +71,12 @@ def cmd_exec(engine, argv) -> int:
         finally:
             os.close(launched.console_fd)
         return wait_exit_code(launched.pid)
+    from berth.monitor.supervisor import pump_exec
+
+    stdio.started()
     forwarder.target(launched.pid)
     try:
-        return wait_exit_code(launched.pid)
+        return pump_exec(launched, stdio)
     finally:
+        stdio.close()
         forwarder.restore()

@@ -378,8 +378,9 @@ def cmd_start(engine, argv: list[str]) -> int:
 
 
 def run_attached(engine, record: dict, interactive: bool) -> int:
-    """Start the container as its supervisor with our terminal or stdio attached, and
-    wait for it; returns its exit code. Its output also goes to its json-file log."""
+    """Start the container as its supervisor, attached to us: through its own pty with -t,
+    else through pipes we pump (never our own fds: they may be the caller's terminal); wait
+    for it and return its exit code. Its output also goes to its json-file log."""
     from berth.monitor.logfile import LogWriter
     from berth.monitor.supervisor import Supervisor
     from berth.runtime.reap import reap_orphans, wait_exit_code
@@ -393,8 +394,7 @@ def run_attached(engine, record: dict, interactive: bool) -> int:
 
         size = get_winsize(0) or get_winsize(1)
     try:
-        launched, stdio = supervisor.launch(record, stdin_fd=0 if interactive and not tty else None,
-                                            console_size=size)
+        launched, stdio = supervisor.launch(record, attach_stdin=interactive and not tty, console_size=size)
     except BerthError:
         if forwarder:
             forwarder.restore()

@@ -32,28 +32,103 @@ def main(plan_text: str) -> None:
 
 
 STREAM_FDS = {"stdout": 1, "stderr": 2}
+DRAIN_ROUNDS = 64  # after an exec'd process ended: 64 KiB reads per pipe, more than a pipe holds
 
 
-def copy_output(sources: dict, log: LogWriter, echo=None) -> None:
+def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFeed | None" = None,
+                exited: int | None = None) -> None:
     """Copy the container's output ({fd: "stdout"|"stderr"}) to the json-file log until every
-    source closes; with `echo(fd, data)`, also to our own stdout/stderr (an attached run)."""
-    while sources:
-        try:
-            ready, _, _ = select.select(list(sources), [], [])
-        except InterruptedError:
-            continue
-        for fd in ready:
+    source closes; with `echo(fd, data)`, also to our own stdout/stderr (an attached run).
+    With `feed`, our stdin goes into the container's stdin pipe meanwhile. With `exited` (a
+    pidfd: an exec), copying ends when that process has ended, with what it left in the
+    pipes: a child it started may hold them open for ever, and docker's exec returns then."""
+    try:
+        while sources or exited is not None:
+            readers = list(sources)
+            writers = []
+            if feed is not None:
+                if feed.pending:
+                    writers.append(feed.theirs)
+                else:
+                    readers.append(feed.ours)
+            if exited is not None:
+                readers.append(exited)
             try:
-                data = os.read(fd, 65536)
-            except OSError:  # EIO from a pty master: the container side is gone
-                data = b""
-            if not data:
-                del sources[fd]
+                ready, writable, _ = select.select(readers, writers, [])
+            except InterruptedError:
                 continue
-            log.write(sources[fd], data)
-            if echo is not None:
-                echo(STREAM_FDS[sources[fd]], data)
-    log.flush()
+            for fd in ready:
+                if fd in sources:
+                    _copy_chunk(fd, sources, log, echo)
+            if feed is not None and (writable or feed.ours in ready) and not feed.step():
+                feed.close()
+                feed = None
+            if exited is not None and exited in ready:
+                for _ in range(DRAIN_ROUNDS):
+                    ready = select.select(list(sources), [], [], 0)[0] if sources else ()
+                    if not ready:
+                        break
+                    for fd in ready:
+                        _copy_chunk(fd, sources, log, echo)
+                break
+    finally:
+        if feed is not None:
+            feed.close()
+    if log is not None:
+        log.flush()
+
+
+def _copy_chunk(fd: int, sources: dict, log: LogWriter | None, echo) -> None:
+    try:
+        data = os.read(fd, 65536)
+    except OSError:  # EIO from a pty master: the container side is gone
+        data = b""
+    if not data:
+        del sources[fd]
+        return
+    if log is not None:
+        log.write(sources[fd], data)
+    if echo is not None:
+        echo(STREAM_FDS[sources[fd]], data)
+
+
+class StdinFeed:
+    """Our stdin copied into the container's stdin pipe (docker's -i without -t). The pipe is
+    closed at our EOF, so the container sees EOF, or once the container closed its end."""
+
+    __slots__ = ("ours", "theirs", "pending")
+
+    def __init__(self, ours: int, theirs: int):
+        self.ours = ours
+        self.theirs = theirs
+        self.pending = b""
+        # A container that does not read must not stop us copying its output.
+        os.set_blocking(theirs, False)
+
+    def step(self) -> bool:
+        """Read ours when nothing is pending, write what is pending; False once done."""
+        if not self.pending:
+            try:
+                self.pending = os.read(self.ours, 65536)
+            except BlockingIOError:  # our stdin is non-blocking and was raced empty
+                return True
+            except OSError:  # EIO: our terminal hung up
+                return False
+            if not self.pending:
+                return False
+        try:
+            written = os.write(self.theirs, self.pending)
+        except BlockingIOError:
+            return True
+        except OSError:  # EPIPE: the container closed its stdin
+            return False
+        self.pending = self.pending[written:]
+        return True
+
+    def close(self) -> None:
+        if self.theirs >= 0:
+            os.close(self.theirs)
+            self.theirs = -1
 
 
 def exec_python(module: str, function: str, plan: dict) -> None:

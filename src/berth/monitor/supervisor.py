@@ -12,23 +12,28 @@ import time
 
 from berth import fastjson
 from berth.errors import BerthError
+from berth.monitor.lean import StdinFeed, copy_output, exec_python
 from berth.monitor.logfile import LogWriter
 
 
 class Stdio:
-    """The container's side and our side of its stdin/stdout/stderr for one start."""
+    """The container's side and our side of its stdin/stdout/stderr for one start (or exec).
+    Without a tty the container gets pipes, never one of our own fds: our stdin or output
+    may be the caller's terminal, which a process left in the container could read or write
+    long after we returned. With `attach_stdin`, the pump copies our stdin into its pipe."""
 
-    __slots__ = ("container", "ours", "_theirs", "_held")
+    __slots__ = ("container", "ours", "stdin_writer", "_theirs", "_held")
 
-    def __init__(self, tty: bool, stdin_fd: int | None, open_stdin: bool):
+    def __init__(self, tty: bool, open_stdin: bool, attach_stdin: bool = False):
         self._theirs = []  # fds made for the container: closed here once it has them
         self._held = []  # fds we keep open while it runs
-        if stdin_fd is not None:
-            stdin = stdin_fd
-        elif open_stdin and not tty:
+        self.stdin_writer = None  # our end of its stdin pipe, when we feed it from our stdin
+        if (open_stdin or attach_stdin) and not tty:
             stdin, writer = os.pipe()  # like docker, -i keeps stdin open with nobody attached
             self._theirs.append(stdin)
             self._held.append(writer)
+            if attach_stdin:
+                self.stdin_writer = writer
         else:
             stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
             self._theirs.append(stdin)
@@ -47,6 +52,21 @@ class Stdio:
             _close(fd)
         self._theirs = []
 
+    def stdin_feed(self) -> StdinFeed | None:
+        """Our stdin fed into the container's stdin pipe (the feed then owns and closes our
+        end), or None when its stdin is not attached to ours."""
+        writer = self.stdin_writer
+        if writer is None:
+            return None
+        self._held.remove(writer)
+        self.stdin_writer = None
+        try:
+            os.fstat(0)
+        except OSError:  # we have no stdin at all: the container reads EOF
+            os.close(writer)
+            return None
+        return StdinFeed(0, writer)
+
     def close(self) -> None:
         self.started()
         for fd, _ in self.ours:
@@ -55,6 +75,7 @@ class Stdio:
             _close(fd)
         self.ours = []
         self._held = []
+        self.stdin_writer = None
 
 
 def _close(fd: int) -> None:
@@ -70,10 +91,11 @@ class Supervisor:
         self.container_id = container_id
         self.attached = attached
 
-    def launch(self, record: dict, stdin_fd: int | None = None, console_size=None, restarting: bool = False):
-        """Start the container with pipes (or its pty) that this process reads."""
+    def launch(self, record: dict, attach_stdin: bool = False, console_size=None, restarting: bool = False):
+        """Start the container with pipes (or its pty) that this process reads (and, with
+        `attach_stdin`, writes from our stdin)."""
         config = record["Config"]
-        stdio = Stdio(config["Tty"], stdin_fd, config["OpenStdin"])
+        stdio = Stdio(config["Tty"], config["OpenStdin"], attach_stdin)
         try:
             launched = self.engine.start(record, stdio=stdio.container, console_size=console_size,
                                          restarting=restarting)
@@ -87,11 +109,11 @@ class Supervisor:
 
     def pump(self, launched, stdio: Stdio, log: LogWriter) -> int:
         """Copy the container's output to the log (and to us when attached) until it closes,
-        then reap the container and any orphans handed to us. Returns its exit code."""
-        from berth.monitor.lean import copy_output
+        feeding its stdin from ours when attached so, then reap the container and any orphans
+        handed to us. Returns its exit code."""
         from berth.runtime.reap import reap_orphans, wait_exit_code
 
-        copy_output(dict(stdio.ours), log, _write_all if self.attached else None)
+        copy_output(dict(stdio.ours), log, _write_all if self.attached else None, stdio.stdin_feed())
         code = wait_exit_code(launched.pid)
         reap_orphans()
         return code
@@ -158,8 +180,6 @@ class Supervisor:
                 "log": record["LogPath"], "sources": stdio.ours, "stdin": list(stdio._held), "held": held,
                 "started": started, "backoff": backoff}
         try:
-            from berth.monitor.lean import exec_python
-
             exec_python("berth.monitor.lean", "main", plan)
         except OSError:
             for fd in keep:
@@ -211,6 +231,20 @@ def resume(plan_text: str) -> None:
             supervisor.run_detached(-1, restarting=True, backoff=backoff)
     finally:
         os._exit(0)
+
+
+def pump_exec(launched, stdio: Stdio) -> int:
+    """An attached exec without a tty: copy its output to ours (and our stdin to it when
+    attached) until the exec'd process ends, then what it left in the pipes; its exit code.
+    Not until the pipes close: a child it left in the background may hold them for ever."""
+    from berth.runtime.reap import wait_exit_code
+
+    exited = os.pidfd_open(launched.pid)
+    try:
+        copy_output(dict(stdio.ours), None, _write_all, stdio.stdin_feed(), exited)
+    finally:
+        os.close(exited)
+    return wait_exit_code(launched.pid)
 
 
 def _notify(fd: int, message: dict) -> None:
