@@ -56,6 +56,7 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
     except FileNotFoundError:
         raise InvalidArgument(f"open {bundle}/config.json: no such file or directory") from None
     _validate_bundle(spec)
+    hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
     os.makedirs(root, exist_ok=True)
     try:
         os.mkdir(directory, 0o711)
@@ -69,12 +70,14 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         fifo = os.path.join(directory, "exec.fifo")
         os.mkfifo(fifo, 0o622)
         launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
-                         seccomp_cache=os.path.join(root, "seccomp"))
+                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks)
         if launched.console_fd is not None:
             _send_console(console_socket, launched.console_fd)
         state = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "pid": launched.pid,
                  "bundle": bundle, "rootfs": rootfs, "cgroupsPath": linux["cgroupsPath"],
                  "annotations": spec.get("annotations") or {}}
+        if hooks is not None:  # poststart and poststop run from here, as config.json was at create
+            state["hooks"] = spec["hooks"]
         write_json(os.path.join(directory, "state.json"), state)
         if pid_file:
             with open(pid_file, "w") as f:
@@ -82,7 +85,27 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         return state
     except BaseException:
         remove_tree(directory)
+        if hooks is not None:  # the spec's lifecycle: a failed create is destroyed, then poststop
+            _warn_on_failure(hooks, "poststop", 0, "stopped")
         raise
+
+
+def _hooks_of(entries: dict | None, spec: dict, container_id: str, bundle: str):
+    """runtime.hooks.Hooks for config.json's (or state.json's) hooks, None without any."""
+    if entries is None:
+        return None
+    from berth.runtime.hooks import Hooks  # only bundles with hooks import it
+
+    return Hooks(entries, {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "bundle": bundle,
+                           "annotations": spec.get("annotations") or {}})
+
+
+def _warn_on_failure(hooks, kind: str, pid: int, status: str) -> None:
+    """poststart and poststop: a failure is a warning, the operation goes on (runtime-spec 1.0)."""
+    try:
+        hooks.run(kind, pid, status)
+    except BerthError as err:
+        print(f"berth-runtime: warning: {err}", file=sys.stderr)
 
 
 def _validate_bundle(spec: dict) -> None:
@@ -118,10 +141,17 @@ def start_created(root: str, container_id: str) -> None:
     fifo = os.path.join(directory, "exec.fifo")
     fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.read(fd, 1)
+        started = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
     finally:
         os.close(fd)
         os.unlink(fifo)
+    if started[:1] == b"1":
+        raise BerthError(started[1:].decode(errors="replace"))
+    if not started:
+        raise BerthError("container init exited before it could start its process")
+    hooks = _hooks_of(state.get("hooks"), state, container_id, state["bundle"])
+    if hooks is not None:
+        _warn_on_failure(hooks, "poststart", state["pid"], "running")
 
 
 def state_json(root: str, container_id: str) -> dict:
@@ -177,6 +207,9 @@ def delete(root: str, container_id: str, force: bool) -> None:
             time.sleep(0.005)
         cgroup.destroy()
     remove_tree(directory)
+    hooks = _hooks_of(state.get("hooks"), state, container_id, state["bundle"])
+    if hooks is not None:
+        _warn_on_failure(hooks, "poststop", 0, "stopped")
 
 
 def run(root: str, container_id: str, bundle: str, detach: bool, console_socket, pid_file) -> int:
@@ -186,7 +219,11 @@ def run(root: str, container_id: str, bundle: str, detach: bool, console_socket,
     if not detach:
         become_subreaper()
     state = create(root, container_id, bundle, console_socket, pid_file)
-    start_created(root, container_id)
+    try:
+        start_created(root, container_id)
+    except BaseException:
+        delete(root, container_id, force=True)
+        raise
     if detach:
         return 0
     code = wait_exit_code(state["pid"])

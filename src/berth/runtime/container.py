@@ -10,6 +10,7 @@ from berth.errors import BerthError
 from berth.runtime import mount, process
 from berth.runtime import syscalls as sc
 from berth.runtime.cgroups import open_cgroup
+from berth.runtime.rootfs_paths import open_in_root
 
 NAMESPACE_FLAGS = {
     "mount": sc.CLONE_NEWNS, "pid": sc.CLONE_NEWPID, "uts": sc.CLONE_NEWUTS,
@@ -32,18 +33,20 @@ class Launched:
 class _Plan:
     """What the forked processes need to build the container: the spec, where its rootfs
     is (and the overlay to mount there), its stdio, the exec fifo, the compiled seccomp filter,
-    and its cgroup's host directories (what a "cgroup" mount shows, bound before pid 1 is in them)."""
+    its cgroup's host directories (what a "cgroup" mount shows, bound before pid 1 is in them)
+    and its OCI hooks (runtime.hooks.Hooks, None without)."""
 
-    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs")
+    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks")
 
     def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None,
-                 seccomp_program=None):
+                 seccomp_program=None, hooks=None):
         self.spec = spec
         self.rootfs = rootfs
         self.overlay = overlay
         self.stdio = stdio
         self.exec_fifo = exec_fifo
         self.cgroup_dirs = cgroup_dirs
+        self.hooks = hooks
         # Compiled (or fetched from the cache) before forking: pid 1 cannot see the cache
         # after pivot_root, and a bad profile then fails the start cleanly.
         section = (spec.get("linux") or {}).get("seccomp")
@@ -56,22 +59,30 @@ class _Plan:
 
 def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
           exec_fifo: str | None = None, on_created=None, seccomp_cache: str | None = None,
-          seccomp_program=None) -> Launched:
+          seccomp_program=None, hooks=None) -> Launched:
     """Create the container and, unless `exec_fifo` is given, exec its process.
 
     With `exec_fifo` the process stops just before exec until someone opens the fifo for
-    reading (runc's create/start split). `on_created(pid)` runs once pid 1 exists in its
-    namespaces and cgroup and before it goes on (the place of OCI's createRuntime hooks:
-    the engine plugs the network in there). Raises BerthError (with docker's exit code) if
-    anything fails; then nothing of the container is left behind. `seccomp_cache` is the
-    directory of compiled seccomp filters (none: compile every time); `seccomp_program`, a
-    filter the caller already has, replaces linux.seccomp."""
+    reading (runc's create/start split); it then writes "0", or "1" and the error of a
+    failed startContainer hook. `on_created(pid)` runs once pid 1 exists in its namespaces
+    and cgroup and before it goes on (the engine plugs the network in there). `hooks`
+    (runtime.hooks.Hooks) runs spec.hooks of the create and start phases; poststart and
+    poststop are the caller's. Raises BerthError (with docker's exit code) if anything fails;
+    then nothing of the container is left behind. `seccomp_cache` is the directory of
+    compiled seccomp filters (none: compile every time); `seccomp_program`, a filter the
+    caller already has, replaces linux.seccomp."""
     linux = spec.get("linux") or {}
+    if hooks is None and spec.get("hooks"):
+        from berth.runtime.hooks import Hooks  # only a bundle with hooks pays for the import
+
+        hooks = Hooks(spec["hooks"], {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": "", "bundle": "",
+                                      "annotations": spec.get("annotations") or {}})
     cgroup = open_cgroup(linux.get("cgroupsPath") or "/berth/" + os.urandom(8).hex())
     cgroup.create()
     try:
         cgroup.apply(linux.get("resources"))
-        plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup.host_dirs(), seccomp_program)
+        plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup.host_dirs(), seccomp_program,
+                     hooks)
         return _fork_container(plan, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
@@ -120,8 +131,13 @@ def _fork_container(plan: _Plan, cgroup, on_created=None) -> Launched:
         pid = first["pid"]
         cgroup.add(pid)
         if on_created is not None:
-            on_created(pid)
-        os.write(joined_w, b"j")
+            _call_on_created(on_created, pid, messages)
+        if _hooks_before_pivot(plan):
+            _runtime_hooks(plan, messages, pid)
+        try:
+            os.write(joined_w, b"j")
+        except BrokenPipeError:  # pid 1 failed before waiting for it, and said why
+            raise _error_from(messages.next()) from None
         console_fd = None
         if console_parent is not None:
             from berth.runtime import console
@@ -141,6 +157,33 @@ def _fork_container(plan: _Plan, cgroup, on_created=None) -> Launched:
         os.close(joined_w)
         if console_parent is not None:
             console_parent.close()
+
+
+def _call_on_created(on_created, pid: int, messages) -> None:
+    """on_created(pid); when it fails because pid 1 has already failed (its namespaces gone with
+    it), pid 1's reason is the error: it wrote it before it exited."""
+    try:
+        on_created(pid)
+    except BaseException:
+        import select
+
+        if select.select([messages.fd], [], [], 0)[0]:
+            raise _error_from(messages.next()) from None
+        raise
+
+
+def _hooks_before_pivot(plan: _Plan) -> bool:
+    return plan.hooks is not None and plan.hooks.before_pivot()
+
+
+def _runtime_hooks(plan: _Plan, messages, pid: int) -> None:
+    """prestart then createRuntime, in the runtime's namespaces, once pid 1 has made its mounts
+    (it waits for "j" before its createContainer hooks and pivot_root)."""
+    message = messages.next()
+    if message is None or "error" in message:
+        raise _error_from(message)
+    plan.hooks.run("prestart", pid, "creating")
+    plan.hooks.run("createRuntime", pid, "creating")
 
 
 def _intermediate(plan: _Plan, status_w, joined_r, console_sock) -> None:
@@ -190,7 +233,7 @@ def _enter_cgroup_namespace(namespaces) -> None:
 
 def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> None:
     """The container's pid 1 until exec. Never returns."""
-    spec, rootfs, exec_fifo = plan.spec, plan.rootfs, plan.exec_fifo
+    spec, exec_fifo = plan.spec, plan.exec_fifo
     try:
         proc = spec.get("process") or {}
         linux = spec.get("linux") or {}
@@ -201,21 +244,26 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
             from berth.runtime.netlink_lo import loopback_up
 
             loopback_up()
+        root = None
         if flags & sc.CLONE_NEWNS:
-            mount.prepare_rootfs(spec, rootfs, plan.overlay, plan.cgroup_dirs)
-            mount.pivot_root(rootfs)
-            _write_sysctls(linux.get("sysctl"))
-            mount.mask_paths(linux.get("maskedPaths"))
-            mount.readonly_paths(linux.get("readonlyPaths"))
+            root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs)
+        joined = _hooks_before_pivot(plan)
+        if joined:
+            _container_hooks(plan, status_w, joined_r, namespaces, root)
+        if root is not None:
+            # Resolved under the rootfs fd, before pivot_root: /proc/self/fd is still the host's.
+            _write_sysctls(root, linux.get("sysctl"))
+            mount.mask_paths(root, linux.get("maskedPaths"))
+            mount.readonly_paths(root, linux.get("readonlyPaths"))
+            mount.pivot_root(root)
+            os.close(root)
             if (spec.get("root") or {}).get("readonly"):
                 mount.readonly_root()
         if flags & sc.CLONE_NEWUTS and spec.get("hostname"):
             sc.sethostname(spec["hostname"])
         process.set_rlimits(proc.get("rlimits"))
-        if os.read(joined_r, 1) != b"j":
-            raise BerthError("container was not placed in its cgroup")
-        os.close(joined_r)
-        _enter_cgroup_namespace(namespaces)
+        if not joined:
+            _await_cgroup(joined_r, namespaces)
         if console_sock is not None:
             from berth.runtime import console
 
@@ -231,9 +279,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
             for target, fd in enumerate(plan.stdio):
                 if fd != target:
                     os.dup2(fd, target)
-        cwd = proc.get("cwd") or "/"
-        os.makedirs(cwd, exist_ok=True)
-        os.chdir(cwd)
+        mount.change_dir(proc.get("cwd") or "/")
         # runc's order: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in
         # before the capabilities are dropped; with it, as late as possible.
         no_new_privileges = proc.get("noNewPrivileges")
@@ -243,14 +289,49 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
         process.close_extra_fds(keep=(status_w,))
         if plan.seccomp is not None and no_new_privileges:
             _load_seccomp(plan.seccomp)
+        started = None
         if fifo_fd is not None:
             _send(status_w, {"ready": True})
-            fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-            os.write(fd, b"0")
-            os.close(fd)
+            started = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until `start`
+        if plan.hooks is not None:
+            _start_hooks(plan, started, proc)
+        if started is not None:
+            os.write(started, b"0")
+            os.close(started)
         process.exec_process(proc)
     except BaseException as err:
         _report_and_exit(status_w, err)
+
+
+def _await_cgroup(joined_r: int, namespaces) -> None:
+    """Wait until the parent has put us in our cgroup (and run its hooks), then unshare the
+    cgroup namespace there."""
+    if os.read(joined_r, 1) != b"j":
+        raise BerthError("container was not placed in its cgroup")
+    os.close(joined_r)
+    _enter_cgroup_namespace(namespaces)
+
+
+def _container_hooks(plan: _Plan, status_w: int, joined_r: int, namespaces, root: int | None) -> None:
+    """createContainer hooks, in our namespaces before pivot_root, from the rootfs (runc's
+    place), after the parent ran prestart and createRuntime against our mounts."""
+    _send(status_w, {"mounted": True})
+    _await_cgroup(joined_r, namespaces)
+    if root is not None:
+        os.fchdir(root)
+    plan.hooks.run("createContainer", os.getpid(), "creating")
+
+
+def _start_hooks(plan: _Plan, started: int | None, proc: dict) -> None:
+    """startContainer hooks: as the container's process will run (after credentials and
+    seccomp, runc's place), with its environment unless they have their own; a failure is
+    told to `start` through the fifo."""
+    try:
+        plan.hooks.run("startContainer", os.getpid(), "created", proc.get("env") or [])
+    except BerthError as err:
+        if started is not None:
+            os.write(started, b"1" + str(err).encode()[:4000])
+        raise
 
 
 def _load_seccomp(program) -> None:
@@ -259,11 +340,19 @@ def _load_seccomp(program) -> None:
     seccomp.load(program)
 
 
-def _write_sysctls(sysctls: dict | None) -> None:
-    """OCI linux.sysctl, written in the container's own namespaces before /proc/sys turns read-only."""
+def _write_sysctls(root: int, sysctls: dict | None) -> None:
+    """OCI linux.sysctl, written in the container's own namespaces before /proc/sys turns
+    read-only, through the container's /proc under the rootfs fd `root`."""
     for key, value in (sysctls or {}).items():
-        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-            f.write(value)
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            fd = open_in_root(root, path, os.O_WRONLY)
+        except OSError as err:
+            raise OSError(err.errno, os.strerror(err.errno), path) from None
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
 
 
 def _send(fd: int, message: dict) -> None:

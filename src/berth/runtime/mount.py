@@ -1,10 +1,15 @@
 """Building the container's filesystem view inside its new mount namespace:
-rootfs, OCI mounts, device nodes, pivot_root, masked and read-only paths."""
+rootfs, OCI mounts, device nodes, pivot_root, masked and read-only paths, cwd.
+
+Every path under the rootfs is resolved inside it by fd (runtime.rootfs_paths), and every
+mount goes onto the /proc/self/fd/N of its resolved target, never onto a path string."""
 
 import os
 import stat
 
+from berth.errors import BerthError
 from berth.runtime import syscalls as sc
+from berth.runtime.rootfs_paths import fd_path, make_dir, make_file, open_in_root, real_path, split_parent
 
 _FLAGS = {  # option -> (clear, flag); like runc's parseMountOptions
     "ro": (False, sc.MS_RDONLY), "rw": (True, sc.MS_RDONLY),
@@ -56,7 +61,9 @@ def parse_options(options) -> tuple[int, int, str]:
 
 
 def secure_join(root: str, unsafe: str) -> str:
-    """Join `unsafe` under `root`, resolving symlinks as if `root` were `/` (never escapes)."""
+    """Join `unsafe` under `root`, resolving symlinks as if `root` were `/`. A string, resolved
+    again by whoever uses it: only for trees nobody changes meanwhile (the runtime itself
+    resolves by fd, with runtime.rootfs_paths)."""
     parts = [p for p in unsafe.split("/") if p]
     resolved = []
     links = 0
@@ -88,10 +95,11 @@ def secure_join(root: str, unsafe: str) -> str:
     return root.rstrip("/") + "/" + "/".join(resolved)
 
 
-def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: dict | None = None) -> None:
-    """Everything before pivot_root. `overlay` is the overlayfs option string to mount at
-    `rootfs`, or None when `rootfs` is a ready directory (plain OCI bundle). `cgroup_dirs` is
-    the container's cgroup's host_dirs(), what a mount of type "cgroup" shows."""
+def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: dict | None = None) -> int:
+    """The mounts and device nodes, before pivot_root. `overlay` is the overlayfs option string
+    to mount at `rootfs`, or None when `rootfs` is a ready directory (plain OCI bundle).
+    `cgroup_dirs` is the container's cgroup's host_dirs(), what a mount of type "cgroup" shows.
+    Returns an O_PATH fd of the mounted rootfs: every later step resolves its paths from it."""
     linux = spec.get("linux") or {}
     propagation = _PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
     sc.mount(None, "/", None, propagation)
@@ -103,113 +111,230 @@ def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: di
         sc.mount("overlay", rootfs, "overlay", 0, overlay)
     else:
         sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-    for m in spec.get("mounts") or ():
-        mount_one(rootfs, m, cgroup_dirs)
-    create_devices(rootfs, linux.get("devices") or ())
+    root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for m in spec.get("mounts") or ():
+            mount_one(root, m, cgroup_dirs)
+        create_devices(root, linux.get("devices") or ())
+    except BaseException:
+        os.close(root)
+        raise
+    return root
 
 
-def mount_one(rootfs: str, m: dict, cgroup_dirs: dict | None = None) -> None:
+def mount_one(root: int, m: dict, cgroup_dirs: dict | None = None) -> None:
+    """One OCI mount, onto its destination resolved under the rootfs fd `root`."""
     flags, propagation, data = parse_options(m.get("options"))
     kind = m.get("type") or ("bind" if flags & sc.MS_BIND else "")
-    target = secure_join(rootfs, m["destination"])
     source = m.get("source") or kind
-    if kind == "cgroup":
-        mount_cgroup(target, flags, cgroup_dirs)
-    elif kind == "bind" or flags & sc.MS_BIND:
-        _make_target(target, is_dir=os.path.isdir(source))
-        sc.mount(source, target, None, sc.MS_BIND | (flags & sc.MS_REC), None)
-        extra = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
-        if extra:
-            sc.mount(source, target, None, sc.MS_BIND | sc.MS_REMOUNT | extra, None)
+    destination = m["destination"]
+    bind = kind == "bind" or bool(flags & sc.MS_BIND)
+    try:
+        target = _Target(root, destination, _mountpoint(root, destination, kind, bind,
+                                                         is_dir=not bind or os.path.isdir(source)))
+        try:
+            if kind == "cgroup":
+                _mount_cgroup_on(target, flags, cgroup_dirs)
+            elif bind:
+                _bind(target, source, flags)
+            else:
+                sc.mount(source, target.path, kind, flags, data)
+                if propagation:
+                    target.reopen()
+            if propagation:
+                sc.mount(None, target.path, None, propagation)
+        finally:
+            target.close()
+    except OSError as err:
+        raise BerthError(f'error mounting "{source}" to rootfs at "{destination}": {_reason(err)}') from None
+
+
+class _Target:
+    """Where a mount goes: the fd of `destination` resolved under `root`. A mount onto it does
+    not change what the fd shows (what is under the mount), so `reopen` resolves it again to act
+    on the new mount, refusing if the path no longer leads to the same place (runc's
+    reopenAfterMount)."""
+
+    __slots__ = ("root", "destination", "fd")
+
+    def __init__(self, root: int, destination: str, fd: int):
+        self.root = root
+        self.destination = destination
+        self.fd = fd
+
+    @property
+    def path(self) -> str:
+        return fd_path(self.fd)
+
+    def reopen(self) -> None:
+        where = real_path(self.fd)
+        fresh = open_in_root(self.root, self.destination)
+        if real_path(fresh) != where:
+            os.close(fresh)
+            raise OSError(16, f"mountpoint {where} was moved while mounting")
+        os.close(self.fd)
+        self.fd = fresh
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _mountpoint(root: int, destination: str, kind: str, bind: bool, is_dir: bool) -> int:
+    """The fd of a mount's destination inside the rootfs, made if missing (a directory, or an
+    empty file for a bind of a file). Refused: the rootfs itself, anything inside /proc but
+    lxcfs's files (runc's checkProcMount), and proc or sysfs on a symlink."""
+    if kind in ("proc", "sysfs"):
+        try:  # O_NOFOLLOW|O_DIRECTORY: a symlink in the last place fails with ENOTDIR
+            target = open_in_root(root, destination, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY)
+        except NotADirectoryError:
+            raise OSError(20, f"filesystem {kind!r} must be mounted on ordinary directory") from None
+        except FileNotFoundError:
+            target = make_dir(root, destination)
     else:
-        _make_target(target, is_dir=True)
-        sc.mount(source, target, kind, flags, data)
-    if propagation:
-        sc.mount(None, target, None, propagation)
+        target = make_dir(root, destination) if is_dir else make_file(root, destination)
+    try:
+        top = real_path(root).rstrip("/")
+        where = real_path(target)
+        if where == top or not where.startswith(top + "/"):
+            raise OSError(22, f"mountpoint {where} is not inside the rootfs {top}")
+        inside = where[len(top):]
+        if inside == "/proc" and kind != "proc" and not bind:
+            raise OSError(22, f"{destination} cannot be mounted because it is not of type proc")
+        if inside.startswith("/proc/") and inside not in LXCFS_PROC_FILES:
+            raise OSError(22, f"{destination} cannot be mounted because it is inside /proc")
+    except BaseException:
+        os.close(target)
+        raise
+    return target
+
+
+# What lxcfs binds over /proc files; no other mount may land inside /proc (runc's list).
+LXCFS_PROC_FILES = frozenset((
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps", "/proc/uptime",
+    "/proc/loadavg", "/proc/slabinfo", "/proc/sys/kernel/ns_last_pid", "/proc/sys/crypto/fips_enabled",
+))
+
+
+def _bind(target: _Target, source: str, flags: int) -> None:
+    """A bind; its other flags need a remount of the new mount."""
+    sc.mount(source, target.path, None, sc.MS_BIND | (flags & sc.MS_REC))
+    target.reopen()
+    extra = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+    if extra:
+        sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | extra)
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err)
 
 
 def mount_cgroup(target: str, flags: int, host_dirs: dict | None) -> None:
+    """A cgroup mount (below) on the directory `target`, a path the caller trusts."""
+    parent = os.open(os.path.dirname(target.rstrip("/")) or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        name = os.path.basename(target.rstrip("/"))
+        point = _Target(parent, name, open_in_root(parent, name, os.O_PATH | os.O_DIRECTORY))
+        try:
+            _mount_cgroup_on(point, flags, host_dirs)
+        finally:
+            point.close()
+    finally:
+        os.close(parent)
+
+
+def _mount_cgroup_on(target: _Target, flags: int, host_dirs: dict | None) -> None:
     """OCI type "cgroup" (runc's mountCgroupV1/V2), made of binds of the container's own
     cgroup directories, so it can be done before the container is in them and shows no other
     cgroup. v2 (host_dirs {"": dir}): that directory. v1: a tmpfs holding one directory per
     hierarchy, and a symlink per controller of a co-mounted one (cpu -> cpu,cpuacct)."""
     if host_dirs is None:
-        from berth.errors import BerthError
-
         raise BerthError("a cgroup mount needs the container's cgroup")
-    _make_target(target, is_dir=True)
     attrs = (flags & _MOUNT_ATTRS) | _CGROUP_DEFAULTS
     if "" in host_dirs:
-        _bind_with(host_dirs[""], target, attrs)
+        sc.mount(host_dirs[""], target.path, None, sc.MS_BIND)
+        target.reopen()
+        sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | attrs)
         return
-    sc.mount("tmpfs", target, "tmpfs", _CGROUP_DEFAULTS, "mode=755")
+    sc.mount("tmpfs", target.path, "tmpfs", _CGROUP_DEFAULTS, "mode=755")
+    target.reopen()  # the fresh tmpfs: only we write in it
     for name in host_dirs:
-        os.mkdir(target + "/" + name, 0o755)
+        os.mkdir(name, 0o755, dir_fd=target.fd)
         if "," in name:
             for controller in name.split(","):
-                _symlink(name, target + "/" + controller)
+                _symlink(name, controller, target.fd)
     if attrs & sc.MS_RDONLY:
-        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | _CGROUP_DEFAULTS | sc.MS_RDONLY)
+        sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | _CGROUP_DEFAULTS | sc.MS_RDONLY)
     for name, directory in host_dirs.items():
-        _bind_with(directory, target + "/" + name, attrs)
+        _mount_at(target.fd, name, directory, sc.MS_BIND)
+        _mount_at(target.fd, name, None, sc.MS_BIND | sc.MS_REMOUNT | attrs)  # looked up again: onto the bind
 
 
-def _bind_with(source: str, target: str, attrs: int) -> None:
-    sc.mount(source, target, None, sc.MS_BIND)
-    sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | attrs)
+def _mount_at(dir_fd: int, name: str, source: str | None, flags: int) -> None:
+    """mount(2) onto the directory `name` of `dir_fd`, through its fd."""
+    fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        sc.mount(source, fd_path(fd), None, flags)
+    finally:
+        os.close(fd)
 
 
-def _make_target(path: str, is_dir: bool) -> None:
-    if os.path.lexists(path):
-        return
-    if is_dir:
-        os.makedirs(path, 0o755, exist_ok=True)
-    else:
-        os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-
-
-def create_devices(rootfs: str, devices) -> None:
-    dev = rootfs + "/dev"
+def create_devices(root: int, devices) -> None:
+    """runc's default devices and linux.devices, made with mknodat in their directory's fd (an
+    existing entry is replaced, never followed), then /dev's symlinks."""
     wanted = [{"path": "/dev/" + name, "type": "c", "major": major, "minor": minor, "fileMode": 0o666}
               for name, major, minor in DEFAULT_DEVICES]
     wanted.extend(devices)
+    directories = {}  # "/dev" -> its fd, resolved once
     old_umask = os.umask(0)
     try:
         for d in wanted:
-            path = secure_join(rootfs, d["path"])
-            if os.path.lexists(path):
-                os.unlink(path)
-            os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+            head, name = split_parent(d["path"])
+            if head not in directories:
+                directories[head] = make_dir(root, head)
+            parent = directories[head]
+            try:
+                os.unlink(name, dir_fd=parent)
+            except FileNotFoundError:
+                pass
             kind = stat.S_IFBLK if d.get("type") == "b" else stat.S_IFCHR
             mode = d.get("fileMode") or 0o666
-            os.mknod(path, kind | (mode & 0o7777), os.makedev(d["major"], d["minor"]))
-            os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
+            os.mknod(name, kind | (mode & 0o7777), os.makedev(d["major"], d["minor"]), dir_fd=parent)
+            os.chown(name, d.get("uid") or 0, d.get("gid") or 0, dir_fd=parent, follow_symlinks=False)
+        _dev_symlinks(directories["/dev"])
     finally:
         os.umask(old_umask)
+        for fd in directories.values():
+            os.close(fd)
+
+
+def _dev_symlinks(dev: int) -> None:
     for target, name in DEV_SYMLINKS:
-        _symlink(target, dev + "/" + name)
+        _symlink(target, name, dev)
     if os.path.exists("/proc/kcore"):
-        _symlink("/proc/kcore", dev + "/core")
-    if os.path.isdir(dev + "/pts"):
-        _symlink("pts/ptmx", dev + "/ptmx")
-
-
-def _symlink(target: str, path: str) -> None:
+        _symlink("/proc/kcore", "core", dev)
     try:
-        os.symlink(target, path)
+        pts = os.stat("pts", dir_fd=dev, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(pts.st_mode):
+        _symlink("pts/ptmx", "ptmx", dev)
+
+
+def _symlink(target: str, name: str, dir_fd: int) -> None:
+    try:
+        os.symlink(target, name, dir_fd=dir_fd)
     except FileExistsError:
         pass
 
 
-def pivot_root(rootfs: str) -> None:
-    """runc's pivotRoot: pivot_root(".", "."), then from the old root (by an fd opened
-    before: "." itself may still be the new root) make it rslave, so unmounting it does not
-    propagate to the host, and detach it. The new root's own mounts keep their propagation
-    (a shared bind stays shared with the host)."""
+def pivot_root(root: int) -> None:
+    """runc's pivotRoot: pivot_root(".", ".") from the rootfs fd `root`, then from the old root
+    (by an fd opened before: "." itself may still be the new root) make it rslave, so
+    unmounting it does not propagate to the host, and detach it. The new root's own mounts keep
+    their propagation (a shared bind stays shared with the host)."""
     old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.chdir(rootfs)
+        os.fchdir(root)
         sc.pivot_root(".", ".")
         os.fchdir(old_root)
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
@@ -219,25 +344,55 @@ def pivot_root(rootfs: str) -> None:
     os.chdir("/")
 
 
-def mask_paths(paths) -> None:
+def mask_paths(root: int, paths) -> None:
+    """linux.maskedPaths, resolved under the rootfs fd: a directory gets an empty read-only
+    tmpfs, anything else the host's /dev/null."""
     for path in paths or ():
         try:
-            if os.path.isdir(path):
-                sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY, None)
-            else:
-                sc.mount("/dev/null", path, None, sc.MS_BIND, None)
-        except FileNotFoundError:
-            pass
-
-
-def readonly_paths(paths) -> None:
-    for path in paths or ():
-        try:
-            sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC, None)
+            target = open_in_root(root, path)
         except FileNotFoundError:
             continue
-        sc.mount(path, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC | sc.MS_NOSUID
-                 | sc.MS_NODEV | sc.MS_NOEXEC, None)
+        try:
+            if stat.S_ISDIR(os.fstat(target).st_mode):
+                sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
+            else:
+                sc.mount("/dev/null", fd_path(target), None, sc.MS_BIND, None)
+        finally:
+            os.close(target)
+
+
+def readonly_paths(root: int, paths) -> None:
+    """linux.readonlyPaths, resolved under the rootfs fd: bound onto themselves, then the new
+    mount made read-only."""
+    for path in paths or ():
+        try:
+            target = _Target(root, path, open_in_root(root, path))
+        except FileNotFoundError:
+            continue
+        try:
+            sc.mount(target.path, target.path, None, sc.MS_BIND | sc.MS_REC, None)
+            target.reopen()
+            sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
+                     | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
+        finally:
+            target.close()
+
+
+def change_dir(cwd: str) -> None:
+    """process.cwd, made if missing, resolved under this process's root (the container's, after
+    pivot_root or setns): no symlink leads out, and no /proc/self/fd/N magic link to a host
+    directory the process inherited (runc's CVE-2024-21626)."""
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        target = make_dir(root, cwd)
+    except OSError as err:
+        raise BerthError(f"chdir to cwd ({cwd!r}) set in config.json failed: {_reason(err)}") from None
+    finally:
+        os.close(root)
+    try:
+        os.fchdir(target)
+    finally:
+        os.close(target)
 
 
 def readonly_root() -> None:

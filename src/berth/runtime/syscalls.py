@@ -104,9 +104,16 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 SECCOMP_SET_MODE_FILTER = 1
 
+# openat2(2) resolve flags (linux/openat2.h)
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
 _SYS = {  # syscall numbers glibc has no wrapper for
-    "x86_64": {"pivot_root": 155, "seccomp": 317},
-    "aarch64": {"pivot_root": 41, "seccomp": 277},
+    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437},
+    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437},
 }[os.uname().machine]
 
 
@@ -144,6 +151,17 @@ def umount2(target: str, flags: int = 0) -> None:
 def pivot_root(new_root: str, put_old: str) -> None:
     if _syscall(_SYS["pivot_root"], new_root.encode(), put_old.encode()) != 0:
         _fail("pivot_root")
+
+
+def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open `path` relative to `dir_fd` with `resolve` (RESOLVE_*) limiting how the
+    kernel walks it; returns the new fd. OSError(ENOSYS) before Linux 5.6 (or under a seccomp
+    filter that hides it)."""
+    how = struct.pack("QQQ", flags, mode, resolve)  # struct open_how
+    fd = _syscall(_SYS["openat2"], _Long(dir_fd), path.encode(), how, _Long(len(how)))
+    if fd < 0:
+        _fail(f"openat2 {path}")
+    return fd
 
 
 def sethostname(name: str) -> None:
