@@ -155,16 +155,9 @@ def _size(record: dict) -> str:
 
 
 def _tree_size(path: str) -> int:
-    import os
+    from berth.engine.volumes import tree_size  # walks fd by fd: a container may swap a symlink in
 
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
+    return tree_size(path)
 
 
 def cmd_ps(engine, argv) -> int:

@@ -66,18 +66,24 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     base = store.get(record["Image"])
     container_config = {k: record["Config"].get(k) for k in CARRIED if k in record["Config"]}
     config = merge_config(user_config, container_config)
-    frozen = pause and is_running(record)
-    cgroup = engine._freezer(record) if frozen else None
     tar_path = os.path.join(store.tmp_dir(), f"commit-{os.getpid()}-{os.urandom(8).hex()}")
     fd = os.open(tar_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)  # read back to hash it
     try:
-        if cgroup:
-            cgroup.freeze()
-        try:
-            diff_id = LayerWriter(record["GraphDriver"]["Data"]["UpperDir"], fd).write()
-        finally:
-            if cgroup and not record["State"]["Paused"]:
-                cgroup.thaw()
+        # Under its lock the container can neither start nor be restarted: a stopped one's
+        # tree stays as it is, a frozen one's too; only one running unfrozen (--pause=false)
+        # may change its tree, hostile included, while it is read (the writer's `live` mode).
+        with engine.locked(record["Id"]) as record:
+            running = is_running(record)
+            paused = running and record["State"]["Paused"]
+            cgroup = engine._freezer(record) if pause and running and not paused else None
+            if cgroup:
+                cgroup.freeze()
+            try:
+                diff_id = LayerWriter(record["GraphDriver"]["Data"]["UpperDir"], fd,
+                                      live=running and not paused and cgroup is None).write()
+            finally:
+                if cgroup:
+                    cgroup.thaw()
         os.close(fd)
         fd = -1
         store.add_layer_blob(diff_id, tar_path)  # unpacked when an image first needs it

@@ -6,14 +6,17 @@ The copy runs in a forked child. For a running container the child reaches the f
 mount namespace, which disappears with it, so the host's mount table never changes. Inside a
 root every path is resolved with secure_join and then opened one component at a time with
 O_NOFOLLOW, so even a symlink swapped in by a running container cannot redirect a read or a
-write. Errors come back to the caller over a pipe, typed as docker reports them."""
+write; a file is read only once an O_PATH fd shows it is the regular file listed (never a
+device swapped in). Errors come back to the caller over a pipe, typed as docker reports them."""
 
+import errno
 import os
 import posixpath
 import stat
 import sys
 
 from berth.errors import BerthError, NotFound
+from berth.image.diff import open_regular
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
@@ -562,7 +565,12 @@ def _walk_entry(tarfile, dir_fd: int, name: str, arcname: str, st: os.stat_resul
         yield info, None
         if device is not None and st.st_dev != device:
             return
-        fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        try:
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return  # replaced (by a symlink, say) since it was listed: nothing below it is read
+            raise
         try:
             for child in sorted(os.listdir(fd)):
                 try:
@@ -579,18 +587,28 @@ def _walk_entry(tarfile, dir_fd: int, name: str, arcname: str, st: os.stat_resul
             info.linkname = seen[key]
             yield info, None
             return
+        # A running container may have swapped a device node in (a host disk: its open
+        # already acts, its read leaks): only the very file we listed is opened.
+        opened = open_regular(name, dir_fd)
+        if opened is None:
+            return
+        fd, now = opened
+        if (now.st_dev, now.st_ino) != key:
+            os.close(fd)
+            return  # another file under its name since the listing
         if st.st_nlink > 1:
             seen[key] = arcname
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
-        except FileNotFoundError:
-            return
         with open(fd, "rb") as f:
             info.size = st.st_size
             yield info, f
     elif kind == stat.S_IFLNK:
         info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(name, dir_fd=dir_fd)
+        try:
+            info.linkname = os.readlink(name, dir_fd=dir_fd)
+        except OSError as err:
+            if err.errno in (errno.ENOENT, errno.EINVAL):
+                return  # not the symlink we listed any more
+            raise
         yield info, None
     elif kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO):
         info.type = {stat.S_IFCHR: tarfile.CHRTYPE, stat.S_IFBLK: tarfile.BLKTYPE}.get(kind, tarfile.FIFOTYPE)

@@ -371,20 +371,56 @@ class VolumeStore:
 
     def size(self, name: str) -> int:
         """Bytes in the volume's data, each hard-linked file counted once (docker's directory.Size)."""
-        seen = set()
-        total = 0
-        for root, _dirs, files in os.walk(os.path.join(self.path(name), "_data")):
-            for entry in files:
-                try:
-                    st = os.lstat(os.path.join(root, entry))
-                except OSError:
-                    continue
-                if st.st_nlink > 1:
-                    if (st.st_dev, st.st_ino) in seen:
-                        continue
-                    seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
-        return total
+        return tree_size(os.path.join(self.path(name), "_data"), count_links_once=True)
+
+
+def tree_size(path: str, count_links_once: bool = False) -> int:
+    """Bytes of everything but directories under `path` (their lstat sizes): a volume's data,
+    a container's upper dir. Containers change such trees as we walk them, so each directory
+    is opened through its parent's fd without following symlinks and listed through that fd:
+    one swapped for a symlink to a host directory is skipped, never walked into."""
+    import stat
+
+    total = 0
+    seen = set()
+    try:
+        top = os.open(path, _DIR_FLAGS)
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    stack = [(top, None)]  # (directory fd, names of its subdirectories still to visit; None: not listed yet)
+    try:
+        while stack:
+            fd, subdirs = stack[-1]
+            if subdirs is None:
+                subdirs = []
+                with os.scandir(fd) as listing:
+                    for entry in listing:
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        if stat.S_ISDIR(st.st_mode):
+                            subdirs.append(entry.name)
+                            continue
+                        if count_links_once and st.st_nlink > 1:
+                            if (st.st_dev, st.st_ino) in seen:
+                                continue
+                            seen.add((st.st_dev, st.st_ino))
+                        total += st.st_size
+                stack[-1] = (fd, subdirs)
+            if not subdirs:
+                stack.pop()
+                os.close(fd)
+                continue
+            try:
+                stack.append((os.open(subdirs.pop(), _DIR_FLAGS, dir_fd=fd), None))
+            except OSError as err:
+                if err.errno not in (2, 20, 40):  # ENOENT, ENOTDIR, ELOOP: not a directory any more
+                    raise
+    finally:
+        for fd, _subdirs in stack:
+            os.close(fd)
+    return total
 
 
 # -- filters (docker volume ls / prune) ------------------------------------
@@ -526,13 +562,17 @@ def _child_copy(parent: int, lower_dirs: str, jobs: list, target: str) -> None:
             if strict:
                 raise BerthError(f"cannot mount volume over existing file, file exists {source[len(target):]}")
             continue
-        root_fd = os.open(data, _DIR_FLAGS)
+        src_fd = os.open(source, _DIR_FLAGS)  # the image's layers, mounted read-only: they cannot change
+        root_fd = -1
         links: dict = {}
         try:
-            _copy_dir(source, root_fd, links, resume)
-            _copy_metadata(source, st, root_fd, None)
+            root_fd = os.open(data, _DIR_FLAGS)
+            _copy_dir(src_fd, root_fd, links, resume)
+            _set_metadata(root_fd, st, _xattrs(src_fd))
         finally:
-            os.close(root_fd)
+            os.close(src_fd)
+            if root_fd >= 0:
+                os.close(root_fd)
             for fd in {fd for fd, _name in links.values()}:
                 os.close(fd)
 
@@ -541,61 +581,63 @@ def _is_dir(mode: int) -> bool:
     return (mode & 0o170000) == 0o040000
 
 
-def _copy_dir(source: str, dst_fd: int, links: dict, resume: bool) -> None:
-    """Copy the entries of `source` into the directory open at `dst_fd`. Every entry
-    appears under its final name only once whole (files through a temporary name, then
-    rename), so after a crash an existing name is complete and `resume` skips it. Only
-    fd-relative calls that do not follow symlinks touch the destination."""
+def _copy_dir(src_fd: int, dst_fd: int, links: dict, resume: bool) -> None:
+    """Copy the entries of the directory open at `src_fd` into the one open at `dst_fd`.
+    Every entry appears under its final name only once whole (through a temporary name, then
+    rename), so after a crash an existing name is complete and `resume` skips it.
+
+    The destination is a volume other containers may be writing to as we go, hostile ones
+    too: only fd-relative calls touch it, none follows a symlink, and metadata is set through
+    an fd of the very object created (the name may hold something else a moment later)."""
     import stat
 
+    with os.scandir(src_fd) as listing:
+        entries = [(entry.name, entry.stat(follow_symlinks=False)) for entry in listing
+                   if not entry.name.startswith(_TEMP_PREFIX)]
     kept = None
-    with os.scandir(source) as entries:
-        for entry in entries:
-            name = entry.name
-            if name.startswith(_TEMP_PREFIX):
-                continue
-            st = entry.stat(follow_symlinks=False)
-            src = os.path.join(source, name)
-            if _is_dir(st.st_mode):
+    for name, st in entries:
+        if _is_dir(st.st_mode):
+            try:
+                os.mkdir(name, 0o700, dir_fd=dst_fd)
+            except FileExistsError:
+                if not resume:
+                    raise
+            child = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
+            try:
+                src_child = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
                 try:
-                    os.mkdir(name, 0o700, dir_fd=dst_fd)
-                except FileExistsError:
-                    if not resume:
-                        raise
-                child = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
-                try:
-                    _copy_dir(src, child, links, resume)
-                    _copy_metadata(src, st, child, None)
+                    _copy_dir(src_child, child, links, resume)
+                    _set_metadata(child, st, _xattrs(src_child))
                 finally:
-                    os.close(child)
-                continue
-            if resume and _exists(name, dst_fd):
-                continue
-            key = (st.st_dev, st.st_ino)
-            if st.st_nlink > 1 and key in links:
-                first_fd, first_name = links[key]
-                os.link(first_name, name, src_dir_fd=first_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
-                continue
-            temp = _TEMP_PREFIX + name
-            _unlink_quietly(temp, dst_fd)
-            if stat.S_ISLNK(st.st_mode):
-                os.symlink(os.readlink(src), temp, dir_fd=dst_fd)
-                _copy_metadata(src, st, dst_fd, temp)
-            elif stat.S_ISREG(st.st_mode):
-                _copy_file(src, st, dst_fd, temp)
-            elif stat.S_ISFIFO(st.st_mode):
-                os.mkfifo(temp, 0o600, dir_fd=dst_fd)
-                _copy_metadata(src, st, dst_fd, temp)
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                os.mknod(temp, (st.st_mode & 0o170000) | 0o600, st.st_rdev, dir_fd=dst_fd)
-                _copy_metadata(src, st, dst_fd, temp)
-            else:
-                continue  # sockets are not copied
-            os.rename(temp, name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd)
-            if st.st_nlink > 1:  # later links to it are made from this copy, through a directory fd kept open
-                if kept is None:
-                    kept = os.dup(dst_fd)
-                links[key] = (kept, name)
+                    os.close(src_child)
+            finally:
+                os.close(child)
+            continue
+        if resume and _exists(name, dst_fd):
+            continue
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in links:
+            first_fd, first_name = links[key]
+            os.link(first_name, name, src_dir_fd=first_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+            continue
+        temp = _TEMP_PREFIX + name
+        _unlink_quietly(temp, dst_fd)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(name, dir_fd=src_fd), temp, dir_fd=dst_fd)
+            # no fd to a symlink to set owner and times through: by name, never following one
+            os.chown(temp, st.st_uid, st.st_gid, dir_fd=dst_fd, follow_symlinks=False)
+            os.utime(temp, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_fd, follow_symlinks=False)
+        elif stat.S_ISREG(st.st_mode):
+            _copy_file(src_fd, name, st, dst_fd, temp)
+        elif stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            _make_node(src_fd, name, st, dst_fd, temp)
+        else:
+            continue  # sockets are not copied
+        os.rename(temp, name, src_dir_fd=dst_fd, dst_dir_fd=dst_fd)
+        if st.st_nlink > 1:  # later links to it are made from this copy, through a directory fd kept open
+            if kept is None:
+                kept = os.dup(dst_fd)
+            links[key] = (kept, name)
 
 
 def _exists(name: str, dir_fd: int) -> bool:
@@ -613,8 +655,8 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
         pass
 
 
-def _copy_file(src: str, st, dst_fd: int, temp: str) -> None:
-    fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+def _copy_file(src_fd: int, name: str, st, dst_fd: int, temp: str) -> None:
+    fd_in = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
     try:
         fd_out = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                          dir_fd=dst_fd)
@@ -622,41 +664,57 @@ def _copy_file(src: str, st, dst_fd: int, temp: str) -> None:
             while True:  # copy_file_range would fail across filesystems (EXDEV): sendfile does not
                 if os.sendfile(fd_out, fd_in, None, 1 << 30) == 0:
                     break
-            _copy_metadata(src, st, fd_out, None)
+            _set_metadata(fd_out, st, _xattrs(fd_in))
         finally:
             os.close(fd_out)
     finally:
         os.close(fd_in)
 
 
-def _copy_metadata(src: str, st, fd: int, name: str | None) -> None:
-    """Owner, mode, xattrs and times of `src` onto the open fd (name None) or onto `name`
-    relative to the directory fd (symlinks: owner and times only)."""
+def _make_node(src_fd: int, name: str, st, dst_fd: int, temp: str) -> None:
+    """A FIFO or device node like entry `name` of `src_fd`, made as `temp` in `dst_fd`. A node
+    cannot be opened without acting as one, so it is pinned with an O_PATH fd, checked to be
+    the node just made (the name may already hold another container's symlink to a host
+    file), and its metadata set through that fd (/proc/self/fd/N reaches that inode, nothing
+    else), never through the name."""
     import stat
 
-    link = stat.S_ISLNK(st.st_mode)
-    if name is None:
-        os.fchown(fd, st.st_uid, st.st_gid)
-        os.fchmod(fd, stat.S_IMODE(st.st_mode))
-    else:
-        os.chown(name, st.st_uid, st.st_gid, dir_fd=fd, follow_symlinks=False)
-        if not link:
-            os.chmod(name, stat.S_IMODE(st.st_mode), dir_fd=fd)
-    if not link:
-        try:
-            for key in os.listxattr(src, follow_symlinks=False):
-                if key.startswith("trusted.overlay."):
-                    continue
-                value = os.getxattr(src, key, follow_symlinks=False)
-                if name is None:
-                    os.setxattr(fd, key, value)
-                else:
-                    os.setxattr(f"/proc/self/fd/{fd}/{name}", key, value)
-        except OSError as err:
-            if err.errno not in (95, 1, 61):  # ENOTSUP, EPERM, ENODATA: the volume's filesystem refuses
-                raise
-    times = (st.st_atime_ns, st.st_mtime_ns)
-    if name is None:
-        os.utime(fd, ns=times)
-    else:
-        os.utime(name, ns=times, dir_fd=fd, follow_symlinks=False)
+    kind = stat.S_IFMT(st.st_mode)
+    os.mknod(temp, kind | 0o600, st.st_rdev, dir_fd=dst_fd)
+    pinned = os.open(temp, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst_fd)
+    try:
+        made = os.fstat(pinned)
+        if (stat.S_IFMT(made.st_mode), made.st_rdev, made.st_dev) != (kind, st.st_rdev, os.fstat(dst_fd).st_dev):
+            raise BerthError(f"{temp[len(_TEMP_PREFIX):]} was replaced while it was copied into the volume")
+        _set_metadata(f"/proc/self/fd/{pinned}", st, _xattrs(f"/proc/self/fd/{src_fd}/{name}"))
+    finally:
+        os.close(pinned)
+
+
+def _xattrs(source) -> list[tuple[str, bytes]]:
+    """The xattrs to copy from `source`, an open fd or a path whose last component is not
+    followed: all but overlayfs's own."""
+    nofollow = {} if isinstance(source, int) else {"follow_symlinks": False}
+    try:
+        return [(key, os.getxattr(source, key, **nofollow)) for key in os.listxattr(source, **nofollow)
+                if not key.startswith("trusted.overlay.")]
+    except OSError as err:
+        if err.errno not in (95, 1, 61):  # ENOTSUP, EPERM, ENODATA: the filesystem has none to give
+            raise
+        return []
+
+
+def _set_metadata(target, st, xattrs: list) -> None:
+    """Owner, mode, xattrs and times of `st` onto `target`: an fd of what we created, or
+    /proc/self/fd/N of an O_PATH fd of it (both reach that object alone; a name would not)."""
+    import stat
+
+    os.chown(target, st.st_uid, st.st_gid)  # before chmod: chown clears set-id bits
+    os.chmod(target, stat.S_IMODE(st.st_mode))
+    try:
+        for key, value in xattrs:
+            os.setxattr(target, key, value)
+    except OSError as err:
+        if err.errno not in (95, 1, 61):  # ENOTSUP, EPERM, ENODATA: the volume's filesystem refuses
+            raise
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -11,6 +11,7 @@ flistxattr, read and close, through directory fds, and a header formatted direct
 files go file to file (sendfile); a thread hashes the tar from the page cache as it is
 written; and with many entries a forked helper writes the second half on the other core."""
 
+import errno
 import os
 import stat
 import zlib
@@ -28,84 +29,161 @@ DIR, FILE, OTHER = 0, 1, 2  # an entry's kind as its directory listing tells it
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: if a regular file became a fifo since the listing, the open must not hang;
 # O_NOATIME: committing reads every file, and should not write back every inode
-FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOATIME
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOATIME | os.O_NOCTTY
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+_REPLACED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # opening a directory that is not one any more
 
 
 def is_whiteout(st) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
 
 
-def is_opaque(path: str) -> bool:
+def open_regular(name: str, dir_fd: int, flags: int = READ_FLAGS):
+    """(fd opened with `flags`, fstat) of entry `name` of the open directory `dir_fd` if it is
+    a regular file, else None (gone, or something else now). In a tree a container is changing,
+    a name listed as a file may be a device node (a host disk, a watchdog) by the time it is
+    opened, and opening a device is already an action: so the name is first opened O_PATH
+    (which opens nothing), and only an fd found to be a regular file is opened for reading,
+    through that fd (/proc/self/fd), never through the name again."""
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+        pinned = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(pinned)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return os.open(f"/proc/self/fd/{pinned}", flags & ~os.O_NOFOLLOW), st  # the magic link is one
+    finally:
+        os.close(pinned)
 
 
-def walk(upper: str, rel: str = "", ordered: bool = True):
-    """(relative path, lstat) of every entry under `upper`, parents first; names sorted, or
-    with `ordered=False` in the directory's own order (what docker's diff walks in)."""
-    directory = os.path.join(upper, rel) if rel else upper
-    with os.scandir(directory) as listing:
-        entries = sorted(listing, key=lambda e: e.name) if ordered else list(listing)
+def _open_dir(name: str, dir_fd: int) -> int:
+    """The directory `name` of `dir_fd`, or -1 if it is no longer one (removed, or replaced by
+    a symlink or a file since its parent was listed: a running container's tree)."""
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as err:
+        if err.errno in _REPLACED:
+            return -1
+        raise
+
+
+def _close_all(fds) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _opaque(dir_fd: int) -> bool:
+    return _getxattr(dir_fd, OPAQUE_XATTR) == b"y"
+
+
+def changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
+    """docker diff: ("A"|"C"|"D", "/path") in docker's order, a depth-first walk of the
+    upper dir in directory order. Every entry there is a change; a directory there only
+    because something inside it changed shows as C. Both the upper dir and the layers below
+    are read through directory fds, never by path: a container may swap a directory for a
+    symlink while we walk, and an image may hold absolute symlinks."""
+    found = []
+    top = os.open(upper, DIR_FLAGS)
+    below = []
+    try:
+        for lower in lowers:
+            fd = _open_dir(lower, None)
+            below.append((fd, False) if fd >= 0 else _SKIP)
+        _changes_below(top, "", below, found)
+    finally:
+        os.close(top)
+        _close_lowers(below)
+    return found
+
+
+# What a lower layer holds of a directory of the upper dir: (its fd there, opaque?), or
+_SKIP = -1  # nothing: look in the layers below
+_HIDE = -2  # nothing, and nothing below shows either (a whiteout or an opaque directory above it)
+
+
+def _changes_below(dir_fd: int, rel: str, lowers: list, found: list) -> None:
+    """`lowers` is empty below a directory the image does not have: nothing in it is either."""
+    with os.scandir(dir_fd) as listing:
+        entries = list(listing)
     for entry in entries:
         child = f"{rel}/{entry.name}" if rel else entry.name
-        st = entry.stat(follow_symlinks=False)
-        yield child, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from walk(upper, child, ordered)
-
-
-def _in_lower(lowers: list[str], rel: str) -> bool:
-    """Does `rel` exist in the image below (the lower dirs, topmost first)?"""
-    for lower in lowers:
+        in_lower = bool(lowers) and _in_lower(lowers, entry.name)
+        if entry.is_dir(follow_symlinks=False):
+            found.append(("C" if in_lower else "A", "/" + child))
+            fd = _open_dir(entry.name, dir_fd)
+            if fd < 0:
+                continue  # replaced since the listing: nothing below it to list
+            below = _lowers_of(lowers, entry.name) if in_lower else []
+            try:
+                _changes_below(fd, child, below, found)
+            finally:
+                os.close(fd)
+                _close_lowers(below)
+            continue
         try:
-            st = os.lstat(os.path.join(lower, rel))
-        except (FileNotFoundError, NotADirectoryError):
-            if _hidden(lower, rel):
+            deleted = not (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and is_whiteout(
+                entry.stat(follow_symlinks=False))  # only a device can be a whiteout
+        except FileNotFoundError:  # removed since the listing
+            continue
+        if not deleted:
+            found.append(("C" if in_lower else "A", "/" + child))
+        elif in_lower:
+            found.append(("D", "/" + child))
+
+
+def _in_lower(lowers: list, name: str) -> bool:
+    """Does `name` exist in the image below (in the directories `lowers`, topmost first)?"""
+    for state in lowers:
+        if state == _HIDE:
+            return False
+        if state == _SKIP:
+            continue
+        fd, opaque = state
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            if opaque:
                 return False
             continue
         return not is_whiteout(st)
     return False
 
 
-def _hidden(lower: str, rel: str) -> bool:
-    """A parent of `rel` is deleted or opaque in this lower layer: nothing below shows."""
-    parts = rel.split("/")[:-1]
-    for i in range(len(parts), 0, -1):
-        parent = os.path.join(lower, *parts[:i])
-        try:
-            st = os.lstat(parent)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        return is_whiteout(st) or is_opaque(parent)
-    return False
+def _lowers_of(lowers: list, name: str) -> list:
+    """What each lower layer holds of subdirectory `name` (see _SKIP): a symlink or file in
+    a layer is never looked through, as overlayfs does not."""
+    below = []
+    try:
+        for state in lowers:
+            if state in (_SKIP, _HIDE):
+                below.append(state)
+                continue
+            fd, opaque = state
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                below.append(_HIDE if opaque else _SKIP)
+                continue
+            if is_whiteout(st):
+                below.append(_HIDE)
+            elif stat.S_ISDIR(st.st_mode):
+                child = _open_dir(name, fd)
+                below.append((child, _opaque(child)) if child >= 0 else _SKIP)
+            else:
+                below.append(_SKIP)
+    except BaseException:
+        _close_lowers(below)
+        raise
+    if all(state in (_SKIP, _HIDE) for state in below):
+        return []  # no layer has it as a directory: nothing below it is in the image
+    return below
 
 
-def changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
-    """docker diff: ("A"|"C"|"D", "/path") in docker's order, a depth-first walk of the
-    upper dir in directory order. Every entry there is a change; a directory there only
-    because something inside it changed shows as C."""
-    found = []
-    _changes_below(upper, "", lowers, found)
-    return found
-
-
-def _changes_below(upper: str, rel: str, lowers: list[str], found: list) -> None:
-    """`lowers` is empty below a directory the image does not have: nothing in it is either."""
-    with os.scandir(os.path.join(upper, rel) if rel else upper) as listing:
-        entries = list(listing)
-    for entry in entries:
-        child = f"{rel}/{entry.name}" if rel else entry.name
-        in_lower = bool(lowers) and _in_lower(lowers, child)
-        if entry.is_dir(follow_symlinks=False):
-            found.append(("C" if in_lower else "A", "/" + child))
-            _changes_below(upper, child, lowers if in_lower else [], found)
-        elif entry.is_file(follow_symlinks=False) or entry.is_symlink() or not is_whiteout(
-                entry.stat(follow_symlinks=False)):  # only a device can be a whiteout
-            found.append(("C" if in_lower else "A", "/" + child))
-        elif in_lower:
-            found.append(("D", "/" + child))
+def _close_lowers(lowers: list) -> None:
+    _close_all(state[0] for state in lowers if state not in (_SKIP, _HIDE))
 
 
 class LayerWriter:
@@ -113,21 +191,27 @@ class LayerWriter:
     The layer's overlay directory is unpacked from that tar when an image first needs it.
 
     `tar_fd` is a new, empty file open for reading and writing: a second thread hashes the
-    file's own bytes from the page cache while this one writes them."""
+    file's own bytes from the page cache while this one writes them.
 
-    def __init__(self, upper: str, tar_fd: int):
+    `live`: the container is running (not frozen), so its tree may change while it is read,
+    by a hostile hand too. Then a file is opened only once an O_PATH fd shows it is still a
+    regular file (a device swapped in is never opened), an entry replaced since the listing
+    is left out, and no helper process reads names a second time."""
+
+    def __init__(self, upper: str, tar_fd: int, live: bool = False):
         self.upper = upper
         self.fd = tar_fd
+        self.live = live
 
     def write(self) -> str:
         """Returns the diff ID."""
         entries = layer_order(self.upper)
-        helper = _Helper.for_entries(self.upper, entries)
+        helper = None if self.live else _Helper.for_entries(self.upper, entries)
         split = helper.first if helper is not None else len(entries)
         hasher = _FileHasher(self.fd)  # after the fork: the helper is better off with one thread
         try:
             out = _TarOut(self.fd, hasher.written)
-            writer = _LayerEntries(self.upper, out)
+            writer = _LayerEntries(self.upper, out, live=self.live)
             writer.emit(entries, 0, split)
             if helper is not None:
                 stop = helper.join(writer, out, entries)
@@ -147,7 +231,8 @@ def layer_order(upper: str) -> list[tuple[int, str, str, int]]:
     """Every entry under `upper` in the order of its layer tar (parents first, names sorted),
     as (depth, parent, name, kind): the parent's relative path ("" at the top), and DIR,
     FILE or OTHER from the directory listing (d_type: no stat per entry). Directories are
-    opened through their parent without following symlinks."""
+    opened through their parent without following symlinks; one that is not a directory
+    any more by then (a running container's) is listed with nothing below it."""
     entries = []
     stack = [(*_listing(upper), 0, "")]  # (fd, names still to visit, depth, path) of the directories being listed
     try:
@@ -156,8 +241,10 @@ def layer_order(upper: str) -> list[tuple[int, str, str, int]]:
             for name, kind in children:
                 entries.append((depth, rel, name, kind))
                 if kind == DIR:  # its entries come next
-                    stack.append((*_listing(name, dir_fd), depth + 1, f"{rel}/{name}" if rel else name))
-                    break
+                    listing = _listing(name, dir_fd)
+                    if listing is not None:
+                        stack.append((*listing, depth + 1, f"{rel}/{name}" if rel else name))
+                        break
             else:
                 stack.pop()
                 os.close(dir_fd)
@@ -168,8 +255,11 @@ def layer_order(upper: str) -> list[tuple[int, str, str, int]]:
 
 
 def _listing(path: str, dir_fd: int | None = None):
-    """(fd of the directory, iterator over its (name, kind) sorted by name)."""
-    fd = os.open(path, DIR_FLAGS, dir_fd=dir_fd)
+    """(fd of the directory, iterator over its (name, kind) sorted by name); None if it is
+    not a directory any more."""
+    fd = _open_dir(path, dir_fd)
+    if fd < 0:
+        return None
     try:
         with os.scandir(fd) as listing:
             found = [(entry.name, DIR if entry.is_dir(follow_symlinks=False)
@@ -186,13 +276,14 @@ class _LayerEntries:
     through directory fds (one lookup of one name per syscall) and a file's own fd: open,
     fstat, flistxattr, read, close is all a small file costs."""
 
-    def __init__(self, upper: str, out, leave_links: bool = False):
+    def __init__(self, upper: str, out, leave_links: bool = False, live: bool = False):
         self.upper = upper
         self.out = out
         # (dev, ino) -> first relative path, for hard links; a helper process, which cannot
         # know what came before its part, leaves those files to the parent (_LeftOver)
         self.links = None if leave_links else {}
         self.file_flags = FILE_FLAGS
+        self.live = live
 
     def emit(self, entries: list, start: int, stop: int) -> None:
         dirs = self.open_parents(entries[start]) if start < stop else []
@@ -200,58 +291,76 @@ class _LayerEntries:
             for depth, parent, name, kind in entries[start:stop]:
                 self.entry(dirs, depth, parent, name, kind)
         finally:
-            for fd in dirs:
-                os.close(fd)
+            _close_all(dirs)
 
     def entry(self, dirs: list[int], depth: int, parent: str, name: str, kind: int) -> None:
         """One entry of `layer_order`; `dirs` holds the fds of the directories above it
-        (from `open_parents`, then kept up to date here)."""
+        (from `open_parents`, then kept up to date here; -1 for one that was replaced)."""
         if len(dirs) > depth + 1:  # back up from a subdirectory
-            for fd in dirs[depth + 1:]:
-                os.close(fd)
+            _close_all(dirs[depth + 1:])
             del dirs[depth + 1:]
+        parent_fd = dirs[depth]
+        if parent_fd < 0:  # its directory was replaced since the listing: gone with it
+            if kind == DIR:
+                dirs.append(-1)
+            return
         rel = f"{parent}/{name}" if parent else name
         if kind == FILE:
-            self._file(dirs[depth], name, rel)
+            self._file(parent_fd, name, rel)
         elif kind == DIR:
-            dirs.append(self._dir(dirs[depth], name, rel))
+            dirs.append(self._dir(parent_fd, name, rel))
         else:
-            self._other(dirs[depth], name, rel)
+            self._other(parent_fd, name, rel)
 
     def open_parents(self, entry) -> list[int]:
-        """fds of the upper dir and of each directory down to `entry`'s parent."""
+        """fds of the upper dir and of each directory down to `entry`'s parent (-1 from one
+        that is not a directory any more)."""
         dirs = [os.open(self.upper, DIR_FLAGS)]
         try:
             for name in entry[1].split("/") if entry[1] else ():
-                dirs.append(os.open(name, DIR_FLAGS, dir_fd=dirs[-1]))
+                dirs.append(_open_dir(name, dirs[-1]) if dirs[-1] >= 0 else -1)
         except BaseException:
-            for fd in dirs:
-                os.close(fd)
+            _close_all(dirs)
             raise
         return dirs
 
     def copy_content(self, entry, size: int) -> None:
         """The content of a file whose header a helper process wrote."""
+        rel = f"{entry[1]}/{entry[2]}" if entry[1] else entry[2]
         dirs = self.open_parents(entry)
         try:
-            fd = self._open(dirs[-1], entry[2])
+            fd = self._open(dirs[-1], entry[2]) if dirs[-1] >= 0 else -1
         finally:
-            for dir_fd in dirs:
-                os.close(dir_fd)
+            _close_all(dirs)
+        if fd < 0:
+            raise OSError(f"{rel} changed while it was read")
         try:
-            self.out.copy_fd(fd, size, f"{entry[1]}/{entry[2]}" if entry[1] else entry[2])
+            self.out.copy_fd(fd, size, rel)
         finally:
             os.close(fd)
 
     def _open(self, dir_fd: int, name: str) -> int:
+        """An fd to read the regular file `name`; -1 if it is not one (any more) in a live tree."""
+        if self.live:
+            return self._open_live(dir_fd, name)
         try:
             return os.open(name, self.file_flags, dir_fd=dir_fd)
         except PermissionError:  # O_NOATIME needs the owner or CAP_FOWNER
             self.file_flags &= ~os.O_NOATIME
             return os.open(name, self.file_flags, dir_fd=dir_fd)
 
+    def _open_live(self, dir_fd: int, name: str) -> int:
+        try:
+            opened = open_regular(name, dir_fd, self.file_flags)
+        except PermissionError:
+            self.file_flags &= ~os.O_NOATIME
+            opened = open_regular(name, dir_fd, self.file_flags)
+        return -1 if opened is None else opened[0]
+
     def _file(self, dir_fd: int, name: str, rel: str) -> None:
         fd = self._open(dir_fd, name)
+        if fd < 0:  # a live tree's entry that is no regular file now: what it is, if it is not one again
+            return self._other(dir_fd, name, rel, again=False)
         try:
             st = os.fstat(fd)
             if st.st_mode & 0o170000 != stat.S_IFREG:  # it changed since the listing
@@ -287,8 +396,12 @@ class _LayerEntries:
             self.out.copy_fd(fd, size, rel)
 
     def _dir(self, parent_fd: int, name: str, rel: str) -> int:
-        """Returns the directory's fd, the parent of the entries that follow."""
-        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+        """Returns the directory's fd, the parent of the entries that follow; -1 if it is not
+        a directory any more (then it is written as what it is now, without its entries)."""
+        fd = _open_dir(name, parent_fd)
+        if fd < 0:
+            self._other(parent_fd, name, rel, again=False)
+            return -1
         try:
             st = os.fstat(fd)
             names = os.listxattr(fd)
@@ -301,24 +414,35 @@ class _LayerEntries:
             raise
         return fd
 
-    def _other(self, dir_fd: int, name: str, rel: str, st=None) -> None:
+    def _other(self, dir_fd: int, name: str, rel: str, st=None, again: bool = True) -> None:
         """Anything but a directory, and a regular file the listing could not tell (`st`:
-        what an open of it found instead of one)."""
+        what an open of it found instead of one). Not there any more: left out (a running
+        container's tree); `again=False`: a regular file is not tried again either."""
         if st is None:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
             if stat.S_ISREG(st.st_mode):
-                return self._file(dir_fd, name, rel)
+                return self._file(dir_fd, name, rel) if again else None
         mode = st.st_mode
         if stat.S_ISCHR(mode) and st.st_rdev == 0:  # whiteout
             parent, _, base = rel.rpartition("/")
             self._header(f"{parent}/.wh.{base}" if parent else f".wh.{base}", b"0", st, owner=False)
             return
+        # through the directory's fd: the path from the upper dir may lead elsewhere by now
         xattrs = {"SCHILY.xattr." + key: value.decode("utf-8", "surrogateescape")
-                  for key, value in _xattrs(os.path.join(self.upper, rel)).items()}
+                  for key, value in _xattrs(f"/proc/self/fd/{dir_fd}/{name}").items()}
         if stat.S_ISDIR(mode):  # it became one since the listing: its contents are not listed
             self._header(rel, b"5", st, xattrs=xattrs)
         elif stat.S_ISLNK(mode):
-            self._header(rel, b"2", st, linkname=os.readlink(name, dir_fd=dir_fd), xattrs=xattrs)
+            try:
+                target = os.readlink(name, dir_fd=dir_fd)
+            except OSError as err:
+                if err.errno not in (errno.ENOENT, errno.EINVAL):
+                    raise
+                return  # not the symlink we saw any more
+            self._header(rel, b"2", st, linkname=target, xattrs=xattrs)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             self._header(rel, b"3" if stat.S_ISCHR(mode) else b"4", st, xattrs=xattrs,
                          dev=(os.major(st.st_rdev), os.minor(st.st_rdev)))
@@ -368,9 +492,10 @@ def _tarinfo(name, kind, mode, uid, gid, size, mtime, linkname, dev, pax_headers
     return info
 
 
-def tar_info(rel: str, source: str, st, links: dict):
-    """The tar entry for a file: its type from the stat, a hard link to the first path
-    seen for an inode with several links (`links` remembers them). None for a socket."""
+def tar_info(rel: str, dir_fd: int, name: str, st, links: dict):
+    """The tar entry for entry `name` of directory `dir_fd` (lstat `st`): its type from the
+    stat, a hard link to the first path seen for an inode with several links (`links`
+    remembers them). None for a socket, or for a symlink that is not one any more."""
     import tarfile
 
     info = _info(rel, tarfile.REGTYPE, st)
@@ -385,7 +510,12 @@ def tar_info(rel: str, source: str, st, links: dict):
     elif stat.S_ISDIR(st.st_mode):
         info.type = tarfile.DIRTYPE
     elif stat.S_ISLNK(st.st_mode):
-        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(source)
+        try:
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=dir_fd)
+        except OSError as err:
+            if err.errno not in (errno.ENOENT, errno.EINVAL):
+                raise
+            return None  # replaced since the listing
     elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
         info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
         info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
@@ -493,60 +623,117 @@ def _xattrs(path: str) -> dict:
     return found
 
 
-def merged_entries(layers_top_first: list[str]) -> list[tuple[str, str, os.stat_result]]:
-    """The union view of overlay layers without mounting them: (relative path, layer dir it
-    comes from, lstat), sorted so parents come first. Whiteouts and opaque dirs hide what
-    is below them, as overlayfs does."""
-    chosen: dict[str, tuple[str, os.stat_result]] = {}
-    hidden: set[str] = set()  # deleted paths
-    sealed: set[str] = set()  # opaque directories: nothing from lower layers inside
+def merged(layers_top_first: list[str]):
+    """The union view of overlay layers without mounting them: (relative path, fd of the
+    directory it is in, its name there, lstat) of each entry, parents first and names
+    sorted. Whiteouts, opaque directories and non-directories hide what is below them, as
+    overlayfs does. Yielded while that directory fd is open: use it before the next one.
 
-    def covered(rel: str) -> bool:
-        parts = rel.split("/")
-        for i in range(1, len(parts)):
-            prefix = "/".join(parts[:i])
-            if prefix in hidden:
-                return True
-        return any("/".join(parts[:i]) in sealed for i in range(1, len(parts)))
+    The top layer may be a running container's upper dir: every directory is opened through
+    its parent's fd without following symlinks, so a directory swapped for a symlink since it
+    was listed is left out, never followed; nothing is looked up by path."""
+    tops = []
+    stack = [("", tops, iter(()))]  # (relative path, fds of its layers topmost first, entries to visit)
+    try:
+        for layer in layers_top_first:
+            fd = _open_dir(layer, None)
+            if fd >= 0:
+                tops.append(fd)
+        stack[0] = ("", tops, iter(_union(tops)))
+        while stack:
+            rel, fds, entries = stack[-1]
+            for name, (index, st) in entries:
+                path = f"{rel}/{name}" if rel else name
+                yield path, fds[index], name, st
+                if stat.S_ISDIR(st.st_mode):
+                    below = _merged_below(fds, index, name)
+                    if below:  # its entries come next
+                        stack.append((path, below, iter(_union(below))))
+                        break
+            else:
+                stack.pop()
+                _close_all(fds)
+    finally:
+        for _rel, fds, _entries in stack:
+            _close_all(fds)
 
-    for layer in layers_top_first:
-        if not os.path.isdir(layer):
-            continue
-        layer_sealed = set()
-        for rel, st in walk(layer):
-            if rel in chosen or rel in hidden or covered(rel):
-                continue
-            if is_whiteout(st):
-                hidden.add(rel)
-                continue
-            chosen[rel] = (layer, st)
-            if stat.S_ISDIR(st.st_mode) and is_opaque(os.path.join(layer, rel)):
-                layer_sealed.add(rel)
-        sealed |= layer_sealed
-    return [(rel, chosen[rel][0], chosen[rel][1]) for rel in sorted(chosen, key=lambda r: r.split("/"))]
+
+def _union(fds: list[int]) -> list:
+    """(name, (index in `fds` of the layer it comes from, lstat)) of the entries of the
+    directories `fds` (topmost first) that overlay shows, sorted by name."""
+    found = {}
+    for index, fd in enumerate(fds):
+        with os.scandir(fd) as listing:
+            for entry in listing:
+                if entry.name not in found:
+                    try:
+                        found[entry.name] = (index, entry.stat(follow_symlinks=False))
+                    except FileNotFoundError:  # removed since the listing
+                        continue
+    return sorted((name, chosen) for name, chosen in found.items() if not is_whiteout(chosen[1]))
+
+
+def _merged_below(fds: list[int], index: int, name: str) -> list[int]:
+    """fds of directory `name` in the layers overlay merges for it: the one it comes from
+    (fds[index]) and those below, down to one that hides the rest (an opaque directory, a
+    whiteout, a non-directory). Empty if it is not a directory in its own layer any more."""
+    below = []
+    try:
+        for position, fd in enumerate(fds[index:]):
+            if position:
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    break
+            child = _open_dir(name, fd)
+            if child < 0:
+                if position:
+                    break
+                return below
+            below.append(child)
+            if _opaque(child):
+                break
+    except BaseException:
+        _close_all(below)
+        raise
+    return below
 
 
 def export_tar(layers_top_first: list[str], out_fd: int, progress=None) -> None:
     """A flat tar of the union of `layers_top_first` (docker export); `progress(done,
-    total)` hears of the bytes of file content written."""
+    total)` hears of the bytes of file content written. A running container's files are read
+    as `merged` walks them, each opened only once it shows to be the regular file listed."""
     import tarfile
 
     writer = _TarOut(out_fd)
     links = {}
-    entries = merged_entries(layers_top_first)
-    total = sum(st.st_size for _, _, st in entries if stat.S_ISREG(st.st_mode))
+    total = sum(e[3].st_size for e in merged(layers_top_first) if stat.S_ISREG(e[3].st_mode)) if progress else 0
     done = 0
-    for rel, layer, st in entries:
-        source = os.path.join(layer, rel)
-        info = tar_info(rel, source, st, links)
-        if info is None:
-            continue
-        writer.write(ustar_header(info) or _pax_header(info))
-        if info.type == tarfile.REGTYPE and info.size:
-            writer.copy_from(source, info.size)
-            done += info.size
-            if progress is not None:
-                progress(done, total)
+    for rel, dir_fd, name, st in merged(layers_top_first):
+        fd = -1
+        if stat.S_ISREG(st.st_mode) and st.st_size and not (st.st_nlink > 1 and (st.st_dev, st.st_ino) in links):
+            opened = open_regular(name, dir_fd)
+            if opened is None:
+                continue  # not a regular file any more
+            fd, now = opened
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                os.close(fd)
+                continue  # another file under its name since the listing
+        try:
+            info = tar_info(rel, dir_fd, name, st, links)
+            if info is None:
+                continue
+            writer.write(ustar_header(info) or _pax_header(info))
+            if info.type == tarfile.REGTYPE and info.size:
+                writer.copy_fd(fd, info.size, rel)
+                done += info.size
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            if fd >= 0:
+                os.close(fd)
     writer.write(b"\0" * 1024)
     writer.flush()
 
@@ -762,14 +949,6 @@ class _TarOut:
         self.offset += n
         if self.written is not None:
             self.written(self.offset)
-
-    def copy_from(self, path: str, size: int) -> None:
-        """A file's `size` bytes and the tar padding after them."""
-        src = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        try:
-            self.copy_fd(src, size, path)
-        finally:
-            os.close(src)
 
     def copy_fd(self, src: int, size: int, path: str) -> None:
         """`size` bytes from `src` (at its offset 0) and the tar padding after them; a file
