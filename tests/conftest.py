@@ -1,15 +1,26 @@
 """Shared fixtures: a private berth root per test, the busybox rootfs tar, and cleanup
-that leaves no container, mount or cgroup behind even when a test fails."""
+that leaves no container, mount or cgroup behind even when a test fails. After the cleanup
+the host is checked from the outside for anything of the test's root that remains (a leak
+fails the test). Also: `wait_for` (poll a condition with a deadline, never a bare sleep),
+`require_peer` (an interop peer that must be there), and a hook that fails the run when a
+test is skipped for any reason but another architecture or cgroup mode."""
 
 import contextlib
+import glob
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The only reasons a test may skip: it checks what another architecture or cgroup mode has.
+# Such skips say so by starting their reason with one of these.
+ALLOWED_SKIP_PREFIXES = ("architecture:", "cgroup mode:")
 
 
 def berth_binary() -> str:
@@ -23,6 +34,64 @@ def runtime_binary() -> str:
     path = os.environ.get("BERTH_RUNTIME_BIN") or shutil.which("berth-runtime")
     if not path:
         pytest.exit("berth-runtime is not installed: run scripts/install", 2)
+    return path
+
+
+def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
+    """Poll until `predicate()` is truthy and return its value; fail the test after `timeout`
+    seconds. A bounded wait on a condition, not a timing check: a loaded machine only waits longer."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+def wchan(pid: int) -> str:
+    """Where in the kernel process `pid` sleeps ("" if it runs or is gone): a test can wait
+    until a command blocks (say in poll or nanosleep), instead of sleeping and hoping it did."""
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def listening(pid: int, port: int) -> bool:
+    """Does the network namespace of process `pid` have a TCP socket listening on `port`? (A
+    test waits for a server in a container this way, never by sleeping before it connects.)"""
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                return True
+    return False
+
+
+def require_peer(tool: str) -> str:
+    """The path of interop peer `tool` (docker, podman, skopeo, umoci, a compressor...). A missing
+    peer fails the test: scripts/test-peers installs and starts every peer Debian ships, so a
+    comparison that silently skipped would hide a regression."""
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is not installed: run scripts/test-peers (as root) to install the test peers",
+                    pytrace=False)
+    if tool == "docker":
+        probe = subprocess.run([path, "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                               text=True, timeout=30)
+        if probe.returncode != 0:
+            pytest.fail(f"no docker daemon answers ({probe.stderr.strip()}): run scripts/test-peers (as root) "
+                        "to start dockerd", pytrace=False)
     return path
 
 
@@ -52,6 +121,7 @@ class Berth:
         self.binary = berth_binary()
         self.bridge = "bt" + os.urandom(4).hex()
         self.subnet = free_test_subnet()
+        self.seen_ids: set[str] = set()  # every container seen after a command: its cgroups are checked
         self.configure()
 
     def configure(self, **settings) -> None:
@@ -78,13 +148,23 @@ class Berth:
     def __call__(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
                  env: dict | None = None) -> subprocess.CompletedProcess:
         text = not isinstance(input, bytes)
-        return subprocess.run(self.cmd(*args), input=input, capture_output=True, text=text, timeout=timeout,
-                              env=env, stdin=subprocess.DEVNULL if input is None else None)
+        try:
+            return subprocess.run(self.cmd(*args), input=input, capture_output=True, text=text, timeout=timeout,
+                                  env=env, stdin=subprocess.DEVNULL if input is None else None)
+        finally:
+            self.seen_ids.update(self.container_ids())
 
     def ok(self, *args: str, **kw) -> str:
         result = self(*args, **kw)
         assert result.returncode == 0, f"berth {' '.join(args)} -> {result.returncode}\n{result.stderr}"
         return result.stdout
+
+    def fails(self, code: int, *args: str, says: str | tuple = (), **kw) -> str:
+        """Run berth, expecting it to exit with `code` (docker's: 125 run/create, 1 elsewhere,
+        126/127 cannot invoke/not found) and its stderr to hold each of `says`, no traceback.
+        Its stderr."""
+        result = self(*args, **kw)
+        return refused(result, code, says, f"berth {' '.join(args)}")
 
     def container_ids(self) -> list[str]:
         try:
@@ -97,6 +177,24 @@ class Berth:
         for change in changes or ('CMD ["sh"]',):
             args += ["-c", change]
         return self.ok(*args, tar, name).strip()
+
+
+# berth's last resort for an unexpected exception: "Error: SomeError: ..." (exit 125, no traceback)
+CRASH = re.compile(r"Error: [A-Z]\w*(Error|Exception)\b")
+
+
+def refused(result: subprocess.CompletedProcess, code: int, says: str | tuple = (), what: str = "") -> str:
+    """Check that a finished command failed the expected way: exit `code`, each of `says` in its
+    stderr, and no traceback nor berth's "Error: SomeError: ..." of an unexpected exception (a
+    crash must not pass for the refusal). Its stderr as text."""
+    err = result.stderr if isinstance(result.stderr, str) else (result.stderr or b"").decode(errors="replace")
+    if not what:
+        what = result.args if isinstance(result.args, str) else " ".join(map(str, result.args))
+    assert "Traceback" not in err and not CRASH.search(err), f"{what} crashed:\n{err}"
+    assert result.returncode == code, f"{what} -> {result.returncode}, wanted {code}\n{err}"
+    for words in (says,) if isinstance(says, str) else says:
+        assert words in err, f"{what}: {words!r} not in its stderr:\n{err}"
+    return err
 
 
 def cgroup_dirs(container_id: str) -> list[str]:
@@ -119,6 +217,165 @@ def mounts_under(path: str) -> list[str]:
         return [line for line in f if f" {path}" in line]
 
 
+# -- what a berth root leaves on the host, seen from outside berth ----------------------------
+
+def berth_cgroups() -> set[str]:
+    """Every cgroup directory under a `berth/` parent (v1 hierarchies, hybrid's unified, pure v2)."""
+    found = set()
+    for parent in glob.glob("/sys/fs/cgroup/*/berth") + glob.glob("/sys/fs/cgroup/berth"):
+        try:
+            found.update(os.path.join(parent, name) for name in os.listdir(parent)
+                         if os.path.isdir(os.path.join(parent, name)))
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def _procs_of_root(cgroup: str, base: str) -> list[int]:
+    """The processes in `cgroup` whose mount namespace shows a path under `base` (the container's
+    overlay names its upper dir in this test's root): a cgroup that holds one is this root's."""
+    try:
+        with open(os.path.join(cgroup, "cgroup.procs")) as f:
+            pids = [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    ours = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/mountinfo") as f:
+                if base + os.sep in f.read():
+                    ours.append(pid)
+    return ours
+
+
+def _ids_under(directory: str) -> set[str]:
+    try:
+        return {n for n in os.listdir(directory) if len(n) == 64}
+    except FileNotFoundError:
+        return set()
+
+
+def _veths_of_run_root(run_root: str) -> set[str]:
+    """The host veth names berth recorded for this root's running containers."""
+    import json
+
+    from berth.network.bridge import veth_name
+
+    names = set()
+    for path in glob.glob(os.path.join(run_root, "containers", "*", "network.json*")):
+        try:
+            with open(path) as f:
+                endpoint = json.load(f).get("endpoint")
+        except (OSError, ValueError):
+            continue
+        if endpoint:
+            names.add(veth_name(endpoint))
+    return names
+
+
+def _leases_of_this_boot(directory: str) -> list[str]:
+    """The lease files (and drafts) in `directory` taken during this boot: a lease of an earlier
+    boot is void (its container and bridge died with the host) and stays until reclaimed."""
+    with open("/proc/sys/kernel/random/boot_id") as f:
+        boot = f.read().strip()
+    found = []
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else ():
+        with contextlib.suppress(OSError), open(os.path.join(directory, name)) as f:
+            if f.read().partition("\n")[2].strip() in (boot, ""):
+                found.append(name)
+    return found
+
+
+def _ports_of(bridge_name: str) -> list[str]:
+    try:
+        return sorted(os.listdir(f"/sys/class/net/{bridge_name}/brif"))
+    except FileNotFoundError:
+        return []
+
+
+def _delete_link(name: str) -> None:
+    subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
+
+
+def remove_and_check(b: Berth, cgroups_before: set[str]) -> list[str]:
+    """Remove everything of `b`'s root with berth's own commands, then look from outside berth
+    (mountinfo, /sys/class/net, nftables, cgroupfs, lease files) for what remains; remove that
+    too, and return what was found (each a line of the failure message)."""
+    from berth.network import bridge as bridges
+    from berth.network.nft import table_name
+
+    leaks = []
+    ids = b.seen_ids | _ids_under(os.path.join(b.root, "containers")) | \
+        _ids_under(os.path.join(b.run_root, "containers"))
+    veths = _veths_of_run_root(b.run_root)
+    made = bridges.load(b.root) if os.path.isdir(b.root) else None
+    bridge_names = {b.bridge} | ({made.name} if made is not None and made.created else set())
+
+    for container_id in b.container_ids():
+        result = b("rm", "-f", container_id)
+        if result.returncode != 0 and "No such container" not in result.stderr:
+            leaks.append(f"berth rm -f {container_id[:12]} -> {result.returncode}: {result.stderr.strip()}")
+    for directory in (os.path.join(b.root, "containers"), os.path.join(b.run_root, "containers")):
+        with contextlib.suppress(FileNotFoundError):
+            if os.listdir(directory):
+                leaks.append(f"left in {directory} after rm -f: {sorted(n[:24] for n in os.listdir(directory))}")
+
+    # cgroups: this root's containers' (by ID), and any made during the test that holds a process
+    # of this root. (An empty cgroup of a `run --rm` container has no ID left to tie it to this root:
+    # other roots' containers, of tests running at the same time, are never touched.)
+    suspects = {path for container_id in ids for path in cgroup_dirs(container_id) if "/berth-runtime/" not in path}
+    suspects.update(path for path in berth_cgroups() - cgroups_before if _procs_of_root(path, b.base))
+    for path in sorted(suspects):
+        leaks.append(f"cgroup left: {path}")
+        for pid in _procs_of_root(path, b.base):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+
+    for name in bridge_names:
+        # The kernel deletes a veth when its container's network namespace dies, a moment after
+        # the last process (berth leaves that to it): wait for that, then what remains is a leak.
+        ports = _ports_of(name)
+        deadline = time.monotonic() + 10
+        while ports and time.monotonic() < deadline:
+            time.sleep(0.02)
+            ports = _ports_of(name)
+        if ports:
+            leaks.append(f"host veths still on bridge {name}: {ports}")
+            veths.update(ports)
+
+    leases = _leases_of_this_boot(os.path.join(bridges.directory(b.root), "leases"))
+    if leases:
+        leaks.append(f"IPAM leases left: {leases}")
+
+    mounts = mounts_under(b.base)
+    if mounts:
+        leaks.append("mounts left: " + ", ".join(line.split()[4] for line in mounts))
+        for line in reversed(mounts):
+            subprocess.run(["umount", "-l", line.split()[4]], check=False)
+
+    try:
+        b.teardown_network()
+    except Exception as err:  # noqa: BLE001 - a failed removal is a finding, and the cleanup goes on
+        leaks.append(f"removing the bridge and tables failed: {err!r}")
+
+    # after berth's own removal: the bridge device, its tables and the FORWARD exception
+    for name in sorted(veths | {n for n in bridge_names if made is not None and made.created}):
+        if os.path.exists(f"/sys/class/net/{name}"):
+            leaks.append(f"network device left: {name}")
+            _delete_link(name)
+    table = table_name(b.root)
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    for family in ("ip", "bridge"):
+        if f"table {family} {table} " in ruleset:
+            leaks.append(f"nftables table left: {family} {table}")
+            subprocess.run(["nft", "delete", "table", family, table], capture_output=True, check=False)
+    if f'"berth:{table}"' in ruleset:
+        leaks.append(f"firewall exception berth:{table} left in table ip filter")
+    return leaks
+
+
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("busybox") / "busybox.tar")
@@ -129,24 +386,22 @@ def busybox_tar(tmp_path_factory) -> str:
 
 @contextlib.contextmanager
 def private_berth(busybox_tar: str):
-    """A Berth with its own empty root, and everything it made removed afterwards."""
+    """A Berth with its own empty root, and everything it made removed afterwards; what berth's
+    own removal left behind fails the test (after it is cleaned up too)."""
     base = tempfile.mkdtemp(prefix="berth-test-")
     b = Berth(base)
     b.busybox_tar = busybox_tar
+    cgroups_before = berth_cgroups()
+    leaks = []
     try:
         yield b
     finally:
-        for container_id in b.container_ids():
-            b("rm", "-f", container_id)
-            for path in cgroup_dirs(container_id):
-                try:
-                    os.rmdir(path)
-                except OSError:
-                    pass
-        for line in reversed(mounts_under(base)):
-            subprocess.run(["umount", "-l", line.split()[4]], check=False)
-        b.teardown_network()
-        shutil.rmtree(base, ignore_errors=True)
+        try:
+            leaks = remove_and_check(b, cgroups_before)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    if leaks:
+        pytest.fail(f"berth left things of root {b.root} behind:\n  " + "\n  ".join(leaks), pytrace=False)
 
 
 @pytest.fixture
@@ -177,3 +432,49 @@ def collect_child(read_fd: int, pid: int) -> tuple[bytes, int]:
     os.close(read_fd)
     _, status = os.waitpid(pid, 0)
     return data, status
+
+
+# -- skips: only another architecture or cgroup mode --------------------------------------------
+
+_skips: list[tuple[str, str]] = []
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _note_skip(report) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skips.append((report.nodeid, _skip_reason(report)))
+
+
+def pytest_runtest_logreport(report) -> None:
+    _note_skip(report)
+
+
+def pytest_collectreport(report) -> None:
+    _note_skip(report)
+
+
+def _forbidden_skips() -> list[tuple[str, str]]:
+    return [(node, reason) for node, reason in _skips if not reason.startswith(ALLOWED_SKIP_PREFIXES)]
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """A skip hides a regression unless the test is for another architecture or cgroup mode:
+    any other skip fails the run."""
+    if _forbidden_skips() and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    forbidden = _forbidden_skips()
+    terminalreporter.write_line(f"skipped: {len(_skips)} ({len(_skips) - len(forbidden)} for another "
+                                f"architecture or cgroup mode, {len(forbidden)} not allowed)")
+    if forbidden:
+        terminalreporter.write_line("FAILED: tests skipped for a reason other than \"architecture:\" or "
+                                    "\"cgroup mode:\" (a missing peer or feature must fail, not skip):", red=True)
+        for node, reason in forbidden:
+            terminalreporter.write_line(f"  {node}: {reason}", red=True)
