@@ -215,26 +215,64 @@ def test_update_may_set_swap_alone():
 
 
 # -- flags -> HostConfig ---------------------------------------------------------------------
-def test_host_config_from_flags(monkeypatch):
-    monkeypatch.setattr(resources, "validate", lambda host, update=False: [])
+def test_host_config_from_flags(capsys):
+    # The real validate, against this host's cgroups: what it cannot enforce is dropped with a warning.
+    from berth.runtime.cgroups import features
+
+    found = features()
     host = resources.host_config_from(opts(
-        memory="32m", memory_reservation="16m", cpu_shares=512, cpus="1.5", cpuset_cpus="0", pids_limit=50,
+        memory="32m", memory_reservation="16m", cpu_shares=512, cpus="1", cpuset_cpus="0", pids_limit=50,
         device=["/dev/null:/dev/mynull:rw"], ulimit=["nofile=1024:2048"], memory_swappiness=30,
         oom_kill_disable=True))
-    assert host == {
+    expected = {
         "Memory": 32 * MB, "MemorySwap": 64 * MB, "MemoryReservation": 16 * MB, "MemorySwappiness": 30,
-        "OomKillDisable": True, "CpuShares": 512, "NanoCpus": 1_500_000_000, "CpusetCpus": "0", "PidsLimit": 50,
+        "OomKillDisable": True, "CpuShares": 512, "NanoCpus": 1_000_000_000, "CpusetCpus": "0", "PidsLimit": 50,
         "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/mynull", "CgroupPermissions": "rw"}],
         "Ulimits": [{"Name": "nofile", "Hard": 2048, "Soft": 1024}],
     }
+    warnings = []
+    if not found.memory:
+        expected.update(Memory=0, MemorySwap=-1)
+        warnings.append("Your kernel does not support memory limit capabilities")
+    elif not found.swap_limit:
+        expected["MemorySwap"] = -1
+        warnings.append("Your kernel does not support swap limit capabilities")
+    if not found.swappiness:
+        expected["MemorySwappiness"] = None
+        warnings.append("Your kernel does not support memory swappiness capabilities")
+    if not found.oom_kill_disable:
+        expected["OomKillDisable"] = False
+        warnings.append("Your kernel does not support OomKillDisable")
+    assert host == expected
+    printed = capsys.readouterr().err.splitlines()
+    assert len(printed) == len(warnings) and all(line.startswith("WARNING: " + w) for line, w in
+                                                  zip(printed, warnings, strict=True)), printed
 
 
-def test_host_config_defaults_like_docker(monkeypatch):
-    monkeypatch.setattr(resources, "validate", lambda host, update=False: [])
+def test_host_config_defaults_like_docker(capsys):
     assert resources.host_config_from(opts(memory="10m", memory_swap="-1"))["MemorySwap"] == -1
-    assert resources.host_config_from(opts(memory="10m", memory_swap="10m"))["MemorySwap"] == 10 * MB
+    assert resources.host_config_from(opts(memory="10m"))["MemorySwap"] == 20 * MB  # as much swap as memory
     assert resources.host_config_from(opts(pids_limit=-1)) == {}  # unlimited: docker stores no limit
+    assert resources.host_config_from(opts(pids_limit=0)) == {}
     assert resources.host_config_from(opts()) == {}
+    assert capsys.readouterr().err == ""
+
+
+def test_host_config_keeps_an_explicit_swap_the_host_can_limit():
+    from berth.runtime.cgroups import features
+
+    swap = resources.host_config_from(opts(memory="10m", memory_swap="10m"))["MemorySwap"]
+    assert swap == (10 * MB if features().swap_limit else -1)
+
+
+def test_host_config_is_validated_like_docker():
+    # host_config_from runs the daemon's checks itself: a bad combination never reaches a container
+    with pytest.raises(InvalidArgument, match=r"^Minimum memory limit allowed is 6MB$"):
+        resources.host_config_from(opts(memory="1m"))
+    with pytest.raises(InvalidArgument, match=r"^Minimum memoryswap limit should be larger than memory limit"):
+        resources.host_config_from(opts(memory="32m", memory_swap="16m"))
+    with pytest.raises(InvalidArgument, match=r"^Conflicting options: Nano CPUs and CPU Period cannot both be set$"):
+        resources.host_config_from(opts(cpus="0.5", cpu_period=50000))
 
 
 def test_swappiness_out_of_range_is_a_cli_error():

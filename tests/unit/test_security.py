@@ -3,6 +3,7 @@ sets, docker's seccomp profile turned into the OCI section for a container's cap
 (moby setupSeccomp), and the compiled program's decisions for each x86 ABI."""
 
 import json
+import os
 import struct
 
 import pytest
@@ -17,7 +18,8 @@ from berth.engine.security import (
     security_options,
 )
 from berth.errors import InvalidArgument
-from berth.runtime.caps import DEFAULT_CAPS
+from berth.runtime.caps import CAPS, DEFAULT_CAPS
+from conftest import collect_child
 
 # --- --security-opt -----------------------------------------------------------------------------
 
@@ -123,40 +125,49 @@ def test_seccomp_profile_errors(tmp_path):
 # --- LSM warnings -------------------------------------------------------------------------------
 
 
-def test_one_warning_per_confinement_not_applied(monkeypatch):
-    monkeypatch.setattr(security, "apparmor_enabled", lambda: False)
-    monkeypatch.setattr(security, "selinux_enabled", lambda: False)
-    assert lsm_warnings(["apparmor=foo"]) == [
-        "WARNING: AppArmor is not available on this host: --security-opt apparmor=foo is recorded but not applied"]
-    assert lsm_warnings(["label=user:USER", "label:level:s0"]) == [
-        "WARNING: SELinux is not available on this host: --security-opt label=user:USER, "
-        "--security-opt label:level:s0 are recorded but not applied"]
+# Against this host's real LSMs: each test checks what this host has, whichever that is.
+APPARMOR_WARNING = ("WARNING: AppArmor is not available on this host: --security-opt apparmor=foo is recorded "
+                    "but not applied")
+SELINUX_WARNING = ("WARNING: SELinux is not available on this host: --security-opt label=user:USER, "
+                   "--security-opt label:level:s0 are recorded but not applied")
+
+
+def test_one_warning_per_confinement_not_applied():
+    apparmor, selinux = security.apparmor_enabled(), security.selinux_enabled()
+    assert lsm_warnings(["apparmor=foo"]) == ([] if apparmor else [APPARMOR_WARNING])
+    assert lsm_warnings(["label=user:USER", "label:level:s0"]) == ([] if selinux else [SELINUX_WARNING])
     # asking for no confinement needs no warning; nor do options that are no LSM
     assert lsm_warnings(["apparmor=unconfined", "label=disable", "no-new-privileges", "seccomp=unconfined"]) == []
-    assert len(lsm_warnings(["apparmor:foo", "label=type:svirt_t"])) == 2
+    assert len(lsm_warnings(["apparmor:foo", "label=type:svirt_t"])) == (not apparmor) + (not selinux)
 
 
-def test_no_warning_where_the_lsm_exists(monkeypatch):
-    monkeypatch.setattr(security, "apparmor_enabled", lambda: True)
-    monkeypatch.setattr(security, "selinux_enabled", lambda: True)
-    assert lsm_warnings(["apparmor=foo", "label=type:svirt_t"]) == []
-    assert security.apparmor_profile(["apparmor=foo"]) == "foo"
-    assert security.apparmor_profile([]) == "docker-default"
-    assert security.apparmor_profile([], privileged=True) == "unconfined"
+def test_apparmor_enabled_is_what_the_kernel_says():
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            expected = os.path.exists("/sys/kernel/security/apparmor") and f.read(1) == "Y"
+    except FileNotFoundError:
+        expected = False
+    assert security.apparmor_enabled() is expected
 
 
-def test_apparmor_profile_is_empty_without_apparmor(monkeypatch):
-    monkeypatch.setattr(security, "apparmor_enabled", lambda: False)
-    assert security.apparmor_profile(["apparmor=foo"]) == ""
+def test_apparmor_profile_recorded_like_docker():
+    if security.apparmor_enabled():
+        assert security.apparmor_profile(["apparmor=foo"]) == "foo"
+        assert security.apparmor_profile([]) == "docker-default"
+        assert security.apparmor_profile([], privileged=True) == "unconfined"
+    else:  # docker records no profile on a host without AppArmor
+        assert security.apparmor_profile(["apparmor=foo"]) == ""
+        assert security.apparmor_profile([]) == ""
+        assert security.apparmor_profile([], privileged=True) == ""
 
 
-def test_label_options_are_checked_only_with_selinux(monkeypatch):
-    monkeypatch.setattr(security, "selinux_enabled", lambda: True)
-    with pytest.raises(InvalidArgument, match="bad label option \"bogus\""):
-        parse_security_opts(["label=bogus"])
+def test_label_options_are_checked_only_with_selinux():
     parse_security_opts(["label=level:s0:c1", "label=disable"])
-    monkeypatch.setattr(security, "selinux_enabled", lambda: False)
-    assert parse_security_opts(["label=bogus"]) == {"SecurityOpt": ["label=bogus"]}
+    if security.selinux_enabled():
+        with pytest.raises(InvalidArgument, match="bad label option \"bogus\""):
+            parse_security_opts(["label=bogus"])
+    else:
+        assert parse_security_opts(["label=bogus"]) == {"SecurityOpt": ["label=bogus"]}
 
 
 # --- capabilities -------------------------------------------------------------------------------
@@ -179,22 +190,65 @@ def test_unknown_capability(name, shown):
         normalize_caps([], [name])
 
 
-def test_capability_missing_from_this_environment(monkeypatch):
-    monkeypatch.setattr(security, "_available", lambda: set(DEFAULT_CAPS))
-    with pytest.raises(InvalidArgument) as err:
-        normalize_caps(["SYS_ADMIN"], [])
-    assert str(err.value) == ('capability not supported by your kernel or not available in the current '
-                              'environment: "CAP_SYS_ADMIN"')
+def without_capability(name: str, body):
+    """Run `body()` in a forked child that dropped capability `name` from its permitted and
+    effective sets (as an outer container or a restricted host would have); what it returned,
+    or {"error": message} if it raised."""
+    import ctypes
+
+    number = CAPS.index(name)
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+
+            class Header(ctypes.Structure):
+                _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+            class Data(ctypes.Structure):
+                _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                            ("inheritable", ctypes.c_uint32)]
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+            assert libc.capget(ctypes.byref(header), data) == 0
+            word, bit = divmod(number, 32)
+            data[word].effective &= ~(1 << bit)
+            data[word].permitted &= ~(1 << bit)
+            assert libc.capset(ctypes.byref(header), data) == 0, ctypes.get_errno()
+            try:
+                result = body()
+            except InvalidArgument as err:
+                result = {"error": str(err)}
+            os.write(write_fd, json.dumps(result).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    data, status = collect_child(read_fd, pid)
+    assert status == 0 and data, status
+    return json.loads(data)
 
 
-def test_effective_caps_follow_tweak_capabilities(monkeypatch):
-    everything = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_NET_ADMIN", "CAP_SYS_ADMIN", "CAP_NET_RAW", "CAP_MKNOD"]
-    monkeypatch.setattr(security, "all_caps", lambda: list(everything))
+def test_capability_missing_from_this_environment():
+    assert "CAP_SYS_ADMIN" in security.all_caps()  # tests run as root with every capability
+    assert without_capability("CAP_SYS_ADMIN", lambda: normalize_caps(["SYS_ADMIN"], [])) == {
+        "error": 'capability not supported by your kernel or not available in the current environment: '
+                 '"CAP_SYS_ADMIN"'}
+    # docker's other capabilities are still granted there, and --privileged gets all that is left
+    assert without_capability("CAP_SYS_ADMIN", lambda: normalize_caps(["NET_ADMIN"], [])) == [["CAP_NET_ADMIN"], []]
+    everything = without_capability("CAP_SYS_ADMIN", lambda: effective_caps([], [], privileged=True))
+    assert everything == [c for c in security.all_caps() if c != "CAP_SYS_ADMIN"]
+
+
+def test_effective_caps_follow_tweak_capabilities():
+    everything = security.all_caps()
+    assert everything == [c for c in CAPS if c in everything] and set(DEFAULT_CAPS) <= set(everything)
     assert effective_caps([], []) == list(DEFAULT_CAPS)
     assert effective_caps([], [], privileged=True) == everything
     assert effective_caps(["net_raw"], ["all"]) == ["CAP_NET_RAW"]
-    assert effective_caps(["ALL"], ["mknod", "NET_RAW"]) == ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_NET_ADMIN",
-                                                               "CAP_SYS_ADMIN"]
+    assert effective_caps(["ALL"], ["mknod", "NET_RAW"]) == [c for c in everything
+                                                               if c not in ("CAP_MKNOD", "CAP_NET_RAW")]
     tweaked = effective_caps(["SYS_ADMIN", "chown"], ["NET_RAW", "CAP_MKNOD"])
     assert tweaked == [c for c in DEFAULT_CAPS if c not in ("CAP_NET_RAW", "CAP_MKNOD")] + ["CAP_SYS_ADMIN"]
     with pytest.raises(InvalidArgument, match='unknown capability: "CAP_NOPE"'):
