@@ -12,15 +12,15 @@ import os
 import pty
 import re
 import secrets
-import shutil
 import signal
 import struct
 import subprocess
 import tarfile
 import termios
-import time
 
 import pytest
+
+from conftest import require_peer, wait_for
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(os.uname().machine, os.uname().machine)
@@ -198,10 +198,6 @@ def in_pty(cmd, columns=150, stdin_tty=False, stdout_tty=True):
         output += chunk
     os.close(master)
     return proc.returncode, output.decode(), proc.stderr.decode()
-
-
-needs = {tool: pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} is not installed")
-         for tool in ("docker", "podman", "skopeo", "umoci")}
 
 
 # -- save: the archive --------------------------------------------------------------
@@ -581,6 +577,11 @@ def test_bad_archive_is_refused_and_adds_nothing(busybox, tmp_path, make_archive
         assert_refused(busybox("load", input=f.read()), busybox, before)
 
 
+def unread(fd: int) -> int:
+    """Bytes written to a pipe and not yet read from it."""
+    return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+
+
 def test_killed_load_leaves_the_store_consistent(busybox, fresh, tmp_path):
     data = open(save(busybox, tmp_path, "busybox"), "rb").read()
     fresh.ok("import", str(tmp_path / "saved.tar"), "already:here")  # the store is not empty
@@ -591,11 +592,10 @@ def test_killed_load_leaves_the_store_consistent(busybox, fresh, tmp_path):
     try:
         proc.stdin.write(data[: len(data) // 2])  # mid-way through the layer
         proc.stdin.flush()
-        deadline = time.monotonic() + 30
-        while not any(name.startswith("load-") for name in listing(tmp)):
-            assert time.monotonic() < deadline, "load never started staging"
-            time.sleep(0.02)
-        time.sleep(0.2)
+        wait_for(lambda: any(name.startswith("load-") for name in listing(tmp)), 30, "load to start staging")
+        # killed once it has taken all it was given: mid-way through the layer, waiting for more
+        wait_for(lambda: unread(proc.stdin.fileno()) == 0, 30, "load to read what it was given")
+        assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
@@ -647,15 +647,15 @@ def _podman_loaded(output: str) -> list[str]:
     return re.findall(r"^Loaded image(?:\(s\))?: (.+)$", output, re.M)
 
 
-@needs["docker"]
 def test_docker_loads_and_runs_a_berth_archive(busybox, tmp_path, interop_name):
+    require_peer("docker")
     path = save(busybox, tmp_path, f"{interop_name}:1")
     try:
         out = subprocess.run(["docker", "load", "-i", path], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         assert f"Loaded image: {interop_name}:1" in out.stdout
-        run = subprocess.run(["docker", "run", "--rm", f"{interop_name}:1", "echo", "ok"], capture_output=True,
-                             text=True, timeout=120)
+        run = subprocess.run(["docker", "run", "--pull", "never", "--rm", f"{interop_name}:1", "echo", "ok"],
+                             capture_output=True, text=True, timeout=120)
         assert (run.returncode, run.stdout) == (0, "ok\n"), run.stderr
         got = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", f"{interop_name}:1"],
                              capture_output=True, text=True).stdout.strip()
@@ -664,9 +664,9 @@ def test_docker_loads_and_runs_a_berth_archive(busybox, tmp_path, interop_name):
         subprocess.run(["docker", "rmi", "-f", f"{interop_name}:1"], capture_output=True)
 
 
-@needs["podman"]
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
 def test_podman_loads_and_runs_a_berth_archive(busybox, tmp_path, interop_name, fmt):
+    require_peer("podman")
     path = save(busybox, tmp_path, f"{interop_name}:1", fmt=fmt)
     loaded = []
     try:
@@ -674,16 +674,16 @@ def test_podman_loads_and_runs_a_berth_archive(busybox, tmp_path, interop_name, 
         loaded = _podman_loaded(out.stdout)
         assert out.returncode == 0, out.stderr
         assert loaded == [f"docker.io/library/{interop_name}:1"], out.stdout
-        run = subprocess.run(["podman", "run", "--rm", f"{interop_name}:1", "echo", "ok"], capture_output=True,
-                             text=True, timeout=120)
+        run = subprocess.run(["podman", "run", "--pull", "never", "--rm", f"{interop_name}:1", "echo", "ok"],
+                             capture_output=True, text=True, timeout=120)
         assert (run.returncode, run.stdout) == (0, "ok\n"), run.stderr
     finally:
         for name in loaded or [f"docker.io/library/{interop_name}:1"]:
             subprocess.run(["podman", "rmi", "-f", name], capture_output=True)
 
 
-@needs["podman"]
 def test_podman_loads_a_berth_archive_of_two_images(busybox, tmp_path, interop_name):
+    require_peer("podman")
     other = tmp_path / "other.tar"
     other.write_bytes(layer_tar({"hello.txt": b"hi\n"}))
     busybox.ok("import", str(other), f"{interop_name}:2")
@@ -694,8 +694,8 @@ def test_podman_loads_a_berth_archive_of_two_images(busybox, tmp_path, interop_n
         loaded = _podman_loaded(out.stdout)
         assert out.returncode == 0, out.stderr
         assert sorted(name.rpartition("/")[2] for name in loaded) == [f"{interop_name}:1", f"{interop_name}:2"]
-        run = subprocess.run(["podman", "run", "--rm", f"{interop_name}:1", "echo", "ok"], capture_output=True,
-                             text=True, timeout=120)
+        run = subprocess.run(["podman", "run", "--pull", "never", "--rm", f"{interop_name}:1", "echo", "ok"],
+                             capture_output=True, text=True, timeout=120)
         assert (run.returncode, run.stdout) == (0, "ok\n"), run.stderr
     finally:
         for name in loaded:
@@ -718,17 +718,17 @@ def _peer_archive(tool, tmp_path, fmt=None) -> tuple[str, str, str]:
     return path, name, ("sha256:" + image_id if not image_id.startswith("sha256:") else image_id)
 
 
-@needs["docker"]
 def test_berth_loads_and_runs_a_docker_save(fresh, tmp_path):
+    require_peer("docker")
     path, name, image_id = _peer_archive("docker", tmp_path)
     assert fresh.ok("load", "-i", path) == f"Loaded image: {name}\n"
     assert inspect(fresh, name)["Id"] == image_id
     assert fresh.ok("run", "--rm", name, "echo", "ok") == "ok\n"
 
 
-@needs["podman"]
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
 def test_berth_loads_and_runs_a_podman_save(fresh, tmp_path, fmt):
+    require_peer("podman")
     path, name, image_id = _peer_archive("podman", tmp_path, fmt)
     out = fresh.ok("load", "-i", path)
     loaded = re.findall(r"^Loaded image: (.+)$", out, re.M)
@@ -737,9 +737,9 @@ def test_berth_loads_and_runs_a_podman_save(fresh, tmp_path, fmt):
     assert fresh.ok("run", "--rm", loaded[0], "echo", "ok") == "ok\n"
 
 
-@needs["skopeo"]
 @pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
 def test_skopeo_inspects_a_berth_archive(busybox, tmp_path, fmt):
+    require_peer("skopeo")
     path = save(busybox, tmp_path, "busybox", fmt=fmt)
     out = subprocess.run(["skopeo", "inspect", f"{fmt}:{path}"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -752,8 +752,8 @@ def test_skopeo_inspects_a_berth_archive(busybox, tmp_path, fmt):
     assert sha256(config.stdout) == image["Id"]
 
 
-@needs["umoci"]
 def test_umoci_reads_a_berth_oci_archive(busybox, tmp_path):
+    require_peer("umoci")
     layout = tmp_path / "layout"
     layout.mkdir()
     with tarfile.open(save(busybox, tmp_path, "busybox", fmt="oci-archive")) as tar:

@@ -5,14 +5,15 @@ unless --privileged, and a cgroup namespace rooted there. Also through berth-run
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from test_runtime_cli import base_config, runtime  # noqa: F401 (runtime is a fixture)
 
+from conftest import refused, wait_for
+
 CGROUP_ROOT = "/sys/fs/cgroup"
 V2 = os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers"))
-v1_only = pytest.mark.skipif(V2, reason="checks the v1 layout; this host is cgroup v2")
+v1_only = pytest.mark.skipif(V2, reason="cgroup mode: checks the v1 layout; this host is cgroup v2")
 CGROUP_MOUNT = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
                 "options": ["ro", "nosuid", "noexec", "nodev"]}
 
@@ -85,10 +86,7 @@ def test_privileged_writes_reach_the_containers_own_cgroup(busybox):
                      f"echo 77 > {CGROUP_ROOT}/{pids} && touch /tmp/wrote; sleep 60").strip()
     try:
         hierarchy = "" if V2 else "pids"
-        deadline = time.monotonic() + 10
-        while host_file(cid, hierarchy, "pids.max") != "77" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert host_file(cid, hierarchy, "pids.max") == "77"
+        wait_for(lambda: host_file(cid, hierarchy, "pids.max") == "77", what="the container's write on the host")
         mounts = cgroup_mounts(busybox.ok("exec", cid, "cat", "/proc/self/mountinfo"))
         assert CGROUP_ROOT in mounts
         assert all("rw" in options for options, _ in mounts.values())
@@ -160,8 +158,7 @@ def test_runtime_bundle_with_a_cgroup_mount(runtime):  # noqa: F811
     runtime.write_config(config)
     result = runtime("run", "-b", runtime.bundle, container_id)
     assert result.stdout == "42\n"
-    assert "Read-only file system" in result.stderr
-    assert result.returncode != 0
+    refused(result, 1, f"can't create {CGROUP_ROOT}/{pids}: Read-only file system")  # sh's exit code
 
 
 def test_runtime_bundle_without_a_cgroup_mount_shows_sysfs_dir(runtime):  # noqa: F811

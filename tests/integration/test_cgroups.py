@@ -52,7 +52,8 @@ def test_host_backend_create_add_destroy():
     assert not cgroup.exists()
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(UNIFIED, "cgroup.procs")), reason="no cgroup2 mount here")
+@pytest.mark.skipif(not os.path.exists(os.path.join(UNIFIED, "cgroup.procs")),
+                    reason="cgroup mode: no hybrid cgroup2 mount here")
 def test_v2_backend_on_a_cgroup2_mount():
     path = f"/berth-test/{os.getpid()}-{os.urandom(4).hex()}"
     cgroup = V2Cgroup(path, UNIFIED)
