@@ -6,11 +6,11 @@ import json
 import os
 import subprocess
 import threading
-import time
 
 import pytest
 
 from berth.network.nft import table_name
+from conftest import listening, refused, wait_for
 
 
 def gateway(b) -> str:
@@ -32,12 +32,30 @@ def veths_on(bridge: str) -> list[str]:
         return []
 
 
-def wait_no_veths(bridge: str, timeout: float = 3.0) -> list[str]:
-    """The kernel removes a veth when its container's netns dies, a little after the exit."""
-    deadline = time.monotonic() + timeout
-    while veths_on(bridge) and time.monotonic() < deadline:
-        time.sleep(0.05)
+def wait_no_veths(bridge: str) -> list[str]:
+    """The kernel removes a veth when its container's network namespace dies, a little after the exit."""
+    wait_for(lambda: not veths_on(bridge), what=f"the veths on {bridge} to go")
     return veths_on(bridge)
+
+
+def wait_listening(b, ref: str, port: int) -> None:
+    pid = int(inspect(b, ref, "{{.State.Pid}}"))
+    wait_for(lambda: listening(pid, port), what=f"{ref} to listen on {port}")
+
+
+def unanswered(ping: subprocess.CompletedProcess) -> None:
+    """busybox ping got no reply: exit 1, one packet out, none back."""
+    assert "1 packets transmitted, 0 packets received" in ping.stdout, ping.stdout
+    refused(ping, 1)
+
+
+def gone(pid: int) -> bool:
+    """Dead: no such process, or a zombie its parent has yet to reap."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def inspect(b, ref: str, template: str) -> str:
@@ -89,7 +107,8 @@ def test_inspect_network_settings_running_then_stopped(busybox):
 def test_containers_reach_each_other_and_the_gateway(busybox):
     server = busybox.ok("run", "-d", "busybox", "nc", "-ll", "-p", "7000", "-e", "echo", "pong").strip()
     address = inspect(busybox, server, "{{.NetworkSettings.IPAddress}}")
-    out = busybox.ok("run", "--rm", "busybox", "sh", "-c", f"sleep 0.2; nc -w2 {address} 7000 </dev/null")
+    wait_listening(busybox, server, 7000)
+    out = busybox.ok("run", "--rm", "busybox", "sh", "-c", f"nc -w2 {address} 7000 </dev/null")
     assert out == "pong\n"
     busybox.ok("rm", "-f", server)
 
@@ -109,19 +128,20 @@ def test_icc_false_drops_all_but_links(busybox):
     busybox.ok("run", "-d", "--name", "buggyProgram", "busybox", "sleep", "60")
     data_ip = inspect(busybox, "importantData", "{{.NetworkSettings.IPAddress}}")
     webapp_ip = inspect(busybox, "importantWebapp", "{{.NetworkSettings.IPAddress}}")
-    time.sleep(0.2)
+    wait_listening(busybox, "importantData", 3306)
     linked = busybox("exec", "importantWebapp", "nc", "-w2", "db", "3306")
     assert linked.returncode == 0 and linked.stdout == "data\n"
     buggy = busybox("exec", "buggyProgram", "nc", "-w2", data_ip, "3306")
-    assert buggy.stdout == "" and buggy.returncode != 0
+    assert buggy.stdout == ""
+    refused(buggy, 1, "nc: timed out")  # dropped: no answer, not even a reset
     reverse = busybox("exec", "importantData", "ping", "-c1", "-W1", webapp_ip)  # links are one-way
-    assert reverse.returncode != 0
-    assert busybox("exec", "importantWebapp", "ping", "-c1", "-W1", data_ip).returncode != 0  # only the port
+    unanswered(reverse)
+    unanswered(busybox("exec", "importantWebapp", "ping", "-c1", "-W1", data_ip))  # only the port
     assert busybox("exec", "buggyProgram", "ping", "-c1", "-W2", gateway(busybox)).returncode == 0
     assert f"{webapp_ip} . {data_ip} . tcp . 3306" in nft_table(busybox, "bridge")
     busybox.ok("rm", "-f", "importantWebapp")
     assert data_ip not in nft_table(busybox, "bridge")  # the exception went with the link's owner
-    assert busybox("exec", "buggyProgram", "ping", "-c1", "-W1", data_ip).returncode != 0
+    unanswered(busybox("exec", "buggyProgram", "ping", "-c1", "-W1", data_ip))
 
 
 def test_icc_true_is_the_default(busybox):
@@ -256,7 +276,8 @@ def test_supervisor_killed_then_next_command_cleans_up(busybox):
         processes = json.load(f)
     os.kill(processes["monitor"][0], 9)
     os.kill(processes["pid"][0], 9)  # the container dies too (as on a host crash), nobody records it
-    time.sleep(0.2)
+    wait_for(lambda: all(gone(process[0]) for process in (processes["monitor"], processes["pid"])),
+             what="the supervisor and the container to die")
     busybox.ok("ps", "-a")
     assert leases(busybox) == []
     assert wait_no_veths(busybox.bridge) == []

@@ -22,6 +22,7 @@ from berth.network.netlink import Netlink, in_netns
 from berth.network.nft import table_name
 from berth.network.ports import ephemeral_range
 from berth.runtime import syscalls as sc
+from conftest import refused, wait_for
 
 HTTP_GET = b"GET / HTTP/1.0\r\n\r\n"
 PAGE = "published page"
@@ -71,7 +72,8 @@ def map_elements(b) -> list[str]:
         result = subprocess.run(["nft", "list", "map", "ip", table_name(b.root), name], capture_output=True,
                                 text=True)
         if result.returncode != 0:
-            continue  # no table: no elements
+            refused(result, 1, "No such file or directory")  # no table: no elements (and no other failure)
+            continue
         match = re.search(r"elements = \{(.*?)\}", result.stdout, re.S)
         if match:
             found += [f"{name}: {' '.join(e.split())}" for e in match.group(1).split(",")]
@@ -83,14 +85,13 @@ def footprint(b) -> dict:
             "veths": berth_veths(b)}
 
 
-def settled_footprint(b, expected: dict, timeout: float = 2.0) -> dict:
-    """The footprint, the veths given up to `timeout` to match `expected` (the kernel removes
-    a veth asynchronously when its container's network namespace dies); elements, host port
+def settled_footprint(b, expected: dict) -> dict:
+    """The footprint, the veths given time to match `expected` (the kernel removes a veth
+    asynchronously when its container's network namespace dies); elements, host port
     reservations and leases must already be as expected when the command has returned."""
     now = footprint(b)
-    deadline = time.monotonic() + timeout
-    while now["veths"] != expected["veths"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    if now["veths"] != expected["veths"]:
+        wait_for(lambda: berth_veths(b) == expected["veths"], what=f"the veths to be {expected['veths']}")
         now["veths"] = berth_veths(b)
     return now
 
@@ -143,11 +144,8 @@ def http_get(address: str, port: int, timeout: float = 2.0, sock: socket.socket 
     return body.strip()
 
 
-def wait_http(address: str, port: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while http_get(address, port, timeout=1.0) != PAGE:
-        assert time.monotonic() < deadline, f"httpd never answered on {address}:{port}"
-        time.sleep(0.05)
+def wait_http(address: str, port: int) -> None:
+    wait_for(lambda: http_get(address, port, timeout=1.0) == PAGE, what=f"httpd to answer on {address}:{port}")
 
 
 def container_get(b, address: str, port: int, *run_args: str) -> str:
@@ -243,14 +241,9 @@ def outside_host(*avoid: str):
             os.close(netns)
 
 
-def outside_get(netns: int, address: str, port: int, timeout: float = 2.0) -> str | None:
-    """http_get from the outside namespace; retried briefly while the new link comes up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        body = http_get(address, port, timeout=1.0, sock=socket_in(netns))
-        if body is not None or time.monotonic() > deadline:
-            return body
-        time.sleep(0.1)
+def outside_get(netns: int, address: str, port: int) -> str | None:
+    """http_get from the outside namespace."""
+    return http_get(address, port, timeout=1.0, sock=socket_in(netns))
 
 
 # -- 1. the -p forms and how berth shows them ---------------------------------------------
@@ -323,11 +316,12 @@ def test_tcp_through_published_ports_from_host_containers_and_outside(busybox):
     assert container_get(busybox, gw, h2) == ""
 
     with outside_host(busybox.subnet) as (host_address, own_address, netns):
-        assert outside_get(netns, host_address, h) == PAGE
+        # retried while the new link comes up
+        wait_for(lambda: outside_get(netns, host_address, h) == PAGE, what="the page from outside")
         with socket_in(netns) as probe:  # the client really is beyond the host
             probe.connect((host_address, h))
             assert probe.getsockname()[0] == own_address
-        assert outside_get(netns, host_address, h2, timeout=1.0) is None
+        assert outside_get(netns, host_address, h2) is None  # the link is up: the port is closed to it
 
     busybox.ok("stop", "-t", "0", "web")
     assert http_get("127.0.0.1", h, timeout=1.0) is None
@@ -378,16 +372,16 @@ def test_publish_all_maps_image_and_flag_exposed_ports(busybox):
                                                       for port in ("7000/tcp", "7001/tcp", "7002/tcp")]
     assert inspect(busybox, "all", "{{.HostConfig.PublishAllPorts}}") == "true"
     assert inspect_json(busybox, "all", ".HostConfig.PortBindings") == {}
-    deadline, reply = time.monotonic() + 5, b""
-    while reply != b"seven\n" and time.monotonic() < deadline:
+    def reply() -> bytes:
         with socket.socket() as conn:
             conn.settimeout(1.0)
             try:
                 conn.connect(("127.0.0.1", host_ports["7000/tcp"]))
-                reply = conn.recv(64)
+                return conn.recv(64)
             except OSError:
-                time.sleep(0.05)
-    assert reply == b"seven\n"
+                return b""
+
+    wait_for(lambda: reply() == b"seven\n", what="nc's answer through the published port")
 
 
 # -- 4. conflicts -------------------------------------------------------------------------
@@ -443,8 +437,8 @@ def test_bad_publish_specs_create_nothing(busybox, spec, message):
     assert result.stdout == ""
     assert busybox.ok("ps", "-aq") == ""
     assert not os.path.exists(f"/sys/class/net/{busybox.bridge}")
-    assert subprocess.run(["nft", "list", "table", "ip", table_name(busybox.root)],
-                          capture_output=True).returncode != 0
+    refused(subprocess.run(["nft", "list", "table", "ip", table_name(busybox.root)], capture_output=True, text=True),
+            1, "No such file or directory")
 
 
 # -- 6. network modes ---------------------------------------------------------------------
@@ -487,10 +481,7 @@ def kill_supervisor_and_container(b, cid: str) -> None:
     victims = [identity(processes["monitor"][0]), identity(processes["pid"][0])]
     for pid, _ in victims:
         os.kill(pid, signal.SIGKILL)  # processes this test started
-    deadline = time.monotonic() + 5
-    while any(same_process(v) for v in victims):
-        assert time.monotonic() < deadline, "the supervisor or the container did not die"
-        time.sleep(0.02)
+    wait_for(lambda: not any(same_process(v) for v in victims), what="the supervisor and the container to die")
 
 
 @pytest.mark.parametrize("ending", ["stop", "rm -f", "supervisor killed"])

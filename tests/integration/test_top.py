@@ -3,12 +3,12 @@
 import contextlib
 import os
 import subprocess
-import time
 
 import pytest
 
 from berth.cli.top import parse_ps_output, tabulate
 from berth.errors import BerthError
+from conftest import wait_for
 
 
 @contextlib.contextmanager
@@ -17,10 +17,10 @@ def running(busybox, *command: str, name: str = "topped"):
     runner = subprocess.Popen(busybox.cmd("run", "--rm", "--name", name, "busybox", *command),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while busybox("inspect", "--format", "{{.State.Running}}", name).stdout.strip() != "true":
-            assert time.monotonic() < deadline and runner.poll() is None, "container did not start"
-            time.sleep(0.05)
+        wait_for(lambda: runner.poll() is not None
+                 or busybox("inspect", "--format", "{{.State.Running}}", name).stdout.strip() == "true",
+                 what="the container to start")
+        assert runner.poll() is None, "the container ended before it could be looked at"
         yield name
     finally:
         busybox("rm", "-f", name)
@@ -47,12 +47,8 @@ def test_top_shows_the_containers_process_with_ps_ef_columns(busybox):
 
 def test_top_lists_every_process_and_nothing_of_the_host(busybox):
     with running(busybox, "sh", "-c", "sleep 300 & sleep 301 & wait") as name:
-        deadline = time.monotonic() + 10
-        while True:
-            out = busybox.ok("top", name, "-o", "pid,args")
-            if len(out.splitlines()) == 4 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        out = wait_for(lambda: (text := busybox.ok("top", name, "-o", "pid,args")).count("\n") == 4 and text,
+                       what="the three processes")
     lines = out.splitlines()
     assert lines[0].split() == ["PID", "COMMAND"]
     commands = sorted(line.split(None, 1)[1] for line in lines[1:])
@@ -109,9 +105,7 @@ def test_top_of_a_missing_container(berth):
 
 
 def test_top_needs_a_container(berth):
-    result = berth("top")
-    assert result.returncode == 125
-    assert '"berth top" requires at least 1 argument.' in result.stderr
+    berth.fails(1, "top", says='"berth top" requires at least 1 argument.')  # docker: exit 1
 
 
 # -- docker's parsePSOutput and tabwriter, on ps output written here ---------------------------------
