@@ -7,11 +7,10 @@ import io
 import os
 import subprocess
 import tarfile
-import time
 
 import pytest
 
-from conftest import mounts_under
+from conftest import mounts_under, wait_for
 
 BUSYBOX_PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"
 
@@ -26,15 +25,6 @@ def bb(busybox):
     """busybox, checked afterwards for leaked mounts (the stopped-container overlay)."""
     yield busybox
     assert mounts_under(busybox.base) == []
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
 
 
 @contextlib.contextmanager

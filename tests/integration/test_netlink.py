@@ -8,7 +8,7 @@ import time
 
 from berth.network.netlink import Netlink
 from berth.runtime import syscalls as sc
-from conftest import collect_child
+from conftest import collect_child, wait_for
 
 
 def in_private_netns(work) -> dict:
@@ -72,11 +72,8 @@ def test_move_to_another_namespace_and_delete():
             time.sleep(30)
             os._exit(0)
         try:
-            deadline = time.monotonic() + 5
-            while os.readlink(f"/proc/{holder}/ns/net") == os.readlink("/proc/self/ns/net"):
-                if time.monotonic() > deadline:
-                    return {"error": "holder never unshared"}
-                time.sleep(0.01)
+            wait_for(lambda: os.readlink(f"/proc/{holder}/ns/net") != os.readlink("/proc/self/ns/net"),
+                     what="the holder to unshare")
             with Netlink() as nl:
                 nl.add_veth("mv0", "mv0p")
                 fd = os.open(f"/proc/{holder}/ns/net", os.O_RDONLY)

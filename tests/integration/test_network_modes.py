@@ -2,7 +2,8 @@
 test_bridge.py). Traffic stays on loopback inside the containers' own namespaces."""
 
 import os
-import time
+
+from conftest import wait_for
 
 
 def test_none_has_only_loopback(busybox):
@@ -26,11 +27,8 @@ def test_host_network_shares_the_hosts_namespace_and_files(busybox):
 def test_container_network_shares_the_listening_socket(busybox):
     busybox.ok("run", "-d", "--name", "owner", "busybox", "sh", "-c", "nc -l -p 9999 & sleep 60")
     try:
-        deadline = time.monotonic() + 10
-        out = ""
-        while ":9999" not in out and time.monotonic() < deadline:
-            out = busybox.ok("run", "--rm", "--net", "container:owner", "busybox", "netstat", "-ltn")
-        assert ":9999" in out
+        wait_for(lambda: ":9999" in busybox.ok("run", "--rm", "--net", "container:owner", "busybox", "netstat", "-ltn"),
+                 what="nc to listen, seen from a container in the same network namespace")
         joined = busybox.ok("run", "--rm", "--net", "container:owner", "busybox", "sh", "-c",
                             "readlink /proc/self/ns/net; hostname").split()
         owner = busybox.ok("exec", "owner", "sh", "-c", "readlink /proc/self/ns/net; hostname").split()

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import cgroup_dirs, mounts_under
+from conftest import cgroup_dirs, mounts_under, wait_for
 
 NAMES = ("race0", "race1", "race2")
 PARALLEL = 20
@@ -51,15 +51,6 @@ class IdWatcher(threading.Thread):
 
 def berth_processes(base: str) -> list[str]:
     return subprocess.run(["pgrep", "-a", "-f", base], capture_output=True, text=True).stdout.splitlines()
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def run_round(b, rng: random.Random, ids: set[str]) -> list[str]:
