@@ -29,6 +29,21 @@ def time_command(cmd: list[str], runs: int, warmup: int = 2) -> list[float]:
     return samples
 
 
+def time_interleaved(cmds: dict[str, list[str]], runs: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Like time_command for several commands, taking turns run by run: a change of the
+    machine's load during the bench then weighs on each alike (for before/after figures)."""
+    for cmd in cmds.values():
+        for _ in range(warmup):
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = {name: [] for name in cmds}
+    for _ in range(runs):
+        for name, cmd in cmds.items():
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
 def summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
@@ -46,7 +61,11 @@ def peer_available(engine: str) -> bool:
 class BerthRoot:
     """A throwaway --root/--run-root holding busybox:latest, with engine settings of its own
     (a bridge bbench<hex> and a free 10.2xx.y.0/24 in its own daemon.json, so a bench never
-    touches berth0), removed on exit with the containers, the bridge and its nftables tables."""
+    touches berth0), removed on exit with the containers, the bridge and its nftables tables.
+    `binary`: another berth (e.g. a checkout before a change) instead of BERTH_BIN."""
+
+    def __init__(self, binary: str | None = None):
+        self.binary = binary or berth_binary()
 
     def __enter__(self):
         self.base = tempfile.mkdtemp(prefix="berth-bench-")
@@ -56,7 +75,7 @@ class BerthRoot:
             self._configure()
             tar = subprocess.run([os.path.join(REPO, "scripts", "make-busybox-rootfs")], check=True,
                                  stdout=subprocess.PIPE).stdout
-            subprocess.run([berth_binary(), *self.args, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
+            subprocess.run([self.binary, *self.args, "import", "-c", 'CMD ["sh"]', "-", "busybox:latest"],
                            input=tar, check=True, stdout=subprocess.DEVNULL)
         except BaseException:
             self.__exit__(None, None, None)
@@ -64,7 +83,7 @@ class BerthRoot:
         return self
 
     def cmd(self, *args: str) -> list[str]:
-        return [berth_binary(), *self.args, *args]
+        return [self.binary, *self.args, *args]
 
     def _configure(self) -> None:
         self.bridge_name = f"bbench{random.getrandbits(16):04x}"

@@ -14,6 +14,10 @@ PROCESS_UMASK = 0o022  # every berth process: modes are chosen explicitly, never
 USER_UMASK = PROCESS_UMASK  # the umask berth was started with: files the user asks for honour it
 
 
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def set_process_umask() -> None:
     """Called first by every berth entry point: an inherited umask (000) must not widen what
     berth creates; the one we replace still applies to output files (`-o FILE`)."""
@@ -217,3 +221,23 @@ def _ignore_missing(remove, name: str, dir_fd: int | None) -> None:
 
 def _is_dir(mode: int) -> bool:
     return (mode & 0o170000) == 0o040000
+
+
+def open_regular(name: str, dir_fd: int, flags: int = READ_FLAGS):
+    """(fd opened with `flags`, fstat) of entry `name` of the open directory `dir_fd` if it is
+    a regular file, else None (gone, or something else now). In a tree a container is changing,
+    a name listed as a file may be a device node (a host disk, a watchdog) by the time it is
+    opened, and opening a device is already an action: so the name is first opened O_PATH
+    (which opens nothing), and only an fd found to be a regular file is opened for reading,
+    through that fd (/proc/self/fd), never through the name again."""
+    try:
+        pinned = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    try:
+        st = os.fstat(pinned)
+        if (st.st_mode & 0o170000) != 0o100000:  # S_ISREG without importing stat
+            return None
+        return os.open(f"/proc/self/fd/{pinned}", flags & ~os.O_NOFOLLOW), st  # the magic link is one
+    finally:
+        os.close(pinned)

@@ -306,3 +306,25 @@ def test_volume_copy_up_never_changes_a_host_file(busybox, tmp_path):
 
     repeatedly(copy_up)
     assert 0 in attempts, "no copy-up ran to its end"
+
+
+def test_user_lookup_never_reads_a_host_passwd(busybox, tmp_path):
+    """`exec -u NAME` resolves NAME in the container's /etc/passwd, read by berth from its
+    upper dir: an /etc swapped for a symlink to a host directory must not lend the host's."""
+    host = tmp_path / "hostetc"
+    host.mkdir()
+    (host / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nintruder:x:4242:4242::/:/bin/sh\n")
+    (host / "group").write_text("root:x:0:\nintruder:x:4242:\n")
+    # /etc itself holds bind mounts (hosts, resolv.conf) and cannot move: its passwd can
+    start_swapper(busybox, "swapper", f"ln -s {host}/passwd /etc/passwd.fake", "/etc/passwd:/etc/passwd.fake")
+    answers = []
+
+    def lookup():
+        r = busybox("exec", "-u", "intruder", "swapper", "true")
+        answers.append(r.returncode)
+        if r.returncode == 0:
+            pytest.fail("exec -u took a user from a host /etc/passwd", pytrace=False)
+        assert "unable to find user intruder" in r.stderr or "no such file" in r.stderr.lower(), r.stderr
+
+    repeatedly(lookup)
+    assert answers

@@ -16,7 +16,7 @@ import stat
 import sys
 
 from berth.errors import BerthError, NotFound
-from berth.image.diff import open_regular
+from berth.fs import open_regular
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20

@@ -4,6 +4,7 @@ read straight from the layer directories (the rootfs is only mounted inside the 
 import os
 
 from berth.errors import InvalidArgument
+from berth.fs import DIR_FLAGS, open_regular
 
 WHITEOUT_DEV = 0
 
@@ -19,42 +20,60 @@ class ExecUser:
 
 
 def read_layered_file(layer_dirs_top_first: list[str], path: str) -> str | None:
-    """The text of `path` as the overlay would show it, or None if absent."""
+    """The text of `path` as the overlay would show it, or None if absent. Each layer is walked
+    by directory fds, never by a path string: the top one is a container's upper dir, which the
+    container changes as we read (an /etc swapped for a symlink to a host directory)."""
+    parts = [p for p in path.split("/") if p]
     for layer in layer_dirs_top_first:
-        full = layer + path
-        try:
-            st = os.lstat(full)
-        except (FileNotFoundError, NotADirectoryError):
-            if _hidden_below(layer, path):
-                return None
-            continue
-        if (st.st_mode & 0o170000) == 0o020000 and st.st_rdev == WHITEOUT_DEV:
-            return None  # an overlay whiteout: deleted in this layer
-        if (st.st_mode & 0o170000) != 0o100000:
-            return None
-        with open(full, encoding="utf-8", errors="replace") as f:
-            return f.read()
+        decided, text = _read_in_layer(layer, parts)
+        if decided:
+            return text
     return None
 
 
-def _hidden_below(layer: str, path: str) -> bool:
-    """True if a parent directory of `path` is opaque or whited out in `layer`."""
-    parent = os.path.dirname(path)
-    while parent not in ("/", ""):
-        try:
-            st = os.lstat(layer + parent)
-        except (FileNotFoundError, NotADirectoryError):
-            parent = os.path.dirname(parent)
-            continue
-        if (st.st_mode & 0o170000) == 0o020000:
-            return True
-        try:
-            if os.getxattr(layer + parent, "trusted.overlay.opaque") == b"y":
-                return True
-        except OSError:
-            pass
-        parent = os.path.dirname(parent)
-    return False
+def _read_in_layer(layer: str, parts: list[str]) -> tuple[bool, str | None]:
+    """(decided, text): decided is False when `parts` is absent from this layer and not hidden
+    by it (look in the layer below); a whiteout, an opaque directory above, or something other
+    than a directory on the way decide None."""
+    try:
+        dir_fd = os.open(layer, DIR_FLAGS)
+    except OSError:
+        return False, None
+    try:
+        opaque = False
+        for i, part in enumerate(parts):
+            try:
+                st = os.stat(part, dir_fd=dir_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return opaque, None
+            kind = st.st_mode & 0o170000
+            if kind == 0o020000 and st.st_rdev == WHITEOUT_DEV:
+                return True, None  # an overlay whiteout: deleted in this layer
+            if i == len(parts) - 1:
+                opened = open_regular(part, dir_fd) if kind == 0o100000 else None
+                if opened is None:
+                    return True, None
+                with open(opened[0], encoding="utf-8", errors="replace") as f:
+                    return True, f.read()
+            if kind != 0o040000:
+                return True, None  # a file or symlink where a directory should be hides what is below
+            try:
+                child = os.open(part, DIR_FLAGS, dir_fd=dir_fd)
+            except OSError:
+                return True, None  # replaced since the stat
+            os.close(dir_fd)
+            dir_fd = child
+            opaque = opaque or _is_opaque(dir_fd)
+        return True, None
+    finally:
+        os.close(dir_fd)
+
+
+def _is_opaque(dir_fd: int) -> bool:
+    try:
+        return os.getxattr(dir_fd, "trusted.overlay.opaque") == b"y"
+    except OSError:
+        return False
 
 
 def _entries(text: str | None, fields: int) -> list[list[str]]:

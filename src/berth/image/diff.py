@@ -16,6 +16,8 @@ import os
 import stat
 import zlib
 
+from berth.fs import open_regular
+
 OPAQUE_XATTR = "trusted.overlay.opaque"
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
 CHUNK = 1 << 20  # output is written in pieces this large
@@ -36,26 +38,6 @@ _REPLACED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # opening a directory th
 
 def is_whiteout(st) -> bool:
     return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def open_regular(name: str, dir_fd: int, flags: int = READ_FLAGS):
-    """(fd opened with `flags`, fstat) of entry `name` of the open directory `dir_fd` if it is
-    a regular file, else None (gone, or something else now). In a tree a container is changing,
-    a name listed as a file may be a device node (a host disk, a watchdog) by the time it is
-    opened, and opening a device is already an action: so the name is first opened O_PATH
-    (which opens nothing), and only an fd found to be a regular file is opened for reading,
-    through that fd (/proc/self/fd), never through the name again."""
-    try:
-        pinned = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None
-    try:
-        st = os.fstat(pinned)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        return os.open(f"/proc/self/fd/{pinned}", flags & ~os.O_NOFOLLOW), st  # the magic link is one
-    finally:
-        os.close(pinned)
 
 
 def _open_dir(name: str, dir_fd: int) -> int:
