@@ -160,15 +160,18 @@ def _fork_container(plan: _Plan, cgroup, on_created=None) -> Launched:
 
 
 def _call_on_created(on_created, pid: int, messages) -> None:
-    """on_created(pid); when it fails because pid 1 has already failed (its namespaces gone with
-    it), pid 1's reason is the error: it wrote it before it exited."""
+    """on_created(pid); when it fails because pid 1 is failing (its namespaces going with it),
+    pid 1's reason is the error: it tells it on the status pipe as it exits. A healthy pid 1
+    says nothing until "j", so a short wait tells the two apart."""
     try:
         on_created(pid)
     except BaseException:
         import select
 
-        if select.select([messages.fd], [], [], 0)[0]:
-            raise _error_from(messages.next()) from None
+        if select.select([messages.fd], [], [], 1)[0]:
+            message = messages.next()
+            if message is not None and "error" in message:
+                raise _error_from(message) from None
         raise
 
 

@@ -284,6 +284,13 @@ def create_devices(root: int, devices) -> None:
     wanted = [{"path": "/dev/" + name, "type": "c", "major": major, "minor": minor, "fileMode": 0o666}
               for name, major, minor in DEFAULT_DEVICES]
     wanted.extend(devices)
+    try:
+        _make_devices(root, wanted)
+    except OSError as err:
+        raise BerthError(f"error creating device nodes: {_reason(err)}") from None
+
+
+def _make_devices(root: int, wanted: list[dict]) -> None:
     directories = {}  # "/dev" -> its fd, resolved once
     old_umask = os.umask(0)
     try:
@@ -345,37 +352,51 @@ def pivot_root(root: int) -> None:
 
 
 def mask_paths(root: int, paths) -> None:
-    """linux.maskedPaths, resolved under the rootfs fd: a directory gets an empty read-only
-    tmpfs, anything else the host's /dev/null."""
+    """linux.maskedPaths, resolved under the rootfs fd (a missing one is skipped)."""
     for path in paths or ():
         try:
-            target = open_in_root(root, path)
-        except FileNotFoundError:
-            continue
-        try:
-            if stat.S_ISDIR(os.fstat(target).st_mode):
-                sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
-            else:
-                sc.mount("/dev/null", fd_path(target), None, sc.MS_BIND, None)
-        finally:
-            os.close(target)
+            _mask(root, path)
+        except OSError as err:
+            raise BerthError(f"can't mask path {path!r}: {_reason(err)}") from None
+
+
+def _mask(root: int, path: str) -> None:
+    """A directory gets an empty read-only tmpfs, anything else the host's /dev/null."""
+    try:
+        target = open_in_root(root, path)
+    except FileNotFoundError:
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(target).st_mode):
+            sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
+        else:
+            sc.mount("/dev/null", fd_path(target), None, sc.MS_BIND, None)
+    finally:
+        os.close(target)
 
 
 def readonly_paths(root: int, paths) -> None:
-    """linux.readonlyPaths, resolved under the rootfs fd: bound onto themselves, then the new
-    mount made read-only."""
+    """linux.readonlyPaths, resolved under the rootfs fd (a missing one is skipped)."""
     for path in paths or ():
         try:
-            target = _Target(root, path, open_in_root(root, path))
-        except FileNotFoundError:
-            continue
-        try:
-            sc.mount(target.path, target.path, None, sc.MS_BIND | sc.MS_REC, None)
-            target.reopen()
-            sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
-                     | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
-        finally:
-            target.close()
+            _make_readonly(root, path)
+        except OSError as err:
+            raise BerthError(f"can't make {path!r} read-only: {_reason(err)}") from None
+
+
+def _make_readonly(root: int, path: str) -> None:
+    """Bound onto itself, then the new mount made read-only."""
+    try:
+        target = _Target(root, path, open_in_root(root, path))
+    except FileNotFoundError:
+        return
+    try:
+        sc.mount(target.path, target.path, None, sc.MS_BIND | sc.MS_REC, None)
+        target.reopen()
+        sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
+                 | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
+    finally:
+        target.close()
 
 
 def change_dir(cwd: str) -> None:
