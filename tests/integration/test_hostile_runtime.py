@@ -115,6 +115,16 @@ class Swapper:
         self.thread.join()
 
 
+def test_dev_linked_to_the_rootfs_itself_is_refused(runtime):  # noqa: F811
+    """`dev -> /`: a tmpfs there would cover the whole rootfs (runc: "on the top of rootfs")."""
+    rootfs = _rootfs(runtime)
+    shutil.rmtree(os.path.join(rootfs, "dev"))
+    os.symlink("/", os.path.join(rootfs, "dev"))
+    result = runtime.run_container("true")
+    _clean_failure(result, 1)
+    assert 'at "/dev": mountpoint /dev is on the top of the rootfs' in result.stderr
+
+
 def test_mount_target_swapped_for_a_symlink_while_mounting(runtime, host_dir):  # noqa: F811
     """A tmpfs on /mnt/x while /mnt is swapped between a directory and `-> <host dir>` (another
     container sharing the tree could do it): the old runtime joined a path string, then made

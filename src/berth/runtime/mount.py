@@ -195,8 +195,10 @@ def _mountpoint(root: int, destination: str, kind: str, bind: bool, is_dir: bool
     try:
         top = real_path(root).rstrip("/")
         where = real_path(target)
-        if where == top or not where.startswith(top + "/"):
-            raise OSError(22, f"mountpoint {where} is not inside the rootfs {top}")
+        if where == top:
+            raise OSError(22, f"mountpoint {destination} is on the top of the rootfs")
+        if not where.startswith(top + "/"):
+            raise OSError(22, f"mountpoint {where} is outside of the rootfs {top}")
         inside = where[len(top):]
         if inside == "/proc" and kind != "proc" and not bind:
             raise OSError(22, f"{destination} cannot be mounted because it is not of type proc")
