@@ -239,7 +239,6 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
     spec, exec_fifo = plan.spec, plan.exec_fifo
     try:
         proc = spec.get("process") or {}
-        linux = spec.get("linux") or {}
         os.setsid()
         # runc's trick: hold the fifo by an O_PATH fd, reopened through /proc after pivot_root.
         fifo_fd = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
@@ -247,21 +246,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
             from berth.runtime.netlink_lo import loopback_up
 
             loopback_up()
-        root = None
-        if flags & sc.CLONE_NEWNS:
-            root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs)
-        joined = _hooks_before_pivot(plan)
-        if joined:
-            _container_hooks(plan, status_w, joined_r, namespaces, root)
-        if root is not None:
-            # Resolved under the rootfs fd, before pivot_root: /proc/self/fd is still the host's.
-            _write_sysctls(root, linux.get("sysctl"))
-            mount.mask_paths(root, linux.get("maskedPaths"))
-            mount.readonly_paths(root, linux.get("readonlyPaths"))
-            mount.pivot_root(root)
-            os.close(root)
-            if (spec.get("root") or {}).get("readonly"):
-                mount.readonly_root()
+        joined = _build_rootfs(plan, flags, status_w, joined_r, namespaces)
         if flags & sc.CLONE_NEWUTS and spec.get("hostname"):
             sc.sethostname(spec["hostname"])
         process.set_rlimits(proc.get("rlimits"))
@@ -292,18 +277,36 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
         process.close_extra_fds(keep=(status_w,))
         if plan.seccomp is not None and no_new_privileges:
             _load_seccomp(plan.seccomp)
-        started = None
         if fifo_fd is not None:
-            _send(status_w, {"ready": True})
-            started = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until `start`
-        if plan.hooks is not None:
-            _start_hooks(plan, started, proc)
-        if started is not None:
-            os.write(started, b"0")
-            os.close(started)
+            _wait_for_start(plan, status_w, fifo_fd, proc)
+        elif plan.hooks is not None:
+            plan.hooks.run("startContainer", os.getpid(), "created", proc.get("env") or [])
         process.exec_process(proc)
     except BaseException as err:
         _report_and_exit(status_w, err)
+
+
+def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespaces) -> bool:
+    """Mounts and devices, the create-time hooks, sysctls, masked and read-only paths, then
+    pivot_root. Returns whether pid 1 has already waited to be in its cgroup (for the hooks)."""
+    spec = plan.spec
+    linux = spec.get("linux") or {}
+    root = None
+    if flags & sc.CLONE_NEWNS:
+        root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs)
+    joined = _hooks_before_pivot(plan)
+    if joined:
+        _container_hooks(plan, status_w, joined_r, namespaces, root)
+    if root is not None:
+        # Resolved under the rootfs fd, before pivot_root: /proc/self/fd is still the host's.
+        _write_sysctls(root, linux.get("sysctl"))
+        mount.mask_paths(root, linux.get("maskedPaths"))
+        mount.readonly_paths(root, linux.get("readonlyPaths"))
+        mount.pivot_root(root)
+        os.close(root)
+        if (spec.get("root") or {}).get("readonly"):
+            mount.readonly_root()
+    return joined
 
 
 def _await_cgroup(joined_r: int, namespaces) -> None:
@@ -325,16 +328,21 @@ def _container_hooks(plan: _Plan, status_w: int, joined_r: int, namespaces, root
     plan.hooks.run("createContainer", os.getpid(), "creating")
 
 
-def _start_hooks(plan: _Plan, started: int | None, proc: dict) -> None:
-    """startContainer hooks: as the container's process will run (after credentials and
-    seccomp, runc's place), with its environment unless they have their own; a failure is
-    told to `start` through the fifo."""
+def _wait_for_start(plan: _Plan, status_w: int, fifo_fd: int, proc: dict) -> None:
+    """runc's create/start split: tell the parent we are ready, block until `start` opens the
+    exec fifo, run the startContainer hooks and tell `start` how that went: "0", or "1" and the
+    error. The hooks run as the container's process will (after credentials and seccomp,
+    runc's place), with its environment unless they have their own."""
+    _send(status_w, {"ready": True})
+    started = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     try:
-        plan.hooks.run("startContainer", os.getpid(), "created", proc.get("env") or [])
+        if plan.hooks is not None:
+            plan.hooks.run("startContainer", os.getpid(), "created", proc.get("env") or [])
     except BerthError as err:
-        if started is not None:
-            os.write(started, b"1" + str(err).encode()[:4000])
+        os.write(started, b"1" + str(err).encode()[:4000])
         raise
+    os.write(started, b"0")
+    os.close(started)
 
 
 def _load_seccomp(program) -> None:
