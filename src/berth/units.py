@@ -1,7 +1,8 @@
 """Human-readable sizes, durations and timestamps, matching docker/go-units
-and Go's time package so berth prints and accepts what docker does.
+and Go's time package (ParseDuration, Parse, RFC3339Nano) so berth prints and accepts
+what docker does. berth.gotime builds docker's --since/--until values on top of it.
 
-Cheap to import: no `re`, no `datetime`, no `calendar`.
+Cheap to import: no `re`, no `datetime`, no `calendar`, no other berth module.
 """
 
 import time
@@ -24,6 +25,8 @@ _DURATION_UNITS = {
     "h": 3_600_000_000_000,
 }
 _MAX_DURATION = (1 << 63) - 1
+
+RFC3339 = "2006-01-02T15:04:05Z07:00"
 
 
 def _scale(size: float, base: float, abbrs: tuple[str, ...]) -> tuple[float, str]:
@@ -139,8 +142,6 @@ def parse_rfc3339_ns(s: str) -> int:
     fast = _parse_utc_fast(s)
     if fast is not None:
         return fast
-    from berth.gotime import RFC3339, go_parse_time
-
     seconds, nanos = go_parse_time(RFC3339, s)
     return seconds * 1_000_000_000 + nanos
 
@@ -195,7 +196,7 @@ def parse_duration(s: str) -> float:
 def parse_duration_ns(s: str) -> int:
     """Go's time.ParseDuration -> integer nanoseconds, with Go's errors."""
     orig = s
-    invalid = f"time: invalid duration {go_quote(orig)}"
+    invalid = f"time: invalid duration {_quote(orig)}"
     neg = False
     if s[:1] in ("-", "+"):
         neg = s[0] == "-"
@@ -231,12 +232,12 @@ def parse_duration_ns(s: str) -> int:
         while i < len(s) and not (s[i] == "." or "0" <= s[i] <= "9"):
             i += 1
         if i == 0:
-            raise ValueError(f"time: missing unit in duration {go_quote(orig)}")
+            raise ValueError(f"time: missing unit in duration {_quote(orig)}")
         unit_name, s = s[:i], s[i:]
         unit = _DURATION_UNITS.get(unit_name)
         if unit is None:
             raise ValueError(
-                f"time: unknown unit {go_quote(unit_name)} in duration {go_quote(orig)}")
+                f"time: unknown unit {_quote(unit_name)} in duration {_quote(orig)}")
         if value > (1 << 63) // unit:
             raise ValueError(invalid)
         value *= unit
@@ -259,9 +260,10 @@ def _leading(s: str, alphabet: str) -> int:
     return i
 
 
-def go_quote(s: str) -> str:
-    """Quote like Go's %q for the plain strings that appear in error messages."""
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quote(s: str) -> str:
+    from berth.strconv import quote  # lazy: only error messages need it; the supervisor imports units
+
+    return quote(s)
 
 
 def _is_leap(year: int) -> bool:
@@ -282,3 +284,112 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
+
+
+# -- Go's time.Parse ------------------------------------------------------------------------
+
+# The layout elements of RFC3339 and of gotime's layouts, longest first.
+_ELEMENTS = (".999999999", "Z07:00", "2006", "01", "02", "15", "04", "05")
+_RANGES = {"01": (1, 12, "month"), "15": (0, 23, "hour"), "04": (0, 59, "minute"), "05": (0, 59, "second")}
+
+
+def go_parse_time(layout: str, value: str, local_offset: int = 0) -> tuple[int, int]:
+    """Go's time.Parse (or ParseInLocation in a fixed zone `local_offset` seconds east of UTC,
+    used when the layout has no zone) for layouts made of the elements above -> (Unix
+    seconds, nanoseconds).
+    Errors carry Go's wording."""
+    original = value
+    fields = {"2006": 0, "01": 1, "02": 1, "15": 0, "04": 0, "05": 0}
+    nanos = 0
+    offset = local_offset
+    rest = layout
+    while True:
+        element, literal = _next_element(rest)
+        for ch in literal:  # Go's skip(): literal text must match exactly
+            if not value or value[0] != ch:
+                raise _parse_error(layout, original, literal, value)
+            value = value[1:]
+        rest = rest[len(literal) + len(element):]
+        if not element:
+            if value:
+                raise ValueError(f"parsing time {_quote(original)}: extra text: {_quote(value)}")
+            break
+        held = value
+        range_error = ""
+        ok = True
+        if element == "2006":
+            ok = len(value) >= 4 and value[:4].isascii() and value[:4].isdigit()
+            if ok:
+                fields["2006"], value = int(value[:4]), value[4:]
+        elif element == ".999999999":
+            nanos, value = _fraction(value, nanos)
+        elif element == "Z07:00":
+            if value[:1] == "Z":
+                value = value[1:]
+                offset = 0
+            elif len(value) < 6 or value[3] != ":":
+                ok = False
+            else:
+                hours, _, ok = _getnum(value[1:3], fixed=True)
+                minutes, _, ok_minutes = _getnum(value[4:6], fixed=True)
+                ok = ok and ok_minutes and value[0] in ("+", "-")
+                if hours > 24:  # Go allows 24: some zones had such offsets
+                    range_error = "time zone offset hour"
+                if minutes > 60:
+                    range_error = "time zone offset minute"
+                offset = (hours * 60 + minutes) * 60 * (-1 if value[0] == "-" else 1)
+                value = value[6:]
+        else:
+            number, value, ok = _getnum(value, fixed=element != "15")
+            if ok:
+                fields[element] = number
+                low, high, what = _RANGES.get(element, (0, 99, ""))
+                if not low <= number <= high:
+                    range_error = what
+                elif element == "05" and not rest.startswith(".999999999"):
+                    nanos, value = _fraction(value, nanos)  # Go reads one even if the layout has none
+        if range_error:
+            raise ValueError(f"parsing time {_quote(original)}: {range_error} out of range")
+        if not ok:
+            raise _parse_error(layout, original, element, held)
+    year, month, day = fields["2006"], fields["01"], fields["02"]
+    if not 1 <= day <= _days_in_month(year, month):
+        raise ValueError(f"parsing time {_quote(original)}: day out of range")
+    seconds = (_days_from_civil(year, month, day) * 86400
+               + fields["15"] * 3600 + fields["04"] * 60 + fields["05"] - offset)
+    return seconds, nanos
+
+
+def _parse_error(layout: str, value: str, layout_elem: str, value_elem: str) -> ValueError:
+    return ValueError(f"parsing time {_quote(value)} as {_quote(layout)}: "
+                      f"cannot parse {_quote(value_elem)} as {_quote(layout_elem)}")
+
+
+def _next_element(layout: str) -> tuple[str, str]:
+    """(next layout element, the literal text before it); ("", rest) at the end."""
+    for i in range(len(layout)):
+        for element in _ELEMENTS:
+            if layout.startswith(element, i):
+                return element, layout[:i]
+    return "", layout
+
+
+def _fraction(value: str, nanos: int) -> tuple[int, str]:
+    """A "." or "," and digits, if there: the first nine digits are nanoseconds."""
+    if value[:1] not in (".", ",") or not (value[1:2].isascii() and value[1:2].isdigit()):
+        return nanos, value
+    n = 1
+    while n < len(value) and value[n].isascii() and value[n].isdigit():
+        n += 1
+    return int(value[1:min(n, 10)].ljust(9, "0")), value[n:]
+
+
+def _getnum(value: str, fixed: bool) -> tuple[int, str, bool]:
+    """Go's getnum: one or two digits (exactly two when `fixed`)."""
+    if not (value[:1].isascii() and value[:1].isdigit()):
+        return 0, value, False
+    if not (value[1:2].isascii() and value[1:2].isdigit()):
+        if fixed:
+            return 0, value, False
+        return int(value[0]), value[1:], True
+    return int(value[:2]), value[2:], True

@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from berth.cli.gotemplate import GoStruct, Template, TemplateError, parse, render, render_table
+from berth.gotemplate import GoStruct, Template, TemplateError, parse, render, render_table
 
 
 def error_of(text, data=None, **kwargs) -> str:

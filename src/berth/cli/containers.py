@@ -94,7 +94,8 @@ def _ancestor_matches(engine, record: dict, wanted: str) -> bool:
 
 
 def ps_rows(engine, opts) -> list[dict]:
-    from berth.units import go_quote, human_duration, parse_rfc3339
+    from berth.strconv import quote
+    from berth.units import human_duration, parse_rfc3339
 
     filters = parse_filters(opts.filter)
     now = time.time()
@@ -119,7 +120,7 @@ def ps_rows(engine, opts) -> list[dict]:
         rows.append({
             "ID": r["Id"] if opts.no_trunc else r["Id"][:12],
             "Image": r["Config"]["Image"],
-            "Command": go_quote(command),
+            "Command": quote(command),
             "CreatedAt": r["Created"],
             "RunningFor": human_duration(now - parse_rfc3339(r["Created"])) + " ago",
             "Status": status_text(r["State"], now),

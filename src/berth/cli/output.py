@@ -12,7 +12,7 @@ def print_json(data) -> None:
 def render_rows(fmt: str | None, default: str, rows: list, header: dict) -> None:
     """docker's formatter: `table ...` formats get headers and aligned columns, plain
     templates print one line per row."""
-    from berth.cli.gotemplate import TemplateError, render_table
+    from berth.gotemplate import TemplateError, render_table
 
     try:
         sys.stdout.write(render_table(fmt or default, rows, header))
@@ -23,7 +23,7 @@ def render_rows(fmt: str | None, default: str, rows: list, header: dict) -> None
 
 
 def render_one(fmt: str, data) -> str:
-    from berth.cli.gotemplate import TemplateError, render
+    from berth.gotemplate import TemplateError, render
 
     try:
         return render(fmt, data, missingkey_error=True)

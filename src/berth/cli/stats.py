@@ -207,7 +207,7 @@ def _host_memory() -> int:
 
 
 def _render(fmt: str, rows: list[dict]) -> str:
-    from berth.cli.gotemplate import TemplateError, render_table
+    from berth.gotemplate import TemplateError, render_table
 
     try:
         return render_table(fmt, rows, HEADER)

@@ -17,6 +17,7 @@ import sys
 
 from berth.errors import BerthError, NotFound
 from berth.fs import open_regular
+from berth.strconv import quote
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
@@ -481,11 +482,9 @@ def _extraction_point(tree: _Tree, path: str, ref: str) -> str:
 
 def _validate_output_path(path: str) -> None:
     """docker's ValidateOutputPath, checked before the container is even looked at."""
-    from berth.units import go_quote
-
     directory = _go_dir(_clean(path))
     if directory not in ("", ".") and not os.path.exists(directory):
-        raise LocalError(f"invalid output path: directory {go_quote(directory)} does not exist")
+        raise LocalError(f"invalid output path: directory {quote(directory)} does not exist")
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -493,7 +492,7 @@ def _validate_output_path(path: str) -> None:
     except OSError as err:
         raise LocalError(_os_message("stat", path, err)) from None
     if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-        raise LocalError(f"invalid output path: {go_quote(path)} must be a directory or a regular file: got a device")
+        raise LocalError(f"invalid output path: {quote(path)} must be a directory or a regular file: got a device")
 
 
 def _host_destination(path: str) -> tuple[str, bool, bool]:
@@ -755,24 +754,20 @@ class _Extractor:
         return f"{self.shown_root}/{rel}" if rel else (self.shown_root or "/")
 
     def _member(self, name: str) -> str:
-        from berth.units import go_quote
-
         cleaned = posixpath.normpath(name) if name else "."
         if cleaned.startswith("/"):  # docker joins an absolute name under the destination
             cleaned = posixpath.normpath(cleaned.lstrip("/") or ".")
         if cleaned == ".." or cleaned.startswith("../"):
-            raise self.error(f"{go_quote(name)} is outside of {go_quote(self._shown(self.base))}")
+            raise self.error(f"{quote(name)} is outside of {quote(self._shown(self.base))}")
         return cleaned
 
     def add(self, info, content) -> None:
-        from berth.units import go_quote
-
         name = self._member(info.name)
         if name == ".":
             if info.isdir():
                 return  # the destination itself: docker leaves it as it is
-            raise self.error(f"cannot overwrite directory {go_quote(self._shown(self.base))} with non-directory "
-                             f"{go_quote(self._shown(self.base))}")
+            raise self.error(f"cannot overwrite directory {quote(self._shown(self.base))} with non-directory "
+                             f"{quote(self._shown(self.base))}")
         rel = f"{self.base}/{name}" if self.base else name
         try:
             self._create(info, content, rel)
@@ -780,8 +775,6 @@ class _Extractor:
             raise self.error(_os_message("", self._shown(rel), err)) from None
 
     def _create(self, info, content, rel: str) -> None:
-        from berth.units import go_quote
-
         parent_rel, _, leaf = rel.rpartition("/")
         parent_fd = self._parent(parent_rel)
         try:
@@ -791,11 +784,11 @@ class _Extractor:
         if old is not None:
             if stat.S_ISDIR(old.st_mode):
                 if not info.isdir():
-                    raise self.error(f"cannot overwrite directory {go_quote(self._shown(rel))} with non-directory "
-                                     f"{go_quote(self._shown(self.base))}")
+                    raise self.error(f"cannot overwrite directory {quote(self._shown(rel))} with non-directory "
+                                     f"{quote(self._shown(self.base))}")
             elif info.isdir():
-                raise self.error(f"cannot overwrite non-directory {go_quote(self._shown(rel))} with directory "
-                                 f"{go_quote(self._shown(self.base))}")
+                raise self.error(f"cannot overwrite non-directory {quote(self._shown(rel))} with directory "
+                                 f"{quote(self._shown(self.base))}")
             else:
                 os.unlink(leaf, dir_fd=parent_fd)
         if info.isdir():
@@ -850,12 +843,10 @@ class _Extractor:
         os.utime(leaf, (info.mtime, info.mtime), dir_fd=parent_fd, follow_symlinks=False)
 
     def _hard_link(self, parent_fd: int, leaf: str, info) -> None:
-        from berth.units import go_quote
-
         try:
             target = self._member(info.linkname)
         except BerthError:
-            raise self.error(f"invalid hardlink {go_quote(info.name)} -> {go_quote(info.linkname)}") from None
+            raise self.error(f"invalid hardlink {quote(info.name)} -> {quote(info.linkname)}") from None
         target_rel = f"{self.base}/{target}" if self.base else target
         target_parent, _, target_leaf = target_rel.rpartition("/")
         target_fd = self.tree.open_dir(self.tree.resolve(target_parent))

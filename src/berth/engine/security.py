@@ -35,19 +35,9 @@ SECCOMP_ARCH = {"x86": "SCMP_ARCH_X86", "amd64": "SCMP_ARCH_X86_64", "arm": "SCM
 
 
 def go_quote(text: str) -> str:
-    """Go's %q for the strings users type."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = escaped.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    return f'"{escaped}"'
+    from berth.strconv import quote  # lazy: only refusals need it, and run imports this module
 
-
-def _go_parse_bool(value: str) -> bool | None:
-    """strconv.ParseBool; None when it fails."""
-    if value in ("1", "t", "T", "TRUE", "true", "True"):
-        return True
-    if value in ("0", "f", "F", "FALSE", "false", "False"):
-        return False
-    return None
+    return quote(text)
 
 
 # --- --security-opt ----------------------------------------------------------------------------
@@ -122,9 +112,12 @@ def security_options(security_opt) -> SecurityOptions:
         elif key == "seccomp":
             options.seccomp_profile = value
         elif key in ("no-new-privileges", "writable-cgroups"):
-            flag = _go_parse_bool(value)
-            if flag is None:
-                raise InvalidArgument(f"invalid --security-opt 2: {go_quote(opt)}")
+            from berth.strconv import parse_bool  # lazy: only these options need it; run imports this module
+
+            try:
+                flag = parse_bool(value)
+            except ValueError:
+                raise InvalidArgument(f"invalid --security-opt 2: {go_quote(opt)}") from None
             if key == "no-new-privileges":
                 options.no_new_privileges = flag
             else:

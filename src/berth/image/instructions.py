@@ -13,7 +13,10 @@ from __future__ import annotations
 import copy
 import json
 
-from berth.units import go_quote, parse_duration_ns
+from berth import strconv
+from berth.errors import InvalidArgument
+from berth.signals import parse_signal
+from berth.units import parse_duration_ns
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -27,16 +30,6 @@ SUPPORTED = (
 DEFAULT_SHELL = ("/bin/sh", "-c")
 ESCAPE = "\\"
 _SPLIT_WS = "\t\v\f\r "  # buildkit's reWhitespace: [\t\v\f\r ]+
-
-# moby/sys/signal's SignalMap for Linux (names without the SIG prefix).
-_SIGNALS = frozenset((
-    "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT",
-    "IO", "IOT", "KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV",
-    "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP", "TTIN", "TTOU", "URG",
-    "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
-    *(f"RTMIN+{i}" for i in range(1, 16)),
-    *(f"RTMAX-{i}" for i in range(1, 15)),
-))
 
 
 class _Node:
@@ -336,7 +329,7 @@ def _name_val_parser(key: str) -> Callable[[str], tuple[list[str], bool]]:
         args = []
         for word in words:
             if "=" not in word:
-                raise ValueError(f"Syntax error - can't find = in {go_quote(word)}. "
+                raise ValueError(f"Syntax error - can't find = in {strconv.quote(word)}. "
                                  "Must be of the form: name=value")
             name, _, value = word.partition("=")
             args += [name, value, "="]
@@ -602,7 +595,7 @@ def _parse_healthcheck(node: _Node) -> Callable[[_State], None]:
     else:
         flags = _parse_flags(node, _HEALTHCHECK_FLAGS)
         if kind != "CMD":
-            raise ValueError(f"Unknown type {go_quote(kind)} in HEALTHCHECK (try CMD)")
+            raise ValueError(f"Unknown type {strconv.quote(kind)} in HEALTHCHECK (try CMD)")
         test = _cmd_line(args, node.is_json)
         if not test:
             raise ValueError("Missing command after HEALTHCHECK CMD")
@@ -646,17 +639,17 @@ def _interval(flag: str, value: str) -> int:
     if ns == 0:
         return 0
     if ns < 1_000_000:
-        raise ValueError(f"Interval {go_quote(flag)} cannot be less than 1ms")
+        raise ValueError(f"Interval {strconv.quote(flag)} cannot be less than 1ms")
     return ns
 
 
 def _go_parse_int(value: str) -> int:
     digits = value[1:] if value[:1] in ("+", "-") else value
     if not (digits.isascii() and digits.isdigit()):
-        raise ValueError(f"strconv.ParseInt: parsing {go_quote(value)}: invalid syntax")
+        raise ValueError(f"strconv.ParseInt: parsing {strconv.quote(value)}: invalid syntax")
     number = int(value)
     if not -(1 << 31) <= number < 1 << 31:
-        raise ValueError(f"strconv.ParseInt: parsing {go_quote(value)}: value out of range")
+        raise ValueError(f"strconv.ParseInt: parsing {strconv.quote(value)}: value out of range")
     return number
 
 
@@ -673,16 +666,11 @@ def _normalize_workdir(current: str, requested: str) -> str:
 
 
 def _check_signal(sig: str) -> None:
-    """moby/sys/signal.ParseSignal: a non-zero number or a known name."""
-    digits = sig[1:] if sig[:1] in ("+", "-") else sig
-    if digits.isascii() and digits.isdigit():
-        if int(sig) == 0:
-            raise ValueError(f"invalid signal: {sig}")
-        return
-    name = sig.upper()
-    name = name.removeprefix("SIG")
-    if name not in _SIGNALS:
-        raise ValueError(f"invalid signal: {sig}")
+    """moby/sys/signal.ParseSignal: a signal number or a known name."""
+    try:
+        parse_signal(sig)
+    except InvalidArgument:
+        raise ValueError(f"invalid signal: {sig}") from None
 
 
 def _exposed_ports(raw: str) -> list[str]:
@@ -805,7 +793,7 @@ class _Lexer:
         try:
             return self._process_stop_on("", False)
         except _LexError as exc:
-            raise ValueError(f"failed to process {go_quote(self.src)}: {exc}") from None
+            raise ValueError(f"failed to process {strconv.quote(self.src)}: {exc}") from None
 
     def _peek(self) -> str:
         return self.src[self.pos] if self.pos < len(self.src) else ""

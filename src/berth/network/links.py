@@ -2,6 +2,7 @@
 environment a linked container gets (daemon/links/links.go) and its /etc/hosts line."""
 
 from berth.errors import InvalidArgument
+from berth.strconv import quote
 
 
 def _parse_link(value: str) -> tuple[str, str]:
@@ -25,9 +26,7 @@ def parse_links(values: list[str]) -> list[tuple[str, str]]:
         try:
             links.append(_parse_link(value))
         except ValueError as err:
-            from berth.units import go_quote
-
-            raise InvalidArgument(f'invalid argument {go_quote(value)} for "--link" flag: {err}') from None
+            raise InvalidArgument(f'invalid argument {quote(value)} for "--link" flag: {err}') from None
     return links
 
 

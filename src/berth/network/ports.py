@@ -37,9 +37,9 @@ def _parse_uint16(s: str) -> int:
 
 
 def _quote(s: str) -> str:
-    from berth.units import go_quote
+    from berth.strconv import quote  # lazy: only refusals need it, and run imports this module
 
-    return go_quote(s)
+    return quote(s)
 
 
 def _parse_port_range(ports: str) -> tuple[int, int]:

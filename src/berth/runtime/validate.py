@@ -33,7 +33,9 @@ _SWAP_SEPARATORS = str.maketrans("./", "/.")
 
 def _q(text: str) -> str:
     """Go's %q, as runc prints the key."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    from berth.strconv import quote  # lazy: only refusals need it, and run imports this module
+
+    return quote(text)
 
 
 def check_sysctls(keys, shares_host) -> None:

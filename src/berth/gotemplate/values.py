@@ -1,0 +1,72 @@
+"""How Python data stands for Go values in templates, and the errors templates raise."""
+
+
+class TemplateError(Exception):
+    """A template failed to parse or execute; str() is Go's message."""
+
+
+class GoStruct(dict):
+    """A dict that behaves like a Go struct: accessing a missing field is an error
+    'can't evaluate field X in type <go_type>'."""
+
+    __slots__ = ("go_type",)
+
+    def __init__(self, go_type: str, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.go_type = go_type
+
+    def __repr__(self) -> str:
+        return f"GoStruct({self.go_type!r}, {dict.__repr__(self)})"
+
+    def __reduce__(self):
+        return (GoStruct, (self.go_type, dict(self)))
+
+
+class _NoValue:
+    """Go's invalid reflect.Value: what a missing map key evaluates to."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<no value>"
+
+
+MISSING = _NoValue()
+
+
+def quote(s: str) -> str:
+    """strconv.Quote, for error messages and a node's String()."""
+    from berth.strconv import quote as go_quote  # lazy: a template that works never quotes
+
+    return go_quote(s)
+
+
+def type_name(value) -> str:
+    """The Go type a Python value stands for, as Go's error messages spell it."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, complex):
+        return "complex128"
+    if isinstance(value, GoStruct):
+        return value.go_type
+    if isinstance(value, dict):
+        return "map[string]interface {}"
+    if isinstance(value, (list, tuple)):
+        return "[]interface {}"
+    if value is None or value is MISSING:
+        return "interface {}"
+    return str(getattr(value, "go_type", None) or type(value).__name__)
+
+
+def sorted_keys(mapping: dict) -> list:
+    try:
+        return sorted(mapping)
+    except TypeError:
+        return sorted(mapping, key=lambda k: (type(k).__name__, str(k)))
+
