@@ -7,7 +7,6 @@ this is imported."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 from test_runtime_cli import base_config, runtime  # noqa: F401 (runtime is a fixture)
@@ -269,10 +268,12 @@ def test_unknown_hook_kind_is_refused_not_ignored(runtime):  # noqa: F811
     refused(result, 1, "unsupported hook 'prestop'")
 
 
-def _imports(*argv: str) -> set[str]:
-    """The modules a Python command imports (its -X importtime report)."""
-    result = subprocess.run([sys.executable, "-X", "importtime", "-IS", *argv], capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL, timeout=60)
+def _imports(launcher: str, *args: str) -> set[str]:
+    """The modules a berth launcher (a Python script) imports: its interpreter's -X importtime report."""
+    with open(launcher) as f:
+        interpreter = f.readline().removeprefix("#!").split()
+    result = subprocess.run([interpreter[0], "-X", "importtime", *interpreter[1:], launcher, *args],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert result.returncode == 0, result.stderr
     return {line.rpartition("|")[2].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
 
