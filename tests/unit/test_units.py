@@ -1,11 +1,25 @@
-"""Sizes, durations and timestamps print and parse like docker/go-units and Go."""
+"""Sizes, durations and timestamps print and parse like docker/go-units and Go; and Go's
+strconv (Quote, ParseBool), which the messages and flags that show or read them share."""
+
+import ast
+import os
+import subprocess
+import sys
 
 import pytest
 
+from berth.cli.flags import BOOL, Command, Flag, parse
+from berth.engine import settings
+from berth.engine.security import security_options
+from berth.errors import InvalidArgument
+from berth.gotime import get_timestamp
+from berth.strconv import parse_bool, quote, quote_rune, quote_to_ascii
 from berth.units import (
+    RFC3339,
     bytes_size,
     format_rfc3339_nano,
     format_rfc3339_nano_ns,
+    go_parse_time,
     human_duration,
     human_size,
     parse_duration,
@@ -15,6 +29,7 @@ from berth.units import (
     ram_in_bytes,
 )
 
+SRC = os.path.join(os.path.dirname(__file__), "..", "..", "src")
 KiB, MiB, GiB, TiB, PiB = (1 << 10), (1 << 20), (1 << 30), (1 << 40), (1 << 50)
 MINUTE, HOUR, DAY = 60, 3600, 86400
 WEEK, MONTH, YEAR = 7 * DAY, 30 * DAY, 365 * DAY
@@ -240,3 +255,117 @@ def test_parse_duration_errors(text, message):
     with pytest.raises(ValueError) as exc:
         parse_duration(text)
     assert str(exc.value) == message
+
+
+def test_units_and_gotime_import_one_way():
+    """units is the base: it imports no berth module at load time (gotime builds on it), so a
+    process that only formats sizes or timestamps never loads the rest."""
+    code = ("import sys; import berth.units; "
+            "print(sorted(m for m in sys.modules if m.startswith('berth.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": SRC}).stdout
+    assert out.strip() == "['berth.units']"
+    assert _berth_imports("units.py") <= {"berth.strconv"}  # only for error messages, lazily
+    assert "berth.units" in _berth_imports("gotime.py")
+
+
+def _berth_imports(name: str) -> set:
+    tree = ast.parse(open(os.path.join(SRC, "berth", name)).read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("berth"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("berth"))
+    return found
+
+
+def test_go_parse_time_and_the_layouts_docker_uses():
+    # gotime's layouts go through the one time.Parse in units
+    assert go_parse_time(RFC3339, "2026-11-27T23:25:02+01:00") == (1795818302, 0)
+    assert get_timestamp("2026-11-27T23:25:02Z", 0) == "1795821902.000000000"
+    assert get_timestamp("1795821902.5", 0) == "1795821902.5"
+    with pytest.raises(ValueError, match='failed to parse value as time or duration: "x\\\\ty"'):
+        get_timestamp("x\ty", 0)
+
+
+# --- Go's strconv: Quote and ParseBool, and the places that must use them ------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "quoted"),
+    [
+        ("", '""'), ("sh -c echo", '"sh -c echo"'), ('say "hi"', '"say \\"hi\\""'), ("a\\b", '"a\\\\b"'),
+        ("tab\there", '"tab\\there"'), ("nl\n", '"nl\\n"'), ("\a\b\f\r\v", '"\\a\\b\\f\\r\\v"'),
+        ("\x00\x1f\x7f", '"\\x00\\x1f\\x7f"'), ("héllo ☃", '"héllo ☃"'), ("\u00a0", '"\\u00a0"'),
+        ("\u2028", '"\\u2028"'), ("\U0001F600", '"\U0001F600"'), ("\U000E0001", '"\\U000e0001"'),
+        ("bad\udcff", '"bad\\xff"'),  # a byte that was not UTF-8 (surrogateescape): Go prints \xff
+        ("\ud800", '"\\ufffd"'),
+    ],
+)
+def test_quote_is_gos_strconv_quote(text, quoted):
+    assert quote(text) == quoted
+
+
+def test_quote_variants():
+    assert quote_to_ascii("héllo ☃") == '"h\\u00e9llo \\u2603"'
+    assert quote_rune("'") == "'\\''" and quote_rune('"') == "'\"'" and quote_rune("\n") == "'\\n'"
+
+
+def test_no_other_quote_implementation():
+    """One Go quoting: no module hand-escapes quotes for %q any more."""
+    for dirpath, _, files in os.walk(os.path.join(SRC, "berth")):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not name.endswith(".py") or path.endswith(os.path.join("berth", "strconv.py")):
+                continue
+            text = open(path).read()
+            assert """.replace('"', '\\\\"')""" not in text, path
+            assert "def go_quote" not in text or "from berth.strconv import quote" in text, path
+
+
+@pytest.mark.parametrize("text", ["1", "t", "T", "TRUE", "true", "True"])
+def test_parse_bool_true(text):
+    assert parse_bool(text) is True
+
+
+@pytest.mark.parametrize("text", ["0", "f", "F", "FALSE", "false", "False"])
+def test_parse_bool_false(text):
+    assert parse_bool(text) is False
+
+
+@pytest.mark.parametrize("text", ["", "tRue", "yes", "no", "on", "2", " true", "true ", "ｔｒｕｅ", 'x"y'])
+def test_parse_bool_refuses_with_gos_message(text):
+    with pytest.raises(ValueError) as exc:
+        parse_bool(text)
+    assert str(exc.value) == f"strconv.ParseBool: parsing {quote(text)}: invalid syntax"
+
+
+FLAGS = Command("ps", "berth ps", "", [Flag("all", "a", BOOL, False)], max_args=0)
+
+
+def test_bool_flags_read_values_like_pflag():
+    assert parse(FLAGS, ["--all=T"])[0].all is True
+    assert parse(FLAGS, ["--all=False"])[0].all is False
+    assert parse(FLAGS, ["-a"])[0].all is True
+    with pytest.raises(InvalidArgument) as exc:
+        parse(FLAGS, ["--all=tRue"])  # pflag's strconv.ParseBool is not case-insensitive
+    assert 'invalid argument "tRue" for "-a, --all" flag: strconv.ParseBool: parsing "tRue": invalid syntax' \
+        in str(exc.value)
+
+
+def test_security_opt_booleans_are_parse_bool():
+    assert security_options(["no-new-privileges=T"]).no_new_privileges is True
+    assert security_options(["no-new-privileges=FALSE"]).no_new_privileges is False
+    with pytest.raises(InvalidArgument, match='invalid --security-opt 2: "no-new-privileges=yes"'):
+        security_options(["no-new-privileges=yes"])
+
+
+def test_daemon_json_string_booleans_are_parse_bool(tmp_path):
+    config = tmp_path / "daemon.json"
+    config.write_text('{"icc": "F", "ip-forward": "TRUE"}')
+    loaded = settings.load(str(config), {})
+    assert loaded.icc is False and loaded.ip_forward is True
+    config.write_text('{"icc": "fAlse"}')
+    with pytest.raises(InvalidArgument, match="is not a boolean"):
+        settings.load(str(config), {})

@@ -136,14 +136,15 @@ def parse_or_help(command: Command, argv: list[str]) -> tuple[Options, list[str]
 def _set(command: Command, opts: Options, flag: Flag, value: str) -> None:
     opts._given.add(flag.dest)
     if flag.kind == BOOL:
-        lowered = value.lower()
-        if lowered in ("1", "t", "true"):
+        if value == "true":  # a bare --flag: nothing to parse
             setattr(opts, flag.dest, True)
-        elif lowered in ("0", "f", "false"):
-            setattr(opts, flag.dest, False)
-        else:
-            raise usage_error(command, f'invalid argument "{value}" for "{flag.spelled()}" flag: '
-                                       f'strconv.ParseBool: parsing "{value}": invalid syntax')
+            return
+        from berth.strconv import parse_bool, quote  # lazy: only --flag=value spellings need them
+
+        try:
+            setattr(opts, flag.dest, parse_bool(value))
+        except ValueError as err:
+            raise usage_error(command, f'invalid argument {quote(value)} for "{flag.spelled()}" flag: {err}') from None
     elif flag.kind == LIST:
         getattr(opts, flag.dest).append(value)
     elif flag.kind == INT:

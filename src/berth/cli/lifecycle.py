@@ -41,12 +41,12 @@ def _each(engine, refs: list[str], action, verb: str) -> int:
 def _signal_option(name: str | None) -> int | None:
     if not name:
         return None
-    from berth.runtime.cli import parse_signal
+    from berth.signals import parse_signal
 
     try:
         return parse_signal(name)
     except BerthError:
-        raise InvalidArgument(f"Invalid signal: {name}") from None
+        raise InvalidArgument(f"Invalid signal: {name}", 1) from None  # docker: exit 1 outside run/create
 
 
 def cmd_stop(engine, argv) -> int:
@@ -75,7 +75,7 @@ def cmd_restart(engine, argv) -> int:
 
 
 def cmd_kill(engine, argv) -> int:
-    from berth.runtime.cli import parse_signal
+    from berth.signals import parse_signal
 
     opts, args = parse_or_help(KILL, argv)
     if opts.help:
@@ -83,7 +83,7 @@ def cmd_kill(engine, argv) -> int:
     try:
         signum = parse_signal(opts.signal)
     except BerthError:
-        raise InvalidArgument(f"Invalid signal: {opts.signal}") from None
+        raise InvalidArgument(f"Invalid signal: {opts.signal}", 1) from None  # docker: exit 1
     return _each(engine, args, lambda r: engine.kill(r, signum), "kill")
 
 

@@ -190,7 +190,7 @@ class Engine:
         if req.auto_remove and req.restart["Name"] != "no":
             raise InvalidArgument("Conflicting options: --restart and --rm")
         if req.stop_signal:
-            from berth.runtime.cli import parse_signal
+            from berth.signals import parse_signal
 
             parse_signal(req.stop_signal)
         argv = (entrypoint or []) + (cmd or [])
@@ -814,7 +814,7 @@ class Engine:
                 raise NotFound(f"No such container: {container_id}", 1) from None
 
     def stop_signal(self, record: dict) -> int:
-        from berth.runtime.cli import parse_signal
+        from berth.signals import parse_signal
 
         name = record["Config"].get("StopSignal") or "SIGTERM"
         return parse_signal(name)

@@ -110,8 +110,13 @@ def _convert(key: str, kind: str, value, context: str):
     if kind == "bool":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "t", "false", "0", "f"):
-            return value.lower() in ("true", "1", "t")
+        if isinstance(value, str):
+            from berth.strconv import parse_bool  # lazy: daemon.json rarely spells a boolean as a string
+
+            try:
+                return parse_bool(value)
+            except ValueError:
+                pass
         raise InvalidArgument(f"{context}: parse error: {value!r} is not a boolean")
     if kind == "int":
         try:

@@ -469,9 +469,12 @@ def prune(store: VolumeStore, all_volumes: bool, filters: dict) -> tuple[list[st
     if len(flags) > 1:
         raise InvalidArgument(f"invalid filter 'all={flags}': only one value is expected")
     if flags:
-        if flags[0].lower() not in ("1", "t", "true", "0", "f", "false"):
-            raise InvalidArgument(f"invalid filter 'all': strconv.ParseBool: parsing \"{flags[0]}\": invalid syntax")
-        all_volumes = all_volumes or flags[0].lower() in ("1", "t", "true")
+        from berth.strconv import parse_bool  # lazy: only prune needs it, and `run -v` imports this module
+
+        try:
+            all_volumes = parse_bool(flags[0]) or all_volumes
+        except ValueError as err:
+            raise InvalidArgument(f"invalid filter 'all': {err}") from None
     if not all_volumes:
         filters = {**filters, "label": filters.get("label", []) + [ANONYMOUS_LABEL]}
     store.reap_leftovers()

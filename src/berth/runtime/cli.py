@@ -13,6 +13,7 @@ import sys
 from berth import fastjson as json
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.fs import read_json, remove_tree, write_json
+from berth.signals import parse_signal
 
 DEFAULT_ROOT = "/run/berth-runtime"
 
@@ -161,18 +162,6 @@ def state_json(root: str, container_id: str) -> dict:
     return {"ociVersion": state["ociVersion"], "id": container_id, "status": status,
             "pid": state["pid"] if status != "stopped" else 0, "bundle": state["bundle"],
             "rootfs": state["rootfs"], "annotations": state.get("annotations") or {}}
-
-
-def parse_signal(name: str) -> int:
-    if name.isdigit():
-        return int(name)
-    name = name.upper()
-    if not name.startswith("SIG"):
-        name = "SIG" + name
-    try:
-        return int(getattr(signal, name))
-    except AttributeError:
-        raise InvalidArgument(f"unknown signal {name!r}") from None
 
 
 def kill(root: str, container_id: str, sig: int) -> None:
