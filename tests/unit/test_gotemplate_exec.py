@@ -1,11 +1,15 @@
-"""Go text/template semantics for --format, with expected outputs as Go and docker produce them."""
+"""Executing Go templates (berth.gotemplate.exec): fields, control structures, variables,
+functions and {{define}}, with expected outputs as Go and docker produce them."""
 
 import copy
+import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 
-from berth.gotemplate import GoStruct, Template, TemplateError, parse, render, render_table
+from berth.gotemplate import GoStruct, Template, TemplateError, parse, render
 
 
 def error_of(text, data=None, **kwargs) -> str:
@@ -129,43 +133,6 @@ def test_object_attributes_and_methods():
     )
 
 
-# --- printing values like fmt's %v -------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "value, printed",
-    [
-        ("text", "text"),
-        (42, "42"),
-        (-7, "-7"),
-        (True, "true"),
-        (False, "false"),
-        (None, "<nil>"),
-        (3.0, "3"),
-        (0.5, "0.5"),
-        (-2.5, "-2.5"),
-        (0.1 + 0.2, "0.30000000000000004"),
-        (123456.0, "123456"),
-        (1234567.0, "1.234567e+06"),
-        (1e6, "1e+06"),
-        (1e21, "1e+21"),
-        (0.0001, "0.0001"),
-        (0.00001, "1e-05"),
-        (float("inf"), "+Inf"),
-        (float("nan"), "NaN"),
-        (["a", "b", "c"], "[a b c]"),
-        ((1, 2), "[1 2]"),
-        ([], "[]"),
-        ({"b": 2, "a": 1}, "map[a:1 b:2]"),
-        ({}, "map[]"),
-        ({"a": [1, {"b": None}]}, "map[a:[1 map[b:<nil>]]]"),
-        (GoStruct("T", Z=1.5, A="s", L=["x"]), "{1.5 s [x]}"),
-    ],
-)
-def test_printing_values(value, printed):
-    assert render("{{.V}}", {"V": value}) == printed
-
-
 # --- range ---------------------------------------------------------------------
 
 
@@ -243,6 +210,8 @@ def test_range_over_a_string_is_an_error():
         (GoStruct("T"), "a"),  # structs are always true
     ],
 )
+
+
 def test_if_truthiness(value, branch):
     assert render("{{if .V}}a{{else}}else{{end}}", {"V": value}) == branch
 
@@ -297,30 +266,6 @@ def test_if_with_declaration_is_visible_in_else():
     assert render("{{if $v := .V}}{{$v}}{{else}}[{{$v}}]{{end}}", {"V": 0}) == "[0]"
 
 
-# --- whitespace trimming and comments --------------------------------------------
-
-
-def test_trim_markers_remove_adjacent_whitespace():
-    assert render("a  {{- .X -}}  b", {"X": "X"}) == "aXb"
-    assert render("a\n\t {{- .X}}\n", {"X": "X"}) == "aX\n"
-    assert render("{{.X -}}\n\n  b", {"X": "X"}) == "Xb"
-
-
-def test_minus_without_space_is_a_number():
-    assert render("{{-3}}", {}) == "-3"
-
-
-def test_trimming_in_range_lines():
-    text = "{{range .}}\n  {{- .}}\n{{- end}}"
-    assert render(text, ["a", "b"]) == "ab"
-
-
-def test_comments():
-    assert render("a{{/* a comment */}}b", {}) == "ab"
-    assert render("a {{- /* trimmed */ -}} b", {}) == "ab"
-    assert render("a{{/* multi\nline */}}b", {}) == "ab"
-
-
 # --- pipelines, parentheses, chains -----------------------------------------------
 
 
@@ -338,16 +283,6 @@ def test_parenthesized_pipeline_as_argument():
 def test_field_chain_on_parenthesized_expression():
     data = {"L": [{"Name": "first"}, {"Name": "second"}]}
     assert render("{{(index .L 1).Name}}", data) == "second"
-
-
-def test_literals():
-    assert render('{{"tab\\there \\u00e9 \\x41"}}', {}) == "tab\there é A"
-    assert render("{{`raw \\n string`}}", {}) == "raw \\n string"
-    assert render("{{42}} {{-1}} {{0x1F}} {{0o17}} {{017}} {{1_000}}", {}) == "42 -1 31 15 15 1000"
-    assert render("{{1.5}} {{1e3}} {{3.0}}", {}) == "1.5 1000 3"
-    assert render("{{'a'}} {{'\\n'}}", {}) == "97 10"
-    assert render("{{true}} {{false}}", {}) == "true false"
-    assert render("{{print nil}}", {}) == "<nil>"
 
 
 # --- builtin functions ----------------------------------------------------------------
@@ -396,35 +331,6 @@ def test_slice():
     assert error_of("{{slice .L 3 1}}", {"L": [1, 2, 3]}) == (
         'template: :1:2: executing "" at <slice .L 3 1>: error calling slice: invalid slice index: 3 > 1'
     )
-
-
-def test_print_and_println():
-    assert render('{{print 1 2 "a" 3}}', {}) == "1 2a3"  # spaces only between non-strings
-    assert render('{{print "a" "b"}}', {}) == "ab"
-    assert render('{{println 1 "a" .L}}', {"L": [1]}) == "1 a [1]\n"
-    assert render("{{print .Missing}}", {}) == "<nil>"
-
-
-@pytest.mark.parametrize(
-    "fmt, args, out",
-    [
-        ('"%s|%v|%d"', '"x" .L 42', "x|[1 2]|42"),
-        ('"%5.2f|%-5d|%05d|%%"', "3.14159 42 42", " 3.14|42   |00042|%"),
-        ('"%x|%X|%#x|%o|%b|%c"', "255 255 255 8 5 65", "ff|FF|0xff|10|101|A"),
-        ('"%q|%t|%+d|%6.2f|%08.3f"', '"hi\\n" true 5 1.5 -3.14159', '"hi\\n"|true|+5|  1.50|-003.142'),
-        ('"%e|%g|%.3g|%G"', "123456.0 1e-7 3.14159 1e-7", "1.234560e+05|1e-07|3.14|1E-07"),
-        ('"%5s|%-5s|%.2s|%x"', '"ab" "ab" "abcdef" "hi"', "   ab|ab   |ab|6869"),
-        ('"%v|%d|%T|%T"', "nil nil 1 .L", "<nil>|%!d(<nil>)|int|[]interface {}"),
-        ('"%d|%s|%f"', '"x" 5 1', "%!d(string=x)|%!s(int=5)|%!f(int=1)"),
-        ('"%d %d"', "1", "1 %!d(MISSING)"),
-        ('"%d"', "1 2", "1%!(EXTRA int=2)"),
-        ('"%*d|%.*f"', "4 7 1 2.25", "   7|2.2"),
-        ('"%v|%+v"', ".S .S", "{1 x}|{A:1 B:x}"),
-    ],
-)
-def test_printf(fmt, args, out):
-    data = {"L": [1, 2], "S": GoStruct("T", A=1, B="x")}
-    assert render(f"{{{{printf {fmt} {args}}}}}", data) == out
 
 
 def test_eq_and_ne():
@@ -565,56 +471,7 @@ def test_recursive_template_is_stopped():
         render('{{define "T"}}{{template "T" .}}{{end}}{{template "T" .}}', {})
 
 
-# --- parse errors -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text, message",
-    [
-        ("{{foo}}", 'template: :1: function "foo" not defined'),
-        ("{{.Foo", "template: :1: unclosed action"),
-        ("{{.Foo\n", "template: :2: unclosed action started at :1"),
-        ("{{.Foo }", 'template: :1: unexpected "}" in operand'),
-        ("{{.Foo}", "template: :1: bad character U+007D '}'"),
-        ("{{if .X}}a", "template: :1: unexpected EOF"),
-        ("{{end}}", "template: :1: unexpected {{end}}"),
-        ("{{else}}", "template: :1: unexpected {{else}}"),
-        ("{{range .}}{{else}}{{else}}{{end}}", "template: :1: expected end; found {{else}}"),
-        ("{{$x}}", 'template: :1: undefined variable "$x"'),
-        ("{{break}}", "template: :1: {{break}} outside {{range}}"),
-        ("{{continue}}", "template: :1: {{continue}} outside {{range}}"),
-        ('{{"abc}}', "template: :1: unterminated quoted string"),
-        ("{{`abc}}", "template: :1: unterminated raw quoted string"),
-        ("{{}}", "template: :1: missing value for command"),
-        ("{{if}}{{end}}", "template: :1: missing value for if"),
-        ("{{.X | 3}}", "template: :1: non executable command in pipeline stage 2"),
-        ("{{/* x }}", "template: :1: unclosed comment"),
-        ("{{/* x */ .X}}", "template: :1: comment ends before closing delimiter"),
-        ("{{(.X}}", "template: :1: unclosed left paren"),
-        ("{{.X)}}", "template: :1: unexpected right paren"),
-        ("{{3x}}", 'template: :1: bad number syntax: "3x"'),
-        ("{{range $i, $e, $f := .}}{{end}}", "template: :1: too many declarations in range"),
-        ("{{with $x, $y := .}}{{end}}", "template: :1: too many declarations in with"),
-        ('{{"a".B}}', 'template: :1: unexpected . after term "\\"a\\""'),
-        ('{{"\\q"}}', "template: :1: invalid syntax"),
-        (
-            '{{define "a"}}x{{end}}{{define "a"}}y{{end}}',
-            'template: :1: template: multiple definition of template "a"',
-        ),
-        ("a\nb\n{{foo}}", 'template: :3: function "foo" not defined'),
-    ],
-)
-def test_parse_errors(text, message):
-    with pytest.raises(TemplateError) as info:
-        parse(text)
-    assert str(info.value) == message
-
-
-def test_template_name_appears_in_errors():
-    with pytest.raises(TemplateError, match=r'^template: fmt:1: function "foo" not defined$'):
-        parse("{{foo}}", "fmt")
-    with pytest.raises(TemplateError, match=r'^template: fmt:1:2: executing "fmt" at <\.A>'):
-        parse("{{.A}}", "fmt").execute({}, missingkey_error=True)
+# --- execution errors and reuse ------------------------------------------------------------
 
 
 def test_other_execution_errors():
@@ -628,69 +485,24 @@ def test_a_parsed_template_can_be_executed_many_times():
     assert [tmpl.execute({"Name": n}) for n in ("a", "b")] == ["a", "b"]
 
 
-# --- render_table: docker's formatter and tabwriter --------------------------------------------
-
-HEADER = {"ID": "CONTAINER ID", "Image": "IMAGE", "Status": "STATUS"}
-ROWS = [
-    {"ID": "abc123", "Image": "busybox", "Status": "Up"},
-    {"ID": "d", "Image": "nginx:latest", "Status": "Exited (0)"},
-]
+# --- start-up: only what a template uses is imported -------------------------------------------
 
 
-def test_table_aligns_columns_under_the_header():
-    out = render_table("table {{.ID}}\t{{.Image}}\t{{.Status}}", ROWS, HEADER)
-    assert out == (
-        "CONTAINER ID   IMAGE          STATUS\n"
-        "abc123         busybox        Up\n"
-        "d              nginx:latest   Exited (0)\n"
-    )
+def _modules_after(code: str) -> set:
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "src")
+    out = subprocess.run([sys.executable, "-c", f"import sys\n{code}\nprint(' '.join(sys.modules))"],
+                         capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": src}).stdout
+    return {m for m in out.split() if m.startswith("berth.")}
 
 
-def test_table_accepts_backslash_t_as_written_on_a_command_line():
-    plain = render_table("table {{.ID}}\t{{.Image}}", ROWS, HEADER)
-    assert render_table("table {{.ID}}\\t{{.Image}}", ROWS, HEADER) == plain
+def test_printing_strings_loads_neither_fmt_nor_tabwriter():
+    """`ps --format` and `inspect --format` of strings pay only for the lexer, parser and executor."""
+    loaded = _modules_after("from berth.gotemplate import render\nrender('{{.A}} {{.B}}', {'A': 'x', 'B': 'y'})")
+    assert loaded == {"berth.gotemplate", "berth.gotemplate.values", "berth.gotemplate.lexer",
+                      "berth.gotemplate.parser", "berth.gotemplate.exec"}
 
 
-def test_table_columns_are_at_least_ten_wide():
-    out = render_table("table {{.A}}\t{{.B}}", [{"A": "x", "B": "y"}], {"A": "A", "B": "B"})
-    assert out == "A         B\nx         y\n"
-
-
-def test_table_with_no_rows_prints_the_header():
-    assert render_table("table {{.ID}}\t{{.Image}}", [], HEADER) == "CONTAINER ID   IMAGE\n"
-
-
-def test_table_keeps_padding_before_an_empty_last_cell():
-    out = render_table("table {{.A}}\t{{.B}}", [{"A": "x", "B": ""}], {"A": "A", "B": "B"})
-    assert out == "A         B\nx         \n"
-
-
-def test_table_header_keeps_titles_but_pads():
-    out = render_table("table {{.Image | upper}}\t{{pad .ID 1 1}}|", [{"ID": "abc", "Image": "nginx"}], HEADER)
-    assert out == "IMAGE      CONTAINER ID |\nNGINX      abc |\n"
-
-
-def test_table_without_a_header_still_aligns():
-    assert render_table("table {{.A}}\t{{.B}}", [{"A": "x", "B": "y"}]) == "x         y\n"
-
-
-def test_tabwriter_column_blocks_follow_consecutive_lines():
-    rows = [{"L": "a\tb\tc"}, {"L": "aaaa\tb"}, {"L": "x"}, {"L": "y\tz"}]
-    out = render_table("table {{.L}}", rows)
-    assert out == "a         b         c\naaaa      b\nx\ny         z\n"
-
-
-def test_non_table_format_prints_one_line_per_row():
-    assert render_table("{{.ID}}: {{.Image}}", ROWS, HEADER) == "abc123: busybox\nd: nginx:latest\n"
-    assert render_table("{{.ID}}", [], HEADER) == ""
-    assert render_table(" {{.ID}} ", ROWS[:1]) == "abc123\n"  # docker trims surrounding spaces
-
-
-def test_table_row_errors_are_go_messages():
-    with pytest.raises(TemplateError) as info:
-        render_table("table {{.ID}}\t{{.Nope}}", [GoStruct("*formatter.ContainerContext", ID="x")], HEADER)
-    assert str(info.value) == (
-        "template: :1:10: executing \"\" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext"
-    )
-    with pytest.raises(TemplateError, match='function "nope" not defined'):
-        render_table("table {{nope}}", [], HEADER)
+def test_fmt_and_tabwriter_load_when_needed():
+    loaded = _modules_after("from berth.gotemplate import render_table\n"
+                            "print(render_table('table {{.A}}\\t{{.N}}', [{'A': 'x', 'N': 1}], {'A': 'A', 'N': 'N'}))")
+    assert {"berth.gotemplate.fmt", "berth.gotemplate.tabwriter"} <= loaded
