@@ -123,7 +123,7 @@ def _go_parse_float(num: str) -> float:
     ok = ((whole or frac) and _all_digits(whole) and _all_digits(frac)
           and (not e or (exponent and _all_digits(exponent))))
     if not ok:
-        raise ValueError(f'strconv.ParseFloat: parsing "{num}": invalid syntax')
+        raise ValueError(f"strconv.ParseFloat: parsing {_quote(num)}: invalid syntax")
     return float(num)
 
 
