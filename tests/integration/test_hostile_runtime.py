@@ -279,3 +279,33 @@ def test_run_mount_target_swapped_by_another_container(busybox, host_dir):
     finally:
         busybox("rm", "-f", attacker)
     assert os.listdir(host_dir) == [], f"host directory written after {runs} runs"
+
+
+def test_a_fake_proc_in_the_rootfs_cannot_keep_capabilities(runtime):  # noqa: F811
+    """A bundle without a /proc mount: after pivot_root, /proc/sys/kernel/cap_last_cap and
+    /proc/self/status are whatever the rootfs ships. A rootfs claiming cap_last_cap 0 kept every
+    capability above 0 in the bounding set; the runtime now asks the kernel (prctl, capget)."""
+    from berth.runtime.caps import DEFAULT_CAPS, mask
+
+    rootfs = _rootfs(runtime)
+    os.makedirs(os.path.join(rootfs, "proc", "sys", "kernel"), exist_ok=True)
+    os.makedirs(os.path.join(rootfs, "proc", "self"), exist_ok=True)
+    with open(os.path.join(rootfs, "proc", "sys", "kernel", "cap_last_cap"), "w") as f:
+        f.write("0\n")
+    with open(os.path.join(rootfs, "proc", "self", "status"), "w") as f:
+        f.write("CapPrm:\t000001ffffffffff\n")
+    container_id = runtime.new_id()
+    config = base_config(container_id, "sleep", "30")
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/proc"]
+    config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
+    runtime.write_config(config)
+    result, _ = runtime.create(container_id)
+    assert result.returncode == 0, result.stderr
+    state = runtime.state(container_id)
+    assert state["status"] == "created", (state, result.stderr)
+    pid = state["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        status = dict(line.split(":\t", 1) for line in f if line.startswith("Cap"))
+    assert int(status["CapBnd"], 16) == mask(DEFAULT_CAPS), status
+    assert int(status["CapPrm"], 16) == mask(DEFAULT_CAPS), status
+    assert runtime("delete", "-f", container_id).returncode == 0

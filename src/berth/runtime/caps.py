@@ -24,11 +24,22 @@ DEFAULT_CAPS = (
 
 
 def last_cap() -> int:
+    """The highest capability this kernel knows, asked of the kernel (PR_CAPBSET_READ fails
+    past it): after pivot_root, /proc/sys/kernel/cap_last_cap is whatever the rootfs says."""
+    number = len(CAPS) - 1
+    while _known(number + 1):
+        number += 1
+    while number > 0 and not _known(number):
+        number -= 1
+    return number
+
+
+def _known(number: int) -> bool:
     try:
-        with open("/proc/sys/kernel/cap_last_cap", "rb") as f:
-            return int(f.read())
+        syscalls.prctl(syscalls.PR_CAPBSET_READ, number)
+        return True
     except OSError:
-        return len(CAPS) - 1
+        return False
 
 
 def mask(names) -> int:
@@ -50,11 +61,7 @@ def drop_bounding(keep: int) -> None:
 def held() -> int:
     """The permitted set of this process: nothing outside it can be granted (a host or an
     outer container may have dropped some, e.g. CAP_SYS_RESOURCE)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("CapPrm:"):
-                return int(line.split()[1], 16)
-    return (1 << (last_cap() + 1)) - 1
+    return syscalls.capget()[1]
 
 
 def apply(capabilities: dict, available: int) -> None:

@@ -12,7 +12,7 @@ import sys
 
 from berth import fastjson as json
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
-from berth.fs import read_json, remove_tree, write_json
+from berth.fs import OutputFile, read_json, remove_tree, set_process_umask, write_json
 from berth.signals import parse_signal
 
 DEFAULT_ROOT = "/run/berth-runtime"
@@ -80,9 +80,9 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         if hooks is not None:  # poststart and poststop run from here, as config.json was at create
             state["hooks"] = spec["hooks"]
         write_json(os.path.join(directory, "state.json"), state)
-        if pid_file:
-            with open(pid_file, "w") as f:
-                f.write(str(launched.pid))
+        if pid_file:  # runc's way: a temp file beside it, renamed (a planted symlink is replaced, not followed)
+            with OutputFile(pid_file) as fd:
+                os.write(fd, str(launched.pid).encode())
         return state
     except BaseException:
         remove_tree(directory)
@@ -285,6 +285,7 @@ def main(argv: list[str]) -> int:
 
 
 def entry() -> None:
+    set_process_umask()
     try:
         code = main(sys.argv[1:])
     except BerthError as err:

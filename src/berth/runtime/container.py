@@ -240,8 +240,11 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
     try:
         proc = spec.get("process") or {}
         os.setsid()
-        # runc's trick: hold the fifo by an O_PATH fd, reopened through /proc after pivot_root.
+        # runc's trick: hold the fifo by an O_PATH fd, reopened through /proc after pivot_root;
+        # through the host's /proc, opened now: the rootfs's own /proc may be absent or fake.
         fifo_fd = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
+        if fifo_fd is not None:
+            fifo_fd = (fifo_fd, os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
         if flags & sc.CLONE_NEWNET:
             from berth.runtime.netlink_lo import loopback_up
 
@@ -328,13 +331,15 @@ def _container_hooks(plan: _Plan, status_w: int, joined_r: int, namespaces, root
     plan.hooks.run("createContainer", os.getpid(), "creating")
 
 
-def _wait_for_start(plan: _Plan, status_w: int, fifo_fd: int, proc: dict) -> None:
+def _wait_for_start(plan: _Plan, status_w: int, fifo_fd: tuple[int, int], proc: dict) -> None:
     """runc's create/start split: tell the parent we are ready, block until `start` opens the
     exec fifo, run the startContainer hooks and tell `start` how that went: "0", or "1" and the
     error. The hooks run as the container's process will (after credentials and seccomp,
     runc's place), with its environment unless they have their own."""
     _send(status_w, {"ready": True})
-    started = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    fifo, proc_fds = fifo_fd
+    started = os.open(str(fifo), os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fds)
+    os.close(proc_fds)
     try:
         if plan.hooks is not None:
             plan.hooks.run("startContainer", os.getpid(), "created", proc.get("env") or [])

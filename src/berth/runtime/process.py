@@ -80,14 +80,12 @@ def reset_signals() -> None:
 
 
 def close_extra_fds(keep=()) -> None:
-    """Mark every fd above stderr close-on-exec so nothing of ours leaks into the container."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass
+    """Mark every fd above stderr close-on-exec so nothing of ours leaks into the container
+    (`keep` keeps its inheritable flag)."""
+    inheritable = [fd for fd in keep if os.get_inheritable(fd)]
+    sc.cloexec_from(3)
+    for fd in inheritable:
+        os.set_inheritable(fd, True)
 
 
 def exec_process(process: dict) -> None:

@@ -35,6 +35,15 @@ class _SockFprog(_ctypes.Structure):  # struct sock_fprog
     _fields_ = [("len", _UShort), ("filter", _CharP)]
 
 
+class _Char(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+class _CapData(_ctypes.Array):  # two struct __user_cap_data_struct, written by capget
+    _type_ = _Char
+    _length_ = 24
+
+
 class _LongFunction(_ctypes.CFuncPtr):
     _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
     _restype_ = _Long
@@ -55,6 +64,7 @@ _umount2 = _libc("umount2")
 _sethostname = _libc("sethostname")
 _prctl = _libc("prctl")
 _capset = _libc("capset")
+_capget = _libc("capget")
 _syscall = _libc("syscall", _LongFunction)
 
 CLONE_NEWNS = 0x00020000
@@ -112,8 +122,8 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 _SYS = {  # syscall numbers glibc has no wrapper for
-    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437},
-    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437},
+    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436},
+    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436},
 }[os.uname().machine]
 
 
@@ -175,6 +185,26 @@ def prctl(option: int, arg2: int | bytes = 0, arg3: int = 0, arg4: int = 0, arg5
     if ret < 0:
         _fail(f"prctl({option})")
     return ret
+
+
+CLOSE_RANGE_CLOEXEC = 4
+
+
+def cloexec_from(first: int) -> None:
+    """close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up closes on exec,
+    without listing /proc/self/fd (after pivot_root that is the rootfs's, which may lie)."""
+    if _syscall(_SYS["close_range"], _Long(first), _Long(0xFFFFFFFF), _Long(CLOSE_RANGE_CLOEXEC)) != 0:
+        _fail("close_range")
+
+
+def capget() -> tuple[int, int, int]:
+    """This thread's (effective, permitted, inheritable) capability sets as 64-bit masks, from
+    the kernel itself (never from a /proc that may be the container's own, or a fake one)."""
+    data = _CapData()
+    if _capget(struct.pack("Ii", 0x20080522, 0), data) != 0:
+        _fail("capget")
+    e0, p0, i0, e1, p1, i1 = struct.unpack("6I", data.raw)
+    return e0 | e1 << 32, p0 | p1 << 32, i0 | i1 << 32
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
