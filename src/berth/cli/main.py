@@ -43,6 +43,7 @@ COMMANDS = {
     "rmi": ("berth.cli.images", "cmd_rmi"),
     "version": ("berth.cli.system", "cmd_version"),
     "info": ("berth.cli.system", "cmd_info"),
+    "events": ("berth.cli.events", "cmd_events"),
 }
 GROUPS = {
     "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi", "history": "history",
@@ -53,7 +54,7 @@ GROUPS = {
                   "kill": "kill", "wait": "wait", "restart": "restart", "pause": "pause", "unpause": "unpause",
                   "rename": "rename", "port": "port", "exec": "exec", "logs": "logs", "top": "top", "cp": "cp",
                   "diff": "diff", "commit": "commit", "export": "export", "stats": "stats", "update": "update"},
-    "system": {"info": "info", "df": ("berth.cli.prune", "cmd_system_df")},
+    "system": {"info": "info", "df": ("berth.cli.prune", "cmd_system_df"), "events": "events"},
     "network": {"ls": ("berth.cli.network", "cmd_network_ls"), "list": ("berth.cli.network", "cmd_network_ls"),
                 "inspect": ("berth.cli.network", "cmd_network_inspect")},
     "volume": {"create": ("berth.cli.volume", "cmd_volume_create"), "ls": ("berth.cli.volume", "cmd_volume_ls"),
@@ -90,6 +91,7 @@ Commands:
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
   diff        Inspect changes to files or directories on a container's filesystem
+  events      Get real time events from the server
   exec        Execute a command in a running container
   export      Export a container's filesystem as a tar archive
   history     Show the history of an image

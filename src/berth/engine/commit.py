@@ -4,6 +4,7 @@ its configuration is carried forward the way moby's commit merges it."""
 import os
 import time
 
+from berth.engine import events
 from berth.errors import InvalidArgument
 
 CARRIED = ("User", "ExposedPorts", "Env", "Cmd", "Entrypoint", "Volumes", "WorkingDir", "Labels", "OnBuild",
@@ -108,4 +109,8 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     manifest = store.read_manifest(base.manifest_digest)
     layers = list(manifest["layers"]) + [
         {"mediaType": LAYER_TYPE, "digest": diff_id, "size": os.path.getsize(store.blob_path(diff_id))}]
-    return store.add_image(image_config, layers, name)
+    image_id = store.add_image(image_config, layers, name)
+    if name:  # docker tags, then reports the commit as a container event
+        store.event("tag", image_id, name, image_config)
+    events.committed(engine.paths.root, record, image_id, name or "", message)
+    return image_id

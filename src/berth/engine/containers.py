@@ -8,6 +8,7 @@ reserved atomically as files in <root>/names/."""
 import os
 import time
 
+from berth.engine import events
 from berth.engine.names import valid_name
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.fs import Lock, make_dirs, read_json, remove_tree, secure_roots, write_bytes, write_json
@@ -108,6 +109,7 @@ class Engine:
             from berth.image.store import ImageStore
 
             self._images = ImageStore(self.paths.images)
+            self._images.on_event = events.image_emitter(self.paths.root)
         return self._images
 
     def lock(self, container_id: str) -> Lock:
@@ -233,6 +235,7 @@ class Engine:
             raise
         if volumes is not None:
             volumes.done()  # the record names its volumes now: `volume rm` sees them in use
+        events.container(self.paths.root, record, "create")
         return record
 
     def _init_layer(self) -> str:
@@ -608,6 +611,7 @@ class Engine:
                 record["NetworkSettings"] = endpoint.network_settings(launched.pid)
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
             write_json(os.path.join(directory, "config.json"), record, durable=False)
+            events.started(self.paths.root, record)
         return launched
 
     def _share_ipc(self, record: dict, inputs) -> None:
@@ -737,6 +741,7 @@ class Engine:
             state.update(Running=False, Paused=False, Pid=0, ExitCode=exit_code, OOMKilled=oom, FinishedAt=now())
             _clear_network_settings(record)
             restart = allow_restart and self._policy_restarts(record, exit_code)
+            events.died(self.paths.root, record, exit_code)
             if not restart and record["HostConfig"].get("AutoRemove"):
                 self._delete(record, volumes=True)  # docker's --rm takes the anonymous volumes too
                 return False
@@ -826,6 +831,7 @@ class Engine:
         configured = record["Config"].get("StopSignal")
         if not configured or signum in (9, self.stop_signal(record)):
             self.mark_stopped_by_hand(record["Id"], True)
+        events.container(self.paths.root, record, "kill", {"signal": str(signum)})
         os.kill(record["State"]["Pid"], signum)
         if record["State"]["Paused"]:
             self._freezer(record).thaw()
@@ -846,16 +852,20 @@ class Engine:
             pid = record["State"]["Pid"]
             try:
                 ended_by = signum or self.stop_signal(record)
+                events.container(self.paths.root, record, "kill", {"signal": str(ended_by)})
                 os.kill(pid, ended_by)
                 if record["State"]["Paused"]:
                     self._freezer(record).thaw()
                 if not wait_gone(pid, timeout):
                     ended_by = 9
+                    events.container(self.paths.root, record, "kill", {"signal": "9"})
                     os.kill(pid, 9)
                     wait_gone(pid, 10)
             except ProcessLookupError:
                 pass
         self.wait_recorded(container_id, ended_by=ended_by)
+        if ended_by is not None:  # docker's stop event: only for a container that was running
+            events.container(self.paths.root, record, "stop")
 
     def end_restarting(self, container_id: str) -> None:
         """The supervisor's restart back-off was cut short by a stop: it stays exited."""
@@ -906,6 +916,7 @@ class Engine:
             cgroup.freeze() if paused else cgroup.thaw()
             record["State"].update(Paused=paused, Status="paused" if paused else "running")
             write_json(os.path.join(self.paths.container(container_id), "config.json"), record, durable=False)
+            events.container(self.paths.root, record, "pause" if paused else "unpause")
 
     def rename(self, record: dict, new_name: str) -> None:
         from berth.engine.names import valid_name
@@ -928,6 +939,7 @@ class Engine:
             self._release_name(new_name.lstrip("/"), container_id)
             raise
         self._release_name(old, container_id)
+        events.container(self.paths.root, record, "rename", {"oldName": "/" + old})
 
     def _disconnect(self, container_id: str, unplug: bool = True) -> None:
         """Release what a run took on the bridge (see networks.release); cheap when nothing."""
@@ -982,7 +994,9 @@ class Engine:
                     )
                 self.mark_stopped_by_hand(container_id, True)
                 if record["State"]["Pid"]:
+                    events.container(self.paths.root, record, "kill", {"signal": "9"})
                     _kill_and_wait(record["State"]["Pid"])
+                    events.died(self.paths.root, record, 137)  # its supervisor finds it gone: says nothing
             self._clean_cgroup(container_id)
             self._delete(record, volumes)
 
@@ -1002,6 +1016,7 @@ class Engine:
         self._release_shm(record["Id"])
         remove_tree(self.paths.container_run(record["Id"]))
         self._release_name(record["Name"].lstrip("/"), record["Id"])
+        events.container(self.paths.root, record, "destroy")
         if volumes and record.get("Mounts"):
             from berth.engine.mounts import remove_anonymous_volumes
 

@@ -10,6 +10,7 @@ container being created (until that record is written), copied into, or removed,
 import fcntl
 import os
 
+from berth.engine import events
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.fs import make_dirs, read_json, remove_tree, write_json
 
@@ -228,6 +229,7 @@ class VolumeStore:
                 os.close(fd)
             remove_tree(staging)
             raise
+        events.volume(self.paths.root, "create", name)
         return Volume(name, self.path(name), meta, fd, created=True)
 
     # -- references ------------------------------------------------------
@@ -279,6 +281,7 @@ class VolumeStore:
         self.unmount(volume)
         trash = os.path.join(self.dir, f".removing-{volume.name}-{os.urandom(4).hex()}")
         os.rename(volume.path, trash)
+        events.volume(self.paths.root, "destroy", volume.name, volume.meta.get("Driver") or DRIVER)
         remove_tree(trash)
 
     def reap_leftovers(self, age: float = 60.0) -> None:

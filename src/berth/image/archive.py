@@ -231,6 +231,8 @@ def write_archive(store: ImageStore, entries: list[SaveEntry], out, fmt: str = D
     if fmt not in FORMATS:
         raise InvalidArgument(f'unsupported format "{fmt}": use {FORMATS[0]} or {FORMATS[1]}')
     _SavePlan(store, entries, fmt).write(out, progress)
+    for entry in entries:
+        store.event("save", entry.image.id, config=entry.image.config)
 
 
 def save(store: ImageStore, refs: list[str], out, fmt: str = DOCKER_ARCHIVE, progress=None) -> None:
@@ -605,7 +607,10 @@ def load(store: ImageStore, stream, progress=None) -> list[LoadedImage]:
         images = _images(archive)
         layer_tars = _verify_layers(images, staging)
         unpacked = _unpack_new_layers(store, images, layer_tars, staging, progress)
-        return _add_to_store(store, images, layer_tars, unpacked)
+        loaded = _add_to_store(store, images, layer_tars, unpacked)
+        for image in loaded:
+            store.event("load", image.id)
+        return loaded
     finally:
         remove_tree(staging)
 

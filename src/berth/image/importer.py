@@ -64,4 +64,8 @@ def import_tarball(store: ImageStore, stream, name: str | None, changes: list[st
         "history": [{"created": created, "comment": message or f"Imported from {source}"}],
     }
     layer = {"mediaType": LAYER_TYPE, "digest": diff_id, "size": os.path.getsize(store.blob_path(diff_id))}
-    return store.add_image(image_config, [layer], name)
+    image_id = store.add_image(image_config, [layer], name)
+    if name:  # docker tags first, then reports the import
+        store.event("tag", image_id, name, image_config)
+    store.event("import", image_id, config=image_config)
+    return image_id

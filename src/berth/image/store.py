@@ -68,6 +68,7 @@ class ImageStore:
         self.blobs = os.path.join(root, "blobs", "sha256")
         self.layers = os.path.join(root, "layers")
         self.index_path = os.path.join(root, "index.json")
+        self.on_event = None  # (action, image ID, name, labels): the engine's events journal, when set
 
     # -- layout ----------------------------------------------------------
     def ensure(self) -> None:
@@ -311,6 +312,7 @@ class ImageStore:
 
     def tag(self, image: Image, name: str) -> None:
         self.publish([(image.manifest_digest, os.path.getsize(self.blob_path(image.manifest_digest)), [name])])
+        self.event("tag", image.id, name, image.config)
 
     def untag(self, name: str) -> bool:
         """Remove one name. Returns True if the image it named has no names left."""
@@ -325,6 +327,7 @@ class ImageStore:
                 raise NotFound(f"No such image: {name}")
             self._remove_name(entries, name)
             write_json(self.index_path, index)
+            self.event("untag", self.read_manifest(digest)["config"]["digest"])
             return not self._names_of(entries, digest)
 
     def delete(self, image: Image) -> list[str]:
@@ -338,6 +341,7 @@ class ImageStore:
                 raise Conflict(f"unable to delete {image.id[7:19]} (image is still tagged)")
             index["manifests"] = [e for e in entries if e["digest"] != image.manifest_digest]
             write_json(self.index_path, index)
+            self.event("delete", image.id)
             return self._collect_garbage(index["manifests"], image)
 
     def collect_leftovers(self) -> int:
@@ -392,6 +396,19 @@ class ImageStore:
             if digest not in used_blobs:
                 _unlink(self.blob_path(digest))
         return deleted
+
+    def event(self, action: str, image_id: str, name: str = "", config: dict | None = None) -> None:
+        """Report an image event (docker's: tag, untag, delete, import, load, save) to whoever
+        listens; `name` defaults to the ID, as docker gives it for all but tag. Labels are read
+        from the image's config unless it is given (or the image is gone)."""
+        if self.on_event is None:
+            return
+        if config is None and action != "delete":
+            try:
+                config = json.loads(self.read_blob(image_id))
+            except (OSError, ValueError, InvalidArgument):
+                config = {}
+        self.on_event(action, image_id, name or image_id, ((config or {}).get("config") or {}).get("Labels"))
 
 
 def _owner_alive(tmp_name: str) -> bool:
