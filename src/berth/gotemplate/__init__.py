@@ -3,7 +3,8 @@ and docker's `table` output aligned the way Go's text/tabwriter does it. A share
 any front door (and any layer) may use it.
 
 Modules, each importing only those before it: values (the data model below), lexer,
-parser, fmt (printing values), tabwriter, exec (functions, execution, the entry points).
+parser, fmt (printing values), tabwriter, exec (functions, execution, the entry points;
+it loads fmt and tabwriter on first use, which keeps `ps --format` start-up as it was).
 
 How Python data maps onto Go values:
 
