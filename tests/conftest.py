@@ -255,6 +255,26 @@ def _ids_under(directory: str) -> set[str]:
         return set()
 
 
+def _ids_in_journal(root: str) -> set[str]:
+    """Every container ID the root's events journal names: those of `run --rm` containers too,
+    which leave no directory to find them by."""
+    import json
+
+    ids = set()
+    for name in ("journal.1", "journal"):
+        try:
+            with open(os.path.join(root, "events", name)) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            with contextlib.suppress(ValueError, AttributeError, KeyError):
+                event = json.loads(line)
+                if event["Type"] == "container" and len(event["Actor"]["ID"]) == 64:
+                    ids.add(event["Actor"]["ID"])
+    return ids
+
+
 def _veths_of_run_root(run_root: str) -> set[str]:
     """The host veth names berth recorded for this root's running containers."""
     import json
@@ -306,7 +326,7 @@ def remove_and_check(b: Berth, cgroups_before: set[str]) -> list[str]:
 
     leaks = []
     ids = b.seen_ids | _ids_under(os.path.join(b.root, "containers")) | \
-        _ids_under(os.path.join(b.run_root, "containers"))
+        _ids_under(os.path.join(b.run_root, "containers")) | _ids_in_journal(b.root)
     veths = _veths_of_run_root(b.run_root)
     made = bridges.load(b.root) if os.path.isdir(b.root) else None
     bridge_names = {b.bridge} | ({made.name} if made is not None and made.created else set())
@@ -320,9 +340,9 @@ def remove_and_check(b: Berth, cgroups_before: set[str]) -> list[str]:
             if os.listdir(directory):
                 leaks.append(f"left in {directory} after rm -f: {sorted(n[:24] for n in os.listdir(directory))}")
 
-    # cgroups: this root's containers' (by ID), and any made during the test that holds a process
-    # of this root. (An empty cgroup of a `run --rm` container has no ID left to tie it to this root:
-    # other roots' containers, of tests running at the same time, are never touched.)
+    # cgroups: this root's containers' (by ID: seen, or named in its events journal), and any made
+    # during the test that holds a process of this root; other roots' containers, of tests running
+    # at the same time, are never touched.
     suspects = {path for container_id in ids for path in cgroup_dirs(container_id) if "/berth-runtime/" not in path}
     suspects.update(path for path in berth_cgroups() - cgroups_before if _procs_of_root(path, b.base))
     for path in sorted(suspects):
