@@ -1,33 +1,56 @@
-"""Typed errors every layer raises; the CLI turns them into `Error: ...` and an exit code."""
+"""Typed errors every layer raises. An error says what kind of failure it is, never how a front
+door reports it: the CLI maps kinds to docker's exit codes (cli.main.exit_code), the API service
+to HTTP statuses. Errors crossing a fork pipe travel as (kind, message) and keep their kind."""
 
 
 class BerthError(Exception):
-    """A failure the user can act on. `exit_code` follows docker: 125 engine error,
-    126 cannot invoke, 127 command not found, 1 for a missing object outside `run`."""
+    """A failure the user can act on: a message in docker's words, and its kind."""
 
-    exit_code = 125
-
-    def __init__(self, message: str, exit_code: int | None = None):
-        super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
+    kind = "system"  # the host or berth failed (docker: 500)
 
 
 class InvalidArgument(BerthError):
-    pass
+    kind = "invalid"  # the request is wrong (400)
+
+
+class UsageError(InvalidArgument):
+    """The command line itself (an unknown flag, a flag value of the wrong type): docker's CLI
+    exits 125 for these whatever the command."""
+
+    kind = "usage"
 
 
 class NotFound(BerthError):
-    pass
+    kind = "not_found"  # (404)
 
 
 class Conflict(BerthError):
-    pass
+    kind = "conflict"  # the object's state forbids it (409)
+
+
+class NotImplementedYet(BerthError):
+    kind = "not_implemented"  # docker can, berth cannot yet (501)
 
 
 class CannotInvoke(BerthError):
-    exit_code = 126
+    kind = "cannot_invoke"  # the container's command exists but cannot be run (docker: 126)
 
 
 class CommandNotFound(BerthError):
-    exit_code = 127
+    kind = "command_not_found"  # (docker: 127)
+
+
+KINDS = {cls.kind: cls for cls in (BerthError, InvalidArgument, UsageError, NotFound, Conflict, NotImplementedYet,
+                                   CannotInvoke, CommandNotFound)}
+
+
+def from_kind(kind: str | None, message: str) -> BerthError:
+    """The error a (kind, message) pair stands for, e.g. one read from a fork pipe."""
+    return KINDS.get(kind or "system", BerthError)(message)
+
+
+def start_exit_code(err: BaseException) -> int:
+    """State.ExitCode of a container whose start failed, as dockerd records it: 127 for a
+    command not found, 126 for one that cannot be run, 128 otherwise."""
+    kind = getattr(err, "kind", None)
+    return {"command_not_found": 127, "cannot_invoke": 126}.get(kind, 128)

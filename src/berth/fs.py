@@ -208,7 +208,7 @@ def remove_tree(path: str) -> None:
                 continue
             # a symlink to a directory is listed among dirs
             _ignore_missing(os.rmdir if is_dir else os.unlink, name, rootfd)
-    os.rmdir(path)
+    _ignore_missing(os.rmdir, path, None)  # another remover may finish first
 
 
 def _ignore_missing(remove, name: str, dir_fd: int | None) -> None:

@@ -301,7 +301,7 @@ def test_image_save_and_image_load(busybox, fresh, tmp_path):
 
 def test_save_with_an_unknown_format(busybox, tmp_path):
     result = busybox("save", "--format", "tarball", "-o", str(tmp_path / "x.tar"), "busybox")
-    assert result.returncode == 125 and "unsupported format" in result.stderr
+    assert result.returncode == 1 and "unsupported format" in result.stderr
 
 
 # -- load -----------------------------------------------------------------------------

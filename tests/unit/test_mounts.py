@@ -25,7 +25,7 @@ from berth.errors import InvalidArgument, NotFound
 def error_of(call, *args) -> str:
     with pytest.raises(InvalidArgument) as info:
         call(*args)
-    assert info.value.exit_code == 125
+    assert info.value.kind == "invalid"
     return str(info.value)
 
 

@@ -29,7 +29,7 @@ def cmd_save(engine, argv) -> int:
     if opts.format not in FORMATS:
         raise InvalidArgument(f'unsupported format "{opts.format}": use docker-archive or oci-archive')
     if not opts.output and sys.stdout.isatty():
-        raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect", 1)
+        raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     progress = for_terminal(sys.stderr)
     try:
         if not opts.output:
@@ -50,12 +50,11 @@ def _save_to_file(store, refs: list[str], output: str, fmt: str, progress) -> No
     entries = resolve(store, refs)  # a missing image fails before the file is touched
     directory = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(directory):
-        raise BerthError(f'failed to save image: invalid output path: directory "{directory}" does not exist', 1)
+        raise BerthError(f'failed to save image: invalid output path: directory "{directory}" does not exist')
     try:
         output_file = OutputFile(output)
     except OSError as err:
-        raise BerthError(f"failed to save image: unable to create temporary file: {err.strerror.lower()}",
-                         1) from None
+        raise BerthError(f"failed to save image: unable to create temporary file: {err.strerror.lower()}") from None
     with output_file as fd, open(fd, "wb", closefd=False) as out:
         write_archive(store, entries, out, fmt, progress)
 
@@ -69,11 +68,11 @@ def cmd_load(engine, argv) -> int:
     if opts.help:
         return 0
     if not opts.input and sys.stdin.isatty():
-        raise BerthError("requested load from stdin, but stdin is empty", 1)
+        raise BerthError("requested load from stdin, but stdin is empty")
     try:
         stream = open(opts.input, "rb") if opts.input else sys.stdin.buffer
     except OSError as err:
-        raise BerthError(f"open {opts.input}: {err.strerror.lower()}", 1) from None
+        raise BerthError(f"open {opts.input}: {err.strerror.lower()}") from None
     # docker draws progress only when its stdout is a terminal (it goes quiet otherwise)
     progress = for_terminal(sys.stdout, opts.quiet)
     try:

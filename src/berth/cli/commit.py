@@ -34,8 +34,8 @@ def _output_file(path: str) -> OutputFile:
     try:
         return OutputFile(path)
     except OSError as err:
-        raise BerthError(f"failed to export container: unable to create temporary file: {err.strerror.lower()}",
-                         1) from None
+        raise BerthError("failed to export container: unable to create temporary file: "
+                         f"{err.strerror.lower()}") from None
 
 
 def _layers_top_first(record: dict) -> list[str]:

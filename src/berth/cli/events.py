@@ -62,7 +62,7 @@ def _bound(value: str, now_ns: int) -> tuple[str, int | None]:
         stamp = get_timestamp(value, now_ns)
         seconds, nanos = parse_unix_timestamp(stamp)
     except ValueError as err:
-        raise BerthError(str(err), 1) from None
+        raise BerthError(str(err)) from None
     return stamp, seconds * 1_000_000_000 + nanos
 
 
@@ -125,7 +125,7 @@ def _render(template, msg: dict) -> str:
     try:
         return template.execute(message_value(msg)) + "\n"
     except TemplateError as err:
-        raise BerthError(str(err), 1) from None
+        raise BerthError(str(err)) from None
 
 
 def _silence_stdout() -> None:

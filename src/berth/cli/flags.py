@@ -1,7 +1,7 @@
 """Docker-style (pflag) flag parsing: --long[=v], -s v, -sv, grouped -it, repeatable
 flags, and `interspersed=False` commands (run, exec) that stop at the first argument."""
 
-from berth.errors import InvalidArgument
+from berth.errors import InvalidArgument, UsageError
 
 BOOL, STRING, LIST, INT = "bool", "string", "list", "int"
 
@@ -51,6 +51,11 @@ class Options:
 
 
 def usage_error(command: Command, message: str) -> InvalidArgument:
+    """A flag docker's CLI cannot parse (exit 125); a wrong number of arguments is not one (1)."""
+    return UsageError(f"{message}\nSee 'berth {command.name} --help'.")
+
+
+def argument_error(command: Command, message: str) -> InvalidArgument:
     return InvalidArgument(f"{message}\nSee 'berth {command.name} --help'.")
 
 
@@ -113,13 +118,13 @@ def parse(command: Command, argv: list[str]) -> tuple[Options, list[str]]:
         need = "at least 1 argument" if command.min_args == 1 else f"at least {command.min_args} arguments"
         if command.max_args == command.min_args:
             need = "exactly 1 argument" if command.min_args == 1 else f"exactly {command.min_args} arguments"
-        raise usage_error(command, f'"berth {command.name}" requires {need}.\n\nUsage:  {command.usage}')
+        raise argument_error(command, f'"berth {command.name}" requires {need}.\n\nUsage:  {command.usage}')
     if command.max_args is not None and len(args) > command.max_args:
         need = "exactly" if command.max_args == command.min_args else "at most"
         count = f"{command.max_args} argument" + ("s" if command.max_args != 1 else "")
         if command.max_args == 0:
-            raise usage_error(command, f'"berth {command.name}" accepts no arguments.\n\nUsage:  {command.usage}')
-        raise usage_error(command, f'"berth {command.name}" requires {need} {count}.\n\nUsage:  {command.usage}')
+            raise argument_error(command, f'"berth {command.name}" accepts no arguments.\n\nUsage:  {command.usage}')
+        raise argument_error(command, f'"berth {command.name}" requires {need} {count}.\n\nUsage:  {command.usage}')
     return opts, args
 
 

@@ -62,7 +62,7 @@ def _find(engine, ref: str, kind: str | None):
         if image is not None:
             return image_json(image)
         if kind == "image":
-            raise NotFound(f"No such image: {ref}", 1)
+            raise NotFound(f"No such image: {ref}")
     if kind in (None, "volume"):
         from berth.engine.volumes import VolumeStore
 
@@ -70,7 +70,7 @@ def _find(engine, ref: str, kind: str | None):
             return VolumeStore(engine.paths).get(ref)
         except NotFound:
             if kind == "volume":
-                raise NotFound(f"get {ref}: no such volume", 1) from None
+                raise NotFound(f"get {ref}: no such volume") from None
     if kind in (None, "network"):
         from berth.cli.network import find_network
 
@@ -78,8 +78,8 @@ def _find(engine, ref: str, kind: str | None):
         if found is not None:
             return found
         if kind == "network":
-            raise NotFound(f"network {ref} not found", 1)
-    raise NotFound(f"No such object: {ref}", 1)
+            raise NotFound(f"network {ref} not found")
+    raise NotFound(f"No such object: {ref}")
 
 
 def _inspect(engine, argv, kind: str | None) -> int:
@@ -89,7 +89,7 @@ def _inspect(engine, argv, kind: str | None) -> int:
         return 0
     kind = opts.type or kind
     if kind not in (None, "container", "image", "volume", "network"):
-        raise BerthError(f'"{kind}" is not a valid value for --type', 1)
+        raise BerthError(f'"{kind}" is not a valid value for --type')
     found, failed = [], 0
     for ref in args:
         try:

@@ -46,7 +46,7 @@ def _signal_option(name: str | None) -> int | None:
     try:
         return parse_signal(name)
     except BerthError:
-        raise InvalidArgument(f"Invalid signal: {name}", 1) from None  # docker: exit 1 outside run/create
+        raise InvalidArgument(f"Invalid signal: {name}") from None  # docker: exit 1 outside run/create
 
 
 def cmd_stop(engine, argv) -> int:
@@ -83,7 +83,7 @@ def cmd_kill(engine, argv) -> int:
     try:
         signum = parse_signal(opts.signal)
     except BerthError:
-        raise InvalidArgument(f"Invalid signal: {opts.signal}", 1) from None  # docker: exit 1
+        raise InvalidArgument(f"Invalid signal: {opts.signal}") from None  # docker: exit 1
     return _each(engine, args, lambda r: engine.kill(r, signum), "kill")
 
 
@@ -117,7 +117,7 @@ def wait_exit(engine, container_id: str) -> int:
         if not record:
             from berth.errors import NotFound
 
-            raise NotFound(f"No such container: {container_id}", 1)
+            raise NotFound(f"No such container: {container_id}")
         if not (record["State"]["Running"] or record["State"]["Restarting"]):
             return record["State"]["ExitCode"]
 
@@ -153,10 +153,6 @@ def cmd_port(engine, argv) -> int:
 
     record = engine.get(args[0])
     ports = (record.get("NetworkSettings") or {}).get("Ports") or {}
-    try:
-        lines = port_lines(ports, args[1] if len(args) > 1 else None, args[0])
-    except BerthError as err:
-        err.exit_code = 1  # docker port exits 1 when the port is not published
-        raise
+    lines = port_lines(ports, args[1] if len(args) > 1 else None, args[0])
     sys.stdout.write("".join(line + "\n" for line in lines))
     return 0

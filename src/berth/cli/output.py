@@ -19,7 +19,7 @@ def render_rows(fmt: str | None, default: str, rows: list, header: dict) -> None
     except TemplateError as err:
         from berth.errors import BerthError
 
-        raise BerthError(f"template parsing error: {err}" if "executing" not in str(err) else str(err), 1) from None
+        raise BerthError(f"template parsing error: {err}" if "executing" not in str(err) else str(err)) from None
 
 
 def render_one(fmt: str, data) -> str:
@@ -30,7 +30,7 @@ def render_one(fmt: str, data) -> str:
     except TemplateError as err:
         from berth.errors import BerthError
 
-        raise BerthError(f"template parsing error: {err}", 1) from None
+        raise BerthError(f"template parsing error: {err}") from None
 
 
 def print_found(found: list, fmt: str | None) -> None:

@@ -212,7 +212,7 @@ def _render(fmt: str, rows: list[dict]) -> str:
     try:
         return render_table(fmt, rows, HEADER)
     except TemplateError as err:
-        raise BerthError(f"template parsing error: {err}" if "executing" not in str(err) else str(err), 1) from None
+        raise BerthError(f"template parsing error: {err}" if "executing" not in str(err) else str(err)) from None
 
 
 def _write(text: str) -> None:

@@ -1,10 +1,9 @@
 """`berth volume create|ls|inspect|rm|prune` with docker's flags and output."""
 
-import contextlib
 import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
-from berth.errors import BerthError, InvalidArgument
+from berth.errors import BerthError, InvalidArgument, UsageError
 
 CREATE = Command("volume create", "berth volume create [OPTIONS] [VOLUME]", "Create a volume",
                  [Flag("driver", "d", STRING, "local", "Specify volume driver name"),
@@ -61,26 +60,16 @@ def cmd_volume_create(engine, argv) -> int:
         name = args[0]
     for label in opts.label:
         if not label.partition("=")[0].strip():
-            raise InvalidArgument(f'invalid argument "{label}" for "--label" flag: invalid label \'{label}\': '
+            raise UsageError(f'invalid argument "{label}" for "--label" flag: invalid label \'{label}\': '
                                   "empty name")
     for option in opts.opt:
         if "=" not in option:
-            raise InvalidArgument(f'invalid argument "{option}" for "-o, --opt" flag: invalid key value pair '
+            raise UsageError(f'invalid argument "{option}" for "-o, --opt" flag: invalid key value pair '
                                   f'format: "{option}"')
-    with _daemon_errors(), _store(engine).create(name or None, labels=_pairs(opts.label), options=_pairs(opts.opt),
+    with _store(engine).create(name or None, labels=_pairs(opts.label), options=_pairs(opts.opt),
                                                  driver=opts.driver) as volume:
         print(volume.name)
     return 0
-
-
-@contextlib.contextmanager
-def _daemon_errors():
-    """What dockerd refuses, the docker CLI reports with exit status 1 (not run's 125)."""
-    try:
-        yield
-    except BerthError as err:
-        err.exit_code = 1
-        raise
 
 
 def _rows(engine, filters: dict) -> list[dict]:
@@ -140,8 +129,7 @@ def cmd_volume_ls(engine, argv) -> int:
     opts, _ = parse_or_help(LS, argv)
     if opts.help:
         return 0
-    with _daemon_errors():
-        rows = _rows(engine, parse_filters(opts.filter, LIST_FILTERS))
+    rows = _rows(engine, parse_filters(opts.filter, LIST_FILTERS))
     if opts.quiet and not opts.format:
         sys.stdout.write("".join(row.Name + "\n" for row in rows))
         return 0
@@ -193,8 +181,7 @@ def cmd_volume_prune(engine, argv) -> int:
     opts, _ = parse_or_help(PRUNE, argv)
     if opts.help:
         return 0
-    with _daemon_errors():
-        filters = parse_filters(opts.filter, PRUNE_FILTERS)
+    filters = parse_filters(opts.filter, PRUNE_FILTERS)
     if opts.all and "all" in filters:
         raise InvalidArgument("conflicting options: cannot specify both --all and --filter all=1")
     if not opts.force:
@@ -202,8 +189,7 @@ def cmd_volume_prune(engine, argv) -> int:
 
         if not _confirm(PRUNE_ALL_WARNING if opts.all else PRUNE_WARNING):
             return 0
-    with _daemon_errors():
-        deleted, reclaimed = prune(_store(engine), opts.all, filters)
+    deleted, reclaimed = prune(_store(engine), opts.all, filters)
     if deleted:
         sys.stdout.write("Deleted Volumes:\n" + "".join(name + "\n" for name in deleted) + "\n")
     sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed, 4)}\n")

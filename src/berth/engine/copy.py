@@ -15,7 +15,7 @@ import posixpath
 import stat
 import sys
 
-from berth.errors import BerthError, NotFound
+from berth.errors import BerthError, NotFound, from_kind
 from berth.fs import open_regular
 from berth.strconv import quote
 
@@ -27,11 +27,9 @@ _MAX_DEST_LINKS = 10  # docker's CopyInfoDestinationPath gives up after this man
 class LocalError(BerthError):
     """A failure docker's CLI finds on its own side, printed without "Error response from daemon: "."""
 
-    exit_code = 1
-
 
 def _daemon_error(message: str) -> BerthError:
-    return BerthError(message, 1)
+    return BerthError(message)
 
 
 class CopyRequest:
@@ -177,7 +175,7 @@ def _in_container(engine, ref: str, work, writing: bool = False):
                 return _run_child(lambda: _running_root(pid, ref), work)
             return _run_child(lambda: _Tree(_mount_rootfs(record)), work)
     except FileNotFoundError:  # removed after we looked it up
-        raise NotFound(f"No such container: {ref}", 1) from None
+        raise NotFound(f"No such container: {ref}") from None
 
 
 def _running_pid(record: dict) -> int | None:
@@ -241,11 +239,12 @@ def _run_child(enter, work):
         os.close(read_fd)
         _, status = os.waitpid(pid, 0)
     if not chunks:
-        raise BerthError(f"the copy process ended without a result ({_describe_status(status)})", 1)
+        raise BerthError(f"the copy process ended without a result ({_describe_status(status)})")
     payload = json.loads(b"".join(chunks))
+    if payload.get("interrupted"):
+        raise KeyboardInterrupt
     if "error" in payload:
-        kind = LocalError if payload.get("local") else BerthError
-        raise kind(payload["error"], payload.get("code", 1))
+        raise LocalError(payload["error"]) if payload.get("local") else from_kind(payload.get("kind"), payload["error"])
     return payload["result"]
 
 
@@ -263,17 +262,17 @@ def _child(parent: int, enter, work) -> dict:
     except LocalError as err:
         return {"error": str(err), "local": True}
     except BerthError as err:
-        return {"error": str(err), "code": err.exit_code}
+        return {"error": str(err), "kind": err.kind}
     except BrokenPipeError:  # the reader of our tar stream went away: not an error
         return {"result": None}
     except KeyboardInterrupt:
-        return {"error": "interrupted", "code": 130}
+        return {"interrupted": True}
     except Exception as err:
         if os.environ.get("BERTH_DEBUG"):
             import traceback
 
             traceback.print_exc()
-        return {"error": f"{type(err).__name__}: {err}", "code": 1}
+        return {"error": f"{type(err).__name__}: {err}"}
     finally:
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -214,12 +214,12 @@ def volume(root: str, action: str, name: str, driver: str = "local") -> None:
 
 def parse_filters(values: list[str]) -> dict:
     """--filter key=value as docker's CLI reads them (key lowercased, both trimmed)."""
-    from berth.errors import InvalidArgument
+    from berth.errors import UsageError
 
     filters: dict[str, list[str]] = {}
     for item in values:
         if "=" not in item:
-            raise InvalidArgument(f'invalid argument "{item}" for "-f, --filter" flag: bad format of filter '
+            raise UsageError(f'invalid argument "{item}" for "-f, --filter" flag: bad format of filter '
                                   "(expected name=value)\nSee 'berth events --help'.")
         key, _, value = item.partition("=")
         filters.setdefault(key.strip().lower(), []).append(value.strip())

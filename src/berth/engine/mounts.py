@@ -8,7 +8,7 @@ import os
 import posixpath
 import sys
 
-from berth.errors import InvalidArgument, NotFound
+from berth.errors import InvalidArgument, NotFound, UsageError
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 DEFAULT_PROPAGATION = "rprivate"
@@ -92,7 +92,7 @@ def parse_mount_flag(value: str) -> dict:
     try:
         return _parse_mount_fields(value)
     except InvalidArgument as err:
-        raise InvalidArgument(f'invalid argument "{value}" for "--mount" flag: {err}') from None
+        raise UsageError(f'invalid argument "{value}" for "--mount" flag: {err}') from None
 
 
 def _parse_mount_fields(value: str) -> dict:

@@ -5,7 +5,7 @@ so whoever sees the run end can undo exactly that."""
 
 import os
 
-from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.errors import Conflict, NotFound, UsageError
 
 BUILTIN = ("bridge", "host", "none")
 DRIVERS = {"none": "null", "host": "host", "bridge": "bridge"}
@@ -23,7 +23,7 @@ def parse_ip(value: str):
 def validate_dns(servers: list[str]) -> list[str]:
     for server in servers:
         if parse_ip(server) is None:
-            raise InvalidArgument(f'invalid argument "{server}" for "--dns" flag: {server} is not an ip address')
+            raise UsageError(f'invalid argument "{server}" for "--dns" flag: {server} is not an ip address')
     return list(servers)
 
 
@@ -35,14 +35,14 @@ def parse_extra_hosts(values: list[str], host_gateway: str | None = None) -> lis
         sep = "=" if "=" in value else ":"
         name, found, address = value.partition(sep)
         if not found or not name or not address:
-            raise InvalidArgument(f'invalid argument "{value}" for "--add-host" flag: bad format for add-host: '
+            raise UsageError(f'invalid argument "{value}" for "--add-host" flag: bad format for add-host: '
                                   f'"{value}"')
         address = address.strip("[]")
         if address == "host-gateway":
             hosts.append((name, host_gateway or address))
             continue
         if parse_ip(address) is None:
-            raise InvalidArgument(f'invalid argument "{value}" for "--add-host" flag: invalid IP address in '
+            raise UsageError(f'invalid argument "{value}" for "--add-host" flag: invalid IP address in '
                                   f'add-host: "{address}"')
         hosts.append((name, address))
     return hosts

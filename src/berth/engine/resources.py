@@ -9,7 +9,7 @@ nodes); `update_container` is the engine side of `berth update`. Cheap to import
 import os
 import sys
 
-from berth.errors import Conflict, InvalidArgument
+from berth.errors import Conflict, InvalidArgument, UsageError
 
 MIN_MEMORY = 6 * 1024 * 1024  # docker's linuxMinMemory: "to supply a reasonable functional container"
 DEFAULT_CPU_PERIOD = 100000  # microseconds: docker's period for --cpus
@@ -78,7 +78,7 @@ def _memory_fields(opts) -> dict:
 
 def flag_error(value: str, spelled: str, message: str) -> InvalidArgument:
     """pflag's wording for a value its type refuses."""
-    return InvalidArgument(f'invalid argument "{value}" for "{spelled}" flag: {message}')
+    return UsageError(f'invalid argument "{value}" for "{spelled}" flag: {message}')
 
 
 def parse_memory(value: str, spelled: str) -> int:

@@ -5,7 +5,7 @@ Read lazily: only commands that need the bridge or default DNS pay for it."""
 
 import os
 
-from berth.errors import InvalidArgument
+from berth.errors import InvalidArgument, UsageError
 
 DEFAULT_CONFIG_FILE = "/etc/berth/daemon.json"
 DEFAULT_BRIDGE = "berth0"
@@ -153,7 +153,7 @@ def validate(settings: Settings) -> None:
         try:
             address, length, bip_network = parse_cidr(settings.bip)
         except ValueError:
-            raise InvalidArgument(f'invalid argument "{settings.bip}" for "--bip" flag: invalid CIDR address: '
+            raise UsageError(f'invalid argument "{settings.bip}" for "--bip" flag: invalid CIDR address: '
                                   f"{settings.bip}") from None
         if length < 31 and parse_cidr(f"{address}/32")[0] in (bip_network.partition("/")[0], _broadcast(bip_network)):
             raise InvalidArgument(f"invalid bip {settings.bip}: the bridge needs a host address of its subnet")
@@ -161,7 +161,7 @@ def validate(settings: Settings) -> None:
         try:
             parse_cidr(settings.fixed_cidr if "/" in settings.fixed_cidr else settings.fixed_cidr + "/32")
         except ValueError:
-            raise InvalidArgument(f'invalid argument "{settings.fixed_cidr}" for "--fixed-cidr" flag: invalid CIDR '
+            raise UsageError(f'invalid argument "{settings.fixed_cidr}" for "--fixed-cidr" flag: invalid CIDR '
                                   f"address: {settings.fixed_cidr}") from None
         if bip_network is not None and not network_contains(bip_network, settings.fixed_cidr):
             raise InvalidArgument(f"fixed-cidr {settings.fixed_cidr} is not inside the bridge subnet {bip_network} "

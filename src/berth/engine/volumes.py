@@ -162,12 +162,12 @@ class VolumeStore:
     def get(self, name: str) -> dict:
         """`volume inspect`'s JSON; NotFound with dockerd's wording."""
         if not valid_name(name):
-            raise NotFound(f"get {name}: no such volume", 1)
+            raise NotFound(f"get {name}: no such volume")
         try:
             meta = read_json(os.path.join(self.path(name), "volume.json"))
         except (FileNotFoundError, NotADirectoryError):
             if not os.path.isdir(os.path.join(self.path(name), "_data")):
-                raise NotFound(f"get {name}: no such volume", 1) from None
+                raise NotFound(f"get {name}: no such volume") from None
             meta = {"Name": name, "Driver": DRIVER}
         return volume_json(meta, os.path.join(self.path(name), "_data"))
 
@@ -260,11 +260,11 @@ class VolumeStore:
         if volume is None:
             if force:
                 return False
-            raise NotFound(f"get {name}: no such volume", 1)
+            raise NotFound(f"get {name}: no such volume")
         with volume:
             users = (self.references() if refs is None else refs).get(name)
             if users:
-                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]", 1)
+                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
             self._destroy(volume)
         return True
 

@@ -204,7 +204,7 @@ class ImageStore:
         """Resolve a name (`busybox`, `busybox:1`, `name@sha256:...`) or an image ID prefix."""
         image = self.lookup(ref)
         if image is None:
-            raise NotFound(f"No such image: {ref}", 1)
+            raise NotFound(f"No such image: {ref}")
         return image
 
     def lookup(self, ref: str) -> Image | None:

@@ -1,7 +1,7 @@
 """docker's legacy links on the default bridge: `--link name[:alias]` (cli opts.ParseLink), the
 environment a linked container gets (daemon/links/links.go) and its /etc/hosts line."""
 
-from berth.errors import InvalidArgument
+from berth.errors import UsageError
 from berth.strconv import quote
 
 
@@ -26,7 +26,7 @@ def parse_links(values: list[str]) -> list[tuple[str, str]]:
         try:
             links.append(_parse_link(value))
         except ValueError as err:
-            raise InvalidArgument(f'invalid argument {quote(value)} for "--link" flag: {err}') from None
+            raise UsageError(f'invalid argument {quote(value)} for "--link" flag: {err}') from None
     return links
 
 

@@ -486,11 +486,11 @@ def port_lines(ports: dict, private: str | None = None, container: str = "") -> 
         try:
             _parse_uint16(number)
         except _ParseError as err:
-            raise InvalidArgument(f"invalid port ({number}): {err}", exit_code=1) from None
+            raise InvalidArgument(f"invalid port ({number}): {err}") from None
         frontends = ports.get(f"{number}/{proto or 'tcp'}")
         if not frontends:
             # docker's text starts with "Error: ", which berth's CLI prints before every message
-            raise NotFound(f"No public port '{private}' published for {container}", exit_code=1)
+            raise NotFound(f"No public port '{private}' published for {container}")
         out = [join_host_port(f.get("HostIp", ""), f.get("HostPort", "")) for f in frontends]
     else:
         for port, frontends in ports.items():

@@ -6,7 +6,7 @@ Only sequencing lives here; each step is a call into the module that owns it."""
 import os
 
 from berth import fastjson as json
-from berth.errors import BerthError
+from berth.errors import BerthError, from_kind, start_exit_code
 from berth.runtime import mount, process
 from berth.runtime import syscalls as sc
 from berth.runtime.cgroups import open_cgroup
@@ -377,14 +377,13 @@ def _send(fd: int, message: dict) -> None:
 
 def _report_and_exit(status_w: int, err: BaseException) -> None:
     try:
-        code = err.exit_code if isinstance(err, BerthError) else 125
         if os.environ.get("BERTH_DEBUG"):
             import traceback
 
             traceback.print_exc()
-        _send(status_w, {"error": _describe(err), "code": code})
+        _send(status_w, {"error": _describe(err), "kind": getattr(err, "kind", "system")})
     finally:
-        os._exit(code if isinstance(err, BerthError) else 125)
+        os._exit(start_exit_code(err))
 
 
 def _describe(err: BaseException) -> str:
@@ -396,7 +395,7 @@ def _describe(err: BaseException) -> str:
 def _error_from(message: dict | None) -> BerthError:
     if message is None:
         return BerthError("container init exited without reporting")
-    return BerthError(message["error"], message.get("code", 125))
+    return from_kind(message.get("kind"), message["error"])
 
 
 class _Messages:
