@@ -1,4 +1,6 @@
-"""Capability names, docker's default set, and applying the OCI process.capabilities sets."""
+"""Capability names, docker's default set, and applying the OCI process.capabilities sets.
+
+Every kernel call goes through `kernel` (runtime.syscalls, or a test's recording stand-in)."""
 
 from berth.runtime import syscalls
 
@@ -23,20 +25,20 @@ DEFAULT_CAPS = (
 )
 
 
-def last_cap() -> int:
+def last_cap(kernel=syscalls) -> int:
     """The highest capability this kernel knows, asked of the kernel (PR_CAPBSET_READ fails
     past it): after pivot_root, /proc/sys/kernel/cap_last_cap is whatever the rootfs says."""
     number = len(CAPS) - 1
-    while _known(number + 1):
+    while _known(number + 1, kernel):
         number += 1
-    while number > 0 and not _known(number):
+    while number > 0 and not _known(number, kernel):
         number -= 1
     return number
 
 
-def _known(number: int) -> bool:
+def _known(number: int, kernel) -> bool:
     try:
-        syscalls.prctl(syscalls.PR_CAPBSET_READ, number)
+        kernel.prctl(syscalls.PR_CAPBSET_READ, number)
         return True
     except OSError:
         return False
@@ -52,22 +54,22 @@ def mask(names) -> int:
     return bits
 
 
-def drop_bounding(keep: int) -> None:
-    for number in range(last_cap() + 1):
+def drop_bounding(keep: int, kernel=syscalls) -> None:
+    for number in range(last_cap(kernel) + 1):
         if not keep & (1 << number):
-            syscalls.prctl(syscalls.PR_CAPBSET_DROP, number)
+            kernel.prctl(syscalls.PR_CAPBSET_DROP, number)
 
 
-def held() -> int:
+def held(kernel=syscalls) -> int:
     """The permitted set of this process: nothing outside it can be granted (a host or an
     outer container may have dropped some, e.g. CAP_SYS_RESOURCE)."""
-    return syscalls.capget()[1]
+    return kernel.capget()[1]
 
 
-def apply(capabilities: dict, available: int) -> None:
+def apply(capabilities: dict, available: int, kernel=syscalls) -> None:
     """Set effective, permitted, inheritable and ambient sets, limited to `available` (what
     we held before the user switch); bounding is dropped earlier, while CAP_SETPCAP is held."""
-    syscalls.capset(
+    kernel.capset(
         mask(capabilities.get("effective")) & available,
         mask(capabilities.get("permitted")) & available,
         mask(capabilities.get("inheritable")) & available,
@@ -76,4 +78,4 @@ def apply(capabilities: dict, available: int) -> None:
     if ambient:
         for name in ambient:
             if name in CAP_NUMBER and available & (1 << CAP_NUMBER[name]):
-                syscalls.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_RAISE, CAP_NUMBER[name])
+                kernel.prctl(syscalls.PR_CAP_AMBIENT, syscalls.PR_CAP_AMBIENT_RAISE, CAP_NUMBER[name])

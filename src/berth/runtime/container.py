@@ -1,7 +1,9 @@
 """Start one OCI container process in-process: fork, join the cgroup, enter namespaces,
 fork the container's pid 1, build its filesystem and credentials, exec.
 
-Only sequencing lives here; each step is a call into the module that owns it."""
+Only sequencing lives here; each step is a call into the module that owns it. Every kernel
+call goes through `kernel` (runtime.syscalls, or a test's recording stand-in), so the order of
+the steps is unit-tested without root (tests/unit/test_runtime_sequence.py)."""
 
 import os
 
@@ -98,33 +100,33 @@ def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None, secco
     return _fork_container(plan, open_cgroup(linux["cgroupsPath"]))
 
 
-def _fork_container(plan: _Plan, cgroup, on_created=None) -> Launched:
+def _fork_container(plan: _Plan, cgroup, on_created=None, kernel=sc) -> Launched:
     spec = plan.spec
-    status_r, status_w = os.pipe()
+    status_r, status_w = kernel.pipe()
     # The parent moves pid 1 into its cgroup while pid 1 builds its rootfs: the first
     # cgroup.procs write on a host waits ~10-15 ms for an RCU grace period.
-    joined_r, joined_w = os.pipe()
+    joined_r, joined_w = kernel.pipe()
     terminal = bool((spec.get("process") or {}).get("terminal"))
     console_parent = console_child = None
     if terminal:
         from berth.runtime import console
 
         console_parent, console_child = console.socketpair()
-    intermediate = os.fork()
+    intermediate = kernel.fork()
     if intermediate == 0:
-        os.close(status_r)
-        os.close(joined_w)
+        kernel.close(status_r)
+        kernel.close(joined_w)
         if console_parent is not None:
             console_parent.close()
-        _intermediate(plan, status_w, joined_r, console_child)
-    os.close(status_w)
-    os.close(joined_r)
+        _intermediate(plan, status_w, joined_r, console_child, kernel)
+    kernel.close(status_w)
+    kernel.close(joined_r)
     if console_child is not None:
         console_child.close()
-    messages = _Messages(status_r)
+    messages = _Messages(status_r, kernel)
     pid = None
     try:
-        os.waitpid(intermediate, 0)
+        kernel.waitpid(intermediate, 0)
         first = messages.next()
         if first is None or "error" in first:
             raise _error_from(first)
@@ -135,7 +137,7 @@ def _fork_container(plan: _Plan, cgroup, on_created=None) -> Launched:
         if _hooks_before_pivot(plan):
             _runtime_hooks(plan, messages, pid)
         try:
-            os.write(joined_w, b"j")
+            kernel.write(joined_w, b"j")
         except BrokenPipeError:  # pid 1 failed before waiting for it, and said why
             raise _error_from(messages.next()) from None
         console_fd = None
@@ -150,11 +152,11 @@ def _fork_container(plan: _Plan, cgroup, on_created=None) -> Launched:
         return Launched(pid, cgroup, console_fd)
     except BaseException:
         if pid:
-            _kill_and_reap(pid)
+            _kill_and_reap(pid, kernel)
         raise
     finally:
         messages.close()
-        os.close(joined_w)
+        kernel.close(joined_w)
         if console_parent is not None:
             console_parent.close()
 
@@ -189,73 +191,72 @@ def _runtime_hooks(plan: _Plan, messages, pid: int) -> None:
     plan.hooks.run("createRuntime", pid, "creating")
 
 
-def _intermediate(plan: _Plan, status_w, joined_r, console_sock) -> None:
+def _intermediate(plan: _Plan, status_w, joined_r, console_sock, kernel=sc) -> None:
     """Runs in the first child: enter namespaces, fork pid 1, report its pid."""
     try:
         # Non-dumpable until exec (inherited by the fork below): nothing in the container can
         # open /proc/<pid>/exe of our interpreter and write through it (runc CVE-2019-5736).
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        kernel.prctl(sc.PR_SET_DUMPABLE, 0)
         namespaces = (plan.spec.get("linux") or {}).get("namespaces") or ()
-        flags = _enter_namespaces(namespaces)
-        child = os.fork()
+        flags = _enter_namespaces(namespaces, kernel)
+        child = kernel.fork()
         if child == 0:
-            _init(plan, status_w, joined_r, console_sock, flags, namespaces)
-        _send(status_w, {"pid": child})
-        os._exit(0)
+            _init(plan, status_w, joined_r, console_sock, flags, namespaces, kernel)
+        _send(status_w, {"pid": child}, kernel)
     except BaseException as err:
-        _report_and_exit(status_w, err)
+        _report_and_exit(status_w, err, kernel)
+    kernel._exit(0)
 
 
-def _enter_namespaces(namespaces) -> int:
+def _enter_namespaces(namespaces, kernel=sc) -> int:
     """setns into namespaces given by path, unshare the rest; returns the unshared flags.
     All paths are opened first: joining the mount namespace changes what paths mean."""
     flags = 0
-    joins = [(os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC), NAMESPACE_FLAGS[ns["type"]])
+    joins = [(kernel.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC), NAMESPACE_FLAGS[ns["type"]])
              for ns in namespaces if ns.get("path")]
     for fd, flag in sorted(joins, key=lambda j: j[1] == sc.CLONE_NEWNS):  # mount namespace last
         try:
-            sc.setns(fd, flag)
+            kernel.setns(fd, flag)
         finally:
-            os.close(fd)
+            kernel.close(fd)
     for ns in namespaces:
         if not ns.get("path") and ns["type"] != "cgroup":  # cgroup: unshared by pid 1 once in its cgroup
             flags |= NAMESPACE_FLAGS[ns["type"]]
     if flags:
-        sc.unshare(flags)
+        kernel.unshare(flags)
     return flags
 
 
-def _enter_cgroup_namespace(namespaces) -> None:
+def _enter_cgroup_namespace(namespaces, kernel=sc) -> None:
     """After joining the cgroup, so the namespace's root is the container's own cgroup."""
     if any(ns["type"] == "cgroup" and not ns.get("path") for ns in namespaces):
         try:
-            sc.unshare(sc.CLONE_NEWCGROUP)
+            kernel.unshare(sc.CLONE_NEWCGROUP)
         except OSError:
             pass  # kernels without cgroup namespaces: docker runs without one too
 
 
-def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> None:
-    """The container's pid 1 until exec. Never returns."""
+def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kernel=sc) -> None:
+    """The container's pid 1 until exec. Never returns (but with a test's kernel, whose
+    execve does)."""
     spec, exec_fifo = plan.spec, plan.exec_fifo
     try:
         proc = spec.get("process") or {}
-        os.setsid()
+        kernel.setsid()
         # runc's trick: hold the fifo by an O_PATH fd, reopened through /proc after pivot_root;
         # through the host's /proc, opened now: the rootfs's own /proc may be absent or fake.
-        fifo_fd = os.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
+        fifo_fd = kernel.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
         if fifo_fd is not None:
-            fifo_fd = (fifo_fd, os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+            fifo_fd = (fifo_fd, kernel.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
         if flags & sc.CLONE_NEWNET:
-            from berth.runtime.netlink_lo import loopback_up
-
-            loopback_up()
-        joined = _build_rootfs(plan, flags, status_w, joined_r, namespaces)
+            kernel.loopback_up()
+        joined = _build_rootfs(plan, flags, status_w, joined_r, namespaces, kernel)
         if flags & sc.CLONE_NEWUTS and spec.get("hostname"):
-            sc.sethostname(spec["hostname"])
-        process.set_rlimits(proc.get("rlimits"))
+            kernel.sethostname(spec["hostname"])
+        process.set_rlimits(proc.get("rlimits"), kernel)
         if not joined:
-            _await_cgroup(joined_r, namespaces)
-        if console_sock is not None:
+            _await_cgroup(joined_r, namespaces, kernel)
+        if console_sock is not None:  # the pty is made by runtime.console, with the real kernel
             from berth.runtime import console
 
             master, slave = console.open_pty_in_container()
@@ -269,121 +270,121 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces) -> N
         else:
             for target, fd in enumerate(plan.stdio):
                 if fd != target:
-                    os.dup2(fd, target)
-        mount.change_dir(proc.get("cwd") or "/")
+                    kernel.dup2(fd, target)
+        mount.change_dir(proc.get("cwd") or "/", kernel)
         # runc's order: without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in
         # before the capabilities are dropped; with it, as late as possible.
         no_new_privileges = proc.get("noNewPrivileges")
         if plan.seccomp is not None and not no_new_privileges:
-            _load_seccomp(plan.seccomp)
-        process.set_credentials(proc)
-        process.close_extra_fds(keep=(status_w,))
+            _load_seccomp(plan.seccomp, kernel)
+        process.set_credentials(proc, kernel)
+        process.close_extra_fds((status_w,), kernel)
         if plan.seccomp is not None and no_new_privileges:
-            _load_seccomp(plan.seccomp)
+            _load_seccomp(plan.seccomp, kernel)
         if fifo_fd is not None:
-            _wait_for_start(plan, status_w, fifo_fd, proc)
+            _wait_for_start(plan, status_w, fifo_fd, proc, kernel)
         elif plan.hooks is not None:
-            plan.hooks.run("startContainer", os.getpid(), "created", proc.get("env") or [])
-        process.exec_process(proc)
+            plan.hooks.run("startContainer", kernel.getpid(), "created", proc.get("env") or [])
+        process.exec_process(proc, kernel)
     except BaseException as err:
-        _report_and_exit(status_w, err)
+        _report_and_exit(status_w, err, kernel)
 
 
-def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespaces) -> bool:
+def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespaces, kernel=sc) -> bool:
     """Mounts and devices, the create-time hooks, sysctls, masked and read-only paths, then
     pivot_root. Returns whether pid 1 has already waited to be in its cgroup (for the hooks)."""
     spec = plan.spec
     linux = spec.get("linux") or {}
     root = None
     if flags & sc.CLONE_NEWNS:
-        root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs)
+        root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs, kernel)
     joined = _hooks_before_pivot(plan)
     if joined:
-        _container_hooks(plan, status_w, joined_r, namespaces, root)
+        _container_hooks(plan, status_w, joined_r, namespaces, root, kernel)
     if root is not None:
         # Resolved under the rootfs fd, before pivot_root: /proc/self/fd is still the host's.
-        _write_sysctls(root, linux.get("sysctl"))
-        mount.mask_paths(root, linux.get("maskedPaths"))
-        mount.readonly_paths(root, linux.get("readonlyPaths"))
-        mount.pivot_root(root)
-        os.close(root)
+        _write_sysctls(root, linux.get("sysctl"), kernel)
+        mount.mask_paths(root, linux.get("maskedPaths"), kernel)
+        mount.readonly_paths(root, linux.get("readonlyPaths"), kernel)
+        mount.pivot_root(root, kernel)
+        kernel.close(root)
         if (spec.get("root") or {}).get("readonly"):
-            mount.readonly_root()
+            mount.readonly_root(kernel)
     return joined
 
 
-def _await_cgroup(joined_r: int, namespaces) -> None:
+def _await_cgroup(joined_r: int, namespaces, kernel=sc) -> None:
     """Wait until the parent has put us in our cgroup (and run its hooks), then unshare the
     cgroup namespace there."""
-    if os.read(joined_r, 1) != b"j":
+    if kernel.read(joined_r, 1) != b"j":
         raise BerthError("container was not placed in its cgroup")
-    os.close(joined_r)
-    _enter_cgroup_namespace(namespaces)
+    kernel.close(joined_r)
+    _enter_cgroup_namespace(namespaces, kernel)
 
 
-def _container_hooks(plan: _Plan, status_w: int, joined_r: int, namespaces, root: int | None) -> None:
+def _container_hooks(plan: _Plan, status_w: int, joined_r: int, namespaces, root: int | None, kernel=sc) -> None:
     """createContainer hooks, in our namespaces before pivot_root, from the rootfs (runc's
     place), after the parent ran prestart and createRuntime against our mounts."""
-    _send(status_w, {"mounted": True})
-    _await_cgroup(joined_r, namespaces)
+    _send(status_w, {"mounted": True}, kernel)
+    _await_cgroup(joined_r, namespaces, kernel)
     if root is not None:
-        os.fchdir(root)
-    plan.hooks.run("createContainer", os.getpid(), "creating")
+        kernel.fchdir(root)
+    plan.hooks.run("createContainer", kernel.getpid(), "creating")
 
 
-def _wait_for_start(plan: _Plan, status_w: int, fifo_fd: tuple[int, int], proc: dict) -> None:
+def _wait_for_start(plan: _Plan, status_w: int, fifo_fd: tuple[int, int], proc: dict, kernel=sc) -> None:
     """runc's create/start split: tell the parent we are ready, block until `start` opens the
     exec fifo, run the startContainer hooks and tell `start` how that went: "0", or "1" and the
     error. The hooks run as the container's process will (after credentials and seccomp,
     runc's place), with its environment unless they have their own."""
-    _send(status_w, {"ready": True})
+    _send(status_w, {"ready": True}, kernel)
     fifo, proc_fds = fifo_fd
-    started = os.open(str(fifo), os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fds)
-    os.close(proc_fds)
+    started = kernel.open(str(fifo), os.O_WRONLY | os.O_CLOEXEC, dir_fd=proc_fds)
+    kernel.close(proc_fds)
     try:
         if plan.hooks is not None:
-            plan.hooks.run("startContainer", os.getpid(), "created", proc.get("env") or [])
+            plan.hooks.run("startContainer", kernel.getpid(), "created", proc.get("env") or [])
     except BerthError as err:
-        os.write(started, b"1" + str(err).encode()[:4000])
+        kernel.write(started, b"1" + str(err).encode()[:4000])
         raise
-    os.write(started, b"0")
-    os.close(started)
+    kernel.write(started, b"0")
+    kernel.close(started)
 
 
-def _load_seccomp(program) -> None:
-    from berth.runtime import seccomp
+def _load_seccomp(program, kernel=sc) -> None:
+    """runtime.seccomp's Program, installed on this (single-threaded) process: from now on every
+    syscall, across execve, goes through it."""
+    kernel.seccomp_set_mode_filter(program.flags, program.bpf)
 
-    seccomp.load(program)
 
-
-def _write_sysctls(root: int, sysctls: dict | None) -> None:
+def _write_sysctls(root: int, sysctls: dict | None, kernel=sc) -> None:
     """OCI linux.sysctl, written in the container's own namespaces before /proc/sys turns
     read-only, through the container's /proc under the rootfs fd `root`."""
     for key, value in (sysctls or {}).items():
         path = "/proc/sys/" + key.replace(".", "/")
         try:
-            fd = open_in_root(root, path, os.O_WRONLY)
+            fd = open_in_root(root, path, os.O_WRONLY, kernel)
         except OSError as err:
             raise OSError(err.errno, os.strerror(err.errno), path) from None
         try:
-            os.write(fd, value.encode())
+            kernel.write(fd, value.encode())
         finally:
-            os.close(fd)
+            kernel.close(fd)
 
 
-def _send(fd: int, message: dict) -> None:
-    os.write(fd, json.dumps(message).encode() + b"\n")
+def _send(fd: int, message: dict, kernel=sc) -> None:
+    kernel.write(fd, json.dumps(message).encode() + b"\n")
 
 
-def _report_and_exit(status_w: int, err: BaseException) -> None:
+def _report_and_exit(status_w: int, err: BaseException, kernel=sc) -> None:
     try:
         if os.environ.get("BERTH_DEBUG"):
             import traceback
 
             traceback.print_exc()
-        _send(status_w, {"error": _describe(err), "kind": getattr(err, "kind", "system")})
+        _send(status_w, {"error": _describe(err), "kind": getattr(err, "kind", "system")}, kernel)
     finally:
-        os._exit(start_exit_code(err))
+        kernel._exit(start_exit_code(err))
 
 
 def _describe(err: BaseException) -> str:
@@ -401,13 +402,14 @@ def _error_from(message: dict | None) -> BerthError:
 class _Messages:
     """Line-delimited JSON from the container's status pipe; None at EOF."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, kernel=sc):
         self.fd = fd
+        self.kernel = kernel
         self.buffer = b""
 
     def next(self) -> dict | None:
         while b"\n" not in self.buffer:
-            chunk = os.read(self.fd, 4096)
+            chunk = self.kernel.read(self.fd, 4096)
             if not chunk:
                 return None
             self.buffer += chunk
@@ -415,13 +417,13 @@ class _Messages:
         return json.loads(line)
 
     def close(self) -> None:
-        os.close(self.fd)
+        self.kernel.close(self.fd)
 
 
-def _kill_and_reap(pid: int) -> None:
+def _kill_and_reap(pid: int, kernel=sc) -> None:
     try:
-        os.kill(pid, 9)
-        os.waitpid(pid, 0)
+        kernel.kill(pid, 9)
+        kernel.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
 

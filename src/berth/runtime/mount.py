@@ -2,7 +2,8 @@
 rootfs, OCI mounts, device nodes, pivot_root, masked and read-only paths, cwd.
 
 Every path under the rootfs is resolved inside it by fd (runtime.rootfs_paths), and every
-mount goes onto the /proc/self/fd/N of its resolved target, never onto a path string."""
+mount goes onto the /proc/self/fd/N of its resolved target, never onto a path string. Every
+kernel call goes through `kernel` (runtime.syscalls, or a test's recording stand-in)."""
 
 import os
 import stat
@@ -95,34 +96,35 @@ def secure_join(root: str, unsafe: str) -> str:
     return root.rstrip("/") + "/" + "/".join(resolved)
 
 
-def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: dict | None = None) -> int:
+def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: dict | None = None,
+                   kernel=sc) -> int:
     """The mounts and device nodes, before pivot_root. `overlay` is the overlayfs option string
     to mount at `rootfs`, or None when `rootfs` is a ready directory (plain OCI bundle).
     `cgroup_dirs` is the container's cgroup's host_dirs(), what a mount of type "cgroup" shows.
     Returns an O_PATH fd of the mounted rootfs: every later step resolves its paths from it."""
     linux = spec.get("linux") or {}
     propagation = _PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
-    sc.mount(None, "/", None, propagation)
+    kernel.mount(None, "/", None, propagation)
     if propagation & sc.MS_SHARED:
         # runc's rootfsParentMountPrivate: pivot_root refuses a shared parent; only the
         # mounts that asked for it stay shared with the host.
-        sc.mount(None, mount_point_of(os.path.dirname(rootfs.rstrip("/"))), None, sc.MS_PRIVATE)
+        kernel.mount(None, mount_point_of(os.path.dirname(rootfs.rstrip("/"))), None, sc.MS_PRIVATE)
     if overlay:
-        sc.mount("overlay", rootfs, "overlay", 0, overlay)
+        kernel.mount("overlay", rootfs, "overlay", 0, overlay)
     else:
-        sc.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
-    root = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        kernel.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
+    root = kernel.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for m in spec.get("mounts") or ():
-            mount_one(root, m, cgroup_dirs)
-        create_devices(root, linux.get("devices") or ())
+            mount_one(root, m, cgroup_dirs, kernel)
+        create_devices(root, linux.get("devices") or (), kernel)
     except BaseException:
-        os.close(root)
+        kernel.close(root)
         raise
     return root
 
 
-def mount_one(root: int, m: dict, cgroup_dirs: dict | None = None) -> None:
+def mount_one(root: int, m: dict, cgroup_dirs: dict | None = None, kernel=sc) -> None:
     """One OCI mount, onto its destination resolved under the rootfs fd `root`."""
     flags, propagation, data = parse_options(m.get("options"))
     kind = m.get("type") or ("bind" if flags & sc.MS_BIND else "")
@@ -130,71 +132,80 @@ def mount_one(root: int, m: dict, cgroup_dirs: dict | None = None) -> None:
     destination = m["destination"]
     bind = kind == "bind" or bool(flags & sc.MS_BIND)
     try:
-        target = _Target(root, destination, _mountpoint(root, destination, kind, bind,
-                                                         is_dir=not bind or os.path.isdir(source)))
+        is_dir = not bind or _is_dir(source, kernel)
+        target = _Target(root, destination, _mountpoint(root, destination, kind, bind, is_dir, kernel), kernel)
         try:
             if kind == "cgroup":
                 _mount_cgroup_on(target, flags, cgroup_dirs)
             elif bind:
                 _bind(target, source, flags)
             else:
-                sc.mount(source, target.path, kind, flags, data)
+                kernel.mount(source, target.path, kind, flags, data)
                 if propagation:
                     target.reopen()
             if propagation:
-                sc.mount(None, target.path, None, propagation)
+                kernel.mount(None, target.path, None, propagation)
         finally:
             target.close()
     except OSError as err:
         raise BerthError(f'error mounting "{source}" to rootfs at "{destination}": {_reason(err)}') from None
 
 
+def _is_dir(path: str, kernel) -> bool:
+    """os.path.isdir, asked of `kernel`."""
+    try:
+        return stat.S_ISDIR(kernel.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 class _Target:
     """Where a mount goes: the fd of `destination` resolved under `root`. A mount onto it does
     not change what the fd shows (what is under the mount), so `reopen` resolves it again to act
     on the new mount, refusing if the path no longer leads to the same place (runc's
-    reopenAfterMount)."""
+    reopenAfterMount). `kernel` is the one the mounts onto it are made with."""
 
-    __slots__ = ("root", "destination", "fd")
+    __slots__ = ("root", "destination", "fd", "kernel")
 
-    def __init__(self, root: int, destination: str, fd: int):
+    def __init__(self, root: int, destination: str, fd: int, kernel=sc):
         self.root = root
         self.destination = destination
         self.fd = fd
+        self.kernel = kernel
 
     @property
     def path(self) -> str:
         return fd_path(self.fd)
 
     def reopen(self) -> None:
-        where = real_path(self.fd)
-        fresh = open_in_root(self.root, self.destination)
-        if real_path(fresh) != where:
-            os.close(fresh)
+        where = real_path(self.fd, self.kernel)
+        fresh = open_in_root(self.root, self.destination, kernel=self.kernel)
+        if real_path(fresh, self.kernel) != where:
+            self.kernel.close(fresh)
             raise OSError(16, f"mountpoint {where} was moved while mounting")
-        os.close(self.fd)
+        self.kernel.close(self.fd)
         self.fd = fresh
 
     def close(self) -> None:
-        os.close(self.fd)
+        self.kernel.close(self.fd)
 
 
-def _mountpoint(root: int, destination: str, kind: str, bind: bool, is_dir: bool) -> int:
+def _mountpoint(root: int, destination: str, kind: str, bind: bool, is_dir: bool, kernel=sc) -> int:
     """The fd of a mount's destination inside the rootfs, made if missing (a directory, or an
     empty file for a bind of a file). Refused: the rootfs itself, anything inside /proc but
     lxcfs's files (runc's checkProcMount), and proc or sysfs on a symlink."""
     if kind in ("proc", "sysfs"):
         try:  # O_NOFOLLOW|O_DIRECTORY: a symlink in the last place fails with ENOTDIR
-            target = open_in_root(root, destination, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY)
+            target = open_in_root(root, destination, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY, kernel)
         except NotADirectoryError:
             raise OSError(20, f"filesystem {kind!r} must be mounted on ordinary directory") from None
         except FileNotFoundError:
-            target = make_dir(root, destination)
+            target = make_dir(root, destination, kernel=kernel)
     else:
-        target = make_dir(root, destination) if is_dir else make_file(root, destination)
+        target = make_dir(root, destination, kernel=kernel) if is_dir else make_file(root, destination, kernel=kernel)
     try:
-        top = real_path(root).rstrip("/")
-        where = real_path(target)
+        top = real_path(root, kernel).rstrip("/")
+        where = real_path(target, kernel)
         if where == top:
             raise OSError(22, f"mountpoint {destination} is on the top of the rootfs")
         if not where.startswith(top + "/"):
@@ -205,7 +216,7 @@ def _mountpoint(root: int, destination: str, kind: str, bind: bool, is_dir: bool
         if inside.startswith("/proc/") and inside not in LXCFS_PROC_FILES:
             raise OSError(22, f"{destination} cannot be mounted because it is inside /proc")
     except BaseException:
-        os.close(target)
+        kernel.close(target)
         raise
     return target
 
@@ -219,29 +230,30 @@ LXCFS_PROC_FILES = frozenset((
 
 def _bind(target: _Target, source: str, flags: int) -> None:
     """A bind; its other flags need a remount of the new mount."""
-    sc.mount(source, target.path, None, sc.MS_BIND | (flags & sc.MS_REC))
+    kernel = target.kernel
+    kernel.mount(source, target.path, None, sc.MS_BIND | (flags & sc.MS_REC))
     target.reopen()
     extra = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
     if extra:
-        sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | extra)
+        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | extra)
 
 
 def _reason(err: OSError) -> str:
     return err.strerror or str(err)
 
 
-def mount_cgroup(target: str, flags: int, host_dirs: dict | None) -> None:
+def mount_cgroup(target: str, flags: int, host_dirs: dict | None, kernel=sc) -> None:
     """A cgroup mount (below) on the directory `target`, a path the caller trusts."""
-    parent = os.open(os.path.dirname(target.rstrip("/")) or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    parent = kernel.open(os.path.dirname(target.rstrip("/")) or "/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         name = os.path.basename(target.rstrip("/"))
-        point = _Target(parent, name, open_in_root(parent, name, os.O_PATH | os.O_DIRECTORY))
+        point = _Target(parent, name, open_in_root(parent, name, os.O_PATH | os.O_DIRECTORY, kernel), kernel)
         try:
             _mount_cgroup_on(point, flags, host_dirs)
         finally:
             point.close()
     finally:
-        os.close(parent)
+        kernel.close(parent)
 
 
 def _mount_cgroup_on(target: _Target, flags: int, host_dirs: dict | None) -> None:
@@ -251,175 +263,185 @@ def _mount_cgroup_on(target: _Target, flags: int, host_dirs: dict | None) -> Non
     hierarchy, and a symlink per controller of a co-mounted one (cpu -> cpu,cpuacct)."""
     if host_dirs is None:
         raise BerthError("a cgroup mount needs the container's cgroup")
+    kernel = target.kernel
     attrs = (flags & _MOUNT_ATTRS) | _CGROUP_DEFAULTS
     if "" in host_dirs:
-        sc.mount(host_dirs[""], target.path, None, sc.MS_BIND)
+        kernel.mount(host_dirs[""], target.path, None, sc.MS_BIND)
         target.reopen()
-        sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | attrs)
+        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | attrs)
         return
-    sc.mount("tmpfs", target.path, "tmpfs", _CGROUP_DEFAULTS, "mode=755")
+    kernel.mount("tmpfs", target.path, "tmpfs", _CGROUP_DEFAULTS, "mode=755")
     target.reopen()  # the fresh tmpfs: only we write in it
     for name in host_dirs:
-        os.mkdir(name, 0o755, dir_fd=target.fd)
+        kernel.mkdir(name, 0o755, dir_fd=target.fd)
         if "," in name:
             for controller in name.split(","):
-                _symlink(name, controller, target.fd)
+                _symlink(name, controller, target.fd, kernel)
     if attrs & sc.MS_RDONLY:
-        sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | _CGROUP_DEFAULTS | sc.MS_RDONLY)
+        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | _CGROUP_DEFAULTS | sc.MS_RDONLY)
     for name, directory in host_dirs.items():
-        _mount_at(target.fd, name, directory, sc.MS_BIND)
-        _mount_at(target.fd, name, None, sc.MS_BIND | sc.MS_REMOUNT | attrs)  # looked up again: onto the bind
+        _mount_at(target.fd, name, directory, sc.MS_BIND, kernel)
+        _mount_at(target.fd, name, None, sc.MS_BIND | sc.MS_REMOUNT | attrs, kernel)  # looked up again: onto the bind
 
 
-def _mount_at(dir_fd: int, name: str, source: str | None, flags: int) -> None:
+def _mount_at(dir_fd: int, name: str, source: str | None, flags: int, kernel) -> None:
     """mount(2) onto the directory `name` of `dir_fd`, through its fd."""
-    fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    fd = kernel.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
-        sc.mount(source, fd_path(fd), None, flags)
+        kernel.mount(source, fd_path(fd), None, flags)
     finally:
-        os.close(fd)
+        kernel.close(fd)
 
 
-def create_devices(root: int, devices) -> None:
+def create_devices(root: int, devices, kernel=sc) -> None:
     """runc's default devices and linux.devices, made with mknodat in their directory's fd (an
     existing entry is replaced, never followed), then /dev's symlinks."""
     wanted = [{"path": "/dev/" + name, "type": "c", "major": major, "minor": minor, "fileMode": 0o666}
               for name, major, minor in DEFAULT_DEVICES]
     wanted.extend(devices)
     try:
-        _make_devices(root, wanted)
+        _make_devices(root, wanted, kernel)
     except OSError as err:
         raise BerthError(f"error creating device nodes: {_reason(err)}") from None
 
 
-def _make_devices(root: int, wanted: list[dict]) -> None:
+def _make_devices(root: int, wanted: list[dict], kernel) -> None:
     directories = {}  # "/dev" -> its fd, resolved once
-    old_umask = os.umask(0)
+    old_umask = kernel.umask(0)
     try:
         for d in wanted:
             head, name = split_parent(d["path"])
             if head not in directories:
-                directories[head] = make_dir(root, head)
+                directories[head] = make_dir(root, head, kernel=kernel)
             parent = directories[head]
             try:
-                os.unlink(name, dir_fd=parent)
+                kernel.unlink(name, dir_fd=parent)
             except FileNotFoundError:
                 pass
             kind = stat.S_IFBLK if d.get("type") == "b" else stat.S_IFCHR
             mode = d.get("fileMode") or 0o666
-            os.mknod(name, kind | (mode & 0o7777), os.makedev(d["major"], d["minor"]), dir_fd=parent)
-            os.chown(name, d.get("uid") or 0, d.get("gid") or 0, dir_fd=parent, follow_symlinks=False)
-        _dev_symlinks(directories["/dev"])
+            kernel.mknod(name, kind | (mode & 0o7777), os.makedev(d["major"], d["minor"]), dir_fd=parent)
+            kernel.chown(name, d.get("uid") or 0, d.get("gid") or 0, dir_fd=parent, follow_symlinks=False)
+        _dev_symlinks(directories["/dev"], kernel)
     finally:
-        os.umask(old_umask)
+        kernel.umask(old_umask)
         for fd in directories.values():
-            os.close(fd)
+            kernel.close(fd)
 
 
-def _dev_symlinks(dev: int) -> None:
+def _dev_symlinks(dev: int, kernel) -> None:
     for target, name in DEV_SYMLINKS:
-        _symlink(target, name, dev)
-    if os.path.exists("/proc/kcore"):
-        _symlink("/proc/kcore", "core", dev)
+        _symlink(target, name, dev, kernel)
+    if _exists("/proc/kcore", kernel):
+        _symlink("/proc/kcore", "core", dev, kernel)
     try:
-        pts = os.stat("pts", dir_fd=dev, follow_symlinks=False)
+        pts = kernel.stat("pts", dir_fd=dev, follow_symlinks=False)
     except FileNotFoundError:
         return
     if stat.S_ISDIR(pts.st_mode):
-        _symlink("pts/ptmx", "ptmx", dev)
+        _symlink("pts/ptmx", "ptmx", dev, kernel)
 
 
-def _symlink(target: str, name: str, dir_fd: int) -> None:
+def _exists(path: str, kernel) -> bool:
+    """os.path.exists, asked of `kernel`."""
     try:
-        os.symlink(target, name, dir_fd=dir_fd)
+        kernel.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _symlink(target: str, name: str, dir_fd: int, kernel) -> None:
+    try:
+        kernel.symlink(target, name, dir_fd=dir_fd)
     except FileExistsError:
         pass
 
 
-def pivot_root(root: int) -> None:
+def pivot_root(root: int, kernel=sc) -> None:
     """runc's pivotRoot: pivot_root(".", ".") from the rootfs fd `root`, then from the old root
     (by an fd opened before: "." itself may still be the new root) make it rslave, so
     unmounting it does not propagate to the host, and detach it. The new root's own mounts keep
     their propagation (a shared bind stays shared with the host)."""
-    old_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    old_root = kernel.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.fchdir(root)
-        sc.pivot_root(".", ".")
-        os.fchdir(old_root)
-        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
-        sc.umount2(".", sc.MNT_DETACH)
+        kernel.fchdir(root)
+        kernel.pivot_root(".", ".")
+        kernel.fchdir(old_root)
+        kernel.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        kernel.umount2(".", sc.MNT_DETACH)
     finally:
-        os.close(old_root)
-    os.chdir("/")
+        kernel.close(old_root)
+    kernel.chdir("/")
 
 
-def mask_paths(root: int, paths) -> None:
+def mask_paths(root: int, paths, kernel=sc) -> None:
     """linux.maskedPaths, resolved under the rootfs fd (a missing one is skipped)."""
     for path in paths or ():
         try:
-            _mask(root, path)
+            _mask(root, path, kernel)
         except OSError as err:
             raise BerthError(f"can't mask path {path!r}: {_reason(err)}") from None
 
 
-def _mask(root: int, path: str) -> None:
+def _mask(root: int, path: str, kernel) -> None:
     """A directory gets an empty read-only tmpfs, anything else the host's /dev/null."""
     try:
-        target = open_in_root(root, path)
+        target = open_in_root(root, path, kernel=kernel)
     except FileNotFoundError:
         return
     try:
-        if stat.S_ISDIR(os.fstat(target).st_mode):
-            sc.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
+        if stat.S_ISDIR(kernel.fstat(target).st_mode):
+            kernel.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
         else:
-            sc.mount("/dev/null", fd_path(target), None, sc.MS_BIND, None)
+            kernel.mount("/dev/null", fd_path(target), None, sc.MS_BIND, None)
     finally:
-        os.close(target)
+        kernel.close(target)
 
 
-def readonly_paths(root: int, paths) -> None:
+def readonly_paths(root: int, paths, kernel=sc) -> None:
     """linux.readonlyPaths, resolved under the rootfs fd (a missing one is skipped)."""
     for path in paths or ():
         try:
-            _make_readonly(root, path)
+            _make_readonly(root, path, kernel)
         except OSError as err:
             raise BerthError(f"can't make {path!r} read-only: {_reason(err)}") from None
 
 
-def _make_readonly(root: int, path: str) -> None:
+def _make_readonly(root: int, path: str, kernel) -> None:
     """Bound onto itself, then the new mount made read-only."""
     try:
-        target = _Target(root, path, open_in_root(root, path))
+        target = _Target(root, path, open_in_root(root, path, kernel=kernel), kernel)
     except FileNotFoundError:
         return
     try:
-        sc.mount(target.path, target.path, None, sc.MS_BIND | sc.MS_REC, None)
+        kernel.mount(target.path, target.path, None, sc.MS_BIND | sc.MS_REC, None)
         target.reopen()
-        sc.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
-                 | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
+        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
+                     | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
     finally:
         target.close()
 
 
-def change_dir(cwd: str) -> None:
+def change_dir(cwd: str, kernel=sc) -> None:
     """process.cwd, made if missing, resolved under this process's root (the container's, after
     pivot_root or setns): no symlink leads out, and no /proc/self/fd/N magic link to a host
     directory the process inherited (runc's CVE-2024-21626)."""
-    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root = kernel.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        target = make_dir(root, cwd)
+        target = make_dir(root, cwd, kernel=kernel)
     except OSError as err:
         raise BerthError(f"chdir to cwd ({cwd!r}) set in config.json failed: {_reason(err)}") from None
     finally:
-        os.close(root)
+        kernel.close(root)
     try:
-        os.fchdir(target)
+        kernel.fchdir(target)
     finally:
-        os.close(target)
+        kernel.close(target)
 
 
-def readonly_root() -> None:
-    sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+def readonly_root(kernel=sc) -> None:
+    kernel.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
 
 
 def mount_point_of(path: str) -> str:

@@ -1,4 +1,6 @@
-"""The last steps of a container process: credentials, capabilities, executable lookup, exec."""
+"""The last steps of a container process: credentials, capabilities, executable lookup, exec.
+
+Every kernel call goes through `kernel` (runtime.syscalls, or a test's recording stand-in)."""
 
 import _signal as signal  # `signal` imports enum: ~4 ms on every run
 import os
@@ -8,11 +10,11 @@ from berth.runtime import caps
 from berth.runtime import syscalls as sc
 
 
-def find_executable(name: str, env: list[str]) -> str:
+def find_executable(name: str, env: list[str], kernel=sc) -> str:
     """Go's exec.LookPath against the container's PATH, with docker's error wording."""
     if "/" in name:
         try:
-            st = os.stat(name)
+            st = kernel.stat(name)
         except FileNotFoundError:
             raise CommandNotFound(f'exec: "{name}": stat {name}: no such file or directory') from None
         if (st.st_mode & 0o170000) == 0o040000 or not st.st_mode & 0o111:
@@ -26,7 +28,7 @@ def find_executable(name: str, env: list[str]) -> str:
     for directory in path.split(":"):
         candidate = os.path.join(directory or ".", name)
         try:
-            st = os.stat(candidate)
+            st = kernel.stat(candidate)
         except OSError:
             continue
         if (st.st_mode & 0o170000) == 0o100000:
@@ -38,27 +40,27 @@ def find_executable(name: str, env: list[str]) -> str:
     raise CommandNotFound(f'exec: "{name}": executable file not found in $PATH')
 
 
-def set_credentials(process: dict) -> None:
+def set_credentials(process: dict, kernel=sc) -> None:
     """Switch to the OCI process.user, keeping capabilities across setuid, then set the
-    capability sets the spec asks for."""
+    capability sets the spec asks for (runc's finalizeNamespace order)."""
     user = process.get("user") or {}
     uid = user.get("uid") or 0
     gid = user.get("gid") or 0
     capabilities = process.get("capabilities") or {}
-    available = caps.held()
-    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
-    caps.drop_bounding(caps.mask(capabilities.get("bounding")))
-    os.setgroups(user.get("additionalGids") or [])
-    os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)
-    caps.apply(capabilities, available)
-    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    available = caps.held(kernel)
+    kernel.prctl(sc.PR_SET_KEEPCAPS, 1)
+    caps.drop_bounding(caps.mask(capabilities.get("bounding")), kernel)
+    kernel.setgroups(user.get("additionalGids") or [])
+    kernel.setresgid(gid, gid, gid)
+    kernel.setresuid(uid, uid, uid)
+    caps.apply(capabilities, available, kernel)
+    kernel.prctl(sc.PR_SET_KEEPCAPS, 0)
     if process.get("noNewPrivileges"):
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    os.umask(user.get("umask", 0o022))
+        kernel.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    kernel.umask(user.get("umask", 0o022))
 
 
-def set_rlimits(rlimits) -> None:
+def set_rlimits(rlimits, kernel=sc) -> None:
     """OCI process.rlimits; called after pivot_root, so through libc, not Python's `resource`."""
     if not rlimits:
         return
@@ -67,37 +69,37 @@ def set_rlimits(rlimits) -> None:
         if number is None:
             raise BerthError(f"unknown rlimit type {limit['type']}")
         try:
-            sc.setrlimit(number, limit["soft"] & 0xFFFFFFFFFFFFFFFF, limit["hard"] & 0xFFFFFFFFFFFFFFFF)
+            kernel.setrlimit(number, limit["soft"] & 0xFFFFFFFFFFFFFFFF, limit["hard"] & 0xFFFFFFFFFFFFFFFF)
         except OSError as err:
             raise BerthError(f"error setting rlimit type {number}: {os.strerror(err.errno).lower()}") from None
 
 
-def reset_signals() -> None:
+def reset_signals(kernel=sc) -> None:
     """Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; a container must start clean."""
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        kernel.signal(sig, signal.SIG_DFL)
+    kernel.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
-def close_extra_fds(keep=()) -> None:
+def close_extra_fds(keep=(), kernel=sc) -> None:
     """Mark every fd above stderr close-on-exec so nothing of ours leaks into the container
     (`keep` keeps its inheritable flag)."""
-    inheritable = [fd for fd in keep if os.get_inheritable(fd)]
-    sc.cloexec_from(3)
+    inheritable = [fd for fd in keep if kernel.get_inheritable(fd)]
+    kernel.cloexec_from(3)
     for fd in inheritable:
-        os.set_inheritable(fd, True)
+        kernel.set_inheritable(fd, True)
 
 
-def exec_process(process: dict) -> None:
+def exec_process(process: dict, kernel=sc) -> None:
     args = process.get("args") or []
     if not args:
         raise BerthError("no command specified")
     env = process.get("env") or []
-    path = find_executable(args[0], env)
+    path = find_executable(args[0], env, kernel)
     environ = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
-    reset_signals()
+    reset_signals(kernel)
     try:
-        os.execve(path, args, environ)
+        kernel.execve(path, args, environ)
     except PermissionError:
         raise CannotInvoke(f'exec: "{args[0]}": permission denied') from None
     except FileNotFoundError:

@@ -1,6 +1,13 @@
-"""The Linux calls Python's os module lacks (3.11), wrapped once over libc.
+"""The Linux calls Python's os module lacks (3.11), wrapped once over libc; with os's own calls
+that the runtime makes, re-exported under their names, this module is the runtime's kernel.
 
-Every function raises OSError with the errno and a message naming the call."""
+Every function raises OSError with the errno and a message naming the call.
+
+The kernel seam (youki's Syscall trait): the code that decides which mounts, namespaces and
+credentials a container gets, and in what order (runtime.mount, rootfs_paths, container,
+process, caps), makes every kernel call through a `kernel` parameter whose default is this
+module, so a test passes a recording stand-in (tests/unit/fake_kernel.py) and checks the order
+without root. Passing a module costs nothing, and nothing is imported for it."""
 
 # The C layer of ctypes only: `import ctypes` builds ~40 type classes we do not use, which
 # costs ~2.5 ms on every `run` and ~0.3 MB in every supervisor process that lives as long as
@@ -8,6 +15,39 @@ Every function raises OSError with the errno and a message naming the call."""
 import _ctypes
 import os
 import struct
+from _signal import pthread_sigmask, signal  # noqa: F401 (the kernel interface, see above)
+from os import (  # noqa: F401 (the kernel interface, see above)
+    _exit,
+    chdir,
+    chown,
+    close,
+    dup,
+    dup2,
+    execve,
+    fchdir,
+    fork,
+    fstat,
+    get_inheritable,
+    getpid,
+    kill,
+    mkdir,
+    mknod,
+    open,
+    pipe,
+    read,
+    readlink,
+    set_inheritable,
+    setgroups,
+    setresgid,
+    setresuid,
+    setsid,
+    stat,
+    symlink,
+    umask,
+    unlink,
+    waitpid,
+    write,
+)
 
 
 class _Int(_ctypes._SimpleCData):
@@ -172,6 +212,13 @@ def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> 
     if fd < 0:
         _fail(f"openat2 {path}")
     return fd
+
+
+def loopback_up() -> None:
+    """Bring up lo in a fresh network namespace (one ioctl, runtime.netlink_lo)."""
+    from berth.runtime.netlink_lo import loopback_up as up  # only a container with its own network pays
+
+    up()
 
 
 def sethostname(name: str) -> None:
