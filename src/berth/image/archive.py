@@ -34,13 +34,12 @@ INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST_TYPE = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-BAD_ARCHIVE_EXIT = 1  # docker load and save exit 1 when the daemon refuses
 CHUNK = 1 << 20
 _HEX = frozenset("0123456789abcdef")
 
 
 def invalid(message: str) -> InvalidArgument:
-    return InvalidArgument(message, BAD_ARCHIVE_EXIT)
+    return InvalidArgument(message)  # the CLI exits 1 for it, as docker load does when the daemon refuses
 
 
 def manifest_bytes(config_digest: str, config_size: int, layers: list[dict]) -> bytes:
