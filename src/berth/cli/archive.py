@@ -4,7 +4,8 @@ import os
 import sys
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, parse_or_help
-from berth.errors import BerthError, InvalidArgument
+from berth.engine import images
+from berth.errors import BerthError
 from berth.fs import OutputFile
 
 SAVE = Command("save", "berth save [OPTIONS] IMAGE [IMAGE...]",
@@ -21,33 +22,29 @@ LOAD = Command("load", "berth load [OPTIONS]", "Load an image from a tar archive
 
 def cmd_save(engine, argv) -> int:
     from berth.cli.progress import for_terminal
-    from berth.image.archive import FORMATS, save
 
     opts, args = parse_or_help(SAVE, argv)
     if opts.help:
         return 0
-    if opts.format not in FORMATS:
-        raise InvalidArgument(f'unsupported format "{opts.format}": use docker-archive or oci-archive')
+    images.check_save_format(opts.format)
     if not opts.output and sys.stdout.isatty():
         raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     progress = for_terminal(sys.stderr)
     try:
+        archive = images.save(engine, args, opts.format)  # a missing image fails before any output
         if not opts.output:
-            save(engine.images, args, sys.stdout.buffer, opts.format, progress)
+            archive.write(sys.stdout.buffer, progress)
             sys.stdout.buffer.flush()
             return 0
-        _save_to_file(engine.images, args, opts.output, opts.format, progress)
+        _save_to_file(archive, opts.output, progress)
     finally:
         if progress:
             progress.close()
     return 0
 
 
-def _save_to_file(store, refs: list[str], output: str, fmt: str, progress) -> None:
+def _save_to_file(archive, output: str, progress) -> None:
     """Like docker's CLI: write a temp file beside `output`, rename it into place when complete."""
-    from berth.image.archive import resolve, write_archive
-
-    entries = resolve(store, refs)  # a missing image fails before the file is touched
     directory = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(directory):
         raise BerthError(f'failed to save image: invalid output path: directory "{directory}" does not exist')
@@ -56,13 +53,11 @@ def _save_to_file(store, refs: list[str], output: str, fmt: str, progress) -> No
     except OSError as err:
         raise BerthError(f"failed to save image: unable to create temporary file: {err.strerror.lower()}") from None
     with output_file as fd, open(fd, "wb", closefd=False) as out:
-        write_archive(store, entries, out, fmt, progress)
+        archive.write(out, progress)
 
 
 def cmd_load(engine, argv) -> int:
     from berth.cli.progress import for_terminal
-    from berth.image import reference
-    from berth.image.archive import load
 
     opts, _ = parse_or_help(LOAD, argv)
     if opts.help:
@@ -77,16 +72,15 @@ def cmd_load(engine, argv) -> int:
     progress = for_terminal(sys.stdout, opts.quiet)
     try:
         with stream:
-            loaded = load(engine.images, stream, progress)
+            loaded = images.load(engine, stream, progress)
     finally:
         if progress:
             progress.close()
     for image in loaded:
         for name, previous in image.replaced:
-            print(f"The image {reference.parse(name).familiar()} already exists, "
-                  f"renaming the old one with ID {previous} to empty string")
+            print(f"The image {name} already exists, renaming the old one with ID {previous} to empty string")
         for name in image.names:
-            print(f"Loaded image: {reference.parse(name).familiar()}")
+            print(f"Loaded image: {name}")
         if not image.names:
             print(f"Loaded image ID: {image.id}")
     return 0

@@ -5,6 +5,7 @@ import sys
 import time
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
+from berth.engine.commit import commit, diff, export
 from berth.errors import BerthError, InvalidArgument
 from berth.fs import OutputFile
 
@@ -38,30 +39,20 @@ def _output_file(path: str) -> OutputFile:
                          f"{err.strerror.lower()}") from None
 
 
-def _layers_top_first(record: dict) -> list[str]:
-    data = record["GraphDriver"]["Data"]
-    return [data["UpperDir"]] + data["LowerDir"].split(":")
-
-
 def cmd_diff(engine, argv) -> int:
-    from berth.image.diff import changes
-
     opts, args = parse_or_help(DIFF, argv)
     if opts.help:
         return 0
-    record = engine.get(args[0])
-    layers = _layers_top_first(record)
-    sys.stdout.write("".join(f"{kind} {path}\n" for kind, path in changes(layers[0], layers[1:])))
+    sys.stdout.write("".join(f"{kind} {path}\n" for kind, path in diff(engine.get(args[0]))))
     return 0
 
 
 def cmd_commit(engine, argv) -> int:
-    from berth.engine.commit import commit
+    from berth.engine.images import tag_name  # lazy, as below: only commit and history read image names
 
     opts, args = parse_or_help(COMMIT, argv)
     if opts.help:
         return 0
-    from berth.cli.images import tag_name
 
     record = engine.get(args[0])
     name = tag_name(args[1]) if len(args) > 1 else None
@@ -71,40 +62,25 @@ def cmd_commit(engine, argv) -> int:
 
 def cmd_history(engine, argv) -> int:
     from berth.cli.output import render_rows
-    from berth.units import human_duration, human_size, parse_rfc3339
+    from berth.engine.images import history
+    from berth.units import human_duration, human_size
 
     opts, args = parse_or_help(HISTORY, argv)
     if opts.help:
         return 0
-    image = engine.images.get(args[0])
-    history = list(image.config.get("history") or [])
-    sizes = _layer_sizes(engine.images, image)
     rows = []
     now = time.time()
-    layer_index = 0
-    for i, entry in enumerate(history):
-        empty = entry.get("empty_layer", False)
-        size = 0 if empty or layer_index >= len(sizes) else sizes[layer_index]
-        if not empty:
-            layer_index += 1
-        created = entry.get("created", "")
-        try:
-            created_ts = parse_rfc3339(created)
-        except ValueError:
-            created_ts = 0
-        is_top = i == len(history) - 1
-        image_id = image.id if opts.no_trunc else image.id[7:19]
-        created_by = entry.get("created_by", "")
+    for entry in history(engine, args[0]):
+        created_by = entry.created_by
         if not opts.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
         rows.append({
-            "ID": image_id if is_top else "<missing>",
-            "CreatedSince": (human_duration(now - created_ts) + " ago") if opts.human else created,
-            "CreatedAt": created, "CreatedBy": created_by,
-            "Size": human_size(size) if opts.human else str(size),
-            "Comment": entry.get("comment", ""),
+            "ID": entry.id if opts.no_trunc or entry.id == "<missing>" else entry.id[7:19],
+            "CreatedSince": (human_duration(now - entry.created) + " ago") if opts.human else entry.created_text,
+            "CreatedAt": entry.created_text, "CreatedBy": created_by,
+            "Size": human_size(entry.size) if opts.human else str(entry.size),
+            "Comment": entry.comment,
         })
-    rows.reverse()
     if opts.quiet:
         sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
         return 0
@@ -112,15 +88,7 @@ def cmd_history(engine, argv) -> int:
     return 0
 
 
-def _layer_sizes(store, image) -> list[int]:
-    from berth.image.store import chain_ids
-
-    return [store.layer_size(chain) for chain in chain_ids(image.diff_ids)]
-
-
 def cmd_export(engine, argv) -> int:
-    from berth.image.diff import export_tar
-
     opts, args = parse_or_help(EXPORT, argv)
     if opts.help:
         return 0
@@ -134,11 +102,11 @@ def cmd_export(engine, argv) -> int:
         progress = (lambda done, total: bar(record["Id"][:12], "Exporting", done, total)) if bar else None
         try:
             with _output_file(opts.output) as fd:
-                export_tar(_layers_top_first(record), fd, progress)
+                export(record, fd, progress)
         finally:
             if bar:
                 bar.close()
     else:
         sys.stdout.flush()
-        export_tar(_layers_top_first(record), 1)
+        export(record, 1)
     return 0

@@ -22,6 +22,7 @@ def _confirm(question: str) -> bool:
 
 
 def cmd_image_prune(engine, argv) -> int:
+    from berth.engine.images import prune
     from berth.units import human_size
 
     opts, _ = parse(PRUNE, argv)
@@ -34,81 +35,28 @@ def cmd_image_prune(engine, argv) -> int:
                if opts.all else "WARNING! This will remove all dangling images.")
     if not opts.force and not _confirm(warning):
         return 0
-    store = engine.images
-    used = {record["Image"] for record in engine.containers()}
-    deleted, reclaimed = [], 0
-    for image in store.images():
-        if image.id in used or (image.names and not opts.all):
-            continue
-        size = image.size()
-        for name in list(image.names):
-            store.untag(name)
-            from berth.image import reference
-
-            deleted.append(f"untagged: {reference.parse(name).familiar()}")
-        layers = store.delete(store.get(image.id))
-        deleted.append(f"deleted: {image.id}")
-        deleted.extend(f"deleted: {chain}" for chain in layers)
-        reclaimed += size if layers else 0
-    reclaimed += store.collect_leftovers()
+    report = prune(engine, opts.all)
+    deleted = [f"{action.lower()}: {what}" for item in report["ImagesDeleted"] for action, what in item.items()]
     if deleted:
         sys.stdout.write("Deleted Images:\n" + "".join(line + "\n" for line in deleted) + "\n")
-    sys.stdout.write(f"Total reclaimed space: {human_size(reclaimed)}\n")
+    sys.stdout.write(f"Total reclaimed space: {human_size(report['SpaceReclaimed'])}\n")
     return 0
 
 
-def df_rows(engine) -> list[dict]:
-    from berth.cli.containers import _tree_size
-    from berth.engine.containers import is_running
-    from berth.image.store import chain_ids
+def df_rows(usage: list) -> list[dict]:
     from berth.units import human_size
-
-    store = engine.images
-    records = engine.containers()
-    used = {record["Image"] for record in records}
-    images = store.images()
-    layer_size = {}
-    active_layers = set()
-    for image in images:
-        for chain in chain_ids(image.diff_ids):
-            layer_size[chain] = store.layer_size(chain)
-            if image.id in used:
-                active_layers.add(chain)
-    total = sum(layer_size.values())
-    reclaimable = sum(size for chain, size in layer_size.items() if chain not in active_layers)
-    container_sizes = [(_tree_size(r["GraphDriver"]["Data"]["UpperDir"]), is_running(r)) for r in records]
-    container_total = sum(size for size, _ in container_sizes)
-    container_reclaim = sum(size for size, running in container_sizes if not running)
 
     def percent(part: int, whole: int) -> str:
         return f"{human_size(part)} ({part * 100 // whole if whole else 0}%)"
 
-    return [
-        {"Type": "Images", "TotalCount": str(len(images)), "Active": str(sum(1 for i in images if i.id in used)),
-         "Size": human_size(total), "Reclaimable": percent(reclaimable, total)},
-        {"Type": "Containers", "TotalCount": str(len(records)),
-         "Active": str(sum(1 for _, running in container_sizes if running)),
-         "Size": human_size(container_total), "Reclaimable": percent(container_reclaim, container_total)},
-        _volumes_row(engine, _tree_size, percent),
-        {"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"},
-    ]
-
-
-def _volumes_row(engine, tree_size, percent) -> dict:
-    """docker's "Local Volumes": a volume is active while a container refers to it."""
-    from berth.engine.volumes import VolumeStore
-
-    store = VolumeStore(engine.paths)
-    volumes = store.volumes()
-    if not volumes:
-        return {"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}
-    references = store.references()
-    sizes = [(tree_size(v["Mountpoint"]), bool(references.get(v["Name"]))) for v in volumes]
-    total = sum(size for size, _ in sizes)
-    from berth.units import human_size
-
-    return {"Type": "Local Volumes", "TotalCount": str(len(volumes)), "Active": str(sum(1 for _, a in sizes if a)),
-            "Size": human_size(total), "Reclaimable": percent(sum(size for size, a in sizes if not a), total)}
+    rows = []
+    for line in usage:
+        row = {"Type": line.type, "TotalCount": str(line.total_count), "Active": str(line.active),
+               "Size": human_size(line.size), "Reclaimable": percent(line.reclaimable, line.size)}
+        if line.type == "Build Cache" or (line.type == "Local Volumes" and not line.total_count):
+            row["Reclaimable"] = human_size(line.reclaimable)
+        rows.append(row)
+    return rows
 
 
 def cmd_system_df(engine, argv) -> int:
@@ -120,22 +68,16 @@ def cmd_system_df(engine, argv) -> int:
         return 0
     header = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
     if not opts.verbose:
+        from berth.engine.system import disk_usage
+
         render_rows(opts.format, "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
-                    df_rows(engine), header)
+                    df_rows(disk_usage(engine)), header)
         return 0
     from berth.cli.images import IMAGE_HEADER, image_rows
+    from berth.engine.images import list_images
 
-    class _All:  # every image, as `images -a` lists them
-        all, no_trunc, filter = True, False, ()
-
-    rows = image_rows(engine, _All, None)
-    used = {}
-    for record in engine.containers():
-        used[record["Image"][7:19]] = used.get(record["Image"][7:19], 0) + 1
-    for row in rows:
-        row["Containers"] = str(used.get(row["ID"], 0))
+    rows = image_rows(list_images(engine, count_containers=True))  # every image, as `images -a` lists them
     sys.stdout.write("Images space usage:\n\n")
     render_rows(None, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}"
                       "\t{{.UniqueSize}}\t{{.Containers}}", rows, IMAGE_HEADER)
     return 0
-

@@ -114,3 +114,24 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
         store.event("tag", image_id, name, image_config)
     events.committed(engine.paths.root, record, image_id, name or "", message)
     return image_id
+
+
+def _layers_top_first(record: dict) -> list[str]:
+    data = record["GraphDriver"]["Data"]
+    return [data["UpperDir"]] + data["LowerDir"].split(":")
+
+
+def diff(record: dict) -> list[tuple[str, str]]:
+    """`diff`: the container's changes to its image, as docker lists them: [("A"|"C"|"D", path)]."""
+    from berth.image.diff import changes  # lazy, as in commit(): the layer walkers only when used
+
+    layers = _layers_top_first(record)
+    return changes(layers[0], layers[1:])
+
+
+def export(record: dict, out_fd: int, progress=None) -> None:
+    """`export`: the container's filesystem as one tar written to `out_fd`;
+    `progress(done, total)`."""
+    from berth.image.diff import export_tar
+
+    export_tar(_layers_top_first(record), out_fd, progress)

@@ -1,0 +1,358 @@
+"""Image use cases: list, history, inspect, tag, remove, prune, import, load and save. Each is
+one call that returns data (rows, docker's API shapes, generators for what docker reports as
+it goes) and raises berth.errors kinds; a front door formats and prints it."""
+
+from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.image.reference import parse as parse_reference
+from berth.image.store import chain_ids
+
+IMAGE_CONFIG_DEFAULTS = (
+    ("Hostname", ""), ("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),
+    ("AttachStderr", False), ("ExposedPorts", None), ("Tty", False), ("OpenStdin", False), ("StdinOnce", False),
+    ("Env", None), ("Cmd", None), ("Image", ""), ("Volumes", None), ("WorkingDir", ""), ("Entrypoint", None),
+    ("OnBuild", None), ("Labels", None),
+)
+
+
+def _parse(ref: str):
+    try:
+        return parse_reference(ref)
+    except ValueError as err:
+        raise InvalidArgument(str(err)) from None
+
+
+def familiar(name: str) -> str:
+    """A stored name (docker.io/library/busybox:latest) as docker shows it (busybox:latest)."""
+    return _parse(name).familiar()
+
+
+def tag_name(name: str) -> str:
+    """A name to give an image (import, tag, commit): the full reference, never a digest."""
+    full = str(_parse(name))
+    if "@" in full:
+        raise InvalidArgument("refusing to create a tag with a digest reference")
+    return full
+
+
+# -- listing --------------------------------------------------------------------------------
+
+class ImageSummary:
+    """One image as `images` lists it (docker's ImageSummary): its ID, the (repository, tag)
+    pairs shown for it (("<none>", "<none>") when dangling), when it was created (seconds,
+    0.0 if unknown, and the config's own text), its size, the bytes of layers it shares with
+    other images and of those only it has, and how many containers use it (None: not counted)."""
+
+    __slots__ = ("id", "repo_tags", "created", "created_text", "size", "shared_size", "unique_size", "containers")
+
+    def __init__(self, image_id: str, repo_tags: list[tuple[str, str]], created: float, created_text: str,
+                 size: int, shared_size: int, unique_size: int, containers: int | None = None):
+        self.id = image_id
+        self.repo_tags = repo_tags
+        self.created = created
+        self.created_text = created_text
+        self.size = size
+        self.shared_size = shared_size
+        self.unique_size = unique_size
+        self.containers = containers
+
+
+def dangling_filter(values: list[str]) -> bool | None:
+    """`--filter dangling=true|false` (the only filter `images` takes): None when not given."""
+    dangling = None
+    for item in values:
+        key, _, value = item.partition("=")
+        if key != "dangling":
+            raise InvalidArgument(f"invalid filter '{key}'")
+        dangling = value.lower() in ("true", "1")
+    return dangling
+
+
+def list_images(engine, reference: str | None = None, dangling: bool | None = None,
+                count_containers: bool = False) -> list[ImageSummary]:
+    """The images, newest first. `reference`: `busybox` keeps every tag of busybox, `busybox:1`
+    only that one (dangling images then never match)."""
+    from berth.units import parse_rfc3339  # lazy, as in history(): `image inspect` does not need units
+
+    wanted_name = wanted_tag = None
+    if reference:
+        wanted = _parse(reference)
+        wanted_name = wanted.name()
+        wanted_tag = wanted.tag if ":" in reference.rpartition("/")[2] else None
+    users = _container_counts(engine) if count_containers else {}
+    images = engine.images.images()
+    shared_size, unique_size = _layer_sharing(engine.images, images)
+    found = []
+    for image in images:
+        if dangling is not None and dangling != (not image.names):
+            continue
+        if not image.names:
+            if reference:
+                continue
+            repo_tags = [("<none>", "<none>")]
+        else:
+            repo_tags = []
+            for name in image.names:
+                ref = _parse(name)
+                if wanted_name and (ref.name() != wanted_name or (wanted_tag and wanted_tag != ref.tag)):
+                    continue
+                repo_tags.append((ref.familiar_name(), ref.tag or "<none>"))
+            if not repo_tags:
+                continue
+        created_text = image.config.get("created") or ""
+        try:
+            created = parse_rfc3339(created_text)
+        except ValueError:
+            created = 0.0
+        found.append(ImageSummary(image.id, repo_tags, created, created_text, image.size(), shared_size[image.id],
+                                  unique_size[image.id], users.get(image.id, 0) if count_containers else None))
+    found.sort(key=lambda summary: summary.created, reverse=True)
+    return found
+
+
+def _layer_sharing(store, images) -> tuple[dict, dict]:
+    """Per image: bytes in layers other images use too (docker's SHARED SIZE), and bytes
+    only it has (UNIQUE SIZE)."""
+    users: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    layers_of = {}
+    for image in images:
+        chains = chain_ids(image.diff_ids)
+        layers_of[image.id] = chains
+        for chain, diff_id in zip(chains, image.diff_ids, strict=True):
+            users[chain] = users.get(chain, 0) + 1
+            sizes[chain] = store.layer_size(chain, diff_id)
+    shared = {i: sum(sizes[c] for c in chains if users[c] > 1) for i, chains in layers_of.items()}
+    unique = {i: sum(sizes[c] for c in chains if users[c] == 1) for i, chains in layers_of.items()}
+    return shared, unique
+
+
+def _container_counts(engine) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in engine.containers():
+        counts[record["Image"]] = counts.get(record["Image"], 0) + 1
+    return counts
+
+
+class HistoryEntry:
+    """One step of an image's history (docker's HistoryResponseItem): the image ID on the top
+    step, "<missing>" below; when (seconds, 0.0 if unknown, and the config's text); the
+    instruction; the size of its layer (0 for an empty one); its comment."""
+
+    __slots__ = ("id", "created", "created_text", "created_by", "size", "comment")
+
+    def __init__(self, image_id: str, created: float, created_text: str, created_by: str, size: int, comment: str):
+        self.id = image_id
+        self.created = created
+        self.created_text = created_text
+        self.created_by = created_by
+        self.size = size
+        self.comment = comment
+
+
+def history(engine, ref: str) -> list[HistoryEntry]:
+    """The image's history, newest step first."""
+    from berth.units import parse_rfc3339
+
+    store = engine.images
+    image = store.get(ref)
+    steps = list(image.config.get("history") or [])
+    sizes = [store.layer_size(chain) for chain in chain_ids(image.diff_ids)]
+    entries = []
+    layer_index = 0
+    for i, step in enumerate(steps):
+        empty = step.get("empty_layer", False)
+        size = 0 if empty or layer_index >= len(sizes) else sizes[layer_index]
+        if not empty:
+            layer_index += 1
+        created_text = step.get("created", "")
+        try:
+            created = parse_rfc3339(created_text)
+        except ValueError:
+            created = 0.0
+        entries.append(HistoryEntry(image.id if i == len(steps) - 1 else "<missing>", created, created_text,
+                                    step.get("created_by", ""), size, step.get("comment", "")))
+    entries.reverse()
+    return entries
+
+
+def image_json(image) -> dict:
+    """The image as `docker image inspect` prints it."""
+    config = image.config
+    image_config = config.get("config") or {}
+    shaped = {key: image_config.get(key, default) for key, default in IMAGE_CONFIG_DEFAULTS}
+    for key, value in image_config.items():
+        shaped.setdefault(key, value)
+    if shaped["ExposedPorts"] is None:
+        del shaped["ExposedPorts"]
+    steps = config.get("history") or []
+    return {
+        "Id": image.id,
+        "RepoTags": [familiar(n) for n in image.names],
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": (steps[-1].get("comment", "") if steps else ""),
+        "Created": config.get("created", ""),
+        "DockerVersion": "",
+        "Author": config.get("author", ""),
+        "Config": shaped,
+        "Architecture": config.get("architecture", ""),
+        "Os": config.get("os", ""),
+        "Size": image.size(),
+        "GraphDriver": {"Data": {"LowerDir": ":".join(reversed(image.layer_dirs()))}, "Name": "overlay"},
+        "RootFS": {"Type": "layers", "Layers": list(image.diff_ids)},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }
+
+
+def inspect_image(engine, ref: str) -> dict:
+    image = engine.images.lookup(ref)
+    if image is None:
+        raise NotFound(f"No such image: {ref}")
+    return image_json(image)
+
+
+# -- names and removal ------------------------------------------------------------------------
+
+def tag(engine, source: str, target: str) -> None:
+    image = engine.images.get(source)
+    engine.images.tag(image, tag_name(target))
+
+
+def remove(engine, ref: str, force: bool = False):
+    """`rmi REF`, as docker's daemon does it: yields {"Untagged": name} and {"Deleted": id}
+    as each happens (docker's ImageDeleteResponseItem); Conflict when a name or a container
+    still needs the image (unless `force`, which untags but keeps an image in use)."""
+    store = engine.images
+    image = store.get(ref)
+    by_name = _name_matching(image, ref)
+    containers = [(r["Id"], r["State"]["Running"]) for r in engine.containers() if r["Image"] == image.id]
+    if by_name and (len(image.names) > 1 or force or not containers):
+        store.untag(by_name)
+        yield {"Untagged": familiar(by_name)}
+        if len(image.names) > 1:
+            return
+    elif by_name is None and len(image.names) > 1 and not force:
+        raise Conflict(f"conflict: unable to delete {image.id[7:19]} (must be forced) - "
+                       "image is referenced in multiple repositories")
+    if containers:
+        if force:
+            return  # docker untags but keeps an image a container still uses
+        state = "running" if containers[0][1] else "stopped"
+        what = (f'unable to remove repository reference "{ref}" (must force)' if by_name
+                else f"unable to delete {image.id[7:19]} (must be forced)")
+        kind = "container" if by_name else f"image is being used by {state} container"
+        raise Conflict(f"conflict: {what} - {kind} {containers[0][0][:12]}"
+                       + (f" is using its referenced image {image.id[7:19]}" if by_name else ""))
+    for name in list(image.names):
+        if name != by_name:
+            store.untag(name)
+            yield {"Untagged": familiar(name)}
+    deleted = store.delete(store.get(image.id))
+    yield {"Deleted": image.id}
+    for chain in deleted:
+        yield {"Deleted": chain}
+
+
+def _name_matching(image, ref: str) -> str | None:
+    try:
+        full = str(_parse(ref))
+    except InvalidArgument:
+        return None
+    return full if full in image.names else None
+
+
+def prune(engine, all_images: bool = False) -> dict:
+    """`image prune`: dangling images (every unused one with `all_images`) and what killed
+    commands left in the store. docker's ImagesPruneResponse: {"ImagesDeleted": [{"Untagged":
+    name} | {"Deleted": id}...], "SpaceReclaimed": bytes}."""
+    store = engine.images
+    used = {record["Image"] for record in engine.containers()}
+    deleted, reclaimed = [], 0
+    for image in store.images():
+        if image.id in used or (image.names and not all_images):
+            continue
+        size = image.size()
+        for name in list(image.names):
+            store.untag(name)
+            deleted.append({"Untagged": familiar(name)})
+        layers = store.delete(store.get(image.id))
+        deleted.append({"Deleted": image.id})
+        deleted.extend({"Deleted": chain} for chain in layers)
+        reclaimed += size if layers else 0
+    reclaimed += store.collect_leftovers()
+    return {"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}
+
+
+# -- archives ---------------------------------------------------------------------------------
+
+def import_image(engine, stream, name: str | None = None, changes: list[str] = (), message: str | None = None,
+                 progress=None, total: int = 0) -> str:
+    """`import`: the filesystem tar read from `stream` becomes a one-layer image tagged `name`
+    (a full reference, see tag_name). `progress(action, done, total)`. Returns its ID."""
+    import io  # lazy, as the importer: only `import` reads a tarball
+
+    from berth.image.importer import import_tarball
+
+    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
+    try:
+        # docker's CLI sends a local file as the request body, so its comment says "-" too
+        return import_tarball(engine.images, buffered, name, list(changes), message, "-", progress, total)
+    except ValueError as err:  # a bad --change instruction
+        raise InvalidArgument(str(err)) from None
+
+
+def check_save_format(fmt: str) -> None:
+    from berth.image.archive import FORMATS  # lazy, as every archive import here: only save and load
+
+    if fmt not in FORMATS:
+        raise InvalidArgument(f'unsupported format "{fmt}": use docker-archive or oci-archive')
+
+
+class ImageArchive:
+    """The images `save` writes, resolved (a missing one has failed already, before any output
+    exists); write() streams the archive."""
+
+    __slots__ = ("store", "entries", "fmt")
+
+    def __init__(self, store, entries: list, fmt: str):
+        self.store = store
+        self.entries = entries
+        self.fmt = fmt
+
+    def write(self, out, progress=None) -> None:
+        """To a binary stream; `progress(ident, action, done, total)`."""
+        from berth.image.archive import write_archive
+
+        write_archive(self.store, self.entries, out, self.fmt, progress)
+
+
+def save(engine, refs: list[str], fmt: str = "docker-archive") -> ImageArchive:
+    """`save`: `repo` alone means every tag of repo, `repo:tag` that tag, an ID or a digest
+    the image without a name."""
+    from berth.image.archive import resolve
+
+    check_save_format(fmt)
+    return ImageArchive(engine.images, resolve(engine.images, refs), fmt)
+
+
+class LoadedImage:
+    """One image `load` added: its ID, its names as docker shows them, and the names it took
+    from another image [(name, that image's ID)]."""
+
+    __slots__ = ("id", "names", "replaced")
+
+    def __init__(self, image_id: str, names: list[str], replaced: list[tuple[str, str]]):
+        self.id = image_id
+        self.names = names
+        self.replaced = replaced
+
+
+def load(engine, stream, progress=None) -> list[LoadedImage]:
+    """`load`: every image of the archive read from `stream`; `progress(ident, action, done,
+    total)`. Nothing is added unless the whole archive is good."""
+    from berth.image.archive import load as load_archive
+
+    return [LoadedImage(image.id, [familiar(n) for n in image.names],
+                        [(familiar(name), previous) for name, previous in image.replaced])
+            for image in load_archive(engine.images, stream, progress)]
+
