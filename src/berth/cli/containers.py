@@ -4,6 +4,7 @@ import sys
 import time
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.engine.container_list import list_containers
 from berth.errors import BerthError
 
 RM = Command("rm", "berth rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
@@ -42,123 +43,33 @@ def cmd_rm(engine, argv) -> int:
     return failed
 
 
-def status_text(state: dict, now: float) -> str:
-    from berth.units import human_duration, parse_rfc3339
-
-    if state["Restarting"]:
-        return f"Restarting ({state['ExitCode']}) {human_duration(now - parse_rfc3339(state['FinishedAt']))} ago"
-    if state["Running"]:
-        up = "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
-        return up + " (Paused)" if state["Paused"] else up
-    if state["Status"] == "created":
-        return "Created"
-    finished = parse_rfc3339(state["FinishedAt"])
-    return f"Exited ({state['ExitCode']}) {human_duration(now - finished)} ago"
-
-
-PS_FILTERS = ("id", "name", "label", "exited", "status", "ancestor", "before", "since")
-STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
-
-
-def parse_filters(values: list[str]) -> dict:
-    from berth.filters import parse_filters as parse
-
-    return parse(values, PS_FILTERS, {"status": lambda v: v in STATUSES, "exited": lambda v: v.lstrip("-").isdigit()})
-
-
-def _matches(engine, record: dict, filters: dict, anchors: dict) -> bool:
-    import re
-
-    state = record["State"]
-    checks = {
-        "id": lambda v: record["Id"].startswith(v),
-        "name": lambda v: re.search(v, record["Name"].lstrip("/")) is not None,
-        "label": lambda v: _label_matches(record["Config"].get("Labels") or {}, v),
-        "exited": lambda v: state["Status"] == "exited" and state["ExitCode"] == int(v),
-        "status": lambda v: state["Status"] == v,
-        "ancestor": lambda v: _ancestor_matches(engine, record, v),
-        "before": lambda v: record["Created"] < anchors[("before", v)],
-        "since": lambda v: record["Created"] > anchors[("since", v)],
-    }
-    return all(any(checks[key](value) for value in values) for key, values in filters.items())
-
-
-def _label_matches(labels: dict, wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
-
-
-def _ancestor_matches(engine, record: dict, wanted: str) -> bool:
-    image = engine.images.lookup(wanted)
-    return image is not None and record["Image"] == image.id
-
-
-def ps_rows(engine, opts) -> list[dict]:
+def ps_rows(summaries: list, no_trunc: bool = False) -> list[dict]:
     from berth.strconv import quote
-    from berth.units import human_duration, parse_rfc3339
+    from berth.units import human_duration, human_size, parse_rfc3339
 
-    filters = parse_filters(opts.filter)
     now = time.time()
-    records = sorted(engine.containers(), key=lambda r: r["Created"], reverse=True)
-    if filters:
-        anchors = {}
-        for key in ("before", "since"):
-            for value in filters.get(key, ()):
-                anchors[(key, value)] = engine.get(value)["Created"]
-        records = [r for r in records if _matches(engine, r, filters, anchors)]
-    if opts.latest:
-        records = records[:1]
-    elif opts.last >= 0:
-        records = records[:opts.last]
-    elif not opts.all and not ({"status", "exited"} & set(filters)):
-        records = [r for r in records if r["State"]["Running"]]
     rows = []
-    for r in records:
-        command = " ".join([r["Path"]] + r["Args"])
-        if not opts.no_trunc and len(command) > 20:
+    for c in summaries:
+        command = c.command
+        if not no_trunc and len(command) > 20:
             command = command[:19] + "…"
         rows.append({
-            "ID": r["Id"] if opts.no_trunc else r["Id"][:12],
-            "Image": r["Config"]["Image"],
+            "ID": c.id if no_trunc else c.id[:12],
+            "Image": c.image,
             "Command": quote(command),
-            "CreatedAt": r["Created"],
-            "RunningFor": human_duration(now - parse_rfc3339(r["Created"])) + " ago",
-            "Status": status_text(r["State"], now),
-            "State": r["State"]["Status"],
-            "Ports": _ports(r),
-            "Names": r["Name"].lstrip("/"),
-            "Labels": ",".join(f"{k}={v}" for k, v in (r["Config"].get("Labels") or {}).items()),
-            "Size": _size(r) if opts.size else "",
+            "CreatedAt": c.created,
+            "RunningFor": human_duration(now - parse_rfc3339(c.created)) + " ago",
+            "Status": c.status,
+            "State": c.state,
+            "Ports": c.ports,
+            "Names": c.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in c.labels.items()),
+            # docker's SIZE column: the writable layer (virtual: plus the image)
+            "Size": "" if c.size_rw is None else f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})",
             "Mounts": "",
-            "Networks": r["HostConfig"]["NetworkMode"],
+            "Networks": c.network_mode,
         })
     return rows
-
-
-def _ports(record: dict) -> str:
-    ports = (record.get("NetworkSettings") or {}).get("Ports")
-    if not ports:
-        return ""
-    from berth.network.ports import ps_ports
-
-    return ps_ports(ports)
-
-
-def _size(record: dict) -> str:
-    """docker's SIZE column: the container's writable layer (virtual: plus the image)."""
-    from berth.units import human_size
-
-    upper = record["GraphDriver"]["Data"]["UpperDir"]
-    lower = record["GraphDriver"]["Data"]["LowerDir"].split(":")
-    own = _tree_size(upper)
-    virtual = own + sum(_tree_size(d) for d in lower)
-    return f"{human_size(own)} (virtual {human_size(virtual)})"
-
-
-def _tree_size(path: str) -> int:
-    from berth.engine.volumes import tree_size  # walks fd by fd: a container may swap a symlink in
-
-    return tree_size(path)
 
 
 def cmd_ps(engine, argv) -> int:
@@ -166,7 +77,7 @@ def cmd_ps(engine, argv) -> int:
     if opts.help:
         sys.stdout.write(help_text(PS))
         return 0
-    rows = ps_rows(engine, opts)
+    rows = ps_rows(list_containers(engine, opts.all, opts.latest, opts.last, opts.filter, opts.size), opts.no_trunc)
     if opts.quiet:
         sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
         return 0

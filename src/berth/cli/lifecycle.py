@@ -58,20 +58,13 @@ def cmd_stop(engine, argv) -> int:
 
 
 def cmd_restart(engine, argv) -> int:
-    from berth.monitor.supervisor import start_detached
+    from berth.engine.lifecycle import restart
 
     opts, args = parse_or_help(RESTART, argv)
     if opts.help:
         return 0
-
     signum = _signal_option(opts.signal)
-
-    def restart(record):
-        engine.stop(record, opts.time, signum)
-        engine.mark_stopped_by_hand(record["Id"], False)
-        start_detached(engine, record["Id"])
-
-    return _each(engine, args, restart, "restart")
+    return _each(engine, args, lambda r: restart(engine, r, opts.time, signum), "restart")
 
 
 def cmd_kill(engine, argv) -> int:
@@ -88,6 +81,8 @@ def cmd_kill(engine, argv) -> int:
 
 
 def cmd_wait(engine, argv) -> int:
+    from berth.engine.lifecycle import wait
+
     opts, args = parse_or_help(WAIT, argv)
     if opts.help:
         return 0
@@ -95,31 +90,11 @@ def cmd_wait(engine, argv) -> int:
     for ref in args:
         try:
             record = engine.get(ref)
-            print(wait_exit(engine, record["Id"]), flush=True)
+            print(wait(engine, record["Id"]), flush=True)
         except BerthError as err:
             print(f"Error response from daemon: {err}", file=sys.stderr)
             failed = 1
     return failed
-
-
-def wait_exit(engine, container_id: str) -> int:
-    """Block until the container is not running (nor restarting); its exit code."""
-    from berth.engine.procs import wait_gone
-
-    while True:
-        record = engine.load(container_id)
-        state = record["State"]
-        if state["Running"] and state["Pid"]:
-            wait_gone(state["Pid"], 3600)
-        if not (state["Running"] or state["Restarting"]):
-            return state["ExitCode"]
-        record = engine.wait_recorded(container_id, timeout=3600)
-        if not record:
-            from berth.errors import NotFound
-
-            raise NotFound(f"No such container: {container_id}")
-        if not (record["State"]["Running"] or record["State"]["Restarting"]):
-            return record["State"]["ExitCode"]
 
 
 def cmd_pause(engine, argv) -> int:
@@ -149,10 +124,8 @@ def cmd_port(engine, argv) -> int:
     opts, args = parse_or_help(PORT, argv)
     if opts.help:
         return 0
-    from berth.network.ports import port_lines
+    from berth.engine.ports import port_lines
 
-    record = engine.get(args[0])
-    ports = (record.get("NetworkSettings") or {}).get("Ports") or {}
-    lines = port_lines(ports, args[1] if len(args) > 1 else None, args[0])
+    lines = port_lines(engine.get(args[0]), args[1] if len(args) > 1 else None, args[0])
     sys.stdout.write("".join(line + "\n" for line in lines))
     return 0
