@@ -16,59 +16,17 @@ INSPECT = Command("network inspect", "berth network inspect [OPTIONS] NETWORK [N
 HEADER = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE"}
 
 
-def _networks(engine) -> dict:
-    """name -> ID of the networks this engine has (no bridge with `bridge: none`)."""
-    from berth.engine.networks import BUILTIN, network_ids
-
-    ids = network_ids(engine.paths.root)
-    return {name: ids[name] for name in BUILTIN if name != "bridge" or engine.settings.bridged}
-
-
-def network_json(engine, name: str, network_id: str) -> dict:
-    from berth.engine.networks import DRIVERS
-
-    containers = {}
-    for record in engine.containers():
-        if record["HostConfig"].get("NetworkMode") == name and record["State"]["Running"]:
-            endpoint = (record["NetworkSettings"].get("Networks") or {}).get(name) or {}
-            address = endpoint.get("IPAddress")
-            containers[record["Id"]] = {
-                "Name": record["Name"].lstrip("/"), "EndpointID": endpoint.get("EndpointID", ""),
-                "MacAddress": endpoint.get("MacAddress", ""),
-                "IPv4Address": f"{address}/{endpoint['IPPrefixLen']}" if address else "", "IPv6Address": ""}
-    ipam, options = None, {}
-    if name == "bridge":
-        from berth.network.bridge import ensure
-
-        settings = engine.settings
-        bridge = ensure(engine.paths.root, settings)  # docker's bridge exists from the daemon's start
-        if bridge is not None:
-            ipam = [{"Subnet": bridge.subnet, "Gateway": bridge.gateway,
-                     **({"IPRange": bridge.fixed_cidr} if bridge.fixed_cidr else {})}]
-        options = {"com.docker.network.bridge.default_bridge": "true",
-                   "com.docker.network.bridge.enable_icc": str(settings.icc).lower(),
-                   "com.docker.network.bridge.enable_ip_masquerade": "true",
-                   "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-                   "com.docker.network.bridge.name": settings.bridge_name,
-                   "com.docker.network.driver.mtu": str(settings.mtu)}
-    return {"Name": name, "Id": network_id, "Created": "0001-01-01T00:00:00Z", "Scope": "local",
-            "Driver": DRIVERS[name], "EnableIPv4": True, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None, "Config": ipam},
-            "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
-            "ConfigOnly": False, "Containers": containers, "Options": options, "Labels": {}}
-
-
 def cmd_network_ls(engine, argv) -> int:
     from berth.cli.output import render_rows
-    from berth.engine.networks import DRIVERS
+    from berth.engine.network_info import list_networks
 
     opts, _ = parse(LS, argv)
     if opts.help:
         sys.stdout.write(help_text(LS))
         return 0
-    rows = [{"ID": nid if opts.no_trunc else nid[:12], "Name": name, "Driver": DRIVERS[name], "Scope": "local",
+    rows = [{"ID": n.id if opts.no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver, "Scope": n.scope,
              "IPv6": "false", "Internal": "false", "Labels": "", "CreatedAt": ""}
-            for name, nid in sorted(_networks(engine).items())]
+            for n in list_networks(engine)]
     if opts.quiet:
         sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
         return 0
@@ -76,20 +34,16 @@ def cmd_network_ls(engine, argv) -> int:
     return 0
 
 
-def find_network(engine, ref: str) -> dict | None:
-    """A network by name, ID or ID prefix, as `network inspect` shows it."""
-    match = [(n, i) for n, i in _networks(engine).items() if ref in (n, i) or (ref and i.startswith(ref))]
-    return network_json(engine, *match[0]) if match else None
-
-
 def cmd_network_inspect(engine, argv) -> int:
+    from berth.engine.network_info import inspect_network
+
     opts, args = parse(INSPECT, argv)
     if opts.help:
         sys.stdout.write(help_text(INSPECT))
         return 0
     found, failed = [], 0
     for ref in args:
-        network = find_network(engine, ref)
+        network = inspect_network(engine, ref)
         if network is None:
             print(f"Error response from daemon: network {ref} not found", file=sys.stderr)
             failed = 1

@@ -66,23 +66,17 @@ def cmd_volume_create(engine, argv) -> int:
         if "=" not in option:
             raise UsageError(f'invalid argument "{option}" for "-o, --opt" flag: invalid key value pair '
                                   f'format: "{option}"')
-    with _store(engine).create(name or None, labels=_pairs(opts.label), options=_pairs(opts.opt),
-                                                 driver=opts.driver) as volume:
-        print(volume.name)
+    from berth.engine.volumes import create_volume
+
+    print(create_volume(engine, name or None, labels=_pairs(opts.label), options=_pairs(opts.opt),
+                        driver=opts.driver))
     return 0
 
 
-def _rows(engine, filters: dict) -> list[dict]:
-    from berth.engine.volumes import matches
+def _rows(engine, filters: dict) -> list:
+    from berth.engine.volumes import list_volumes
 
-    store = _store(engine)
-    refs = store.references() if "dangling" in filters else {}
-    rows = []
-    for info in store.volumes():
-        if not matches(info, filters, bool(refs.get(info["Name"]))):
-            continue
-        rows.append(_Row(info))
-    return sorted(rows, key=lambda row: _natural(row.Name))
+    return sorted((_Row(info) for info in list_volumes(engine, filters)), key=lambda row: _natural(row.Name))
 
 
 class _Row:

@@ -724,3 +724,21 @@ def _set_metadata(target, st, xattrs: list) -> None:
         if err.errno not in (95, 1, 61):  # ENOTSUP, EPERM, ENODATA: the volume's filesystem refuses
             raise
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+# -- use cases -------------------------------------------------------------------------------
+
+def create_volume(engine, name: str | None = None, labels: dict | None = None, options: dict | None = None,
+                  driver: str = DRIVER) -> str:
+    """`volume create`: the volume `name` (a new anonymous one when None), made if missing;
+    its name."""
+    with VolumeStore(engine.paths).create(name, labels=labels, options=options, driver=driver) as volume:
+        return volume.name
+
+
+def list_volumes(engine, filters: dict) -> list[dict]:
+    """`volume ls`: the volumes (inspect's shape) that pass `filters` (parse_filters with
+    LIST_FILTERS); dangling means no container's Mounts name it."""
+    store = VolumeStore(engine.paths)
+    refs = store.references() if "dangling" in filters else {}
+    return [info for info in store.volumes() if matches(info, filters, bool(refs.get(info["Name"])))]

@@ -1,0 +1,42 @@
+"""`inspect`: any object by name or ID (a container, then an image, a volume, a network, as
+docker looks them up) in the JSON shape `docker inspect` prints."""
+
+from berth.errors import NotFound
+
+KINDS = ("container", "image", "volume", "network")
+
+
+def inspect(engine, ref: str, kind: str | None = None) -> dict:
+    """The object `ref` names, of `kind` if given (one of KINDS); NotFound in docker's words."""
+    # lazy imports below: inspecting a container (the common case) loads none of them
+    if kind in (None, "container"):
+        try:
+            return engine.get(ref)
+        except NotFound:
+            if kind == "container":
+                raise
+    if kind in (None, "image"):
+        from berth.engine.images import inspect_image
+
+        try:
+            return inspect_image(engine, ref)
+        except NotFound:
+            if kind == "image":
+                raise
+    if kind in (None, "volume"):
+        from berth.engine.volumes import VolumeStore
+
+        try:
+            return VolumeStore(engine.paths).get(ref)
+        except NotFound:
+            if kind == "volume":
+                raise NotFound(f"get {ref}: no such volume") from None
+    if kind in (None, "network"):
+        from berth.engine.network_info import inspect_network
+
+        found = inspect_network(engine, ref)
+        if found is not None:
+            return found
+        if kind == "network":
+            raise NotFound(f"network {ref} not found")
+    raise NotFound(f"No such object: {ref}")
