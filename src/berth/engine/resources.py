@@ -25,9 +25,11 @@ FLAG_DESTS = ("memory", "memory_swap", "memory_reservation", "memory_swappiness"
 
 
 # -- flags -> HostConfig ---------------------------------------------------------------------
-def host_config_from(opts) -> dict:
+def host_config_from(opts, warnings: list[str] | None = None) -> dict:
     """HostConfig fields for the resource flags given to run/create (`opts` attributes are the
-    flag names with - -> _), validated like docker's daemon; warnings go to stderr."""
+    flag names with - -> _), validated like docker's daemon. Its warnings (docker's Warnings,
+    which its CLI prints as "WARNING: ...") are appended to `warnings`; a caller that passes
+    no list still gets them on stderr."""
     host = _memory_fields(opts)
     swappiness = getattr(opts, "memory_swappiness", None)
     if swappiness is not None and swappiness != -1:
@@ -57,8 +59,12 @@ def host_config_from(opts) -> dict:
     if getattr(opts, "ulimit", None):
         host["Ulimits"] = parse_ulimits(opts.ulimit)
     if host:
-        for warning in validate(host):
-            print(f"WARNING: {warning}", file=sys.stderr)
+        found = validate(host)
+        if warnings is not None:
+            warnings.extend(found)
+        else:  # until every caller takes them (cli/run.py): printed here, as before
+            for warning in found:
+                print(f"WARNING: {warning}", file=sys.stderr)
         if host.get("Memory", 0) > 0 and not host.get("MemorySwap"):
             host["MemorySwap"] = 2 * host["Memory"]  # docker's default: as much swap as memory
     return host
