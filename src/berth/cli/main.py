@@ -14,6 +14,7 @@ COMMANDS = {
     "run": ("berth.cli.run", "cmd_run"),
     "create": ("berth.cli.run", "cmd_create"),
     "start": ("berth.cli.run", "cmd_start"),
+    "attach": ("berth.cli.attach", "cmd_attach"),
     "rm": ("berth.cli.containers", "cmd_rm"),
     "ps": ("berth.cli.containers", "cmd_ps"),
     "stop": ("berth.cli.lifecycle", "cmd_stop"),
@@ -49,8 +50,8 @@ GROUPS = {
     "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi", "history": "history",
               "save": "save", "load": "load", "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect"),
               "prune": ("berth.cli.prune", "cmd_image_prune")},
-    "container": {"run": "run", "create": "create", "start": "start", "rm": "rm", "ls": "ps", "list": "ps",
-                  "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect"), "stop": "stop",
+    "container": {"run": "run", "create": "create", "start": "start", "attach": "attach", "rm": "rm", "ls": "ps",
+                  "list": "ps", "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect"), "stop": "stop",
                   "kill": "kill", "wait": "wait", "restart": "restart", "pause": "pause", "unpause": "unpause",
                   "rename": "rename", "port": "port", "exec": "exec", "logs": "logs", "top": "top", "cp": "cp",
                   "diff": "diff", "commit": "commit", "export": "export", "stats": "stats", "update": "update"},
@@ -87,6 +88,7 @@ Global Options:
   -v, --version           Print version information and quit
 
 Commands:
+  attach      Attach local standard input, output, and error streams to a running container
   commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container

@@ -1,13 +1,16 @@
 """`berth run`, `create` and `start`: parse docker's flags into a CreateRequest, start the
-container in the foreground, stream its stdio (or proxy its terminal), exit with its code."""
+container and, attached, stream its stdio until it ends (berth.engine.attach: through its
+supervisor's attach socket, or supervised by us when nothing needs it to outlive us); exit
+with its code."""
 
 import _signal as signal  # `signal` imports enum: ~4 ms on every run
 import os
 import sys
 
 from berth.cli.flags import BOOL, INT, LIST, STRING, Command, Flag, help_text, parse
+from berth.cli.terminal import FORWARDED_SIGNALS
 from berth.engine.containers import CreateRequest
-from berth.errors import BerthError, InvalidArgument
+from berth.errors import BerthError, InvalidArgument, UsageError
 
 CREATE_FLAGS = [
     Flag("name", None, STRING, None, "Assign a name to the container"),
@@ -70,16 +73,17 @@ CREATE_FLAGS = [
     Flag("device-cgroup-rule", None, LIST, (), "Add a rule to the cgroup allowed devices list"),
     Flag("ulimit", None, LIST, (), "Ulimit options", "ulimit"),
 ]
+DETACH_KEYS = Flag("detach-keys", None, STRING, None, "Override the key sequence for detaching a container")
 RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
-              CREATE_FLAGS + [Flag("detach", "d", BOOL, False, "Run container in background and print container ID")],
+              CREATE_FLAGS + [Flag("detach", "d", BOOL, False, "Run container in background and print container ID"),
+                              DETACH_KEYS,
+                              Flag("sig-proxy", None, BOOL, True, "Proxy received signals to the process")],
               interspersed=False, min_args=1)
 CREATE = Command("create", "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create a new container",
                  CREATE_FLAGS, interspersed=False, min_args=1)
 START = Command("start", "berth start [OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers",
                 [Flag("attach", "a", BOOL, False, "Attach STDOUT/STDERR and forward signals"),
-                 Flag("interactive", "i", BOOL, False, "Attach container's STDIN")], min_args=1)
-
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+                 Flag("interactive", "i", BOOL, False, "Attach container's STDIN"), DETACH_KEYS], min_args=1)
 
 
 def _help(command: Command, opts) -> bool:
@@ -189,7 +193,7 @@ def isolation_request(opts) -> dict:
         try:
             size = ram_in_bytes(opts.shm_size)
         except ValueError:
-            raise InvalidArgument(f'invalid argument "{opts.shm_size}" for "--shm-size" flag: invalid size: '
+            raise UsageError(f'invalid argument "{opts.shm_size}" for "--shm-size" flag: invalid size: '
                                   f"'{opts.shm_size}'") from None
         if size <= 0:
             raise InvalidArgument("SHM size can not be less than 0")
@@ -239,7 +243,7 @@ def parse_sysctls(values: list[str]) -> dict:
         key, eq, setting = value.partition("=")
         allowed = key in SYSCTL_IPC or key.startswith(("fs.mqueue.", "net.")) or key == "kernel.domainname"
         if not eq or not allowed:
-            raise InvalidArgument(f'invalid argument "{value}" for "--sysctl" flag: sysctl \'{value}\' is not '
+            raise UsageError(f'invalid argument "{value}" for "--sysctl" flag: sysctl \'{value}\' is not '
                                   "allowed")
         sysctls[key] = setting
     return sysctls
@@ -307,8 +311,7 @@ def create_container(engine, req: CreateRequest) -> dict:
             except ValueError:
                 raise InvalidArgument("invalid reference format") from None
             print(f"Unable to find image '{shown}' locally", file=sys.stderr)
-            raise BerthError(f"No such image: {shown} (pulling is not supported yet)", 125) from None
-        err.exit_code = 125  # run and create report every engine error as 125, like docker
+            raise NotFound(f"No such image: {shown} (pulling is not supported yet)") from None
         raise
 
 
@@ -327,24 +330,30 @@ def cmd_run(engine, argv: list[str]) -> int:
         return 0
     req = request_from(opts, args)
     if opts.detach:
-        from berth.monitor.supervisor import DetachedStart
+        from berth.engine.attach import PendingStart
 
-        pending = DetachedStart(engine)  # before creating: see DetachedStart
+        pending = PendingStart(engine)  # before creating: see monitor.supervisor.DetachedStart
         try:
             record = create_container(engine, req)
         except BaseException:
             pending.cancel()
             raise
         try:
-            pending.start(record["Id"])
+            pending.start(record)
         except BerthError:
             _remove_if_auto(engine, record)
             raise
         print(record["Id"])
         return 0
-    engine.warm_up()
+    keys = detach_keys(opts)
+    engine.warm_up()  # what the start needs, while we create
     record = create_container(engine, req)
-    return run_attached(engine, record, interactive=opts.interactive)
+    code = run_attached(engine, record, opts.interactive, keys, opts.sig_proxy, warmed=True)
+    # Either way we are done: no interpreter teardown (freeing ~30 MB object by object, each
+    # page shared with a supervisor we forked copied first); docker's CLI is gone as soon.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def cmd_start(engine, argv: list[str]) -> int:
@@ -354,12 +363,12 @@ def cmd_start(engine, argv: list[str]) -> int:
     if opts.attach or opts.interactive:
         if len(args) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
-        engine.warm_up()
+        keys = detach_keys(opts)
         record = engine.get(args[0])
         engine.mark_stopped_by_hand(record["Id"], False)
-        return run_attached(engine, record, interactive=opts.interactive and record["Config"]["OpenStdin"])
+        return run_attached(engine, record, opts.interactive and record["Config"]["OpenStdin"], keys)
+    from berth.engine.attach import start_detached
     from berth.engine.containers import is_running
-    from berth.monitor.supervisor import start_detached
 
     failed = 0
     for ref in args:
@@ -377,51 +386,56 @@ def cmd_start(engine, argv: list[str]) -> int:
     return failed
 
 
-def run_attached(engine, record: dict, interactive: bool) -> int:
-    """Start the container as its supervisor, attached to us: through its own pty with -t,
-    else through pipes we pump (never our own fds: they may be the caller's terminal); wait
-    for it and return its exit code. Its output also goes to its json-file log."""
-    from berth.monitor.logfile import LogWriter
-    from berth.monitor.supervisor import Supervisor
-    from berth.runtime.reap import reap_orphans, wait_exit_code
+def run_attached(engine, record: dict, interactive: bool, keys: bytes = b"", sig_proxy: bool = True,
+                 warmed: bool = False) -> int:
+    """Start the container (or attach to it, if it runs already) with our stdio attached:
+    its output on ours, our stdin to it with `interactive`, our terminal in raw mode with a
+    tty, our signals forwarded without; its exit code (0 if the user detached). Supervised
+    by this process when nothing needs the container to outlive us (engine.attach.runs_here:
+    no fork, as fast as it gets), else by a supervisor of its own that we attach to."""
+    from berth.cli.terminal import Attached
+    from berth.engine.attach import attach, runs_here, start_attached
+    from berth.engine.containers import is_running
 
-    tty = record["Config"]["Tty"]
-    supervisor = Supervisor(engine, record["Id"], attached=True)
-    forwarder = None if tty else SignalForwarder()
-    size = None
-    if tty:
-        from berth.runtime.console import get_winsize
-
-        size = get_winsize(0) or get_winsize(1)
+    running = is_running(record)
+    if not running and runs_here(record, interactive, sig_proxy):
+        return _run_here(engine, record, interactive)
+    attached = Attached(record["Config"]["Tty"], sig_proxy, keys)
     try:
-        launched, stdio = supervisor.launch(record, attach_stdin=interactive and not tty, console_size=size)
+        if running:  # docker's start -a of a running container attaches to it
+            session = attach(engine, record["Id"], stdin=interactive, size=attached.size(), block=True)
+        else:
+            try:  # its supervisor, forked now (it has all we loaded), with us connected: we see every byte
+                session = start_attached(engine, record, stdin=interactive, size=attached.size(), warmed=warmed)
+            except BerthError:
+                _remove_if_auto(engine, record)
+                raise
+        code = attached.stream(session)
+    finally:
+        attached.close()
+    return 0 if code is None else code
+
+
+def _run_here(engine, record: dict, interactive: bool) -> int:
+    from berth.cli.terminal import hold_std_fds
+    from berth.engine.attach import run_here
+
+    hold_std_fds()
+    forwarder = SignalForwarder()
+    try:
+        return run_here(engine, record, stdin=interactive, on_started=forwarder.target)
     except BerthError:
-        if forwarder:
-            forwarder.restore()
         _remove_if_auto(engine, record)
         raise
-    log = LogWriter(record["LogPath"])
-    code = None
-    try:
-        if tty:
-            from berth.cli.terminal import proxy
-
-            proxy(launched.console_fd, interactive, lambda data: log.write("stdout", data))
-            code = wait_exit_code(launched.pid)
-            reap_orphans()
-        else:
-            forwarder.target(launched.pid)
-            code = supervisor.pump(launched, stdio, log)
     finally:
-        if forwarder:
-            forwarder.restore()
-        log.close()
-        stdio.close()
-        if code is None:  # we are being torn down: do not leave the container behind
-            _kill(launched.pid)
-            code = wait_exit_code(launched.pid)
-        engine.finish(record["Id"], launched, code)
-    return code
+        forwarder.restore()
+
+
+def detach_keys(opts) -> bytes:
+    """--detach-keys (docker's format), else the default ctrl-p,ctrl-q."""
+    from berth.engine.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
+
+    return parse_detach_keys(opts.detach_keys or DEFAULT_DETACH_KEYS)
 
 
 def _remove_if_auto(engine, record: dict) -> None:
@@ -433,8 +447,9 @@ def _remove_if_auto(engine, record: dict) -> None:
 
 
 class SignalForwarder:
-    """docker's sig-proxy: signals sent to the CLI go to the container's process. Installed
-    before the container starts; what arrives before its pid is known is delivered then."""
+    """docker's sig-proxy for a process we supervise ourselves (an exec, run_here): signals
+    sent to the CLI go to it. Installed before it starts; what arrives before its pid is
+    known is delivered then."""
 
     def __init__(self):
         self.pid = None
@@ -461,10 +476,3 @@ class SignalForwarder:
     def restore(self) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -15,6 +15,13 @@ from berth.fs import Lock, make_dirs, read_json, remove_tree, secure_roots, writ
 from berth.paths import Paths
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+# The modules start() imports: those creating imports too are loaded before a supervisor is
+# forked for a start (preload: it inherits them), the rest by that supervisor while the
+# caller creates (warm_up).
+CREATE_AND_START_MODULES = ("berth.engine.spec", "berth.engine.users", "berth.engine.networks",
+                            "berth.engine.dnsfiles", "berth.engine.settings")
+START_MODULES = ("berth.engine.procs", "berth.runtime.container", "berth.runtime.seccomp", "berth.network.bridge",
+                 "berth.network.netlink", "berth.runtime.netlink_lo", "_sha256")
 
 
 def now() -> str:
@@ -121,10 +128,25 @@ class Engine:
         return _Locked(self, container_id)
 
     def warm_up(self) -> None:
-        """Begin slow kernel work a start will need while the caller is still creating."""
+        """Begin what a start will need while the caller is still creating (a supervisor
+        forked for the start has nothing else to do meanwhile): the slow part of the cgroup
+        attach, and the modules a start imports."""
         from berth.runtime.cgroups import warm_attach_lock
 
         warm_attach_lock()
+        for module in START_MODULES:
+            __import__(module)
+
+    def preload(self) -> None:
+        """Import what both creating and starting need, before forking a supervisor."""
+        for module in CREATE_AND_START_MODULES:
+            __import__(module)
+
+    def held_sockets(self, container_id: str) -> list[int]:
+        """The fds a supervisor keeps across its exec: the sockets holding published ports."""
+        from berth.engine.networks import held_sockets
+
+        return held_sockets(container_id)
 
     # -- lookup ----------------------------------------------------------
     def container_ids(self) -> list[str]:

@@ -1,15 +1,17 @@
-"""The idle part of a detached supervisor. Once the container runs, the supervisor execs a
-fresh interpreter that imports only this (os, select, the json-file writer): a container
-that runs for days then costs about a bare interpreter, not everything starting it needed.
-When the container ends, it execs berth's supervisor again to record the end and apply the
-restart policy (supervisor.resume). Same process throughout: the container's parent (we are
-its subreaper, kept across exec), the pid and start time berth recorded for the monitor."""
+"""The idle part of a detached supervisor. Once the container runs with nobody attached,
+the supervisor execs a fresh interpreter that imports only this (os, select, the json-file
+writer, the attach socket's server): a container that runs for days then costs about a bare
+interpreter, not everything starting it needed. When the container ends, it execs berth's
+supervisor again to record the end, tell the attached clients and apply the restart policy
+(supervisor.resume). Same process throughout: the container's parent (we are its
+subreaper, kept across exec), the pid and start time berth recorded for the monitor."""
 
 import os
 import select
 import sys
 
 from berth import fastjson
+from berth.monitor.attach import STDERR, STDOUT, AttachServer
 from berth.monitor.logfile import LogWriter
 from berth.runtime.reap import reap_orphans, wait_exit_code
 
@@ -21,30 +23,39 @@ def main(plan_text: str) -> None:
             f.write("berth-monitor")
     except OSError:
         pass
+    sources = {fd: stream for fd, stream in plan["sources"]}
+    server = AttachServer.resumed(plan["attach"], plan["pid"], plan["console"])
     log = LogWriter(plan["log"])
-    copy_output({fd: stream for fd, stream in plan["sources"]}, log)
+    copy_output(sources, log, server=server)
     log.close()
-    for fd in [fd for fd, _ in plan["sources"]] + plan["stdin"]:
+    server.stop_listening()
+    server.drain()
+    for fd, _ in plan["sources"]:
         os.close(fd)
     plan["code"] = wait_exit_code(plan["pid"])
     reap_orphans()
+    plan["attach"] = server.handoff()  # the clients still connected hear the exit code
     exec_python("berth.monitor.supervisor", "resume", plan)
 
 
 STREAM_FDS = {"stdout": 1, "stderr": 2}
+STREAM_KINDS = {"stdout": STDOUT, "stderr": STDERR}
 DRAIN_ROUNDS = 64  # after an exec'd process ended: 64 KiB reads per pipe, more than a pipe holds
 
 
 def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFeed | None" = None,
-                exited: int | None = None) -> None:
+                exited: int | None = None, server: AttachServer | None = None) -> bool:
     """Copy the container's output ({fd: "stdout"|"stderr"}) to the json-file log until every
-    source closes; with `echo(fd, data)`, also to our own stdout/stderr (an attached run).
+    source closes; with `echo(fd, data)`, also to our own stdout/stderr (an exec).
     With `feed`, our stdin goes into the container's stdin pipe meanwhile. With `exited` (a
     pidfd: an exec), copying ends when that process has ended, with what it left in the
-    pipes: a child it started may hold them open for ever, and docker's exec returns then."""
+    pipes: a child it started may hold them open for ever, and docker's exec returns then.
+    With `server` (the attach socket), the output also goes to its clients and their input
+    to the container; copying ends once the container has ended and every source closed, or
+    (False) as soon as nobody is attached if the server asks for that (server.idle_return)."""
     try:
-        while sources or exited is not None:
-            readers = list(sources)
+        while sources or exited is not None or server is not None and not server.exit_seen:
+            readers = [] if server is not None and server.paused() else list(sources)
             writers = []
             if feed is not None:
                 if feed.pending:
@@ -53,13 +64,20 @@ def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFee
                     readers.append(feed.ours)
             if exited is not None:
                 readers.append(exited)
+            if server is not None:
+                readers += server.readers()
+                writers += server.writers()
             try:
                 ready, writable, _ = select.select(readers, writers, [])
             except InterruptedError:
                 continue
+            if server is not None:
+                server.handle(ready, writable)
+                if server.idle():
+                    return False
             for fd in ready:
                 if fd in sources:
-                    _copy_chunk(fd, sources, log, echo)
+                    _copy_chunk(fd, sources, log, echo, server)
             if feed is not None and (writable or feed.ours in ready) and not feed.step():
                 feed.close()
                 feed = None
@@ -69,18 +87,21 @@ def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFee
                     if not ready:
                         break
                     for fd in ready:
-                        _copy_chunk(fd, sources, log, echo)
+                        _copy_chunk(fd, sources, log, echo, server)
                 break
     finally:
         if feed is not None:
             feed.close()
-    if log is not None:
-        log.flush()
+        if log is not None:
+            log.flush()
+    return True
 
 
-def _copy_chunk(fd: int, sources: dict, log: LogWriter | None, echo) -> None:
+def _copy_chunk(fd: int, sources: dict, log: LogWriter | None, echo, server: AttachServer | None = None) -> None:
     try:
         data = os.read(fd, 65536)
+    except (BlockingIOError, InterruptedError):  # a pty master is non-blocking (it takes stdin too)
+        return
     except OSError:  # EIO from a pty master: the container side is gone
         data = b""
     if not data:
@@ -90,6 +111,8 @@ def _copy_chunk(fd: int, sources: dict, log: LogWriter | None, echo) -> None:
         log.write(sources[fd], data)
     if echo is not None:
         echo(STREAM_FDS[sources[fd]], data)
+    if server is not None:
+        server.broadcast(STREAM_KINDS[sources[fd]], data)
 
 
 class StdinFeed:

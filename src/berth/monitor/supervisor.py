@@ -1,17 +1,25 @@
 """The supervisor of one container: it owns the container's stdio (written to the json-file
-log, and to our own stdout/stderr when attached), reaps it, records how it ended, applies
-the restart policy and tears down.
+log, and served to any number of clients on its attach socket, monitor.attach), reaps it,
+records how it ended, applies the restart policy and tears down.
 
-It runs in the foreground CLI for an attached `run`/`start -a`, or in a process forked
-from the CLI and detached from it (`run -d`, `start`): no interpreter is started before the
-container runs. Once it runs, a detached supervisor execs the lean monitor (monitor.lean),
-which holds only the container's stdio and log, and comes back here (resume) at its end."""
+It is a process forked from the CLI and detached from it, for every start (`run`, `run -d`,
+`start`, `start -a`): no interpreter is started before the container runs, and the
+container outlives the CLI, as with conmon. An attached `run` or `start -a` is a client
+connected from before the start. Once the container runs with nobody attached, the
+supervisor execs the lean monitor (monitor.lean), which holds only the container's stdio,
+log and attach socket, and comes back here (resume) at its end.
 
+The engine drives it through the `engine` object it is given (load, start, finish,
+held_sockets...): nothing here imports the engine."""
+
+import _socket
 import os
 import time
 
 from berth import fastjson
-from berth.errors import BerthError
+from berth.errors import BerthError, from_kind
+from berth.fs import make_dirs
+from berth.monitor.attach import AttachServer, listen
 from berth.monitor.lean import StdinFeed, copy_output, exec_python
 from berth.monitor.logfile import LogWriter
 
@@ -20,7 +28,8 @@ class Stdio:
     """The container's side and our side of its stdin/stdout/stderr for one start (or exec).
     Without a tty the container gets pipes, never one of our own fds: our stdin or output
     may be the caller's terminal, which a process left in the container could read or write
-    long after we returned. With `attach_stdin`, the pump copies our stdin into its pipe."""
+    long after we returned. With `attach_stdin` (an exec), the pump copies our stdin into
+    its pipe; a container's stdin pipe is fed by the attach socket's server (take_stdin)."""
 
     __slots__ = ("container", "ours", "stdin_writer", "_theirs", "_held")
 
@@ -51,6 +60,13 @@ class Stdio:
         for fd in self._theirs:
             _close(fd)
         self._theirs = []
+
+    def take_stdin(self) -> int:
+        """Our end of its stdin pipe, now the caller's to close; -1 if it has none."""
+        for fd in self._held:
+            self._held.remove(fd)
+            return fd
+        return -1
 
     def stdin_feed(self) -> StdinFeed | None:
         """Our stdin fed into the container's stdin pipe (the feed then owns and closes our
@@ -86,14 +102,13 @@ def _close(fd: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, engine, container_id: str, attached: bool = False):
+    def __init__(self, engine, container_id: str):
         self.engine = engine
         self.container_id = container_id
-        self.attached = attached
 
-    def launch(self, record: dict, attach_stdin: bool = False, console_size=None, restarting: bool = False):
-        """Start the container with pipes (or its pty) that this process reads (and, with
-        `attach_stdin`, writes from our stdin)."""
+    def launch(self, record: dict, console_size=None, restarting: bool = False, attach_stdin: bool = False):
+        """Start the container with pipes (or its pty) that this process reads and writes
+        (`attach_stdin`: its stdin fed from ours, run_here)."""
         config = record["Config"]
         stdio = Stdio(config["Tty"], config["OpenStdin"], attach_stdin)
         try:
@@ -107,57 +122,136 @@ class Supervisor:
             stdio.ours = [(launched.console_fd, "stdout")]
         return launched, stdio
 
-    def pump(self, launched, stdio: Stdio, log: LogWriter) -> int:
-        """Copy the container's output to the log (and to us when attached) until it closes,
-        feeding its stdin from ours when attached so, then reap the container and any orphans
-        handed to us. Returns its exit code."""
+    def serve(self, record: dict, first: int = -1, open_stdin: bool = True) -> AttachServer:
+        """The attach socket for this run of the container; `first`, a client connected
+        before the start (run, start -a), is greeted now: it sees every byte of output.
+        Without `open_stdin`, no client gets the container's stdin (we feed it)."""
+        config = record["Config"]
+        directory = self.engine.paths.container_run(self.container_id)
+        make_dirs(directory)
+        server = AttachServer(directory, config["Tty"], open_stdin and config["OpenStdin"],
+                              bool(config.get("StdinOnce")), listen(directory))
+        if first >= 0:
+            server.greet_first(first)
+        return server
+
+    def run_detached(self, notify_fd: int, restarting: bool = False, backoff: float = 0.0, first: int = -1,
+                     record: dict | None = None) -> None:
+        """The detached supervisor's life: start, report to the CLI, then supervise starts
+        and restarts until the container stays stopped. `first`: a client connected from
+        before the start; `record`: the container as its creator just read it. Never returns."""
         from berth.runtime.reap import reap_orphans, wait_exit_code
 
-        copy_output(dict(stdio.ours), log, _write_all if self.attached else None, stdio.stdin_feed())
-        code = wait_exit_code(launched.pid)
-        reap_orphans()
-        return code
-
-    def run_detached(self, notify_fd: int, restarting: bool = False, backoff: float = 0.0) -> None:
-        """The detached supervisor's life: start, report to the CLI, then supervise starts
-        and restarts until the container stays stopped. Never returns."""
         engine = self.engine
         try:
             while True:
+                server = None
                 try:
-                    record = engine.load(self.container_id)
-                    launched, stdio = self.launch(record, restarting=restarting)
+                    if record is None:  # (engine.start reads it again, under its lock)
+                        record = engine.load(self.container_id)
+                    server = self.serve(record, first)
+                    first = -1
+                    launched, stdio = self.launch(record, console_size=server.size, restarting=restarting)
                 except (BerthError, OSError) as err:
+                    if server is not None:
+                        server.close()
+                    elif first >= 0:
+                        os.close(first)
+                    if not self._exists():  # removed meanwhile: leave no run directory behind
+                        try:
+                            os.rmdir(engine.paths.container_run(self.container_id))
+                        except OSError:
+                            pass
                     err = self._explain(err)
                     if notify_fd >= 0:
-                        _notify(notify_fd, {"error": str(err), "code": err.exit_code})
+                        _notify(notify_fd, {"error": str(err), "kind": err.kind})
                     break
+                console = launched.console_fd if record["Config"]["Tty"] else -1
+                server.started(launched.pid, stdio.take_stdin(), -1 if console is None else console)
                 if notify_fd >= 0:
                     _notify(notify_fd, {"pid": launched.pid})
                     os.close(notify_fd)
                     notify_fd = -1
                 started = time.monotonic()
-                self._go_lean(record, launched, stdio, started, backoff)  # returns only if it cannot
-                log = LogWriter(record["LogPath"])
-                try:
-                    code = self.pump(launched, stdio, log)
-                finally:
-                    log.close()
-                    stdio.close()
-                backoff = self.after_exit(launched, code, started, backoff)
+                self._supervise(record, launched, dict(stdio.ours), server, started, backoff)
+                server.stop_listening()
+                server.drain()
+                code = wait_exit_code(launched.pid)
+                reap_orphans()
+                backoff = self.after_exit(launched, code, started, backoff, server)
+                stdio.close()
                 if backoff is None:
                     break
                 restarting = True
+                record = None
         except BaseException as err:
             if notify_fd >= 0:
-                _notify(notify_fd, {"error": f"supervisor failed: {err}", "code": 125})
+                _notify(notify_fd, {"error": f"supervisor failed: {err}"})
         finally:
             os._exit(0)
 
-    def after_exit(self, launched, code: int, started: float, backoff: float) -> float | None:
-        """Record the end; the back-off slept before the next start, or None when done."""
+    def run_here(self, record: dict, attach_stdin: bool, on_started=None) -> int:
+        """The fast path of a foreground `run`/`start -a` without a tty: this process (the
+        CLI) supervises the container itself, its output copied to our stdout/stderr (and
+        the log, and any client of the attach socket, served meanwhile), our stdin to its
+        stdin with `attach_stdin`. No fork, no second process to hand over to and wait
+        for; the price: the container cannot outlive us, so no restart policy, no detach,
+        no --sig-proxy=false take this path. `on_started(pid)` once it runs. Its exit code."""
+        from berth.runtime.reap import reap_orphans, wait_exit_code
+
+        server = self.serve(record, open_stdin=False)  # stdin is ours to feed
+        try:
+            launched, stdio = self.launch(record, attach_stdin=attach_stdin)
+        except BaseException:
+            server.close()
+            raise
+        server.started(launched.pid)
+        if on_started is not None:
+            on_started(launched.pid)
+        log = LogWriter(record["LogPath"])
+        code = None
+        try:
+            copy_output(dict(stdio.ours), log, _write_all, stdio.stdin_feed(), server=server)
+            server.stop_listening()
+            server.drain()
+            code = wait_exit_code(launched.pid)
+            reap_orphans()
+        finally:
+            log.close()
+            stdio.close()
+            if code is None:  # we are being torn down: the container cannot outlive its supervisor
+                _kill(launched.pid)
+                code = wait_exit_code(launched.pid)
+            self.engine.finish(self.container_id, launched, code)
+            server.finish(code)
+        return code
+
+    def _supervise(self, record: dict, launched, sources: dict, server: AttachServer, started: float,
+                   backoff: float) -> None:
+        """Copy the output to the log and the clients until the container ends; whenever
+        nobody is attached, the lean monitor takes over (and this never returns)."""
+        log = LogWriter(record["LogPath"])
+        try:
+            server.idle_return = True
+            while True:
+                if server.idle():
+                    log.flush()
+                    self._go_lean(record, launched, sources, server, started, backoff)  # returns if it cannot
+                    server.idle_return = False
+                if copy_output(sources, log, server=server):
+                    return
+        finally:
+            log.close()
+
+    def after_exit(self, launched, code: int, started: float, backoff: float,
+                   server: AttachServer | None = None) -> float | None:
+        """Record the end and tell the clients; the back-off slept before the next start,
+        or None when done."""
         engine = self.engine
-        if not engine.finish(self.container_id, launched, code, allow_restart=True):
+        restart = engine.finish(self.container_id, launched, code, allow_restart=True)
+        if server is not None:
+            server.finish(code)
+        if not restart:
             return None
         # docker's back-off: 100 ms, doubling per consecutive restart, reset after 10 s up.
         backoff = 0.1 if time.monotonic() - started >= 10 or not backoff else min(backoff * 2, 60.0)
@@ -166,32 +260,34 @@ class Supervisor:
             return None
         return backoff
 
-    def _go_lean(self, record: dict, launched, stdio: Stdio, started: float, backoff: float) -> None:
+    def _go_lean(self, record: dict, launched, sources: dict, server: AttachServer, started: float,
+                 backoff: float) -> None:
         """Exec the lean monitor (berth.monitor.lean) with what it needs, fds kept open."""
-        from berth.engine.networks import held_sockets
-
-        held = held_sockets(self.container_id)
-        keep = [fd for fd, _ in stdio.ours] + list(stdio._held) + held
+        engine = self.engine
+        held = engine.held_sockets(self.container_id)
+        keep = list(sources) + held
         for fd in keep:
             os.set_inheritable(fd, True)
-        engine = self.engine
+        console = launched.console_fd if launched.console_fd in sources else -1
         plan = {"id": self.container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
                 "config_file": engine.config_file, "overrides": engine.overrides, "pid": launched.pid,
-                "log": record["LogPath"], "sources": stdio.ours, "stdin": list(stdio._held), "held": held,
-                "started": started, "backoff": backoff}
+                "engine": [type(engine).__module__, type(engine).__qualname__],
+                "log": record["LogPath"], "sources": [[fd, stream] for fd, stream in sources.items()],
+                "console": console, "held": held, "started": started, "backoff": backoff,
+                "attach": server.handoff()}
         try:
             exec_python("berth.monitor.lean", "main", plan)
-        except OSError:
-            for fd in keep:
-                os.set_inheritable(fd, False)
-
+        except OSError:  # nothing inheritable may reach the next container we start
+            for fd in keep + list(server.attachers) + [plan["attach"]["listener"], plan["attach"]["target"]]:
+                if fd >= 0:
+                    os.set_inheritable(fd, False)
 
     def _explain(self, err: Exception) -> BerthError:
         """A start that failed because the container was removed meanwhile is NotFound."""
         from berth.errors import NotFound
 
         if not os.path.isdir(self.engine.paths.container(self.container_id)):
-            return NotFound(f"No such container: {self.container_id}", 1)
+            return NotFound(f"No such container: {self.container_id}")
         if isinstance(err, BerthError):
             return err
         return BerthError(f"starting container {self.container_id[:12]}: {err}")
@@ -212,21 +308,24 @@ class Supervisor:
 
 
 def resume(plan_text: str) -> None:
-    """The lean monitor saw the container end: record it, restart it if its policy says so.
-    Runs in the same process (exec'd again), so it is still the container's supervisor."""
+    """The lean monitor saw the container end: record it, tell the clients, restart it if
+    its policy says so. Runs in the same process (exec'd again), so it is still the
+    container's supervisor; the engine is rebuilt as the same type it was before the exec."""
     try:
         plan = fastjson.loads(plan_text)
         for fd in plan["held"]:  # the published ports' sockets: released with the network
             os.close(fd)
-        from berth.engine.containers import Engine
         from berth.paths import Paths
         from berth.runtime.cgroups import open_cgroup
         from berth.runtime.container import Launched
 
-        engine = Engine(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
+        module, name = plan["engine"]
+        engine_type = getattr(__import__(module, fromlist=[name]), name)
+        engine = engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
         supervisor = Supervisor(engine, plan["id"])
+        server = AttachServer.resumed(plan["attach"], 0)
         launched = Launched(plan["pid"], open_cgroup("/berth/" + plan["id"]), None)
-        backoff = supervisor.after_exit(launched, plan["code"], plan["started"], plan["backoff"])
+        backoff = supervisor.after_exit(launched, plan["code"], plan["started"], plan["backoff"], server)
         if backoff is not None:
             supervisor.run_detached(-1, restarting=True, backoff=backoff)
     finally:
@@ -245,6 +344,13 @@ def pump_exec(launched, stdio: Stdio) -> int:
     finally:
         os.close(exited)
     return wait_exit_code(launched.pid)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
 
 
 def _notify(fd: int, message: dict) -> None:
@@ -269,46 +375,70 @@ def start_detached(engine, container_id: str) -> int:
 
 
 class DetachedStart:
-    """A supervisor forked now, detached from us (own session, no inherited fds), that
-    starts a container once told which. `run -d` forks it before creating the container:
-    the supervisor then never holds what only creating needs (image store, names...),
-    which it would otherwise keep, privately, for the container's whole life."""
+    """A supervisor forked now, detached from us (a process group of its own, no inherited
+    fds), that starts a container once told which. `run -d` forks it before creating the
+    container: the supervisor then never holds what only creating needs (image store,
+    names...), which it would otherwise keep, privately, for the container's whole life.
 
-    def __init__(self, engine):
+    With `attach`, `self.attacher` is a socket connected to it from the start: a client of
+    its attach socket (monitor.attach) that sends its HELLO before start(); the supervisor
+    takes it before the container runs (the foreground `run`, which forks it once the
+    container is created, and `start -a`). `warm`: the supervisor begins what the start
+    needs (engine.warm_up) while we create, unless we did. `record`: the container, when
+    it exists already: the supervisor starts it at once.
+
+    One fork, not a daemon's two: a process group of its own keeps the terminal's signals
+    away (the sig-proxy forwards what the user means), and not leading a session, it can
+    never acquire a controlling terminal, whatever it opens. Its parent (we) exits soon."""
+
+    def __init__(self, engine, attach: bool = False, warm: bool = True, record: dict | None = None):
         order_r, self.order_w = os.pipe()
         self.result_r, result_w = os.pipe()
+        self.attacher = None
+        theirs = -1
+        if attach:
+            self.attacher, other = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+            theirs = other.detach()
         child = os.fork()
         if child == 0:
             try:
+                os.setpgid(0, 0)
                 os.close(self.order_w)
                 os.close(self.result_r)
-                os.setsid()
-                if os.fork() != 0:
-                    os._exit(0)
-                _detach_stdio(keep=(order_r, result_w))
-                engine.warm_up()
-                container_id = _read_all(order_r).decode()
+                if self.attacher is not None:
+                    self.attacher.detach()  # its fd goes with the others below; the object must not close another
+                _detach_stdio(keep=(order_r, result_w) + ((theirs,) if theirs >= 0 else ()))
+                if warm:
+                    engine.warm_up()
+                container_id = record["Id"] if record is not None else _read_all(order_r).decode()
                 if container_id:
-                    Supervisor(engine, container_id).run_detached(result_w)
+                    Supervisor(engine, container_id).run_detached(result_w, first=theirs, record=record)
             finally:
                 os._exit(0)
+        try:
+            os.setpgid(child, child)  # as the child does: whichever runs first, no terminal signal reaches it
+        except OSError:  # it did already, and went on
+            pass
         os.close(order_r)
         os.close(result_w)
-        os.waitpid(child, 0)
+        if theirs >= 0:
+            os.close(theirs)
 
     def start(self, container_id: str) -> int:
         os.write(self.order_w, container_id.encode())
         os.close(self.order_w)
         data = _read_all(self.result_r)
-        message = fastjson.loads(data.split(b"\n", 1)[0]) if data else {"error": "supervisor exited", "code": 125}
+        message = fastjson.loads(data.split(b"\n", 1)[0]) if data else {"error": "supervisor exited"}
         if "error" in message:
-            raise BerthError(message["error"], message.get("code", 125))
+            raise from_kind(message.get("kind"), message["error"])
         return message["pid"]
 
     def cancel(self) -> None:
         """Nothing to start: the supervisor reads an empty order and exits."""
         os.close(self.order_w)
         os.close(self.result_r)
+        if self.attacher is not None:
+            self.attacher.close()
 
 
 def _read_all(fd: int) -> bytes:
