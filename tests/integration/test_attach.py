@@ -62,7 +62,9 @@ def finish(proc: subprocess.Popen, timeout: float = 30) -> tuple[int, bytes, byt
 def read_line(proc: subprocess.Popen, timeout: float = 20) -> bytes:
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     assert ready, "no output in time"
-    return proc.stdout.readline()
+    line = proc.stdout.readline()
+    assert line, f"{proc.args} ended: {proc.stderr.read()!r}"
+    return line
 
 
 class Pty:
@@ -240,7 +242,8 @@ def test_a_killed_attacher_leaves_the_container_running(busybox):
     script = "i=0; while true; do echo $i; i=$((i+1)); sleep 0.05; done"
     container_id = run_d(busybox, "-i", "--name", "counter", "busybox", "sh", "-c", script)
     client = popen(busybox, "attach", "counter", stdin=subprocess.PIPE)
-    read_line(client)
+    wait_for(lambda: attached(busybox, container_id) == 1, what="the client connected")
+    assert read_line(client).strip().isdigit()
     client.kill()
     client.wait()
     wait_for(lambda: attached(busybox, container_id) == 0, what="the supervisor to drop the dead client")
@@ -248,7 +251,7 @@ def test_a_killed_attacher_leaves_the_container_running(busybox):
     wait_for(lambda: busybox.ok("logs", "counter").count("\n") > before + 5, what="the container to go on")
     assert state(busybox, "counter")["Running"] is True
     again = popen(busybox, "attach", "counter")
-    read_line(again)  # and it can be attached to again
+    assert read_line(again).strip().isdigit()  # and it can be attached to again
     again.kill()
     again.wait()
 
