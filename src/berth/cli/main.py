@@ -6,7 +6,7 @@ nothing it does not use."""
 import os
 import sys
 
-from berth.errors import BerthError
+from berth.errors import BerthError, UsageError
 from berth.fs import set_process_umask
 
 # command -> (module, function); "image ls" style groups map onto the same functions.
@@ -159,7 +159,7 @@ def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
             if not eq:
                 i += 1
                 if i >= len(argv):
-                    raise BerthError(f"flag needs an argument: {name}")
+                    raise UsageError(f"flag needs an argument: {name}")
                 value = argv[i]
             from berth.engine.settings import flag_value
 
@@ -172,7 +172,7 @@ def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
             if not eq:
                 i += 1
                 if i >= len(argv):
-                    raise BerthError(f"flag needs an argument: {name}")
+                    raise UsageError(f"flag needs an argument: {name}")
                 value = argv[i]
             if name == "--root":
                 g.root = value
@@ -191,7 +191,7 @@ def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
             print(GLOBAL_USAGE)
             raise SystemExit(0)
         else:
-            raise BerthError(f"unknown flag: {arg}\nSee 'berth --help'.")
+            raise UsageError(f"unknown flag: {arg}\nSee 'berth --help'.")
         i += 1
     return g, argv[i:]
 
@@ -216,10 +216,21 @@ def resolve_command(args: list[str]):
     return target, rest
 
 
+# docker's CLI: 125 for a command line it cannot parse and for any failure of run/create before
+# the container runs; 126/127 for a command that cannot be run / is not found; 1 otherwise.
+EXIT_CODES = {"usage": 125, "cannot_invoke": 126, "command_not_found": 127}
+CREATING = ("cmd_run", "cmd_create")
+
+
+def exit_code(err: BerthError, function: str | None) -> int:
+    return EXIT_CODES.get(err.kind) or (125 if function in CREATING else 1)
+
+
 def main(argv: list[str] | None = None) -> int:
     set_process_umask()
     argv = sys.argv[1:] if argv is None else argv
     debug = bool(os.environ.get("BERTH_DEBUG"))
+    function = None
     try:
         g, args = parse_globals(argv)
         debug = g.debug
@@ -239,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         print(f"Error: {err}", file=sys.stderr)
-        return err.exit_code
+        return exit_code(err, function)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -250,10 +261,11 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         print(f"Error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 125
+        return exit_code(BerthError(), function)
 
 
 def entry() -> None:
     code = main()
-    sys.stdout.flush()
+    if sys.stdout is not None:  # started with fd 1 closed
+        sys.stdout.flush()
     raise SystemExit(code)

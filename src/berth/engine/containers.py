@@ -10,7 +10,7 @@ import time
 
 from berth.engine import events
 from berth.engine.names import valid_name
-from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.errors import Conflict, InvalidArgument, NotFound, start_exit_code
 from berth.fs import Lock, make_dirs, read_json, remove_tree, secure_roots, write_bytes, write_json
 from berth.paths import Paths
 
@@ -173,13 +173,13 @@ class Engine:
         if ref and all(c in "0123456789abcdef" for c in ref):
             matches = [i for i in self.container_ids() if i.startswith(ref)]
             if len(matches) > 1:
-                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}", 1)
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
             if matches:
                 try:
                     return self.load(matches[0])
                 except FileNotFoundError:
                     pass
-        raise NotFound(f"No such container: {ref}", 1)
+        raise NotFound(f"No such container: {ref}")
 
     def containers(self) -> list[dict]:
         records = []
@@ -560,9 +560,38 @@ class Engine:
 
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                      ExitCode=state["ExitCode"] or 255, FinishedAt=format_rfc3339_nano(finished))
-        self._disconnect(record["Id"])
+        self._release_dead_run(record["Id"])
         _clear_network_settings(record)
         return record
+
+    def _release_dead_run(self, container_id: str) -> None:
+        """What a run nobody saw end still holds (lease, ports, firewall entries): released under
+        the container's lock, re-checked there, so never while a start is writing its network.
+        A command that cannot take the lock at once leaves it to the next (start and rm do it too)."""
+        import fcntl
+
+        from berth.engine.procs import same_process
+
+        try:
+            fd = os.open(os.path.join(self.paths.container(container_id), "lock"),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            try:
+                state = read_json(os.path.join(self.paths.container(container_id), "config.json"))["State"]
+            except FileNotFoundError:
+                return
+            processes = self._processes(container_id)
+            if (state["Running"] or state["Restarting"]) and not (
+                    same_process(processes.get("pid")) or same_process(processes.get("monitor"))):
+                self._disconnect(container_id)
+        finally:
+            os.close(fd)
 
     # -- start / finish --------------------------------------------------
     def exec_user(self, record: dict, user: str | None = None):
@@ -591,6 +620,7 @@ class Engine:
             if restarting and self.stopped_by_hand(container_id):
                 raise Conflict(f"container {container_id[:12]} was stopped")
             self._clean_cgroup(container_id)
+            self._disconnect(container_id)  # what a run nobody saw end still holds (lease, ports)
             user = self.exec_user(record)
             data = record["GraphDriver"]["Data"]
             overlay = f"lowerdir={data['LowerDir']},upperdir={data['UpperDir']},workdir={data['WorkDir']}"
@@ -621,7 +651,7 @@ class Engine:
                     endpoint.release()
                 record["State"].update(Status="exited" if record["State"]["StartedAt"] != ZERO_TIME else "created",
                                        Running=False, Restarting=False, Pid=0,
-                                       Error=str(err), ExitCode=getattr(err, "exit_code", 125))
+                                       Error=str(err), ExitCode=start_exit_code(err))
                 write_json(os.path.join(directory, "config.json"), record)
                 raise
             self._record_processes(container_id, launched.pid)
@@ -742,9 +772,11 @@ class Engine:
         oom = launched.cgroup.oom_killed()
         launched.cgroup.destroy()
         # Its pid 1 is gone, so its network namespace dies with it and the kernel removes the
-        # veth (deleting it ourselves costs ~15 ms of RCU waits) - unless others share it.
+        # veth (deleting it ourselves costs ~15 ms of RCU waits) - unless others share it, or
+        # the namespace lingers (orphaned TCP sockets keep it for seconds): a detached
+        # supervisor (allow_restart) has the time, and deletes it as docker does.
         shared = os.path.join(self.paths.container_run(container_id), "netns-shared")
-        self._disconnect(container_id, unplug=os.path.exists(shared))
+        self._disconnect(container_id, unplug=allow_restart or os.path.exists(shared))
         self._release_shm(container_id)
         try:
             os.unlink(shared)
@@ -797,9 +829,9 @@ class Engine:
         container_id = record["Id"]
         record = self.load(container_id)
         if not is_running(record):
-            raise Conflict(f"container {container_id} is not running", 1)
+            raise Conflict(f"container {container_id} is not running")
         if record["State"]["Paused"]:
-            raise Conflict(f"Container {container_id} is paused, unpause the container before exec", 1)
+            raise Conflict(f"Container {container_id} is paused, unpause the container before exec")
         config = dict(record["Config"], Tty=tty, Env=merge_env(record["Config"].get("Env"), list(env)))
         exec_record = dict(record, Config=config, Path=argv[0], Args=argv[1:])
         spec = oci.build(exec_record, self.exec_user(record, user), self.paths.container(container_id), console_size)
@@ -838,7 +870,7 @@ class Engine:
                 os.unlink(marker)
         except FileNotFoundError:
             if not os.path.isdir(self.paths.container(container_id)):
-                raise NotFound(f"No such container: {container_id}", 1) from None
+                raise NotFound(f"No such container: {container_id}") from None
 
     def stop_signal(self, record: dict) -> int:
         from berth.signals import parse_signal
@@ -849,7 +881,7 @@ class Engine:
     def kill(self, record: dict, signum: int) -> None:
         if not is_running(record):
             raise Conflict(f"Cannot kill container: {record['Id'][:12]}: "
-                           f"Container {record['Id']} is not running", 1)
+                           f"Container {record['Id']} is not running")
         configured = record["Config"].get("StopSignal")
         if not configured or signum in (9, self.stop_signal(record)):
             self.mark_stopped_by_hand(record["Id"], True)
@@ -929,11 +961,11 @@ class Engine:
         container_id = record["Id"]
         with self.locked(container_id) as record:
             if not is_running(record):
-                raise Conflict(f"Container {container_id} is not running", 1)
+                raise Conflict(f"Container {container_id} is not running")
             if paused and record["State"]["Paused"]:
-                raise Conflict(f"Container {container_id} is already paused", 1)
+                raise Conflict(f"Container {container_id} is already paused")
             if not paused and not record["State"]["Paused"]:
-                raise Conflict(f"Container {container_id} is not paused", 1)
+                raise Conflict(f"Container {container_id} is not paused")
             cgroup = self._freezer(record)
             cgroup.freeze() if paused else cgroup.thaw()
             record["State"].update(Paused=paused, Status="paused" if paused else "running")
@@ -948,11 +980,11 @@ class Engine:
         container_id = record["Id"]
         old = record["Name"].lstrip("/")
         if new_name.lstrip("/") == old:
-            raise Conflict("Renaming a container with the same name as its current name", 1)
+            raise Conflict("Renaming a container with the same name as its current name")
         try:
             self._reserve_name(new_name.lstrip("/"), container_id)
         except Conflict as err:
-            raise Conflict(str(err), 1) from None
+            raise Conflict(str(err)) from None
         try:
             with self.locked(container_id) as record:
                 record["Name"] = "/" + new_name.lstrip("/")
@@ -1089,7 +1121,7 @@ class _Locked:
         self.lock = engine.lock(container_id)
 
     def __enter__(self) -> dict:
-        missing = NotFound(f"No such container: {self.container_id}", 1)
+        missing = NotFound(f"No such container: {self.container_id}")
         try:
             self.lock.__enter__()
         except FileNotFoundError:
