@@ -945,10 +945,15 @@ class Engine:
                 return record
             if not self.monitor_alive(container_id) or time.monotonic() > deadline:
                 with self.locked(container_id) as record:
+                    config = os.path.join(self.paths.container(container_id), "config.json")
+                    stored = read_json(config)["State"]
+                    if not (stored["Running"] or stored["Restarting"]):
+                        return record  # its supervisor recorded the end meanwhile: that is the truth
                     self._clean_cgroup(container_id)
+                    self._disconnect(container_id)  # what the dead run held: we hold its lock
                     if ended_by and not record["State"]["Running"]:
                         record["State"].update(ExitCode=128 + ended_by, FinishedAt=now())
-                    write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
+                    write_json(config, record)
                 return record
             time.sleep(0.005)
 
