@@ -92,7 +92,8 @@ def test_mount_flag_fields():
 ])
 def test_mount_flag_errors(value, message):
     # a flag value docker's CLI cannot parse: exit 125 for any command
-    assert error_of(parse_mount_flag, value, kind="usage") == f'invalid argument "{value}" for "--mount" flag: {message}'
+    expected = f'invalid argument "{value}" for "--mount" flag: {message}'
+    assert error_of(parse_mount_flag, value, kind="usage") == expected
 
 
 # -- dockerd's parser ---------------------------------------------------------------

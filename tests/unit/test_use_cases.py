@@ -174,3 +174,14 @@ def test_networks_and_volumes(engine):
     assert names == ["data"]
     dangling = list_volumes(engine, parse_filters(["dangling=true"], LIST_FILTERS))
     assert sorted(v["Name"] for v in dangling) == sorted(["data", anonymous])
+
+
+def test_create_returns_dockers_warnings_instead_of_printing_them(engine, capfd):
+    from berth.engine.containers import CreateRequest
+
+    req = CreateRequest("busybox", network="host", port_bindings={"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+                        exposed_ports={"80/tcp": {}})
+    record = engine.create(req)
+    assert req.warnings == ["Published ports are discarded when using host network mode"]
+    assert capfd.readouterr().err == ""
+    engine.remove(record, force=True)

@@ -147,6 +147,7 @@ def request_from(opts, args: list[str]) -> CreateRequest:
     for path in opts.env_file:
         env.extend(read_env_file(path))
     env.extend(expand_env(opts.env))
+    warnings: list[str] = []  # docker's create Warnings: shown once the container exists
     return CreateRequest(
         args[0],
         name=opts.name,
@@ -170,12 +171,13 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         dns_options=opts.dns_option + opts.dns_opt,
         extra_hosts=opts.add_host,
         **network_request(opts),
-        host_config=isolation_request(opts),
+        warnings=warnings,
+        host_config=isolation_request(opts, warnings),
         mounts=mount_request(opts),
     )
 
 
-def isolation_request(opts) -> dict:
+def isolation_request(opts, warnings: list[str]) -> dict:
     """HostConfig fields of docker's isolation flags (IPC, privileges, users, security)."""
     if opts.lxc_conf:
         from berth.engine.security import lxc_conf_error
@@ -223,7 +225,7 @@ def isolation_request(opts) -> dict:
     if any(opts.given(dest) for dest in RESOURCE_FLAGS):
         from berth.engine.resources import host_config_from
 
-        host.update(host_config_from(opts))
+        host.update(host_config_from(opts, warnings))
     return host
 
 
@@ -301,7 +303,7 @@ def create_container(engine, req: CreateRequest) -> dict:
     from berth.errors import NotFound
 
     try:
-        return engine.create(req)
+        record = engine.create(req)
     except NotFound as err:
         if str(err).startswith("No such image"):
             from berth.image import reference
@@ -313,6 +315,9 @@ def create_container(engine, req: CreateRequest) -> dict:
             print(f"Unable to find image '{shown}' locally", file=sys.stderr)
             raise NotFound(f"No such image: {shown} (pulling is not supported yet)") from None
         raise
+    for warning in req.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return record
 
 
 def cmd_create(engine, argv: list[str]) -> int:

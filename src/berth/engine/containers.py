@@ -36,7 +36,7 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "auto_remove", "network", "restart", "stop_signal", "stop_timeout", "init",
                  "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings", "publish_all",
-                 "links", "host_config", "mounts")
+                 "links", "host_config", "mounts", "warnings")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -66,6 +66,8 @@ class CreateRequest:
         self.links = fields.pop("links", None) or []  # [(name, alias)]
         self.host_config = fields.pop("host_config", None) or {}  # more HostConfig fields, docker's names
         self.mounts = fields.pop("mounts", None)  # mounts.MountRequest: -v, --mount, --tmpfs, --volumes-from
+        # docker's Warnings of the create response: the engine adds, the front door shows them
+        self.warnings = list(fields.pop("warnings", None) or ())
         if fields:
             raise TypeError(f"unknown fields {sorted(fields)}")
 
@@ -247,7 +249,7 @@ class Engine:
             self._network_settings(record, network_mode, joined)
             self._write_etc_files(record, directory, joined)
             if volumes is not None:
-                volumes.apply(record)
+                req.warnings.extend(volumes.apply(record))
             write_json(os.path.join(directory, "config.json"), record)
         except BaseException:
             if volumes is not None:
@@ -438,9 +440,7 @@ class Engine:
                 raise InvalidArgument("conflicting options: host type networking can't be used with links. "
                                       "This would result in undefined behavior")
             if req.port_bindings or req.publish_all:
-                import sys
-
-                print("WARNING: Published ports are discarded when using host network mode", file=sys.stderr)
+                req.warnings.append("Published ports are discarded when using host network mode")
         links = []
         for name, alias in req.links:
             try:

@@ -6,7 +6,6 @@ array becomes OCI mounts, sorted so that parents mount before children."""
 
 import os
 import posixpath
-import sys
 
 from berth.errors import InvalidArgument, NotFound, UsageError
 
@@ -467,7 +466,7 @@ class Plan:
                 if not point.mode:
                     point.mode = "z"  # dockerd's setBindModeIfNull for the local driver
             if any(o in LABEL_MODES for o in _modes(point.mode)) and point.type == "bind":
-                self.notes.append(f"note: SELinux relabeling ('{point.mode}') of {point.source} is not done by berth")
+                self.notes.append(f"SELinux relabeling ('{point.mode}') of {point.source} is not done by berth")
             binds.add(point.destination)
             self.points[point.destination] = point
         for spec in self.req.mounts:
@@ -537,11 +536,10 @@ class Plan:
     def empty(self) -> bool:
         return not self.points and not self.req.tmpfs and not self.req.volumes_from
 
-    def apply(self, record: dict) -> None:
+    def apply(self, record: dict) -> list[str]:
         """Create (or find) and lock every volume, copy the image's content into new ones,
-        and fill the record: HostConfig.Binds/Mounts/Tmpfs/VolumesFrom, Config.Volumes, Mounts."""
-        for note in self.notes:
-            print(note, file=sys.stderr)
+        and fill the record: HostConfig.Binds/Mounts/Tmpfs/VolumesFrom, Config.Volumes, Mounts.
+        Returns the warnings for the front door."""
         volumes = [p for p in self.points.values() if p.type == "volume"]
         for point in sorted(volumes, key=lambda p: (not p.name, p.name)):
             volume = self._attach(point)
@@ -564,6 +562,7 @@ class Plan:
         host["VolumesFrom"] = list(self.req.volumes_from) or None
         record["Config"]["Volumes"] = self.config_volumes or None
         record["Mounts"] = [self.points[d].inspect() for d in sorted(self.points)]
+        return list(self.notes)
 
     def _attach(self, point: MountPoint):
         if point.name in self.held:
