@@ -7,6 +7,8 @@ import os
 import select
 import sys
 
+from berth.fs import write_all
+
 # docker's sig-proxy: what the CLI receives goes to the container's process (not with a tty)
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
@@ -141,19 +143,14 @@ def _copy_loop(master: int, interactive: bool, on_output) -> None:
                 return
             if not data:
                 return
-            _write_all(out, data)
+            write_all(out, data)
             if on_output is not None:
                 on_output(data)
         if 0 in ready:
             data = os.read(0, 65536)
             if not data:
                 sources.remove(0)  # stdin closed: send EOF (^D) like docker's attach
-                _write_all(master, b"\x04")
+                write_all(master, b"\x04")
                 continue
-            _write_all(master, data)
+            write_all(master, data)
 
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        written = os.write(fd, data)
-        data = data[written:]

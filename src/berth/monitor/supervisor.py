@@ -18,7 +18,7 @@ import time
 
 from berth import fastjson
 from berth.errors import BerthError, from_kind
-from berth.fs import make_dirs
+from berth.fs import make_dirs, write_all
 from berth.monitor.attach import AttachServer, listen
 from berth.monitor.lean import StdinFeed, copy_output, exec_python
 from berth.monitor.logfile import LogWriter
@@ -361,12 +361,11 @@ def _notify(fd: int, message: dict) -> None:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        try:
-            written = os.write(fd, data)
-        except BrokenPipeError:
-            return
-        data = data[written:]
+    """Echo to our stdout/stderr; a reader that went away (`| head`) is not an error."""
+    try:
+        write_all(fd, data)
+    except BrokenPipeError:
+        pass
 
 
 def start_detached(engine, container_id: str) -> int:
