@@ -16,10 +16,9 @@ import stat
 import sys
 
 from berth.errors import BerthError, NotFound, from_kind
-from berth.fs import open_regular
+from berth.fs import DIR_FLAGS, open_regular
 from berth.strconv import quote
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1 << 20
 _MAX_DEST_LINKS = 10  # docker's CopyInfoDestinationPath gives up after this many
 
@@ -309,11 +308,11 @@ class _Tree:
     def open_dir(self, rel: str, create: bool = False, owner: tuple | None = None) -> int:
         """Open the directory at resolved path `rel`, never following a symlink; with `create`,
         make missing directories (mode 0755, chowned to `owner` if given) on the way."""
-        fd = os.open(".", _DIR_FLAGS, dir_fd=self.fd)
+        fd = os.open(".", DIR_FLAGS, dir_fd=self.fd)
         try:
             for part in rel.split("/") if rel else ():
                 try:
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    child = os.open(part, DIR_FLAGS, dir_fd=fd)
                 except FileNotFoundError:
                     if not create:
                         raise
@@ -321,7 +320,7 @@ class _Tree:
                         os.mkdir(part, 0o755, dir_fd=fd)
                     except FileExistsError:
                         pass
-                    child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                    child = os.open(part, DIR_FLAGS, dir_fd=fd)
                     if owner is not None:
                         os.fchown(child, *owner)
                 os.close(fd)
@@ -564,7 +563,7 @@ def _walk_entry(tarfile, dir_fd: int, name: str, arcname: str, st: os.stat_resul
         if device is not None and st.st_dev != device:
             return
         try:
-            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
         except OSError as err:
             if err.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 return  # replaced (by a symlink, say) since it was listed: nothing below it is read
@@ -793,7 +792,7 @@ class _Extractor:
         if info.isdir():
             if old is None:
                 os.mkdir(leaf, 0o700, dir_fd=parent_fd)
-            fd = os.open(leaf, _DIR_FLAGS, dir_fd=parent_fd)
+            fd = os.open(leaf, DIR_FLAGS, dir_fd=parent_fd)
             try:
                 self._own_and_chmod(fd, info)
             finally:

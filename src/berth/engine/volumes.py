@@ -12,7 +12,7 @@ import os
 
 from berth.engine import events
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
-from berth.fs import make_dirs, read_json, remove_tree, write_json
+from berth.fs import DIR_FLAGS, make_dirs, read_json, remove_tree, write_json
 
 DRIVER = "local"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # dockerd marks generated names with it
@@ -21,7 +21,6 @@ LOCAL_OPTIONS = ("type", "o", "device", "size")
 REQUIRED_OPTIONS = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
 COPY_UP_MARKER = "copy-up.json"  # present while the image's content is being copied in
 _TEMP_PREFIX = ".berth-copy-up."
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def valid_name(name: str) -> bool:
@@ -142,7 +141,7 @@ class VolumeStore:
         path = self.path(name)
         while True:
             try:
-                fd = os.open(path, _DIR_FLAGS)
+                fd = os.open(path, DIR_FLAGS)
             except (FileNotFoundError, NotADirectoryError):
                 return None
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -214,7 +213,7 @@ class VolumeStore:
             meta = {"Name": name, "Driver": DRIVER, "CreatedAt": _rfc3339_local(time.time()),
                     "Labels": labels, "Options": options}
             write_json(os.path.join(staging, "volume.json"), meta)
-            fd = os.open(staging, _DIR_FLAGS)
+            fd = os.open(staging, DIR_FLAGS)
             fcntl.flock(fd, fcntl.LOCK_EX)
             os.rename(staging, self.path(name))
         except OSError as err:
@@ -296,7 +295,7 @@ class VolumeStore:
         for name in entries:
             path = os.path.join(self.dir, name)
             try:
-                fd = os.open(path, _DIR_FLAGS)
+                fd = os.open(path, DIR_FLAGS)
             except OSError:
                 continue
             try:
@@ -387,7 +386,7 @@ def tree_size(path: str, count_links_once: bool = False) -> int:
     total = 0
     seen = set()
     try:
-        top = os.open(path, _DIR_FLAGS)
+        top = os.open(path, DIR_FLAGS)
     except (FileNotFoundError, NotADirectoryError):
         return 0
     stack = [(top, None)]  # (directory fd, names of its subdirectories still to visit; None: not listed yet)
@@ -416,7 +415,7 @@ def tree_size(path: str, count_links_once: bool = False) -> int:
                 os.close(fd)
                 continue
             try:
-                stack.append((os.open(subdirs.pop(), _DIR_FLAGS, dir_fd=fd), None))
+                stack.append((os.open(subdirs.pop(), DIR_FLAGS, dir_fd=fd), None))
             except OSError as err:
                 if err.errno not in (2, 20, 40):  # ENOENT, ENOTDIR, ELOOP: not a directory any more
                     raise
@@ -568,11 +567,11 @@ def _child_copy(parent: int, lower_dirs: str, jobs: list, target: str) -> None:
             if strict:
                 raise BerthError(f"cannot mount volume over existing file, file exists {source[len(target):]}")
             continue
-        src_fd = os.open(source, _DIR_FLAGS)  # the image's layers, mounted read-only: they cannot change
+        src_fd = os.open(source, DIR_FLAGS)  # the image's layers, mounted read-only: they cannot change
         root_fd = -1
         links: dict = {}
         try:
-            root_fd = os.open(data, _DIR_FLAGS)
+            root_fd = os.open(data, DIR_FLAGS)
             _copy_dir(src_fd, root_fd, links, resume)
             _set_metadata(root_fd, st, _xattrs(src_fd))
         finally:
@@ -608,9 +607,9 @@ def _copy_dir(src_fd: int, dst_fd: int, links: dict, resume: bool) -> None:
             except FileExistsError:
                 if not resume:
                     raise
-            child = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
+            child = os.open(name, DIR_FLAGS, dir_fd=dst_fd)
             try:
-                src_child = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
+                src_child = os.open(name, DIR_FLAGS, dir_fd=src_fd)
                 try:
                     _copy_dir(src_child, child, links, resume)
                     _set_metadata(child, st, _xattrs(src_child))

@@ -16,7 +16,7 @@ import os
 import stat
 import zlib
 
-from berth.fs import open_regular
+from berth.fs import DIR_FLAGS, open_regular
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
@@ -28,11 +28,9 @@ END_OF_ARCHIVE = bytes(1024)
 HELPER_MIN = 2000  # entries worth forking a helper process for (fork and join cost ~2 ms)
 HELPER_REGION = 1 << 28  # the most tar a helper passes back (shared memory, touched as used)
 DIR, FILE, OTHER = 0, 1, 2  # an entry's kind as its directory listing tells it
-DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: if a regular file became a fifo since the listing, the open must not hang;
 # O_NOATIME: committing reads every file, and should not write back every inode
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOATIME | os.O_NOCTTY
-READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 _REPLACED = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)  # opening a directory that is not one any more
 
 
