@@ -2,6 +2,7 @@
 with docker's defaults for mounts, masked paths, devices and capabilities."""
 
 from berth.runtime.caps import DEFAULT_CAPS
+from berth.runtime.cgroups import cgroup_path
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -142,7 +143,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
     elif ipc != "host":
         namespaces.append({"type": "ipc"})
     linux = {
-        "cgroupsPath": "/berth/" + record["Id"],
+        "cgroupsPath": cgroup_path(record["Id"]),
         "namespaces": namespaces,
         "resources": {"devices": [{"allow": True, "access": "rwm"}] if privileged else list(DEFAULT_DEVICE_RULES)},
         "maskedPaths": [] if privileged else list(host.get("MaskedPaths") or MASKED_PATHS),

@@ -95,9 +95,9 @@ def sample(record: dict) -> Sample | None:
     """The container's counters now; None if it is not running."""
     if not is_running(record):
         return None
-    from berth.runtime.cgroups import open_cgroup  # lazy: only a running container is sampled
+    from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a running container is sampled
 
-    cgroup = open_cgroup("/berth/" + record["Id"])
+    cgroup = open_cgroup(cgroup_path(record["Id"]))
     if not cgroup.exists():
         return None
     stats = cgroup.stats()

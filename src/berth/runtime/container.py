@@ -11,7 +11,7 @@ from berth import fastjson as json
 from berth.errors import BerthError, from_kind, start_exit_code
 from berth.runtime import mount, process
 from berth.runtime import syscalls as sc
-from berth.runtime.cgroups import open_cgroup
+from berth.runtime.cgroups import cgroup_path, open_cgroup
 from berth.runtime.rootfs_paths import open_in_root
 
 NAMESPACE_FLAGS = {
@@ -79,7 +79,7 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
 
         hooks = Hooks(spec["hooks"], {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": "", "bundle": "",
                                       "annotations": spec.get("annotations") or {}})
-    cgroup = open_cgroup(linux.get("cgroupsPath") or "/berth/" + os.urandom(8).hex())
+    cgroup = open_cgroup(linux.get("cgroupsPath") or cgroup_path(os.urandom(8).hex()))
     cgroup.create()
     try:
         cgroup.apply(linux.get("resources"))

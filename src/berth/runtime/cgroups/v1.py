@@ -7,7 +7,16 @@ cpuset.mems, pids.max, devices.allow/deny."""
 
 import os
 
-from berth.runtime.cgroups import CgroupStats, read, read_int, read_keyed, remove_dir, set_value, write, write_error
+from berth.runtime.cgroups.files import (
+    CgroupStats,
+    read,
+    read_int,
+    read_keyed,
+    remove_dir,
+    set_value,
+    write,
+    write_error,
+)
 
 # What memory.limit_in_bytes reads when there is no limit (PAGE_COUNTER_MAX in bytes, rounded).
 UNLIMITED = 1 << 62

@@ -9,7 +9,7 @@ not applied here (the engine warns, as docker does)."""
 import math
 import os
 
-from berth.runtime.cgroups import CgroupStats, read, read_int, read_keyed, remove_dir, set_value, write
+from berth.runtime.cgroups.files import CgroupStats, read, read_int, read_keyed, remove_dir, set_value, write
 
 
 class V2Cgroup:
