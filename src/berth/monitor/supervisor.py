@@ -316,7 +316,7 @@ def resume(plan_text: str) -> None:
         for fd in plan["held"]:  # the published ports' sockets: released with the network
             os.close(fd)
         from berth.paths import Paths
-        from berth.runtime.cgroups import open_cgroup
+        from berth.runtime.cgroups import cgroup_path, open_cgroup
         from berth.runtime.container import Launched
 
         module, name = plan["engine"]
@@ -324,7 +324,7 @@ def resume(plan_text: str) -> None:
         engine = engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
         supervisor = Supervisor(engine, plan["id"])
         server = AttachServer.resumed(plan["attach"], 0)
-        launched = Launched(plan["pid"], open_cgroup("/berth/" + plan["id"]), None)
+        launched = Launched(plan["pid"], open_cgroup(cgroup_path(plan["id"])), None)
         backoff = supervisor.after_exit(launched, plan["code"], plan["started"], plan["backoff"], server)
         if backoff is not None:
             supervisor.run_detached(-1, restarting=True, backoff=backoff)
