@@ -13,10 +13,10 @@ import errno
 import os
 import posixpath
 import stat
-import sys
 
-from berth.errors import BerthError, NotFound, from_kind
+from berth.errors import BerthError, NotFound
 from berth.fs import DIR_FLAGS, open_regular
+from berth.runtime.forked import run_forked
 from berth.strconv import quote
 
 _CHUNK = 1 << 20
@@ -172,7 +172,7 @@ def _in_container(engine, ref: str, work, writing: bool = False):
             pid = _running_pid(record)
             if pid:
                 return _run_child(lambda: _running_root(pid, ref), work)
-            return _run_child(lambda: _Tree(_mount_rootfs(record)), work)
+            return _run_child(lambda: _Tree(_mount_rootfs(record)), work, private_mounts=True)
     except FileNotFoundError:  # removed after we looked it up
         raise NotFound(f"No such container: {ref}") from None
 
@@ -205,85 +205,22 @@ def _mount_rootfs(record: dict) -> str:
     from berth.runtime import syscalls as sc
 
     data = record["GraphDriver"]["Data"]
-    sc.unshare(sc.CLONE_NEWNS)
-    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     options = f"lowerdir={data['LowerDir']},upperdir={data['UpperDir']},workdir={data['WorkDir']}"
     sc.mount("overlay", data["MergedDir"], "overlay", 0, options)
     return data["MergedDir"]
 
 
-def _run_child(enter, work):
-    import json
+def _run_child(enter, work, private_mounts: bool = False):
+    """work(enter()) in a forked child (berth.runtime.forked): its own mount namespace when
+    it mounts the rootfs, modes exactly as the source's (umask 0), dead with us."""
 
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
+    def child():
         try:
-            payload = json.dumps(_child(parent, enter, work)).encode()
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(write_fd, view):]
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    chunks = []
-    try:
-        while chunk := os.read(read_fd, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(read_fd)
-        _, status = os.waitpid(pid, 0)
-    if not chunks:
-        raise BerthError(f"the copy process ended without a result ({_describe_status(status)})")
-    payload = json.loads(b"".join(chunks))
-    if payload.get("interrupted"):
-        raise KeyboardInterrupt
-    if "error" in payload:
-        raise LocalError(payload["error"]) if payload.get("local") else from_kind(payload.get("kind"), payload["error"])
-    return payload["result"]
+            return work(enter())
+        except BrokenPipeError:  # the reader of our tar stream went away: not an error
+            return None
 
-
-def _child(parent: int, enter, work) -> dict:
-    import signal
-
-    try:
-        from berth.runtime import syscalls as sc
-
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # never outlive the caller (and its lock)
-        if os.getppid() != parent:
-            os._exit(1)
-        os.umask(0)  # modes come from the source, exactly
-        return {"result": work(enter())}
-    except LocalError as err:
-        return {"error": str(err), "local": True}
-    except BerthError as err:
-        return {"error": str(err), "kind": err.kind}
-    except BrokenPipeError:  # the reader of our tar stream went away: not an error
-        return {"result": None}
-    except KeyboardInterrupt:
-        return {"interrupted": True}
-    except Exception as err:
-        if os.environ.get("BERTH_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        return {"error": f"{type(err).__name__}: {err}"}
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-
-
-def _describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
+    return run_forked(child, private_mounts=private_mounts, umask=0, errors=(LocalError,), name="copy")
 
 
 class _Tree:

@@ -11,8 +11,9 @@ import fcntl
 import os
 
 from berth.engine import events
-from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, from_kind
 from berth.fs import DIR_FLAGS, make_dirs, read_json, remove_tree, write_json
+from berth.runtime.forked import run_forked
 
 DRIVER = "local"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # dockerd marks generated names with it
@@ -502,61 +503,25 @@ def _copy_in_child(lower_dirs: str, jobs: list, run_root: str) -> None:
     """Mount the image's layers read-only in a forked child's private mount namespace (the
     host's mount table never changes, and a killed child leaves no mount behind) and copy
     each (volume data dir, container path, strict, resume) job."""
-    import sys
-
     os.makedirs(run_root, exist_ok=True)
     target = os.path.join(run_root, f"copy-up-{os.getpid()}-{os.urandom(4).hex()}")
     os.mkdir(target, 0o700)
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    parent = os.getpid()
     try:
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_fd)
-            message = b""
-            try:
-                _child_copy(parent, lower_dirs, jobs, target)
-            except BerthError as err:
-                message = str(err).encode()
-            except BaseException as err:  # noqa: BLE001 - reported to the parent, never raised here
-                message = f"{type(err).__name__}: {err}".encode()
-            finally:
-                os.write(write_fd, message or b"ok")
-                os._exit(0)
-        os.close(write_fd)
-        write_fd = -1
-        chunks = []
-        while chunk := os.read(read_fd, 65536):
-            chunks.append(chunk)
-        os.waitpid(pid, 0)
+        run_forked(lambda: _child_copy(lower_dirs, jobs, target), private_mounts=True, umask=0, name="copy")
+    except BerthError as err:
+        raise from_kind(err.kind, f"failed to populate volume: {err}") from None
     finally:
-        os.close(read_fd)
-        if write_fd >= 0:
-            os.close(write_fd)
         try:
             os.rmdir(target)
         except OSError:
             pass
-    result = b"".join(chunks).decode(errors="replace")
-    if result != "ok":
-        raise BerthError(f"failed to populate volume: {result or 'the copy process died'}")
 
 
-def _child_copy(parent: int, lower_dirs: str, jobs: list, target: str) -> None:
-    import signal
-
+def _child_copy(lower_dirs: str, jobs: list, target: str) -> None:
     from berth.runtime import syscalls as sc
     from berth.runtime.mount import secure_join
 
-    sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:
-        os._exit(1)
-    sc.unshare(sc.CLONE_NEWNS)
-    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
     sc.mount("overlay", target, "overlay", sc.MS_RDONLY, f"lowerdir={lower_dirs}")
-    os.umask(0)
     for data, path, strict, resume in jobs:
         source = secure_join(target, path)
         try:

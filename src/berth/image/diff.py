@@ -16,7 +16,9 @@ import os
 import stat
 import zlib
 
+from berth.errors import BerthError
 from berth.fs import DIR_FLAGS, open_regular
+from berth.runtime.forked import Forked
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
 OVERLAY_XATTR_PREFIX = "trusted.overlay."
@@ -742,42 +744,23 @@ class _Helper:
             return None
 
     def __init__(self, upper: str, entries: list, first: int):
-        import marshal
         import mmap
 
         self.first = first  # the index of the first entry it writes
         self.region = mmap.mmap(-1, HELPER_REGION, mmap.MAP_SHARED | getattr(mmap, "MAP_NORESERVE", 0))
-        self.pid = None
-        self._result, result_writer = os.pipe2(os.O_CLOEXEC)
         parent = os.getpid()
-        try:
-            self.pid = os.fork()
+        try:  # locks and files stay with the parent alone (close_fds); _help watches the parent
+            self.process = Forked(lambda: _help(upper, entries, first, self.region, parent), close_fds=True,
+                                  die_with_caller=False, name="commit helper")
         except BaseException:
-            os.close(result_writer)
-            self.close()
+            self.region.close()
             raise
-        if self.pid == 0:
-            try:
-                _keep_only_fds(result_writer)  # locks and files stay with the parent alone
-                result = memoryview(marshal.dumps(_help(upper, entries, first, self.region, parent)))
-                while result:
-                    result = result[os.write(result_writer, result):]
-            finally:
-                os._exit(0)
-        os.close(result_writer)
 
     def join(self, writer: "_LayerEntries", out: "_TarOut", entries: list) -> int:
         """Waits for the helper and writes its part; returns the index it stopped at."""
-        import marshal
-
-        chunks = []
-        while chunk := os.read(self._result, 1 << 16):
-            chunks.append(chunk)
-        os.waitpid(self.pid, 0)
-        self.pid = None
         try:
-            stop, used, holes = marshal.loads(b"".join(chunks))
-        except (EOFError, ValueError, TypeError):  # it died: do it all here
+            stop, used, holes = self.process.join()
+        except BerthError:  # it died: do it all here
             return self.first
         done = 0
         with memoryview(self.region) as part:
@@ -792,28 +775,11 @@ class _Helper:
         return stop
 
     def close(self) -> None:
-        if self.pid is not None:  # the parent failed first
-            import signal
-
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-            self.pid = None
-        if self._result >= 0:
-            os.close(self._result)
-            self._result = -1
+        self.process.kill()  # if the parent failed first
         try:
             self.region.close()
         except BufferError:  # a failed write still holds a view of it: unmapped when collected
             pass
-
-
-def _keep_only_fds(*keep: int) -> None:
-    """In a forked child: close every fd but stdio and `keep`."""
-    low = 3
-    for fd in sorted(keep):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _help(upper: str, entries: list, start: int, region, parent: int) -> tuple:
@@ -826,7 +792,7 @@ def _help(upper: str, entries: list, start: int, region, parent: int) -> tuple:
         return start, 0, []
     for index in range(start, len(entries)):
         if not index & 255 and os.getppid() != parent:
-            os._exit(1)  # the parent is gone
+            os._exit(1)  # the parent is gone (cheaper than PR_SET_PDEATHSIG's ctypes, see _Helper)
         used, holes = sink.used, len(sink.holes)
         sink.index = index
         try:
