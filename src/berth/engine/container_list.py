@@ -59,6 +59,7 @@ def list_containers(engine, all_containers: bool = False, latest: bool = False, 
     wanted = parse_filters(filters) if filters else {}
     now = time.time()
     records = sorted(engine.containers(), key=lambda r: r["Created"], reverse=True)
+    engine.recover_abandoned()  # a look at them repairs what killed supervisors left
     if wanted:
         anchors = {}
         for key in ("before", "since"):

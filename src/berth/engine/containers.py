@@ -10,8 +10,11 @@ import time
 
 from berth.engine import events
 from berth.engine.names import valid_name
+from berth.engine.procs import alive, same_process
+from berth.engine.state import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, is_running
+from berth.engine.store import ContainerStore
 from berth.errors import Conflict, InvalidArgument, NotFound, start_exit_code
-from berth.fs import Lock, make_dirs, read_json, remove_tree, secure_roots, write_bytes, write_json
+from berth.fs import Lock, make_dirs, remove_tree, secure_roots, write_bytes
 from berth.paths import Paths
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -89,14 +92,11 @@ def merge_env(image_env: list | None, user_env: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def is_container_id(text: str) -> bool:
-    """A full container ID (64 lowercase hex digits): the only thing joined to a path."""
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
-
-
 class Engine:
     def __init__(self, paths: Paths, config_file: str | None = None, overrides: dict | None = None):
         self.paths = paths
+        self.store = ContainerStore(paths)
+        self.abandoned = set()  # IDs load() found with a run nobody records (see recover_abandoned)
         secure_roots(paths.root, paths.run_root)
         self._images = None
         self._settings = None
@@ -123,7 +123,7 @@ class Engine:
 
     def lock(self, container_id: str) -> Lock:
         """The container's own flock: hold it for any read-modify-write of its record or files."""
-        return Lock(os.path.join(self.paths.container(container_id), "lock"))
+        return self.store.lock(container_id)
 
     def locked(self, container_id: str) -> "_Locked":
         """`with engine.locked(id) as record:` the flock held and the record re-read under it."""
@@ -152,26 +152,22 @@ class Engine:
 
     # -- lookup ----------------------------------------------------------
     def container_ids(self) -> list[str]:
-        try:
-            return [n for n in os.listdir(self.paths.containers) if len(n) == 64]
-        except FileNotFoundError:
-            return []
+        return self.store.ids()
 
     def load(self, container_id: str) -> dict:
-        """The container's record, as true as we can tell (see _reconcile)."""
-        if not is_container_id(container_id):
-            raise FileNotFoundError(container_id)  # as for a removed container: callers handle that
-        return self._reconcile(read_json(os.path.join(self.paths.container(container_id), "config.json")))
+        """The container's record, as true as we can tell (see _reconcile); changes nothing."""
+        return self._reconcile(self.store.read(container_id))
 
     def get(self, ref: str) -> dict:
         """A container by name, full ID, or unique ID prefix (docker's order)."""
         name = ref.lstrip("/")
         if valid_name(name):  # never a path: "../x" names no container
-            try:
-                with open(os.path.join(self.paths.names, name)) as f:
-                    return self.load(f.read().strip())
-            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-                pass
+            holder = self.store.name_holder(name)
+            if holder is not None:
+                try:
+                    return self.load(holder)
+                except FileNotFoundError:
+                    pass
         if ref and all(c in "0123456789abcdef" for c in ref):
             matches = [i for i in self.container_ids() if i.startswith(ref)]
             if len(matches) > 1:
@@ -226,18 +222,20 @@ class Engine:
 
             volumes = mounts.plan(self, req.mounts, image_config)
         container_id = os.urandom(32).hex()
-        make_dirs(self.paths.names)
         name = req.name
         if name is None:
             try:
                 name = random_name(taken=lambda n: os.path.exists(os.path.join(self.paths.names, n)))
             except ValueError:  # every try taken: docker falls back to the short ID too
                 name = container_id[:12]
-        self._reserve_name(name, container_id)
         directory = self.paths.container(container_id)
+        # The store's order makes a kill anywhere below recoverable: the directory (and its
+        # flock, held until the record exists), then the name, then the record.
+        creating = self.store.begin_create(container_id)
+        reserved = None
         try:
-            make_dirs(self.paths.containers)
-            os.mkdir(directory, 0o700)
+            self.store.reserve_name(name, container_id)
+            reserved = name
             os.mkdir(os.path.join(directory, "upper"), 0o755)  # the container's "/": its mode shows inside
             os.mkdir(os.path.join(directory, "work"))
             os.mkdir(os.path.join(directory, "merged"))
@@ -250,13 +248,14 @@ class Engine:
             self._write_etc_files(record, directory, joined)
             if volumes is not None:
                 req.warnings.extend(volumes.apply(record))
-            write_json(os.path.join(directory, "config.json"), record)
+            self.store.write(record)
         except BaseException:
             if volumes is not None:
                 volumes.rollback()
-            remove_tree(directory)
-            self._release_name(name, container_id)
+            self.store.abandon_create(container_id, reserved)
             raise
+        finally:
+            creating.__exit__()
         if volumes is not None:
             volumes.done()  # the record names its volumes now: `volume rm` sees them in use
         events.container(self.paths.root, record, "create")
@@ -273,30 +272,6 @@ class Engine:
             except OSError:  # another command made it first
                 remove_tree(staging)
         return path
-
-    def _reserve_name(self, name: str, container_id: str) -> None:
-        path = os.path.join(self.paths.names, name)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except FileExistsError:
-            with open(path) as f:
-                holder = f.read().strip()
-            raise Conflict(
-                f'Conflict. The container name "/{name}" is already in use by container "{holder}". '
-                "You have to remove (or rename) that container to be able to reuse that name."
-            ) from None
-        os.write(fd, container_id.encode())
-        os.close(fd)
-
-    def _release_name(self, name: str, container_id: str) -> None:
-        path = os.path.join(self.paths.names, name)
-        try:
-            with open(path) as f:
-                if f.read().strip() != container_id:
-                    return
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
     def _record(self, container_id, name, image, image_config, req, entrypoint, cmd, argv, directory) -> dict:
         env = merge_env(image_config.get("Env"), req.env)
@@ -512,37 +487,33 @@ class Engine:
         return parse_extra_hosts(values, gateway)
 
     # -- process identity and truthful state ----------------------------
-    def _state_file(self, container_id: str) -> str:
-        return os.path.join(self.paths.container_run(container_id), "state.json")
-
-    def _processes(self, container_id: str) -> dict:
-        """{"monitor": [pid, start], "pid": [pid, start]} of this boot, or {}."""
-        try:
-            return read_json(self._state_file(container_id))
-        except (FileNotFoundError, ValueError):
-            return {}
-
     def _record_processes(self, container_id: str, container_pid: int) -> None:
         from berth.engine.procs import identity
 
-        make_dirs(self.paths.container_run(container_id))
-        write_json(self._state_file(container_id),
-                   {"monitor": identity(os.getpid()), "pid": identity(container_pid)}, durable=False)
+        self.store.record_processes(container_id, identity(os.getpid()), identity(container_pid))
 
     def monitor_alive(self, container_id: str) -> bool:
-        from berth.engine.procs import same_process
+        return same_process(self.store.processes(container_id).get("monitor"))
 
-        return same_process(self._processes(container_id).get("monitor"))
+    def run_abandoned(self, container_id: str) -> bool:
+        """True if the record says running (or restarting) but neither its process nor its
+        supervisor is alive: nobody is left to record its end or release what it held."""
+        try:
+            state = self.store.read(container_id)["State"]
+        except FileNotFoundError:
+            return False
+        if not (state["Running"] or state["Restarting"]):
+            return False
+        processes = self.store.processes(container_id)
+        return not (same_process(processes.get("pid")) or same_process(processes.get("monitor")))
 
     def _reconcile(self, record: dict) -> dict:
         """A record says running but nobody is left to record its end (the supervisor was
         killed, or the host rebooted and the run root is empty): show it as exited."""
-        from berth.engine.procs import same_process
-
         state = record["State"]
         if not (state["Running"] or state["Restarting"]):
             return record
-        processes = self._processes(record["Id"])
+        processes = self.store.processes(record["Id"])
         if state["Running"] and same_process(processes.get("pid")):
             return record
         if same_process(processes.get("monitor")):
@@ -550,48 +521,15 @@ class Engine:
         if state["Restarting"]:  # stopped in its back-off: its last run's end is the truth
             state.update(Status="exited", Running=False, Restarting=False, Pid=0)
             return record
+        self.abandoned.add(record["Id"])
         # Nobody saw it end. The record's last write (its start) dates it, stably.
-        config = os.path.join(self.paths.container(record["Id"]), "config.json")
-        try:
-            finished = os.stat(config).st_mtime
-        except FileNotFoundError:
-            finished = time.time()
+        finished = self.store.last_written(record["Id"]) or time.time()
         from berth.units import format_rfc3339_nano
 
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                      ExitCode=state["ExitCode"] or 255, FinishedAt=format_rfc3339_nano(finished))
-        self._release_dead_run(record["Id"])
         _clear_network_settings(record)
         return record
-
-    def _release_dead_run(self, container_id: str) -> None:
-        """What a run nobody saw end still holds (lease, ports, firewall entries): released under
-        the container's lock, re-checked there, so never while a start is writing its network.
-        A command that cannot take the lock at once leaves it to the next (start and rm do it too)."""
-        import fcntl
-
-        from berth.engine.procs import same_process
-
-        try:
-            fd = os.open(os.path.join(self.paths.container(container_id), "lock"),
-                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return
-            try:
-                state = read_json(os.path.join(self.paths.container(container_id), "config.json"))["State"]
-            except FileNotFoundError:
-                return
-            processes = self._processes(container_id)
-            if (state["Running"] or state["Restarting"]) and not (
-                    same_process(processes.get("pid")) or same_process(processes.get("monitor"))):
-                self._disconnect(container_id)
-        finally:
-            os.close(fd)
 
     # -- start / finish --------------------------------------------------
     def exec_user(self, record: dict, user: str | None = None):
@@ -615,6 +553,8 @@ class Engine:
         container_id = record["Id"]
         directory = self.paths.container(container_id)
         with self.locked(container_id) as record:
+            container = Container(record)
+            container.check("start", RUNNING)
             if is_running(record):
                 raise Conflict(f"container {container_id[:12]} is already running")
             if restarting and self.stopped_by_hand(container_id):
@@ -649,20 +589,20 @@ class Engine:
             except BaseException as err:
                 if endpoint is not None:
                     endpoint.release()
-                record["State"].update(Status="exited" if record["State"]["StartedAt"] != ZERO_TIME else "created",
-                                       Running=False, Restarting=False, Pid=0,
-                                       Error=str(err), ExitCode=start_exit_code(err))
-                write_json(os.path.join(directory, "config.json"), record)
+                ran_before = record["State"]["StartedAt"] != ZERO_TIME
+                record["State"].update(Status=EXITED if ran_before else "created", Running=False, Restarting=False,
+                                       Pid=0, Error=str(err), ExitCode=start_exit_code(err))
+                self.store.write(record)
                 raise
             self._record_processes(container_id, launched.pid)
             # A manual start begins the policy's count afresh (docker resets its restart manager).
             record["RestartCount"] = record["RestartCount"] + 1 if restarting else 0
-            record["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
-                                   Pid=launched.pid, ExitCode=0, Error="", StartedAt=now(), FinishedAt=ZERO_TIME)
+            container.transition(RUNNING, "start", OOMKilled=False, Pid=launched.pid, ExitCode=0, Error="",
+                                 StartedAt=now(), FinishedAt=ZERO_TIME)
             if endpoint is not None:
                 record["NetworkSettings"] = endpoint.network_settings(launched.pid)
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
-            write_json(os.path.join(directory, "config.json"), record, durable=False)
+            self.store.write(record, durable=False)
             events.started(self.paths.root, record)
         return launched
 
@@ -791,8 +731,9 @@ class Engine:
                 record = self.load(container_id)
             except FileNotFoundError:
                 return False
-            state = record["State"]
-            state.update(Running=False, Paused=False, Pid=0, ExitCode=exit_code, OOMKilled=oom, FinishedAt=now())
+            container = Container(record)
+            if container.status == REMOVING:
+                return False  # rm -f is taking it away: its remover records nothing more
             _clear_network_settings(record)
             restart = allow_restart and self._policy_restarts(record, exit_code)
             events.died(self.paths.root, record, exit_code)
@@ -800,8 +741,9 @@ class Engine:
                 self._delete(record, volumes=True)  # docker's --rm takes the anonymous volumes too
                 return False
             # docker shows a container in its restart back-off as Running and Restarting.
-            state.update(Status="restarting" if restart else "exited", Restarting=restart, Running=restart)
-            write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
+            container.transition(RESTARTING if restart else EXITED, Pid=0, ExitCode=exit_code, OOMKilled=oom,
+                                 FinishedAt=now())
+            self.store.write(record)
             return restart
         finally:
             lock.__exit__(None, None, None)
@@ -854,23 +796,12 @@ class Engine:
         return runtime.exec_in(spec, stdio, seccomp_program=program)
 
     # -- stop / kill / pause ---------------------------------------------
-    def _stopped_marker(self, container_id: str) -> str:
-        return os.path.join(self.paths.container(container_id), "stopped-by-hand")
-
     def stopped_by_hand(self, container_id: str) -> bool:
-        return os.path.exists(self._stopped_marker(container_id))
+        return self.store.stopped_by_hand(container_id)
 
     def mark_stopped_by_hand(self, container_id: str, stopped: bool) -> None:
         """docker's HasBeenManuallyStopped: a restart policy stays off until the next start."""
-        marker = self._stopped_marker(container_id)
-        try:
-            if stopped:
-                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-            elif os.path.exists(marker):
-                os.unlink(marker)
-        except FileNotFoundError:
-            if not os.path.isdir(self.paths.container(container_id)):
-                raise NotFound(f"No such container: {container_id}") from None
+        self.store.mark_stopped_by_hand(container_id, stopped)
 
     def stop_signal(self, record: dict) -> int:
         from berth.signals import parse_signal
@@ -925,8 +856,9 @@ class Engine:
         """The supervisor's restart back-off was cut short by a stop: it stays exited."""
         try:
             with self.locked(container_id) as record:
-                record["State"].update(Status="exited", Running=False, Restarting=False, Pid=0)
-                write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
+                if record["State"]["Restarting"]:
+                    Container(record).transition(EXITED, Pid=0)
+                    self.store.write(record)
         except NotFound:
             pass
 
@@ -937,25 +869,55 @@ class Engine:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                record = read_json(os.path.join(self.paths.container(container_id), "config.json"))
+                record = self.store.read(container_id)
             except FileNotFoundError:
                 return {}
             state = record["State"]
             if not (state["Running"] or state["Restarting"]):
                 return record
             if not self.monitor_alive(container_id) or time.monotonic() > deadline:
-                with self.locked(container_id) as record:
-                    config = os.path.join(self.paths.container(container_id), "config.json")
-                    stored = read_json(config)["State"]
-                    if not (stored["Running"] or stored["Restarting"]):
-                        return record  # its supervisor recorded the end meanwhile: that is the truth
-                    self._clean_cgroup(container_id)
-                    self._disconnect(container_id)  # what the dead run held: we hold its lock
-                    if ended_by and not record["State"]["Running"]:
-                        record["State"].update(ExitCode=128 + ended_by, FinishedAt=now())
-                    write_json(config, record)
-                return record
+                try:
+                    return self.settle_abandoned_run(container_id, ended_by)
+                except NotFound:
+                    return {}
             time.sleep(0.005)
+
+    def settle_abandoned_run(self, container_id: str, ended_by: int | None = None) -> dict:
+        """A run nobody is left to record (its supervisor was killed): under the container's
+        lock, clean its cgroup, release what it held on the network, record it exited (ended
+        by signal `ended_by` if we sent one). Nothing if its end was recorded meanwhile."""
+        with self.locked(container_id) as record:
+            return self._settle_locked(record, ended_by)
+
+    def recover_abandoned(self) -> None:
+        """Settle the abandoned runs the loads so far found (a look at a container repairs
+        what a killed supervisor left: `ps`, `inspect`). Never waits: a container whose lock
+        is held is left to its holder."""
+        for container_id in sorted(self.abandoned):
+            fd = self.store.try_lock(container_id)
+            if fd is None:
+                continue
+            try:
+                self._settle_locked(self.load(container_id))
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
+        self.abandoned.clear()
+
+    def _settle_locked(self, record: dict, ended_by: int | None = None) -> dict:
+        container_id = record["Id"]
+        stored = self.store.read(container_id)["State"]
+        if not (stored["Running"] or stored["Restarting"]):
+            return record  # its supervisor recorded the end meanwhile: that is the truth
+        if not self.run_abandoned(container_id) and alive(stored["Pid"]):
+            return record
+        self._clean_cgroup(container_id)
+        self._disconnect(container_id)  # what the dead run held: we hold its lock
+        if ended_by and not record["State"]["Running"]:
+            record["State"].update(ExitCode=128 + ended_by, FinishedAt=now())
+        self.store.write(record)
+        return record
 
     def _freezer(self, record: dict):
         from berth.runtime.cgroups import open_cgroup
@@ -973,8 +935,8 @@ class Engine:
                 raise Conflict(f"Container {container_id} is not paused")
             cgroup = self._freezer(record)
             cgroup.freeze() if paused else cgroup.thaw()
-            record["State"].update(Paused=paused, Status="paused" if paused else "running")
-            write_json(os.path.join(self.paths.container(container_id), "config.json"), record, durable=False)
+            Container(record).transition(PAUSED if paused else RUNNING, "pause" if paused else "unpause")
+            self.store.write(record, durable=False)
             events.container(self.paths.root, record, "pause" if paused else "unpause")
 
     def rename(self, record: dict, new_name: str) -> None:
@@ -986,23 +948,26 @@ class Engine:
         old = record["Name"].lstrip("/")
         if new_name.lstrip("/") == old:
             raise Conflict("Renaming a container with the same name as its current name")
-        try:
-            self._reserve_name(new_name.lstrip("/"), container_id)
-        except Conflict as err:
-            raise Conflict(str(err)) from None
-        try:
-            with self.locked(container_id) as record:
-                record["Name"] = "/" + new_name.lstrip("/")
-                write_json(os.path.join(self.paths.container(container_id), "config.json"), record)
-        except BaseException:
-            self._release_name(new_name.lstrip("/"), container_id)
-            raise
-        self._release_name(old, container_id)
+        new_name = new_name.lstrip("/")
+        with self.locked(container_id) as record:
+            self.store.rename(container_id, old, new_name)
+            try:
+                record["Name"] = "/" + new_name
+                self.store.write(record)
+            except BaseException:
+                self.store.release_name(new_name, container_id)
+                raise
+            self.store.release_name(old, container_id)
         events.container(self.paths.root, record, "rename", {"oldName": "/" + old})
 
     def _disconnect(self, container_id: str, unplug: bool = True) -> None:
-        """Release what a run took on the bridge (see networks.release); cheap when nothing."""
-        if os.path.exists(os.path.join(self.paths.container_run(container_id), "network.json")):
+        """Release what a run took on the bridge (see networks.release), also what a release
+        killed midway left; cheap when there is nothing."""
+        try:
+            entries = os.listdir(self.paths.container_run(container_id))
+        except FileNotFoundError:
+            return
+        if any(e.startswith("network.json") for e in entries):
             from berth.engine.networks import release
 
             release(self, container_id, unplug)
@@ -1020,7 +985,7 @@ class Engine:
             if not claims:
                 return
             for claim in claims:  # a claimer killed halfway: take its work over
-                if not _alive(int(claim.rpartition("-")[2])):
+                if not alive(int(claim.rpartition("-")[2])):
                     try:
                         os.rename(os.path.join(directory, claim), os.path.join(directory, "network.json"))
                     except FileNotFoundError:
@@ -1060,21 +1025,25 @@ class Engine:
             self._delete(record, volumes)
 
     def _delete(self, record: dict, volumes: bool = False) -> None:
-        """Called with the container's lock held. The directory is renamed away first, so a
-        concurrent command can no longer create files (its lock, a marker) inside it: it
-        finds nothing and reports NotFound."""
-        directory = self.paths.container(record["Id"])
-        trash = os.path.join(self.paths.containers, f".removing-{record['Id']}-{os.urandom(4).hex()}")
-        try:
-            os.rename(directory, trash)
-        except FileNotFoundError:
+        """Called with the container's lock held. Ordered so that a kill anywhere leaves a
+        state the next command completes: marked removing (`rm` again finishes it, `start`
+        refuses it), what its run held released (resumable: see _disconnect), its directory
+        moved away (from then on it does not exist), its name freed, the directory deleted."""
+        container_id = record["Id"]
+        container = Container(record)
+        if container.status != REMOVING:
+            container.transition(REMOVING, "rm")
+            self.store.write(record, durable=False)
+        self._disconnect(container_id)
+        self._wait_released(container_id)
+        self._release_shm(container_id)
+        self.store.remove_run_dir(container_id)
+        trash = self.store.move_to_trash(container_id)
+        if trash is None:
             return
+        self.store.release_name(record["Name"].lstrip("/"), container_id)
         remove_tree(trash)
-        self._disconnect(record["Id"])
-        self._wait_released(record["Id"])
-        self._release_shm(record["Id"])
-        remove_tree(self.paths.container_run(record["Id"]))
-        self._release_name(record["Name"].lstrip("/"), record["Id"])
+        self.store.reap_trash()  # what removals killed midway left
         events.container(self.paths.root, record, "destroy")
         if volumes and record.get("Mounts"):
             from berth.engine.mounts import remove_anonymous_volumes
@@ -1145,18 +1114,6 @@ def _spec():
     from berth.engine import spec
 
     return spec
-
-
-def is_running(record: dict) -> bool:
-    """True if the record says running and its process is really alive."""
-    state = record["State"]
-    return bool(state["Running"]) and _alive(state["Pid"])
-
-
-def _alive(pid: int) -> bool:
-    from berth.engine.procs import start_time
-
-    return bool(pid) and start_time(pid) is not None
 
 
 def _kill_and_wait(pid: int, timeout: float = 10.0) -> None:

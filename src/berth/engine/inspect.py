@@ -11,7 +11,9 @@ def inspect(engine, ref: str, kind: str | None = None) -> dict:
     # lazy imports below: inspecting a container (the common case) loads none of them
     if kind in (None, "container"):
         try:
-            return engine.get(ref)
+            record = engine.get(ref)
+            engine.recover_abandoned()  # a look at it repairs what a killed supervisor left
+            return record
         except NotFound:
             if kind == "container":
                 raise

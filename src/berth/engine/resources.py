@@ -530,9 +530,8 @@ def update_container(engine, ref: str, changes: dict, restart: dict | None = Non
     """`berth update` for one container: check the changes like docker's daemon, record them
     in its HostConfig under its lock and, if it runs, write them to its cgroup (the record is
     left unchanged if the kernel refuses). Returns docker's warnings."""
-    from berth.engine.containers import is_running
+    from berth.engine.state import is_running
     from berth.errors import BerthError
-    from berth.fs import write_json
 
     warnings = validate(changes, update=True)
     record = engine.get(ref)
@@ -550,5 +549,5 @@ def update_container(engine, ref: str, changes: dict, restart: dict | None = Non
                 open_cgroup("/berth/" + container_id).update(live_resources(changes))
             except (BerthError, OSError) as err:
                 raise BerthError(f"Cannot update container {container_id}: {err}") from None
-        write_json(os.path.join(engine.paths.container(container_id), "config.json"), record)
+        engine.store.write(record)
     return warnings

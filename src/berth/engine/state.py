@@ -3,6 +3,7 @@ docker shows, the transitions allowed between them, and docker's State booleans 
 the status when a record is written. Every verb asks the table; an illegal transition is a
 Conflict in docker's words, never a traceback."""
 
+from berth.engine.procs import alive
 from berth.errors import Conflict
 
 CREATED = "created"
@@ -94,12 +95,24 @@ class Container:
     def status(self) -> str:
         return status_of(self.record["State"])
 
+    def check(self, verb: str, wanted: str) -> None:
+        """Conflict, in docker's words for `verb`, if the table forbids moving to `wanted`."""
+        current = self.status
+        if current != wanted and not allowed(current, wanted):
+            raise Conflict(refusal(verb, current, self.id))
+
     def transition(self, wanted: str, verb: str | None = None, **fields) -> None:
         """Move to `wanted` (and set other State `fields`); Conflict if the table forbids it."""
         current = self.status
         if current != wanted and not allowed(current, wanted):
             raise Conflict(refusal(verb or wanted, current, self.id))
         self.record["State"].update(Status=wanted, **booleans(wanted), **fields)
+
+
+def is_running(record: dict) -> bool:
+    """True if the record says running and its process is really alive."""
+    state = record["State"]
+    return bool(state["Running"]) and alive(state["Pid"])
 
 
 def refusal(verb: str, status: str, container_id: str) -> str:

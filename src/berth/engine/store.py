@@ -1,0 +1,330 @@
+"""The one module that locks, reads and writes a container's files: its record
+(<root>/containers/<id>/config.json), its name (<root>/names/<name>), its markers, and its
+run's processes (<run-root>/containers/<id>/state.json). Reading never changes the host.
+
+Crash safety comes from the order of the steps, so that every prefix a killed command can
+leave is a state the next command recognises (see DESIGN.md "State on disk"):
+
+- A container exists once its config.json does. Its directory is made, and its flock taken,
+  before anything else; the creator holds that flock until config.json is written. A
+  directory without config.json whose flock nobody holds is an abandoned creation.
+- A name is reserved by hard-linking the container's own `name` file (written whole in the
+  container's private directory first) to names/<name>: the name appears complete or not at
+  all. A name whose holder is an abandoned creation, or whose holder's directory is gone (a
+  removal killed after it moved the directory away), is stale: the next reservation of that
+  name reclaims it. Names are only ever unlinked under the names lock, re-checked there.
+- Removal moves the directory to containers/.removing-<id>-<random> (the container is gone
+  from then on), then releases the name, then deletes the directory. The remover's flock
+  moves with the directory; trash whose flock nobody holds is reaped by the next removal.
+"""
+
+import errno
+import fcntl
+import os
+import time
+
+from berth.errors import Conflict, NotFound
+from berth.fs import RECORD, Lock, make_dirs, read_json, remove_tree, write_json
+
+TRASH_PREFIX = ".removing-"
+CREATING_PREFIX = ".creating-"
+
+
+def is_container_id(text: str) -> bool:
+    """A full container ID (64 lowercase hex digits): the only thing joined to a path."""
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def name_conflict(name: str, holder: str) -> Conflict:
+    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{holder}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+class ContainerStore:
+    __slots__ = ("paths",)
+
+    def __init__(self, paths):
+        self.paths = paths
+
+    # -- records -----------------------------------------------------------
+    def ids(self) -> list[str]:
+        try:
+            return [n for n in os.listdir(self.paths.containers) if len(n) == 64]
+        except FileNotFoundError:
+            return []
+
+    def config_path(self, container_id: str) -> str:
+        return os.path.join(self.paths.container(container_id), "config.json")
+
+    def read(self, container_id: str) -> dict:
+        """The stored record, as written; FileNotFoundError if there is no such container
+        (also while it is being created: it exists once its record does)."""
+        if not is_container_id(container_id):
+            raise FileNotFoundError(container_id)  # as for a removed container: callers handle that
+        return read_json(self.config_path(container_id))
+
+    def write(self, record: dict, durable: bool = True) -> None:
+        """Replace the record atomically. `durable=False` for what a host crash makes false
+        anyway (that it runs, that it is paused): no fsync on the hot path."""
+        write_json(self.config_path(record["Id"]), record, durable)
+
+    def last_written(self, container_id: str) -> float | None:
+        try:
+            return os.stat(self.config_path(container_id)).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def lock(self, container_id: str) -> Lock:
+        """The container's own flock: hold it for any read-modify-write of its record or files."""
+        return Lock(os.path.join(self.paths.container(container_id), "lock"))
+
+    def try_lock(self, container_id: str) -> int | None:
+        """The container's flock if nobody holds it now (an fd to close), else None; None too
+        if the container's directory is gone."""
+        return _try_flock(os.path.join(self.paths.container(container_id), "lock"))
+
+    # -- creation ----------------------------------------------------------
+    def begin_create(self, container_id: str) -> Lock:
+        """Make the container's directory and hold its flock until the record is written
+        (commit) or everything is undone (abandon_create)."""
+        make_dirs(self.paths.containers)
+        # Made aside with its flock already held, then renamed into place: a container
+        # directory without a lock file never exists, so "nobody holds it" always means
+        # "its creator is gone".
+        staging = os.path.join(self.paths.containers, f"{CREATING_PREFIX}{container_id}")
+        os.mkdir(staging, 0o700)
+        lock = Lock(os.path.join(staging, "lock"))
+        lock.__enter__()
+        os.rename(staging, self.paths.container(container_id))
+        return lock
+
+    def abandon_create(self, container_id: str, name: str | None) -> None:
+        """Undo a creation: the directory first, so that a kill midway leaves a name whose
+        holder is gone, which the next reservation of it reclaims."""
+        remove_tree(self.paths.container(container_id))
+        if name is not None:
+            self.release_name(name, container_id)
+
+    # -- names -------------------------------------------------------------
+    def name_holder(self, name: str) -> str | None:
+        """The ID names/<name> points to (valid_name checked by the caller), or None."""
+        try:
+            with open(os.path.join(self.paths.names, name)) as f:
+                return f.read().strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def reserve_name(self, name: str, container_id: str) -> None:
+        """Point `name` at the container being created (whose directory exists); Conflict
+        if a container has it, or one is being created with it right now."""
+        own = os.path.join(self.paths.container(container_id), "name")
+        make_dirs(self.paths.names)
+        fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, RECORD)
+        try:
+            os.write(fd, container_id.encode())
+        finally:
+            os.close(fd)
+        path = os.path.join(self.paths.names, name)
+        try:
+            os.link(own, path)
+            return
+        except FileExistsError:
+            pass
+        with self._names_lock():  # the name is taken: reclaim it if its holder never was / is gone
+            holder = self.name_holder(name)
+            if holder is not None:
+                if not self._stale_holder(holder):
+                    raise name_conflict(name, holder)
+                os.unlink(path)
+            os.link(own, path)
+
+    def release_name(self, name: str, container_id: str) -> None:
+        """Free `name` if it still points at `container_id` (never someone else's)."""
+        if self.name_holder(name) != container_id:
+            return
+        with self._names_lock():
+            if self.name_holder(name) == container_id:
+                os.unlink(os.path.join(self.paths.names, name))
+
+    def rename(self, container_id: str, old: str, new: str) -> None:
+        """Move the container's name: the new one is reserved first (Conflict leaves all as
+        it was), the old one released after the record says the new one."""
+        own = os.path.join(self.paths.container(container_id), "name")
+        path = os.path.join(self.paths.names, new)
+        if not os.path.exists(own):  # a container made before names were linked from its directory
+            with open(own, "w") as f:
+                f.write(container_id)
+        try:
+            os.link(own, path)
+        except FileExistsError:
+            with self._names_lock():
+                holder = self.name_holder(new)
+                if holder is not None:
+                    if not self._stale_holder(holder):
+                        raise name_conflict(new, holder) from None
+                    os.unlink(path)
+                os.link(own, path)
+
+    def _stale_holder(self, holder: str) -> bool:
+        """True if `holder` is no container and nobody is creating it: its directory is gone,
+        or it has no record and its flock is free (its creator died). Called under the names
+        lock; a directory found abandoned is removed here."""
+        if not is_container_id(holder):
+            return True  # an empty or damaged name file
+        if os.path.exists(self.config_path(holder)):
+            return False
+        fd = self.try_lock(holder)
+        if fd is None:
+            return not os.path.isdir(self.paths.container(holder))
+        try:
+            if os.path.exists(self.config_path(holder)):
+                return False  # its creator finished meanwhile
+            remove_tree(self.paths.container(holder))
+        finally:
+            os.close(fd)
+        return True
+
+    def _names_lock(self) -> Lock:
+        return Lock(self.paths.names + ".lock")
+
+    # -- removal -----------------------------------------------------------
+    def move_to_trash(self, container_id: str) -> str | None:
+        """Called with the container's flock held: from now on it does not exist. The trash
+        path (to delete), or None if it was gone already."""
+        trash = os.path.join(self.paths.containers, f"{TRASH_PREFIX}{container_id}-{os.urandom(4).hex()}")
+        try:
+            os.rename(self.paths.container(container_id), trash)
+        except FileNotFoundError:
+            return None
+        return trash
+
+    def remove_run_dir(self, container_id: str) -> None:
+        """Its run's files (state.json, network claims, sockets): its dying supervisor may still
+        be removing its own meanwhile, so a file vanishing or appearing mid-walk is retried."""
+        for attempt in range(50):
+            try:
+                remove_tree(self.paths.container_run(container_id))
+                return
+            except OSError as err:
+                if err.errno != errno.ENOTEMPTY or attempt == 49:
+                    raise
+                time.sleep(0.01)
+
+    def reap_trash(self) -> int:
+        """Delete what removals (and creations) killed midway left behind: their flock is free.
+        The number reaped."""
+        reaped = 0
+        try:
+            entries = [n for n in os.listdir(self.paths.containers) if n.startswith((TRASH_PREFIX, CREATING_PREFIX))]
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            path = os.path.join(self.paths.containers, entry)
+            fd = _try_flock(os.path.join(path, "lock"))
+            if fd is None and os.path.exists(os.path.join(path, "lock")):
+                continue  # its remover (or creator) is at work
+            try:
+                remove_tree(path)
+                reaped += 1
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        return reaped
+
+    def reap_abandoned(self) -> list[str]:
+        """The full sweep (prune): trash, creations whose creator died (with their names),
+        and run directories of containers that no longer exist. IDs of abandoned creations."""
+        self.reap_trash()
+        abandoned = []
+        for container_id in self.ids():
+            if os.path.exists(self.config_path(container_id)):
+                continue
+            fd = self.try_lock(container_id)
+            if fd is None:
+                continue
+            try:
+                if os.path.exists(self.config_path(container_id)):
+                    continue
+                name = self._own_name(container_id)
+                remove_tree(self.paths.container(container_id))
+                if name is not None:
+                    self.release_name(name, container_id)
+                abandoned.append(container_id)
+            finally:
+                os.close(fd)
+        try:
+            run_dirs = os.listdir(os.path.join(self.paths.run_root, "containers"))
+        except FileNotFoundError:
+            run_dirs = []
+        for container_id in run_dirs:
+            if is_container_id(container_id) and not os.path.isdir(self.paths.container(container_id)):
+                remove_tree(self.paths.container_run(container_id))
+        return abandoned
+
+    def _own_name(self, container_id: str) -> str | None:
+        """The name an abandoned creation reserved, found by its name file's inode."""
+        try:
+            own = os.stat(os.path.join(self.paths.container(container_id), "name"))
+        except FileNotFoundError:
+            return None
+        if own.st_nlink < 2:
+            return None
+        try:
+            names = os.listdir(self.paths.names)
+        except FileNotFoundError:
+            return None
+        for name in names:
+            try:
+                st = os.stat(os.path.join(self.paths.names, name))
+            except FileNotFoundError:
+                continue
+            if (st.st_ino, st.st_dev) == (own.st_ino, own.st_dev):
+                return name
+        return None
+
+    # -- markers -----------------------------------------------------------
+    def _stopped_marker(self, container_id: str) -> str:
+        return os.path.join(self.paths.container(container_id), "stopped-by-hand")
+
+    def stopped_by_hand(self, container_id: str) -> bool:
+        return os.path.exists(self._stopped_marker(container_id))
+
+    def mark_stopped_by_hand(self, container_id: str, stopped: bool) -> None:
+        """docker's HasBeenManuallyStopped: a restart policy stays off until the next start."""
+        marker = self._stopped_marker(container_id)
+        try:
+            if stopped:
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, RECORD))
+            elif os.path.exists(marker):
+                os.unlink(marker)
+        except FileNotFoundError:
+            if not os.path.isdir(self.paths.container(container_id)):
+                raise NotFound(f"No such container: {container_id}") from None
+
+    # -- this boot's processes ----------------------------------------------
+    def _state_file(self, container_id: str) -> str:
+        return os.path.join(self.paths.container_run(container_id), "state.json")
+
+    def processes(self, container_id: str) -> dict:
+        """{"monitor": [pid, start], "pid": [pid, start]} of this boot, or {}."""
+        try:
+            return read_json(self._state_file(container_id))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def record_processes(self, container_id: str, monitor: list, container: list) -> None:
+        make_dirs(self.paths.container_run(container_id))
+        write_json(self._state_file(container_id), {"monitor": monitor, "pid": container}, durable=False)
+
+
+def _try_flock(path: str) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
