@@ -44,6 +44,32 @@ KINDS = {cls.kind: cls for cls in (BerthError, InvalidArgument, UsageError, NotF
                                    CannotInvoke, CommandNotFound)}
 
 
+# The host's failures rather than berth's: a full, read-only or over-quota disk, a failing one,
+# no memory or descriptors left. Their errnos, as docker (Go's syscall.Errno) words them.
+# (Numbers, not the errno module: this module is on every command's path.)
+HOST_ERRNOS = {
+    28: "no space left on device",  # ENOSPC
+    30: "read-only file system",  # EROFS
+    122: "disk quota exceeded",  # EDQUOT
+    5: "input/output error",  # EIO
+    27: "file too large",  # EFBIG
+    12: "cannot allocate memory",  # ENOMEM
+    23: "too many open files in system",  # ENFILE
+    24: "too many open files",  # EMFILE
+}
+
+
+def host_failure(err: BaseException) -> str | None:
+    """A host failure (HOST_ERRNOS) in docker's words, saying what failed as Go's PathError does
+    ("write /var/lib/berth/image/index.json: no space left on device"); None for any other error."""
+    words = HOST_ERRNOS.get(getattr(err, "errno", None)) if isinstance(err, OSError) else None
+    if words is None:
+        return None
+    op = getattr(err, "op", None)
+    what = f"{op} {err.filename}" if op and err.filename else err.filename
+    return f"{what}: {words}" if what else words
+
+
 def from_kind(kind: str | None, message: str) -> BerthError:
     """The error a (kind, message) pair stands for, e.g. one read from a fork pipe."""
     return KINDS.get(kind or "system", BerthError)(message)

@@ -36,19 +36,59 @@ def write_json(path: str, data, durable: bool = True) -> None:
 
 
 def write_bytes(path: str, data: bytes, durable: bool = True, mode: int = RECORD) -> None:
-    tmp = f"{path}.tmp{os.getpid()}-{os.urandom(4).hex()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    """Write `data` to `path` atomically: a temp file beside it (TEMP_MARK + pid: a sweeper
+    can tell a dead writer's), fsynced, renamed over it. On any failure (a full disk, a
+    read-only one) the temp file is removed and `path` is untouched; an OSError then names
+    `path` as what could not be written."""
+    tmp = f"{path}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         try:
-            write_all(fd, data)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except BaseException:
-        _ignore_missing(os.unlink, tmp, None)
+            try:
+                write_all(fd, data)
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, path)
+        except BaseException:
+            _ignore_missing(os.unlink, tmp, None)
+            raise
+    except OSError as err:
+        failed("write", path, err)
         raise
+
+
+TEMP_MARK = ".tmp"  # write_bytes' temp files: <target>.tmp<pid>-<random>
+
+
+def temp_writer(name: str) -> int | None:
+    """The pid in the name of write_bytes' temp file `name` (also the older <target>.tmp<pid>),
+    or None if `name` is not one."""
+    _, mark, rest = name.rpartition(TEMP_MARK)
+    pid = rest.partition("-")[0]
+    return int(pid) if mark and pid.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process `pid` running? (A reused pid reads as alive: a sweeper then only keeps a file.)"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def failed(op: str, path: str, err: OSError) -> None:
+    """Make `err` say which operation on which path failed, as Go's PathError does ("write PATH:
+    no space left on device", see errors.host_failure), unless it names another path already
+    (a temp file's name is no help: the file is gone). The caller re-raises it."""
+    if err.filename is None or temp_writer(os.path.basename(str(err.filename))) is not None:
+        err.filename = path
+    if err.filename == path and getattr(err, "op", None) is None:
+        err.op = op
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -180,8 +220,17 @@ class Lock:
         self.fd = -1
 
     def __enter__(self):
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, RECORD)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, RECORD)
+        except OSError as err:  # a read-only disk
+            failed("open", self.path, err)
+            raise
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            self.fd = -1
+            raise
         return self
 
     def __exit__(self, *exc):

@@ -6,7 +6,7 @@ nothing it does not use."""
 import os
 import sys
 
-from berth.errors import BerthError, UsageError
+from berth.errors import BerthError, UsageError, host_failure
 from berth.fs import set_process_umask
 
 # command -> (module, function); "image ls" style groups map onto the same functions.
@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"Error: {type(err).__name__}: {err}", file=sys.stderr)
+        # a full or read-only disk in docker's words; anything else names its type (a bug shows as one)
+        print(f"Error: {host_failure(err) or f'{type(err).__name__}: {err}'}", file=sys.stderr)
         return exit_code(BerthError(), function)
 
 

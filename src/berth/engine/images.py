@@ -214,14 +214,22 @@ def inspect_image(engine, ref: str) -> dict:
 # -- names and removal ------------------------------------------------------------------------
 
 def tag(engine, source: str, target: str) -> None:
-    image = engine.images.get(source)
-    engine.images.tag(image, tag_name(target))
+    name = tag_name(target)
+    with engine.images.holding(source) as image:  # an rmi meanwhile would leave the tag naming nothing
+        engine.images.tag(image, name)
 
 
 def remove(engine, ref: str, force: bool = False):
     """`rmi REF`, as docker's daemon does it: yields {"Untagged": name} and {"Deleted": id}
     as each happens (docker's ImageDeleteResponseItem); Conflict when a name or a container
     still needs the image (unless `force`, which untags but keeps an image in use)."""
+    # Exclusively: no container can be created from the image (nor its layers unpacked, nor
+    # content added) between the check that nothing uses it and its removal.
+    with engine.images.collecting():
+        yield from _remove(engine, ref, force)
+
+
+def _remove(engine, ref: str, force: bool):
     store = engine.images
     image = store.get(ref)
     by_name = _name_matching(image, ref)
@@ -266,20 +274,21 @@ def prune(engine, all_images: bool = False) -> dict:
     commands left in the store. docker's ImagesPruneResponse: {"ImagesDeleted": [{"Untagged":
     name} | {"Deleted": id}...], "SpaceReclaimed": bytes}."""
     store = engine.images
-    used = {record["Image"] for record in engine.containers()}
     deleted, reclaimed = [], 0
-    for image in store.images():
-        if image.id in used or (image.names and not all_images):
-            continue
-        size = image.size()
-        for name in list(image.names):
-            store.untag(name)
-            deleted.append({"Untagged": familiar(name)})
-        layers = store.delete(store.get(image.id))
-        deleted.append({"Deleted": image.id})
-        deleted.extend({"Deleted": chain} for chain in layers)
-        reclaimed += size if layers else 0
-    reclaimed += store.collect_leftovers()
+    with store.collecting():  # as rmi: nothing starts using an image between the check and the removal
+        used = {record["Image"] for record in engine.containers()}
+        for image in store.images():
+            if image.id in used or (image.names and not all_images):
+                continue
+            size = image.size()
+            for name in list(image.names):
+                store.untag(name)
+                deleted.append({"Untagged": familiar(name)})
+            layers = store.delete(store.get(image.id))
+            deleted.append({"Deleted": image.id})
+            deleted.extend({"Deleted": chain} for chain in layers)
+            reclaimed += size if layers else 0
+        reclaimed += store.collect_leftovers()  # blobs, layers and temp files nothing references
     return {"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}
 
 

@@ -117,8 +117,11 @@ def disk_usage(engine) -> list[Usage]:
             layer_size[chain] = store.layer_size(chain)
             if image.id in used:
                 active_layers.add(chain)
-    total = sum(layer_size.values())
-    reclaimable = sum(size for chain, size in layer_size.items() if chain not in active_layers)
+    # what killed commands left (blobs, layers and temp files nothing references) is the image
+    # store's too, and `image prune` gives it back: counted in both
+    leftovers = store.collect_leftovers(dry_run=True)
+    total = sum(layer_size.values()) + leftovers
+    reclaimable = sum(size for chain, size in layer_size.items() if chain not in active_layers) + leftovers
     containers = [(tree_size(r["GraphDriver"]["Data"]["UpperDir"]), is_running(r)) for r in records]
     volume_store = VolumeStore(engine.paths)
     volumes = volume_store.volumes()

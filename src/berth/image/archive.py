@@ -606,7 +606,8 @@ def load(store: ImageStore, stream, progress=None) -> list[LoadedImage]:
         images = _images(archive)
         layer_tars = _verify_layers(images, staging)
         unpacked = _unpack_new_layers(store, images, layer_tars, staging, progress)
-        loaded = _add_to_store(store, images, layer_tars, unpacked)
+        with store.writing():  # prune collects nothing from the first layer moved in to the index write
+            loaded = _add_to_store(store, images, layer_tars, unpacked)
         for image in loaded:
             store.event("load", image.id)
         return loaded

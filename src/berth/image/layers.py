@@ -85,8 +85,12 @@ def store_tar(stream, tmp_dir: str) -> tuple[str, str]:
                     break
                 digest.update(chunk)
                 out.write(chunk)
-    except BaseException:
+    except BaseException as err:
         os.unlink(path)
+        if isinstance(err, OSError):  # a full disk: say what could not be written
+            from berth.fs import failed
+
+            failed("write", path, err)
         raise
     return "sha256:" + digest.hexdigest(), path
 
@@ -116,6 +120,11 @@ def unpack(tar_path: str, target: str) -> int:
         raise InvalidArgument(f"invalid tar archive: {err}") from None
     except EOFError:
         raise InvalidArgument("invalid tar archive: unexpected EOF") from None
+    except OSError as err:  # a full disk: say where (the caller removes the partial `target`)
+        from berth.fs import failed
+
+        failed("write", target, err)
+        raise
     # Directory times last: creating entries inside would change them again.
     for path, member in reversed(directories):
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)

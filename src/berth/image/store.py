@@ -6,13 +6,24 @@
     image/layers/<chain-id hex>.json       {"diff_id", "parent", "size"}
 
 An image's ID is its config digest, as in docker. Untagged images stay in the index
-without a name (docker's dangling `<none>:<none>`)."""
+without a name (docker's dangling `<none>:<none>`).
 
+    image/store.lock                       who may add or remove content (see StoreLock)
+
+Content is added before the index names it (a layer, then its blob, then config and manifest,
+then the index entry), so a command killed midway leaves only content nothing references:
+`image prune` sweeps it (collect_leftovers). What may sweep and what adds exclude each other by
+store.lock: adding (commit, load, import, tag, the lazy unpack, a container being created from
+an image) holds it shared from the first write or lookup until the index or the container
+record names what it used; removing (rmi, prune) holds it exclusively while it decides what is
+unused and deletes it."""
+
+import fcntl
 import os
 
 from berth import fastjson as json
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.fs import Lock, make_dirs, read_json, write_bytes, write_json
+from berth.fs import Lock, failed, make_dirs, pid_alive, read_json, temp_writer, write_bytes, write_json
 
 NAME_ANNOTATION = "io.containerd.image.name"
 TAG_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -62,13 +73,143 @@ class Image:
                                                                                    self.diff_ids, strict=True))
 
 
+# store.lock held by this process: path -> [fd, exclusive, depth]. Holds nest (a create that
+# holds it shared unpacks layers, which holds it too; rmi holds it exclusively and deletes).
+_HELD: dict[str, list] = {}
+
+
+def _forget_held_locks() -> None:
+    """In a forked child: the parent's holds are the parent's. The child's copies of their fds
+    are closed so that a child outliving the hold (a supervisor) never keeps the lock taken."""
+    for fd, _, _ in _HELD.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_held_locks)
+
+
+class StoreLock:
+    """store.lock, shared (adding content or using an image) or exclusive (removing content),
+    for a `with` block or until release(). Re-entrant within a process: an exclusive hold covers
+    any nested one; a shared hold cannot become exclusive (that would deadlock two upgraders).
+    A store whose directory does not exist yet has nothing to protect: no lock is taken."""
+
+    __slots__ = ("path", "exclusive", "_held")
+
+    def __init__(self, path: str, exclusive: bool):
+        self.path = path
+        self.exclusive = exclusive
+        self._held = False
+
+    def acquire(self) -> None:
+        held = _HELD.get(self.path)
+        if held is not None:
+            if self.exclusive and not held[1]:
+                raise RuntimeError("image store lock held shared cannot be taken exclusively")
+            held[2] += 1
+            self._held = True
+            return
+        try:
+            fd = self._open()
+        except FileNotFoundError:  # no image/ yet
+            if not self.exclusive:
+                return  # no content to protect: a lookup finds nothing, writers ensure() first
+            make_dirs(os.path.dirname(self.path))  # a sweeper must exclude the first writer too
+            fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+        except BaseException:
+            os.close(fd)
+            raise
+        _HELD[self.path] = [fd, self.exclusive, 1]
+        self._held = True
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as err:  # a read-only disk
+            failed("open", self.path, err)
+            raise
+
+    def release(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        held = _HELD.get(self.path)
+        if held is None:  # forgotten in a forked child
+            return
+        held[2] -= 1
+        if held[2] == 0:
+            del _HELD[self.path]
+            os.close(held[0])
+
+    def __enter__(self):
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class ImageHold:
+    """An image resolved under store.lock held shared: no rmi or prune can delete it (or its
+    layers) until release(). `with store.holding(ref) as image:` or hold = store.holding(ref);
+    image = hold.acquire(); ... hold.release()."""
+
+    __slots__ = ("_store", "_ref", "_lock", "image")
+
+    def __init__(self, store: "ImageStore", ref: str):
+        self._store = store
+        self._ref = ref
+        self._lock = StoreLock(store.lock_path, exclusive=False)
+        self.image = None
+
+    def acquire(self) -> "Image":
+        self._lock.acquire()
+        try:
+            self.image = self._store.get(self._ref)
+        except BaseException:
+            self._lock.release()
+            raise
+        return self.image
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> "Image":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class ImageStore:
     def __init__(self, root: str):
         self.root = root
         self.blobs = os.path.join(root, "blobs", "sha256")
         self.layers = os.path.join(root, "layers")
         self.index_path = os.path.join(root, "index.json")
+        self.lock_path = os.path.join(root, "store.lock")
         self.on_event = None  # (action, image ID, name, labels): the engine's events journal, when set
+
+    # -- who may add and who may remove ------------------------------------
+    def holding(self, ref: str) -> ImageHold:
+        """The image `ref` names, kept from rmi and prune until released: Engine.create holds it
+        from resolving the image until the container's record exists."""
+        return ImageHold(self, ref)
+
+    def writing(self) -> StoreLock:
+        """Held (shared) by a command adding content, from its first write into blobs/ or layers/
+        until the index names it: prune cannot take that content for a leftover meanwhile."""
+        return StoreLock(self.lock_path, exclusive=False)
+
+    def collecting(self) -> StoreLock:
+        """Held (exclusively) by rmi and prune while they decide what is unused and delete it."""
+        return StoreLock(self.lock_path, exclusive=True)
 
     # -- layout ----------------------------------------------------------
     def ensure(self) -> None:
@@ -107,8 +248,9 @@ class ImageStore:
     def write_blob(self, data: bytes) -> str:
         digest = "sha256:" + sha256_hex(data)
         path = self.blob_path(digest)
-        if not os.path.exists(path):
-            write_bytes(path, data)
+        with self.writing():  # an existing blob stays until the caller's index entry names it
+            if not os.path.exists(path):
+                write_bytes(path, data)
         return digest
 
     def layer_dir(self, chain_id: str) -> str:
@@ -127,22 +269,14 @@ class ImageStore:
     def has_layer(self, chain_id: str) -> bool:
         return os.path.exists(self.layer_dir(chain_id) + ".json")
 
-    def register_layer(self, parent_chain: str | None, diff_id: str, tar_path: str) -> str:
-        """Adopt an uncompressed layer tar (moved into blobs) and unpack it once per chain ID."""
-        from berth.image.layers import unpack
-
-        def unpack_into(staging: str) -> int:
-            return unpack(tar_path, staging)
-
-        return self.adopt_layer(parent_chain, diff_id, tar_path, unpack_into)
-
     def add_layer_blob(self, diff_id: str, tar_path: str) -> None:
         """Adopt an uncompressed layer tar as its blob; its directory comes later (unpacked)."""
         blob = self.blob_path(diff_id)
-        if os.path.exists(blob):
-            os.unlink(tar_path)
-        else:
-            os.rename(tar_path, blob)
+        with self.writing():
+            if os.path.exists(blob):
+                os.unlink(tar_path)
+            else:
+                os.rename(tar_path, blob)
 
     def unpacked_layer_dirs(self, image: "Image") -> list[str]:
         """The image's layer directories, bottom first, unpacking from the blobs any that are
@@ -151,14 +285,17 @@ class ImageStore:
 
         diff_ids = image.diff_ids
         chains = chain_ids(diff_ids)
-        for i, chain in enumerate(chains):
-            if self.has_layer(chain):
-                continue
-            with Lock(self.layer_dir(chain) + ".lock"):
-                if not self.has_layer(chain):
-                    blob = self.blob_path(diff_ids[i])
-                    self.adopt_layer(chains[i - 1] if i else None, diff_ids[i], None,
-                                     lambda staging, blob=blob: unpack(blob, staging))
+        with self.writing():  # rmi cannot take the blobs away while they are unpacked
+            for i, chain in enumerate(chains):
+                if self.has_layer(chain):
+                    continue
+                with Lock(self.layer_dir(chain) + ".lock"):
+                    if not self.has_layer(chain):
+                        blob = self.blob_path(diff_ids[i])
+                        if not os.path.exists(blob):  # removed since `image` was resolved
+                            raise NotFound(f"No such image: {image.id}")
+                        self.adopt_layer(chains[i - 1] if i else None, diff_ids[i], None,
+                                         lambda staging, blob=blob: unpack(blob, staging))
         return [self.layer_dir(chain) for chain in chains]
 
     def adopt_layer(self, parent_chain: str | None, diff_id: str, tar_path: str | None, materialize) -> str:
@@ -169,19 +306,20 @@ class ImageStore:
         from berth.fs import remove_tree
 
         chain = diff_id if parent_chain is None else chain_ids([parent_chain, diff_id])[1]
-        if not self.has_layer(chain):
-            staging = os.path.join(self.tmp_dir(), f"layer-{os.getpid()}-{os.urandom(8).hex()}")
-            try:
-                size = materialize(staging)
-                final = self.layer_dir(chain)
-                remove_tree(final)  # a crash may have left an unregistered directory
-                os.rename(staging, final)
-            except BaseException:
-                remove_tree(staging)
-                raise
-            write_json(final + ".json", {"diff_id": diff_id, "parent": parent_chain, "size": size})
-        if tar_path is not None:
-            self.add_layer_blob(diff_id, tar_path)
+        with self.writing():
+            if not self.has_layer(chain):
+                staging = os.path.join(self.tmp_dir(), f"layer-{os.getpid()}-{os.urandom(8).hex()}")
+                try:
+                    size = materialize(staging)
+                    final = self.layer_dir(chain)
+                    remove_tree(final)  # a crash may have left an unregistered directory
+                    os.rename(staging, final)
+                except BaseException:
+                    remove_tree(staging)
+                    raise
+                write_json(final + ".json", {"diff_id": diff_id, "parent": parent_chain, "size": size})
+            if tar_path is not None:
+                self.add_layer_blob(diff_id, tar_path)
         return chain
 
     # -- lookup ----------------------------------------------------------
@@ -193,7 +331,13 @@ class ImageStore:
             name = (entry.get("annotations") or {}).get(NAME_ANNOTATION)
             if name:
                 names.append(name)
-        return [self._load(digest, names) for digest, names in by_manifest.items()]
+        images = []
+        for digest, names in by_manifest.items():
+            try:
+                images.append(self._load(digest, names))
+            except FileNotFoundError:
+                continue  # deleted while we listed (rmi removes the entry, then the blobs)
+        return images
 
     def _load(self, manifest_digest: str, names: list[str]) -> Image:
         manifest = json.loads(self.read_blob(manifest_digest))
@@ -208,6 +352,12 @@ class ImageStore:
         return image
 
     def lookup(self, ref: str) -> Image | None:
+        try:
+            return self._lookup(ref)
+        except FileNotFoundError:  # deleted while we looked (the entry goes first, then its blobs)
+            return None
+
+    def _lookup(self, ref: str) -> Image | None:
         from berth.image import reference
 
         index = self._index()["manifests"]
@@ -228,7 +378,10 @@ class ImageStore:
             wanted = ref if ref.startswith("sha256:") else "sha256:" + ref
             matches = {}
             for entry in index:
-                manifest = json.loads(self.read_blob(entry["digest"]))
+                try:
+                    manifest = json.loads(self.read_blob(entry["digest"]))
+                except FileNotFoundError:
+                    continue  # being deleted
                 if manifest["config"]["digest"].startswith(wanted):
                     matches[entry["digest"]] = True
             if len(matches) > 1:
@@ -333,7 +486,7 @@ class ImageStore:
     def delete(self, image: Image) -> list[str]:
         """Remove an image from the index and every blob and layer nothing else uses.
         Returns the layer diff IDs deleted (docker prints them as `Deleted: sha256:...`)."""
-        with Lock(os.path.join(self.root, "index.lock")):
+        with self.collecting(), Lock(os.path.join(self.root, "index.lock")):
             index = self._index()
             entries = index["manifests"]
             if any(e["digest"] == image.manifest_digest and (e.get("annotations") or {}).get(NAME_ANNOTATION)
@@ -344,47 +497,76 @@ class ImageStore:
             self.event("delete", image.id)
             return self._collect_garbage(index["manifests"], image)
 
-    def collect_leftovers(self) -> int:
-        """Remove what a killed command left behind: staging files in tmp/ and layer
-        directories no image's chain references. Returns the bytes freed."""
+    def _references(self, entries: list) -> tuple[set, set]:
+        """(blob digests, chain IDs) that the index `entries` reference: each entry's manifest,
+        its config and its layers, and the chain of its layers. An entry whose manifest or
+        config is gone (a store damaged by hand) references what can still be read of it."""
+        blobs, chains = set(), set()
+        for entry in entries:
+            blobs.add(entry["digest"])
+            try:
+                manifest = json.loads(self.read_blob(entry["digest"]))
+                blobs.add(manifest["config"]["digest"])
+                blobs.update(layer["digest"] for layer in manifest["layers"])
+                config = json.loads(self.read_blob(manifest["config"]["digest"]))
+            except (FileNotFoundError, InvalidArgument):
+                continue
+            chains.update(chain_ids((config.get("rootfs") or {}).get("diff_ids") or []))
+        return blobs, chains
+
+    def collect_leftovers(self, dry_run: bool = False) -> int:
+        """Remove what killed commands left behind: blobs and layer directories no image
+        references, lock files of such layers, and temp files and staging entries (in tmp/, and
+        write_bytes' <file>.tmp<pid>-* anywhere in the store) whose writer is dead. Returns the
+        bytes freed; `dry_run` only counts them (`system df`: what prune would give back)."""
+        if dry_run:
+            return self._sweep(True)
+        with self.collecting(), Lock(os.path.join(self.root, "index.lock")):
+            return self._sweep(False)
+
+    def _sweep(self, dry_run: bool) -> int:
         from berth.fs import remove_tree
 
+        remove = (lambda path: None) if dry_run else remove_tree
+        used_blobs, used_chains = self._references(self._index()["manifests"])
+        used_blobs = {digest.partition(":")[2] for digest in used_blobs}
+        used_chains = {chain.partition(":")[2] for chain in used_chains}
         freed = 0
-        with Lock(os.path.join(self.root, "index.lock")):
-            used = set()
-            for entry in self._index()["manifests"]:
-                manifest = json.loads(self.read_blob(entry["digest"]))
-                config = json.loads(self.read_blob(manifest["config"]["digest"]))
-                used.update(c.partition(":")[2] for c in chain_ids((config.get("rootfs") or {}).get("diff_ids") or []))
-            for name in os.listdir(self.layers):
-                if name.endswith(".lock"):
-                    continue  # a lock may be held right now
-                chain = name.removesuffix(".json")
-                if chain not in used:
-                    path = os.path.join(self.layers, name)
-                    freed += self.layer_size("sha256:" + chain) if name.endswith(".json") else 0
-                    remove_tree(path)
-            tmp = self.tmp_dir()
-            for name in os.listdir(tmp) if os.path.isdir(tmp) else ():
-                if _owner_alive(name):
-                    continue  # a command is working on it right now
-                path = os.path.join(tmp, name)
-                if os.path.isfile(path):
-                    freed += os.path.getsize(path)
-                remove_tree(path)
+        for directory, kind in ((self.root, None), (self.blobs, "blob"), (self.layers, "layer"),
+                                (self.tmp_dir(), "tmp")):
+            for name in _listdir(directory):
+                path = os.path.join(directory, name)
+                writer = temp_writer(name) if kind != "tmp" else _staging_owner(name)
+                if writer is not None or kind == "tmp":
+                    if writer is not None and pid_alive(writer):
+                        continue  # a command is writing it right now
+                elif kind == "blob":
+                    if name in used_blobs:
+                        continue
+                elif kind == "layer":
+                    chain = name.removesuffix(".json").removesuffix(".lock")
+                    if chain in used_chains:
+                        continue
+                    if name.endswith(".lock"):  # nobody waits on it: unpackers hold store.lock
+                        remove(path)
+                        continue
+                    if name.endswith(".json"):
+                        freed += self.layer_size("sha256:" + chain)
+                        remove(path)
+                        continue
+                    if os.path.exists(path + ".json"):
+                        remove(path)  # counted by its .json
+                        continue
+                else:
+                    continue  # index.json, oci-layout, the locks, blobs/, layers/, tmp/
+                freed += _bytes_under(path)
+                remove(path)
         return freed
 
     def _collect_garbage(self, entries: list, image: Image) -> list[str]:
         from berth.fs import remove_tree
 
-        used_chains = set()
-        used_blobs = set()
-        for entry in entries:
-            manifest = json.loads(self.read_blob(entry["digest"]))
-            used_blobs.update([entry["digest"], manifest["config"]["digest"]])
-            used_blobs.update(layer["digest"] for layer in manifest["layers"])
-            config = json.loads(self.read_blob(manifest["config"]["digest"]))
-            used_chains.update(chain_ids((config.get("rootfs") or {}).get("diff_ids") or []))
+        used_blobs, used_chains = self._references(entries)
         manifest = json.loads(self.read_blob(image.manifest_digest))
         deleted = []
         for chain in chain_ids(image.diff_ids):
@@ -411,18 +593,38 @@ class ImageStore:
         self.on_event(action, image_id, name or image_id, ((config or {}).get("config") or {}).get("Labels"))
 
 
-def _owner_alive(tmp_name: str) -> bool:
-    """Staging names are <kind>-<pid>-<random>: is that process still running?"""
-    parts = tmp_name.split("-")
-    if len(parts) < 3 or not parts[1].isdigit():
-        return False
+def _staging_owner(name: str) -> int | None:
+    """The pid in a tmp/ staging name, <kind>-<pid>-<random> (commit-, blob-, layer-, load-);
+    None for any other name (nobody's: swept)."""
+    parts = name.split("-")
+    return int(parts[1]) if len(parts) >= 3 and parts[1].isdigit() else None
+
+
+def _listdir(directory: str) -> list[str]:
     try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
+
+
+def _bytes_under(path: str) -> int:
+    """Bytes of the regular files at or under `path` (berth's own staging and layer content)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return 0
+    if (st.st_mode & 0o170000) != 0o040000:
+        return st.st_size
+    total = 0
+    for _root, _dirs, files, rootfd in os.fwalk(path):
+        for name in files:
+            try:
+                st = os.lstat(name, dir_fd=rootfd)
+            except FileNotFoundError:
+                continue
+            if (st.st_mode & 0o170000) == 0o100000:
+                total += st.st_size
+    return total
 
 
 def _unlink(path: str) -> None:
