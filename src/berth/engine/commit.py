@@ -58,8 +58,6 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     """Returns the new image's ID. Nothing is added unless everything succeeded."""
     from berth.engine.containers import is_running
     from berth.image.diff import LayerWriter
-    from berth.image.store import LAYER_TYPE
-    from berth.units import format_rfc3339_nano
 
     store = engine.images
     store.ensure()
@@ -87,12 +85,34 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
                     cgroup.thaw()
         os.close(fd)
         fd = -1
-        store.add_layer_blob(diff_id, tar_path)  # unpacked when an image first needs it
-    finally:
+    except BaseException as err:
         if fd >= 0:
             os.close(fd)
+        os.unlink(tar_path)
+        if isinstance(err, OSError):  # a full disk: say what could not be written
+            from berth.fs import failed
+
+            failed("write", tar_path, err)
+        raise
+    try:
+        image_id, image_config = _add_image(store, record, base, config, diff_id, tar_path, name, author, message)
+    finally:
         if os.path.exists(tar_path):
             os.unlink(tar_path)
+    if name:  # docker tags, then reports the commit as a container event
+        store.event("tag", image_id, name, image_config)
+    events.committed(engine.paths.root, record, image_id, name or "", message)
+    return image_id
+
+
+def _add_image(store, record: dict, base, config: dict, diff_id: str, tar_path: str, name: str | None,
+               author: str, message: str) -> tuple[str, dict]:
+    """The layer tar becomes its blob (unpacked when an image first needs it), then config,
+    manifest and the index entry naming them, all under store.lock: a prune meanwhile would
+    take the blob for a leftover. Returns (image ID, its config)."""
+    from berth.image.store import LAYER_TYPE
+    from berth.units import format_rfc3339_nano
+
     created = format_rfc3339_nano(time.time())
     image_config = {k: v for k, v in base.config.items() if k not in ("config", "rootfs", "history", "created")}
     command = " ".join([record["Path"]] + list(record["Args"]))
@@ -107,13 +127,11 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     image_config.update(created=created, config=config, history=history,
                         rootfs={"type": "layers", "diff_ids": list(base.diff_ids) + [diff_id]})
     manifest = store.read_manifest(base.manifest_digest)
-    layers = list(manifest["layers"]) + [
-        {"mediaType": LAYER_TYPE, "digest": diff_id, "size": os.path.getsize(store.blob_path(diff_id))}]
-    image_id = store.add_image(image_config, layers, name)
-    if name:  # docker tags, then reports the commit as a container event
-        store.event("tag", image_id, name, image_config)
-    events.committed(engine.paths.root, record, image_id, name or "", message)
-    return image_id
+    with store.writing():
+        store.add_layer_blob(diff_id, tar_path)
+        layers = list(manifest["layers"]) + [
+            {"mediaType": LAYER_TYPE, "digest": diff_id, "size": os.path.getsize(store.blob_path(diff_id))}]
+        return store.add_image(image_config, layers, name), image_config
 
 
 def _layers_top_first(record: dict) -> list[str]:
