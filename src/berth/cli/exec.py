@@ -1,6 +1,5 @@
-"""`berth exec`: run a command in a running container."""
+"""`berth exec`: run a command in a running container (berth.engine.execs), our stdio on its."""
 
-import os
 import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
@@ -19,64 +18,29 @@ EXEC = Command("exec", "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]", "Execu
 
 def cmd_exec(engine, argv) -> int:
     from berth.cli.run import SignalForwarder, expand_env, read_env_file
-    from berth.runtime.reap import wait_exit_code
+    from berth.engine.execs import ExecRequest, start_exec
 
     opts, args = parse(EXEC, argv)
     if opts.help:
         sys.stdout.write(help_text(EXEC))
         return 0
-    record = engine.get(args[0])
     env = []
     for path in opts.env_file:
         env.extend(read_env_file(path))
     env.extend(expand_env(opts.env))
-    tty = opts.tty and not opts.detach
-    size = None
-    if tty:
-        from berth.runtime.console import get_winsize
+    req = ExecRequest(args[1:], user=opts.user, env=env, workdir=opts.workdir, tty=opts.tty,
+                      privileged=opts.privileged, attach_stdin=opts.interactive, detach=opts.detach)
+    if req.tty:
+        from berth.cli.terminal import exec_with_terminal
 
-        size = get_winsize(0) or get_winsize(1)
-    if opts.detach:
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        stdio, fds = None, (null, null, null)
-    elif tty:  # the runtime gives the process its own pty: these are placeholders
-        stdio, fds = None, (os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), 1, 2)
-    else:  # pipes we pump, never our own fds: they may be the caller's terminal
-        from berth.monitor.supervisor import Stdio
-
-        stdio = Stdio(tty=False, open_stdin=False, attach_stdin=opts.interactive)
-        fds = stdio.container
-    forwarder = None if tty or opts.detach else SignalForwarder()
+        return exec_with_terminal(engine, args[0], req)
+    forwarder = None if req.detach else SignalForwarder()  # from before the start: see SignalForwarder
     try:
-        launched = engine.exec(record, args[1:], user=opts.user, env=env, workdir=opts.workdir, tty=tty,
-                               privileged=opts.privileged, stdio=fds, console_size=size, wait=not opts.detach)
-    except BaseException:
-        if stdio is not None:
-            stdio.close()
-        if forwarder:
+        session = start_exec(engine, args[0], req)
+        if session is None:
+            return 0
+        forwarder.target(session.pid)
+        return session.stream(0, 1, 2)
+    finally:
+        if forwarder is not None:
             forwarder.restore()
-        raise
-    finally:
-        if stdio is None:
-            for fd in set(fds):
-                if fd > 2:
-                    os.close(fd)
-    if opts.detach:
-        return 0
-    if tty:
-        from berth.cli.terminal import proxy
-
-        try:
-            proxy(launched.console_fd, opts.interactive)
-        finally:
-            os.close(launched.console_fd)
-        return wait_exit_code(launched.pid)
-    from berth.monitor.supervisor import pump_exec
-
-    stdio.started()
-    forwarder.target(launched.pid)
-    try:
-        return pump_exec(launched, stdio)
-    finally:
-        stdio.close()
-        forwarder.restore()

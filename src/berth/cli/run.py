@@ -10,7 +10,7 @@ import sys
 from berth.cli.flags import BOOL, INT, LIST, STRING, Command, Flag, help_text, parse
 from berth.cli.terminal import FORWARDED_SIGNALS
 from berth.engine.containers import CreateRequest
-from berth.errors import BerthError, InvalidArgument, UsageError
+from berth.errors import BerthError, InvalidArgument, NotFound, UsageError
 
 CREATE_FLAGS = [
     Flag("name", None, STRING, None, "Assign a name to the container"),
@@ -265,13 +265,13 @@ def network_request(opts) -> dict:
     """-p/-P/--expose/--link in docker's terms; parsed only when given (run stays lean)."""
     fields = {"publish_all": opts.publish_all}
     if opts.publish or opts.expose:
-        from berth.network.ports import parse_expose, parse_publish
+        from berth.engine.ports import parse_expose, parse_publish
 
         exposed, bindings = parse_publish(opts.publish)
         fields["exposed_ports"] = {**parse_expose(opts.expose), **exposed}
         fields["port_bindings"] = bindings
     if opts.link:
-        from berth.network.links import parse_links
+        from berth.engine.ports import parse_links
 
         fields["links"] = parse_links(opts.link)
     return fields
@@ -300,21 +300,15 @@ def parse_restart_policy(value: str) -> dict:
 
 
 def create_container(engine, req: CreateRequest) -> dict:
-    from berth.errors import NotFound
-
     try:
         record = engine.create(req)
     except NotFound as err:
-        if str(err).startswith("No such image"):
-            from berth.image import reference
+        from berth.engine.missing_image import NoSuchImage, explain  # lazy: only a failed create
 
-            try:
-                shown = reference.parse(req.image).familiar()
-            except ValueError:
-                raise InvalidArgument("invalid reference format") from None
-            print(f"Unable to find image '{shown}' locally", file=sys.stderr)
-            raise NotFound(f"No such image: {shown} (pulling is not supported yet)") from None
-        raise
+        err = explain(engine, req.image, err)
+        if isinstance(err, NoSuchImage):  # docker's CLI says so before it would pull
+            print(f"Unable to find image '{err.image}' locally", file=sys.stderr)
+        raise err from None
     for warning in req.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return record

@@ -1,13 +1,10 @@
 """Our terminal and stdio on a container's stdio: an attach Session streamed to our fds (raw
-mode and window size for a tty, signals forwarded without one), and, for exec, the proxy of
-an exec's own pty master."""
+mode and window size for a tty, signals forwarded without one), and an exec's session with a
+pty of its own (raw mode, window size). The bytes are moved by the engine's sessions; this
+module only handles our terminal."""
 
 import _signal as signal  # `signal` imports enum: ~4 ms on every run
 import os
-import select
-import sys
-
-from berth.fs import write_all
 
 # docker's sig-proxy: what the CLI receives goes to the container's process (not with a tty)
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
@@ -98,14 +95,17 @@ def hold_std_fds() -> bool:
     return has_stdin
 
 
-def proxy(master: int, interactive: bool, on_output=None) -> None:
-    """An exec's pty: copy stdin -> master (with -i) and master -> stdout until the process
-    side closes. Ctrl-C travels as a byte to the container's line discipline, as with docker -t."""
-    from berth.runtime.console import get_winsize, set_winsize
+def exec_with_terminal(engine, container: str, req) -> int:
+    """An exec with a pty of its own (berth.engine.execs copies its master): our terminal in
+    raw mode while our stdin is attached to it, its size following ours; its exit code.
+    Ctrl-C travels as a byte to the container's line discipline, as with docker -t."""
+    from berth.engine.attach import terminal_size
+    from berth.engine.execs import start_exec
 
+    session = start_exec(engine, container, req, console_size=terminal_size(0) or terminal_size(1))
     stdin_is_tty = os.isatty(0)
     saved = None
-    if interactive and stdin_is_tty:
+    if req.attach_stdin and stdin_is_tty:
         import termios
         import tty
 
@@ -113,44 +113,16 @@ def proxy(master: int, interactive: bool, on_output=None) -> None:
         tty.setraw(0)
 
     def resize(_signum=None, _frame=None):
-        size = get_winsize(0) if stdin_is_tty else None
+        size = terminal_size(0) if stdin_is_tty else None
         if size:
-            set_winsize(master, *size)
+            session.resize(*size)
 
     previous = signal.signal(signal.SIGWINCH, resize)
     try:
-        _copy_loop(master, interactive, on_output)
+        return session.stream(0, 1, 2)
     finally:
         signal.signal(signal.SIGWINCH, previous)
         if saved is not None:
             import termios
 
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
-
-
-def _copy_loop(master: int, interactive: bool, on_output) -> None:
-    out = sys.stdout.fileno()
-    sources = [master] + ([0] if interactive else [])
-    while True:
-        try:
-            ready, _, _ = select.select(sources, [], [])
-        except InterruptedError:
-            continue
-        if master in ready:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every slave fd is closed, the process is gone
-                return
-            if not data:
-                return
-            write_all(out, data)
-            if on_output is not None:
-                on_output(data)
-        if 0 in ready:
-            data = os.read(0, 65536)
-            if not data:
-                sources.remove(0)  # stdin closed: send EOF (^D) like docker's attach
-                write_all(master, b"\x04")
-                continue
-            write_all(master, data)
-
