@@ -193,6 +193,24 @@ def test_dead_writers_temp_files_are_swept_live_ones_kept(busybox):
     os.unlink(live)
 
 
+def test_host_failures_in_dockers_words():
+    """The errnos of a full, read-only or over-quota disk as Go (and so docker) words them, with
+    the operation and path that failed; other errors are no host failure (a bug keeps its type)."""
+    from berth.errors import host_failure
+    from berth.fs import failed, temp_writer
+
+    for number, words in ((28, "no space left on device"), (30, "read-only file system"),
+                          (122, "disk quota exceeded")):
+        err = OSError(number, os.strerror(number), "/r/image/index.json.tmp123-abcd")
+        failed("write", "/r/image/index.json", err)  # the temp file's name is no help
+        assert host_failure(err) == f"write /r/image/index.json: {words}"
+        assert host_failure(OSError(number, os.strerror(number))) == words
+    assert host_failure(FileNotFoundError(2, "No such file or directory", "/x")) is None
+    assert host_failure(ValueError("x")) is None
+    assert temp_writer("index.json.tmp123-abcd") == 123 and temp_writer("index.json.tmp45") == 45
+    assert temp_writer("a" * 64) is None and temp_writer("x.tmpl") is None
+
+
 # -- rmi racing create ---------------------------------------------------------------------------
 
 def _layer_dirs_missing(b, container: str) -> list[str]:

@@ -20,6 +20,7 @@ unused and deletes it."""
 
 import fcntl
 import os
+from _thread import get_ident  # the builtin: `threading` costs an import on `run`
 
 from berth import fastjson as json
 from berth.errors import Conflict, InvalidArgument, NotFound
@@ -73,9 +74,10 @@ class Image:
                                                                                    self.diff_ids, strict=True))
 
 
-# store.lock held by this process: path -> [fd, exclusive, depth]. Holds nest (a create that
-# holds it shared unpacks layers, which holds it too; rmi holds it exclusively and deletes).
-_HELD: dict[str, list] = {}
+# store.lock held by this process: (path, thread) -> [fd, exclusive, depth]. Holds nest within
+# a thread (a create that holds it shared unpacks layers, which holds it too; rmi holds it
+# exclusively and deletes); two threads hold it through two open files, which flock excludes.
+_HELD: dict[tuple, list] = {}
 
 
 def _forget_held_locks() -> None:
@@ -94,7 +96,7 @@ os.register_at_fork(after_in_child=_forget_held_locks)
 
 class StoreLock:
     """store.lock, shared (adding content or using an image) or exclusive (removing content),
-    for a `with` block or until release(). Re-entrant within a process: an exclusive hold covers
+    for a `with` block or until release(). Re-entrant within a thread: an exclusive hold covers
     any nested one; a shared hold cannot become exclusive (that would deadlock two upgraders).
     A store whose directory does not exist yet has nothing to protect: no lock is taken."""
 
@@ -106,7 +108,8 @@ class StoreLock:
         self._held = False
 
     def acquire(self) -> None:
-        held = _HELD.get(self.path)
+        key = (self.path, get_ident())
+        held = _HELD.get(key)
         if held is not None:
             if self.exclusive and not held[1]:
                 raise RuntimeError("image store lock held shared cannot be taken exclusively")
@@ -125,7 +128,7 @@ class StoreLock:
         except BaseException:
             os.close(fd)
             raise
-        _HELD[self.path] = [fd, self.exclusive, 1]
+        _HELD[key] = [fd, self.exclusive, 1]
         self._held = True
 
     def _open(self) -> int:
@@ -139,12 +142,13 @@ class StoreLock:
         if not self._held:
             return
         self._held = False
-        held = _HELD.get(self.path)
+        key = (self.path, get_ident())
+        held = _HELD.get(key)
         if held is None:  # forgotten in a forked child
             return
         held[2] -= 1
         if held[2] == 0:
-            del _HELD[self.path]
+            del _HELD[key]
             os.close(held[0])
 
     def __enter__(self):
