@@ -710,7 +710,7 @@ def _publish(store: ImageStore, added: list) -> list[LoadedImage]:
 
 def _remove_abandoned_staging(store: ImageStore) -> None:
     """A load killed mid-way leaves load-<pid>-*; remove those whose process is gone."""
-    from berth.fs import remove_tree
+    from berth.fs import pid_alive, remove_tree
 
     try:
         names = os.listdir(store.tmp_dir())
@@ -718,15 +718,5 @@ def _remove_abandoned_staging(store: ImageStore) -> None:
         return
     for name in names:
         parts = name.split("-")
-        if len(parts) == 3 and parts[0] == "load" and parts[1].isdigit() and not _alive(int(parts[1])):
+        if len(parts) == 3 and parts[0] == "load" and parts[1].isdigit() and not pid_alive(int(parts[1])):
             remove_tree(os.path.join(store.tmp_dir(), name))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
