@@ -57,6 +57,7 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
            changes: list[str] = (), pause: bool = True) -> str:
     """Returns the new image's ID. Nothing is added unless everything succeeded."""
     from berth.engine.containers import is_running
+    from berth.engine.freeze import CommitFreeze, thaw_if_abandoned
     from berth.image.diff import LayerWriter
 
     store = engine.images
@@ -71,18 +72,21 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
         # Under its lock the container can neither start nor be restarted: a stopped one's
         # tree stays as it is, a frozen one's too; only one running unfrozen (--pause=false)
         # may change its tree, hostile included, while it is read (the writer's `live` mode).
+        # The freeze is owned (engine.freeze): killed here, we leave it to the next command.
         with engine.locked(record["Id"]) as record:
             running = is_running(record)
+            if running:  # a commit killed before us may have left it frozen
+                thaw_if_abandoned(engine, record, held=True)
             paused = running and record["State"]["Paused"]
-            cgroup = engine._freezer(record) if pause and running and not paused else None
-            if cgroup:
-                cgroup.freeze()
+            freeze = CommitFreeze(engine, record) if pause and running and not paused else None
+            if freeze is not None:
+                freeze.__enter__()
             try:
                 diff_id = LayerWriter(record["GraphDriver"]["Data"]["UpperDir"], fd,
-                                      live=running and not paused and cgroup is None).write()
+                                      live=running and not paused and freeze is None).write()
             finally:
-                if cgroup:
-                    cgroup.thaw()
+                if freeze is not None:
+                    freeze.__exit__()
         os.close(fd)
         fd = -1
     except BaseException as err:

@@ -131,7 +131,7 @@ class AttachServer:
 
     __slots__ = ("listener", "directory", "attachers", "owner", "target", "own_target", "console", "stdin_open",
                  "pending", "close_after_pending", "tty", "stdin_once", "pid", "exited", "exit_seen", "size",
-                 "signals", "idle_return")
+                 "signals", "idle_return", "on_exit")
 
     def __init__(self, directory: str, tty: bool, open_stdin: bool, stdin_once: bool, listener=None):
         self.listener = listener
@@ -152,6 +152,7 @@ class AttachServer:
         self.size = None  # a terminal size asked for before the container ran
         self.signals = []  # signals asked for before the container ran
         self.idle_return = False  # copy_output returns once nobody is attached
+        self.on_exit = None  # called once the container's process has ended (an adopted one's status)
 
     # -- the life of the container -------------------------------------------------
     def add(self, fd: int) -> Attacher:
@@ -174,8 +175,11 @@ class AttachServer:
         self.target = stdin_pipe if self.own_target else console if self.stdin_open else -1
         if self.target >= 0:
             os.set_blocking(self.target, False)  # a container that does not read never stops us
-        self.exited = os.pidfd_open(pid)
-        self.exit_seen = False
+        try:
+            self.exited = os.pidfd_open(pid)
+            self.exit_seen = False
+        except ProcessLookupError:  # an adopted container that ended (and was reaped) meanwhile
+            self.exit_seen = True
         for signum in self.signals:
             self._kill(signum)
         self.signals = []
@@ -280,6 +284,8 @@ class AttachServer:
                 self._accept()
             elif fd == self.exited:
                 self.exit_seen = True
+                if self.on_exit is not None:
+                    self.on_exit()
             elif fd in self.attachers:
                 self._receive(self.attachers[fd])
         for fd in writable:

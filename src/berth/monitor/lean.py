@@ -24,7 +24,16 @@ def main(plan_text: str) -> None:
     except OSError:
         pass
     sources = {fd: stream for fd, stream in plan["sources"]}
+    orphan = None
+    if plan.get("adopted"):  # not our child (engine.adopt): its end is read from /proc
+        from berth.monitor.orphan import Orphan
+
+        orphan = Orphan(plan["pid"], plan["proc"])
     server = AttachServer.resumed(plan["attach"], plan["pid"], plan["console"])
+    if orphan is not None:
+        server.on_exit = orphan.seen_exit
+        if server.exit_seen:
+            orphan.seen_exit()
     log = LogWriter(plan["log"])
     copy_output(sources, log, server=server)
     log.close()
@@ -32,8 +41,12 @@ def main(plan_text: str) -> None:
     server.drain()
     for fd, _ in plan["sources"]:
         os.close(fd)
-    plan["code"] = wait_exit_code(plan["pid"])
-    reap_orphans()
+    if orphan is None:
+        plan["code"] = wait_exit_code(plan["pid"])
+        reap_orphans()
+    else:
+        plan["code"], plan["error"] = orphan.end()
+        os.close(plan.pop("proc"))
     plan["attach"] = server.handoff()  # the clients still connected hear the exit code
     exec_python("berth.monitor.supervisor", "resume", plan)
 

@@ -13,6 +13,7 @@ The engine drives it through the `engine` object it is given (load, start, finis
 held_sockets...): nothing here imports the engine."""
 
 import _socket
+import errno
 import os
 import time
 
@@ -244,11 +245,15 @@ class Supervisor:
             log.close()
 
     def after_exit(self, launched, code: int, started: float, backoff: float,
-                   server: AttachServer | None = None) -> float | None:
+                   server: AttachServer | None = None, error: str = "") -> float | None:
         """Record the end and tell the clients; the back-off slept before the next start,
-        or None when done."""
+        or None when done. `error`: State.Error, for an end whose status is unknown (an
+        adopted container's, monitor.orphan)."""
         engine = self.engine
-        restart = engine.finish(self.container_id, launched, code, allow_restart=True)
+        if error:
+            restart = engine.finish(self.container_id, launched, code, allow_restart=True, error=error)
+        else:
+            restart = engine.finish(self.container_id, launched, code, allow_restart=True)
         if server is not None:
             server.finish(code)
         if not restart:
@@ -325,9 +330,61 @@ def resume(plan_text: str) -> None:
         supervisor = Supervisor(engine, plan["id"])
         server = AttachServer.resumed(plan["attach"], 0)
         launched = Launched(plan["pid"], open_cgroup(cgroup_path(plan["id"])), None)
-        backoff = supervisor.after_exit(launched, plan["code"], plan["started"], plan["backoff"], server)
+        backoff = supervisor.after_exit(launched, plan["code"], plan["started"], plan["backoff"], server,
+                                        plan.get("error") or "")
         if backoff is not None:
             supervisor.run_detached(-1, restarting=True, backoff=backoff)
+    finally:
+        os._exit(0)
+
+
+def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd: int, lost_since: float,
+          alive: bool) -> None:
+    """The life of a supervisor forked (engine.adopt) for a container whose supervisor was
+    killed: `pid` is its pid 1, not our child, known through `proc_fd` (monitor.orphan);
+    `sources`, new read ends of its output pipes. Alive, it is watched by the lean monitor,
+    whose end (resume) records the exit and applies the restart policy; already ended, that
+    is done now and `notify_fd` closed once it is recorded. Never returns."""
+    from berth.monitor.orphan import Orphan
+    from berth.units import format_rfc3339_nano_ns
+
+    container_id = record["Id"]
+    try:
+        os.setpgid(0, 0)
+        keep = [fd for fd, _ in sources] + [fd for fd in (proc_fd, notify_fd) if fd >= 0]
+        _detach_stdio(keep=tuple(keep))  # the caller's fds go, its lock on the container first
+        if not alive:
+            from berth.runtime.cgroups import cgroup_path, open_cgroup
+            from berth.runtime.container import Launched
+
+            code, error = Orphan(pid, proc_fd).end()
+            supervisor = Supervisor(engine, container_id)
+            launched = Launched(pid, open_cgroup(cgroup_path(container_id)), None)
+            backoff = supervisor.after_exit(launched, code, time.monotonic(), 0.0, None, error)
+            os.close(notify_fd)
+            if backoff is not None:
+                supervisor.run_detached(-1, restarting=True, backoff=backoff)
+            return
+        os.close(notify_fd)
+        config = record["Config"]
+        since = format_rfc3339_nano_ns(int(lost_since * 1e9))
+        how = "read again from now" if sources else "not recoverable (its terminal died with the supervisor)"
+        log = LogWriter(record["LogPath"])
+        log.write("stderr", f"berth: the container's supervisor was killed: its output since {since} "
+                            f"may be lost, and is {how}\n".encode())
+        log.close()
+        directory = engine.paths.container_run(container_id)
+        make_dirs(directory)
+        server = AttachServer(directory, config["Tty"], False, bool(config.get("StdinOnce")), listen(directory))
+        for fd in [fd for fd, _ in sources] + [proc_fd]:
+            os.set_inheritable(fd, True)
+        plan = {"id": container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
+                "config_file": engine.config_file, "overrides": engine.overrides, "pid": pid,
+                "engine": [type(engine).__module__, type(engine).__qualname__],
+                "log": record["LogPath"], "sources": [[fd, stream] for fd, stream in sources],
+                "console": -1, "held": [], "started": time.monotonic(), "backoff": 0.0,
+                "attach": server.handoff(), "adopted": True, "proc": proc_fd}
+        exec_python("berth.monitor.lean", "main", plan)
     finally:
         os._exit(0)
 
@@ -361,11 +418,19 @@ def _notify(fd: int, message: dict) -> None:
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    """Echo to our stdout/stderr; a reader that went away (`| head`) is not an error."""
+    """Echo to our stdout/stderr; a reader that went away (`| head`) is not an error, nor a
+    full disk under a redirected output: what cannot be written is dropped, and the
+    container, which must never die of our output, runs on."""
     try:
         write_all(fd, data)
     except BrokenPipeError:
         pass
+    except OSError as err:
+        if err.errno not in DISK_ERRORS:
+            raise
+
+
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO)
 
 
 def start_detached(engine, container_id: str) -> int:
