@@ -217,8 +217,8 @@ def _blobs(b, trial: Trial, notes: set) -> None:
         _call(b, trial, ["image", "prune", "-af"], timeout=60)
     remaining = cc.temp_files(b)
     # a temp file the ordinary commands left but prune collects is still reported, marked so
-    trial.damage = [d + " (image prune collects it)" if d.startswith("temp file ") and d[10:] not in remaining
-                    else d for d in trial.damage]
+    trial.damage = [d + " (image prune collects it)" if d.startswith("temp file ") and d[10:].split(" (")[0]
+                    not in remaining else d for d in trial.damage]
     trial.damage += [f"after prune: {item}" for item in cc.unreferenced_blobs(b)]
     trial.damage += [f"after prune: temp file {p}" for p in remaining if f"temp file {p}" not in trial.damage]
 
@@ -244,7 +244,7 @@ def _run_trial(b, case: Case, port: int, point, since: int, notes: set) -> tuple
     _call(b, trial, ["rm", "-f", NAME], {1: "No such container"})
     _sweep_listed(b, trial, keep_volume=case.volume)
     ids = _ids(b, trace)
-    trial.damage += cc.leftovers(b, ids, trace.pids, since)
+    first = cc.leftovers(b, ids, trace.pids, since)
     # the same name and port again, at once
     reuse = _run_d(port, *(("-v", f"{VOLUME}:/etc") if case.volume else ()))
     if _call(b, trial, reuse) is not None:
@@ -254,8 +254,11 @@ def _run_trial(b, case: Case, port: int, point, since: int, notes: set) -> tuple
     if case.volume:
         _call(b, trial, ["volume", "rm", VOLUME], {1: "No such volume"})
     ids = _ids(b, trace)
-    trial.damage += [f"after reuse: {item}" for item in cc.leftovers(b, ids, trace.pids, since)
-                     if item not in trial.damage]
+    second = cc.leftovers(b, ids, trace.pids, since)
+    # what the ordinary commands left, and whether the reuse (same name and port) cleared it
+    trial.damage += [item + (" (still there after the reuse run)" if item in second else " (the reuse run cleared it)")
+                     for item in first]
+    trial.damage += [f"after the reuse run: {item}" for item in second if item not in first]
     if case.name in IMAGE_COMMANDS:
         _blobs(b, trial, notes)
     trial.damage = list(dict.fromkeys(trial.damage))
