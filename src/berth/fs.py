@@ -70,15 +70,36 @@ def temp_writer(name: str) -> int | None:
     return int(pid) if mark and pid.isdigit() else None
 
 
-def pid_alive(pid: int) -> bool:
-    """Is process `pid` running? (A reused pid reads as alive: a sweeper then only keeps a file.)"""
+def sweep_temps(target: str) -> None:
+    """Remove the temp files of atomic writes of `target` whose writer died before renaming
+    them into place (one listing of its directory): the next writer of a file cleans up."""
+    directory, base = os.path.split(target)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith(base + TEMP_MARK):
+            writer = temp_writer(name)
+            if writer is not None and writer != os.getpid() and not pid_alive(writer):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                except FileNotFoundError:
+                    pass
+
+
+def pid_alive(pid: int) -> bool:
+    """The one "is this pid alive" test: it exists and is not a zombie (a process that ended
+    but nobody reaped yet has done all it will do). A reused pid reads as alive: a sweeper
+    then only keeps a file a while longer."""
+    if pid <= 0:
         return False
-    except PermissionError:
-        pass
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split(None, 1)[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 def failed(op: str, path: str, err: OSError) -> None:

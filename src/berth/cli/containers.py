@@ -5,6 +5,7 @@ import time
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
 from berth.engine.container_list import list_containers
+from berth.engine.lifecycle import remove
 from berth.errors import BerthError
 
 RM = Command("rm", "berth rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
@@ -35,7 +36,7 @@ def cmd_rm(engine, argv) -> int:
     failed = 0
     for ref in args:
         try:
-            engine.remove(engine.get(ref), force=opts.force, volumes=opts.volumes)
+            remove(engine, ref, force=opts.force, volumes=opts.volumes)
             print(ref)
         except BerthError as err:
             print(f"Error response from daemon: {err}", file=sys.stderr)

@@ -303,12 +303,11 @@ def create_container(engine, req: CreateRequest) -> dict:
     try:
         record = engine.create(req)
     except NotFound as err:
-        from berth.engine.missing_image import NoSuchImage, explain  # lazy: only a failed create
+        from berth.engine.missing_image import NoSuchImage  # lazy: only a failed create
 
-        err = explain(engine, req.image, err)
         if isinstance(err, NoSuchImage):  # docker's CLI says so before it would pull
             print(f"Unable to find image '{err.image}' locally", file=sys.stderr)
-        raise err from None
+        raise
     for warning in req.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return record

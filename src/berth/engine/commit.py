@@ -66,7 +66,7 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
     base = store.get(record["Image"])
     container_config = {k: record["Config"].get(k) for k in CARRIED if k in record["Config"]}
     config = merge_config(user_config, container_config)
-    tar_path = os.path.join(store.tmp_dir(), f"commit-{os.getpid()}-{os.urandom(8).hex()}")
+    tar_path = os.path.join(store.staging_dir(), f"commit-{os.getpid()}-{os.urandom(8).hex()}")
     fd = os.open(tar_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)  # read back to hash it
     try:
         # Under its lock the container can neither start nor be restarted: a stopped one's

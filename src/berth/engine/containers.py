@@ -10,11 +10,11 @@ import time
 
 from berth.engine import events
 from berth.engine.names import valid_name
-from berth.engine.procs import alive, same_process
+from berth.engine.procs import same_process
 from berth.engine.state import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, is_running
 from berth.engine.store import ContainerStore
 from berth.errors import Conflict, InvalidArgument, NotFound, start_exit_code
-from berth.fs import Lock, make_dirs, remove_tree, secure_roots, write_bytes
+from berth.fs import Lock, make_dirs, pid_alive, remove_tree, secure_roots, write_bytes
 from berth.paths import Paths
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -165,7 +165,7 @@ class Engine:
             holder = self.store.name_holder(name)
             if holder is not None:
                 try:
-                    return self.load(holder)
+                    return self._looked_at(self.load(holder))
                 except FileNotFoundError:
                     pass
         if ref and all(c in "0123456789abcdef" for c in ref):
@@ -174,25 +174,54 @@ class Engine:
                 raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
             if matches:
                 try:
-                    return self.load(matches[0])
+                    return self._looked_at(self.load(matches[0]))
                 except FileNotFoundError:
                     pass
         raise NotFound(f"No such container: {ref}")
 
+    def _looked_at(self, record: dict) -> dict:
+        """A container a command names is repaired first, as far as a killed command left it
+        broken: a commit's abandoned freeze thawed, a killed supervisor's run adopted or settled."""
+        from berth.engine.freeze import thaw_if_abandoned
+
+        record = thaw_if_abandoned(self, record)
+        if record["Id"] in self.abandoned:
+            self.recover_abandoned()
+            record = self.load(record["Id"])
+            self.abandoned.discard(record["Id"])
+        return record
+
     def containers(self) -> list[dict]:
+        """Every container, each repaired as far as a commit killed mid-freeze left it (see
+        recover_abandoned for killed supervisors)."""
+        from berth.engine.freeze import thaw_if_abandoned
+
         records = []
         for container_id in self.container_ids():
             try:
-                records.append(self.load(container_id))
+                records.append(thaw_if_abandoned(self, self.load(container_id)))
             except FileNotFoundError:
                 continue  # removed while we listed
         return records
 
     # -- create ----------------------------------------------------------
     def create(self, req: CreateRequest) -> dict:
+        # The image is held (no rmi or prune of it or its layers) until the record names it.
+        hold = self.images.holding(req.image)
+        try:
+            image = hold.acquire()
+        except NotFound:
+            from berth.engine.missing_image import no_such_image  # lazy: only a missing image
+
+            raise no_such_image(req.image) from None
+        try:
+            return self._create(req, image)
+        finally:
+            hold.release()
+
+    def _create(self, req: CreateRequest, image) -> dict:
         from berth.engine.names import random_name
 
-        image = self.images.get(req.image)
         image_config = image.config.get("config") or {}
         entrypoint, cmd = command_for(image_config, req)
         if not entrypoint and not cmd:
@@ -231,11 +260,8 @@ class Engine:
         directory = self.paths.container(container_id)
         # The store's order makes a kill anywhere below recoverable: the directory (and its
         # flock, held until the record exists), then the name, then the record.
-        creating = self.store.begin_create(container_id)
-        reserved = None
+        creating = self.store.begin_create(container_id, name)
         try:
-            self.store.reserve_name(name, container_id)
-            reserved = name
             os.mkdir(os.path.join(directory, "upper"), 0o755)  # the container's "/": its mode shows inside
             os.mkdir(os.path.join(directory, "work"))
             os.mkdir(os.path.join(directory, "merged"))
@@ -252,7 +278,7 @@ class Engine:
         except BaseException:
             if volumes is not None:
                 volumes.rollback()
-            self.store.abandon_create(container_id, reserved)
+            self.store.abandon_create(container_id, name)
             raise
         finally:
             creating.__exit__()
@@ -514,14 +540,14 @@ class Engine:
         if not (state["Running"] or state["Restarting"]):
             return record
         processes = self.store.processes(record["Id"])
+        if same_process(processes.get("monitor")):
+            return record  # alive, or about to write the exit itself
+        self.abandoned.add(record["Id"])  # nobody records its end: recover_abandoned() adopts it
         if state["Running"] and same_process(processes.get("pid")):
             return record
-        if same_process(processes.get("monitor")):
-            return record  # it is about to write the exit itself
         if state["Restarting"]:  # stopped in its back-off: its last run's end is the truth
             state.update(Status="exited", Running=False, Restarting=False, Pid=0)
             return record
-        self.abandoned.add(record["Id"])
         # Nobody saw it end. The record's last write (its start) dates it, stably.
         finished = self.store.last_written(record["Id"]) or time.time()
         from berth.units import format_rfc3339_nano
@@ -705,7 +731,8 @@ class Engine:
             pass
         return target["State"]["Pid"]
 
-    def finish(self, container_id: str, launched, exit_code: int, allow_restart: bool = False) -> bool:
+    def finish(self, container_id: str, launched, exit_code: int, allow_restart: bool = False,
+               error: str = "") -> bool:
         """Record the exit, tear down what start made, honour --rm. With `allow_restart`
         (a detached supervisor), apply the restart policy: True means the container is now
         "restarting" and the supervisor should start it again after its back-off."""
@@ -742,7 +769,7 @@ class Engine:
                 return False
             # docker shows a container in its restart back-off as Running and Restarting.
             container.transition(RESTARTING if restart else EXITED, Pid=0, ExitCode=exit_code, OOMKilled=oom,
-                                 FinishedAt=now())
+                                 FinishedAt=now(), Error=error)
             self.store.write(record)
             return restart
         finally:
@@ -893,7 +920,15 @@ class Engine:
         """Settle the abandoned runs the loads so far found (a look at a container repairs
         what a killed supervisor left: `ps`, `inspect`). Never waits: a container whose lock
         is held is left to its holder."""
+        from berth.engine.adopt import adopt_if_orphaned
+
         for container_id in sorted(self.abandoned):
+            try:
+                stored = self.store.read(container_id)
+                if adopt_if_orphaned(self, stored) is not None:
+                    continue  # a new supervisor watches it (or recorded its unseen end)
+            except FileNotFoundError:
+                continue
             fd = self.store.try_lock(container_id)
             if fd is None:
                 continue
@@ -905,12 +940,39 @@ class Engine:
                 os.close(fd)
         self.abandoned.clear()
 
+    def release_stale_hold(self, container_id: str) -> bool:
+        """Another run wants a host port (or address) `container_id` holds: release it if that
+        container's run is over with nobody left to release it (a start, rm or supervisor
+        killed midway). True if something was released."""
+        from berth.engine.networks import release_orphan
+
+        if not os.path.isdir(self.paths.container(container_id)):
+            release_orphan(self, container_id)  # removed, or its removal was killed midway
+            return True
+        fd = self.store.try_lock(container_id)
+        if fd is None:
+            return False  # being started, stopped or removed right now: its holder's to release
+        try:
+            try:
+                record = self.load(container_id)
+            except FileNotFoundError:
+                return False
+            state = record["State"]
+            if state["Running"] or state["Restarting"]:
+                return False  # load() found its run alive
+            if container_id in self.abandoned:
+                self._settle_locked(record)
+            release_orphan(self, container_id)  # also what a start killed midway took
+            return True
+        finally:
+            os.close(fd)
+
     def _settle_locked(self, record: dict, ended_by: int | None = None) -> dict:
         container_id = record["Id"]
         stored = self.store.read(container_id)["State"]
         if not (stored["Running"] or stored["Restarting"]):
             return record  # its supervisor recorded the end meanwhile: that is the truth
-        if not self.run_abandoned(container_id) and alive(stored["Pid"]):
+        if not self.run_abandoned(container_id) and pid_alive(stored["Pid"]):
             return record
         self._clean_cgroup(container_id)
         self._disconnect(container_id)  # what the dead run held: we hold its lock
@@ -920,13 +982,16 @@ class Engine:
         return record
 
     def _freezer(self, record: dict):
-        from berth.runtime.cgroups import open_cgroup
+        from berth.runtime.cgroups import cgroup_path, open_cgroup
 
-        return open_cgroup("/berth/" + record["Id"])
+        return open_cgroup(cgroup_path(record["Id"]))
 
     def pause(self, record: dict, paused: bool) -> None:
+        from berth.engine.freeze import thaw_if_abandoned
+
         container_id = record["Id"]
         with self.locked(container_id) as record:
+            record = thaw_if_abandoned(self, record, held=True)
             if not is_running(record):
                 raise Conflict(f"Container {container_id} is not running")
             if paused and record["State"]["Paused"]:
@@ -950,7 +1015,7 @@ class Engine:
             raise Conflict("Renaming a container with the same name as its current name")
         new_name = new_name.lstrip("/")
         with self.locked(container_id) as record:
-            self.store.rename(container_id, old, new_name)
+            self.store.rename(container_id, new_name)
             try:
                 record["Name"] = "/" + new_name
                 self.store.write(record)
@@ -985,7 +1050,7 @@ class Engine:
             if not claims:
                 return
             for claim in claims:  # a claimer killed halfway: take its work over
-                if not alive(int(claim.rpartition("-")[2])):
+                if not pid_alive(int(claim.rpartition("-")[2])):
                     try:
                         os.rename(os.path.join(directory, claim), os.path.join(directory, "network.json"))
                     except FileNotFoundError:
@@ -995,9 +1060,9 @@ class Engine:
 
     def _clean_cgroup(self, container_id: str) -> None:
         """Kill whatever is left in the container's cgroup and remove it."""
-        from berth.runtime.cgroups import open_cgroup
+        from berth.runtime.cgroups import cgroup_path, open_cgroup
 
-        cgroup = open_cgroup("/berth/" + container_id)
+        cgroup = open_cgroup(cgroup_path(container_id))
         if not cgroup.exists():
             return
         cgroup.thaw()

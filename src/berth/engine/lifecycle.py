@@ -1,7 +1,22 @@
-"""Use cases that wait on or cycle a container: `wait` and `restart`."""
+"""Use cases that wait on, cycle or remove a container: `wait`, `restart`, `rm`."""
 
+from berth.engine.names import valid_name
 from berth.engine.procs import wait_gone
 from berth.errors import NotFound
+
+
+def remove(engine, ref: str, force: bool = False, volumes: bool = False) -> None:
+    """`rm`: the container `ref` names. A name left by a create or rm killed midway (its
+    holder is no container) is freed on the way, so the name can be used again at once."""
+    try:
+        record = engine.get(ref)
+    except NotFound:
+        name = ref.lstrip("/")
+        if valid_name(name):
+            engine.store.reclaim_stale_name(name)
+        engine.store.reap_trash()  # a creation or removal killed midway, found by nobody else
+        raise
+    engine.remove(record, force=force, volumes=volumes)
 
 
 def restart(engine, record: dict, timeout: float | None = None, signum: int | None = None) -> None:

@@ -22,12 +22,3 @@ def no_such_image(ref: str) -> BerthError:
         return NoSuchImage(reference.parse(ref).familiar())
     except ValueError:
         return InvalidArgument("invalid reference format")
-
-
-def explain(engine, ref: str, err: NotFound) -> BerthError:
-    """`err`, raised by engine.create for a request of image `ref`, as NoSuchImage when the
-    image is what is missing (asked of the store, not read from the message). Until
-    Engine.create raises no_such_image() itself, the front door calls this."""
-    if isinstance(err, NoSuchImage) or engine.images.lookup(ref) is not None:
-        return err
-    return no_such_image(ref)

@@ -5,7 +5,7 @@ so whoever sees the run end can undo exactly that."""
 
 import os
 
-from berth.errors import Conflict, NotFound, UsageError
+from berth.errors import BerthError, Conflict, NotFound, UsageError
 
 BUILTIN = ("bridge", "host", "none")
 DRIVERS = {"none": "null", "host": "host", "bridge": "bridge"}
@@ -185,7 +185,14 @@ class Endpoint:
         berth root can take it meanwhile, as docker's proxy holds it. Traffic never reaches
         the socket: the kernel's DNAT rewrites it first."""
         for _ in range(20):
-            port = reservations.reserve(self.record["Id"], proto, host_ip, spec)
+            try:
+                port = reservations.reserve(self.record["Id"], proto, host_ip, spec)
+            except BerthError:
+                # Held by a run nobody is left to release (a killed start, rm or supervisor)?
+                # Then this is the command that finds it: release that, and try once more.
+                if not spec or "-" in spec or not self._release_stale_holders(reservations, proto, host_ip, spec):
+                    raise
+                port = reservations.reserve(self.record["Id"], proto, host_ip, spec)
             if proto == "sctp":
                 return port
             import _socket
@@ -203,6 +210,12 @@ class Endpoint:
             _HELD.setdefault(self.record["Id"], []).append(sock)
             return port
         raise OSError("all ports are allocated")
+
+    def _release_stale_holders(self, reservations, proto: str, host_ip: str, spec: str) -> bool:
+        released = False
+        for holder in reservations.holders(proto, host_ip, reservations.wanted(spec)[0]) - {self.record["Id"]}:
+            released = self.engine.release_stale_hold(holder) or released
+        return released
 
     def attach(self, pid: int) -> None:
         from berth.network import bridge
@@ -276,9 +289,10 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
     claimed = f"{path}.releasing-{os.getpid()}"
     try:
         os.rename(path, claimed)  # of two commands releasing at once (rm -f, the supervisor) one does it
-        state = read_json(claimed)
     except FileNotFoundError:
-        return False
+        if not _take_over_abandoned_claim(path, claimed):
+            return False
+    state = read_json(claimed)
     current = bridge.load(engine.paths.root)
     if current is not None and current.iptables and (state["mappings"] or state["links"] and not current.icc):
         firewall = current.firewall()
@@ -293,7 +307,45 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
         from berth.network.ports import Reservations
 
         Reservations(ports_directory(engine.paths)).release(container_id)
-    if state["ip"] and current is not None:
-        bridge.pool(engine.paths.root, current).release(state["ip"], container_id)
+    if current is not None:
+        pool = bridge.pool(engine.paths.root, current)
+        if state["ip"]:
+            pool.release(state["ip"], container_id)
+        else:  # killed between taking the lease and recording it
+            pool.release_all(container_id)
     os.unlink(claimed)
     return True
+
+
+def release_orphan(engine, container_id: str) -> None:
+    """What a container that no longer exists still holds (a removal killed midway): its
+    run's endpoint if recorded, else its host ports and address found by its ID."""
+    if release(engine, container_id):
+        return
+    from berth.network import bridge
+    from berth.network.ports import Reservations
+
+    Reservations(ports_directory(engine.paths)).release(container_id)
+    current = bridge.load(engine.paths.root)
+    if current is not None:
+        bridge.pool(engine.paths.root, current).release_all(container_id)
+
+
+def _take_over_abandoned_claim(path: str, claimed: str) -> bool:
+    """A release killed midway left its claim (network.json.releasing-<pid>): take it over."""
+    from berth.fs import pid_alive
+
+    directory, base = os.path.split(path)
+    try:
+        entries = os.listdir(directory)
+    except FileNotFoundError:
+        return False
+    for entry in entries:
+        pid = entry.rpartition("-")[2]
+        if entry.startswith(base + ".releasing-") and pid.isdigit() and not pid_alive(int(pid)):
+            try:
+                os.rename(os.path.join(directory, entry), claimed)
+                return True
+            except FileNotFoundError:
+                continue
+    return False

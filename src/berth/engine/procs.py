@@ -17,12 +17,6 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
-def alive(pid: int) -> bool:
-    """The one "is this pid alive" test: it exists and is not a zombie (a process that ended
-    but nobody reaped yet has done all it will do)."""
-    return bool(pid) and start_time(pid) is not None
-
-
 def identity(pid: int) -> list:
     return [pid, start_time(pid)]
 

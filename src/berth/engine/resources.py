@@ -543,10 +543,10 @@ def update_container(engine, ref: str, changes: dict, restart: dict | None = Non
         except Conflict as err:
             raise Conflict(f"Cannot update container {container_id}: {err}") from None
         if is_running(record) and not record["State"].get("Restarting"):
-            from berth.runtime.cgroups import open_cgroup
+            from berth.runtime.cgroups import cgroup_path, open_cgroup
 
             try:
-                open_cgroup("/berth/" + container_id).update(live_resources(changes))
+                open_cgroup(cgroup_path(container_id)).update(live_resources(changes))
             except (BerthError, OSError) as err:
                 raise BerthError(f"Cannot update container {container_id}: {err}") from None
         engine.store.write(record)

@@ -3,8 +3,8 @@ docker shows, the transitions allowed between them, and docker's State booleans 
 the status when a record is written. Every verb asks the table; an illegal transition is a
 Conflict in docker's words, never a traceback."""
 
-from berth.engine.procs import alive
 from berth.errors import Conflict
+from berth.fs import pid_alive
 
 CREATED = "created"
 RUNNING = "running"
@@ -112,7 +112,7 @@ class Container:
 def is_running(record: dict) -> bool:
     """True if the record says running and its process is really alive."""
     state = record["State"]
-    return bool(state["Running"]) and alive(state["Pid"])
+    return bool(state["Running"]) and pid_alive(state["Pid"])
 
 
 def refusal(verb: str, status: str, container_id: str) -> str:

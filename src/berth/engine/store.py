@@ -84,19 +84,38 @@ class ContainerStore:
         return _try_flock(os.path.join(self.paths.container(container_id), "lock"))
 
     # -- creation ----------------------------------------------------------
-    def begin_create(self, container_id: str) -> Lock:
-        """Make the container's directory and hold its flock until the record is written
-        (commit) or everything is undone (abandon_create)."""
+    def begin_create(self, container_id: str, name: str) -> Lock:
+        """Make the container's directory with its flock held (until the record is written,
+        or abandon_create), and reserve `name` for it (Conflict if a container has it, or one
+        is being created with it). The directory is made aside (.creating-<id>) with its lock
+        and name file, the name linked to that, then the directory renamed into place: a kill
+        at any step leaves a dot-directory the next removal sweeps, or a name whose holder
+        is no container, which the next reservation of it reclaims."""
         make_dirs(self.paths.containers)
-        # Made aside with its flock already held, then renamed into place: a container
-        # directory without a lock file never exists, so "nobody holds it" always means
-        # "its creator is gone".
-        staging = os.path.join(self.paths.containers, f"{CREATING_PREFIX}{container_id}")
+        make_dirs(self.paths.names)
+        self.reap_trash()  # what creations and removals killed midway left (one listing)
+        staging = self._staging(container_id)
         os.mkdir(staging, 0o700)
         lock = Lock(os.path.join(staging, "lock"))
-        lock.__enter__()
-        os.rename(staging, self.paths.container(container_id))
+        try:
+            lock.__enter__()
+            own = os.path.join(staging, "name")
+            fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, RECORD)
+            try:
+                os.write(fd, container_id.encode())
+            finally:
+                os.close(fd)
+            self._link_name(own, name)
+            os.rename(staging, self.paths.container(container_id))
+        except BaseException:
+            remove_tree(staging)
+            if lock.fd >= 0:
+                lock.__exit__()
+            raise
         return lock
+
+    def _staging(self, container_id: str) -> str:
+        return os.path.join(self.paths.containers, f"{CREATING_PREFIX}{container_id}")
 
     def abandon_create(self, container_id: str, name: str | None) -> None:
         """Undo a creation: the directory first, so that a kill midway leaves a name whose
@@ -114,16 +133,9 @@ class ContainerStore:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
 
-    def reserve_name(self, name: str, container_id: str) -> None:
-        """Point `name` at the container being created (whose directory exists); Conflict
-        if a container has it, or one is being created with it right now."""
-        own = os.path.join(self.paths.container(container_id), "name")
-        make_dirs(self.paths.names)
-        fd = os.open(own, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, RECORD)
-        try:
-            os.write(fd, container_id.encode())
-        finally:
-            os.close(fd)
+    def _link_name(self, own: str, name: str) -> None:
+        """names/<name> becomes a hard link of the container's `own` name file; a stale name
+        (see _stale_holder) is reclaimed."""
         path = os.path.join(self.paths.names, name)
         try:
             os.link(own, path)
@@ -138,6 +150,16 @@ class ContainerStore:
                 os.unlink(path)
             os.link(own, path)
 
+    def reclaim_stale_name(self, name: str) -> bool:
+        """Free `name` if its holder is no container and nobody is creating it (a create or
+        rm killed midway); True if it was freed."""
+        with self._names_lock():
+            holder = self.name_holder(name)
+            if holder is None or not self._stale_holder(holder):
+                return False
+            os.unlink(os.path.join(self.paths.names, name))
+            return True
+
     def release_name(self, name: str, container_id: str) -> None:
         """Free `name` if it still points at `container_id` (never someone else's)."""
         if self.name_holder(name) != container_id:
@@ -146,43 +168,36 @@ class ContainerStore:
             if self.name_holder(name) == container_id:
                 os.unlink(os.path.join(self.paths.names, name))
 
-    def rename(self, container_id: str, old: str, new: str) -> None:
-        """Move the container's name: the new one is reserved first (Conflict leaves all as
-        it was), the old one released after the record says the new one."""
+    def rename(self, container_id: str, new: str) -> None:
+        """Reserve `new` for the container too (Conflict leaves all as it was); the caller
+        releases the old name once the record says the new one."""
         own = os.path.join(self.paths.container(container_id), "name")
-        path = os.path.join(self.paths.names, new)
         if not os.path.exists(own):  # a container made before names were linked from its directory
             with open(own, "w") as f:
                 f.write(container_id)
-        try:
-            os.link(own, path)
-        except FileExistsError:
-            with self._names_lock():
-                holder = self.name_holder(new)
-                if holder is not None:
-                    if not self._stale_holder(holder):
-                        raise name_conflict(new, holder) from None
-                    os.unlink(path)
-                os.link(own, path)
+        self._link_name(own, new)
 
     def _stale_holder(self, holder: str) -> bool:
-        """True if `holder` is no container and nobody is creating it: its directory is gone,
-        or it has no record and its flock is free (its creator died). Called under the names
-        lock; a directory found abandoned is removed here."""
+        """True if `holder` is no container and nobody is creating it. Called under the names
+        lock. Its creator holds its flock from before the name is linked until the record is
+        written, first on .creating-<id>, then (renamed) on <id>; checked in that order, so a
+        rename in between is never missed. An abandoned directory found here is removed."""
         if not is_container_id(holder):
             return True  # an empty or damaged name file
-        if os.path.exists(self.config_path(holder)):
-            return False
-        fd = self.try_lock(holder)
-        if fd is None:
-            return not os.path.isdir(self.paths.container(holder))
-        try:
-            if os.path.exists(self.config_path(holder)):
-                return False  # its creator finished meanwhile
-            remove_tree(self.paths.container(holder))
-        finally:
-            os.close(fd)
-        return True
+        for directory in (self._staging(holder), self.paths.container(holder)):
+            fd = _try_flock(os.path.join(directory, "lock"))
+            if fd is None:
+                if os.path.isdir(directory):
+                    return False  # its creator (or remover) holds it
+                continue
+            try:
+                if os.path.exists(os.path.join(directory, "config.json")):
+                    return False  # a container
+                remove_tree(directory)  # a creation whose creator died
+            finally:
+                os.close(fd)
+            return True
+        return True  # neither exists: removed, or its removal was killed after moving it away
 
     def _names_lock(self) -> Lock:
         return Lock(self.paths.names + ".lock")
@@ -221,8 +236,8 @@ class ContainerStore:
         for entry in entries:
             path = os.path.join(self.paths.containers, entry)
             fd = _try_flock(os.path.join(path, "lock"))
-            if fd is None and os.path.exists(os.path.join(path, "lock")):
-                continue  # its remover (or creator) is at work
+            if fd is None and (os.path.exists(os.path.join(path, "lock")) or _younger_than(path, 5.0)):
+                continue  # its remover (or creator) is at work, or a creator is about to lock it
             try:
                 remove_tree(path)
                 reaped += 1
@@ -328,3 +343,10 @@ def _try_flock(path: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def _younger_than(path: str, seconds: float) -> bool:
+    try:
+        return time.time() - os.stat(path).st_mtime < seconds
+    except FileNotFoundError:
+        return False

@@ -12,7 +12,7 @@ import os
 
 from berth.engine import events
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, from_kind
-from berth.fs import DIR_FLAGS, make_dirs, read_json, remove_tree, write_json
+from berth.fs import DIR_FLAGS, make_dirs, pid_alive, read_json, remove_tree, write_json
 from berth.runtime.forked import run_forked
 
 DRIVER = "local"
@@ -206,16 +206,17 @@ class VolumeStore:
         import time
 
         make_dirs(self.dir)
-        staging = os.path.join(self.dir, f".creating-{name}-{os.urandom(4).hex()}")
+        self.reap_leftovers(age=1.0)  # what a create or remove killed midway left
+        staging = os.path.join(self.dir, f".creating-{name}-{os.getpid()}-{os.urandom(4).hex()}")
         os.mkdir(staging, 0o700)
         fd = -1
         try:
+            fd = os.open(staging, DIR_FLAGS)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held from the start: a sweeper never takes it for a leftover
             os.mkdir(os.path.join(staging, "_data"), 0o755)
             meta = {"Name": name, "Driver": DRIVER, "CreatedAt": _rfc3339_local(time.time()),
                     "Labels": labels, "Options": options}
             write_json(os.path.join(staging, "volume.json"), meta)
-            fd = os.open(staging, DIR_FLAGS)
-            fcntl.flock(fd, fcntl.LOCK_EX)
             os.rename(staging, self.path(name))
         except OSError as err:
             if fd >= 0:
@@ -295,13 +296,16 @@ class VolumeStore:
             return
         for name in entries:
             path = os.path.join(self.dir, name)
+            creator = name.rsplit("-", 2)[-2] if name.startswith(".creating-") else ""
+            if creator.isdigit() and pid_alive(int(creator)):
+                continue  # being created (its creator may not hold the lock yet)
             try:
                 fd = os.open(path, DIR_FLAGS)
             except OSError:
                 continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if time.time() - os.fstat(fd).st_mtime > age:
+                if creator.isdigit() or time.time() - os.fstat(fd).st_mtime > age:
                     remove_tree(path)
             except OSError:
                 pass  # in use: a command is working on it

@@ -599,7 +599,7 @@ def load(store: ImageStore, stream, progress=None) -> list[LoadedImage]:
 
     store.ensure()
     _remove_abandoned_staging(store)
-    staging = os.path.join(store.tmp_dir(), f"load-{os.getpid()}-{os.urandom(6).hex()}")
+    staging = os.path.join(store.staging_dir(), f"load-{os.getpid()}-{os.urandom(6).hex()}")
     os.mkdir(staging, 0o700)
     try:
         archive = _extract(stream, staging)

@@ -49,7 +49,7 @@ def import_tarball(store: ImageStore, stream, name: str | None, changes: list[st
     config = apply_changes({}, changes) if changes else {}
     if progress is not None:
         stream = _Counted(stream, lambda done: progress("Importing", done, total))
-    diff_id, tar_path = store_tar(stream, store.tmp_dir())
+    diff_id, tar_path = store_tar(stream, store.staging_dir())
     staging = os.path.join(store.tmp_dir(), f"layer-{os.getpid()}-{os.urandom(8).hex()}")
     try:
         # the long part, outside store.lock (a layer the store has already is not unpacked again)

@@ -24,7 +24,7 @@ from _thread import get_ident  # the builtin: `threading` costs an import on `ru
 
 from berth import fastjson as json
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.fs import Lock, failed, make_dirs, pid_alive, read_json, temp_writer, write_bytes, write_json
+from berth.fs import Lock, failed, make_dirs, pid_alive, read_json, sweep_temps, temp_writer, write_bytes, write_json
 
 NAME_ANNOTATION = "io.containerd.image.name"
 TAG_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -227,8 +227,25 @@ class ImageStore:
                 write_json(os.path.join(self.root, "oci-layout"), {"imageLayoutVersion": "1.0.0"})
                 write_json(self.index_path, {"schemaVersion": 2, "manifests": []})
 
+    def _write_index(self, index: dict) -> None:
+        """Called under index.lock: what a writer killed before its rename left goes first."""
+        sweep_temps(self.index_path)
+        write_json(self.index_path, index)
+
     def tmp_dir(self) -> str:
         return os.path.join(self.root, "tmp")
+
+    def staging_dir(self) -> str:
+        """tmp/, for a writer about to stage something there (<kind>-<pid>-<random>): what
+        writers killed before they finished left there goes first (one listing)."""
+        from berth.fs import remove_tree
+
+        directory = self.tmp_dir()
+        for name in _listdir(directory):
+            owner = _staging_owner(name)
+            if owner is not None and owner != os.getpid() and not pid_alive(owner):
+                remove_tree(os.path.join(directory, name))
+        return directory
 
     def _index(self) -> dict:
         try:
@@ -312,7 +329,7 @@ class ImageStore:
         chain = diff_id if parent_chain is None else chain_ids([parent_chain, diff_id])[1]
         with self.writing():
             if not self.has_layer(chain):
-                staging = os.path.join(self.tmp_dir(), f"layer-{os.getpid()}-{os.urandom(8).hex()}")
+                staging = os.path.join(self.staging_dir(), f"layer-{os.getpid()}-{os.urandom(8).hex()}")
                 try:
                     size = materialize(staging)
                     final = self.layer_dir(chain)
@@ -440,7 +457,7 @@ class ImageStore:
                 if not names and not any(e["digest"] == digest for e in entries):
                     entries.append(descriptor)
             self._drop_unnamed_duplicates(entries)
-            write_json(self.index_path, index)
+            self._write_index(index)
         return moved
 
     @staticmethod
@@ -483,7 +500,7 @@ class ImageStore:
             else:
                 raise NotFound(f"No such image: {name}")
             self._remove_name(entries, name)
-            write_json(self.index_path, index)
+            self._write_index(index)
             self.event("untag", self.read_manifest(digest)["config"]["digest"])
             return not self._names_of(entries, digest)
 
@@ -497,7 +514,7 @@ class ImageStore:
                    for e in entries):
                 raise Conflict(f"unable to delete {image.id[7:19]} (image is still tagged)")
             index["manifests"] = [e for e in entries if e["digest"] != image.manifest_digest]
-            write_json(self.index_path, index)
+            self._write_index(index)
             self.event("delete", image.id)
             return self._collect_garbage(index["manifests"], image)
 

@@ -112,19 +112,25 @@ class Pool:
                 yield _dotted(number)
 
     def allocate(self, container_id: str) -> str:
+        import fcntl
+
         make_dirs(self.directory)
+        self._sweep_drafts()
         # A lease appears whole or not at all (written aside, then hard-linked into place,
-        # which fails if the address is taken), so nobody ever reads a half-made one.
+        # which fails if the address is taken), so nobody ever reads a half-made one. The
+        # draft's flock, held while it exists, tells a sweeper whether its writer lives.
         draft = os.path.join(self.directory, f".draft-{os.getpid()}-{os.urandom(4).hex()}")
-        with open(draft, "w") as f:
-            f.write(f"{container_id}\n{boot_id()}")
+        fd = os.open(draft, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, f"{container_id}\n{boot_id()}".encode())
             for address in self._candidates():
                 path = os.path.join(self.directory, address)
                 if self._take(draft, path) or self._reclaim(path) and self._take(draft, path):
                     return address
         finally:
             os.unlink(draft)
+            os.close(fd)
         raise OSError(f"no available IPv4 address in {_dotted(self.range[0])}/{self.range[1]}")
 
     @staticmethod
@@ -152,8 +158,44 @@ class Pool:
         os.unlink(stale)
         return True
 
+    def _sweep_drafts(self) -> None:
+        """Drafts whose writer was killed (it is gone, and their flock is free): removed."""
+        import fcntl
+
+        from berth.fs import pid_alive
+
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return
+        for name in names:
+            pid = name.split("-")[1] if name.startswith(".draft-") else ""
+            if not pid.isdigit() or pid_alive(int(pid)):
+                continue
+            path = os.path.join(self.directory, name)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+            except (BlockingIOError, FileNotFoundError):
+                pass
+            finally:
+                os.close(fd)
+
+    def release_all(self, container_id: str) -> None:
+        """Free every lease `container_id` holds, found by scanning (a run killed before it
+        recorded its address)."""
+        for address, holder in self.leases().items():
+            if holder == container_id:
+                self.release(address, container_id)
+
     def release(self, address: str, container_id: str) -> None:
-        """Free `address` if `container_id` holds it (a lease is only ever freed by its holder)."""
+        """Free `address` if `container_id` holds it (a lease is only ever freed by its holder);
+        drafts of allocations killed midway go too."""
+        self._sweep_drafts()
         path = os.path.join(self.directory, address)
         holder = _read_lease(path)
         if holder is not None and holder[0] == container_id:

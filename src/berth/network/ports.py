@@ -307,7 +307,7 @@ class Reservations:
         if proto not in PROTOS:
             raise InvalidArgument(f"unknown protocol: {proto}")
         host_ip = _normalize_host_ip(host_ip)
-        start, end = self._wanted(port_spec)
+        start, end = self.wanted(port_spec)
         make_dirs(self.directory)
         with _Lock(self.directory, exclusive=True):
             held = self._held(proto)
@@ -332,6 +332,10 @@ class Reservations:
         except FileNotFoundError:
             return released
         with lock:
+            try:
+                os.unlink(os.path.join(self.directory, ".new"))  # under the lock: a killed reserver's
+            except FileNotFoundError:
+                pass
             for key, holder in self._scan().items():
                 if holder == container_id:
                     try:
@@ -340,6 +344,12 @@ class Reservations:
                         continue
                     released.append(key)
         return released
+
+    def holders(self, proto: str, host_ip: str, port: int) -> set[str]:
+        """The containers whose reservations overlap (proto, host_ip, port)."""
+        host_ip = _normalize_host_ip(host_ip)
+        return {holder for (p, ip, number), holder in self.reserved().items()
+                if p == proto and number == port and _overlaps(host_ip, ip)}
 
     def reserved(self) -> dict:
         """{(proto, host_ip, port): container ID} of every reservation."""
@@ -350,7 +360,7 @@ class Reservations:
         with lock:
             return self._scan()
 
-    def _wanted(self, port_spec: str) -> tuple[int, int]:
+    def wanted(self, port_spec: str) -> tuple[int, int]:
         """docker's reading of a binding's HostPort: (port, port), or the range to pick from."""
         try:
             start, end = _parse_port_range(_split_proto_port(port_spec)[1]) if port_spec else (0, 0)
@@ -370,7 +380,7 @@ class Reservations:
             return False
         # The file appears with its holder written (a link, exclusive like O_EXCL): a berth killed
         # here leaves at most a stray dot-file, never a reservation nobody can release.
-        new = os.path.join(self.directory, f".new-{os.getpid()}")
+        new = os.path.join(self.directory, ".new")  # one name: under the lock, a killed writer's is reused
         fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             os.write(fd, container_id.encode())

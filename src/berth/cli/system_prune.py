@@ -1,0 +1,75 @@
+"""`container prune` and `system prune`, in docker's words."""
+
+import sys
+
+from berth.cli.flags import BOOL, LIST, Command, Flag, help_text, parse
+from berth.errors import InvalidArgument
+
+CONTAINER_PRUNE = Command("container prune", "berth container prune [OPTIONS]", "Remove all stopped containers",
+                          [Flag("force", "f", BOOL, False, "Do not prompt for confirmation"),
+                           Flag("filter", None, LIST, (), 'Provide filter values (e.g. "until=<timestamp>")')],
+                          max_args=0)
+SYSTEM_PRUNE = Command("system prune", "berth system prune [OPTIONS]", "Remove unused data",
+                       [Flag("all", "a", BOOL, False, "Remove all unused images not just dangling ones"),
+                        Flag("filter", None, LIST, (), 'Provide filter values (e.g. "label=<key>=<value>")'),
+                        Flag("force", "f", BOOL, False, "Do not prompt for confirmation"),
+                        Flag("volumes", None, BOOL, False, "Prune anonymous volumes")], max_args=0)
+
+
+def _confirm(question: str) -> bool:
+    sys.stdout.write(f"{question}\nAre you sure you want to continue? [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def _opts(command: Command, argv: list[str]):
+    opts, _ = parse(command, argv)
+    if opts.help:
+        sys.stdout.write(help_text(command))
+        return None
+    if opts.filter:
+        raise InvalidArgument(f"{command.name} --filter is not supported yet")
+    return opts
+
+
+def _section(title: str, lines: list[str]) -> None:
+    if lines:
+        sys.stdout.write(f"{title}:\n" + "".join(line + "\n" for line in lines) + "\n")
+
+
+def cmd_container_prune(engine, argv) -> int:
+    from berth.engine.prune import prune_containers
+    from berth.units import human_size
+
+    opts = _opts(CONTAINER_PRUNE, argv)
+    if opts is None or not opts.force and not _confirm("WARNING! This will remove all stopped containers."):
+        return 0
+    report = prune_containers(engine)
+    _section("Deleted Containers", report["ContainersDeleted"])
+    sys.stdout.write(f"Total reclaimed space: {human_size(report['SpaceReclaimed'])}\n")
+    return 0
+
+
+def cmd_system_prune(engine, argv) -> int:
+    from berth.engine.prune import prune_system
+    from berth.units import human_size
+
+    opts = _opts(SYSTEM_PRUNE, argv)
+    if opts is None:
+        return 0
+    if not opts.force:
+        items = ["all stopped containers", "all networks not used by at least one container"]
+        if opts.volumes:
+            items.append("all anonymous volumes not used by at least one container")
+        items.append("all images without at least one container associated to them" if opts.all
+                     else "all dangling images")
+        items.append("unused build cache")
+        if not _confirm("WARNING! This will remove:\n" + "".join(f"  - {item}\n" for item in items)):
+            return 0
+    report = prune_system(engine, opts.all, opts.volumes)
+    _section("Deleted Containers", report["ContainersDeleted"])
+    _section("Deleted Volumes", report["VolumesDeleted"])
+    _section("Deleted Images", [f"{action.lower()}: {what}" for item in report["ImagesDeleted"]
+                                for action, what in item.items()])
+    sys.stdout.write(f"Total reclaimed space: {human_size(report['SpaceReclaimed'])}\n")
+    return 0

@@ -1,0 +1,48 @@
+"""`container prune` and `system prune`: giving back what nothing uses, and the full sweep of
+what killed commands left (DESIGN "State on disk": ordinary commands repair what they touch;
+these look at everything)."""
+
+from berth.engine.state import PAUSED, RESTARTING, RUNNING, Container
+from berth.errors import BerthError, NotFound
+
+
+def prune_containers(engine) -> dict:
+    """Every stopped container (created, exited, dead), and the creations, removals and run
+    directories killed commands abandoned. docker's ContainersPruneResponse:
+    {"ContainersDeleted": [IDs], "SpaceReclaimed": bytes}."""
+    from berth.engine.volumes import tree_size  # lazy: only sizes need it
+
+    engine.store.reap_abandoned()
+    deleted, reclaimed = [], 0
+    for record in engine.containers():
+        if Container(record).status in (RUNNING, PAUSED, RESTARTING):
+            continue
+        size = tree_size(record["GraphDriver"]["Data"]["UpperDir"])
+        try:
+            engine.remove(record)
+        except (NotFound, BerthError):
+            continue  # started or removed meanwhile
+        deleted.append(record["Id"])
+        reclaimed += size
+    engine.recover_abandoned()
+    return {"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}
+
+
+def prune_system(engine, all_images: bool = False, volumes: bool = False) -> dict:
+    """`system prune`: stopped containers, then (anonymous) volumes no container uses with
+    `volumes`, then dangling images (every unused one with `all_images`) with the image
+    store's full sweep of unreferenced blobs and temp files. Networks: only the built-in
+    ones exist, and they are never pruned."""
+    from berth.engine.images import prune as prune_images
+
+    report = prune_containers(engine)
+    report["VolumesDeleted"], volume_space = [], 0
+    if volumes:
+        from berth.engine.volumes import VolumeStore
+        from berth.engine.volumes import prune as prune_volumes
+
+        report["VolumesDeleted"], volume_space = prune_volumes(VolumeStore(engine.paths), False, {})
+    images = prune_images(engine, all_images)
+    report["ImagesDeleted"] = images["ImagesDeleted"]
+    report["SpaceReclaimed"] += volume_space + images["SpaceReclaimed"]
+    return report
