@@ -76,3 +76,26 @@ def test_booleans_are_dockers():
 ])
 def test_status_of_records_without_a_status(fields, status):
     assert state.status_of(fields) == status
+
+
+@pytest.mark.parametrize("current", STATUSES)
+def test_check_asks_the_table_and_changes_nothing(current):
+    c = container(current)
+    before = dict(c.record["State"])
+    if current == state.RUNNING or (current, state.RUNNING) in ALLOWED:
+        c.check("start", state.RUNNING)
+    else:
+        with pytest.raises(Conflict, match="paused|removal|cannot start"):
+            c.check("start", state.RUNNING)
+    assert c.record["State"] == before
+
+
+def test_is_running_needs_a_live_process():
+    import os
+
+    record = {"State": {"Running": True, "Pid": os.getpid()}}
+    assert state.is_running(record)
+    record["State"]["Pid"] = 0
+    assert not state.is_running(record)
+    record["State"].update(Running=False, Pid=os.getpid())
+    assert not state.is_running(record)

@@ -160,6 +160,7 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         labels=parse_labels(opts.label, opts.label_file),
         tty=opts.tty,
         open_stdin=opts.interactive,
+        detached=bool(getattr(opts, "detach", False)),
         auto_remove=opts.rm,
         network=opts.network or opts.net,
         restart=parse_restart_policy(opts.restart),

@@ -37,9 +37,9 @@ class CreateRequest:
     """What `berth create`/`run` asks for, in docker's terms (Config + HostConfig inputs)."""
 
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
-                 "tty", "open_stdin", "auto_remove", "network", "restart", "stop_signal", "stop_timeout", "init",
-                 "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings", "publish_all",
-                 "links", "host_config", "mounts", "warnings")
+                 "tty", "open_stdin", "detached", "auto_remove", "network", "restart", "stop_signal", "stop_timeout",
+                 "init", "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings",
+                 "publish_all", "links", "host_config", "mounts", "warnings")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -53,6 +53,7 @@ class CreateRequest:
         self.labels = fields.pop("labels", None) or {}
         self.tty = bool(fields.pop("tty", False))
         self.open_stdin = bool(fields.pop("open_stdin", False))
+        self.detached = bool(fields.pop("detached", False))  # run -d: nothing attached, stdin not once
         self.auto_remove = bool(fields.pop("auto_remove", False))
         self.network = fields.pop("network", None)  # None: the engine's default (bridge)
         self.restart = fields.pop("restart", None) or {"Name": "no", "MaximumRetryCount": 0}
@@ -356,12 +357,14 @@ class Engine:
                 "Hostname": req.hostname or container_id[:12],
                 "Domainname": "",
                 "User": req.user if req.user is not None else image_config.get("User", ""),
-                "AttachStdin": req.open_stdin,
-                "AttachStdout": True,
-                "AttachStderr": True,
+                # as docker's CLI sets them: -i attaches stdin and closes it after the first
+                # attach ends (StdinOnce); run -d attaches nothing and keeps stdin open
+                "AttachStdin": req.open_stdin and not req.detached,
+                "AttachStdout": not req.detached,
+                "AttachStderr": not req.detached,
                 "Tty": req.tty,
                 "OpenStdin": req.open_stdin,
-                "StdinOnce": req.open_stdin,
+                "StdinOnce": req.open_stdin and not req.detached,
                 "Env": env,
                 "Cmd": cmd,
                 "Image": req.image,

@@ -6,9 +6,10 @@ scope, time, timeNano, and the older status/id/from), one JSON line each in
 Emitting is one O_APPEND write per event (lines stay under PIPE_BUF, so concurrent writers
 never interleave) and never fails a command: an event that cannot be written (a full disk)
 is dropped. Past LIMIT bytes the journal is renamed to journal.1 (the one previous file
-kept), under a lock taken only to rotate. Nothing here is imported beyond os, time and
-fastjson until something reads the journal: emitting is on `run`'s hot path."""
+kept), under a lock taken only to rotate. Nothing here is imported beyond errno, os,
+time and fastjson until something reads the journal: emitting is on `run`'s hot path."""
 
+import errno
 import os
 import time
 
@@ -80,11 +81,21 @@ def _line(kind: str, action: str, actor_id: str, attributes: dict, time_ns: int)
 
 
 def _append(events_dir: str, line: bytes) -> None:
+    """Append one event. On a full, over-quota or read-only disk the event is dropped: the
+    journal tells what happened, it must never be why a container's end goes unrecorded."""
+    try:
+        _write_line(events_dir, line)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+
+
+def _write_line(events_dir: str, line: bytes) -> None:
     path = os.path.join(events_dir, JOURNAL)
     try:
         fd = os.open(path, _APPEND, 0o600)
     except FileNotFoundError:
-        from berth.fs import make_dirs
+        from berth.fs import make_dirs  # lazy: the journal's directory exists after the first event
 
         make_dirs(events_dir)
         fd = os.open(path, _APPEND, 0o600)

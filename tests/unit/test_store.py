@@ -1,0 +1,160 @@
+"""engine.store: the order of a container's creation and removal makes every prefix a
+killed command can leave recognisable. A killed command is a forked child that does the
+first steps and then dies (os._exit): the kernel drops its flocks, as for SIGKILL."""
+
+import os
+
+import pytest
+
+from berth.engine.store import ContainerStore
+from berth.errors import Conflict
+from berth.paths import Paths
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ContainerStore(Paths(str(tmp_path / "root"), str(tmp_path / "run")))
+
+
+def new_id() -> str:
+    return os.urandom(32).hex()
+
+
+def in_child(work, then_wait: bool = False) -> int:
+    """Run `work` in a forked child that then dies without cleaning up; with `then_wait`, it
+    stays alive (holding what it took) until the returned write end is closed."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(write_fd)
+        try:
+            work()
+        finally:
+            if then_wait:
+                os.read(read_fd, 1)
+            os._exit(0)
+    os.close(read_fd)
+    if not then_wait:
+        os.close(write_fd)
+        os.waitpid(pid, 0)
+        return -1
+    return write_fd
+
+
+def create(store, container_id: str, name: str) -> None:
+    lock = store.begin_create(container_id, name)
+    store.write({"Id": container_id, "Name": "/" + name, "State": {}})
+    lock.__exit__()
+
+
+def test_a_created_container_owns_its_name(store):
+    first = new_id()
+    create(store, first, "web")
+    assert store.name_holder("web") == first
+    with pytest.raises(Conflict, match='name "/web" is already in use by container "' + first):
+        store.begin_create(new_id(), "web")
+    assert store.ids() == [first]  # the refused creation left no directory
+
+
+def test_a_creation_in_progress_owns_its_name(store):
+    first = new_id()
+    release = in_child(lambda: store.begin_create(first, "web"), then_wait=True)
+    try:
+        import time
+
+        deadline = time.monotonic() + 5
+        while store.name_holder("web") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(Conflict):
+            store.begin_create(new_id(), "web")
+    finally:
+        os.close(release)
+        os.wait()
+
+
+@pytest.mark.parametrize("steps", ["name linked", "directory in place"])
+def test_a_killed_creation_frees_its_name_for_the_next(store, steps):
+    dead = new_id()
+
+    def killed():
+        if steps == "name linked":  # killed between linking the name and renaming the directory
+            os.makedirs(store.paths.containers, exist_ok=True)
+            staging = store._staging(dead)
+            os.makedirs(staging)
+            os.close(os.open(os.path.join(staging, "lock"), os.O_CREAT | os.O_RDWR))
+            with open(os.path.join(staging, "name"), "w") as f:
+                f.write(dead)
+            os.makedirs(store.paths.names, exist_ok=True)
+            os.link(os.path.join(staging, "name"), os.path.join(store.paths.names, "web"))
+        else:  # killed before the record was written
+            store.begin_create(dead, "web")
+
+    in_child(killed)
+    assert store.name_holder("web") == dead
+    fresh = new_id()
+    create(store, fresh, "web")
+    assert store.name_holder("web") == fresh
+    assert not os.path.exists(store.paths.container(dead)) and not os.path.exists(store._staging(dead))
+
+
+def test_a_removal_killed_after_moving_the_directory(store):
+    gone = new_id()
+    create(store, gone, "web")
+
+    def killed():
+        with store.lock(gone):
+            store.move_to_trash(gone)  # then killed before the name is released
+
+    in_child(killed)
+    assert store.ids() == []
+    trash = [n for n in os.listdir(store.paths.containers) if n.startswith(".removing-")]
+    assert len(trash) == 1
+    assert store.reap_trash() == 1  # its remover is gone: the next removal sweeps it
+    assert os.listdir(store.paths.containers) == []
+    assert store.reclaim_stale_name("web")  # the name of no container: freed
+    assert store.name_holder("web") is None
+
+
+def test_trash_of_a_live_remover_is_kept(store):
+    busy = new_id()
+    create(store, busy, "web")
+    lock = store.lock(busy)
+    lock.__enter__()
+    try:
+        store.move_to_trash(busy)
+        assert store.reap_trash() == 0
+    finally:
+        lock.__exit__()
+    assert store.reap_trash() == 1
+
+
+def test_release_never_frees_someone_elses_name(store):
+    owner = new_id()
+    create(store, owner, "web")
+    store.release_name("web", new_id())
+    assert store.name_holder("web") == owner
+    store.release_name("web", owner)
+    assert store.name_holder("web") is None
+
+
+def test_rename_keeps_the_old_name_until_released(store):
+    owner, other = new_id(), new_id()
+    create(store, owner, "web")
+    create(store, other, "db")
+    with pytest.raises(Conflict):
+        store.rename(owner, "db")
+    store.rename(owner, "api")
+    assert store.name_holder("api") == owner and store.name_holder("web") == owner
+    store.release_name("web", owner)
+    assert store.name_holder("web") is None
+
+
+def test_full_sweep_removes_abandoned_creations_and_run_dirs(store):
+    dead, live = new_id(), new_id()
+    in_child(lambda: store.begin_create(dead, "half"))
+    create(store, live, "whole")
+    os.makedirs(store.paths.container_run(new_id()))  # the run dir of a container that is gone
+    os.makedirs(store.paths.container_run(live))
+    assert store.reap_abandoned() == [dead]
+    assert store.ids() == [live] and store.name_holder("half") is None
+    assert os.listdir(os.path.join(store.paths.run_root, "containers")) == [live]
