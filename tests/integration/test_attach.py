@@ -391,3 +391,16 @@ def test_detach_keys_format():
     assert detector.feed(b"c") == (b"\x10c", False)  # it did not
     assert detector.feed(b"\x10\x10") == (b"\x10", False)
     assert detector.feed(b"\x11rest") == (b"", True)
+
+
+def test_stdin_once_and_attach_flags_as_dockers_cli_sets_them(busybox):
+    """docker: -i attaches stdin and closes it after the first attach ends (StdinOnce);
+    run -d attaches nothing and keeps stdin open for any later attacher."""
+    fmt = "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.OpenStdin}} {{.Config.StdinOnce}}"
+    busybox.ok("create", "-i", "--name", "created", "busybox", "cat")
+    assert busybox.ok("inspect", "-f", fmt, "created").split() == ["true", "true", "true", "true"]
+    busybox.ok("run", "-d", "-i", "--name", "detached", "busybox", "cat")
+    assert busybox.ok("inspect", "-f", fmt, "detached").split() == ["false", "false", "true", "false"]
+    busybox.ok("run", "-d", "--name", "plain", "busybox", "true")
+    assert busybox.ok("inspect", "-f", fmt, "plain").split() == ["false", "false", "false", "false"]
+    busybox.ok("rm", "-f", "created", "detached", "plain")
