@@ -38,8 +38,8 @@ def _section(title: str, lines: list[str]) -> None:
 
 
 def cmd_container_prune(engine, argv) -> int:
-    from berth.engine.prune import prune_containers
-    from berth.units import human_size
+    from berth.engine.prune import prune_containers  # lazy: not needed for --help
+    from berth.units import human_size  # lazy: not needed for --help
 
     opts = _opts(CONTAINER_PRUNE, argv)
     if opts is None or not opts.force and not _confirm("WARNING! This will remove all stopped containers."):
@@ -51,8 +51,8 @@ def cmd_container_prune(engine, argv) -> int:
 
 
 def cmd_system_prune(engine, argv) -> int:
-    from berth.engine.prune import prune_system
-    from berth.units import human_size
+    from berth.engine.prune import prune_system  # lazy: not needed for --help
+    from berth.units import human_size  # lazy: not needed for --help
 
     opts = _opts(SYSTEM_PRUNE, argv)
     if opts is None:

@@ -9,8 +9,8 @@ import os
 import time
 
 from berth.engine import events
-from berth.engine.names import valid_name
-from berth.engine.procs import same_process
+from berth.engine.names import random_name, valid_name
+from berth.engine.procs import identity, same_process, wait_gone
 from berth.engine.state import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, is_running
 from berth.engine.store import ContainerStore
 from berth.errors import Conflict, InvalidArgument, NotFound, start_exit_code
@@ -28,7 +28,7 @@ START_MODULES = ("berth.engine.procs", "berth.runtime.container", "berth.runtime
 
 
 def now() -> str:
-    from berth.units import format_rfc3339_nano
+    from berth.units import format_rfc3339_nano  # lazy: only times written or shown need it, not every load
 
     return format_rfc3339_nano(time.time())
 
@@ -108,7 +108,7 @@ class Engine:
     def settings(self):
         """Engine settings (daemon.json + global flags), read on first use."""
         if self._settings is None:
-            from berth.engine import settings
+            from berth.engine import settings  # lazy: read on first use (daemon.json)
 
             self._settings = settings.load(self.config_file, self.overrides)
         return self._settings
@@ -116,7 +116,7 @@ class Engine:
     @property
     def images(self):
         if self._images is None:
-            from berth.image.store import ImageStore
+            from berth.image.store import ImageStore  # lazy: container-only commands never open the image store
 
             self._images = ImageStore(self.paths.images)
             self._images.on_event = events.image_emitter(self.paths.root)
@@ -134,7 +134,7 @@ class Engine:
         """Begin what a start will need while the caller is still creating (a supervisor
         forked for the start has nothing else to do meanwhile): the slow part of the cgroup
         attach, and the modules a start imports."""
-        from berth.runtime.cgroups import warm_attach_lock
+        from berth.runtime.cgroups import warm_attach_lock  # lazy: only a start or removal touches cgroups
 
         warm_attach_lock()
         for module in START_MODULES:
@@ -147,7 +147,9 @@ class Engine:
 
     def held_sockets(self, container_id: str) -> list[int]:
         """The fds a supervisor keeps across its exec: the sockets holding published ports."""
-        from berth.engine.networks import held_sockets
+        from berth.engine.networks import (
+            held_sockets,  # lazy: only bridged starts and releases need it (ps, images do not)
+        )
 
         return held_sockets(container_id)
 
@@ -183,7 +185,9 @@ class Engine:
     def _looked_at(self, record: dict) -> dict:
         """A container a command names is repaired first, as far as a killed command left it
         broken: a commit's abandoned freeze thawed, a killed supervisor's run adopted or settled."""
-        from berth.engine.freeze import thaw_if_abandoned
+        from berth.engine.freeze import (
+            thaw_if_abandoned,  # lazy: cycle (freeze uses the engine); one failed open when unused
+        )
 
         record = thaw_if_abandoned(self, record)
         if record["Id"] in self.abandoned:
@@ -195,7 +199,9 @@ class Engine:
     def containers(self) -> list[dict]:
         """Every container, each repaired as far as a commit killed mid-freeze left it (see
         recover_abandoned for killed supervisors)."""
-        from berth.engine.freeze import thaw_if_abandoned
+        from berth.engine.freeze import (
+            thaw_if_abandoned,  # lazy: cycle (freeze uses the engine); one failed open when unused
+        )
 
         records = []
         for container_id in self.container_ids():
@@ -221,8 +227,6 @@ class Engine:
             hold.release()
 
     def _create(self, req: CreateRequest, image) -> dict:
-        from berth.engine.names import random_name
-
         image_config = image.config.get("config") or {}
         entrypoint, cmd = command_for(image_config, req)
         if not entrypoint and not cmd:
@@ -231,7 +235,10 @@ class Engine:
             raise InvalidArgument(f'Invalid container name ({req.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         network_mode, joined = self._network_mode(req.network)
         if req.dns or req.extra_hosts:
-            from berth.engine.networks import parse_extra_hosts, validate_dns
+            from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
+                parse_extra_hosts,
+                validate_dns,
+            )
 
             validate_dns(req.dns)
             parse_extra_hosts(req.extra_hosts)
@@ -242,13 +249,13 @@ class Engine:
         if req.auto_remove and req.restart["Name"] != "no":
             raise InvalidArgument("Conflicting options: --restart and --rm")
         if req.stop_signal:
-            from berth.signals import parse_signal
+            from berth.signals import parse_signal  # lazy: only a --stop-signal or stop/kill parses one
 
             parse_signal(req.stop_signal)
         argv = (entrypoint or []) + (cmd or [])
         volumes = None
         if req.mounts is not None or image_config.get("Volumes"):  # checked now: a typo creates nothing
-            from berth.engine import mounts
+            from berth.engine import mounts  # lazy: only -v/--mount/--tmpfs or image volumes
 
             volumes = mounts.plan(self, req.mounts, image_config)
         container_id = os.urandom(32).hex()
@@ -407,7 +414,9 @@ class Engine:
         if host.get("Privileged"):  # docker: nothing masked or read-only in /proc for a privileged one
             host["MaskedPaths"] = host["ReadonlyPaths"] = None
         if host.get("Sysctls"):  # runc's rule: only in a namespace of the container's own
-            from berth.engine.security import check_sysctls
+            from berth.engine.security import (
+                check_sysctls,  # lazy: only --sysctl or seccomp compilation (cached by options)
+            )
 
             check_sysctls(host, self.load)
 
@@ -455,7 +464,10 @@ class Engine:
         return links
 
     def _network_settings(self, record: dict, mode: str, joined: dict | None) -> None:
-        from berth.engine.networks import endpoint, network_ids
+        from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
+            endpoint,
+            network_ids,
+        )
 
         settings = record["NetworkSettings"]
         if joined is not None:
@@ -470,7 +482,7 @@ class Engine:
     def _write_etc_files(self, record: dict, directory: str, joined: dict | None = None) -> None:
         """hostname, hosts and resolv.conf in the container's directory; a container that
         joins another's network uses that one's files (HostsPath... point at them)."""
-        from berth.engine import dnsfiles
+        from berth.engine import dnsfiles  # lazy: only create writes the etc files
 
         if joined is not None:
             return
@@ -503,22 +515,22 @@ class Engine:
 
     def extra_hosts(self, record: dict) -> list[tuple[str, str]]:
         """--add-host entries, `host-gateway` resolved to the bridge's address like docker's."""
-        from berth.engine.networks import parse_extra_hosts
+        from berth.engine.networks import (
+            parse_extra_hosts,  # lazy: only bridged starts and releases need it (ps, images do not)
+        )
 
         values = record["HostConfig"].get("ExtraHosts") or []
         gateway = None
         if any(v.rpartition(":")[2].rpartition("=")[2] == "host-gateway" for v in values):
             if not self.settings.bridged:
                 raise InvalidArgument("host-gateway needs the bridge network, which is disabled (bridge: none)")
-            from berth.network import bridge
+            from berth.network import bridge  # lazy: only host-gateway needs the bridge here
 
             gateway = bridge.ensure(self.paths.root, self.settings).gateway
         return parse_extra_hosts(values, gateway)
 
     # -- process identity and truthful state ----------------------------
     def _record_processes(self, container_id: str, container_pid: int) -> None:
-        from berth.engine.procs import identity
-
         self.store.record_processes(container_id, identity(os.getpid()), identity(container_pid))
 
     def monitor_alive(self, container_id: str) -> bool:
@@ -553,7 +565,7 @@ class Engine:
             return record
         # Nobody saw it end. The record's last write (its start) dates it, stably.
         finished = self.store.last_written(record["Id"]) or time.time()
-        from berth.units import format_rfc3339_nano
+        from berth.units import format_rfc3339_nano  # lazy: only times written or shown need it, not every load
 
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                      ExitCode=state["ExitCode"] or 255, FinishedAt=format_rfc3339_nano(finished))
@@ -562,7 +574,7 @@ class Engine:
 
     # -- start / finish --------------------------------------------------
     def exec_user(self, record: dict, user: str | None = None):
-        from berth.engine.users import read_layered_file, resolve
+        from berth.engine.users import read_layered_file, resolve  # lazy: only create, start and exec resolve users
 
         layers = [record["GraphDriver"]["Data"]["UpperDir"]] + record["GraphDriver"]["Data"]["LowerDir"].split(":")
         user = record["Config"].get("User") or "" if user is None else user
@@ -576,8 +588,8 @@ class Engine:
 
         With `restarting`, this is a restart-policy start: refused if the container was
         stopped by hand meanwhile."""
-        from berth.engine import spec as oci
-        from berth.runtime import container as runtime
+        from berth.engine import spec as oci  # lazy: only start and exec build an OCI spec
+        from berth.runtime import container as runtime  # lazy: only start and exec run the runtime
 
         container_id = record["Id"]
         directory = self.paths.container(container_id)
@@ -596,7 +608,9 @@ class Engine:
             runtime.become_subreaper()
             endpoint = None
             if record["HostConfig"].get("NetworkMode") == "bridge":
-                from berth.engine.networks import Endpoint
+                from berth.engine.networks import (
+                    Endpoint,  # lazy: only bridged starts and releases need it (ps, images do not)
+                )
 
                 endpoint = Endpoint(self, record)
             try:
@@ -608,7 +622,7 @@ class Engine:
                                          link_env=endpoint.link_env if endpoint is not None else ())
                 self._share_ipc(record, inputs)
                 if record.get("Mounts"):  # volumes and binds: sources made, copy-ups finished
-                    from berth.engine.mounts import prepare
+                    from berth.engine.mounts import prepare  # lazy: only containers with mounts
 
                     prepare(self, record)
                 spec = oci.build(record, user, directory, console_size, inputs)
@@ -639,7 +653,7 @@ class Engine:
         """IPC sharing: a donor's namespace (and /dev/shm) for container:<x>, a host-side
         /dev/shm tmpfs for a shareable container (so joiners can bind the same one), the
         host's /dev/shm for host."""
-        from berth.engine.spec import ipc_mode
+        from berth.engine.spec import ipc_mode  # lazy: only start and exec build an OCI spec
 
         mode = ipc_mode(record["HostConfig"])
         if mode == "host":
@@ -654,7 +668,7 @@ class Engine:
                 self.paths.container_run(donor["Id"]), "shm")
 
     def _shm_dir(self, container_id: str, size: int) -> str:
-        from berth.runtime import syscalls as sc
+        from berth.runtime import syscalls as sc  # lazy: ctypes, only IPC sharing mounts
 
         path = os.path.join(self.paths.container_run(container_id), "shm")
         make_dirs(path)  # the tmpfs mounted on it has its own mode
@@ -665,15 +679,17 @@ class Engine:
     def _release_shm(self, container_id: str) -> None:
         path = os.path.join(self.paths.container_run(container_id), "shm")
         if os.path.ismount(path):
-            from berth.runtime import syscalls as sc
+            from berth.runtime import syscalls as sc  # lazy: ctypes, only IPC sharing mounts
 
             sc.umount2(path, sc.MNT_DETACH)
 
     def seccomp(self, record: dict) -> dict | None:
         """The OCI seccomp section for this container: docker's default profile (or the
         one given with --security-opt seccomp=...) for its capabilities; None when unconfined."""
-        from berth.engine.security import container_seccomp
-        from berth.engine.spec import capabilities
+        from berth.engine.security import (
+            container_seccomp,  # lazy: only --sysctl or seccomp compilation (cached by options)
+        )
+        from berth.engine.spec import capabilities  # lazy: only start and exec build an OCI spec
 
         host = record["HostConfig"]
         return container_seccomp(host.get("SecurityOpt") or [], capabilities(host), bool(host.get("Privileged")))
@@ -688,14 +704,14 @@ class Engine:
         security options, capabilities and privilege (and berth's profile file), so it is
         looked up by those first: then neither the profile nor the section is built, which
         keeps every supervisor ~0.5 MB smaller and the start ~1 ms faster."""
-        from berth import fastjson as json
-        from berth.engine.spec import capabilities
-        from berth.runtime import seccomp
+        from berth import fastjson as json  # lazy: only a seccomp cache miss hashes options
+        from berth.engine.spec import capabilities  # lazy: only start and exec build an OCI spec
+        from berth.runtime import seccomp  # lazy: only start and exec load a filter
 
         try:
-            from _sha256 import sha256
+            from _sha256 import sha256  # lazy: only the seccomp cache key
         except ImportError:
-            from hashlib import sha256
+            from hashlib import sha256  # lazy: fallback where _sha256 is missing
         host = record["HostConfig"]
         profile = os.stat(os.path.join(os.path.dirname(__file__), "seccomp_default.json"))
         inputs = [host.get("SecurityOpt") or [], capabilities(host), bool(host.get("Privileged")),
@@ -795,8 +811,8 @@ class Engine:
              tty: bool = False, privileged: bool = False, stdio=(0, 1, 2), console_size=None, wait: bool = True):
         """Start `argv` inside the running container, in all its namespaces and its cgroup,
         with its capability and user rules. Returns runtime.container.Launched."""
-        from berth.engine import spec as oci
-        from berth.runtime import container as runtime
+        from berth.engine import spec as oci  # lazy: only start and exec build an OCI spec
+        from berth.runtime import container as runtime  # lazy: only start and exec run the runtime
 
         container_id = record["Id"]
         record = self.load(container_id)
@@ -811,7 +827,7 @@ class Engine:
         if workdir:
             process["cwd"] = workdir
         if privileged:
-            from berth.runtime.caps import CAPS
+            from berth.runtime.caps import CAPS  # lazy: only exec --privileged
 
             process["capabilities"] = {k: list(CAPS) for k in ("bounding", "effective", "permitted")}
         if record["HostConfig"].get("Init"):
@@ -834,7 +850,7 @@ class Engine:
         self.store.mark_stopped_by_hand(container_id, stopped)
 
     def stop_signal(self, record: dict) -> int:
-        from berth.signals import parse_signal
+        from berth.signals import parse_signal  # lazy: only a --stop-signal or stop/kill parses one
 
         name = record["Config"].get("StopSignal") or "SIGTERM"
         return parse_signal(name)
@@ -855,8 +871,6 @@ class Engine:
         """The stop signal (`signum`, else the container's), then SIGKILL after `timeout`
         seconds (default: the container's StopTimeout or 10), then wait until its end is
         recorded."""
-        from berth.engine.procs import wait_gone
-
         container_id = record["Id"]
         self.mark_stopped_by_hand(container_id, True)
         record = self.load(container_id)
@@ -923,7 +937,9 @@ class Engine:
         """Settle the abandoned runs the loads so far found (a look at a container repairs
         what a killed supervisor left: `ps`, `inspect`). Never waits: a container whose lock
         is held is left to its holder."""
-        from berth.engine.adopt import adopt_if_orphaned
+        from berth.engine.adopt import (
+            adopt_if_orphaned,  # lazy: cycle (adopt forks a supervisor through the engine); only killed supervisors
+        )
 
         for container_id in sorted(self.abandoned):
             try:
@@ -947,7 +963,9 @@ class Engine:
         """Another run wants a host port (or address) `container_id` holds: release it if that
         container's run is over with nobody left to release it (a start, rm or supervisor
         killed midway). True if something was released."""
-        from berth.engine.networks import release_orphan
+        from berth.engine.networks import (
+            release_orphan,  # lazy: only bridged starts and releases need it (ps, images do not)
+        )
 
         if not os.path.isdir(self.paths.container(container_id)):
             release_orphan(self, container_id)  # removed, or its removal was killed midway
@@ -985,12 +1003,14 @@ class Engine:
         return record
 
     def _freezer(self, record: dict):
-        from berth.runtime.cgroups import cgroup_path, open_cgroup
+        from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a start or removal touches cgroups
 
         return open_cgroup(cgroup_path(record["Id"]))
 
     def pause(self, record: dict, paused: bool) -> None:
-        from berth.engine.freeze import thaw_if_abandoned
+        from berth.engine.freeze import (
+            thaw_if_abandoned,  # lazy: cycle (freeze uses the engine); one failed open when unused
+        )
 
         container_id = record["Id"]
         with self.locked(container_id) as record:
@@ -1008,8 +1028,6 @@ class Engine:
             events.container(self.paths.root, record, "pause" if paused else "unpause")
 
     def rename(self, record: dict, new_name: str) -> None:
-        from berth.engine.names import valid_name
-
         if not valid_name(new_name):
             raise InvalidArgument(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
         container_id = record["Id"]
@@ -1036,7 +1054,9 @@ class Engine:
         except FileNotFoundError:
             return
         if any(e.startswith("network.json") for e in entries):
-            from berth.engine.networks import release
+            from berth.engine.networks import (
+                release,  # lazy: only bridged starts and releases need it (ps, images do not)
+            )
 
             release(self, container_id, unplug)
 
@@ -1063,7 +1083,7 @@ class Engine:
 
     def _clean_cgroup(self, container_id: str) -> None:
         """Kill whatever is left in the container's cgroup and remove it."""
-        from berth.runtime.cgroups import cgroup_path, open_cgroup
+        from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a start or removal touches cgroups
 
         cgroup = open_cgroup(cgroup_path(container_id))
         if not cgroup.exists():
@@ -1114,7 +1134,7 @@ class Engine:
         self.store.reap_trash()  # what removals killed midway left
         events.container(self.paths.root, record, "destroy")
         if volumes and record.get("Mounts"):
-            from berth.engine.mounts import remove_anonymous_volumes
+            from berth.engine.mounts import remove_anonymous_volumes  # lazy: only containers with mounts
 
             remove_anonymous_volumes(self, record)
 
@@ -1135,7 +1155,7 @@ def _clear_network_settings(record: dict) -> None:
 
 
 def _networks():
-    from berth.engine import networks
+    from berth.engine import networks  # lazy: only records with addresses
 
     return networks
 
@@ -1179,14 +1199,12 @@ class _Locked:
 
 
 def _spec():
-    from berth.engine import spec
+    from berth.engine import spec  # lazy: only start and exec build an OCI spec
 
     return spec
 
 
 def _kill_and_wait(pid: int, timeout: float = 10.0) -> None:
-    from berth.engine.procs import wait_gone
-
     try:
         os.kill(pid, 9)
     except ProcessLookupError:

@@ -33,13 +33,13 @@ def prune_system(engine, all_images: bool = False, volumes: bool = False) -> dic
     `volumes`, then dangling images (every unused one with `all_images`) with the image
     store's full sweep of unreferenced blobs and temp files. Networks: only the built-in
     ones exist, and they are never pruned."""
-    from berth.engine.images import prune as prune_images
+    from berth.engine.images import prune as prune_images  # lazy: the image store, only for system prune
 
     report = prune_containers(engine)
     report["VolumesDeleted"], volume_space = [], 0
     if volumes:
-        from berth.engine.volumes import VolumeStore
-        from berth.engine.volumes import prune as prune_volumes
+        from berth.engine.volumes import VolumeStore  # lazy: only with --volumes
+        from berth.engine.volumes import prune as prune_volumes  # lazy: only with --volumes
 
         report["VolumesDeleted"], volume_space = prune_volumes(VolumeStore(engine.paths), False, {})
     images = prune_images(engine, all_images)
