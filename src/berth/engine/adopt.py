@@ -17,6 +17,7 @@ and a restart policy that applies starts it again."""
 
 import os
 import select
+import stat as st
 import time
 
 from berth.engine.procs import identity, same_process
@@ -53,7 +54,7 @@ def adopt_if_orphaned(engine, record: dict, processes: dict | None = None) -> di
         ident = processes.get("pid")
         if not ident:
             return None
-        from berth.monitor.orphan import open_proc, read_stat
+        from berth.monitor.orphan import open_proc, read_stat  # lazy: only a container whose supervisor died
 
         proc_fd = open_proc(ident[0], ident[1])
         stat = read_stat(proc_fd) if proc_fd >= 0 else None
@@ -74,8 +75,6 @@ def _recover_output(proc_fd: int, record: dict) -> list[tuple[int, str]]:
     """New read ends of the pipes that are the container's stdout and stderr: [(fd, stream)].
     Through an O_PATH fd first: what is opened for reading is the very pipe looked at, never
     something the container swapped in meanwhile (a device it could make us open)."""
-    import stat as st
-
     if record["Config"].get("Tty"):
         return []  # the pty's master side died with the old supervisor
     sources = []
@@ -101,7 +100,7 @@ def _recover_output(proc_fd: int, record: dict) -> list[tuple[int, str]]:
 def _fork_supervisor(engine, record: dict, pid: int, proc_fd: int, sources: list, alive: bool) -> tuple[int, int]:
     """(our end of its notify pipe, its pid). The child closes every fd but its own (the
     container's lock among them) before anything else."""
-    from berth.monitor.supervisor import adopt
+    from berth.monitor.supervisor import adopt  # lazy: only an orphan is adopted
 
     notify_r, notify_w = os.pipe()
     lost_since = _last_output(record)
@@ -122,7 +121,7 @@ def _last_output(record: dict) -> float:
     try:
         return os.stat(record.get("LogPath") or "").st_mtime
     except OSError:
-        from berth.units import parse_rfc3339_ns
+        from berth.units import parse_rfc3339_ns  # lazy: not for inspect
 
         try:
             return parse_rfc3339_ns(record["State"]["StartedAt"]) / 1e9

@@ -5,7 +5,9 @@ import os
 import time
 
 from berth.engine import events
+from berth.engine.containers import is_running
 from berth.errors import InvalidArgument
+from berth.fs import failed
 
 CARRIED = ("User", "ExposedPorts", "Env", "Cmd", "Entrypoint", "Volumes", "WorkingDir", "Labels", "OnBuild",
            "StopSignal", "Healthcheck", "Shell")
@@ -56,9 +58,11 @@ def _apply_changes(changes: list[str]) -> dict:
 def commit(engine, record: dict, name: str | None, author: str = "", message: str = "",
            changes: list[str] = (), pause: bool = True) -> str:
     """Returns the new image's ID. Nothing is added unless everything succeeded."""
-    from berth.engine.containers import is_running
-    from berth.engine.freeze import CommitFreeze, thaw_if_abandoned
-    from berth.image.diff import LayerWriter
+    from berth.engine.freeze import (  # lazy: only commit freezes; `history` loads this module
+        CommitFreeze,
+        thaw_if_abandoned,
+    )
+    from berth.image.diff import LayerWriter  # lazy: only commit, diff and export walk layers
 
     store = engine.images
     store.ensure()
@@ -94,8 +98,6 @@ def commit(engine, record: dict, name: str | None, author: str = "", message: st
             os.close(fd)
         os.unlink(tar_path)
         if isinstance(err, OSError):  # a full disk: say what could not be written
-            from berth.fs import failed
-
             failed("write", tar_path, err)
         raise
     try:
@@ -114,8 +116,8 @@ def _add_image(store, record: dict, base, config: dict, diff_id: str, tar_path: 
     """The layer tar becomes its blob (unpacked when an image first needs it), then config,
     manifest and the index entry naming them, all under store.lock: a prune meanwhile would
     take the blob for a leftover. Returns (image ID, its config)."""
-    from berth.image.store import LAYER_TYPE
-    from berth.units import format_rfc3339_nano
+    from berth.image.store import LAYER_TYPE  # lazy: only commit writes to the image store
+    from berth.units import format_rfc3339_nano  # lazy: only commit; `diff` loads no units
 
     created = format_rfc3339_nano(time.time())
     image_config = {k: v for k, v in base.config.items() if k not in ("config", "rootfs", "history", "created")}
@@ -154,6 +156,6 @@ def diff(record: dict) -> list[tuple[str, str]]:
 def export(record: dict, out_fd: int, progress=None) -> None:
     """`export`: the container's filesystem as one tar written to `out_fd`;
     `progress(done, total)`."""
-    from berth.image.diff import export_tar
+    from berth.image.diff import export_tar  # lazy: only export, as in commit()
 
     export_tar(_layers_top_first(record), out_fd, progress)

@@ -13,10 +13,14 @@ import errno
 import os
 import posixpath
 import stat
+import tarfile
 
+from berth.engine.containers import is_running
 from berth.errors import BerthError, NotFound
 from berth.fs import DIR_FLAGS, open_regular
+from berth.runtime import syscalls as sc
 from berth.runtime.forked import run_forked
+from berth.runtime.mount import secure_join
 from berth.strconv import quote
 
 _CHUNK = 1 << 20
@@ -95,8 +99,6 @@ def _copy_out(engine, req: CopyRequest) -> CopyResult:
 
 def _archive_stream(engine, req: CopyRequest, out_fd: int) -> None:
     def work(root: "_Tree") -> None:
-        import tarfile
-
         source, top = _container_source(root, req, streaming=True)
         out = _FdWriter(out_fd)
         archive = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
@@ -135,8 +137,6 @@ def _copy_in(engine, req: CopyRequest) -> CopyResult:
 
 def _extract_stream(engine, req: CopyRequest, in_fd: int) -> CopyResult:
     def work(tree: "_Tree") -> list:
-        import tarfile
-
         dst_path, _exists, is_dir = _container_destination(tree, req)
         if not is_dir:
             raise LocalError(f'destination "{req.container}:{req.container_path}" must be a directory')
@@ -180,8 +180,6 @@ def _in_container(engine, ref: str, work, writing: bool = False):
 def _running_pid(record: dict) -> int | None:
     """The container's init pid if it is really running. The cgroup check guards against the
     recorded pid having exited and been reused before the exit was written down."""
-    from berth.engine.containers import is_running
-
     if not is_running(record):
         return None
     pid = record["State"]["Pid"]
@@ -202,8 +200,6 @@ def _running_root(pid: int, ref: str) -> "_Tree":
 
 def _mount_rootfs(record: dict) -> str:
     """Mount a stopped container's overlay in this (child) process's own mount namespace."""
-    from berth.runtime import syscalls as sc
-
     data = record["GraphDriver"]["Data"]
     options = f"lowerdir={data['LowerDir']},upperdir={data['UpperDir']},workdir={data['WorkDir']}"
     sc.mount("overlay", data["MergedDir"], "overlay", 0, options)
@@ -238,8 +234,6 @@ class _Tree:
 
     def resolve(self, path: str) -> str:
         """`path` with every symlink resolved inside the tree, relative to it ("" is the top)."""
-        from berth.runtime.mount import secure_join
-
         return secure_join(self.path, path)[len(self.path) + 1:]
 
     def open_dir(self, rel: str, create: bool = False, owner: tuple | None = None) -> int:
@@ -481,8 +475,6 @@ def _walk(source: _Source, top: str, one_fs: bool):
     seen again through another hard link becomes a link entry. With `one_fs`, directories
     that are mount points of other filesystems (a running container's /proc, /sys, /dev)
     appear empty, as docker, which reads the rootfs, shows them."""
-    import tarfile
-
     device = source.st.st_dev if one_fs else None
     yield from _walk_entry(tarfile, source.parent_fd, source.name, top, source.st, device, {})
 

@@ -6,14 +6,17 @@ scope, time, timeNano, and the older status/id/from), one JSON line each in
 Emitting is one O_APPEND write per event (lines stay under PIPE_BUF, so concurrent writers
 never interleave) and never fails a command: an event that cannot be written (a full disk)
 is dropped. Past LIMIT bytes the journal is renamed to journal.1 (the one previous file
-kept), under a lock taken only to rotate. Nothing here is imported beyond errno, os,
-time and fastjson until something reads the journal: emitting is on `run`'s hot path."""
+kept), under a lock taken only to rotate. Nothing here is imported beyond errno, os, time,
+fastjson, errors and fs (every command has those) until something reads the journal:
+emitting is on `run`'s hot path."""
 
 import errno
 import os
 import time
 
 from berth import fastjson
+from berth.errors import UsageError
+from berth.fs import Lock, make_dirs
 
 LIMIT = 1 << 20  # bytes of the current file before it rotates; one previous file is kept
 MAX_LINE = 4000  # below PIPE_BUF (4096): one write of a line is never split or interleaved
@@ -95,8 +98,6 @@ def _write_line(events_dir: str, line: bytes) -> None:
     try:
         fd = os.open(path, _APPEND, 0o600)
     except FileNotFoundError:
-        from berth.fs import make_dirs  # lazy: the journal's directory exists after the first event
-
         make_dirs(events_dir)
         fd = os.open(path, _APPEND, 0o600)
     try:
@@ -112,8 +113,6 @@ def _rotate(events_dir: str, fd: int) -> None:
     """Rename the full journal away, once: of the writers that saw it full, the first to take
     the lock renames it; the others find a new file at the path and leave it. A writer that
     opened the old file just before still appends to it (journal.1), where readers look too."""
-    from berth.fs import Lock
-
     path = os.path.join(events_dir, JOURNAL)
     with Lock(os.path.join(events_dir, "lock")):
         try:
@@ -165,7 +164,7 @@ def died(root: str, record: dict, exit_code: int) -> None:
     started_at = record["State"].get("StartedAt") or ""
     if started_at and not started_at.startswith("0001-"):
         try:
-            from berth.units import parse_rfc3339_ns
+            from berth.units import parse_rfc3339_ns  # lazy: only die events read times
 
             ran = max(0, (time.time_ns() - parse_rfc3339_ns(started_at)) // 1_000_000_000)
         except ValueError:
@@ -178,7 +177,7 @@ def _network(root: str, record: dict) -> tuple[str, dict] | None:
     mode = (record.get("HostConfig") or {}).get("NetworkMode") or ""
     if not mode or mode.startswith("container:"):
         return None
-    from berth.engine.networks import DRIVERS, network_ids
+    from berth.engine.networks import DRIVERS, network_ids  # lazy: only network events
 
     network_id = ((record.get("NetworkSettings") or {}).get("Networks") or {}).get(mode, {}).get("NetworkID")
     if not network_id:
@@ -203,7 +202,7 @@ def _familiar(name: str) -> str:
     """A stored reference as docker shows it ("busybox:1"); an ID or "" as it is."""
     if not name or name.startswith("sha256:"):
         return name
-    from berth.image import reference
+    from berth.image import reference  # lazy: only image events
 
     try:
         return reference.parse(name).familiar()
@@ -225,8 +224,6 @@ def volume(root: str, action: str, name: str, driver: str = "local") -> None:
 
 def parse_filters(values: list[str]) -> dict:
     """--filter key=value as docker's CLI reads them (key lowercased, both trimmed)."""
-    from berth.errors import UsageError
-
     filters: dict[str, list[str]] = {}
     for item in values:
         if "=" not in item:
@@ -280,7 +277,7 @@ def _fuzzy(wanted: list, value: str) -> bool:
 
 def _strip_tag(name: str) -> str:
     """docker's stripTag: the repository's familiar name ("busybox" for "busybox:1")."""
-    from berth.image import reference
+    from berth.image import reference  # lazy: only image events
 
     try:
         return reference.parse(name).familiar_name()
@@ -369,7 +366,6 @@ def watch(engine, since_ns: int | None = None, until_ns: int | None = None, filt
                 if tail is not None:
                     tail.close()
         return
-    from berth.fs import make_dirs
 
     make_dirs(events_dir)
     follower = _Follower(events_dir)  # watching before reading: nothing falls between the two
@@ -425,7 +421,7 @@ class _Follower:
 
     def wait(self, until_ns: int | None) -> list[bytes]:
         """Block until the journal changes (or `until_ns` passes); the lines added since."""
-        import select
+        import select  # lazy: only `events` follows
 
         timeout = None if until_ns is None else max(0.0, (until_ns - time.time_ns()) / 1e9)
         while True:

@@ -13,7 +13,8 @@ soon as any command looks at it."""
 import fcntl
 import os
 
-from berth.fs import RECORD, read_json
+from berth.engine.procs import identity
+from berth.fs import RECORD, make_dirs, read_json
 
 MARKER = "frozen-by-commit"
 
@@ -36,9 +37,6 @@ class CommitFreeze:
         self.path = marker_path(engine, record["Id"])
 
     def __enter__(self) -> "CommitFreeze":
-        from berth.engine.procs import identity
-        from berth.fs import make_dirs
-
         make_dirs(os.path.dirname(self.path))
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, RECORD)
         try:

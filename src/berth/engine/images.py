@@ -151,7 +151,7 @@ class HistoryEntry:
 
 def history(engine, ref: str) -> list[HistoryEntry]:
     """The image's history, newest step first."""
-    from berth.units import parse_rfc3339
+    from berth.units import parse_rfc3339  # lazy: only history; `image inspect` loads no units
 
     store = engine.images
     image = store.get(ref)
@@ -300,7 +300,7 @@ def import_image(engine, stream, name: str | None = None, changes: list[str] = (
     (a full reference, see tag_name). `progress(action, done, total)`. Returns its ID."""
     import io  # lazy, as the importer: only `import` reads a tarball
 
-    from berth.image.importer import import_tarball
+    from berth.image.importer import import_tarball  # lazy: only import
 
     buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
     try:
@@ -330,7 +330,7 @@ class ImageArchive:
 
     def write(self, out, progress=None) -> None:
         """To a binary stream; `progress(ident, action, done, total)`."""
-        from berth.image.archive import write_archive
+        from berth.image.archive import write_archive  # lazy: only save and load, as FORMATS
 
         write_archive(self.store, self.entries, out, self.fmt, progress)
 
@@ -338,7 +338,7 @@ class ImageArchive:
 def save(engine, refs: list[str], fmt: str = "docker-archive") -> ImageArchive:
     """`save`: `repo` alone means every tag of repo, `repo:tag` that tag, an ID or a digest
     the image without a name."""
-    from berth.image.archive import resolve
+    from berth.image.archive import resolve  # lazy: only save and load, as FORMATS
 
     check_save_format(fmt)
     return ImageArchive(engine.images, resolve(engine.images, refs), fmt)
@@ -359,7 +359,7 @@ class LoadedImage:
 def load(engine, stream, progress=None) -> list[LoadedImage]:
     """`load`: every image of the archive read from `stream`; `progress(ident, action, done,
     total)`. Nothing is added unless the whole archive is good."""
-    from berth.image.archive import load as load_archive
+    from berth.image.archive import load as load_archive  # lazy: only save and load, as FORMATS
 
     return [LoadedImage(image.id, [familiar(n) for n in image.names],
                         [(familiar(name), previous) for name, previous in image.replaced])

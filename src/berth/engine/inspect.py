@@ -18,7 +18,7 @@ def inspect(engine, ref: str, kind: str | None = None) -> dict:
             if kind == "container":
                 raise
     if kind in (None, "image"):
-        from berth.engine.images import inspect_image
+        from berth.engine.images import inspect_image  # lazy: only images
 
         try:
             return inspect_image(engine, ref)
@@ -26,7 +26,7 @@ def inspect(engine, ref: str, kind: str | None = None) -> dict:
             if kind == "image":
                 raise
     if kind in (None, "volume"):
-        from berth.engine.volumes import VolumeStore
+        from berth.engine.volumes import VolumeStore  # lazy: only volumes
 
         try:
             return VolumeStore(engine.paths).get(ref)
@@ -34,7 +34,7 @@ def inspect(engine, ref: str, kind: str | None = None) -> dict:
             if kind == "volume":
                 raise NotFound(f"get {ref}: no such volume") from None
     if kind in (None, "network"):
-        from berth.engine.network_info import inspect_network
+        from berth.engine.network_info import inspect_network  # lazy: only networks
 
         found = inspect_network(engine, ref)
         if found is not None:

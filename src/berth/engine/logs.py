@@ -6,6 +6,7 @@ import os
 import time
 
 from berth import fastjson
+from berth.engine.containers import is_running
 from berth.units import parse_rfc3339_ns
 
 POLL_SECONDS = 0.05
@@ -140,8 +141,6 @@ class _Liveness:
         self.stale_since = None
 
     def check(self, engine, container_id: str) -> bool:
-        from berth.engine.containers import is_running
-
         try:
             record = engine.load(container_id)
         except FileNotFoundError:

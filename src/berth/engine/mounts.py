@@ -7,7 +7,9 @@ array becomes OCI mounts, sorted so that parents mount before children."""
 import os
 import posixpath
 
+from berth.engine.volumes import VolumeStore, check_name, check_options
 from berth.errors import InvalidArgument, NotFound, UsageError
+from berth.units import ram_in_bytes
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 DEFAULT_PROPAGATION = "rprivate"
@@ -95,7 +97,7 @@ def parse_mount_flag(value: str) -> dict:
 
 
 def _parse_mount_fields(value: str) -> dict:
-    import csv
+    import csv  # lazy: only --mount parses CSV
 
     value = value.strip()
     if not value:
@@ -152,8 +154,6 @@ def _parse_mount_fields(value: str) -> dict:
         elif key == "volume-subpath":
             raise InvalidArgument("volume-subpath is not supported by berth")
         elif key == "tmpfs-size":
-            from berth.units import ram_in_bytes
-
             try:
                 mount.setdefault("TmpfsOptions", {})["SizeBytes"] = ram_in_bytes(val)
             except ValueError:
@@ -449,8 +449,6 @@ class Plan:
         self._resolve()
 
     def _resolve(self) -> None:
-        from berth.engine.volumes import check_name, check_options
-
         for dest in self.req.tmpfs:
             validate_tmpfs_destination(dest)
             tmpfs_options(self.req.tmpfs[dest])
@@ -527,8 +525,6 @@ class Plan:
     @property
     def store(self):
         if self._store is None:
-            from berth.engine.volumes import VolumeStore
-
             self._store = VolumeStore(self.engine.paths)
         return self._store
 
@@ -609,8 +605,6 @@ def plan(engine, req: MountRequest | None, image_config: dict) -> Plan | None:
 def prepare(engine, record: dict) -> None:
     """Before a start: host directories of -v binds made if missing (dockerd's Setup), each
     volume's interrupted copy-up finished and its driver mount (-o type/device) made."""
-    from berth.engine.volumes import VolumeStore
-
     for raw in record["HostConfig"].get("Binds") or ():
         try:
             point = parse_mount_raw(raw)
@@ -677,8 +671,6 @@ def with_user_mounts(record: dict, defaults: list[dict]) -> list[dict]:
 def remove_anonymous_volumes(engine, record: dict) -> None:
     """`rm -v` and --rm: the container's anonymous volumes go with it, unless another
     container uses them; volumes it named (-v NAME:..., --mount source=NAME) never do."""
-    from berth.engine.volumes import VolumeStore
-
     named = set()
     host = record["HostConfig"]
     for raw in host.get("Binds") or ():

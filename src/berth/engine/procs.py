@@ -29,7 +29,7 @@ def same_process(ident) -> bool:
 
 def wait_gone(pid: int, timeout: float) -> bool:
     """Wait until `pid` has exited (it need not be our child). True if it is gone."""
-    import select
+    import select  # lazy: only waits, and `images` and `logs` load this module
 
     try:
         fd = os.pidfd_open(pid)

@@ -7,9 +7,14 @@ Pure functions over HostConfig dicts, reading only host facts (cgroup features, 
 nodes); `update_container` is the engine side of `berth update`. Cheap to import."""
 
 import os
+import posixpath
+import stat
 import sys
 
-from berth.errors import Conflict, InvalidArgument, UsageError
+from berth.engine.state import is_running
+from berth.errors import BerthError, Conflict, InvalidArgument, UsageError
+from berth.runtime.cgroups import cgroup_path, open_cgroup
+from berth.runtime.cgroups import features as host_features
 
 MIN_MEMORY = 6 * 1024 * 1024  # docker's linuxMinMemory: "to supply a reasonable functional container"
 DEFAULT_CPU_PERIOD = 100000  # microseconds: docker's period for --cpus
@@ -89,7 +94,7 @@ def flag_error(value: str, spelled: str, message: str) -> InvalidArgument:
 
 def parse_memory(value: str, spelled: str) -> int:
     """docker's MemBytes: go-units RAMInBytes ("512", "64m", "1.5g", "1GiB"; binary units)."""
-    from berth.units import ram_in_bytes
+    from berth.units import ram_in_bytes  # lazy: only memory flags; `update --cpu-shares` loads no units
 
     try:
         return ram_in_bytes(value)
@@ -143,8 +148,6 @@ def _digits(text: str) -> bool:
 def parse_device(value: str) -> dict:
     """--device HOST[:CONTAINER][:PERMS] -> a HostConfig.Devices entry (docker's
     validateLinuxPath, then parseLinuxDevice)."""
-    import posixpath
-
     if value.count(":") > 2 or not value.split(":", 1)[0]:
         raise InvalidArgument(f"bad format for path: {value}")
     parts = value.split(":")
@@ -240,8 +243,6 @@ def validate(host: dict, update: bool = False, features=None) -> list[str]:
     HostConfig, or an update's fields). Raises InvalidArgument with docker's message;
     returns docker's warnings and drops what the host cannot enforce, as docker does."""
     if features is None:
-        from berth.runtime.cgroups import features as host_features
-
         features = host_features()
     warnings = []
     memory = host.get("Memory") or 0
@@ -449,8 +450,6 @@ def device_nodes(mapping: dict) -> tuple[list[dict], list[dict]]:
 
 
 def _device_node(path: str, target: str) -> dict | None:
-    import stat
-
     st = os.lstat(path)
     if stat.S_ISCHR(st.st_mode):
         kind = "c"
@@ -530,9 +529,6 @@ def update_container(engine, ref: str, changes: dict, restart: dict | None = Non
     """`berth update` for one container: check the changes like docker's daemon, record them
     in its HostConfig under its lock and, if it runs, write them to its cgroup (the record is
     left unchanged if the kernel refuses). Returns docker's warnings."""
-    from berth.engine.state import is_running
-    from berth.errors import BerthError
-
     warnings = validate(changes, update=True)
     record = engine.get(ref)
     container_id = record["Id"]
@@ -543,8 +539,6 @@ def update_container(engine, ref: str, changes: dict, restart: dict | None = Non
         except Conflict as err:
             raise Conflict(f"Cannot update container {container_id}: {err}") from None
         if is_running(record) and not record["State"].get("Restarting"):
-            from berth.runtime.cgroups import cgroup_path, open_cgroup
-
             try:
                 open_cgroup(cgroup_path(container_id)).update(live_resources(changes))
             except (BerthError, OSError) as err:

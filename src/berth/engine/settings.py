@@ -5,6 +5,8 @@ Read lazily: only commands that need the bridge or default DNS pay for it."""
 
 import os
 
+from berth import fastjson as json
+from berth.engine.networks import validate_dns
 from berth.errors import InvalidArgument, UsageError
 
 DEFAULT_CONFIG_FILE = "/etc/berth/daemon.json"
@@ -71,8 +73,6 @@ def flag_value(name: str, value: str, values: dict) -> None:
 
 def load(config_file: str | None, overrides: dict) -> Settings:
     """daemon.json (missing is fine; malformed is an error) with `overrides` on top, validated."""
-    from berth import fastjson as json
-
     path = config_file or os.environ.get("BERTH_CONFIG") or DEFAULT_CONFIG_FILE
     values = {}
     try:
@@ -136,7 +136,7 @@ def _convert(key: str, kind: str, value, context: str):
 
 def validate(settings: Settings) -> None:
     """dockerd's checks on the bridge settings, with its wording where it has one."""
-    from berth.network.ipam import network_contains, parse_cidr
+    from berth.network.ipam import network_contains, parse_cidr  # lazy: only bridge settings; `start` loads none
 
     if settings.user_bridge and settings.bip:
         raise InvalidArgument("You specified -b & --bip, mutually exclusive options. Please specify only one")
@@ -166,13 +166,12 @@ def validate(settings: Settings) -> None:
         if bip_network is not None and not network_contains(bip_network, settings.fixed_cidr):
             raise InvalidArgument(f"fixed-cidr {settings.fixed_cidr} is not inside the bridge subnet {bip_network} "
                                   f"(bip {settings.bip})")
-    from berth.engine.networks import validate_dns
 
     validate_dns(settings.dns)
 
 
 def _broadcast(network: str) -> str:
-    from berth.network.ipam import _dotted, _network
+    from berth.network.ipam import _dotted, _network  # lazy: only bridge settings; `start` loads none
 
     base, length = _network(network)
     return _dotted(base + (1 << (32 - length)) - 1)

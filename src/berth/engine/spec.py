@@ -1,7 +1,11 @@
 """Turn a container's Docker-shaped record (Config + HostConfig) into an OCI runtime spec,
 with docker's defaults for mounts, masked paths, devices and capabilities."""
 
-from berth.runtime.caps import DEFAULT_CAPS
+import os
+import stat
+
+from berth.errors import BerthError
+from berth.runtime.caps import CAPS, DEFAULT_CAPS, last_cap
 from berth.runtime.cgroups import cgroup_path
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -62,12 +66,9 @@ INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
 
 def init_binary() -> str:
     """A static tini from Debian's tini package (docker ships the same as docker-init)."""
-    import os
-
     for path in INIT_BINARIES:
         if os.path.exists(path):
             return path
-    from berth.errors import BerthError
 
     raise BerthError("--init needs tini: install Debian's tini package (scripts/install does)")
 
@@ -128,7 +129,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
                        "options": ["rbind", "ro", "rprivate"]})
         process["args"] = ["/sbin/docker-init", "--"] + process["args"]
     if record.get("Mounts") or host.get("Tmpfs"):  # -v, --mount, --tmpfs, image VOLUMEs
-        from berth.engine.mounts import with_user_mounts
+        from berth.engine.mounts import with_user_mounts  # lazy: only containers with mounts
 
         mounts = with_user_mounts(record, mounts)
     namespaces = [{"type": t} for t in ("pid", "uts", "mount", "cgroup")]
@@ -154,7 +155,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
     if host.get("Sysctls"):
         linux["sysctl"] = dict(host["Sysctls"])
         if starting:  # checked at create on the modes; now on the namespaces joined, as runc does
-            from berth.runtime.validate import check_spec
+            from berth.runtime.validate import check_spec  # lazy: only --sysctl
 
             check_spec({"linux": linux})
     _propagation(mounts, linux)
@@ -182,7 +183,7 @@ RESOURCE_FIELDS = ("Memory", "MemoryReservation", "MemorySwap", "OomKillDisable"
 def no_new_privileges(host: dict) -> bool:
     if not host.get("SecurityOpt"):
         return False
-    from berth.engine.security import security_options
+    from berth.engine.security import security_options  # lazy: only --security-opt
 
     return security_options(host["SecurityOpt"]).no_new_privileges
 
@@ -194,21 +195,16 @@ def ipc_mode(host: dict) -> str:
 def capabilities(host: dict) -> list[str]:
     """docker's default capabilities with --cap-add/--cap-drop applied; all with --privileged."""
     if host.get("Privileged"):
-        from berth.runtime.caps import CAPS, last_cap
-
         return list(CAPS[:last_cap() + 1])
     if not host.get("CapAdd") and not host.get("CapDrop"):
         return list(DEFAULT_CAPS)
-    from berth.engine.security import effective_caps
+    from berth.engine.security import effective_caps  # lazy: only --cap-add/--cap-drop
 
     return effective_caps(host.get("CapAdd") or [], host.get("CapDrop") or [], False)
 
 
 def host_devices() -> list[dict]:
     """Every device node of the host's /dev, for --privileged (like docker's HostDevices)."""
-    import os
-    import stat
-
     devices = []
     for directory, subdirs, files in os.walk("/dev"):
         subdirs[:] = [d for d in subdirs if os.path.join(directory, d) not in ("/dev/pts", "/dev/shm", "/dev/mqueue")]
@@ -233,8 +229,7 @@ def _propagation(mounts: list[dict], linux: dict) -> None:
         wanted = {"shared", "rshared"} & set(options) or {"slave", "rslave"} & set(options)
         if m.get("type") != "bind" or not wanted:
             continue
-        from berth.errors import BerthError
-        from berth.runtime.mount import mount_point_of, propagation_of
+        from berth.runtime.mount import mount_point_of, propagation_of  # lazy: only shared or slave binds
 
         tags = propagation_of(m["source"])
         shared = bool({"shared", "rshared"} & set(options))

@@ -4,6 +4,7 @@ takes (`system df`), as data for a front door to lay out."""
 import os
 
 from berth import API_VERSION, __version__
+from berth.engine.containers import is_running
 
 
 def _arch() -> str:
@@ -101,10 +102,11 @@ class Usage:
 def disk_usage(engine) -> list[Usage]:
     """`system df`: images (by layer: a layer shared by two images counts once), containers'
     writable layers, volumes, and the build cache berth does not have."""
-    # lazy: only df walks the store and the volumes (tree_size goes fd by fd: a container may swap a symlink in)
-    from berth.engine.containers import is_running
-    from berth.engine.volumes import VolumeStore, tree_size
-    from berth.image.store import chain_ids
+    from berth.engine.volumes import (  # lazy: only df walks volumes (fd by fd: a symlink may swap)
+        VolumeStore,
+        tree_size,
+    )
+    from berth.image.store import chain_ids  # lazy: only df walks the store
 
     store = engine.images
     records = engine.containers()

@@ -9,8 +9,11 @@ container being created (until that record is written), copied into, or removed,
 
 import fcntl
 import os
+import stat
+import time
 
 from berth.engine import events
+from berth.engine.names import valid_name as restricted
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, from_kind
 from berth.fs import DIR_FLAGS, make_dirs, pid_alive, read_json, remove_tree, write_json
 from berth.runtime.forked import run_forked
@@ -25,8 +28,6 @@ _TEMP_PREFIX = ".berth-copy-up."
 
 
 def valid_name(name: str) -> bool:
-    from berth.engine.names import valid_name as restricted
-
     return not name.startswith("/") and restricted(name)
 
 
@@ -49,7 +50,7 @@ def check_options(name: str, options: dict | None) -> None:
     if not options:
         return
     if "size" in options:
-        from berth.units import ram_in_bytes
+        from berth.units import ram_in_bytes  # lazy: only volume options; `volume ls` loads no units
 
         try:
             size = ram_in_bytes(options["size"])
@@ -66,8 +67,6 @@ def check_options(name: str, options: dict | None) -> None:
 
 def _rfc3339_local(ts: float) -> str:
     """Go's time.RFC3339 in local time, as dockerd prints a volume's CreatedAt."""
-    import time
-
     local = time.localtime(ts)
     offset = time.strftime("%z", local)
     zone = "Z" if offset in ("+0000", "-0000") else f"{offset[:3]}:{offset[3:]}"
@@ -203,8 +202,6 @@ class VolumeStore:
 
     def _make(self, name: str, labels, options) -> Volume | None:
         """Build the volume aside and rename it into place; None if another command made it first."""
-        import time
-
         make_dirs(self.dir)
         self.reap_leftovers(age=1.0)  # what a create or remove killed midway left
         staging = os.path.join(self.dir, f".creating-{name}-{os.getpid()}-{os.urandom(4).hex()}")
@@ -288,8 +285,6 @@ class VolumeStore:
     def reap_leftovers(self, age: float = 60.0) -> None:
         """Staging and trash directories of a create or remove that was killed: nobody holds
         their lock and they are older than `age` seconds."""
-        import time
-
         try:
             entries = [n for n in os.listdir(self.dir) if n.startswith((".creating-", ".removing-"))]
         except FileNotFoundError:
@@ -318,8 +313,8 @@ class VolumeStore:
         mounted (under --root) until the volume is removed, shared by every container."""
         if not volume.needs_mount or os.path.ismount(volume.data):
             return
-        from berth.runtime import mount as kernel
-        from berth.runtime import syscalls as sc
+        from berth.runtime import mount as kernel  # lazy: only -o device volumes mount
+        from berth.runtime import syscalls as sc  # lazy: only -o device volumes mount
 
         options = volume.meta.get("Options") or {}
         if not options.get("device"):
@@ -333,7 +328,7 @@ class VolumeStore:
 
     def unmount(self, volume: Volume) -> None:
         if volume.needs_mount and os.path.ismount(volume.data):
-            from berth.runtime import syscalls as sc
+            from berth.runtime import syscalls as sc  # lazy: only -o device volumes mount
 
             sc.umount2(volume.data, sc.MNT_DETACH)
 
@@ -386,8 +381,6 @@ def tree_size(path: str, count_links_once: bool = False) -> int:
     a container's upper dir. Containers change such trees as we walk them, so each directory
     is opened through its parent's fd without following symlinks and listed through that fd:
     one swapped for a symlink to a host directory is skipped, never walked into."""
-    import stat
-
     total = 0
     seen = set()
     try:
@@ -436,7 +429,7 @@ PRUNE_FILTERS = ("label", "label!", "all")
 
 
 def parse_filters(values: list[str], accepted: tuple) -> dict:
-    from berth.filters import parse_filters as parse
+    from berth.filters import parse_filters as parse  # lazy: only --filter
 
     return parse(values, accepted, {"dangling": lambda v: v.lower() in ("true", "false", "1", "0")})
 
@@ -447,7 +440,7 @@ def _labels_match(labels: dict, wanted: str) -> bool:
 
 
 def matches(volume: dict, filters: dict, used: bool) -> bool:
-    import re
+    import re  # lazy: only --filter
 
     labels = volume.get("Labels") or {}
     for key, values in filters.items():
@@ -522,8 +515,8 @@ def _copy_in_child(lower_dirs: str, jobs: list, run_root: str) -> None:
 
 
 def _child_copy(lower_dirs: str, jobs: list, target: str) -> None:
-    from berth.runtime import syscalls as sc
-    from berth.runtime.mount import secure_join
+    from berth.runtime import syscalls as sc  # lazy: only copy-up, in its forked child
+    from berth.runtime.mount import secure_join  # lazy: only copy-up, in its forked child
 
     sc.mount("overlay", target, "overlay", sc.MS_RDONLY, f"lowerdir={lower_dirs}")
     for data, path, strict, resume in jobs:
@@ -563,8 +556,6 @@ def _copy_dir(src_fd: int, dst_fd: int, links: dict, resume: bool) -> None:
     The destination is a volume other containers may be writing to as we go, hostile ones
     too: only fd-relative calls touch it, none follows a symlink, and metadata is set through
     an fd of the very object created (the name may hold something else a moment later)."""
-    import stat
-
     with os.scandir(src_fd) as listing:
         entries = [(entry.name, entry.stat(follow_symlinks=False)) for entry in listing
                    if not entry.name.startswith(_TEMP_PREFIX)]
@@ -651,8 +642,6 @@ def _make_node(src_fd: int, name: str, st, dst_fd: int, temp: str) -> None:
     the node just made (the name may already hold another container's symlink to a host
     file), and its metadata set through that fd (/proc/self/fd/N reaches that inode, nothing
     else), never through the name."""
-    import stat
-
     kind = stat.S_IFMT(st.st_mode)
     os.mknod(temp, kind | 0o600, st.st_rdev, dir_fd=dst_fd)
     pinned = os.open(temp, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst_fd)
@@ -681,8 +670,6 @@ def _xattrs(source) -> list[tuple[str, bytes]]:
 def _set_metadata(target, st, xattrs: list) -> None:
     """Owner, mode, xattrs and times of `st` onto `target`: an fd of what we created, or
     /proc/self/fd/N of an O_PATH fd of it (both reach that object alone; a name would not)."""
-    import stat
-
     os.chown(target, st.st_uid, st.st_gid)  # before chmod: chown clears set-id bits
     os.chmod(target, stat.S_IMODE(st.st_mode))
     try:

@@ -9,7 +9,9 @@ State lives in <root>/<id>/state.json (default root /run/berth-runtime)."""
 import os
 import signal
 import sys
+import time
 
+from berth import __version__
 from berth import fastjson as json
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.fs import OutputFile, read_json, remove_tree, set_process_umask, write_json
@@ -48,7 +50,7 @@ def status_of(state: dict, directory: str) -> str:
 
 
 def create(root: str, container_id: str, bundle: str, console_socket: str | None, pid_file: str | None) -> dict:
-    from berth.runtime.container import start
+    from berth.runtime.container import start  # lazy: only create and run load the runtime proper
 
     directory = _state_dir(root, container_id)
     bundle = os.path.abspath(bundle)
@@ -111,15 +113,15 @@ def _warn_on_failure(hooks, kind: str, pid: int, status: str) -> None:
 
 def _validate_bundle(spec: dict) -> None:
     """runc's checks before anything is made: sysctls only in the container's own namespaces."""
-    from berth.runtime.validate import check_spec
+    from berth.runtime.validate import check_spec  # lazy: only create and run read a bundle
 
     check_spec(spec)
 
 
 def _send_console(console_socket: str | None, master: int) -> None:
-    import _socket
+    import _socket  # lazy: only --console-socket
 
-    from berth.runtime.console import send_fd
+    from berth.runtime.console import send_fd  # lazy: only --console-socket
 
     if not console_socket:
         os.close(master)
@@ -173,7 +175,7 @@ def kill(root: str, container_id: str, sig: int) -> None:
 
 
 def delete(root: str, container_id: str, force: bool) -> None:
-    from berth.runtime.cgroups import open_cgroup
+    from berth.runtime.cgroups import open_cgroup  # lazy: only delete touches cgroups
 
     directory = _state_dir(root, container_id)
     state = _load(root, container_id)
@@ -184,8 +186,6 @@ def delete(root: str, container_id: str, force: bool) -> None:
     if status != "stopped":
         os.kill(state["pid"], signal.SIGKILL)
     if cgroup.exists():
-        import time
-
         for pid in cgroup.pids():
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -202,8 +202,8 @@ def delete(root: str, container_id: str, force: bool) -> None:
 
 
 def run(root: str, container_id: str, bundle: str, detach: bool, console_socket, pid_file) -> int:
-    from berth.runtime.container import become_subreaper
-    from berth.runtime.reap import wait_exit_code
+    from berth.runtime.container import become_subreaper  # lazy: only run, as create
+    from berth.runtime.reap import wait_exit_code  # lazy: only run waits
 
     if not detach:
         become_subreaper()
@@ -249,8 +249,6 @@ def main(argv: list[str]) -> int:
         elif name in ("--debug", "--systemd-cgroup"):
             continue
         elif name in ("-v", "--version"):
-            from berth import __version__
-
             print(f"berth-runtime version {__version__}\nspec: 1.0.2")
             return 0
         else:

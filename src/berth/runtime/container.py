@@ -6,10 +6,11 @@ call goes through `kernel` (runtime.syscalls, or a test's recording stand-in), s
 the steps is unit-tested without root (tests/unit/test_runtime_sequence.py)."""
 
 import os
+import select
 
 from berth import fastjson as json
 from berth.errors import BerthError, from_kind, start_exit_code
-from berth.runtime import mount, process
+from berth.runtime import mount, process, seccomp
 from berth.runtime import syscalls as sc
 from berth.runtime.cgroups import cgroup_path, open_cgroup
 from berth.runtime.rootfs_paths import open_in_root
@@ -54,8 +55,6 @@ class _Plan:
         section = (spec.get("linux") or {}).get("seccomp")
         self.seccomp = seccomp_program
         if section and seccomp_program is None:
-            from berth.runtime import seccomp
-
             self.seccomp = seccomp.prepare(section, seccomp_cache)
 
 
@@ -109,7 +108,7 @@ def _fork_container(plan: _Plan, cgroup, on_created=None, kernel=sc) -> Launched
     terminal = bool((spec.get("process") or {}).get("terminal"))
     console_parent = console_child = None
     if terminal:
-        from berth.runtime import console
+        from berth.runtime import console  # lazy: only -t needs a pty
 
         console_parent, console_child = console.socketpair()
     intermediate = kernel.fork()
@@ -142,7 +141,7 @@ def _fork_container(plan: _Plan, cgroup, on_created=None, kernel=sc) -> Launched
             raise _error_from(messages.next()) from None
         console_fd = None
         if console_parent is not None:
-            from berth.runtime import console
+            from berth.runtime import console  # lazy: only -t needs a pty
 
             console_fd = console.recv_fd(console_parent)
         # Without a fifo, EOF (the pipe closed by exec) means the process runs its command.
@@ -168,8 +167,6 @@ def _call_on_created(on_created, pid: int, messages) -> None:
     try:
         on_created(pid)
     except BaseException:
-        import select
-
         if select.select([messages.fd], [], [], 1)[0]:
             message = messages.next()
             if message is not None and "error" in message:
@@ -257,7 +254,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         if not joined:
             _await_cgroup(joined_r, namespaces, kernel)
         if console_sock is not None:  # the pty is made by runtime.console, with the real kernel
-            from berth.runtime import console
+            from berth.runtime import console  # lazy: only -t needs a pty
 
             master, slave = console.open_pty_in_container()
             size = proc.get("consoleSize")
@@ -379,7 +376,7 @@ def _send(fd: int, message: dict, kernel=sc) -> None:
 def _report_and_exit(status_w: int, err: BaseException, kernel=sc) -> None:
     try:
         if os.environ.get("BERTH_DEBUG"):
-            import traceback
+            import traceback  # lazy: only BERTH_DEBUG
 
             traceback.print_exc()
         _send(status_w, {"error": _describe(err), "kind": getattr(err, "kind", "system")}, kernel)

@@ -126,7 +126,7 @@ def _child(work, writer: int, parent: int, private_mounts: bool, umask: int | No
         reply = (_INTERRUPTED,)
     except BaseException as err:  # noqa: BLE001 - reported to the caller, never raised here
         if os.environ.get("BERTH_DEBUG"):
-            import traceback
+            import traceback  # lazy: only BERTH_DEBUG
 
             traceback.print_exc()
         reply = (_ERROR, BerthError.kind, f"{type(err).__name__}: {err}", -1)

@@ -50,7 +50,7 @@ def prepare(section: dict, cache_dir: str | None = None) -> Program:
         program = read_cached(path)
         if program is not None:
             return program
-    from berth.runtime.seccomp_compile import compile_section
+    from berth.runtime.seccomp_compile import compile_section  # lazy: only a cache miss compiles (libseccomp)
 
     program = Program(*compile_section(section))
     if path is not None:

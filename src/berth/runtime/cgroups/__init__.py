@@ -20,10 +20,10 @@ def cgroup_path(container_id: str) -> str:
 def open_cgroup(path: str, root: str = CGROUP_ROOT):
     """`path` is OCI linux.cgroupsPath, e.g. cgroup_path(<id>)."""
     if os.path.exists(os.path.join(root, "cgroup.controllers")):
-        from berth.runtime.cgroups.v2 import V2Cgroup
+        from berth.runtime.cgroups.v2 import V2Cgroup  # lazy: only the host's cgroup version
 
         return V2Cgroup(path, root)
-    from berth.runtime.cgroups.v1 import V1Cgroup
+    from berth.runtime.cgroups.v1 import V1Cgroup  # lazy: only the host's cgroup version
 
     return V1Cgroup(path, root)
 
@@ -45,7 +45,7 @@ def features(root: str = CGROUP_ROOT) -> Features:
         found.cpus = read(root, "cpuset.cpus.effective")
         found.mems = read(root, "cpuset.mems.effective")
     else:
-        from berth.runtime.cgroups.v1 import hierarchies
+        from berth.runtime.cgroups.v1 import hierarchies  # lazy: only on a v1 host
 
         mounts = hierarchies(root)
         memory = mounts.get("memory")
@@ -71,7 +71,7 @@ def warm_attach_lock() -> None:
     RCU grace period (~10-15 ms here) unless another attach happened just before. A no-op
     attach of ourselves to our own cgroup pays that wait now, while the caller does other
     work, so the container's real attach a few ms later is fast (~0.2 ms)."""
-    import _thread
+    import _thread  # lazy: only the warm-up starts a thread
 
     _thread.start_new_thread(_attach_self, ())
 

@@ -6,8 +6,11 @@ devices controller (so both versions grant exactly the same), then compiled to o
 program: a block per rule that returns its verdict when the request matches, and the
 default verdict at the end. The bpf() calls go through libc's syscall(), as in syscalls.py."""
 
+import _ctypes
 import os
 import struct
+
+from berth.runtime.syscalls import _libc, _Long, _LongFunction
 
 # uapi/linux/bpf.h
 BPF_PROG_LOAD = 5
@@ -176,8 +179,6 @@ def attach(cgroup_dir: str, rules) -> None:
 
 
 def _load(instructions: bytes) -> int:
-    import _ctypes
-
     license_ = b"Apache\0"
 
     class _UInt(_ctypes._SimpleCData):
@@ -196,17 +197,13 @@ def _load(instructions: bytes) -> int:
         return _bpf(BPF_PROG_LOAD, attr, "BPF_PROG_LOAD (BPF_PROG_TYPE_CGROUP_DEVICE)")
     except PermissionError:
         # Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK (runc raises it the same way).
-        import resource
+        import resource  # lazy: only kernels before 5.11
 
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         return _bpf(BPF_PROG_LOAD, attr, "BPF_PROG_LOAD (BPF_PROG_TYPE_CGROUP_DEVICE)")
 
 
 def _bpf(command: int, attr, what: str) -> int:
-    import _ctypes
-
-    from berth.runtime.syscalls import _libc, _Long, _LongFunction
-
     syscall = _libc("syscall", _LongFunction)
     if isinstance(attr, bytes):
         size = len(attr)

@@ -3,6 +3,9 @@ refused value, and the usage numbers read from them (CgroupStats). The v1 and v2
 and the package's own functions share these; this module imports neither of them."""
 
 import os
+import time
+
+from berth.errors import BerthError
 
 
 def write(directory: str, name: str, value: str) -> None:
@@ -22,8 +25,6 @@ def set_value(directory: str, name: str, value) -> None:
 
 
 def write_error(directory: str, name: str, value, err: OSError):
-    from berth.errors import BerthError
-
     path = os.path.join(directory, name)
     return BerthError(f'failed to write "{value}": write {path}: {(err.strerror or str(err)).lower()}')
 
@@ -100,6 +101,5 @@ def remove_dir(directory: str) -> None:
         except OSError as err:
             if err.errno != 16 or attempt == 49:  # EBUSY
                 raise
-            import time
 
             time.sleep(0.002)

@@ -6,7 +6,9 @@ memory.oom_control, cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us, cpuset.cpus
 cpuset.mems, pids.max, devices.allow/deny."""
 
 import os
+import time
 
+from berth.errors import BerthError
 from berth.runtime.cgroups.files import (
     CgroupStats,
     read,
@@ -171,7 +173,6 @@ class V1Cgroup:
                 with open(os.path.join(freezer, "freezer.state")) as f:
                     if f.read().strip() == wanted:
                         return
-                import time
 
                 time.sleep(0.001)
         except OSError as err:
@@ -235,8 +236,6 @@ def _apply_memory(directory: str, memory: dict) -> None:
     if swappiness is not None and 0 <= swappiness <= 100:
         set_value(directory, "memory.swappiness", swappiness)
     elif swappiness is not None and swappiness != -1:
-        from berth.errors import BerthError
-
         raise BerthError(f"invalid memory swappiness value: {swappiness} (valid range is 0-100)")
     if memory.get("disableOOMKiller"):
         set_value(directory, "memory.oom_control", 1)
@@ -248,7 +247,6 @@ def _set_limit(directory: str, limit: int) -> None:
     except OSError as err:
         if err.errno != 16:  # EBUSY: the new limit is below what is in use
             raise write_error(directory, "memory.limit_in_bytes", limit, err) from None
-        from berth.errors import BerthError
 
         usage = read_int(directory, "memory.usage_in_bytes")
         peak = read_int(directory, "memory.max_usage_in_bytes")
@@ -267,12 +265,8 @@ def _apply_cpu(directory: str, cpu: dict) -> None:
         set_value(directory, "cpu.shares", shares)
         applied = read_int(directory, "cpu.shares")
         if shares > applied:  # the kernel clamps silently: say so, as runc does
-            from berth.errors import BerthError
-
             raise BerthError(f"the maximum allowed cpu-shares is {applied}")
         if shares < applied:
-            from berth.errors import BerthError
-
             raise BerthError(f"the minimum allowed cpu-shares is {applied}")
     period = cpu.get("period")
     quota = cpu.get("quota")

@@ -9,6 +9,7 @@ not applied here (the engine warns, as docker does)."""
 import math
 import os
 
+from berth.errors import BerthError
 from berth.runtime.cgroups.files import CgroupStats, read, read_int, read_keyed, remove_dir, set_value, write
 
 
@@ -58,7 +59,7 @@ class V2Cgroup:
         if pids.get("limit"):
             set_value(self.dir, "pids.max", pids["limit"] if pids["limit"] > 0 else "max")
         if resources.get("devices"):
-            from berth.runtime.cgroups.devicefilter import attach
+            from berth.runtime.cgroups.devicefilter import attach  # lazy: only --device rules load BPF
 
             attach(self.dir, resources["devices"])
 
@@ -157,7 +158,6 @@ def swap_max(memory_swap: int, memory: int) -> str | None:
         return "max"
     if memory == -1:
         return str(memory_swap)
-    from berth.errors import BerthError
 
     if memory == 0:
         raise BerthError("unable to set swap limit without memory limit")
