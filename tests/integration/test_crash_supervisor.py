@@ -332,3 +332,21 @@ def test_stop_of_an_adopted_container_records_its_end(busybox):
     time.sleep(0.5)
     assert state(busybox, "st")["Status"] == "exited"  # stopped by hand: always does not apply
     busybox.ok("rm", "st")
+
+
+def test_killed_supervisor_in_the_restart_back_off_restarts_it(busybox):
+    """Killed while it waited to restart the container (the policy's back-off): the next look
+    finds nobody left to restart it, and a new supervisor does, as the old one was about to."""
+    container_id = run_d(busybox, "--name", "bo", "--restart", "always", "busybox", "sh", "-c", "echo try; exit 3")
+    wait_for(lambda: state(busybox, "bo")["Restarting"] and busybox.ok("logs", "bo").count("try") >= 3,
+             timeout=30, what="the back-off of a few restarts")
+    monitor = processes(busybox, container_id)["monitor"]
+    os.kill(monitor[0], signal.SIGKILL)
+    wait_for(lambda: not alive(monitor), what="the supervisor to die")
+    tries = busybox.ok("logs", "bo").count("try")
+    busybox.ok("ps", "-a")  # the look that restarts it
+    wait_for(lambda: busybox.ok("logs", "bo").count("try") > tries, timeout=30, what="the policy to go on")
+    assert processes(busybox, container_id)["monitor"] != monitor
+    busybox.ok("stop", "-t", "1", "bo", timeout=30)
+    assert state(busybox, "bo")["Status"] == "exited"
+    busybox.ok("rm", "bo")

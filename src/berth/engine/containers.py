@@ -937,9 +937,8 @@ class Engine:
         """Settle the abandoned runs the loads so far found (a look at a container repairs
         what a killed supervisor left: `ps`, `inspect`). Never waits: a container whose lock
         is held is left to its holder."""
-        from berth.engine.adopt import (
-            adopt_if_orphaned,  # lazy: cycle (adopt forks a supervisor through the engine); only killed supervisors
-        )
+        # lazy: cycle (adopt forks a supervisor through the engine); only killed supervisors
+        from berth.engine.adopt import adopt_if_orphaned
 
         for container_id in sorted(self.abandoned):
             try:
@@ -954,10 +953,22 @@ class Engine:
             try:
                 self._settle_locked(self.load(container_id))
             except FileNotFoundError:
-                pass
+                continue
             finally:
                 os.close(fd)
+            if stored["State"]["Restarting"] and not self.stopped_by_hand(container_id):
+                self._restart_abandoned(container_id)
         self.abandoned.clear()
+
+    def _restart_abandoned(self, container_id: str) -> None:
+        """Its supervisor was killed during the restart policy's back-off: the policy still
+        applies, so a new supervisor starts it, as the old one was about to."""
+        from berth.monitor.supervisor import start_detached  # lazy: only a killed supervisor's back-off
+
+        try:
+            start_detached(self, container_id)
+        except (Conflict, NotFound):
+            pass  # started or removed meanwhile
 
     def release_stale_hold(self, container_id: str) -> bool:
         """Another run wants a host port (or address) `container_id` holds: release it if that
