@@ -10,7 +10,7 @@ import os
 
 from berth import fastjson as json  # `import json` costs ~8 ms on the run path
 from berth.errors import InvalidArgument
-from berth.runtime.caps import CAPS, DEFAULT_CAPS
+from berth.runtime.caps import CAPS, DEFAULT_CAPS, held
 
 SECCOMP_UNCONFINED = "unconfined"
 SECCOMP_DEFAULT = "builtin"
@@ -160,7 +160,10 @@ def read_seccomp_profile(path: str) -> str:
     profile = load_seccomp_profile(compact)
     section = oci_seccomp(profile, list(DEFAULT_CAPS))
     if section is not None:
-        from berth.runtime.seccomp_compile import SeccompError, check
+        from berth.runtime.seccomp_compile import (  # lazy: only a custom profile is checked (libseccomp)
+            SeccompError,
+            check,
+        )
 
         try:
             check(section)
@@ -230,7 +233,7 @@ def lsm_warnings(security_opt) -> list[str]:
         verb = "is" if len(labels) == 1 else "are"
         warnings.append(f"WARNING: SELinux is not available on this host: {shown} {verb} recorded but not applied")
     if options.seccomp_profile != SECCOMP_UNCONFINED:
-        from berth.runtime import seccomp
+        from berth.runtime import seccomp  # lazy: not for create
 
         if not seccomp.supported():  # docker's daemon log line, here where the user sees it
             warnings.append("WARNING: seccomp is not enabled in your kernel, running container without "
@@ -264,8 +267,6 @@ def _normalize(names) -> list[str]:
 def _available() -> set[str]:
     """Capabilities this process holds: on a kernel (or in a parent container) without some,
     docker refuses them rather than starting a container that silently lacks them."""
-    from berth.runtime.caps import held
-
     bits = held()
     return {name for number, name in enumerate(CAPS) if bits & (1 << number)}
 
@@ -465,7 +466,7 @@ def container_seccomp(security_opt, caps, privileged: bool = False) -> dict | No
         return None
     if privileged and not profile:  # docker: only an explicit profile confines a privileged container
         return None
-    from berth.runtime import seccomp
+    from berth.runtime import seccomp  # lazy: not for create
 
     if not seccomp.supported():
         if profile not in ("", SECCOMP_DEFAULT):
@@ -513,7 +514,7 @@ def check_sysctls(host: dict, load) -> None:
     """runc's sysctl rule at create, on docker's modes: --sysctl only in a namespace of the
     container's own, never the host's (host mode, or container:<x> whose namespace is the
     host's). `load(id)` reads a container's record."""
-    from berth.runtime.validate import check_sysctls as check
+    from berth.runtime.validate import check_sysctls as check  # lazy: only --sysctl
 
     check(host["Sysctls"], lambda kind: kind == "user" or _mode_is_host(host, _NAMESPACE_MODES[kind], kind, load))
 
@@ -521,7 +522,7 @@ def check_sysctls(host: dict, load) -> None:
 def _mode_is_host(host: dict, field: str, kind: str, load) -> bool:
     """Whether `field`'s mode puts the container in the host's namespace: resolve container:<x>
     through each donor (a running one is asked directly: is its namespace ours?)."""
-    from berth.runtime.validate import NS_FILES
+    from berth.runtime.validate import NS_FILES  # lazy: only --sysctl
 
     mode = host.get(field) or ""
     seen = set()

@@ -20,6 +20,7 @@ the container's output back instead, as a full pipe would.
 Imported by the lean monitor: os, select, time and _socket only."""
 
 import _socket
+import fcntl
 import os
 import select
 import time
@@ -431,8 +432,7 @@ class AttachServer:
         if self.console < 0:
             self.size = (rows, cols)
             return
-        import fcntl  # lazy: only a terminal resized
-        import termios
+        import termios  # lazy: only a terminal resized
 
         try:
             fcntl.ioctl(self.console, termios.TIOCSWINSZ,

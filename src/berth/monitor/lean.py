@@ -26,7 +26,7 @@ def main(plan_text: str) -> None:
     sources = {fd: stream for fd, stream in plan["sources"]}
     orphan = None
     if plan.get("adopted"):  # not our child (engine.adopt): its end is read from /proc
-        from berth.monitor.orphan import Orphan
+        from berth.monitor.orphan import Orphan  # lazy: only an adopted container
 
         orphan = Orphan(plan["pid"], plan["proc"])
     server = AttachServer.resumed(plan["attach"], plan["pid"], plan["console"])

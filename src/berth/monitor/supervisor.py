@@ -18,11 +18,14 @@ import os
 import time
 
 from berth import fastjson
-from berth.errors import BerthError, from_kind
+from berth.errors import BerthError, NotFound, from_kind
 from berth.fs import make_dirs, write_all
 from berth.monitor.attach import AttachServer, listen
 from berth.monitor.lean import StdinFeed, copy_output, exec_python
 from berth.monitor.logfile import LogWriter
+from berth.paths import Paths
+from berth.runtime.reap import reap_orphans, wait_exit_code
+from berth.units import format_rfc3339_nano_ns
 
 
 class Stdio:
@@ -141,8 +144,6 @@ class Supervisor:
         """The detached supervisor's life: start, report to the CLI, then supervise starts
         and restarts until the container stays stopped. `first`: a client connected from
         before the start; `record`: the container as its creator just read it. Never returns."""
-        from berth.runtime.reap import reap_orphans, wait_exit_code
-
         engine = self.engine
         try:
             while True:
@@ -198,8 +199,6 @@ class Supervisor:
         stdin with `attach_stdin`. No fork, no second process to hand over to and wait
         for; the price: the container cannot outlive us, so no restart policy, no detach,
         no --sig-proxy=false take this path. `on_started(pid)` once it runs. Its exit code."""
-        from berth.runtime.reap import reap_orphans, wait_exit_code
-
         server = self.serve(record, open_stdin=False)  # stdin is ours to feed
         try:
             launched, stdio = self.launch(record, attach_stdin=attach_stdin)
@@ -289,8 +288,6 @@ class Supervisor:
 
     def _explain(self, err: Exception) -> BerthError:
         """A start that failed because the container was removed meanwhile is NotFound."""
-        from berth.errors import NotFound
-
         if not os.path.isdir(self.engine.paths.container(self.container_id)):
             return NotFound(f"No such container: {self.container_id}")
         if isinstance(err, BerthError):
@@ -320,9 +317,11 @@ def resume(plan_text: str) -> None:
         plan = fastjson.loads(plan_text)
         for fd in plan["held"]:  # the published ports' sockets: released with the network
             os.close(fd)
-        from berth.paths import Paths
-        from berth.runtime.cgroups import cgroup_path, open_cgroup
-        from berth.runtime.container import Launched
+        from berth.runtime.cgroups import (  # lazy: only resume and adopt; `restart` loads this module without it
+            cgroup_path,
+            open_cgroup,
+        )
+        from berth.runtime.container import Launched  # lazy: only resume and adopt
 
         module, name = plan["engine"]
         engine_type = getattr(__import__(module, fromlist=[name]), name)
@@ -345,17 +344,18 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
     `sources`, new read ends of its output pipes. Alive, it is watched by the lean monitor,
     whose end (resume) records the exit and applies the restart policy; already ended, that
     is done now and `notify_fd` closed once it is recorded. Never returns."""
-    from berth.monitor.orphan import Orphan
-    from berth.units import format_rfc3339_nano_ns
-
+    from berth.monitor.orphan import Orphan  # lazy: only adopt
     container_id = record["Id"]
     try:
         os.setpgid(0, 0)
         keep = [fd for fd, _ in sources] + [fd for fd in (proc_fd, notify_fd) if fd >= 0]
         _detach_stdio(keep=tuple(keep))  # the caller's fds go, its lock on the container first
         if not alive:
-            from berth.runtime.cgroups import cgroup_path, open_cgroup
-            from berth.runtime.container import Launched
+            from berth.runtime.cgroups import (  # lazy: only resume and adopt; `restart` loads this module without it
+                cgroup_path,
+                open_cgroup,
+            )
+            from berth.runtime.container import Launched  # lazy: only resume and adopt
 
             code, error = Orphan(pid, proc_fd).end()
             supervisor = Supervisor(engine, container_id)
@@ -393,8 +393,6 @@ def pump_exec(launched, stdio: Stdio) -> int:
     """An attached exec without a tty: copy its output to ours (and our stdin to it when
     attached) until the exec'd process ends, then what it left in the pipes; its exit code.
     Not until the pipes close: a child it left in the background may hold them for ever."""
-    from berth.runtime.reap import wait_exit_code
-
     exited = os.pidfd_open(launched.pid)
     try:
         copy_output(dict(stdio.ours), None, _write_all, stdio.stdin_feed(), exited)
@@ -526,6 +524,6 @@ def _detach_stdio(keep: tuple[int, ...]) -> None:
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 65536)
-    from berth.runtime import syscalls
+    from berth.runtime import syscalls  # lazy: not for `restart`, which loads this module
 
     syscalls.prctl(syscalls.PR_SET_NAME, b"berth-monitor")  # what ps -o comm and top show

@@ -6,10 +6,15 @@ State: <root>/network/bridge.json (what the bridge was made with), leases/ (one 
 address, see ipam), ports/ (host ports handed out). The fast path of `run` reads the JSON
 and checks that the bridge device exists; everything else happens once, under a lock."""
 
+import _socket
+import fcntl
 import os
+import struct
 
 from berth.errors import Conflict, InvalidArgument
 from berth.fs import Lock, make_dirs, read_json, write_json
+from berth.network.ipam import Pool, choose_subnet, host_routes, parse_cidr
+from berth.network.netlink import Netlink, in_netns
 
 # What must match between the settings and the bridge as made; anything else is a change.
 CONFIG_KEYS = ("name", "subnet", "gateway", "fixed_cidr", "mtu", "icc", "iptables")
@@ -35,7 +40,7 @@ class Bridge:
         return {key: getattr(self, key) for key in self.__slots__}
 
     def firewall(self):
-        from berth.network.nft import Firewall
+        from berth.network.nft import Firewall  # lazy: only creating the bridge or publishing ports touches nftables
 
         return Firewall(self.table, self.name, self.subnet, self.icc)
 
@@ -102,7 +107,6 @@ def _split(interface: str) -> tuple[str, int]:
 def _network(cidr: str) -> str:
     if not cidr:
         return ""
-    from berth.network.ipam import parse_cidr
 
     return parse_cidr(cidr if "/" in cidr else cidr + "/32")[2]
 
@@ -124,10 +128,9 @@ def _random_mac() -> str:
 
 def _make(root: str, settings, previous: Bridge | None) -> Bridge:
     """Create (or adopt) the bridge device, then its sysctls and firewall."""
-    import ipaddress
+    import ipaddress  # lazy: only creating the bridge
 
-    from berth.network.netlink import Netlink
-    from berth.network.nft import table_name
+    from berth.network.nft import table_name  # lazy: only creating the bridge touches nftables
 
     name = settings.bridge_name
     present = os.path.exists(f"/sys/class/net/{name}")
@@ -145,8 +148,6 @@ def _make(root: str, settings, previous: Bridge | None) -> Bridge:
     elif present and interface_address(name):
         address = interface_address(name)  # berth's bridge from an earlier root: keep its subnet, like docker0
     else:
-        from berth.network.ipam import choose_subnet, host_routes
-
         subnet = choose_subnet(host_routes())
         address = f"{next(subnet.hosts())}/{subnet.prefixlen}"
     interface = ipaddress.ip_interface(address)
@@ -185,8 +186,6 @@ def remove(root: str, bridge: Bridge) -> None:
     device, the device. A user's bridge is left as it was."""
     bridge.firewall().teardown()
     if bridge.created and os.path.exists(f"/sys/class/net/{bridge.name}"):
-        from berth.network.netlink import Netlink
-
         with Netlink() as nl:
             nl.delete_link(bridge.name)
     try:
@@ -204,10 +203,6 @@ def _sysctl(path: str, value: str) -> None:
 
 def interface_address(name: str) -> str | None:
     """The first IPv4 address of `name` as "a.b.c.d/len", or None (two ioctls, no netlink dump)."""
-    import _socket
-    import fcntl
-    import struct
-
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
         request = struct.pack("256s", name.encode())
@@ -222,8 +217,6 @@ def interface_address(name: str) -> str | None:
 
 
 def pool(root: str, bridge: Bridge):
-    from berth.network.ipam import Pool
-
     return Pool(os.path.join(directory(root), "leases"), bridge.subnet, bridge.gateway, bridge.fixed_cidr or None)
 
 
@@ -240,8 +233,6 @@ def veth_name(endpoint_id: str) -> str:
 def attach(pid: int, bridge: Bridge, ip: str, veth: str) -> None:
     """Give the container whose pid 1 is `pid` its eth0 on the bridge: the veth's peer is
     created directly inside its network namespace, then addressed and routed there."""
-    from berth.network.netlink import Netlink, in_netns
-
     netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with Netlink() as nl:
@@ -261,7 +252,6 @@ def detach(veth: str) -> None:
     container's network namespace dies the kernel removes both by itself."""
     if not os.path.exists(f"/sys/class/net/{veth}"):
         return
-    from berth.network.netlink import Netlink
 
     try:
         with Netlink() as nl:

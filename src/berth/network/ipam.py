@@ -5,9 +5,10 @@ no route of the host, and leases that are files created atomically, so concurren
 Pool does its arithmetic on integers: `import ipaddress` costs ~5 ms, a tenth of `run`."""
 
 import _socket
+import fcntl
 import os
 
-from berth.fs import make_dirs
+from berth.fs import make_dirs, pid_alive
 
 
 def __getattr__(name: str):
@@ -18,7 +19,7 @@ def __getattr__(name: str):
 
 def default_pools() -> list:
     """docker's default-address-pools: 172.17.0.0/16 .. 172.31.0.0/16, then 192.168.0.0/20 slices."""
-    import ipaddress
+    import ipaddress  # lazy: only choosing a subnet for a new bridge
 
     return [ipaddress.ip_network(f"172.{n}.0.0/16") for n in range(17, 32)] + [
         ipaddress.ip_network(f"192.168.{n}.0/20") for n in range(0, 256, 16)]
@@ -26,7 +27,7 @@ def default_pools() -> list:
 
 def host_routes(path: str = "/proc/net/route") -> list:
     """IPv4 networks the host already routes (the default route excluded)."""
-    import ipaddress
+    import ipaddress  # lazy: only choosing a subnet for a new bridge
 
     networks = []
     with open(path) as f:
@@ -112,8 +113,6 @@ class Pool:
                 yield _dotted(number)
 
     def allocate(self, container_id: str) -> str:
-        import fcntl
-
         make_dirs(self.directory)
         self._sweep_drafts()
         # A lease appears whole or not at all (written aside, then hard-linked into place,
@@ -160,10 +159,6 @@ class Pool:
 
     def _sweep_drafts(self) -> None:
         """Drafts whose writer was killed (it is gone, and their flock is free): removed."""
-        import fcntl
-
-        from berth.fs import pid_alive
-
         try:
             names = os.listdir(self.directory)
         except FileNotFoundError:

@@ -9,6 +9,8 @@ import _socket
 import os
 import struct
 
+from berth.runtime import syscalls as sc
+
 NETLINK_ROUTE = 0
 RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 20, 24
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
@@ -158,8 +160,6 @@ class in_netns:
         self.home = -1
 
     def __enter__(self):
-        from berth.runtime import syscalls as sc
-
         self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             sc.setns(self.target, sc.CLONE_NEWNET)
@@ -169,8 +169,6 @@ class in_netns:
         return self
 
     def __exit__(self, *exc):
-        from berth.runtime import syscalls as sc
-
         try:
             sc.setns(self.home, sc.CLONE_NEWNET)
         finally:

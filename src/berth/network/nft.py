@@ -7,9 +7,11 @@ nft and iptables run through os.posix_spawn, not subprocess: `import subprocess`
 
 import _signal
 import _socket
+import fcntl
 import os
 import select
 
+from berth import fastjson
 from berth.errors import BerthError, Conflict, InvalidArgument
 
 DEFAULT_ROOT = "/var/lib/berth"
@@ -25,7 +27,7 @@ def table_name(root: str) -> str:
     try:
         from _sha256 import sha256  # the builtin: no OpenSSL load on the `run` path
     except ImportError:
-        from hashlib import sha256
+        from hashlib import sha256  # lazy: Python >= 3.12 has no _sha256
     return "berth_" + sha256(root.encode()).hexdigest()[:8]
 
 
@@ -48,7 +50,6 @@ def _above_stdio(fd: int) -> int:
     # the dup2s below: move it out of the way.
     if fd > 2:
         return fd
-    import fcntl
     moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
     os.close(fd)
     return moved
@@ -353,8 +354,6 @@ def _failed_line(err: str) -> int | None:
 
 def _filter_chains() -> dict:
     """The chains of table `ip filter` by name ({} when there is no such table)."""
-    from berth import fastjson
-
     _, out, _ = nft("-j", "list", "chains", "ip")
     chains = {}
     for item in fastjson.loads(out).get("nftables", []):

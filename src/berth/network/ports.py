@@ -4,6 +4,7 @@ the docker CLI vendors it), host ports reserved per container as exclusive files
 
 import _socket
 import errno
+import fcntl
 import os
 
 from berth.errors import BerthError, InvalidArgument, NotFound
@@ -94,7 +95,7 @@ def _is_ip(s: str) -> bool:
         return _is_ipv4(s)
     if "%" in s:
         return False
-    import ipaddress
+    import ipaddress  # lazy: only IPv6 addresses
 
     try:
         ipaddress.IPv6Address(s)
@@ -245,7 +246,7 @@ def _normalize_host_ip(host_ip: str) -> str:
     if not host_ip:
         return "0.0.0.0"
     if ":" in host_ip:
-        import ipaddress
+        import ipaddress  # lazy: only IPv6 addresses
 
         try:
             address = ipaddress.IPv6Address(host_ip.strip("[]"))
@@ -451,8 +452,6 @@ class _Lock:
         self.exclusive = exclusive
 
     def __enter__(self):
-        import fcntl
-
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
         except BaseException:
