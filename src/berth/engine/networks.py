@@ -6,13 +6,14 @@ so whoever sees the run end can undo exactly that."""
 import os
 
 from berth.errors import BerthError, Conflict, NotFound, UsageError
+from berth.fs import make_dirs, pid_alive, read_json, write_json
 
 BUILTIN = ("bridge", "host", "none")
 DRIVERS = {"none": "null", "host": "host", "bridge": "bridge"}
 
 
 def parse_ip(value: str):
-    import ipaddress
+    import ipaddress  # lazy: only --ip, --dns and friends
 
     try:
         return ipaddress.ip_address(value)
@@ -50,8 +51,6 @@ def parse_extra_hosts(values: list[str], host_gateway: str | None = None) -> lis
 
 def network_ids(root: str) -> dict:
     """Stable IDs for the built-in networks, made once per berth root."""
-    from berth.fs import make_dirs, read_json, write_json
-
     path = os.path.join(root, "networks.json")
     try:
         ids = read_json(path)
@@ -102,8 +101,7 @@ class Endpoint:
         return network_state_path(self.engine.paths, self.record["Id"])
 
     def prepare(self) -> None:
-        from berth.fs import make_dirs
-        from berth.network import bridge
+        from berth.network import bridge  # lazy: only a container on the bridge
 
         self.bridge = bridge.ensure(self.engine.paths.root, self.engine.settings)
         self._resolve_links()
@@ -122,7 +120,7 @@ class Endpoint:
     def _resolve_links(self) -> None:
         if not self.record["HostConfig"].get("Links"):
             return
-        from berth.network.links import hosts_line, link_env
+        from berth.network.links import hosts_line, link_env  # lazy: only --link
 
         for entry in self.record["HostConfig"]["Links"]:
             target_name, _, link_name = entry.partition(":")
@@ -148,14 +146,14 @@ class Endpoint:
         exposed = self.record["Config"].get("ExposedPorts") or {}
         bindings = host.get("PortBindings") or {}
         if host.get("PublishAllPorts"):
-            from berth.network.ports import publish_all
+            from berth.network.ports import publish_all  # lazy: only -P
 
             bindings = publish_all(exposed, bindings)
         ports = {port: None for port in exposed}
         if not bindings:
             self.ports = ports
             return
-        from berth.network.ports import Reservations
+        from berth.network.ports import Reservations  # lazy: only published ports
 
         self.reserving = True
         self._save()
@@ -170,8 +168,6 @@ class Endpoint:
                 try:
                     host_port = self._reserve(reservations, proto, host_ip, binding.get("HostPort") or "")
                 except Exception as err:
-                    from berth.errors import BerthError
-
                     raise BerthError(f"driver failed programming external connectivity on endpoint {name} "
                                      f"({self.endpoint_id}): {err}") from None
                 ports[port].append({"HostIp": host_ip or "0.0.0.0", "HostPort": str(host_port)})
@@ -195,7 +191,7 @@ class Endpoint:
                 port = reservations.reserve(self.record["Id"], proto, host_ip, spec)
             if proto == "sctp":
                 return port
-            import _socket
+            import _socket  # lazy: only published ports
 
             family = _socket.AF_INET6 if ":" in host_ip else _socket.AF_INET
             sock = _socket.socket(family, _socket.SOCK_STREAM if proto == "tcp" else _socket.SOCK_DGRAM)
@@ -218,7 +214,7 @@ class Endpoint:
         return released
 
     def attach(self, pid: int) -> None:
-        from berth.network import bridge
+        from berth.network import bridge  # lazy: only a container on the bridge
 
         bridge.attach(pid, self.bridge, self.ip, bridge.veth_name(self.endpoint_id))
         if self.bridge.iptables and (self.mappings or self.links and not self.bridge.icc):
@@ -231,14 +227,14 @@ class Endpoint:
 
     def hosts(self, extra: list[tuple[str, str]]) -> str:
         """/etc/hosts: localhost lines, --add-host entries, link lines, then this container."""
-        from berth.engine import dnsfiles
+        from berth.engine import dnsfiles  # lazy: only a start writes /etc/hosts
 
         text = dnsfiles.hosts(extra)
         text += "".join(line + "\n" for line in self.link_hosts)
         return text + f"{self.ip}\t{self.record['Config']['Hostname']}\n"
 
     def network_settings(self, pid: int) -> dict:
-        from berth.network.bridge import mac_address
+        from berth.network.bridge import mac_address  # lazy: only a container on the bridge
 
         settings = {**endpoint(network_ids(self.engine.paths.root)["bridge"]), "EndpointID": self.endpoint_id,
                     "Gateway": self.bridge.gateway, "IPAddress": self.ip, "IPPrefixLen": self.bridge.prefix_len,
@@ -249,8 +245,6 @@ class Endpoint:
                 "MacAddress": mac_address(self.ip)}
 
     def _save(self) -> None:
-        from berth.fs import write_json
-
         write_json(self.state_path, {"endpoint": self.endpoint_id, "ip": self.ip, "mappings": self.mappings,
                                      "links": self.links, "ports": self.reserving}, durable=False)
 
@@ -280,8 +274,7 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
     """Undo a run's endpoint from its network.json: firewall entries, veth (unless `unplug`
     is False: its network namespace is dying and takes the veth along), host ports, the
     address lease. Idempotent; False if there was nothing to undo."""
-    from berth.fs import read_json
-    from berth.network import bridge
+    from berth.network import bridge  # lazy: only a container on the bridge
 
     for sock in _HELD.pop(container_id, ()):
         sock.close()
@@ -304,7 +297,7 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
     if unplug:
         bridge.detach(bridge.veth_name(state["endpoint"]))
     if state.get("ports"):
-        from berth.network.ports import Reservations
+        from berth.network.ports import Reservations  # lazy: only published ports
 
         Reservations(ports_directory(engine.paths)).release(container_id)
     if current is not None:
@@ -322,8 +315,8 @@ def release_orphan(engine, container_id: str) -> None:
     run's endpoint if recorded, else its host ports and address found by its ID."""
     if release(engine, container_id):
         return
-    from berth.network import bridge
-    from berth.network.ports import Reservations
+    from berth.network import bridge  # lazy: only a container on the bridge
+    from berth.network.ports import Reservations  # lazy: only published ports
 
     Reservations(ports_directory(engine.paths)).release(container_id)
     current = bridge.load(engine.paths.root)
@@ -333,8 +326,6 @@ def release_orphan(engine, container_id: str) -> None:
 
 def _take_over_abandoned_claim(path: str, claimed: str) -> bool:
     """A release killed midway left its claim (network.json.releasing-<pid>): take it over."""
-    from berth.fs import pid_alive
-
     directory, base = os.path.split(path)
     try:
         entries = os.listdir(directory)
