@@ -37,7 +37,7 @@ def loads(text: str | bytes):
 def dumps(value, indent: int | None = None) -> str:
     """Compact JSON (`{"a":1}`) like Go's json.Marshal; `indent` uses the stdlib encoder."""
     if indent is not None:
-        import json
+        import json  # lazy: ~8 ms, only indented output
 
         return json.dumps(value, indent=indent, ensure_ascii=False)
     return "".join(_encode(value, 0))

@@ -4,6 +4,7 @@ import os
 import sys
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, parse_or_help
+from berth.cli.progress import for_terminal
 from berth.engine import images
 from berth.errors import BerthError
 from berth.fs import OutputFile
@@ -21,8 +22,6 @@ LOAD = Command("load", "berth load [OPTIONS]", "Load an image from a tar archive
 
 
 def cmd_save(engine, argv) -> int:
-    from berth.cli.progress import for_terminal
-
     opts, args = parse_or_help(SAVE, argv)
     if opts.help:
         return 0
@@ -57,8 +56,6 @@ def _save_to_file(archive, output: str, progress) -> None:
 
 
 def cmd_load(engine, argv) -> int:
-    from berth.cli.progress import for_terminal
-
     opts, _ = parse_or_help(LOAD, argv)
     if opts.help:
         return 0

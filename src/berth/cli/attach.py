@@ -5,6 +5,9 @@ import os
 import sys
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, help_text, parse
+from berth.cli.run import detach_keys
+from berth.cli.terminal import Attached
+from berth.engine.attach import attach
 from berth.errors import BerthError
 
 ATTACH = Command("attach", "berth attach [OPTIONS] CONTAINER",
@@ -16,10 +19,6 @@ ATTACH = Command("attach", "berth attach [OPTIONS] CONTAINER",
 
 
 def cmd_attach(engine, argv: list[str]) -> int:
-    from berth.cli.run import detach_keys
-    from berth.cli.terminal import Attached
-    from berth.engine.attach import attach
-
     opts, args = parse(ATTACH, argv)
     if opts.help:
         sys.stdout.write(help_text(ATTACH))

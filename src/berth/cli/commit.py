@@ -61,9 +61,9 @@ def cmd_commit(engine, argv) -> int:
 
 
 def cmd_history(engine, argv) -> int:
-    from berth.cli.output import render_rows
-    from berth.engine.images import history
-    from berth.units import human_duration, human_size
+    from berth.cli.output import render_rows  # lazy: only history
+    from berth.engine.images import history  # lazy: only history
+    from berth.units import human_duration, human_size  # lazy: only history
 
     opts, args = parse_or_help(HISTORY, argv)
     if opts.help:
@@ -96,7 +96,7 @@ def cmd_export(engine, argv) -> int:
     if opts.output is None and os.isatty(1):
         raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
     if opts.output:
-        from berth.cli.progress import for_terminal
+        from berth.cli.progress import for_terminal  # lazy: only export to a terminal
 
         bar = for_terminal(sys.stderr)
         progress = (lambda done, total: bar(record["Id"][:12], "Exporting", done, total)) if bar else None

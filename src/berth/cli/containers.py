@@ -7,6 +7,7 @@ from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
 from berth.engine.container_list import list_containers
 from berth.engine.lifecycle import remove
 from berth.errors import BerthError
+from berth.units import human_duration, human_size, parse_rfc3339
 
 RM = Command("rm", "berth rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
              [Flag("force", "f", BOOL, False, "Force the removal of a running container (uses SIGKILL)"),
@@ -45,8 +46,7 @@ def cmd_rm(engine, argv) -> int:
 
 
 def ps_rows(summaries: list, no_trunc: bool = False) -> list[dict]:
-    from berth.strconv import quote
-    from berth.units import human_duration, human_size, parse_rfc3339
+    from berth.strconv import quote  # lazy: not for rm, which loads this module
 
     now = time.time()
     rows = []
@@ -82,7 +82,7 @@ def cmd_ps(engine, argv) -> int:
     if opts.quiet:
         sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
         return 0
-    from berth.cli.output import render_rows
+    from berth.cli.output import render_rows  # lazy: not for rm or ps -q
 
     default = DEFAULT_PS_FORMAT + ("\t{{.Size}}" if opts.size else "")
     render_rows(opts.format, default, rows, PS_HEADER)

@@ -3,6 +3,7 @@
 import sys
 
 from berth.cli.flags import BOOL, Command, Flag, help_text, parse
+from berth.engine.copy import CopyRequest, LocalError, copy
 from berth.errors import BerthError
 
 CP = Command(
@@ -32,8 +33,6 @@ def split_cp_arg(arg: str) -> tuple[str, str]:
 
 
 def cmd_cp(engine, argv: list[str]) -> int:
-    from berth.engine.copy import CopyRequest, LocalError, copy
-
     opts, args = parse(CP, argv)
     if opts.help:
         sys.stdout.write(help_text(CP))
@@ -71,7 +70,7 @@ def cmd_cp(engine, argv: list[str]) -> int:
 
 
 def summary(result) -> str:
-    from berth.units import human_size
+    from berth.units import human_size  # lazy: only the summary on stderr
 
     if result.size != result.transferred:
         return (f"Successfully copied {human_size(result.size)} (transferred {human_size(result.transferred)}) "

@@ -2,6 +2,7 @@
 the past ones within --since/--until, then live ones until --until or Ctrl-C, filtered
 (--filter) and formatted (default line, `json`, or a Go template)."""
 
+import os
 import sys
 import time
 
@@ -130,8 +131,6 @@ def _render(template, msg: dict) -> str:
 
 def _silence_stdout() -> None:
     """Our reader went away: what is still buffered goes nowhere, so exiting does not complain."""
-    import os
-
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, sys.stdout.fileno())
     os.close(null)

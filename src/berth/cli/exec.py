@@ -3,6 +3,9 @@
 import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.cli.run import SignalForwarder, expand_env, read_env_file
+from berth.cli.terminal import exec_with_terminal
+from berth.engine.execs import ExecRequest, start_exec
 
 EXEC = Command("exec", "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running container", [
     Flag("detach", "d", BOOL, False, "Detached mode: run command in the background"),
@@ -17,9 +20,6 @@ EXEC = Command("exec", "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]", "Execu
 
 
 def cmd_exec(engine, argv) -> int:
-    from berth.cli.run import SignalForwarder, expand_env, read_env_file
-    from berth.engine.execs import ExecRequest, start_exec
-
     opts, args = parse(EXEC, argv)
     if opts.help:
         sys.stdout.write(help_text(EXEC))
@@ -31,8 +31,6 @@ def cmd_exec(engine, argv) -> int:
     req = ExecRequest(args[1:], user=opts.user, env=env, workdir=opts.workdir, tty=opts.tty,
                       privileged=opts.privileged, attach_stdin=opts.interactive, detach=opts.detach)
     if req.tty:
-        from berth.cli.terminal import exec_with_terminal
-
         return exec_with_terminal(engine, args[0], req)
     forwarder = None if req.detach else SignalForwarder()  # from before the start: see SignalForwarder
     try:

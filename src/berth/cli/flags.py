@@ -1,6 +1,8 @@
 """Docker-style (pflag) flag parsing: --long[=v], -s v, -sv, grouped -it, repeatable
 flags, and `interspersed=False` commands (run, exec) that stop at the first argument."""
 
+import sys
+
 from berth.errors import InvalidArgument, UsageError
 
 BOOL, STRING, LIST, INT = "bool", "string", "list", "int"
@@ -130,8 +132,6 @@ def parse(command: Command, argv: list[str]) -> tuple[Options, list[str]]:
 
 def parse_or_help(command: Command, argv: list[str]) -> tuple[Options, list[str]]:
     """parse(), and with --help print the command's help (the caller then returns 0)."""
-    import sys
-
     opts, args = parse(command, argv)
     if opts.help:
         sys.stdout.write(help_text(command))

@@ -46,7 +46,7 @@ def cmd_import(engine, argv) -> int:
         stream = sys.stdin.buffer if source == "-" else open(source, "rb")
     except OSError as err:
         raise InvalidArgument(f"open {source}: {err.strerror.lower()}") from None
-    from berth.cli.progress import for_terminal
+    from berth.cli.progress import for_terminal  # lazy: only import
 
     bar = for_terminal(sys.stderr)
     total = os.fstat(stream.fileno()).st_size if source != "-" else 0
@@ -63,7 +63,7 @@ def cmd_import(engine, argv) -> int:
 
 def image_rows(summaries: list, no_trunc: bool = False) -> list[dict]:
     """One row per (repository, tag) of each image, as docker's CLI lays them out."""
-    from berth.units import human_duration, human_size
+    from berth.units import human_duration, human_size  # lazy: not for rmi or tag
 
     rows = []
     now = time.time()
@@ -99,7 +99,7 @@ def cmd_images(engine, argv) -> int:
                 seen.append(row["ID"])
         sys.stdout.write("".join(i + "\n" for i in seen))
         return 0
-    from berth.cli.output import render_rows
+    from berth.cli.output import render_rows  # lazy: not for rmi, tag or images -q
 
     default = DEFAULT_IMAGES_FORMAT
     if opts.digests:

@@ -3,6 +3,7 @@
 import sys
 
 from berth.cli.flags import STRING, Command, Flag, help_text, parse
+from berth.cli.output import print_found
 from berth.engine.inspect import KINDS, inspect
 from berth.errors import BerthError, NotFound
 
@@ -29,7 +30,6 @@ def _inspect(engine, argv, kind: str | None) -> int:
         except NotFound as err:
             print(f"Error: {err}", file=sys.stderr)
             failed = 1
-    from berth.cli.output import print_found
 
     print_found(found, opts.format)
     return failed

@@ -41,7 +41,7 @@ def _each(engine, refs: list[str], action, verb: str) -> int:
 def _signal_option(name: str | None) -> int | None:
     if not name:
         return None
-    from berth.signals import parse_signal
+    from berth.signals import parse_signal  # lazy: only -s/--signal
 
     try:
         return parse_signal(name)
@@ -58,7 +58,7 @@ def cmd_stop(engine, argv) -> int:
 
 
 def cmd_restart(engine, argv) -> int:
-    from berth.engine.lifecycle import restart
+    from berth.engine.lifecycle import restart  # lazy: only restart
 
     opts, args = parse_or_help(RESTART, argv)
     if opts.help:
@@ -68,7 +68,7 @@ def cmd_restart(engine, argv) -> int:
 
 
 def cmd_kill(engine, argv) -> int:
-    from berth.signals import parse_signal
+    from berth.signals import parse_signal  # lazy: only -s/--signal
 
     opts, args = parse_or_help(KILL, argv)
     if opts.help:
@@ -81,7 +81,7 @@ def cmd_kill(engine, argv) -> int:
 
 
 def cmd_wait(engine, argv) -> int:
-    from berth.engine.lifecycle import wait
+    from berth.engine.lifecycle import wait  # lazy: only wait
 
     opts, args = parse_or_help(WAIT, argv)
     if opts.help:
@@ -124,7 +124,7 @@ def cmd_port(engine, argv) -> int:
     opts, args = parse_or_help(PORT, argv)
     if opts.help:
         return 0
-    from berth.engine.ports import port_lines
+    from berth.engine.ports import port_lines  # lazy: only port
 
     lines = port_lines(engine.get(args[0]), args[1] if len(args) > 1 else None, args[0])
     sys.stdout.write("".join(line + "\n" for line in lines))

@@ -7,6 +7,7 @@ import sys
 import time
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, help_text, parse
+from berth.engine.logs import follow_logs, read_logs
 from berth.errors import InvalidArgument
 from berth.gotime import get_timestamp, go_parse_int, parse_unix_timestamp
 from berth.units import format_rfc3339_nano_ns
@@ -33,8 +34,6 @@ def cmd_logs(engine, argv: list[str]) -> int:
     since_ns = _bound("since", opts.since, now_ns)
     until_ns = _bound("until", opts.until, now_ns)
     tail = parse_tail(opts.tail)
-    from berth.engine.logs import follow_logs, read_logs
-
     if opts.follow:
         entries = follow_logs(engine, record["Id"], since_ns, until_ns, tail)
     else:

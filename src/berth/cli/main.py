@@ -6,6 +6,7 @@ nothing it does not use."""
 import os
 import sys
 
+from berth import __version__
 from berth.errors import BerthError, UsageError, host_failure
 from berth.fs import set_process_umask
 
@@ -163,11 +164,11 @@ def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
                 if i >= len(argv):
                     raise UsageError(f"flag needs an argument: {name}")
                 value = argv[i]
-            from berth.engine.settings import flag_value
+            from berth.engine.settings import flag_value  # lazy: only engine-setting flags
 
             flag_value(name, value, g.overrides)
         elif name in BOOL_SETTING_FLAGS:
-            from berth.engine.settings import flag_value
+            from berth.engine.settings import flag_value  # lazy: only engine-setting flags
 
             flag_value(name, "true", g.overrides)
         elif name in ("--root", "--run-root", "--log-level", "-l", "-H", "--host", "--config", "--config-file"):
@@ -185,8 +186,6 @@ def parse_globals(argv: list[str]) -> tuple[Globals, list[str]]:
         elif arg in ("-D", "--debug"):
             g.debug = True
         elif arg in ("-v", "--version"):
-            from berth import __version__
-
             print(f"berth version {__version__}")
             raise SystemExit(0)
         elif arg in ("-h", "--help"):
@@ -242,13 +241,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         module_name, function = target
         module = __import__(module_name, fromlist=[function])
-        from berth.engine.containers import Engine
-        from berth.paths import Paths
+        from berth.engine.containers import Engine  # lazy: not for usage or --version
+        from berth.paths import Paths  # lazy: not for usage or --version
 
         return getattr(module, function)(Engine(Paths(g.root, g.run_root), g.config_file, g.overrides), rest) or 0
     except BerthError as err:
         if debug:
-            import traceback
+            import traceback  # lazy: only BERTH_DEBUG
 
             traceback.print_exc()
         print(f"Error: {err}", file=sys.stderr)
@@ -259,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as err:  # a bug or an unexpected host failure: one line, no traceback
         if debug:
-            import traceback
+            import traceback  # lazy: only BERTH_DEBUG
 
             traceback.print_exc()
         # a full or read-only disk in docker's words; anything else names its type (a bug shows as one)

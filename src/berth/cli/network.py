@@ -3,6 +3,8 @@
 import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.cli.output import print_found, render_rows
+from berth.engine.network_info import inspect_network, list_networks
 
 LS = Command("network ls", "berth network ls [OPTIONS]", "List networks",
              [Flag("quiet", "q", BOOL, False, "Only display network IDs"),
@@ -17,9 +19,6 @@ HEADER = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOP
 
 
 def cmd_network_ls(engine, argv) -> int:
-    from berth.cli.output import render_rows
-    from berth.engine.network_info import list_networks
-
     opts, _ = parse(LS, argv)
     if opts.help:
         sys.stdout.write(help_text(LS))
@@ -35,8 +34,6 @@ def cmd_network_ls(engine, argv) -> int:
 
 
 def cmd_network_inspect(engine, argv) -> int:
-    from berth.engine.network_info import inspect_network
-
     opts, args = parse(INSPECT, argv)
     if opts.help:
         sys.stdout.write(help_text(INSPECT))
@@ -49,7 +46,6 @@ def cmd_network_inspect(engine, argv) -> int:
             failed = 1
             continue
         found.append(network)
-    from berth.cli.output import print_found
 
     print_found(found, opts.format)
     return failed

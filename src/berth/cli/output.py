@@ -3,6 +3,7 @@
 import sys
 
 from berth import fastjson as json
+from berth.errors import BerthError
 
 
 def print_json(data) -> None:
@@ -12,24 +13,20 @@ def print_json(data) -> None:
 def render_rows(fmt: str | None, default: str, rows: list, header: dict) -> None:
     """docker's formatter: `table ...` formats get headers and aligned columns, plain
     templates print one line per row."""
-    from berth.gotemplate import TemplateError, render_table
+    from berth.gotemplate import TemplateError, render_table  # lazy: not for inspect, which prints JSON
 
     try:
         sys.stdout.write(render_table(fmt or default, rows, header))
     except TemplateError as err:
-        from berth.errors import BerthError
-
         raise BerthError(f"template parsing error: {err}" if "executing" not in str(err) else str(err)) from None
 
 
 def render_one(fmt: str, data) -> str:
-    from berth.gotemplate import TemplateError, render
+    from berth.gotemplate import TemplateError, render  # lazy: not for inspect, which prints JSON
 
     try:
         return render(fmt, data, missingkey_error=True)
     except TemplateError as err:
-        from berth.errors import BerthError
-
         raise BerthError(f"template parsing error: {err}") from None
 
 

@@ -15,7 +15,7 @@ REDRAW_INTERVAL = 0.1
 
 def human_size(size: float) -> str:
     """go-units HumanSize: 4 significant digits ("1.983MB"), as docker's progress shows it."""
-    from berth.units import human_size as sized
+    from berth.units import human_size as sized  # lazy: only a size shown
 
     return sized(size, 4)
 

@@ -4,6 +4,7 @@ import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
 from berth.errors import InvalidArgument
+from berth.units import human_size
 
 PRUNE = Command("image prune", "berth image prune [OPTIONS]", "Remove unused images",
                 [Flag("all", "a", BOOL, False, "Remove all unused images, not just dangling ones"),
@@ -22,8 +23,7 @@ def _confirm(question: str) -> bool:
 
 
 def cmd_image_prune(engine, argv) -> int:
-    from berth.engine.images import prune
-    from berth.units import human_size
+    from berth.engine.images import prune  # lazy: only image prune
 
     opts, _ = parse(PRUNE, argv)
     if opts.help:
@@ -44,8 +44,6 @@ def cmd_image_prune(engine, argv) -> int:
 
 
 def df_rows(usage: list) -> list[dict]:
-    from berth.units import human_size
-
     def percent(part: int, whole: int) -> str:
         return f"{human_size(part)} ({part * 100 // whole if whole else 0}%)"
 
@@ -60,7 +58,7 @@ def df_rows(usage: list) -> list[dict]:
 
 
 def cmd_system_df(engine, argv) -> int:
-    from berth.cli.output import render_rows
+    from berth.cli.output import render_rows  # lazy: only df
 
     opts, _ = parse(DF, argv)
     if opts.help:
@@ -68,13 +66,13 @@ def cmd_system_df(engine, argv) -> int:
         return 0
     header = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
     if not opts.verbose:
-        from berth.engine.system import disk_usage
+        from berth.engine.system import disk_usage  # lazy: only df
 
         render_rows(opts.format, "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
                     df_rows(disk_usage(engine)), header)
         return 0
-    from berth.cli.images import IMAGE_HEADER, image_rows
-    from berth.engine.images import list_images
+    from berth.cli.images import IMAGE_HEADER, image_rows  # lazy: only df -v
+    from berth.engine.images import list_images  # lazy: only df -v
 
     rows = image_rows(list_images(engine, count_containers=True))  # every image, as `images -a` lists them
     sys.stdout.write("Images space usage:\n\n")

@@ -8,8 +8,8 @@ import os
 import sys
 
 from berth.cli.flags import BOOL, INT, LIST, STRING, Command, Flag, help_text, parse
-from berth.cli.terminal import FORWARDED_SIGNALS
-from berth.engine.containers import CreateRequest
+from berth.cli.terminal import FORWARDED_SIGNALS, Attached, hold_std_fds
+from berth.engine.containers import CreateRequest, is_running
 from berth.errors import BerthError, InvalidArgument, NotFound, UsageError
 
 CREATE_FLAGS = [
@@ -181,7 +181,7 @@ def request_from(opts, args: list[str]) -> CreateRequest:
 def isolation_request(opts, warnings: list[str]) -> dict:
     """HostConfig fields of docker's isolation flags (IPC, privileges, users, security)."""
     if opts.lxc_conf:
-        from berth.engine.security import lxc_conf_error
+        from berth.engine.security import lxc_conf_error  # lazy: only --lxc-conf
 
         raise InvalidArgument(lxc_conf_error(opts.lxc_conf))
     host = {}
@@ -191,7 +191,7 @@ def isolation_request(opts, warnings: list[str]) -> dict:
             raise InvalidArgument("--ipc: invalid IPC mode")
         host["IpcMode"] = opts.ipc
     if opts.shm_size is not None:
-        from berth.units import ram_in_bytes
+        from berth.units import ram_in_bytes  # lazy: not for attach, which loads this module
 
         try:
             size = ram_in_bytes(opts.shm_size)
@@ -214,17 +214,17 @@ def isolation_request(opts, warnings: list[str]) -> dict:
     if opts.group_add:
         host["GroupAdd"] = list(opts.group_add)
     if opts.cap_add or opts.cap_drop:
-        from berth.engine.security import normalize_caps
+        from berth.engine.security import normalize_caps  # lazy: only --cap-add/--cap-drop
 
         host["CapAdd"], host["CapDrop"] = normalize_caps(opts.cap_add, opts.cap_drop)
     if opts.security_opt:
-        from berth.engine.security import lsm_warnings, parse_security_opts
+        from berth.engine.security import lsm_warnings, parse_security_opts  # lazy: only --security-opt
 
         host.update(parse_security_opts(opts.security_opt))
         for line in lsm_warnings(host["SecurityOpt"]):
             print(line, file=sys.stderr)
     if any(opts.given(dest) for dest in RESOURCE_FLAGS):
-        from berth.engine.resources import host_config_from
+        from berth.engine.resources import host_config_from  # lazy: only resource flags
 
         host.update(host_config_from(opts, warnings))
     return host
@@ -257,7 +257,7 @@ def mount_request(opts):
     nothing imported) when none is given."""
     if not (opts.volume or opts.mount or opts.tmpfs or opts.volumes_from):
         return None
-    from berth.engine.mounts import MountRequest
+    from berth.engine.mounts import MountRequest  # lazy: only -v, --mount, --tmpfs
 
     return MountRequest.from_flags(opts.volume, opts.mount, opts.tmpfs, opts.volumes_from)
 
@@ -266,13 +266,13 @@ def network_request(opts) -> dict:
     """-p/-P/--expose/--link in docker's terms; parsed only when given (run stays lean)."""
     fields = {"publish_all": opts.publish_all}
     if opts.publish or opts.expose:
-        from berth.engine.ports import parse_expose, parse_publish
+        from berth.engine.ports import parse_expose, parse_publish  # lazy: only -p, --expose
 
         exposed, bindings = parse_publish(opts.publish)
         fields["exposed_ports"] = {**parse_expose(opts.expose), **exposed}
         fields["port_bindings"] = bindings
     if opts.link:
-        from berth.engine.ports import parse_links
+        from berth.engine.ports import parse_links  # lazy: only --link
 
         fields["links"] = parse_links(opts.link)
     return fields
@@ -329,7 +329,7 @@ def cmd_run(engine, argv: list[str]) -> int:
         return 0
     req = request_from(opts, args)
     if opts.detach:
-        from berth.engine.attach import PendingStart
+        from berth.engine.attach import PendingStart  # lazy: create and exec load this module
 
         pending = PendingStart(engine)  # before creating: see monitor.supervisor.DetachedStart
         try:
@@ -366,8 +366,7 @@ def cmd_start(engine, argv: list[str]) -> int:
         record = engine.get(args[0])
         engine.mark_stopped_by_hand(record["Id"], False)
         return run_attached(engine, record, opts.interactive and record["Config"]["OpenStdin"], keys)
-    from berth.engine.attach import start_detached
-    from berth.engine.containers import is_running
+    from berth.engine.attach import start_detached  # lazy: create and exec load this module
 
     failed = 0
     for ref in args:
@@ -392,9 +391,7 @@ def run_attached(engine, record: dict, interactive: bool, keys: bytes = b"", sig
     tty, our signals forwarded without; its exit code (0 if the user detached). Supervised
     by this process when nothing needs the container to outlive us (engine.attach.runs_here:
     no fork, as fast as it gets), else by a supervisor of its own that we attach to."""
-    from berth.cli.terminal import Attached
-    from berth.engine.attach import attach, runs_here, start_attached
-    from berth.engine.containers import is_running
+    from berth.engine.attach import attach, runs_here, start_attached  # lazy: create and exec load this module
 
     running = is_running(record)
     if not running and runs_here(record, interactive, sig_proxy):
@@ -416,8 +413,7 @@ def run_attached(engine, record: dict, interactive: bool, keys: bytes = b"", sig
 
 
 def _run_here(engine, record: dict, interactive: bool) -> int:
-    from berth.cli.terminal import hold_std_fds
-    from berth.engine.attach import run_here
+    from berth.engine.attach import run_here  # lazy: create and exec load this module
 
     hold_std_fds()
     forwarder = SignalForwarder()
@@ -432,7 +428,7 @@ def _run_here(engine, record: dict, interactive: bool) -> int:
 
 def detach_keys(opts) -> bytes:
     """--detach-keys (docker's format), else the default ctrl-p,ctrl-q."""
-    from berth.engine.attach import DEFAULT_DETACH_KEYS, parse_detach_keys
+    from berth.engine.attach import DEFAULT_DETACH_KEYS, parse_detach_keys  # lazy: create and exec load this module
 
     return parse_detach_keys(opts.detach_keys or DEFAULT_DETACH_KEYS)
 

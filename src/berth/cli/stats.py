@@ -7,6 +7,8 @@ import sys
 from berth.cli.flags import BOOL, STRING, Command, Flag, parse_or_help
 from berth.engine.stats import stats
 from berth.errors import BerthError
+from berth.gotemplate import TemplateError, render_table
+from berth.units import bytes_size, human_size
 
 STATS = Command("stats", "berth stats [OPTIONS] [CONTAINER...]",
                 "Display a live stream of container(s) resource usage statistics",
@@ -53,8 +55,6 @@ def cmd_stats(engine, argv: list[str]) -> int:
 
 
 def _row(figures, given: str, trunc: bool) -> dict:
-    from berth.units import bytes_size, human_size
-
     row = {"BlockIO": "0B / 0B", "CPUPerc": "0.00%", "Container": given,
            "ID": figures.id[:12] if trunc else figures.id, "MemPerc": "0.00%", "MemUsage": "0B / 0B",
            "Name": figures.name or "--", "NetIO": "0B / 0B", "PIDs": "0"}
@@ -73,8 +73,6 @@ def _row(figures, given: str, trunc: bool) -> dict:
 
 
 def _render(fmt: str, rows: list[dict]) -> str:
-    from berth.gotemplate import TemplateError, render_table
-
     try:
         return render_table(fmt, rows, HEADER)
     except TemplateError as err:

@@ -4,6 +4,7 @@ import sys
 
 from berth import __version__
 from berth.cli.flags import STRING, Command, Flag, help_text, parse
+from berth.engine.system import info, version
 
 VERSION = Command("version", "berth version [OPTIONS]", "Show the berth version information",
                   [Flag("format", "f", STRING, None, "Format output using a custom template")], max_args=0)
@@ -16,11 +17,10 @@ def cmd_version(engine, argv) -> int:
     if opts.help:
         sys.stdout.write(help_text(VERSION))
         return 0
-    from berth.engine.system import version
 
     data = version()
     if opts.format:
-        from berth.cli.output import render_one
+        from berth.cli.output import render_one  # lazy: only --format
 
         sys.stdout.write(render_one(opts.format, data) + "\n")
         return 0
@@ -48,17 +48,16 @@ def cmd_version(engine, argv) -> int:
 
 
 def cmd_info(engine, argv) -> int:
-    from berth.units import bytes_size
+    from berth.units import bytes_size  # lazy: only info
 
     opts, _ = parse(INFO, argv)
     if opts.help:
         sys.stdout.write(help_text(INFO))
         return 0
-    from berth.engine.system import info
 
     d = info(engine)
     if opts.format:
-        from berth.cli.output import render_one
+        from berth.cli.output import render_one  # lazy: only --format
 
         sys.stdout.write(render_one(opts.format, d) + "\n")
         return 0

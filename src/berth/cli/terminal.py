@@ -34,7 +34,7 @@ class Attached:
         """Our terminal's size, for the container's tty."""
         if not self.terminal:
             return None
-        from berth.engine.attach import terminal_size
+        from berth.engine.attach import terminal_size  # lazy: not for create or exec, which load this module
 
         return terminal_size(0) or terminal_size(1)
 
@@ -42,8 +42,8 @@ class Attached:
         """The container's exit code, or None if the user detached."""
         saved = None
         if session.tty and session.stdin and os.isatty(0):
-            import termios
-            import tty
+            import termios  # lazy: only -t
+            import tty  # lazy: only -t
 
             saved = termios.tcgetattr(0)
             tty.setraw(0, termios.TCSANOW)  # as docker: what was typed ahead is kept
@@ -66,7 +66,7 @@ class Attached:
             return session.stream(stdin, 1, 2, self.detach_keys, self.wakeup_r, on_wakeup)
         finally:
             if saved is not None:
-                import termios
+                import termios  # lazy: only -t
 
                 termios.tcsetattr(0, termios.TCSADRAIN, saved)
 
@@ -99,15 +99,15 @@ def exec_with_terminal(engine, container: str, req) -> int:
     """An exec with a pty of its own (berth.engine.execs copies its master): our terminal in
     raw mode while our stdin is attached to it, its size following ours; its exit code.
     Ctrl-C travels as a byte to the container's line discipline, as with docker -t."""
-    from berth.engine.attach import terminal_size
-    from berth.engine.execs import start_exec
+    from berth.engine.attach import terminal_size  # lazy: not for create or exec, which load this module
+    from berth.engine.execs import start_exec  # lazy: only exec
 
     session = start_exec(engine, container, req, console_size=terminal_size(0) or terminal_size(1))
     stdin_is_tty = os.isatty(0)
     saved = None
     if req.attach_stdin and stdin_is_tty:
-        import termios
-        import tty
+        import termios  # lazy: only -t
+        import tty  # lazy: only -t
 
         saved = termios.tcgetattr(0)
         tty.setraw(0)
@@ -123,6 +123,6 @@ def exec_with_terminal(engine, container: str, req) -> int:
     finally:
         signal.signal(signal.SIGWINCH, previous)
         if saved is not None:
-            import termios
+            import termios  # lazy: only -t
 
             termios.tcsetattr(0, termios.TCSADRAIN, saved)

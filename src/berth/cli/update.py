@@ -4,6 +4,7 @@ containers, running or not (docker's `container update`)."""
 import sys
 
 from berth.cli.flags import INT, STRING, Command, Flag, parse_or_help
+from berth.engine.resources import update_container, update_fields
 from berth.errors import BerthError
 
 UPDATE = Command("update", "berth update [OPTIONS] CONTAINER [CONTAINER...]",
@@ -30,12 +31,11 @@ def cmd_update(engine, argv: list[str]) -> int:
     if not opts._given:
         print("you must provide one or more flags when using this command", file=sys.stderr)
         return 1
-    from berth.engine.resources import update_container, update_fields
 
     changes = update_fields(opts)
     restart = None
     if opts.restart:
-        from berth.cli.run import parse_restart_policy
+        from berth.cli.run import parse_restart_policy  # lazy: only --restart
 
         restart = parse_restart_policy(opts.restart)
     warnings = []

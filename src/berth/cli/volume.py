@@ -3,7 +3,16 @@
 import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
-from berth.errors import BerthError, InvalidArgument, UsageError
+from berth.engine.volumes import (
+    LIST_FILTERS,
+    PRUNE_FILTERS,
+    VolumeStore,
+    create_volume,
+    list_volumes,
+    parse_filters,
+    prune,
+)
+from berth.errors import BerthError, InvalidArgument, NotFound, UsageError
 
 CREATE = Command("volume create", "berth volume create [OPTIONS] [VOLUME]", "Create a volume",
                  [Flag("driver", "d", STRING, "local", "Specify volume driver name"),
@@ -34,8 +43,6 @@ PRUNE_ALL_WARNING = "WARNING! This will remove all local volumes not used by at 
 
 
 def _store(engine):
-    from berth.engine.volumes import VolumeStore
-
     return VolumeStore(engine.paths)
 
 
@@ -66,7 +73,6 @@ def cmd_volume_create(engine, argv) -> int:
         if "=" not in option:
             raise UsageError(f'invalid argument "{option}" for "-o, --opt" flag: invalid key value pair '
                                   f'format: "{option}"')
-    from berth.engine.volumes import create_volume
 
     print(create_volume(engine, name or None, labels=_pairs(opts.label), options=_pairs(opts.opt),
                         driver=opts.driver))
@@ -74,8 +80,6 @@ def cmd_volume_create(engine, argv) -> int:
 
 
 def _rows(engine, filters: dict) -> list:
-    from berth.engine.volumes import list_volumes
-
     return sorted((_Row(info) for info in list_volumes(engine, filters)), key=lambda row: _natural(row.Name))
 
 
@@ -118,8 +122,6 @@ def _natural(name: str) -> list:
 
 
 def cmd_volume_ls(engine, argv) -> int:
-    from berth.engine.volumes import LIST_FILTERS, parse_filters
-
     opts, _ = parse_or_help(LS, argv)
     if opts.help:
         return 0
@@ -127,15 +129,14 @@ def cmd_volume_ls(engine, argv) -> int:
     if opts.quiet and not opts.format:
         sys.stdout.write("".join(row.Name + "\n" for row in rows))
         return 0
-    from berth.cli.output import render_rows
+    from berth.cli.output import render_rows  # lazy: not for create, rm or prune
 
     render_rows(opts.format, "table {{.Driver}}\t{{.Name}}", rows, HEADER)
     return 0
 
 
 def cmd_volume_inspect(engine, argv) -> int:
-    from berth.cli.output import print_found
-    from berth.errors import NotFound
+    from berth.cli.output import print_found  # lazy: not for create, rm or prune
 
     opts, args = parse_or_help(INSPECT, argv)
     if opts.help:
@@ -169,8 +170,7 @@ def cmd_volume_rm(engine, argv) -> int:
 
 
 def cmd_volume_prune(engine, argv) -> int:
-    from berth.engine.volumes import PRUNE_FILTERS, parse_filters, prune
-    from berth.units import human_size
+    from berth.units import human_size  # lazy: only prune
 
     opts, _ = parse_or_help(PRUNE, argv)
     if opts.help:
@@ -179,7 +179,7 @@ def cmd_volume_prune(engine, argv) -> int:
     if opts.all and "all" in filters:
         raise InvalidArgument("conflicting options: cannot specify both --all and --filter all=1")
     if not opts.force:
-        from berth.cli.prune import _confirm
+        from berth.cli.prune import _confirm  # lazy: only prune asks
 
         if not _confirm(PRUNE_ALL_WARNING if opts.all else PRUNE_WARNING):
             return 0

@@ -58,10 +58,7 @@ def _apply_changes(changes: list[str]) -> dict:
 def commit(engine, record: dict, name: str | None, author: str = "", message: str = "",
            changes: list[str] = (), pause: bool = True) -> str:
     """Returns the new image's ID. Nothing is added unless everything succeeded."""
-    from berth.engine.freeze import (  # lazy: only commit freezes; `history` loads this module
-        CommitFreeze,
-        thaw_if_abandoned,
-    )
+    from berth.engine.freeze import CommitFreeze, thaw_if_abandoned  # lazy: only commit; `history` loads this
     from berth.image.diff import LayerWriter  # lazy: only commit, diff and export walk layers
 
     store = engine.images

@@ -2,6 +2,8 @@
 one call that returns data (rows, docker's API shapes, generators for what docker reports as
 it goes) and raises berth.errors kinds; a front door formats and prints it."""
 
+import io
+
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.image.reference import parse as parse_reference
 from berth.image.store import chain_ids
@@ -298,8 +300,6 @@ def import_image(engine, stream, name: str | None = None, changes: list[str] = (
                  progress=None, total: int = 0) -> str:
     """`import`: the filesystem tar read from `stream` becomes a one-layer image tagged `name`
     (a full reference, see tag_name). `progress(action, done, total)`. Returns its ID."""
-    import io  # lazy, as the importer: only `import` reads a tarball
-
     from berth.image.importer import import_tarball  # lazy: only import
 
     buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)

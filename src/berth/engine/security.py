@@ -160,10 +160,7 @@ def read_seccomp_profile(path: str) -> str:
     profile = load_seccomp_profile(compact)
     section = oci_seccomp(profile, list(DEFAULT_CAPS))
     if section is not None:
-        from berth.runtime.seccomp_compile import (  # lazy: only a custom profile is checked (libseccomp)
-            SeccompError,
-            check,
-        )
+        from berth.runtime.seccomp_compile import SeccompError, check  # lazy: only a custom profile
 
         try:
             check(section)

@@ -102,10 +102,7 @@ class Usage:
 def disk_usage(engine) -> list[Usage]:
     """`system df`: images (by layer: a layer shared by two images counts once), containers'
     writable layers, volumes, and the build cache berth does not have."""
-    from berth.engine.volumes import (  # lazy: only df walks volumes (fd by fd: a symlink may swap)
-        VolumeStore,
-        tree_size,
-    )
+    from berth.engine.volumes import VolumeStore, tree_size  # lazy: only df walks volumes
     from berth.image.store import chain_ids  # lazy: only df walks the store
 
     store = engine.images

@@ -11,11 +11,15 @@ nothing, and a killed load leaves nothing but its staging directory behind.
 
 `progress`, where accepted, is called as progress(ident, action, done_bytes, total_bytes)."""
 
+import io
 import os
 import posixpath
+import tarfile
 
 from berth import fastjson as json
 from berth.errors import InvalidArgument, NotFound
+from berth.fs import pid_alive, remove_tree
+from berth.image import reference
 from berth.image.store import (
     CONFIG_TYPE,
     LAYER_TYPE,
@@ -84,8 +88,6 @@ def resolve(store: ImageStore, refs: list[str]) -> list[SaveEntry]:
 
 
 def _matches(store: ImageStore, ref: str) -> list:
-    from berth.image import reference
-
     try:
         parsed = reference.parse(ref)
     except ValueError:
@@ -115,8 +117,6 @@ class _SavePlan:
     """Everything an archive holds, gathered (and checked) before a byte is written."""
 
     def __init__(self, store: ImageStore, entries: list[SaveEntry], fmt: str):
-        from berth.image import reference
-
         self.fmt = fmt
         self.blobs: dict[str, _Blob] = {}
         self.index: list[dict] = []
@@ -167,9 +167,6 @@ class _SavePlan:
         return files
 
     def write(self, out, progress=None) -> None:
-        import io
-        import tarfile
-
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             for directory in ("blobs", "blobs/sha256"):
                 tar.addfile(_member(directory + "/", 0, tarfile.DIRTYPE))
@@ -187,8 +184,6 @@ class _SavePlan:
 
 
 def _member(name: str, size: int, kind: bytes | None = None):
-    import tarfile
-
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = 0  # the same image always makes the same archive
@@ -280,7 +275,7 @@ class _Archive:
             self.files[name] = self._stage(tar.extractfile(member), member.size)
 
     def _stage(self, source, expected: int) -> _Staged:
-        import hashlib
+        import hashlib  # lazy: OpenSSL (~3.5 ms), only load
 
         self.count += 1
         path = os.path.join(self.staging, f"file-{self.count}")
@@ -411,10 +406,7 @@ class _Checked:
 
 
 def _extract(stream, staging: str) -> _Archive:
-    import io
-    import tarfile
-
-    from berth.image.layers import open_decompressed
+    from berth.image.layers import open_decompressed  # lazy: only load
 
     buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)
     archive = _Archive(staging)
@@ -471,8 +463,6 @@ class _Pending:
 
 def _repo_tag(value) -> str:
     """A docker-archive RepoTags entry, which must name a tag (docker: NamedTagged)."""
-    from berth.image import reference
-
     if not isinstance(value, str):
         raise invalid(f"invalid tag {value!r}")
     try:
@@ -524,7 +514,7 @@ def _oci_images(archive: _Archive) -> list[_Pending]:
 
 def _image_manifest(archive: _Archive, descriptor: dict) -> tuple[dict, tuple[bytes, dict]]:
     """Follow an index entry to an image manifest, picking this platform from a nested index."""
-    from berth.image.importer import platform
+    from berth.image.importer import platform  # lazy: only a multi-platform index
 
     for _ in range(8):
         data, document = archive.blob_json(descriptor)
@@ -548,8 +538,6 @@ def _image_manifest(archive: _Archive, descriptor: dict) -> tuple[dict, tuple[by
 def _annotated_name(annotations: dict) -> str | None:
     """The image's name from containerd's annotation, or from ref.name when that is more than
     a bare tag (podman and berth write a full name there; docker 25+ just the tag)."""
-    from berth.image import reference
-
     for key in (NAME_ANNOTATION, TAG_ANNOTATION):
         value = annotations.get(key)
         if not isinstance(value, str) or ("/" not in value and ":" not in value):
@@ -595,8 +583,6 @@ class LoadedImage:
 
 def load(store: ImageStore, stream, progress=None) -> list[LoadedImage]:
     """Load every image of the archive read from `stream` (a binary stream)."""
-    from berth.fs import remove_tree
-
     store.ensure()
     _remove_abandoned_staging(store)
     staging = os.path.join(store.staging_dir(), f"load-{os.getpid()}-{os.urandom(6).hex()}")
@@ -617,7 +603,7 @@ def load(store: ImageStore, stream, progress=None) -> list[LoadedImage]:
 
 def _verify_layers(images: list[_Pending], staging: str) -> dict[str, str]:
     """diff_id -> path of the uncompressed layer tar, each checked against the config."""
-    from berth.image.layers import open_decompressed, store_tar
+    from berth.image.layers import open_decompressed, store_tar  # lazy: only load
 
     by_file: dict[str, tuple[str, str]] = {}
     tars: dict[str, str] = {}
@@ -643,7 +629,7 @@ def _unpack_new_layers(store: ImageStore, images: list[_Pending], layer_tars: di
                        progress) -> dict[str, tuple[str, int]]:
     """Unpack, inside the staging dir, every layer the store lacks: chain ID -> (dir, size).
     Whatever a layer tar holds that the unpacker refuses is refused here, before any change."""
-    from berth.image.layers import unpack
+    from berth.image.layers import unpack  # lazy: only load
 
     unpacked: dict[str, tuple[str, int]] = {}
     for image in images:
@@ -666,7 +652,7 @@ def _unpack_new_layers(store: ImageStore, images: list[_Pending], layer_tars: di
 def _add_to_store(store: ImageStore, images: list[_Pending], layer_tars: dict,
                   unpacked: dict) -> list[LoadedImage]:
     """Only renames and small writes from here on; the index changes once, at the end."""
-    from berth.image.layers import unpack
+    from berth.image.layers import unpack  # lazy: only load
 
     added = []
     for image in images:
@@ -710,8 +696,6 @@ def _publish(store: ImageStore, added: list) -> list[LoadedImage]:
 
 def _remove_abandoned_staging(store: ImageStore) -> None:
     """A load killed mid-way leaves load-<pid>-*; remove those whose process is gone."""
-    from berth.fs import pid_alive, remove_tree
-
     try:
         names = os.listdir(store.tmp_dir())
     except FileNotFoundError:

@@ -463,7 +463,7 @@ def _getxattr(fd: int, name: str) -> bytes | None:
 
 
 def _tarinfo(name, kind, mode, uid, gid, size, mtime, linkname, dev, pax_headers):
-    import tarfile
+    import tarfile  # lazy: ~8 ms, not for diff or commit
 
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.uid, info.gid, info.size, info.mtime = kind, mode, uid, gid, size, mtime
@@ -478,7 +478,7 @@ def tar_info(rel: str, dir_fd: int, name: str, st, links: dict):
     """The tar entry for entry `name` of directory `dir_fd` (lstat `st`): its type from the
     stat, a hard link to the first path seen for an inode with several links (`links`
     remembers them). None for a socket, or for a symlink that is not one any more."""
-    import tarfile
+    import tarfile  # lazy: ~8 ms, not for diff or commit
 
     info = _info(rel, tarfile.REGTYPE, st)
     key = (st.st_dev, st.st_ino)
@@ -509,7 +509,7 @@ def tar_info(rel: str, dir_fd: int, name: str, st, links: dict):
 
 
 def _pax_header(info) -> bytes:
-    import tarfile
+    import tarfile  # lazy: ~8 ms, not for diff or commit
 
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
@@ -575,7 +575,7 @@ def _file_header(name: str, mode: int, uid: int, gid: int, size: int, mtime: int
 
 
 def _info(name: str, kind, st, mode: int | None = None):
-    import tarfile
+    import tarfile  # lazy: ~8 ms, not for diff or commit
 
     info = tarfile.TarInfo(name)
     info.type = kind
@@ -687,7 +687,7 @@ def export_tar(layers_top_first: list[str], out_fd: int, progress=None) -> None:
     """A flat tar of the union of `layers_top_first` (docker export); `progress(done,
     total)` hears of the bytes of file content written. A running container's files are read
     as `merged` walks them, each opened only once it shows to be the regular file listed."""
-    import tarfile
+    import tarfile  # lazy: ~8 ms, not for diff or commit
 
     writer = _TarOut(out_fd)
     links = {}
@@ -744,7 +744,7 @@ class _Helper:
             return None
 
     def __init__(self, upper: str, entries: list, first: int):
-        import mmap
+        import mmap  # lazy: only commit maps files to hash them
 
         self.first = first  # the index of the first entry it writes
         self.region = mmap.mmap(-1, HELPER_REGION, mmap.MAP_SHARED | getattr(mmap, "MAP_NORESERVE", 0))
@@ -909,8 +909,6 @@ class _TarOut:
             try:
                 self._send(src, size, path)
             except OSError as err:
-                import errno
-
                 if err.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or os.lseek(src, 0, os.SEEK_CUR):
                     raise
                 self._stream(src, size, path)  # no sendfile between these two files
@@ -953,7 +951,7 @@ class _FileHasher:
     FINAL = 1 << 63
 
     def __init__(self, fd: int):
-        import _thread
+        import _thread  # lazy: only commit hashes in a thread
 
         self.fd = fd
         self.noted = 0  # the writer's last progress note
@@ -1003,7 +1001,7 @@ class _FileHasher:
             try:
                 from _hashlib import openssl_sha256 as sha256  # SHA-NI: ~6x the builtin's speed
             except ImportError:
-                from hashlib import sha256
+                from hashlib import sha256  # lazy: the fallback without _hashlib
             digest = sha256()
             hashed = 0
             while True:
@@ -1026,7 +1024,7 @@ class _FileHasher:
             self._done.release()
 
     def _hash(self, digest, start: int, end: int) -> None:
-        import mmap
+        import mmap  # lazy: only commit maps files to hash them
 
         base = start - start % mmap.ALLOCATIONGRANULARITY
         with mmap.mmap(self.fd, end - base, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0), mmap.PROT_READ,

@@ -3,6 +3,7 @@
 import os
 import time
 
+from berth.fs import remove_tree
 from berth.image.store import LAYER_TYPE, ImageStore
 
 
@@ -12,7 +13,7 @@ def platform() -> tuple[str, str]:
 
 
 def now_rfc3339() -> str:
-    from berth.units import format_rfc3339_nano
+    from berth.units import format_rfc3339_nano  # lazy: not for version, which loads this module
 
     return format_rfc3339_nano(time.time())
 
@@ -41,9 +42,8 @@ def import_tarball(store: ImageStore, stream, name: str | None, changes: list[st
     On any failure nothing is added (the temp blob and staging dir are removed); killed, it
     leaves only what `image prune` collects: the layer is unpacked in tmp/ first, and only
     moved into the store under store.lock, with the index entry that names it."""
-    from berth.fs import remove_tree
-    from berth.image.instructions import apply_changes
-    from berth.image.layers import store_tar, unpack
+    from berth.image.instructions import apply_changes  # lazy: only import; `version` loads this module
+    from berth.image.layers import store_tar, unpack  # lazy: only import; `version` loads this module
 
     store.ensure()
     config = apply_changes({}, changes) if changes else {}
@@ -69,7 +69,7 @@ def import_tarball(store: ImageStore, stream, name: str | None, changes: list[st
 def _add(store: ImageStore, diff_id: str, tar_path: str, staging: str, size: int | None, config: dict,
          message: str | None, source: str, name: str | None) -> tuple[str, dict]:
     """The unpacked layer, its blob, config and manifest, then the index entry naming them."""
-    from berth.image.layers import unpack
+    from berth.image.layers import unpack  # lazy: only import; `version` loads this module
 
     def materialize(target: str) -> int:
         if size is None:  # the store had the layer when we looked; it has been removed since

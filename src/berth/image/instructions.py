@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import json
+import posixpath
+import re
 
 from berth import strconv
 from berth.errors import InvalidArgument
@@ -654,8 +656,6 @@ def _go_parse_int(value: str) -> int:
 
 
 def _normalize_workdir(current: str, requested: str) -> str:
-    import posixpath
-
     if not requested:
         raise ValueError("cannot normalize nothing")
     if not requested.startswith("/"):
@@ -718,7 +718,7 @@ def _port_number(text: str, error: str) -> int:
 
 
 def _check_ip(ip: str) -> None:
-    import ipaddress
+    import ipaddress  # lazy: only instructions naming an IP
 
     if ip.startswith("[") and ip.endswith("]"):
         ip = ip[1:-1]
@@ -975,8 +975,6 @@ class _Lexer:
 
 def _shell_pattern_regex(pattern: str, greedy: bool, anchored: bool):
     """A shell glob (*, ?, \\x) as a Python regular expression."""
-    import re
-
     out = ["^"] if anchored else []
     i, n = 0, len(pattern)
     while i < n:

@@ -24,7 +24,18 @@ from _thread import get_ident  # the builtin: `threading` costs an import on `ru
 
 from berth import fastjson as json
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.fs import Lock, failed, make_dirs, pid_alive, read_json, sweep_temps, temp_writer, write_bytes, write_json
+from berth.fs import (
+    Lock,
+    failed,
+    make_dirs,
+    pid_alive,
+    read_json,
+    remove_tree,
+    sweep_temps,
+    temp_writer,
+    write_bytes,
+    write_json,
+)
 
 NAME_ANNOTATION = "io.containerd.image.name"
 TAG_ANNOTATION = "org.opencontainers.image.ref.name"
@@ -37,7 +48,7 @@ def sha256_hex(data: bytes) -> str:
     try:
         from _sha256 import sha256  # the builtin: no OpenSSL load on the `run` path
     except ImportError:
-        from hashlib import sha256
+        from hashlib import sha256  # lazy: Python >= 3.12 has no _sha256
     return sha256(data).hexdigest()
 
 
@@ -238,8 +249,6 @@ class ImageStore:
     def staging_dir(self) -> str:
         """tmp/, for a writer about to stage something there (<kind>-<pid>-<random>): what
         writers killed before they finished left there goes first (one listing)."""
-        from berth.fs import remove_tree
-
         directory = self.tmp_dir()
         for name in _listdir(directory):
             owner = _staging_owner(name)
@@ -302,7 +311,7 @@ class ImageStore:
     def unpacked_layer_dirs(self, image: "Image") -> list[str]:
         """The image's layer directories, bottom first, unpacking from the blobs any that are
         not there yet (committed or loaded images are unpacked on first use)."""
-        from berth.image.layers import unpack
+        from berth.image.layers import unpack  # lazy: tarfile, only when a layer is first used
 
         diff_ids = image.diff_ids
         chains = chain_ids(diff_ids)
@@ -324,8 +333,6 @@ class ImageStore:
         (skipped when that chain is already unpacked), then the tar becomes its blob.
         Returns the chain ID. A layer dir is only renamed into place once complete, and the
         tar is adopted only after that, so a failure adds nothing."""
-        from berth.fs import remove_tree
-
         chain = diff_id if parent_chain is None else chain_ids([parent_chain, diff_id])[1]
         with self.writing():
             if not self.has_layer(chain):
@@ -379,7 +386,7 @@ class ImageStore:
             return None
 
     def _lookup(self, ref: str) -> Image | None:
-        from berth.image import reference
+        from berth.image import reference  # lazy: not for info, df or version
 
         index = self._index()["manifests"]
         try:
@@ -546,8 +553,6 @@ class ImageStore:
             return self._sweep(False)
 
     def _sweep(self, dry_run: bool) -> int:
-        from berth.fs import remove_tree
-
         remove = (lambda path: None) if dry_run else remove_tree
         used_blobs, used_chains = self._references(self._index()["manifests"])
         used_blobs = {digest.partition(":")[2] for digest in used_blobs}
@@ -585,8 +590,6 @@ class ImageStore:
         return freed
 
     def _collect_garbage(self, entries: list, image: Image) -> list[str]:
-        from berth.fs import remove_tree
-
         used_blobs, used_chains = self._references(entries)
         manifest = json.loads(self.read_blob(image.manifest_digest))
         deleted = []

@@ -317,10 +317,7 @@ def resume(plan_text: str) -> None:
         plan = fastjson.loads(plan_text)
         for fd in plan["held"]:  # the published ports' sockets: released with the network
             os.close(fd)
-        from berth.runtime.cgroups import (  # lazy: only resume and adopt; `restart` loads this module without it
-            cgroup_path,
-            open_cgroup,
-        )
+        from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: not for `restart`
         from berth.runtime.container import Launched  # lazy: only resume and adopt
 
         module, name = plan["engine"]
@@ -345,16 +342,14 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
     whose end (resume) records the exit and applies the restart policy; already ended, that
     is done now and `notify_fd` closed once it is recorded. Never returns."""
     from berth.monitor.orphan import Orphan  # lazy: only adopt
+
     container_id = record["Id"]
     try:
         os.setpgid(0, 0)
         keep = [fd for fd, _ in sources] + [fd for fd in (proc_fd, notify_fd) if fd >= 0]
         _detach_stdio(keep=tuple(keep))  # the caller's fds go, its lock on the container first
         if not alive:
-            from berth.runtime.cgroups import (  # lazy: only resume and adopt; `restart` loads this module without it
-                cgroup_path,
-                open_cgroup,
-            )
+            from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: not for `restart`
             from berth.runtime.container import Launched  # lazy: only resume and adopt
 
             code, error = Orphan(pid, proc_fd).end()
