@@ -299,6 +299,10 @@ class Engine:
         """docker's "-init" layer, shared: its content is the same for every container."""
         path = os.path.join(self.paths.root, "init-layer")
         if not os.path.isdir(path):
+            for name in os.listdir(self.paths.root):  # what a maker killed midway left
+                maker = name.split(".")[1] if name.startswith("init-layer.") and name.endswith(".tmp") else ""
+                if maker.isdigit() and not pid_alive(int(maker)):
+                    remove_tree(os.path.join(self.paths.root, name))
             staging = f"{path}.{os.getpid()}.tmp"
             _write_init_layer(staging)
             try:
