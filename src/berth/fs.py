@@ -74,18 +74,21 @@ def sweep_temps(target: str) -> None:
     """Remove the temp files of atomic writes of `target` whose writer died before renaming
     them into place (one listing of its directory): the next writer of a file cleans up."""
     directory, base = os.path.split(target)
+    sweep_dir_temps(directory, base + TEMP_MARK)
+
+
+def sweep_dir_temps(directory: str, prefix: str = "") -> None:
+    """Remove every temp file of write_bytes (<target>.tmp<pid>-*) in `directory` whose name
+    starts with `prefix` and whose writer is dead."""
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
         return
     for name in names:
-        if name.startswith(base + TEMP_MARK):
+        if name.startswith(prefix) and TEMP_MARK in name:
             writer = temp_writer(name)
             if writer is not None and writer != os.getpid() and not pid_alive(writer):
-                try:
-                    os.unlink(os.path.join(directory, name))
-                except FileNotFoundError:
-                    pass
+                _ignore_missing(os.unlink, os.path.join(directory, name), None)
 
 
 def pid_alive(pid: int) -> bool:

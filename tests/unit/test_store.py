@@ -79,7 +79,7 @@ def test_a_killed_creation_frees_its_name_for_the_next(store, steps):
     def killed():
         if steps == "name linked":  # killed between linking the name and renaming the directory
             os.makedirs(store.paths.containers, exist_ok=True)
-            staging = store._staging(dead)
+            staging = store._staging(dead, os.getpid())
             os.makedirs(staging)
             os.close(os.open(os.path.join(staging, "lock"), os.O_CREAT | os.O_RDWR))
             with open(os.path.join(staging, "name"), "w") as f:
@@ -94,7 +94,8 @@ def test_a_killed_creation_frees_its_name_for_the_next(store, steps):
     fresh = new_id()
     create(store, fresh, "web")
     assert store.name_holder("web") == fresh
-    assert not os.path.exists(store.paths.container(dead)) and not os.path.exists(store._staging(dead))
+    assert not os.path.exists(store.paths.container(dead))
+    assert [n for n in os.listdir(store.paths.containers) if n.startswith(".creating-")] == []
 
 
 def test_a_removal_killed_after_moving_the_directory(store):
@@ -158,3 +159,24 @@ def test_full_sweep_removes_abandoned_creations_and_run_dirs(store):
     assert store.reap_abandoned() == [dead]
     assert store.ids() == [live] and store.name_holder("half") is None
     assert os.listdir(os.path.join(store.paths.run_root, "containers")) == [live]
+
+
+def test_a_creation_rolled_back_midway_frees_its_name(store):
+    """Killed while its rollback deleted the directory's content (the lock file already gone):
+    the name is stale, not held."""
+    dead = new_id()
+    create(store, dead, "web")
+    os.unlink(os.path.join(store.paths.container(dead), "config.json"))
+    os.unlink(os.path.join(store.paths.container(dead), "lock"))
+    create(store, new_id(), "web")
+    assert not os.path.exists(store.paths.container(dead))
+
+
+def test_a_container_without_a_lock_file_keeps_its_name(store):
+    """Made by an older berth, never locked since: it has its record, so it is a container."""
+    old = new_id()
+    create(store, old, "web")
+    os.unlink(os.path.join(store.paths.container(old), "lock"))
+    with pytest.raises(Conflict):
+        store.begin_create(new_id(), "web")
+    assert os.path.exists(store.config_path(old))

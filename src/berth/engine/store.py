@@ -24,7 +24,7 @@ import os
 import time
 
 from berth.errors import Conflict, NotFound
-from berth.fs import RECORD, Lock, make_dirs, read_json, remove_tree, write_json
+from berth.fs import RECORD, Lock, make_dirs, pid_alive, read_json, remove_tree, write_json
 
 TRASH_PREFIX = ".removing-"
 CREATING_PREFIX = ".creating-"
@@ -114,15 +114,30 @@ class ContainerStore:
             raise
         return lock
 
-    def _staging(self, container_id: str) -> str:
-        return os.path.join(self.paths.containers, f"{CREATING_PREFIX}{container_id}")
+    def _staging(self, container_id: str, creator: int | None = None) -> str:
+        """.creating-<id>.<pid of its creator>: whether a creator lives is read from the name
+        (it may not hold the flock yet), whether it finished from the flock."""
+        return os.path.join(self.paths.containers, f"{CREATING_PREFIX}{container_id}.{creator or os.getpid()}")
+
+    def _stagings(self, container_id: str) -> list[tuple[str, int]]:
+        """(path, creator pid) of every staging directory of `container_id` (normally none)."""
+        prefix = f"{CREATING_PREFIX}{container_id}."
+        try:
+            names = [n for n in os.listdir(self.paths.containers) if n.startswith(prefix)]
+        except FileNotFoundError:
+            return []
+        return [(os.path.join(self.paths.containers, n), int(n[len(prefix):]))
+                for n in names if n[len(prefix):].isdigit()]
 
     def abandon_create(self, container_id: str, name: str | None) -> None:
-        """Undo a creation: the directory first, so that a kill midway leaves a name whose
-        holder is gone, which the next reservation of it reclaims."""
-        remove_tree(self.paths.container(container_id))
+        """Undo a creation: the directory moved away first (gone at once, however the removal
+        of its content is cut short), so that a kill midway leaves a name whose holder is
+        gone, which the next reservation of it reclaims, and trash the next removal reaps."""
+        trash = self.move_to_trash(container_id)
         if name is not None:
             self.release_name(name, container_id)
+        if trash is not None:
+            remove_tree(trash)
 
     # -- names -------------------------------------------------------------
     def name_holder(self, name: str) -> str | None:
@@ -179,25 +194,33 @@ class ContainerStore:
 
     def _stale_holder(self, holder: str) -> bool:
         """True if `holder` is no container and nobody is creating it. Called under the names
-        lock. Its creator holds its flock from before the name is linked until the record is
-        written, first on .creating-<id>, then (renamed) on <id>; checked in that order, so a
+        lock. Its creator makes .creating-<id>.<pid> (flock held from its first step), links
+        the name, renames it to <id>, and holds the flock until the record is written; a
+        directory without its lock file is being torn down. Staging first, then <id>: a
         rename in between is never missed. An abandoned directory found here is removed."""
         if not is_container_id(holder):
             return True  # an empty or damaged name file
-        for directory in (self._staging(holder), self.paths.container(holder)):
-            fd = _try_flock(os.path.join(directory, "lock"))
-            if fd is None:
-                if os.path.isdir(directory):
-                    return False  # its creator (or remover) holds it
-                continue
-            try:
-                if os.path.exists(os.path.join(directory, "config.json")):
-                    return False  # a container
-                remove_tree(directory)  # a creation whose creator died
-            finally:
-                os.close(fd)
+        for staging, creator in self._stagings(holder):
+            if pid_alive(creator):
+                return False  # being created
+            remove_tree(staging)
+        directory = self.paths.container(holder)
+        if os.path.exists(os.path.join(directory, "config.json")):
+            return False  # a container (one made by an older berth may not have its lock file yet)
+        lock = os.path.join(directory, "lock")
+        fd = _try_flock(lock)
+        if fd is None:
+            if os.path.exists(lock):
+                return False  # its creator, or a command working on the container, holds it
+            remove_tree(directory)  # gone, or torn down midway (its lock went first)
             return True
-        return True  # neither exists: removed, or its removal was killed after moving it away
+        try:
+            if os.path.exists(os.path.join(directory, "config.json")):
+                return False  # a container
+            remove_tree(directory)  # a creation whose creator died
+        finally:
+            os.close(fd)
+        return True
 
     def _names_lock(self) -> Lock:
         return Lock(self.paths.names + ".lock")
@@ -235,9 +258,15 @@ class ContainerStore:
             return 0
         for entry in entries:
             path = os.path.join(self.paths.containers, entry)
-            fd = _try_flock(os.path.join(path, "lock"))
-            if fd is None and (os.path.exists(os.path.join(path, "lock")) or _younger_than(path, 5.0)):
-                continue  # its remover (or creator) is at work, or a creator is about to lock it
+            if entry.startswith(CREATING_PREFIX):
+                creator = entry.rpartition(".")[2]
+                if not creator.isdigit() or pid_alive(int(creator)):
+                    continue  # being created (its creator may not hold the flock yet)
+                fd = None
+            else:
+                fd = _try_flock(os.path.join(path, "lock"))
+                if fd is None and os.path.exists(os.path.join(path, "lock")):
+                    continue  # its remover is at work (without its lock file, it is past caring)
             try:
                 remove_tree(path)
                 reaped += 1
@@ -344,9 +373,3 @@ def _try_flock(path: str) -> int | None:
         return None
     return fd
 
-
-def _younger_than(path: str, seconds: float) -> bool:
-    try:
-        return time.time() - os.stat(path).st_mtime < seconds
-    except FileNotFoundError:
-        return False

@@ -31,6 +31,7 @@ from berth.fs import (
     pid_alive,
     read_json,
     remove_tree,
+    sweep_dir_temps,
     sweep_temps,
     temp_writer,
     write_bytes,
@@ -210,6 +211,14 @@ class ImageStore:
         self.index_path = os.path.join(root, "index.json")
         self.lock_path = os.path.join(root, "store.lock")
         self.on_event = None  # (action, image ID, name, labels): the engine's events journal, when set
+        self._swept = set()  # directories this process swept of dead writers' temp files
+
+    def _sweep_temps_in(self, directory: str) -> None:
+        """Before this process first writes into `directory` (blobs/, layers/): the temp
+        files writers killed before their rename left there go (one listing)."""
+        if directory not in self._swept:
+            self._swept.add(directory)
+            sweep_dir_temps(directory)
 
     # -- who may add and who may remove ------------------------------------
     def holding(self, ref: str) -> ImageHold:
@@ -280,6 +289,7 @@ class ImageStore:
         path = self.blob_path(digest)
         with self.writing():  # an existing blob stays until the caller's index entry names it
             if not os.path.exists(path):
+                self._sweep_temps_in(self.blobs)
                 write_bytes(path, data)
         return digest
 
@@ -306,6 +316,7 @@ class ImageStore:
             if os.path.exists(blob):
                 os.unlink(tar_path)
             else:
+                self._sweep_temps_in(self.blobs)
                 os.rename(tar_path, blob)
 
     def unpacked_layer_dirs(self, image: "Image") -> list[str]:
@@ -345,6 +356,7 @@ class ImageStore:
                 except BaseException:
                     remove_tree(staging)
                     raise
+                self._sweep_temps_in(self.layers)
                 write_json(final + ".json", {"diff_id": diff_id, "parent": parent_chain, "size": size})
             if tar_path is not None:
                 self.add_layer_blob(diff_id, tar_path)
