@@ -20,7 +20,6 @@ the container's output back instead, as a full pipe would.
 Imported by the lean monitor: os, select, time and _socket only."""
 
 import _socket
-import fcntl
 import os
 import select
 import time
@@ -432,7 +431,8 @@ class AttachServer:
         if self.console < 0:
             self.size = (rows, cols)
             return
-        import termios  # lazy: only a terminal resized
+        import fcntl  # lazy: only a terminal resized; the lean monitor loads no fcntl
+        import termios  # lazy: likewise
 
         try:
             fcntl.ioctl(self.console, termios.TIOCSWINSZ,

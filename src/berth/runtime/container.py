@@ -6,11 +6,10 @@ call goes through `kernel` (runtime.syscalls, or a test's recording stand-in), s
 the steps is unit-tested without root (tests/unit/test_runtime_sequence.py)."""
 
 import os
-import select
 
 from berth import fastjson as json
 from berth.errors import BerthError, from_kind, start_exit_code
-from berth.runtime import mount, process, seccomp
+from berth.runtime import mount, process
 from berth.runtime import syscalls as sc
 from berth.runtime.cgroups import cgroup_path, open_cgroup
 from berth.runtime.rootfs_paths import open_in_root
@@ -55,6 +54,8 @@ class _Plan:
         section = (spec.get("linux") or {}).get("seccomp")
         self.seccomp = seccomp_program
         if section and seccomp_program is None:
+            from berth.runtime import seccomp  # lazy: only a bundle with linux.seccomp
+
             self.seccomp = seccomp.prepare(section, seccomp_cache)
 
 
@@ -167,6 +168,8 @@ def _call_on_created(on_created, pid: int, messages) -> None:
     try:
         on_created(pid)
     except BaseException:
+        import select  # lazy: only a failed on_created; berth-runtime loads no select
+
         if select.select([messages.fd], [], [], 1)[0]:
             message = messages.next()
             if message is not None and "error" in message:

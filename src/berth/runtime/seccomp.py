@@ -15,7 +15,7 @@ from berth.runtime import syscalls
 try:
     from _sha256 import sha256  # hashlib would load OpenSSL: ~3.5 ms
 except ImportError:  # Python >= 3.12
-    from hashlib import sha256
+    from hashlib import sha256  # the fallback: loads OpenSSL
 
 COMPILER_VERSION = 1  # bump when seccomp_compile's output changes for the same section
 _MAGIC = b"BSC1"
