@@ -14,7 +14,7 @@ import fcntl
 import os
 
 from berth.engine.procs import identity
-from berth.fs import RECORD, make_dirs, read_json
+from berth.fs import RECORD, make_dirs
 
 MARKER = "frozen-by-commit"
 
@@ -108,7 +108,7 @@ def _thaw(engine, container_id: str, fd: int, path: str) -> None:
     except FileNotFoundError:
         return
     try:
-        record = read_json(os.path.join(engine.paths.container(container_id), "config.json"))
+        record = engine.store.read(container_id)
     except FileNotFoundError:
         record = None
     if record is not None and not record["State"].get("Paused"):

@@ -14,6 +14,7 @@ import time
 
 from berth.engine import events
 from berth.engine.names import valid_name as restricted
+from berth.engine.store import ContainerStore
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, from_kind
 from berth.fs import DIR_FLAGS, make_dirs, pid_alive, read_json, remove_tree, write_json
 from berth.runtime.forked import run_forked
@@ -122,6 +123,7 @@ def volume_json(meta: dict, data: str) -> dict:
 class VolumeStore:
     def __init__(self, paths):
         self.paths = paths
+        self.containers = ContainerStore(paths)  # who uses a volume: their records, read through the store
         self.dir = os.path.join(paths.root, "volumes")
 
     def path(self, name: str) -> str:
@@ -240,7 +242,7 @@ class VolumeStore:
             return refs
         for container_id in ids:
             try:
-                record = read_json(os.path.join(self.paths.container(container_id), "config.json"))
+                record = self.containers.read(container_id)
             except (FileNotFoundError, NotADirectoryError, ValueError):
                 continue
             for mount in record.get("Mounts") or ():

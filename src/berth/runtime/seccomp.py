@@ -10,6 +10,7 @@ import os
 import struct
 
 from berth import fastjson as json  # `import json` costs ~8 ms
+from berth.fs import write_bytes
 from berth.runtime import syscalls
 
 try:
@@ -92,12 +93,6 @@ def read_cached(path: str) -> Program | None:
 
 def save(path: str, program: Program) -> None:
     """Atomically (temp + rename); the directory is root's alone: a filter read from it is trusted."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    temp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, _HEADER.pack(_MAGIC, program.flags, len(program)) + program.bpf)
-    finally:
-        os.close(fd)
-    os.rename(temp, path)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    # a cache: a host crash may lose it (read_cached then rejects a torn one), so no fsync
+    write_bytes(path, _HEADER.pack(_MAGIC, program.flags, len(program)) + program.bpf, durable=False)
