@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from berth.engine.procs import same_process
 from conftest import wait_for
 
 FREEZER_V1 = "/sys/fs/cgroup/freezer"
@@ -35,17 +36,8 @@ def processes(b, container_id: str) -> dict:
         return json.load(f)
 
 
-def start_time(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rpartition(b")")[2].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None if fields[0] in (b"Z", b"X") else int(fields[19])
-
-
 def alive(ident) -> bool:
-    return start_time(ident[0]) == ident[1]
+    return same_process(ident)
 
 
 def frozen(container_id: str) -> bool:
