@@ -350,6 +350,14 @@ def test_interrupted_copy_up_is_completed_or_reported(busybox):
     assert "nobody" in busybox.ok("run", "--rm", "-v", "half:/etc", "busybox", "cat", "/etc/passwd")
     assert sorted(os.listdir(data)) == whole
     assert not os.path.exists(os.path.join(volume, "copy-up.json"))
+    # a marker its writer was killed writing (torn): nothing was copied yet, so a fresh copy
+    fresh = os.path.join(busybox.root, "volumes", "torn")
+    busybox.ok("volume", "create", "torn")
+    with open(os.path.join(fresh, "copy-up.json"), "w") as f:
+        f.write('{"LowerDir": "/var/li')
+    assert "nobody" in busybox.ok("run", "--rm", "-v", "torn:/etc", "busybox", "cat", "/etc/passwd")
+    assert sorted(os.listdir(os.path.join(fresh, "_data"))) == whole
+    assert sorted(os.listdir(fresh)) == ["_data", "volume.json"]  # no marker, no temp file
     # the start of a container that uses it completes it too; gone layers are reported
     with open(os.path.join(volume, "copy-up.json"), "w") as f:
         json.dump({"LowerDir": "/nonexistent/layer:/nonexistent/other", "Path": "/etc"}, f)

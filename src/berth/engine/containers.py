@@ -13,7 +13,7 @@ from berth.engine.names import random_name, valid_name
 from berth.engine.procs import identity, same_process, wait_gone
 from berth.engine.state import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, is_running
 from berth.engine.store import ContainerStore
-from berth.errors import Conflict, InvalidArgument, NotFound, start_exit_code
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, start_exit_code
 from berth.fs import Lock, make_dirs, pid_alive, remove_tree, secure_roots, write_bytes
 from berth.paths import Paths
 
@@ -635,7 +635,10 @@ class Engine:
                                          seccomp_program=self.seccomp_program(record))
             except BaseException as err:
                 if endpoint is not None:
-                    endpoint.release()
+                    try:
+                        endpoint.release()
+                    except (BerthError, OSError):
+                        pass  # its network.json stays: the next start or rm releases it
                 ran_before = record["State"]["StartedAt"] != ZERO_TIME
                 record["State"].update(Status=EXITED if ran_before else "created", Running=False, Restarting=False,
                                        Pid=0, Error=str(err), ExitCode=start_exit_code(err))

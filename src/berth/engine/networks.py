@@ -274,8 +274,6 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
     """Undo a run's endpoint from its network.json: firewall entries, veth (unless `unplug`
     is False: its network namespace is dying and takes the veth along), host ports, the
     address lease. Idempotent; False if there was nothing to undo."""
-    from berth.network import bridge  # lazy: only a container on the bridge
-
     for sock in _HELD.pop(container_id, ()):
         sock.close()
     path = network_state_path(engine.paths, container_id)
@@ -285,7 +283,18 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
     except FileNotFoundError:
         if not _take_over_abandoned_claim(path, claimed):
             return False
-    state = read_json(claimed)
+    try:
+        _undo(engine, container_id, read_json(claimed), unplug)
+    except BaseException:
+        _unclaim(claimed, path)  # failed (nft refused, say): the next start or rm tries again
+        raise
+    os.unlink(claimed)
+    return True
+
+
+def _undo(engine, container_id: str, state: dict, unplug: bool) -> None:
+    from berth.network import bridge  # lazy: only a container on the bridge
+
     current = bridge.load(engine.paths.root)
     if current is not None and current.iptables and (state["mappings"] or state["links"] and not current.icc):
         firewall = current.firewall()
@@ -306,8 +315,16 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
             pool.release(state["ip"], container_id)
         else:  # killed between taking the lease and recording it
             pool.release_all(container_id)
+
+
+def _unclaim(claimed: str, path: str) -> None:
+    """Give a claim back under its own name; if a new run recorded an endpoint meanwhile, the
+    claim stays, and is taken over once this process is gone."""
+    try:
+        os.link(claimed, path)
+    except FileExistsError:
+        return
     os.unlink(claimed)
-    return True
 
 
 def release_orphan(engine, container_id: str) -> None:

@@ -8,6 +8,7 @@ container being created (until that record is written), copied into, or removed,
 `volume rm` can never remove a volume a container is about to use."""
 
 import fcntl
+import json
 import os
 import stat
 import time
@@ -16,7 +17,7 @@ from berth.engine import events
 from berth.engine.names import valid_name as restricted
 from berth.engine.store import ContainerStore
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, from_kind
-from berth.fs import DIR_FLAGS, make_dirs, pid_alive, read_json, remove_tree, write_json
+from berth.fs import DIR_FLAGS, RECORD, make_dirs, pid_alive, read_json, remove_tree, write_all, write_json
 from berth.runtime.forked import run_forked
 
 DRIVER = "local"
@@ -346,7 +347,7 @@ class VolumeStore:
             self.complete_copy_up(volume, run_root)  # an earlier one, cut short: its volume is not empty
             self.mount(volume)
             if not os.listdir(volume.data):
-                write_json(os.path.join(volume.path, COPY_UP_MARKER), {"LowerDir": lower_dirs, "Path": path})
+                _write_marker(os.path.join(volume.path, COPY_UP_MARKER), {"LowerDir": lower_dirs, "Path": path})
                 work.append((volume, path, strict))
         if not work:
             return
@@ -362,8 +363,9 @@ class VolumeStore:
             pending = read_json(marker)
         except FileNotFoundError:
             return
-        except ValueError:
-            pending = {}
+        except ValueError:  # its writer was cut short writing it, so before copying anything
+            os.unlink(marker)
+            return
         lower, path = pending.get("LowerDir"), pending.get("Path")
         missing = [d for d in (lower or "").split(":") if not os.path.isdir(d)]
         if not lower or not path or missing:
@@ -376,6 +378,17 @@ class VolumeStore:
     def size(self, name: str) -> int:
         """Bytes in the volume's data, each hard-linked file counted once (docker's directory.Size)."""
         return tree_size(os.path.join(self.path(name), "_data"), count_links_once=True)
+
+
+def _write_marker(path: str, data: dict) -> None:
+    """The copy-up marker, written in place (no temp file for a kill to leave behind) and
+    made durable before any copying: a torn one means nothing was copied yet."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, RECORD)
+    try:
+        write_all(fd, json.dumps(data).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def tree_size(path: str, count_links_once: bool = False) -> int:

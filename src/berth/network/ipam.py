@@ -183,6 +183,7 @@ class Pool:
     def release_all(self, container_id: str) -> None:
         """Free every lease `container_id` holds, found by scanning (a run killed before it
         recorded its address)."""
+        self._sweep_drafts()  # and the draft it was killed writing
         for address, holder in self.leases().items():
             if holder == container_id:
                 self.release(address, container_id)
