@@ -271,16 +271,19 @@ def remove_tree(path: str) -> None:
     if not _is_dir(st.st_mode):
         os.unlink(path)
         return
-    for _root, dirs, files, rootfd in os.fwalk(path, topdown=False):
-        for name in files:
-            _ignore_missing(os.unlink, name, rootfd)
-        for name in dirs:
-            try:
-                is_dir = _is_dir(os.lstat(name, dir_fd=rootfd).st_mode)
-            except FileNotFoundError:
-                continue
-            # a symlink to a directory is listed among dirs
-            _ignore_missing(os.rmdir if is_dir else os.unlink, name, rootfd)
+    try:
+        for _root, dirs, files, rootfd in os.fwalk(path, topdown=False):
+            for name in files:
+                _ignore_missing(os.unlink, name, rootfd)
+            for name in dirs:
+                try:
+                    is_dir = _is_dir(os.lstat(name, dir_fd=rootfd).st_mode)
+                except FileNotFoundError:
+                    continue
+                # a symlink to a directory is listed among dirs
+                _ignore_missing(os.rmdir if is_dir else os.unlink, name, rootfd)
+    except FileNotFoundError:  # `path` itself went: another remover (a trash reaper) was faster
+        return
     _ignore_missing(os.rmdir, path, None)  # another remover may finish first
 
 
