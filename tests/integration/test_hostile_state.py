@@ -251,7 +251,7 @@ def test_a_reference_is_never_used_as_a_path(busybox, tmp_path):
     assert ref.startswith("../")
     for command in (["inspect", ref], ["rm", "-f", ref], ["start", ref], ["logs", ref]):
         r = busybox(*command)
-        assert r.returncode == 1, (command, r.stdout, r.stderr)
+        assert r.returncode == (0 if command[0] == "rm" else 1), (command, r.stdout, r.stderr)  # rm -f: docker's
         assert "No such" in r.stderr and "planted" not in r.stdout + r.stderr, (command, r.stderr)
     assert os.path.exists(planted / "config.json")
     r = busybox("volume", "inspect", ref)

@@ -548,6 +548,16 @@ def test_rm_several_names(busybox):
     assert os.listdir(os.path.join(busybox.root, "names")) == []
 
 
+def test_rm_force_of_a_missing_container_is_not_a_failure(busybox):
+    """docker 28's CLI: `rm -f` prints the daemon's "No such container" and exits 0 (without
+    -f it exits 1); the containers that exist are removed either way."""
+    busybox.ok("create", "--name", "there", "busybox", "true")
+    result = busybox("rm", "-f", "nope", "there")
+    assert (result.returncode, result.stdout) == (0, "there\n")
+    assert result.stderr == "Error response from daemon: No such container: nope\n"
+    busybox.fails(1, "rm", "nope", says="No such container: nope")
+
+
 def test_rm_running_container_needs_force(busybox):
     container_id = run_d(busybox, "--name", "xx", "busybox", "sleep", "60")
     pid = identity(state(busybox, "xx")["Pid"])

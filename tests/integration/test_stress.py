@@ -184,16 +184,18 @@ def race(b, commands: list[tuple[str, ...]]) -> list[tuple[int, str, str]]:
 
 @pytest.mark.slow
 def test_concurrent_rm_force_of_one_container(busybox):
-    """One `rm -f` wins and prints the name; the others say No such container (docker: exit 1)."""
+    """One `rm -f` wins and prints the name; the others say No such container (docker 28's CLI:
+    exit 0 with -f) or that its removal is already in progress (exit 1)."""
     ids = set()
     try:
         for _ in range(40):  # the race is lost about one time in three
             ids.add(busybox.ok("run", "-d", "--name", "victim", "busybox", "sleep", "30").strip())
             results = race(busybox, [("rm", "-f", "victim")] * 8)
-            assert sorted(code for code, _, _ in results) == [0] + [1] * 7, results
             assert [out for _, out, _ in results if out] == ["victim\n"]
-            assert all("No such container" in err or "already in progress" in err
-                       for code, _, err in results if code), results
+            for code, out, err in results:
+                if not out:
+                    assert code == 0 and "No such container" in err or code == 1 and "already in progress" in err, \
+                        results
             assert busybox.container_ids() == []
             assert os.listdir(os.path.join(busybox.root, "names")) == []
     finally:

@@ -6,7 +6,7 @@ import time
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
 from berth.engine.container_list import list_containers
 from berth.engine.lifecycle import remove
-from berth.errors import BerthError
+from berth.errors import BerthError, NotFound
 from berth.units import human_duration, human_size, parse_rfc3339
 
 RM = Command("rm", "berth rm [OPTIONS] CONTAINER [CONTAINER...]", "Remove one or more containers",
@@ -41,8 +41,8 @@ def cmd_rm(engine, argv) -> int:
             print(ref)
         except BerthError as err:
             print(f"Error response from daemon: {err}", file=sys.stderr)
-            failed = 1
-    return failed
+            failed |= not (opts.force and isinstance(err, NotFound))  # docker's CLI: -f ignores a missing one
+    return int(failed)
 
 
 def ps_rows(summaries: list, no_trunc: bool = False) -> list[dict]:
