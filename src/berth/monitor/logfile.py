@@ -97,6 +97,8 @@ class LogWriter:
         if self.fd < 0 and not self._open():
             self._dropped(len(pieces) - first, now)
             return
+        if self.compressor:
+            self._reap_compressor(os.WNOHANG)
         start = 0
         while start < len(pieces):
             end = len(pieces) if self.max_size <= 0 else self._before_rotation(pieces, start)
@@ -189,14 +191,19 @@ class LogWriter:
         finally:
             os.close(fd)  # the child's copy keeps the lock
 
+    def _reap_compressor(self, flags: int) -> None:
+        """Reap our compressor once it is done (waiting for it without WNOHANG)."""
+        try:
+            if os.waitpid(self.compressor, flags)[0] == 0:
+                return
+        except ChildProcessError:  # reaped with the container's orphans
+            pass
+        self.compressor = 0
+
     def _wait_compressor(self) -> None:
         """Wait until no child gzips <log>.1 (ours, or one a previous supervisor forked)."""
         if self.compressor:
-            try:
-                os.waitpid(self.compressor, 0)
-            except ChildProcessError:  # reaped with the container's orphans
-                pass
-            self.compressor = 0
+            self._reap_compressor(0)
         try:
             fd = os.open(self.path + ".1", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
