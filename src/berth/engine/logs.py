@@ -59,6 +59,14 @@ class Window:
             return False
         return True
 
+    def filter(self, entries):
+        """The entries it admits, until it has ended."""
+        for entry in entries:
+            if self.admits(entry):
+                yield entry
+            elif self.ended:
+                return
+
 
 def read_logs(record: dict, since_ns: int | None = None, until_ns: int | None = None,
               tail: int | None = None):
@@ -68,12 +76,7 @@ def read_logs(record: dict, since_ns: int | None = None, until_ns: int | None = 
     path, max_files = log_source(record)
     chain = _open_chain(path, max_files)
     try:
-        window = Window(since_ns, until_ns)
-        for entry in _chain_entries(chain, tail, {}):
-            if window.admits(entry):
-                yield entry
-            elif window.ended:
-                return
+        yield from Window(since_ns, until_ns).filter(_chain_entries(chain, tail, {}))
     finally:
         _close_chain(chain)
 
@@ -97,11 +100,9 @@ def follow_logs(engine, container_id: str, since_ns: int | None = None, until_ns
     try:
         if chain and not chain[-1].gz and _same_file(chain[-1].fd, path):
             fd, pos = os.dup(chain[-1].fd), chain[-1].end  # the current file, followed from there
-        for entry in _chain_entries(chain, tail, stamps):
-            if window.admits(entry):
-                yield entry
-            elif window.ended:
-                return
+        yield from window.filter(_chain_entries(chain, tail, stamps))
+        if window.ended:
+            return
         _close_chain(chain)
         chain = []
         liveness = _Liveness()
@@ -119,19 +120,15 @@ def follow_logs(engine, container_id: str, since_ns: int | None = None, until_ns
                     pos = 0
                 if size > pos:
                     end = size if rotated else _complete_end(fd, size, floor=pos)
-                    for entry in _decode_range(fd, pos, end, stamps):
-                        if window.admits(entry):
-                            yield entry
-                        elif window.ended:
-                            return
+                    yield from window.filter(_decode_range(fd, pos, end, stamps))
+                    if window.ended:
+                        return
                     pos = end
                 if rotated:
                     chain = _rotated_after(fd, path, max_files)
-                    for entry in _chain_entries(chain, None, stamps):
-                        if window.admits(entry):
-                            yield entry
-                        elif window.ended:
-                            return
+                    yield from window.filter(_chain_entries(chain, None, stamps))
+                    if window.ended:
+                        return
                     _close_chain(chain)
                     chain = []
                     os.close(fd)
