@@ -129,6 +129,7 @@ class LogWriter:
             self._dropped(len(pieces) - max(first, done), now)
             return False
         self.size += written
+        self.torn = False  # the piece that ends a torn entry, if any, was the first
         return True
 
     def _before_rotation(self, pieces: list[bytes], start: int) -> int:
