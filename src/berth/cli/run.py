@@ -72,6 +72,8 @@ CREATE_FLAGS = [
     Flag("device", None, LIST, (), "Add a host device to the container"),
     Flag("device-cgroup-rule", None, LIST, (), "Add a rule to the cgroup allowed devices list"),
     Flag("ulimit", None, LIST, (), "Ulimit options", "ulimit"),
+    Flag("log-driver", None, STRING, None, "Logging driver for the container"),
+    Flag("log-opt", None, LIST, (), "Log driver options"),
 ]
 DETACH_KEYS = Flag("detach-keys", None, STRING, None, "Override the key sequence for detaching a container")
 RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
@@ -173,7 +175,7 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         extra_hosts=opts.add_host,
         **network_request(opts),
         warnings=warnings,
-        host_config=isolation_request(opts, warnings),
+        host_config={**isolation_request(opts, warnings), **log_request(opts)},
         mounts=mount_request(opts),
     )
 
@@ -228,6 +230,20 @@ def isolation_request(opts, warnings: list[str]) -> dict:
 
         host.update(host_config_from(opts, warnings))
     return host
+
+
+def log_request(opts) -> dict:
+    """--log-driver and --log-opt as docker's CLI sends them (HostConfig.LogConfig): the engine
+    fills in its defaults and checks them."""
+    if opts.log_driver is None and not opts.log_opt:
+        return {}
+    if opts.log_driver == "none" and opts.log_opt:
+        raise InvalidArgument("invalid logging opts for driver none")
+    config = {}
+    for item in opts.log_opt:
+        key, _, value = item.partition("=")
+        config[key] = value
+    return {"LogConfig": {"Type": opts.log_driver or "", "Config": config}}
 
 
 RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "memory_swappiness", "oom_kill_disable", "cpu_shares",

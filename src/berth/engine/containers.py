@@ -277,6 +277,7 @@ class Engine:
             record["HostConfig"]["NetworkMode"] = network_mode
             record["HostConfig"]["Links"] = [f"/{target}:/{name}/{alias}" for target, alias in links] or None
             self._isolation(record, req)
+            self._log_config(record, directory)
             self.exec_user(record)  # -u and --group-add must resolve now: nothing is made for a typo
             self._network_settings(record, network_mode, joined)
             self._write_etc_files(record, directory, joined)
@@ -339,7 +340,7 @@ class Engine:
             "AppArmorProfile": "",
             "ExecIDs": None,
             "HostConfig": {
-                "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+                "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},  # _log_config
                 "NetworkMode": "none", "PortBindings": dict(req.port_bindings), "RestartPolicy": dict(req.restart),
                 "Init": req.init,
                 "AutoRemove": req.auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None,
@@ -405,6 +406,34 @@ class Engine:
         if mode not in ("none", "host", "bridge") or mode == "bridge" and not self.settings.bridged:
             raise NotFound(f"network {mode} not found")
         return mode, None
+
+    def _log_config(self, record: dict, directory: str) -> None:
+        """HostConfig.LogConfig with the engine's defaults, checked (engine.logconfig); LogPath
+        is docker's: json-file's file, else empty."""
+        host = record["HostConfig"]
+        settings = self.settings
+        requested = host.get("LogConfig") or {}
+        if requested.get("Type") in ("", "json-file", None) and not requested.get("Config") and \
+                settings.log_driver == "json-file" and not settings.log_opts:
+            host["LogConfig"] = {"Type": "json-file", "Config": {}}
+            return
+        from berth.engine.logconfig import log_file, resolve  # lazy: only a container or engine with a LogConfig
+
+        host["LogConfig"] = resolve(record, settings)
+        if host["LogConfig"]["Type"] != "json-file":
+            record["LogPath"] = ""
+        path = log_file(record)
+        if path and path != record["LogPath"]:
+            os.mkdir(os.path.dirname(path), 0o700)
+
+    def log_target(self, record: dict) -> dict | None:
+        """What the container's supervisor writes its output to (monitor.logfile.open_log)."""
+        log_config = record["HostConfig"].get("LogConfig") or {}
+        if log_config.get("Type", "json-file") == "json-file" and not log_config.get("Config"):
+            return {"path": record["LogPath"]}
+        from berth.engine.logconfig import log_target  # lazy: only a container with a LogConfig
+
+        return log_target(record)
 
     def _isolation(self, record: dict, req: CreateRequest) -> None:
         """Merge docker's isolation HostConfig fields, checked against the engine's state."""

@@ -12,7 +12,7 @@ import sys
 
 from berth import fastjson
 from berth.monitor.attach import STDERR, STDOUT, AttachServer
-from berth.monitor.logfile import LogWriter
+from berth.monitor.logfile import LogWriter, open_log
 from berth.runtime.reap import reap_orphans, wait_exit_code
 
 
@@ -34,9 +34,10 @@ def main(plan_text: str) -> None:
         server.on_exit = orphan.seen_exit
         if server.exit_seen:
             orphan.seen_exit()
-    log = LogWriter(plan["log"])
+    log = open_log(plan["log"])
     copy_output(sources, log, server=server)
-    log.close()
+    if log is not None:
+        log.close()
     server.stop_listening()
     server.drain()
     for fd, _ in plan["sources"]:

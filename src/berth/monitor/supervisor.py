@@ -22,7 +22,7 @@ from berth.errors import BerthError, NotFound, from_kind
 from berth.fs import make_dirs, write_all
 from berth.monitor.attach import AttachServer, listen
 from berth.monitor.lean import StdinFeed, copy_output, exec_python
-from berth.monitor.logfile import LogWriter
+from berth.monitor.logfile import open_log
 from berth.paths import Paths
 from berth.runtime.reap import reap_orphans, wait_exit_code
 from berth.units import format_rfc3339_nano_ns
@@ -208,7 +208,7 @@ class Supervisor:
         server.started(launched.pid)
         if on_started is not None:
             on_started(launched.pid)
-        log = LogWriter(record["LogPath"])
+        log = open_log(self.engine.log_target(record))
         code = None
         try:
             copy_output(dict(stdio.ours), log, _write_all, stdio.stdin_feed(), server=server)
@@ -217,7 +217,8 @@ class Supervisor:
             code = wait_exit_code(launched.pid)
             reap_orphans()
         finally:
-            log.close()
+            if log is not None:
+                log.close()
             stdio.close()
             if code is None:  # we are being torn down: the container cannot outlive its supervisor
                 _kill(launched.pid)
@@ -230,18 +231,20 @@ class Supervisor:
                    backoff: float) -> None:
         """Copy the output to the log and the clients until the container ends; whenever
         nobody is attached, the lean monitor takes over (and this never returns)."""
-        log = LogWriter(record["LogPath"])
+        log = open_log(self.engine.log_target(record))
         try:
             server.idle_return = True
             while True:
                 if server.idle():
-                    log.flush()
-                    self._go_lean(record, launched, sources, server, started, backoff)  # returns if it cannot
+                    if log is not None:
+                        log.flush()
+                    self._go_lean(launched, sources, server, started, backoff, log)  # returns if it cannot
                     server.idle_return = False
                 if copy_output(sources, log, server=server):
                     return
         finally:
-            log.close()
+            if log is not None:
+                log.close()
 
     def after_exit(self, launched, code: int, started: float, backoff: float,
                    server: AttachServer | None = None, error: str = "") -> float | None:
@@ -264,8 +267,8 @@ class Supervisor:
             return None
         return backoff
 
-    def _go_lean(self, record: dict, launched, sources: dict, server: AttachServer, started: float,
-                 backoff: float) -> None:
+    def _go_lean(self, launched, sources: dict, server: AttachServer, started: float, backoff: float,
+                 log) -> None:
         """Exec the lean monitor (berth.monitor.lean) with what it needs, fds kept open."""
         engine = self.engine
         held = engine.held_sockets(self.container_id)
@@ -276,9 +279,9 @@ class Supervisor:
         plan = {"id": self.container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
                 "config_file": engine.config_file, "overrides": engine.overrides, "pid": launched.pid,
                 "engine": [type(engine).__module__, type(engine).__qualname__],
-                "log": record["LogPath"], "sources": [[fd, stream] for fd, stream in sources.items()],
-                "console": console, "held": held, "started": started, "backoff": backoff,
-                "attach": server.handoff()}
+                "log": log.spec() if log is not None else None,
+                "sources": [[fd, stream] for fd, stream in sources.items()], "console": console, "held": held,
+                "started": started, "backoff": backoff, "attach": server.handoff()}
         try:
             exec_python("berth.monitor.lean", "main", plan)
         except OSError:  # nothing inheritable may reach the next container we start
@@ -364,10 +367,12 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
         config = record["Config"]
         since = format_rfc3339_nano_ns(int(lost_since * 1e9))
         how = "read again from now" if sources else "not recoverable (its terminal died with the supervisor)"
-        log = LogWriter(record["LogPath"])
-        log.write("stderr", f"berth: the container's supervisor was killed: its output since {since} "
-                            f"may be lost, and is {how}\n".encode())
-        log.close()
+        target = engine.log_target(record)
+        log = open_log(target)
+        if log is not None:
+            log.write("stderr", f"berth: the container's supervisor was killed: its output since {since} "
+                                f"may be lost, and is {how}\n".encode())
+            log.close()
         directory = engine.paths.container_run(container_id)
         make_dirs(directory)
         server = AttachServer(directory, config["Tty"], False, bool(config.get("StdinOnce")), listen(directory))
@@ -376,7 +381,7 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
         plan = {"id": container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
                 "config_file": engine.config_file, "overrides": engine.overrides, "pid": pid,
                 "engine": [type(engine).__module__, type(engine).__qualname__],
-                "log": record["LogPath"], "sources": [[fd, stream] for fd, stream in sources],
+                "log": target, "sources": [[fd, stream] for fd, stream in sources],
                 "console": -1, "held": [], "started": time.monotonic(), "backoff": 0.0,
                 "attach": server.handoff(), "adopted": True, "proc": proc_fd}
         exec_python("berth.monitor.lean", "main", plan)
