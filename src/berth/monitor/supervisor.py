@@ -124,7 +124,30 @@ class Supervisor:
         stdio.started()
         if config["Tty"]:
             stdio.ours = [(launched.console_fd, "stdout")]
+        if self.engine.probed(record):
+            self.spawn_prober(launched.pid)
         return launched, stdio
+
+    def spawn_prober(self, pid: int) -> None:
+        """Fork the health prober (monitor.health) of the run `pid`; returns at once. The
+        run is our child, so its pid cannot be reused before we reap it: the pidfd opened
+        here is that run's, and the prober ends when it does."""
+        engine = self.engine
+        run = os.pidfd_open(pid)
+        try:
+            if os.fork() == 0:
+                try:
+                    _detach_stdio(keep=(run,))
+                    os.set_inheritable(run, True)
+                    plan = {"id": self.container_id, "pid": pid, "run": run, "root": engine.paths.root,
+                            "run_root": engine.paths.run_root, "config_file": engine.config_file,
+                            "overrides": engine.overrides,
+                            "engine": [type(engine).__module__, type(engine).__qualname__]}
+                    exec_python("berth.monitor.health", "main", plan)
+                finally:
+                    os._exit(0)
+        finally:
+            os.close(run)
 
     def serve(self, record: dict, first: int = -1, open_stdin: bool = True) -> AttachServer:
         """The attach socket for this run of the container; `first`, a client connected
