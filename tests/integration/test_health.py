@@ -99,6 +99,30 @@ def test_unhealthy_after_retries_with_output_and_exit_code(busybox):
     busybox.ok("rm", "-f", "bad")
 
 
+def test_output_is_cut_at_4096_bytes_like_dockers(busybox):
+    busybox.ok("run", "-d", "--name", "chatty", "--health-cmd", 'head -c 5000 /dev/zero | tr "\\0" a',
+               "--health-interval", "200ms", "busybox", "sleep", "60")
+    state = wait_status(busybox, "chatty", "healthy")
+    assert state["Log"][0]["Output"] == "a" * 4096 + "..."
+    busybox.ok("rm", "-f", "chatty")
+
+
+def test_paused_container_is_unhealthy_and_not_probed(busybox):
+    """docker stops probing a paused container and calls it unhealthy; after unpause the
+    probes go on from there."""
+    busybox.ok("run", "-d", "--name", "nap", "--health-cmd", "true", "--health-interval", "200ms", "busybox",
+               "sleep", "60")
+    wait_status(busybox, "nap", "healthy")
+    busybox.ok("pause", "nap")
+    paused = health(busybox, "nap")
+    assert paused["Status"] == "unhealthy"
+    time.sleep(0.6)
+    assert health(busybox, "nap")["Log"] == paused["Log"]
+    busybox.ok("unpause", "nap")
+    wait_status(busybox, "nap", "healthy")
+    busybox.ok("rm", "-f", "nap")
+
+
 def test_probe_over_its_timeout_is_killed_and_fails(busybox):
     busybox.ok("run", "-d", "--name", "slow", "--health-cmd", "sleep 30", "--health-interval", "200ms",
                "--health-timeout", "300ms", "--health-retries", "1", "busybox", "sleep", "60")

@@ -809,8 +809,7 @@ class Engine:
             # docker shows a container in its restart back-off as Running and Restarting.
             container.transition(RESTARTING if restart else EXITED, Pid=0, ExitCode=exit_code, OOMKilled=oom,
                                  FinishedAt=now(), Error=error)
-            if record["State"].get("Health"):
-                record["State"]["Health"]["Status"] = "unhealthy"  # docker's SetStopped
+            _stop_probing(record)
             self.store.write(record)
             return restart
         finally:
@@ -1072,6 +1071,8 @@ class Engine:
             cgroup = self._freezer(record)
             cgroup.freeze() if paused else cgroup.thaw()
             Container(record).transition(PAUSED if paused else RUNNING, "pause" if paused else "unpause")
+            if paused:
+                _stop_probing(record)  # its prober skips a paused container (engine.health.record_result)
             self.store.write(record, durable=False)
             events.container(self.paths.root, record, "pause" if paused else "unpause")
 
@@ -1200,6 +1201,14 @@ def _clear_network_settings(record: dict) -> None:
     for network in networks.values():
         network.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="")
     record["NetworkSettings"] = _networks().network_settings(networks)
+
+
+def _stop_probing(record: dict) -> None:
+    """docker's CloseMonitorChannel: a container whose probing stops (it ended, or was
+    paused) is unhealthy until a probe says otherwise."""
+    health = record["State"].get("Health")
+    if health:
+        health["Status"] = "unhealthy"
 
 
 def _with_healthcheck(config: dict, healthcheck: dict) -> dict:

@@ -152,6 +152,8 @@ def record_result(engine, container_id: str, pid: int, result: dict, schedule: S
             health = state.get("Health")
             if not state["Running"] or state["Pid"] != pid or health is None:
                 return None
+            if state["Paused"]:  # docker does not probe a paused container, nor keep a result in flight
+                return health["Status"]
             before = health["Status"]
             health["Log"] = (health.get("Log") or [])[-(MAX_LOG_ENTRIES - 1):] + [result]
             if result["ExitCode"] == 0:
