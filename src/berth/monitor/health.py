@@ -13,22 +13,16 @@ import os
 import select
 
 from berth import fastjson
-from berth.paths import Paths
+from berth.monitor.lean import set_comm
+from berth.monitor.supervisor import engine_from
 
 
 def main(plan_text: str) -> None:
     """Probe on schedule until the run ends or there is nothing more to probe."""
     try:
         plan = fastjson.loads(plan_text)
-        try:
-            with open("/proc/self/comm", "w") as f:
-                f.write("berth-health")
-        except OSError:
-            pass
-        module, name = plan["engine"]
-        engine_type = getattr(__import__(module, fromlist=[name]), name)
-        engine = engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
-        prober = engine.health_prober(plan["id"], plan["pid"])
+        set_comm("berth-health")
+        prober = engine_from(plan).health_prober(plan["id"], plan["pid"])
         ended = select.poll()
         ended.register(plan["run"], select.POLLIN)
         delay = prober.delay()

@@ -343,9 +343,7 @@ def resume(plan_text: str) -> None:
         from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: not for `restart`
         from berth.runtime.container import Launched  # lazy: only resume and adopt
 
-        module, name = plan["engine"]
-        engine_type = getattr(__import__(module, fromlist=[name]), name)
-        engine = engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
+        engine = engine_from(plan)
         supervisor = Supervisor(engine, plan["id"])
         server = AttachServer.resumed(plan["attach"], 0)
         launched = Launched(plan["pid"], open_cgroup(cgroup_path(plan["id"])), None)
@@ -355,6 +353,14 @@ def resume(plan_text: str) -> None:
             supervisor.run_detached(-1, restarting=True, backoff=backoff)
     finally:
         os._exit(0)
+
+
+def engine_from(plan: dict):
+    """The engine rebuilt in a process exec'd from a supervisor, as the same type it was
+    (a plan's "engine", "root", "run_root", "config_file", "overrides")."""
+    module, name = plan["engine"]
+    engine_type = getattr(__import__(module, fromlist=[name]), name)
+    return engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
 
 
 def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd: int, lost_since: float,
