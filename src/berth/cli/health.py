@@ -5,8 +5,6 @@ Config.Healthcheck in the API's shape (durations in ns, empty fields left out)."
 from berth.errors import InvalidArgument, UsageError
 from berth.units import parse_duration_ns
 
-FLAG_DESTS = ("health_cmd", "health_interval", "health_retries", "health_start_interval", "health_start_period",
-              "health_timeout", "no_healthcheck")
 DURATIONS = (("health_interval", "Interval"), ("health_timeout", "Timeout"), ("health_start_period", "StartPeriod"),
              ("health_start_interval", "StartInterval"))
 

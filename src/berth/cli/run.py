@@ -72,7 +72,7 @@ CREATE_FLAGS = [
     Flag("device", None, LIST, (), "Add a host device to the container"),
     Flag("device-cgroup-rule", None, LIST, (), "Add a rule to the cgroup allowed devices list"),
     Flag("ulimit", None, LIST, (), "Ulimit options", "ulimit"),
-    # health checks: berth.cli.health (HEALTH_FLAGS lists these)
+    # health checks: berth.cli.health reads these (HEALTH_FLAGS)
     Flag("health-cmd", None, STRING, None, "Command to run to check health"),
     Flag("health-interval", None, STRING, None, "Time between running the check (ms|s|m|h) (default 0s)", "duration"),
     Flag("health-retries", None, INT, 0, "Consecutive failures needed to report unhealthy"),
@@ -85,7 +85,7 @@ CREATE_FLAGS = [
     Flag("no-healthcheck", None, BOOL, False, "Disable any container-specified HEALTHCHECK"),
 ]
 HEALTH_FLAGS = ("health_cmd", "health_interval", "health_retries", "health_start_interval", "health_start_period",
-                "health_timeout", "no_healthcheck")  # = berth.cli.health.FLAG_DESTS, without importing it
+                "health_timeout", "no_healthcheck")
 DETACH_KEYS = Flag("detach-keys", None, STRING, None, "Override the key sequence for detaching a container")
 RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
               CREATE_FLAGS + [Flag("detach", "d", BOOL, False, "Run container in background and print container ID"),
