@@ -4,9 +4,11 @@ it cheap (filters and port formatting load only when a listing needs them)."""
 
 import time
 
+from berth.errors import InvalidArgument
 from berth.units import human_duration, parse_rfc3339
 
-FILTERS = ("id", "name", "label", "exited", "status", "ancestor", "before", "since")
+FILTERS = ("id", "name", "label", "exited", "status", "ancestor", "before", "since", "health")
+HEALTH_STATUSES = ("starting", "healthy", "unhealthy", "none")  # = engine.health.STATUSES, without importing it
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -38,7 +40,12 @@ def status_text(state: dict, now: float) -> str:
         return f"Restarting ({state['ExitCode']}) {human_duration(now - parse_rfc3339(state['FinishedAt']))} ago"
     if state["Running"]:
         up = "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
-        return up + " (Paused)" if state["Paused"] else up
+        if state["Paused"]:
+            return up + " (Paused)"
+        health = state.get("Health")
+        if health:  # docker's Health.String()
+            return up + (" (health: starting)" if health["Status"] == "starting" else f" ({health['Status']})")
+        return up
     if state["Status"] == "created":
         return "Created"
     finished = parse_rfc3339(state["FinishedAt"])
@@ -48,7 +55,12 @@ def status_text(state: dict, now: float) -> str:
 def parse_filters(values: list[str]) -> dict:
     from berth.filters import parse_filters as parse  # lazy: only `ps --filter`
 
-    return parse(values, FILTERS, {"status": lambda v: v in STATUSES, "exited": lambda v: v.lstrip("-").isdigit()})
+    filters = parse(values, FILTERS, {"status": lambda v: v in STATUSES,
+                                      "exited": lambda v: v.lstrip("-").isdigit()})
+    for value in filters.get("health", ()):
+        if value not in HEALTH_STATUSES:
+            raise InvalidArgument(f"Unrecognised filter value for health: {value}")
+    return filters
 
 
 def list_containers(engine, all_containers: bool = False, latest: bool = False, last: int = -1,
@@ -88,6 +100,7 @@ def _matches(engine, record: dict, filters: dict, anchors: dict) -> bool:
         "ancestor": lambda v: _ancestor_matches(engine, record, v),
         "before": lambda v: record["Created"] < anchors[("before", v)],
         "since": lambda v: record["Created"] > anchors[("since", v)],
+        "health": lambda v: (state.get("Health") or {}).get("Status", "none") == v,
     }
     return all(any(checks[key](value) for value in values) for key, values in filters.items())
 

@@ -124,7 +124,30 @@ class Supervisor:
         stdio.started()
         if config["Tty"]:
             stdio.ours = [(launched.console_fd, "stdout")]
+        if self.engine.probed(record):
+            self.spawn_prober(launched.pid)
         return launched, stdio
+
+    def spawn_prober(self, pid: int) -> None:
+        """Fork the health prober (monitor.health) of the run `pid`; returns at once. The
+        run is our child, so its pid cannot be reused before we reap it: the pidfd opened
+        here is that run's, and the prober ends when it does."""
+        engine = self.engine
+        run = os.pidfd_open(pid)
+        try:
+            if os.fork() == 0:
+                try:
+                    _detach_stdio(keep=(run,))
+                    os.set_inheritable(run, True)
+                    plan = {"id": self.container_id, "pid": pid, "run": run, "root": engine.paths.root,
+                            "run_root": engine.paths.run_root, "config_file": engine.config_file,
+                            "overrides": engine.overrides,
+                            "engine": [type(engine).__module__, type(engine).__qualname__]}
+                    exec_python("berth.monitor.health", "main", plan)
+                finally:
+                    os._exit(0)
+        finally:
+            os.close(run)
 
     def serve(self, record: dict, first: int = -1, open_stdin: bool = True) -> AttachServer:
         """The attach socket for this run of the container; `first`, a client connected
@@ -323,9 +346,7 @@ def resume(plan_text: str) -> None:
         from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: not for `restart`
         from berth.runtime.container import Launched  # lazy: only resume and adopt
 
-        module, name = plan["engine"]
-        engine_type = getattr(__import__(module, fromlist=[name]), name)
-        engine = engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
+        engine = engine_from(plan)
         supervisor = Supervisor(engine, plan["id"])
         server = AttachServer.resumed(plan["attach"], 0)
         launched = Launched(plan["pid"], open_cgroup(cgroup_path(plan["id"])), None)
@@ -335,6 +356,14 @@ def resume(plan_text: str) -> None:
             supervisor.run_detached(-1, restarting=True, backoff=backoff)
     finally:
         os._exit(0)
+
+
+def engine_from(plan: dict):
+    """The engine rebuilt in a process exec'd from a supervisor, as the same type it was
+    (a plan's "engine", "root", "run_root", "config_file", "overrides")."""
+    module, name = plan["engine"]
+    engine_type = getattr(__import__(module, fromlist=[name]), name)
+    return engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
 
 
 def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd: int, lost_since: float,
