@@ -28,6 +28,7 @@ KEYS = {
     "dns": ("list", []),
     "dns-search": ("list", []),
     "dns-opts": ("list", []),
+    "default-cgroupns-mode": ("str", ""),  # "" is docker's default: private on cgroup v2, host on v1
 }
 # global flag -> key (the same names as dockerd's flags)
 FLAGS = {"--bip": "bip", "--fixed-cidr": "fixed-cidr", "--mtu": "mtu", "-b": "bridge", "--bridge": "bridge",
@@ -40,7 +41,7 @@ class Settings:
     """The effective engine settings; attribute names are the keys with `-` -> `_`."""
 
     __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables", "dns",
-                 "dns_search", "dns_opts", "config_file")
+                 "dns_search", "dns_opts", "default_cgroupns_mode", "config_file")
 
     def __init__(self, values: dict, config_file: str = ""):
         self.config_file = config_file
@@ -168,6 +169,9 @@ def validate(settings: Settings) -> None:
                                   f"(bip {settings.bip})")
 
     validate_dns(settings.dns)
+    if settings.default_cgroupns_mode not in ("", "host", "private"):
+        raise InvalidArgument(f"default cgroup namespace mode ({settings.default_cgroupns_mode}) is invalid. "
+                              'Must be either "host" or "private"')
 
 
 def _broadcast(network: str) -> str:
