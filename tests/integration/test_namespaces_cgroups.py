@@ -91,6 +91,11 @@ def test_pid_host_sees_the_hosts_processes(busybox):
     with open("/proc/1/cmdline") as f:
         assert cmdline.strip() == f.read().replace("\0", " ").strip()
     assert int(count) > 10  # the host's processes, not a container's two
+    # seen, not reached: the host's processes hold capabilities the container lacks (as in docker)
+    reach = busybox.ok("run", "--rm", "--pid", "host", "busybox", "sh", "-c",
+                       "for f in environ maps; do cat /proc/1/$f >/dev/null 2>&1; echo $f=$?; done; "
+                       "ls /proc/1/root/ >/dev/null 2>&1; echo root/=$?")
+    assert reach.split() == ["environ=1", "maps=1", "root/=1"]
     busybox.ok("create", "--name", "cc", "--pid", "host", "busybox")
     assert inspect(busybox, "cc", "{{.HostConfig.PidMode}}") == "host"
 

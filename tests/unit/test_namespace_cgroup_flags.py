@@ -125,6 +125,8 @@ def test_cgroup_parent_paths():
     assert cgroup_path("c1", "/mine") == "/mine/c1"
     assert cgroup_path("c1", "mine/") == "/mine/c1"  # relative: from the hierarchy's root, as dockerd's is
     assert cgroup_path("c1", "/a//b/./") == "/a/b/c1"
+    assert cgroup_path("c1", "../../etc") == "/etc/c1"  # never out of the hierarchy
+    assert cgroup_path("c1", "//x") == "/x/c1"
 
 
 # -- the runtime's files --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ names the host directories a container sees at /sys/fs/cgroup.
 `open_cgroup(path)` picks the backend by what the host mounts at /sys/fs/cgroup."""
 
 import os
+import posixpath
 
 from berth.runtime.cgroups.files import read, write
 
@@ -16,9 +17,10 @@ def cgroup_path(container_id: str, parent: str | None = None) -> str:
     """OCI linux.cgroupsPath of a container: the one place it is spelled. `parent` is docker's
     --cgroup-parent (cgroupfs driver: the container's cgroup is <parent>/<id>); a relative one
     is taken from the hierarchy's root, as dockerd's (running there) makes it, so that every
-    berth command finds the same cgroup whatever cgroup it runs in."""
+    berth command finds the same cgroup whatever cgroup it runs in; cleaned as Go's filepath.Join
+    cleans it, so no ".." leads out of the hierarchy."""
     if parent:
-        return "/" + "/".join(part for part in f"{parent}/{container_id}".split("/") if part not in ("", "."))
+        return posixpath.normpath(f"/{parent}/{container_id}").replace("//", "/", 1)
     return f"/{PARENT}/{container_id}"
 
 
