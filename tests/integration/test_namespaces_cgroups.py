@@ -115,6 +115,19 @@ def test_pid_container_shares_the_donors_processes_and_can_signal_them(busybox):
     assert inspect(busybox, "joiner", "{{.HostConfig.PidMode}}") == "container:" + donor_id
 
 
+def test_a_joiner_ends_with_its_pid_donor(busybox):
+    """The donor's pid 1 is the namespace's init: when it ends, the kernel kills the joiners."""
+    busybox.ok("run", "-d", "--name", "donor", "busybox", "sleep", "300")
+    busybox.ok("run", "-d", "--name", "joiner", "--pid", "container:donor", "busybox", "sleep", "300")
+    busybox.ok("rm", "-f", "donor")
+    assert busybox.ok("wait", "joiner").strip() == "137"
+
+
+def test_the_last_pid_flag_wins_as_in_docker(busybox):
+    busybox.ok("create", "--name", "cc", "--pid", "container:nosuch", "--pid", "host", "busybox")
+    assert inspect(busybox, "cc", "{{.HostConfig.PidMode}}") == "host"
+
+
 def test_pid_container_needs_an_existing_running_donor(busybox):
     refuses_and_creates_nothing(busybox, "No such container: nosuch", "--pid", "container:nosuch")
     stopped = busybox.ok("create", "--name", "stopped", "busybox", "sleep", "60").strip()
