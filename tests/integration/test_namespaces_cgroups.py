@@ -5,9 +5,12 @@ Windows-only flags; each seen from inside the container, in its cgroup files and
 and each bad input refused with docker's words before anything is made."""
 
 import contextlib
+import fcntl
 import json
 import os
+import struct
 import subprocess
+import termios
 
 import pytest
 
@@ -395,6 +398,22 @@ def test_memory_swappiness_null_or_value(busybox):
 
 
 # -- inspect ----------------------------------------------------------------------------------
+
+def test_console_size_is_the_terminal_of_the_creating_cli(busybox):
+    """docker's CLI records its stdout's terminal size at create; off a terminal, [0, 0]."""
+    master, slave = os.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 101, 0, 0))
+        created = subprocess.run(busybox.cmd("create", "--name", "termed", "busybox"), stdout=slave,
+                                 stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=60)
+        assert created.returncode == 0, created.stderr
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert inspect(busybox, "termed", "{{json .HostConfig.ConsoleSize}}") == "[33,101]"
+    busybox.ok("create", "--name", "plain", "busybox")
+    assert inspect(busybox, "plain", "{{json .HostConfig.ConsoleSize}}") == "[0,0]"
+
 
 def test_host_config_has_the_fields_docker_prints(busybox):
     """`docker create busybox` on this machine's dockerd and `berth create busybox`: the same

@@ -196,9 +196,20 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         extra_hosts=opts.add_host,
         **network_request(opts),
         warnings=warnings,
-        host_config=isolation_request(opts, warnings),
+        host_config={**isolation_request(opts, warnings), **console_size()},
         mounts=mount_request(opts),
     )
+
+
+def console_size() -> dict:
+    """HostConfig.ConsoleSize as docker's CLI sets it at create: its stdout's terminal size
+    (rows, columns), none off a terminal (the record's default [0, 0])."""
+    if not os.isatty(1):
+        return {}
+    from berth.engine.attach import terminal_size  # lazy: only from a terminal (run loads it then anyway)
+
+    size = terminal_size(1)
+    return {"ConsoleSize": list(size)} if size else {}
 
 
 def isolation_request(opts, warnings: list[str]) -> dict:
