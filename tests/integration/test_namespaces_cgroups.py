@@ -346,6 +346,22 @@ def test_cpu_realtime_in_a_parent_with_a_budget(busybox):
         busybox.ok("rm", "-f", cid)
 
 
+def test_daemon_json_gives_a_real_time_containers_parents_a_budget(busybox):
+    """docker's daemon cpu-rt-runtime: the parents of a real-time container get the budget
+    (here a parent of the test's own, so the host's berth/ parent is left as it is)."""
+    if V2:
+        return
+    busybox.configure(**{"cpu-rt-runtime": 100000})
+    name = "berth-test-rt-" + os.urandom(4).hex()
+    with cgroup_parent(name) as parent:
+        cid = busybox.ok("run", "-d", "--cgroup-parent", f"{parent}/inner", "--cpu-rt-runtime", "5000", "busybox",
+                         "sleep", "60").strip()
+        for level in (parent, f"{parent}/inner"):
+            assert cgroup_file(level, "cpu", "cpu.rt_runtime_us") == "100000"
+        assert cgroup_file(f"{parent}/inner/{cid}", "cpu", "cpu.rt_runtime_us") == "5000"
+        busybox.ok("rm", "-f", cid)
+
+
 def test_cpu_realtime_without_a_budget_or_too_long_is_refused(busybox):
     refuses_and_creates_nothing(busybox, "cpu real-time runtime cannot be higher than cpu real-time period",
                                 "--cpu-rt-period", "1000", "--cpu-rt-runtime", "5000")

@@ -676,6 +676,7 @@ class Engine:
 
                     prepare(self, record)
                 spec = oci.build(record, user, directory, console_size, inputs)
+                self._realtime_budget(record, spec)
                 launched = runtime.start(spec, data["MergedDir"], overlay, stdio,
                                          on_created=endpoint.attach if endpoint is not None else None,
                                          seccomp_program=self.seccomp_program(record))
@@ -719,6 +720,19 @@ class Engine:
             donor_mode = donor["HostConfig"].get("IpcMode")
             inputs.shm_source = "/dev/shm" if donor_mode == "host" else os.path.join(
                 self.paths.container_run(donor["Id"]), "shm")
+
+    def _realtime_budget(self, record: dict, spec: dict) -> None:
+        """A real-time container's parent cgroups get daemon.json's real-time budget, as
+        dockerd's (without one, the kernel refuses the container's runtime)."""
+        host = record["HostConfig"]
+        if not (host.get("CpuRealtimeRuntime") or host.get("CpuRealtimePeriod")):
+            return
+        settings = self.settings
+        if settings.cpu_rt_period or settings.cpu_rt_runtime:
+            from berth.runtime.cgroups import give_realtime_budget  # lazy: only real-time containers
+
+            parent = spec["linux"]["cgroupsPath"].rpartition("/")[0]
+            give_realtime_budget(parent, settings.cpu_rt_period, settings.cpu_rt_runtime)
 
     def _shm_dir(self, container_id: str, size: int) -> str:
         from berth.runtime import syscalls as sc  # lazy: ctypes, only IPC sharing mounts

@@ -7,7 +7,7 @@ names the host directories a container sees at /sys/fs/cgroup.
 import os
 import posixpath
 
-from berth.runtime.cgroups.files import read, write
+from berth.runtime.cgroups.files import read, set_value, write
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 PARENT = "berth"  # every container's cgroup is under it (DESIGN: host footprint)
@@ -84,6 +84,24 @@ def features(root: str = CGROUP_ROOT) -> Features:
     if not found.mems:
         found.mems = read("/sys/devices/system/node", "online") or "0"
     return found
+
+
+def give_realtime_budget(parent: str, period: int, runtime: int, root: str = CGROUP_ROOT) -> None:
+    """docker's initCPURtController (daemon.json cpu-rt-period/cpu-rt-runtime): each cgroup
+    from the top down to `parent` gets the real-time period and runtime, so a child of
+    `parent` may ask for some (a v1 cgroup starts with none). Only v1 has real-time groups."""
+    from berth.runtime.cgroups.v1 import hierarchies  # lazy: only a real-time container on a v1 host
+
+    cpu = hierarchies(root).get("cpu")
+    if cpu is None:
+        return
+    directory = cpu
+    for part in [p for p in parent.split("/") if p]:
+        directory = os.path.join(directory, part)
+        os.makedirs(directory, exist_ok=True)
+        for name, value in (("cpu.rt_period_us", period), ("cpu.rt_runtime_us", runtime)):
+            if value:
+                set_value(directory, name, value)
 
 
 def _v1_blkio_features(found: Features, blkio: str | None) -> None:
