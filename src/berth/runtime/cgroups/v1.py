@@ -289,7 +289,11 @@ def _apply_cpu(directory: str, cpu: dict) -> None:
     # real-time first (runc's SetRtSched): a period shorter than the parent's runtime is refused after
     for key, name in (("realtimePeriod", "cpu.rt_period_us"), ("realtimeRuntime", "cpu.rt_runtime_us")):
         if cpu.get(key):
-            set_value(directory, name, cpu[key])
+            try:
+                write(directory, name, str(cpu[key]))
+            except OSError as err:
+                hint = " (more than the parent cgroup's real-time budget)" if err.errno == 22 else ""
+                raise BerthError(f"{write_error(directory, name, cpu[key], err)}{hint}") from None
     shares = cpu.get("shares")
     if shares:
         set_value(directory, "cpu.shares", shares)
