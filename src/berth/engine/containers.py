@@ -39,7 +39,7 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "detached", "auto_remove", "network", "restart", "stop_signal", "stop_timeout",
                  "init", "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings",
-                 "publish_all", "links", "host_config", "mounts", "warnings")
+                 "publish_all", "links", "host_config", "config", "mounts", "warnings")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -69,6 +69,7 @@ class CreateRequest:
         self.publish_all = bool(fields.pop("publish_all", False))
         self.links = fields.pop("links", None) or []  # [(name, alias)]
         self.host_config = fields.pop("host_config", None) or {}  # more HostConfig fields, docker's names
+        self.config = fields.pop("config", None) or {}  # more Config fields (Domainname, MacAddress, Attach*)
         self.mounts = fields.pop("mounts", None)  # mounts.MountRequest: -v, --mount, --tmpfs, --volumes-from
         # docker's Warnings of the create response: the engine adds, the front door shows them
         self.warnings = list(fields.pop("warnings", None) or ())
@@ -234,6 +235,9 @@ class Engine:
         if req.name is not None and not valid_name(req.name):
             raise InvalidArgument(f'Invalid container name ({req.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         network_mode, joined = self._network_mode(req.network)
+        if req.config.get("MacAddress") and network_mode != "bridge":
+            raise InvalidArgument("conflicting options: mac-address and the network mode "
+                                  f"{network_mode.partition(':')[0]} (only a container on the bridge has its own)")
         if req.dns or req.extra_hosts:
             from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
                 parse_extra_hosts,
@@ -275,6 +279,7 @@ class Engine:
             os.mkdir(os.path.join(directory, "merged"))
             record = self._record(container_id, name, image, image_config, req, entrypoint, cmd, argv, directory)
             record["HostConfig"]["NetworkMode"] = network_mode
+            record["Config"].update(req.config)
             record["HostConfig"]["Links"] = [f"/{target}:/{name}/{alias}" for target, alias in links] or None
             self._isolation(record, req)
             self._log_config(record, directory)
@@ -299,6 +304,8 @@ class Engine:
     def _init_layer(self) -> str:
         """docker's "-init" layer, shared: its content is the same for every container."""
         path = os.path.join(self.paths.root, "init-layer")
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, DOCKERENV)):
+            _write_dockerenv(path)  # a layer made before berth had the marker: adding a file is safe
         if not os.path.isdir(path):
             for name in os.listdir(self.paths.root):  # what a maker killed midway left
                 maker = name.split(".")[1] if name.startswith("init-layer.") and name.endswith(".tmp") else ""
@@ -652,7 +659,8 @@ class Engine:
                     write_bytes(record["HostsPath"], endpoint.hosts(self.extra_hosts(record)).encode(), durable=False,
                                 mode=0o644)
                 inputs = oci.StartInputs(net_pid=self._joined_pid(record),
-                                         link_env=endpoint.link_env if endpoint is not None else ())
+                                         link_env=endpoint.link_env if endpoint is not None else (),
+                                         init_path=self.settings.init_path if record["HostConfig"].get("Init") else "")
                 self._share_ipc(record, inputs)
                 if record.get("Mounts"):  # volumes and binds: sources made, copy-ups finished
                     from berth.engine.mounts import prepare  # lazy: only containers with mounts
@@ -1188,6 +1196,7 @@ class Engine:
 
 INIT_DIRS = ("dev", "dev/pts", "dev/shm", "proc", "sys", "etc")
 INIT_FILES = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
+DOCKERENV = ".dockerenv"  # docker's marker file: tools test for it to know they run in a container
 
 
 def _clear_network_settings(record: dict) -> None:
@@ -1217,6 +1226,14 @@ def _write_init_layer(path: str) -> None:
     for name in INIT_FILES:
         os.close(os.open(os.path.join(path, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     os.symlink("/proc/mounts", os.path.join(path, "etc", "mtab"))
+    _write_dockerenv(path)
+
+
+def _write_dockerenv(path: str) -> None:
+    """An empty /.dockerenv, 0755 as docker's."""
+    fd = os.open(os.path.join(path, DOCKERENV), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o755)
+    os.fchmod(fd, 0o755)
+    os.close(fd)
 
 
 class _Locked:

@@ -30,6 +30,9 @@ KEYS = {
     "dns-opts": ("list", []),
     "log-driver": ("str", "json-file"),  # containers' default LogConfig (engine.logconfig)
     "log-opts": ("dict", {}),
+    "default-runtime": ("str", "berth"),
+    "runtimes": ("runtimes", {}),  # name -> {"path": ..., "runtimeArgs": [...]}, as dockerd's
+    "init-path": ("str", ""),  # the init binary of --init (default: tini, found on the host)
 }
 # global flag -> key (the same names as dockerd's flags)
 FLAGS = {"--bip": "bip", "--fixed-cidr": "fixed-cidr", "--mtu": "mtu", "-b": "bridge", "--bridge": "bridge",
@@ -42,7 +45,8 @@ class Settings:
     """The effective engine settings; attribute names are the keys with `-` -> `_`."""
 
     __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables", "dns",
-                 "dns_search", "dns_opts", "log_driver", "log_opts", "config_file")
+                 "dns_search", "dns_opts", "log_driver", "log_opts", "default_runtime", "runtimes", "init_path",
+                 "config_file")
 
     def __init__(self, values: dict, config_file: str = ""):
         self.config_file = config_file
@@ -134,6 +138,10 @@ def _convert(key: str, kind: str, value, context: str):
             return [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidArgument(f"{context}: expected a list of strings")
+        return value
+    if kind == "runtimes":
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise InvalidArgument(f"{context}: expected an object of runtimes, each {{\"path\": ...}}")
         return value
     if not isinstance(value, str):
         raise InvalidArgument(f"{context}: expected a string")
