@@ -15,6 +15,14 @@ def nothing_created(b) -> bool:
     return b.ok("ps", "-aq") == ""
 
 
+def all_refused(b, cases) -> None:
+    """Each (exit code, run/create arguments, what its stderr says) is refused so, and none
+    leaves a container behind."""
+    for code, args, says in cases:
+        b.fails(code, *args, says=says)
+    assert nothing_created(b)
+
+
 def inspect(b, ref: str, template: str):
     return json.loads(b.ok("inspect", "--format", "{{json " + template + "}}", ref))
 
@@ -68,11 +76,12 @@ def test_attach_selects_the_streams_shown(busybox):
 
 
 def test_attach_refusals_are_dockers(busybox):
-    busybox.fails(125, "run", "--rm", "-a", "foo", "busybox", "true",
-                  says='invalid argument "foo" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR')
-    busybox.fails(1, "run", "-d", "-a", "stdout", "busybox", "true",
-                  says="conflicting options: cannot specify both --attach and --detach")
-    assert nothing_created(busybox)
+    all_refused(busybox, [
+        (125, ("run", "--rm", "-a", "foo", "busybox", "true"),
+         'invalid argument "foo" for "-a, --attach" flag: valid streams are STDIN, STDOUT and STDERR'),
+        (1, ("run", "-d", "-a", "stdout", "busybox", "true"),
+         "conflicting options: cannot specify both --attach and --detach"),
+    ])
 
 
 def test_sig_proxy_false_leaves_the_signal_to_the_client(busybox):
@@ -120,25 +129,27 @@ def test_pull_policies(busybox):
     assert busybox.ok("run", "--rm", "--pull", "missing", "busybox", "echo", "ok") == "ok\n"
     err = busybox.fails(125, "run", "--rm", "--pull", "never", "nosuch", says="No such image: nosuch:latest")
     assert "Unable to find image" not in err  # docker says so only when it would pull
-    busybox.fails(125, "run", "--rm", "--pull", "missing", "nosuch",
-                  says=("Unable to find image 'nosuch:latest' locally", "pulling is not supported yet"))
-    busybox.fails(125, "run", "--rm", "--pull", "always", "busybox", "true",
-                  says="--pull always: pulling images is not supported yet")
-    busybox.fails(125, "run", "--rm", "--pull", "bogus", "busybox", "true",
-                  says="invalid pull option: 'bogus': must be one of \"always\", \"missing\" or \"never\"")
-    assert nothing_created(busybox)
+    all_refused(busybox, [
+        (125, ("run", "--rm", "--pull", "missing", "nosuch"),
+         ("Unable to find image 'nosuch:latest' locally", "pulling is not supported yet")),
+        (125, ("run", "--rm", "--pull", "always", "busybox", "true"),
+         "--pull always: pulling images is not supported yet"),
+        (125, ("run", "--rm", "--pull", "bogus", "busybox", "true"),
+         "invalid pull option: 'bogus': must be one of \"always\", \"missing\" or \"never\""),
+    ])
 
 
 def test_platform_of_the_host_only(busybox):
     for platform in (f"linux/{host_arch()}", "linux", f"LINUX/{host_arch().upper()}"):
         assert busybox.ok("run", "--rm", "--platform", platform, "busybox", "echo", "ok") == "ok\n"
-    busybox.fails(125, "run", "--rm", "--platform", f"linux/{other_arch()}", "busybox", "true",
-                  says=f"does not match the specified platform (linux/{other_arch()})")
-    busybox.fails(125, "create", "--platform", "windows/amd64", "busybox", "true",
-                  says="does not match the specified platform (windows/amd64)")
-    busybox.fails(125, "run", "--rm", "--platform", "bogus", "busybox", "true",
-                  says='error parsing specified platform: "bogus": unknown operating system or architecture')
-    assert nothing_created(busybox)
+    all_refused(busybox, [
+        (125, ("run", "--rm", "--platform", f"linux/{other_arch()}", "busybox", "true"),
+         f"does not match the specified platform (linux/{other_arch()})"),
+        (125, ("create", "--platform", "windows/amd64", "busybox", "true"),
+         "does not match the specified platform (windows/amd64)"),
+        (125, ("run", "--rm", "--platform", "bogus", "busybox", "true"),
+         'error parsing specified platform: "bogus": unknown operating system or architecture'),
+    ])
 
 
 def test_runtime_names_from_the_engine_settings(busybox):
@@ -167,20 +178,17 @@ def test_init_path_of_the_engine_settings(busybox, tmp_path):
 # -- the network flags on the default bridge --------------------------------------------
 
 def test_network_flags_on_the_default_networks_as_docker(busybox):
-    busybox.fails(125, "run", "--rm", "--ip", "10.1.2.3", "busybox", "true",
-                  says="user specified IP address is supported on user defined networks only")
-    busybox.fails(125, "run", "--rm", "--ip6", "2001:db8::33", "busybox", "true",
-                  says="user specified IP address is supported on user defined networks only")
-    busybox.fails(125, "run", "--rm", "--ip", "bogus", "busybox", "true", says="invalid IPv4 address: bogus")
-    busybox.fails(125, "run", "--rm", "--network-alias", "db", "busybox", "true",
-                  says="network-scoped aliases are only supported for user-defined networks")
-    busybox.fails(125, "run", "--rm", "--link-local-ip", "169.254.1.1", "busybox", "true",
-                  says="--link-local-ip 169.254.1.1: link-local addresses are not supported yet")
-    busybox.fails(125, "run", "--rm", "--mac-address", "bogus", "busybox", "true",
-                  says="bogus is not a valid mac address")
-    busybox.fails(125, "run", "--rm", "--network", "none", "--mac-address", "92:d0:c6:0a:29:33", "busybox", "true",
-                  says="conflicting options: mac-address and the network mode none")
-    assert nothing_created(busybox)
+    static = "user specified IP address is supported on user defined networks only"
+    all_refused(busybox, [(125, ("run", "--rm", *flags, "busybox", "true"), says) for flags, says in [
+        (("--ip", "10.1.2.3"), static),
+        (("--ip6", "2001:db8::33"), static),
+        (("--ip", "bogus"), "invalid IPv4 address: bogus"),
+        (("--network-alias", "db"), "network-scoped aliases are only supported for user-defined networks"),
+        (("--link-local-ip", "169.254.1.1"), "--link-local-ip 169.254.1.1: link-local addresses are not supported"),
+        (("--mac-address", "bogus"), "bogus is not a valid mac address"),
+        (("--network", "none", "--mac-address", "92:d0:c6:0a:29:33"),
+         "conflicting options: mac-address and the network mode none"),
+    ]])
 
 
 def test_mac_address_on_the_bridge(busybox):
@@ -203,16 +211,13 @@ def test_flags_accepted_as_on_linux(busybox):
 
 
 def test_unsupported_flags_are_refused_naming_themselves(busybox):
-    busybox.fails(125, "run", "--rm", "--gpus", "all", "busybox", "true",
-                  says=("--gpus all", "not supported on this host"))
-    busybox.fails(125, "run", "--rm", "--isolation", "hyperv", "busybox", "true",
-                  says="Invalid isolation: \"hyperv\" - linux only supports 'default'")
-    busybox.fails(125, "run", "--rm", "--volume-driver", "foo", "busybox", "true",
-                  says='error looking up volume plugin foo: plugin "foo" not found')
-    busybox.fails(125, "run", "--rm", "--use-api-socket", "busybox", "true", says="--use-api-socket")
-    busybox.fails(125, "run", "--rm", "--disable-content-trust=false", "busybox", "true",
-                  says="--disable-content-trust=false")
-    assert nothing_created(busybox)
+    all_refused(busybox, [(125, ("run", "--rm", *flags, "busybox", "true"), says) for flags, says in [
+        (("--gpus", "all"), ("--gpus all", "not supported on this host")),
+        (("--isolation", "hyperv"), "Invalid isolation: \"hyperv\" - linux only supports 'default'"),
+        (("--volume-driver", "foo"), 'error looking up volume plugin foo: plugin "foo" not found'),
+        (("--use-api-socket",), "--use-api-socket"),
+        (("--disable-content-trust=false",), "--disable-content-trust=false"),
+    ]])
 
 
 # -- --env-file, -it without a terminal ------------------------------------------------------
