@@ -160,7 +160,14 @@ def test_runtime_names_from_the_engine_settings(busybox):
                   says="--runtime runc: running containers under another OCI runtime is not supported yet")
     busybox.fails(125, "run", "--rm", "--runtime", "nosuch", "busybox", "true",
                   says="unknown or invalid runtime name: nosuch")
-    assert busybox.ok("ps", "-aq", "--filter", "name=rt") != ""
+    assert len(busybox.ok("ps", "-aq").split()) == 1
+    # as the engine's default: refused too, never ignored
+    busybox.configure(runtimes={"runc": {"path": "/usr/sbin/runc"}}, **{"default-runtime": "runc"})
+    busybox.fails(125, "run", "--rm", "busybox", "true", says="default-runtime runc (in ")
+    busybox.configure(**{"default-runtime": "nosuch"})
+    busybox.fails(125, "run", "--rm", "busybox", "true", says="default-runtime nosuch (in ")
+    busybox.configure(**{"default-runtime": "berth"})
+    assert busybox.ok("run", "--rm", "busybox", "echo", "ok") == "ok\n"
     assert len(busybox.ok("ps", "-aq").split()) == 1
 
 

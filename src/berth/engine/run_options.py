@@ -83,7 +83,7 @@ def check_image_platform(value: str) -> None:
 def check_runtime(name: str, settings) -> str:
     """--runtime: the in-process runtime by its name; a runtime of daemon.json's "runtimes"
     is known but cannot be used yet."""
-    if name in ("", DEFAULT_RUNTIME, settings.default_runtime):
+    if name in ("", DEFAULT_RUNTIME):
         return DEFAULT_RUNTIME
     if name in settings.runtimes:
         raise NotImplementedYet(f"--runtime {name}: running containers under another OCI runtime is not supported "

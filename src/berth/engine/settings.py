@@ -182,6 +182,10 @@ def validate(settings: Settings) -> None:
                                   f"(bip {settings.bip})")
 
     validate_dns(settings.dns)
+    if settings.default_runtime != "berth":  # never ignored: every container would run under it
+        known = "is not supported yet" if settings.default_runtime in settings.runtimes else "does not exist"
+        raise InvalidArgument(f"default-runtime {settings.default_runtime} (in {settings.config_file}) {known}; "
+                              "only the in-process runtime 'berth' can run containers")
 
 
 def _broadcast(network: str) -> str:
