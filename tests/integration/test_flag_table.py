@@ -22,8 +22,6 @@ _RUN_OWNED = {
     # health checks
     "health-cmd", "health-interval", "health-retries", "health-start-period", "health-start-interval",
     "health-timeout", "no-healthcheck",
-    # logging
-    "log-driver", "log-opt",
     # namespaces and cgroups
     "pid", "uts", "cgroupns", "cgroup-parent", "oom-score-adj", "cpu-rt-period", "cpu-rt-runtime", "blkio-weight",
     "blkio-weight-device", "device-read-bps", "device-write-bps", "device-read-iops", "device-write-iops",
