@@ -10,6 +10,8 @@ import shutil
 import signal
 import subprocess
 
+from conftest import require_peer, runtime_binary
+
 
 def nothing_created(b) -> bool:
     return b.ok("ps", "-aq") == ""
@@ -152,23 +154,52 @@ def test_platform_of_the_host_only(busybox):
     ])
 
 
-def test_runtime_names_from_the_engine_settings(busybox):
-    busybox.configure(runtimes={"runc": {"path": "/usr/sbin/runc"}})
+def runtime_states(b, name: str) -> list[str]:
+    """The containers runtime `name` keeps state of (under our run-root, as the engine runs it)."""
+    return sorted(os.listdir(os.path.join(b.run_root, "runtimes", name))) if os.path.isdir(
+        os.path.join(b.run_root, "runtimes", name)) else []
+
+
+def test_external_runtimes_run_the_same_bundle(busybox):
+    """--runtime with a name of daemon.json's runtimes: runc (as dockerd's default) and our
+    own berth-runtime CLI run what the in-process runtime would, network and exit code included."""
+    runc = require_peer("runc")
+    busybox.configure(runtimes={"runc": {"path": runc}, "berth-runtime": {"path": runtime_binary()}})
+    script = "echo hi >&2; ip -o -4 addr show eth0 | wc -l; test -e /.dockerenv && exit 3"
+    for name in ("runc", "berth-runtime", "berth"):
+        result = busybox("run", "--rm", "--runtime", name, "busybox", "sh", "-c", script)
+        assert (result.returncode, result.stdout, result.stderr) == (3, "1\n", "hi\n"), name
+    busybox.ok("run", "-d", "--name", "under-runc", "--runtime", "runc", "busybox", "sleep", "60")
+    assert inspect(busybox, "under-runc", ".HostConfig.Runtime") == "runc"
+    assert busybox.ok("exec", "under-runc", "echo", "exec") == "exec\n"
+    container_id = inspect(busybox, "under-runc", ".Id")
+    assert runtime_states(busybox, "runc") == [container_id]
+    busybox.ok("stop", "-t", "1", "under-runc")
+    assert runtime_states(busybox, "runc") == []  # its state deleted when it ended, as dockerd's shim does
+    busybox.ok("start", "under-runc")
+    assert inspect(busybox, "under-runc", ".State.Running") is True
+    busybox.ok("rm", "-f", "under-runc")
+    assert runtime_states(busybox, "runc") == []
+
+
+def test_runtime_names_and_the_default_runtime(busybox):
+    busybox.configure(runtimes={"runc": {"path": require_peer("runc")}})
     busybox.ok("create", "--name", "rt", "--runtime", "berth", "busybox", "true")
     assert inspect(busybox, "rt", ".HostConfig.Runtime") == "berth"
-    busybox.fails(125, "run", "--rm", "--runtime", "runc", "busybox", "true",
-                  says="--runtime runc: running containers under another OCI runtime is not supported yet")
     busybox.fails(125, "run", "--rm", "--runtime", "nosuch", "busybox", "true",
                   says="unknown or invalid runtime name: nosuch")
-    assert len(busybox.ok("ps", "-aq").split()) == 1
-    # as the engine's default: refused too, never ignored
-    busybox.configure(runtimes={"runc": {"path": "/usr/sbin/runc"}}, **{"default-runtime": "runc"})
-    busybox.fails(125, "run", "--rm", "busybox", "true", says="default-runtime runc (in ")
+    busybox.fails(125, "run", "--rm", "-t", "--runtime", "runc", "busybox", "true",
+                  says="--runtime runc with -t: a terminal under another OCI runtime is not supported yet")
+    # daemon.json's default-runtime: every container's, unless --runtime says otherwise
+    busybox.configure(runtimes={"runc": {"path": require_peer("runc")}}, **{"default-runtime": "runc"})
+    busybox.ok("create", "--name", "by-default", "busybox", "true")
+    assert inspect(busybox, "by-default", ".HostConfig.Runtime") == "runc"
+    assert busybox.ok("start", "-a", "by-default") == ""
+    assert "Default Runtime: runc" in busybox.ok("info")
     busybox.configure(**{"default-runtime": "nosuch"})
     busybox.fails(125, "run", "--rm", "busybox", "true", says="default-runtime nosuch (in ")
-    busybox.configure(**{"default-runtime": "berth"})
-    assert busybox.ok("run", "--rm", "busybox", "echo", "ok") == "ok\n"
-    assert len(busybox.ok("ps", "-aq").split()) == 1
+    busybox.configure()
+    assert len(busybox.ok("ps", "-aq").split()) == 2
 
 
 def test_init_path_of_the_engine_settings(busybox, tmp_path):

@@ -356,8 +356,8 @@ class Engine:
                 "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
                 "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": req.publish_all,
                 "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
-                "ShmSize": 67108864, "Runtime": "berth", "Isolation": "", "CpuShares": 0, "Memory": 0,
-                "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0,
+                "ShmSize": 67108864, "Runtime": self.settings.default_runtime, "Isolation": "", "CpuShares": 0,
+                "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0,
                 "CpusetCpus": "", "CpusetMems": "", "Devices": [], "MemoryReservation": 0, "MemorySwap": 0,
                 "OomKillDisable": False, "PidsLimit": None, "Ulimits": None,
                 "MaskedPaths": list(_spec().MASKED_PATHS), "ReadonlyPaths": list(_spec().READONLY_PATHS),
@@ -667,9 +667,12 @@ class Engine:
 
                     prepare(self, record)
                 spec = oci.build(record, user, directory, console_size, inputs)
-                launched = runtime.start(spec, data["MergedDir"], overlay, stdio,
-                                         on_created=endpoint.attach if endpoint is not None else None,
-                                         seccomp_program=self.seccomp_program(record))
+                on_created = endpoint.attach if endpoint is not None else None
+                if (record["HostConfig"].get("Runtime") or "berth") != "berth":
+                    launched = self._start_external(record, spec, overlay, stdio, on_created)
+                else:
+                    launched = runtime.start(spec, data["MergedDir"], overlay, stdio, on_created=on_created,
+                                             seccomp_program=self.seccomp_program(record))
             except BaseException as err:
                 if endpoint is not None:
                     try:
@@ -692,6 +695,17 @@ class Engine:
             self.store.write(record, durable=False)
             events.started(self.paths.root, record)
         return launched
+
+    def _start_external(self, record: dict, spec: dict, overlay: str, stdio, on_created):
+        """--runtime <name of daemon.json's runtimes>: the same bundle, run by that runtime
+        (berth.engine.oci_runtime), its seccomp profile in the spec rather than compiled."""
+        from berth.engine.oci_runtime import bundle_dir, runtime_for  # lazy: only an external runtime
+
+        section = self.seccomp(record)
+        if section is not None:
+            spec["linux"]["seccomp"] = section
+        return runtime_for(self, record).start(record["Id"], bundle_dir(self, record["Id"]), spec, overlay, stdio,
+                                               on_created)
 
     def _share_ipc(self, record: dict, inputs) -> None:
         """IPC sharing: a donor's namespace (and /dev/shm) for container:<x>, a host-side
@@ -801,6 +815,7 @@ class Engine:
         "restarting" and the supervisor should start it again after its back-off."""
         oom = launched.cgroup.oom_killed()
         launched.cgroup.destroy()
+        self._finish_external(container_id)
         # Its pid 1 is gone, so its network namespace dies with it and the kernel removes the
         # veth (deleting it ourselves costs ~15 ms of RCU waits) - unless others share it, or
         # the namespace lingers (orphaned TCP sockets keep it for seconds): a detached
@@ -1165,7 +1180,15 @@ class Engine:
                     _kill_and_wait(record["State"]["Pid"])
                     events.died(self.paths.root, record, 137)  # its supervisor finds it gone: says nothing
             self._clean_cgroup(container_id)
+            self._finish_external(container_id)  # a run nobody saw end
             self._delete(record, volumes)
+
+    def _finish_external(self, container_id: str) -> None:
+        """What an external runtime keeps of an ended container (its state, our bundle) goes."""
+        if os.path.isdir(os.path.join(self.paths.container_run(container_id), "bundle")):
+            from berth.engine.oci_runtime import finished  # lazy: only an external runtime's container
+
+            finished(self, container_id)
 
     def _delete(self, record: dict, volumes: bool = False) -> None:
         """Called with the container's lock held. Ordered so that a kill anywhere leaves a

@@ -182,10 +182,9 @@ def validate(settings: Settings) -> None:
                                   f"(bip {settings.bip})")
 
     validate_dns(settings.dns)
-    if settings.default_runtime != "berth":  # never ignored: every container would run under it
-        known = "is not supported yet" if settings.default_runtime in settings.runtimes else "does not exist"
-        raise InvalidArgument(f"default-runtime {settings.default_runtime} (in {settings.config_file}) {known}; "
-                              "only the in-process runtime 'berth' can run containers")
+    if settings.default_runtime not in ("berth", *settings.runtimes):
+        raise InvalidArgument(f"default-runtime {settings.default_runtime} (in {settings.config_file}) is not one of "
+                              "its runtimes, nor berth's own")
 
 
 def _broadcast(network: str) -> str:
