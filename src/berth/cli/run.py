@@ -252,7 +252,7 @@ def ergonomics_request(engine, opts, image: str) -> tuple[dict, dict]:
     if opts.volume_driver is not None:
         host["VolumeDriver"] = run_options.check_volume_driver(opts.volume_driver)
     if opts.runtime is not None and engine is not None:
-        host["Runtime"] = run_options.check_runtime(opts.runtime, engine.settings, opts.tty)
+        host["Runtime"] = run_options.check_runtime(opts.runtime, engine.settings)
     if opts.ip or opts.ip6 or opts.network_alias or opts.link_local_ip:
         run_options.check_endpoint(opts.ip, opts.ip6, opts.network_alias, opts.link_local_ip)
     return config, host

@@ -5,6 +5,7 @@ private mount namespace that only the runtime (and the container it makes) sees,
 stays mounted on the host; the container's pid 1 is reparented to us (a subreaper) when the
 runtime's create exits, so the supervisor waits for it as for its own. Loaded only then."""
 
+import _socket
 import os
 import subprocess
 
@@ -14,6 +15,36 @@ from berth.fs import remove_tree
 from berth.runtime import syscalls as sc
 from berth.runtime.cgroups import open_cgroup
 from berth.runtime.container import Launched
+
+CONSOLE_SOCKET = "console.sock"
+
+
+class ConsoleSocket:
+    """runc's --console-socket: the runtime connects and sends the pty master it made for the
+    container (SCM_RIGHTS). Bound through /proc/self/fd: the bundle's path may be too long."""
+
+    def __init__(self, bundle: str):
+        dir_fd = os.open(bundle, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            self.sock.bind(f"/proc/self/fd/{dir_fd}/{CONSOLE_SOCKET}")
+            self.sock.listen(1)
+        finally:
+            os.close(dir_fd)
+
+    def receive(self) -> int:
+        from berth.runtime.console import recv_fd  # lazy: only -t
+
+        self.sock.settimeout(5)  # the runtime connected during its create, which has ended
+        fd, _ = self.sock._accept()  # _socket's accept: the connection's fd
+        conn = _socket.socket(fileno=fd)
+        try:
+            return recv_fd(conn)
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class ExternalRuntime:
@@ -31,19 +62,22 @@ class ExternalRuntime:
         return [self.path, *self.args, "--root", self.state_root, *args]
 
     def start(self, container_id: str, bundle: str, spec: dict, overlay: str, stdio, on_created=None) -> Launched:
-        if (spec.get("process") or {}).get("terminal"):
-            raise InvalidArgument(f"--runtime {self.name} with -t: a terminal under another OCI runtime is not "
-                                  "supported yet")
         os.makedirs(bundle, 0o700, exist_ok=True)
         with open(os.path.join(bundle, "config.json"), "w") as f:
             f.write(json.dumps(spec))
         self.delete(container_id)  # what a supervisor killed before its delete left in the state dir
         pid_file = os.path.join(bundle, "init.pid")
         log = os.path.join(bundle, "runtime.log")
-        for path in (pid_file, log):
+        for path in (pid_file, log, os.path.join(bundle, CONSOLE_SOCKET)):
             if os.path.exists(path):
                 os.unlink(path)
-        self._create(container_id, bundle, spec["root"]["path"], overlay, stdio, pid_file, log)
+        console = ConsoleSocket(bundle) if (spec.get("process") or {}).get("terminal") else None
+        try:
+            self._create(container_id, bundle, spec["root"]["path"], overlay, stdio, pid_file, log, console)
+            console_fd = console.receive() if console is not None else None
+        finally:
+            if console is not None:
+                console.close()
         with open(pid_file) as f:
             pid = int(f.read())
         try:
@@ -53,20 +87,23 @@ class ExternalRuntime:
         except BaseException:
             self.delete(container_id)
             raise
-        return Launched(pid, open_cgroup(spec["linux"]["cgroupsPath"]), None)
+        return Launched(pid, open_cgroup(spec["linux"]["cgroupsPath"]), console_fd)
 
     def _create(self, container_id: str, bundle: str, rootfs: str, overlay: str, stdio, pid_file: str,
-                log: str) -> None:
+                log: str, console) -> None:
         argv = self.command("--log", log, "create", "--bundle", bundle, "--pid-file", pid_file, container_id)
+        if console is not None:  # relative to the bundle, its cwd: a socket path is at most 107 bytes
+            argv[-1:-1] = ["--console-socket", CONSOLE_SOCKET]
         child = os.fork()
         if child == 0:  # pragma: no cover - the child execs the runtime
             try:
                 for target, fd in enumerate(stdio):
                     os.dup2(fd, target)
+                os.chdir(bundle)
                 sc.unshare(sc.CLONE_NEWNS)
                 sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
                 sc.mount("overlay", rootfs, "overlay", 0, overlay)
-                os.execv(self.path, argv)
+                os.execvp(self.path, argv)
             finally:
                 os._exit(127)
         _, status = os.waitpid(child, 0)

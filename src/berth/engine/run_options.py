@@ -80,17 +80,12 @@ def check_image_platform(value: str) -> None:
                                 "multi-platform images yet)")
 
 
-def check_runtime(name: str, settings, tty: bool) -> str:
+def check_runtime(name: str, settings) -> str:
     """--runtime: the in-process runtime by its name, or one of daemon.json's "runtimes"
-    (berth.engine.oci_runtime runs the container under it; not with a terminal yet)."""
-    if name in ("", DEFAULT_RUNTIME):
-        return DEFAULT_RUNTIME
-    if name not in settings.runtimes:
+    (berth.engine.oci_runtime runs the container under it)."""
+    if name not in ("", DEFAULT_RUNTIME, *settings.runtimes):
         raise InvalidArgument(f"unknown or invalid runtime name: {name}")
-    if tty:
-        raise NotImplementedYet(f"--runtime {name} with -t: a terminal under another OCI runtime is not supported "
-                                "yet")
-    return name
+    return name or DEFAULT_RUNTIME
 
 
 def check_isolation(value: str) -> str:
