@@ -18,19 +18,7 @@ TABLE = os.path.join(REPO, "tests", "data", "docker-flags.txt")
 # Owned by another slice of issue 14, merged separately: asserted once that slice is merged
 # (the lead removes its entries from this set then). Keys are the command without its
 # "container " prefix.
-_RUN_OWNED = {
-    # health checks
-    "health-cmd", "health-interval", "health-retries", "health-start-period", "health-start-interval",
-    "health-timeout", "no-healthcheck",
-    # namespaces and cgroups
-    "pid", "uts", "cgroupns", "cgroup-parent", "oom-score-adj", "cpu-rt-period", "cpu-rt-runtime", "blkio-weight",
-    "blkio-weight-device", "device-read-bps", "device-write-bps", "device-read-iops", "device-write-iops",
-    "kernel-memory", "storage-opt", "cpu-count", "cpu-percent", "io-maxbandwidth", "io-maxiops",
-}
 OWNED_BY_ANOTHER_SLICE = {
-    "run": _RUN_OWNED,
-    "create": _RUN_OWNED,
-    "update": {"blkio-weight", "cpu-rt-period", "cpu-rt-runtime"},  # namespaces and cgroups
     "stop": {"timeout"},  # formatting and filters
     "restart": {"timeout"},  # formatting and filters
 }
