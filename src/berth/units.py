@@ -131,6 +131,12 @@ def _all_digits(s: str) -> bool:
     return s.isascii() and (s.isdigit() or not s)
 
 
+def go_time_string(ts: float) -> str:
+    """Go's time.Unix(ts, 0).String() in the local zone, as docker prints CreatedAt:
+    "2026-11-27 23:25:02 +0000 UTC"."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(int(ts)))
+
+
 def parse_rfc3339(s: str) -> float:
     """RFC 3339 timestamp (nanoseconds and offsets allowed) -> Unix time."""
     return parse_rfc3339_ns(s) / 1e9

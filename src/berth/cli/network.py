@@ -25,7 +25,7 @@ def cmd_network_ls(engine, argv) -> int:
         return 0
     rows = [{"ID": n.id if opts.no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver, "Scope": n.scope,
              "IPv6": "false", "Internal": "false", "Labels": "", "CreatedAt": ""}
-            for n in list_networks(engine)]
+            for n in list_networks(engine, opts.filter)]
     if opts.quiet:
         sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
         return 0

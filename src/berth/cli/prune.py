@@ -3,7 +3,6 @@
 import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
-from berth.errors import InvalidArgument
 from berth.units import human_size
 
 PRUNE = Command("image prune", "berth image prune [OPTIONS]", "Remove unused images",
@@ -29,13 +28,14 @@ def cmd_image_prune(engine, argv) -> int:
     if opts.help:
         sys.stdout.write(help_text(PRUNE))
         return 0
-    if opts.filter:
-        raise InvalidArgument("image prune --filter is not supported yet")
+    from berth.engine.prune import PRUNE_FILTERS, prune_filters  # lazy: only image prune
+
+    filters = prune_filters(opts.filter, PRUNE_FILTERS + ("dangling",))
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if opts.all else "WARNING! This will remove all dangling images.")
     if not opts.force and not _confirm(warning):
         return 0
-    report = prune(engine, opts.all)
+    report = prune(engine, opts.all, filters)
     deleted = [f"{action.lower()}: {what}" for item in report["ImagesDeleted"] for action, what in item.items()]
     if deleted:
         sys.stdout.write("Deleted Images:\n" + "".join(line + "\n" for line in deleted) + "\n")
@@ -74,7 +74,7 @@ def cmd_system_df(engine, argv) -> int:
     from berth.cli.images import IMAGE_HEADER, image_rows  # lazy: only df -v
     from berth.engine.images import list_images  # lazy: only df -v
 
-    rows = image_rows(list_images(engine, count_containers=True))  # every image, as `images -a` lists them
+    rows = image_rows(list_images(engine, count_containers=True), shared=True)  # every image, as `images -a` lists them
     sys.stdout.write("Images space usage:\n\n")
     render_rows(None, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}"
                       "\t{{.UniqueSize}}\t{{.Containers}}", rows, IMAGE_HEADER)

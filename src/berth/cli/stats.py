@@ -5,6 +5,7 @@ second (or once with --no-stream)."""
 import sys
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, parse_or_help
+from berth.cli.output import list_format
 from berth.engine.stats import stats
 from berth.errors import BerthError
 from berth.gotemplate import TemplateError, render_table
@@ -36,7 +37,7 @@ def cmd_stats(engine, argv: list[str]) -> int:
             print(f"Error response from daemon: {err}", file=sys.stderr)
             return 1
     given = dict(zip(named, args, strict=True))  # docker's .Container: the name or ID the user gave
-    fmt = opts.format or DEFAULT_FORMAT
+    fmt = list_format(opts.format, DEFAULT_FORMAT)
     terminal = not opts.no_stream and sys.stdout.isatty()
     cleared = False
     rounds = stats(engine, named, opts.all, stream=not opts.no_stream)

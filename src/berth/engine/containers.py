@@ -351,7 +351,7 @@ class Engine:
                 "ShmSize": 67108864, "Runtime": "berth", "Isolation": "", "CpuShares": 0, "Memory": 0,
                 "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0,
                 "CpusetCpus": "", "CpusetMems": "", "Devices": [], "MemoryReservation": 0, "MemorySwap": 0,
-                "OomKillDisable": False, "PidsLimit": None, "Ulimits": None,
+                "OomKillDisable": False, "PidsLimit": None, "Ulimits": [],  # docker: [] when none, Env null
                 "MaskedPaths": list(_spec().MASKED_PATHS), "ReadonlyPaths": list(_spec().READONLY_PATHS),
             },
             "GraphDriver": {
@@ -376,7 +376,7 @@ class Engine:
                 "Tty": req.tty,
                 "OpenStdin": req.open_stdin,
                 "StdinOnce": req.open_stdin and not req.detached,
-                "Env": env,
+                "Env": env or None,
                 "Cmd": cmd,
                 "Image": req.image,
                 **({"ExposedPorts": exposed} if exposed else {}),

@@ -7,19 +7,35 @@ class TemplateError(Exception):
 
 class GoStruct(dict):
     """A dict that behaves like a Go struct: accessing a missing field is an error
-    'can't evaluate field X in type <go_type>'."""
+    'can't evaluate field X in type <go_type>'. Its JSON (`json_fields`, optional): the
+    fields in order as (field, JSON key, omitempty), as a struct's json tags rename and
+    omit them; `stringer` (optional): the String() method fmt prints it with."""
 
-    __slots__ = ("go_type",)
+    __slots__ = ("go_type", "json_fields", "stringer")
 
     def __init__(self, go_type: str, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.go_type = go_type
+        self.json_fields = None
+        self.stringer = None
 
     def __repr__(self) -> str:
         return f"GoStruct({self.go_type!r}, {dict.__repr__(self)})"
 
     def __reduce__(self):
         return (GoStruct, (self.go_type, dict(self)))
+
+
+class NilSlice(tuple):
+    """A nil slice: empty, prints [], but encodes as JSON null (a nil []string in a struct)."""
+
+    __slots__ = ()
+
+
+class NilMap(dict):
+    """A nil map: empty, prints map[], but encodes as JSON null."""
+
+    __slots__ = ()
 
 
 class _NoValue:
