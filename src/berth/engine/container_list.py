@@ -128,8 +128,8 @@ def _checks(engine, record: dict, anchors: dict, label_holds, regexp_holds) -> d
         "since": lambda v: record["Created"] > anchors[("since", v)],
         "volume": lambda v: any(v in (m.get("Name"), m.get("Source"), m.get("Destination"))
                                 for m in record.get("Mounts") or ()),
-        "network": lambda v: any(v == net or (entry or {}).get("NetworkID", "").startswith(v)
-                                 for net, entry in _network_entries(record).items()),
+        "network": lambda v: v in _networks(record) or any((entry or {}).get("NetworkID", "").startswith(v)
+                                                            for entry in _network_entries(record).values()),
         "publish": lambda keys: any(k in _published(record) for k in keys),
         "expose": lambda keys: any(k in (record["Config"].get("ExposedPorts") or {}) for k in keys),
         "is-task": lambda v: v.lower() in ("false", "0"),  # no container of berth is a swarm task
