@@ -3,19 +3,20 @@ command says which keys it takes and which values are valid; `passes` applies do
 of how values combine (filters.Args in moby): the values of one key are OR'ed, except those
 of `label` and `label!`, which must all hold (MatchKVList); different keys are AND'ed."""
 
-from berth.errors import InvalidArgument
+from berth.errors import InvalidArgument, UsageError
 
 # keys whose values must all hold, as moby's MatchKVList checks them
 ALL_VALUES = ("label", "label!")
 
 
-def parse_filters(values: list[str], accepted: tuple, valid: dict | None = None) -> dict:
-    """{key: [values]}; `valid` maps a key to a predicate its values must pass."""
+def parse_filters(values: list[str], accepted: tuple, valid: dict | None = None, flag: str = "-f, --filter") -> dict:
+    """{key: [values]}; `valid` maps a key to a predicate its values must pass. A value
+    without `=` is a flag docker's CLI cannot parse (exit 125); `flag` is how it is spelled."""
     filters: dict[str, list[str]] = {}
     for item in values:
         key, eq, value = item.partition("=")
         if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+            raise UsageError(f'invalid argument "{item}" for "{flag}" flag: bad format of filter (expected name=value)')
         key = key.strip().lower()
         if key not in accepted:
             raise InvalidArgument(f"invalid filter '{key}'")

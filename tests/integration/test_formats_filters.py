@@ -186,3 +186,21 @@ def test_prune_and_network_filters(busybox):
     assert busybox.ok("network", "ls", "-q", "--filter", "type=custom") == ""
     busybox.fails(1, "network", "ls", "--filter", "type=foo", says="invalid filter: 'type'='foo'")
     busybox.fails(1, "network", "ls", "--filter", "foo=bar", says="invalid filter 'foo'")
+
+
+def test_bad_command_lines_exit_as_docker_28(busybox):
+    # docker 28: "docker: 'docker stop' requires at least 1 argument\n\nUsage: ...\n\nRun '...' for more information"
+    err = busybox.fails(1, "stop", says="'berth stop' requires at least 1 argument\n\nUsage:  berth stop [OPTIONS]")
+    assert err.rstrip("\n").endswith("Run 'berth stop --help' for more information")
+    busybox.fails(1, "restart", says="'berth restart' requires at least 1 argument")
+    busybox.fails(1, "rename", "x", says="'berth rename' requires 2 arguments")
+    busybox.fails(1, "port", says="'berth port' requires at least 1 and at most 2 arguments")
+    busybox.fails(1, "images", "a", "b", says="'berth images' requires at most 1 argument")
+    busybox.fails(1, "ps", "a", says="'berth ps' accepts no arguments")
+    busybox.fails(125, "ps", "--filter", "foo",
+                  says='invalid argument "foo" for "-f, --filter" flag: bad format of filter (expected name=value)')
+    busybox.fails(125, "volume", "prune", "--filter", "foo", says='invalid argument "foo" for "--filter" flag')
+    busybox.fails(1, "events", "--since", "bogus", says='failed to parse value as time or duration: "bogus"')
+    busybox.ok("create", "--name", "quiet", "busybox", "true")
+    busybox.fails(1, "logs", "--since", "bogus", "quiet",
+                  says='invalid value for "since": failed to parse value as time or duration: "bogus"')

@@ -13,7 +13,7 @@ def prune_filters(values: list[str], accepted: tuple = PRUNE_FILTERS) -> dict:
     until as the Unix time it means."""
     from berth.filters import parse_filters, until_time  # lazy: only --filter
 
-    filters = parse_filters(values, accepted)
+    filters = parse_filters(values, accepted, flag="--filter")  # prunes: -f is --force
     if "until" in filters:
         filters["until"] = [until_time(value) for value in filters["until"]]
     return filters

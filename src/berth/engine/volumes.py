@@ -446,7 +446,8 @@ PRUNE_FILTERS = ("label", "label!", "all")
 def parse_filters(values: list[str], accepted: tuple) -> dict:
     from berth.filters import parse_filters as parse  # lazy: only --filter
 
-    return parse(values, accepted, {"dangling": lambda v: v.lower() in ("true", "false", "1", "0")})
+    flag = "--filter" if accepted is PRUNE_FILTERS else "-f, --filter"  # volume prune: -f is --force
+    return parse(values, accepted, {"dangling": lambda v: v.lower() in ("true", "false", "1", "0")}, flag)
 
 
 def matches(volume: dict, filters: dict, used: bool) -> bool:
