@@ -41,16 +41,21 @@ def list_networks(engine, filters: list[str] = ()) -> list[NetworkSummary]:
         if value.lower() not in ("true", "false", "1", "0"):
             raise InvalidArgument('invalid value for filter \'dangling\', must be "true" (or "1"), '
                                   'or "false" (or "0")')
-    # every network is built in, so never dangling (docker never counts them unused)
-    return [n for n in found if passes(wanted, {
+    return [n for n in found if passes(wanted, _checks(n, regexp_holds))]
+
+
+def _checks(network: NetworkSummary, regexp_holds) -> dict:
+    """Each `network ls` filter key's test of one value on this network. Every network is
+    built in: never dangling (docker never counts them unused), never labelled."""
+    return {
         "dangling": lambda v: v.lower() in ("false", "0"),
-        "driver": lambda v: n.driver == v,
-        "id": lambda v: regexp_holds(v, n.id),
-        "label": lambda v: False,  # built-in networks have no labels
-        "name": lambda v: regexp_holds(v, n.name),
-        "scope": lambda v: n.scope == v,
+        "driver": lambda v: network.driver == v,
+        "id": lambda v: regexp_holds(v, network.id),
+        "label": lambda v: False,
+        "name": lambda v: regexp_holds(v, network.name),
+        "scope": lambda v: network.scope == v,
         "type": lambda v: v == "builtin",
-    })]
+    }
 
 
 def ensure_bridge(engine):
