@@ -138,6 +138,14 @@ def test_inspect_templates_run_on_go_structs_first(busybox):
     image_id = busybox.ok("image", "inspect", "-f", "{{.ID}}", "busybox").strip()
     assert image_id == busybox.ok("image", "inspect", "-f", "{{.Id}}", "busybox").strip()
     assert busybox.ok("image", "inspect", "-f", "{{.RootFS.Type}}", "busybox") == "layers\n"
+    # time.Time fields print as Go's Time.String() and stay RFC 3339 in json
+    assert busybox.ok("image", "inspect", "-f", "{{.Metadata}} {{json .Metadata}}", "busybox") == \
+        '{0001-01-01 00:00:00 +0000 UTC} {"LastTagTime":"0001-01-01T00:00:00Z"}\n'
+    network_id = busybox.ok("network", "inspect", "-f", "{{.ID}}", "none").strip()
+    assert network_id == busybox.ok("network", "inspect", "-f", "{{.Id}}", "none").strip()
+    busybox.ok("volume", "create", "fmtvol")
+    assert busybox.ok("volume", "inspect", "-f", "{{.Name}} {{.Labels}} {{json .Labels}}", "fmtvol") == \
+        "fmtvol map[] null\n"
     assert busybox.ok("inspect", "--type", "image", "-f", "{{.ID}}", "busybox").strip() == image_id
     busybox.fails(1, "inspect", "--type", "container", "busybox", says="No such container: busybox")
     busybox.fails(1, "inspect", "--type", "foo", "x", says='unknown type: "foo": must be one of "config"')

@@ -7,10 +7,10 @@ Each struct below lists its fields in Go's order as `GoName[=jsonKey][?]:kind` (
 omitempty). Kinds: s b i (string, bool, integer), *s *i *b (pointers to them), [] (a
 slice of plain values), map (a map of plain values), T, *T, []T (a struct, a pointer to
 one, a slice of them), map{} (a set: values are struct{}), map[]T and map*T (maps of
-slices of T, of pointers to T), any (as it is). Embedded structs (Resources in HostConfig,
+slices of T, of pointers to T), time (a time.Time), any (as it is). Embedded structs (Resources in HostConfig,
 the NetworkSettings bases) are flattened: templates reach their fields the same way."""
 
-from berth.gotemplate import GoStruct, NilMap, NilSlice
+from berth.gotemplate import GoStruct, GoTime, NilMap, NilSlice
 
 _STRUCTS = {
     "types.ContainerJSON": "ID=Id:s Created:s Path:s Args:[] State:*ContainerState Image:s ResolvConfPath:s "
@@ -21,7 +21,7 @@ _STRUCTS = {
     "ContainerState": "Status:s Running:b Paused:b Restarting:b OOMKilled:b Dead:b Pid:i ExitCode:i Error:s "
                       "StartedAt:s FinishedAt:s Health?:*Health",
     "Health": "Status:s FailingStreak:i Log:[]HealthcheckResult",
-    "HealthcheckResult": "Start:any End:any ExitCode:i Output:s",
+    "HealthcheckResult": "Start:time End:time ExitCode:i Output:s",
     "HostConfig": "Binds:[] ContainerIDFile:s LogConfig:LogConfig NetworkMode:s PortBindings:map[]PortBinding "
                   "RestartPolicy:RestartPolicy AutoRemove:b VolumeDriver:s VolumesFrom:[] ConsoleSize:[] "
                   "Annotations?:map CapAdd:[] CapDrop:[] CgroupnsMode:s DNS=Dns:[] DNSOptions=DnsOptions:[] "
@@ -66,8 +66,8 @@ _STRUCTS = {
                              "DockerVersion?:s Author:s Config:*Config Architecture:s Variant?:s Os:s "
                              "OsVersion?:s Size:i GraphDriver:GraphDriverData RootFS:RootFS Metadata:Metadata",
     "RootFS": "Type:s Layers?:[]",
-    "Metadata": "LastTagTime?:any",
-    "network.Inspect": "Name:s ID=Id:s Created:any Scope:s Driver:s EnableIPv4:b EnableIPv6:b IPAM:IPAM "
+    "Metadata": "LastTagTime?:time",
+    "network.Inspect": "Name:s ID=Id:s Created:time Scope:s Driver:s EnableIPv4:b EnableIPv6:b IPAM:IPAM "
                        "Internal:b Attachable:b Ingress:b ConfigFrom:ConfigReference ConfigOnly:b "
                        "Containers:map*EndpointResource Options:map Labels:map Peers?:[]",
     "IPAM": "Driver:s Options:map Config:[]IPAMConfig",
@@ -102,6 +102,8 @@ def typed(value, kind: str):
     """The JSON `value` as the Go value of `kind` (a struct type name or a kind above)."""
     if kind in _ZERO or kind == "any":
         return _ZERO.get(kind) if value is None else value
+    if kind == "time":
+        return GoTime(value or "0001-01-01T00:00:00Z")
     if kind.startswith("*"):
         return None if value is None else typed(value, kind[1:])
     if kind == "[]":

@@ -47,5 +47,5 @@ def cmd_network_inspect(engine, argv) -> int:
             continue
         found.append(network)
 
-    print_found(found, opts.format)
+    print_found(found, opts.format, ["network"] * len(found))
     return failed

@@ -74,7 +74,8 @@ def cmd_volume_create(engine, argv) -> int:
             raise UsageError(f'invalid argument "{option}" for "-o, --opt" flag: invalid key value pair '
                                   f'format: "{option}"')
 
-    print(create_volume(engine, name or None, labels=_pairs(opts.label), options=_pairs(opts.opt),
+    # none given: null in inspect, as docker's daemon stores them
+    print(create_volume(engine, name or None, labels=_pairs(opts.label) or None, options=_pairs(opts.opt) or None,
                         driver=opts.driver))
     return 0
 
@@ -149,7 +150,7 @@ def cmd_volume_inspect(engine, argv) -> int:
         except NotFound as err:
             print(f"Error response from daemon: {err}", file=sys.stderr)
             failed = 1
-    print_found(found, opts.format)
+    print_found(found, opts.format, ["volume"] * len(found))
     return failed
 
 

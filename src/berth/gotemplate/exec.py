@@ -22,7 +22,17 @@ from berth.gotemplate.parser import (
     VariableNode,
     parse_trees,
 )
-from berth.gotemplate.values import MISSING, GoStruct, NilMap, NilSlice, TemplateError, quote, sorted_keys, type_name
+from berth.gotemplate.values import (
+    MISSING,
+    GoStruct,
+    GoTime,
+    NilMap,
+    NilSlice,
+    TemplateError,
+    quote,
+    sorted_keys,
+    type_name,
+)
 
 _NOFINAL = object()  # no value piped in from the previous command (Go's missingVal)
 _MAX_EXEC_DEPTH = 100  # nested {{template}} calls; Python's stack is smaller than Go's
@@ -109,6 +119,8 @@ def _json_encode(value, out: list) -> None:
                 out.append(",")
             _json_encode(item, out)
         out.append("]")
+    elif isinstance(value, GoTime):
+        out.append(_json_quote(value.text))
     elif hasattr(value, "MarshalJSON"):
         out.append(value.MarshalJSON())
     else:

@@ -86,3 +86,26 @@ def sorted_keys(mapping: dict) -> list:
     except TypeError:
         return sorted(mapping, key=lambda k: (type(k).__name__, str(k)))
 
+
+
+class GoTime:
+    """A time.Time decoded from RFC 3339 text: prints as Go's Time.String() ("2026-12-07
+    10:51:53.277325 +0000 UTC"), encodes as the RFC 3339 text in `json`."""
+
+    __slots__ = ("text",)
+    go_type = "time.Time"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        date, _, clock = self.text.partition("T")
+        if clock.endswith(("Z", "z")):
+            clock, offset, zone = clock[:-1], "+0000", "UTC"
+        else:
+            cut = max(clock.rfind("+"), clock.rfind("-"))
+            clock, offset = clock[:cut], clock[cut:].replace(":", "")
+            zone = offset  # a fixed zone without a name prints its offset, as Go's does
+        whole, dot, fraction = clock.partition(".")
+        fraction = fraction.rstrip("0")
+        return f"{date} {whole}{'.' + fraction if fraction else ''} {offset} {zone}"
