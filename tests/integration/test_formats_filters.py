@@ -212,3 +212,24 @@ def test_bad_command_lines_exit_as_docker_28(busybox):
     busybox.ok("create", "--name", "quiet", "busybox", "true")
     busybox.fails(1, "logs", "--since", "bogus", "quiet",
                   says='invalid value for "since": failed to parse value as time or duration: "bogus"')
+
+
+def test_json_rows_of_volume_ls_network_ls_history_and_df(busybox):
+    busybox.ok("volume", "create", "--label", "a=b", "fmtvol")
+    # docker 28: every placeholder of its volumeContext, sorted
+    assert json.loads(busybox.ok("volume", "ls", "--format", "json")) == {
+        "Availability": "N/A", "Driver": "local", "Group": "N/A", "Labels": "a=b", "Links": "N/A",
+        "Mountpoint": json.loads(busybox.ok("volume", "inspect", "fmtvol"))[0]["Mountpoint"], "Name": "fmtvol",
+        "Scope": "local", "Size": "N/A", "Status": "N/A"}
+    row = json.loads(busybox.ok("network", "ls", "--format", "json", "--filter", "name=none"))
+    assert list(row) == ["CreatedAt", "Driver", "ID", "IPv4", "IPv6", "Internal", "Labels", "Name", "Scope"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [+-]\d{4} \S+", row["CreatedAt"])
+    [step] = busybox.ok("history", "--format", "json", "busybox").splitlines()
+    step = json.loads(step)
+    assert list(step) == ["Comment", "CreatedAt", "CreatedBy", "CreatedSince", "ID", "Size"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)", step["CreatedAt"])  # RFC 3339, seconds
+    df = [json.loads(line) for line in busybox.ok("system", "df", "--format", "json").splitlines()]
+    assert [line["Type"] for line in df] == ["Images", "Containers", "Local Volumes", "Build Cache"]
+    # docker: a share in percent only where there is a size; go-units HumanSize (4 digits)
+    assert df[1]["Reclaimable"] == "0B" and df[3]["Reclaimable"] == "0B"
+    assert re.fullmatch(r"\d\.\d{3}MB", df[0]["Size"]) and df[0]["Reclaimable"].endswith("%)")

@@ -3,6 +3,7 @@
 import sys
 import time
 
+from berth.cli.contexts import FormatContext
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
 from berth.engine.container_list import list_containers
 from berth.engine.lifecycle import remove
@@ -46,7 +47,7 @@ def cmd_rm(engine, argv) -> int:
     return int(failed)
 
 
-class ContainerRow:
+class ContainerRow(FormatContext):
     """One `ps` line as docker's ContainerContext gives it to --format templates: each
     placeholder is a method; `{{json .}}` is every placeholder without arguments. Sizes are
     measured only when a template asks for .Size (`measure`: not for --format json without -s)."""
@@ -107,11 +108,6 @@ class ContainerRow:
 
     def Platform(self):  # noqa: N802 - nil: docker fills it only from a containerd image store
         return None
-
-    def MarshalJSON(self) -> str:  # noqa: N802
-        from berth.gotemplate.exec import marshal_json  # lazy: loaded already when a template runs
-
-        return marshal_json({name: getattr(self, name)() for name in self.FIELDS})
 
 
 def _ellipsis(text: str, width: int) -> str:

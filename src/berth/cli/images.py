@@ -4,6 +4,7 @@ import os
 import sys
 import time
 
+from berth.cli.contexts import FormatContext
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
 from berth.engine import images
 from berth.errors import Conflict, InvalidArgument, NotFound
@@ -62,7 +63,7 @@ def cmd_import(engine, argv) -> int:
     return 0
 
 
-class ImageRow:
+class ImageRow(FormatContext):
     """One `images` line (a repository and tag of an image) as docker's imageContext gives it
     to --format templates: each placeholder is a method; `{{json .}}` is all of them.
     `shared`: SharedSize/UniqueSize were measured (system df -v), else "N/A" as in docker."""
@@ -105,11 +106,6 @@ class ImageRow:
 
     def Containers(self) -> str:  # noqa: N802
         return "N/A" if self._i.containers is None else str(self._i.containers)
-
-    def MarshalJSON(self) -> str:  # noqa: N802
-        from berth.gotemplate.exec import marshal_json  # lazy: loaded already when a template runs
-
-        return marshal_json({name: getattr(self, name)() for name in self.FIELDS})
 
 
 def image_rows(summaries: list, no_trunc: bool = False, shared: bool = False) -> list[ImageRow]:

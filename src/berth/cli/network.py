@@ -23,8 +23,10 @@ def cmd_network_ls(engine, argv) -> int:
     if opts.help:
         sys.stdout.write(help_text(LS))
         return 0
+    # docker's networkContext; CreatedAt is Go's time String() of the networks' (zero) Created
     rows = [{"ID": n.id if opts.no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver, "Scope": n.scope,
-             "IPv6": "false", "Internal": "false", "Labels": "", "CreatedAt": ""}
+             "IPv4": "true", "IPv6": "false", "Internal": "false", "Labels": "",
+             "CreatedAt": "0001-01-01 00:00:00 +0000 UTC"}
             for n in list_networks(engine, opts.filter)]
     if opts.quiet:
         sys.stdout.write("".join(row["ID"] + "\n" for row in rows))

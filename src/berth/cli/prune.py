@@ -44,16 +44,15 @@ def cmd_image_prune(engine, argv) -> int:
 
 
 def df_rows(usage: list) -> list[dict]:
-    def percent(part: int, whole: int) -> str:
-        return f"{human_size(part)} ({part * 100 // whole if whole else 0}%)"
-
+    """docker's diskUsage contexts: sizes as go-units HumanSize (4 digits); the reclaimable
+    share in percent when there is a size to share (never for the build cache)."""
     rows = []
     for line in usage:
-        row = {"Type": line.type, "TotalCount": str(line.total_count), "Active": str(line.active),
-               "Size": human_size(line.size), "Reclaimable": percent(line.reclaimable, line.size)}
-        if line.type == "Build Cache" or (line.type == "Local Volumes" and not line.total_count):
-            row["Reclaimable"] = human_size(line.reclaimable)
-        rows.append(row)
+        reclaimable = human_size(line.reclaimable, 4)
+        if line.size > 0 and line.type != "Build Cache":
+            reclaimable += f" ({line.reclaimable * 100 // line.size}%)"
+        rows.append({"Type": line.type, "TotalCount": str(line.total_count), "Active": str(line.active),
+                     "Size": human_size(line.size, 4), "Reclaimable": reclaimable})
     return rows
 
 

@@ -2,6 +2,7 @@
 
 import sys
 
+from berth.cli.contexts import FormatContext
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
 from berth.engine.volumes import (
     LIST_FILTERS,
@@ -84,8 +85,10 @@ def _rows(engine, filters: dict) -> list:
     return sorted((_Row(info) for info in list_volumes(engine, filters)), key=lambda row: _natural(row.Name))
 
 
-class _Row:
+class _Row(FormatContext):
     """One volume for --format: docker's volumeContext fields, and `{{.Label "key"}}`."""
+
+    FIELDS = ("Availability", "Driver", "Group", "Labels", "Links", "Mountpoint", "Name", "Scope", "Size", "Status")
 
     def __init__(self, info: dict):
         self._labels = info.get("Labels") or {}
