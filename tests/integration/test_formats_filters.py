@@ -233,3 +233,23 @@ def test_json_rows_of_volume_ls_network_ls_history_and_df(busybox):
     # docker: a share in percent only where there is a size; go-units HumanSize (4 digits)
     assert df[1]["Reclaimable"] == "0B" and df[3]["Reclaimable"] == "0B"
     assert re.fullmatch(r"\d\.\d{3}MB", df[0]["Size"]) and df[0]["Reclaimable"].endswith("%)")
+
+
+def test_template_errors_name_dockers_contexts(busybox):
+    busybox.ok("run", "-d", "--name", "up", "busybox", "sleep", "60")
+    # docker 28: each listing's context type, and its words for a template that fails
+    for args, context in ((("images",), "*formatter.imageContext"), (("volume", "ls"), None),
+                          (("network", "ls"), "*network.networkContext"),
+                          (("history", "busybox"), "*image.historyContext"),
+                          (("system", "df"), "*formatter.diskUsageImagesContext"),
+                          (("stats", "--no-stream", "up"), "*container.statsContext")):
+        if context is None:  # no volume to run the template on: nothing fails
+            assert busybox.ok(*args, "--format", "{{.Nope}}") == ""
+            continue
+        busybox.fails(1, *args, "--format", "{{.Nope}}", says='template parsing error: template: :1:2: executing "" '
+                      f"at <.Nope>: can't evaluate field Nope in type {context}")
+    busybox.fails(1, "ps", "--format", "{{.Nope}}", says="failed to execute template: template: :1:2: executing "
+                  '"" at <.Nope>: can\'t evaluate field Nope in type *formatter.ContainerContext')
+    busybox.fails(1, "ps", "--format", "{{.Nope", says="failed to parse template: template: :1: unclosed action")
+    busybox.fails(1, "images", "--format", "{{.Nope", says="template parsing error: template: :1: unclosed action")
+    busybox.ok("stop", "-t", "0", "up", timeout=20)

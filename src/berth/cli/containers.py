@@ -54,6 +54,7 @@ class ContainerRow(FormatContext):
 
     FIELDS = ("Command", "CreatedAt", "ID", "Image", "Labels", "LocalVolumes", "Mounts", "Names", "Networks",
               "Platform", "Ports", "RunningFor", "Size", "State", "Status")
+    go_type = "*formatter.ContainerContext"
 
     def __init__(self, summary, trunc: bool, measure: bool, now: float):
         self._c, self._trunc, self._measure, self._now = summary, trunc, measure, now
@@ -133,5 +134,6 @@ def cmd_ps(engine, argv) -> int:
     now = time.time()
     rows = [ContainerRow(c, not opts.no_trunc, measure, now) for c in summaries]
     default = DEFAULT_PS_FORMAT + ("\t{{.Size}}" if opts.size else "")
-    render_rows(opts.format, default, rows, PS_HEADER)
+    # docker's ps runs the template once to see whether it reads .Size: its errors say so
+    render_rows(opts.format, default, rows, PS_HEADER, ("failed to parse template", "failed to execute template"))
     return 0

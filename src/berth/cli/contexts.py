@@ -17,3 +17,13 @@ class FormatContext:
             value = getattr(self, name)
             values[name] = value() if callable(value) else value
         return marshal_json(values)
+
+
+class Row(FormatContext):
+    """A row whose placeholders are plain strings (`values`); `go_type` names docker's
+    context in template errors ("can't evaluate field X in type *network.networkContext")."""
+
+    def __init__(self, go_type: str, values: dict):
+        self.go_type = go_type
+        self.FIELDS = tuple(values)
+        self.__dict__.update(values)

@@ -70,6 +70,7 @@ class ImageRow(FormatContext):
 
     FIELDS = ("Containers", "CreatedAt", "CreatedSince", "Digest", "ID", "Repository", "SharedSize", "Size",
               "Tag", "UniqueSize", "VirtualSize")
+    go_type = "*formatter.imageContext"
 
     def __init__(self, image, repo: str, tag: str, trunc: bool, shared: bool, now: float):
         self._i, self._repo, self._tag, self._trunc, self._shared, self._now = image, repo, tag, trunc, shared, now

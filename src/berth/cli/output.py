@@ -18,15 +18,22 @@ def list_format(fmt: str | None, default: str) -> str:
     return "{{json .}}" if fmt == "json" else fmt
 
 
-def render_rows(fmt: str | None, default: str, rows: list, header: dict) -> None:
+def render_rows(fmt: str | None, default: str, rows: list, header: dict,
+                prefixes: tuple = ("template parsing error", "template parsing error")) -> None:
     """docker's formatter: `table ...` formats get headers and aligned columns, plain
-    templates print one line per row."""
+    templates print one line per row. A template that does not parse or fails on a row is
+    an error that starts with prefixes[0] or prefixes[1] (docker's words for the command)."""
+    sys.stdout.write(render_table_text(list_format(fmt, default), rows, header, prefixes))
+
+
+def render_table_text(fmt: str, rows: list, header: dict,
+                      prefixes: tuple = ("template parsing error", "template parsing error")) -> str:
     from berth.gotemplate import TemplateError, render_table  # lazy: not for inspect, which prints JSON
 
     try:
-        sys.stdout.write(render_table(list_format(fmt, default), rows, header))
+        return render_table(fmt, rows, header)
     except TemplateError as err:
-        raise BerthError(f"template parsing error: {err}" if "executing" not in str(err) else str(err)) from None
+        raise BerthError(f"{prefixes['executing' in str(err)]}: {err}") from None
 
 
 def render_one(fmt: str, data) -> str:

@@ -2,6 +2,7 @@
 
 import sys
 
+from berth.cli.contexts import Row
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
 from berth.units import human_size
 
@@ -43,7 +44,12 @@ def cmd_image_prune(engine, argv) -> int:
     return 0
 
 
-def df_rows(usage: list) -> list[dict]:
+DF_CONTEXTS = {"Images": "*formatter.diskUsageImagesContext", "Containers": "*formatter.diskUsageContainersContext",
+               "Local Volumes": "*formatter.diskUsageVolumesContext",
+               "Build Cache": "*formatter.diskUsageBuilderContext"}
+
+
+def df_rows(usage: list) -> list:
     """docker's diskUsage contexts: sizes as go-units HumanSize (4 digits); the reclaimable
     share in percent when there is a size to share (never for the build cache)."""
     rows = []
@@ -51,8 +57,9 @@ def df_rows(usage: list) -> list[dict]:
         reclaimable = human_size(line.reclaimable, 4)
         if line.size > 0 and line.type != "Build Cache":
             reclaimable += f" ({line.reclaimable * 100 // line.size}%)"
-        rows.append({"Type": line.type, "TotalCount": str(line.total_count), "Active": str(line.active),
-                     "Size": human_size(line.size, 4), "Reclaimable": reclaimable})
+        rows.append(Row(DF_CONTEXTS.get(line.type, "*formatter.diskUsageContext"), {
+            "Type": line.type, "TotalCount": str(line.total_count), "Active": str(line.active),
+            "Size": human_size(line.size, 4), "Reclaimable": reclaimable}))
     return rows
 
 

@@ -89,6 +89,7 @@ class _Row(FormatContext):
     """One volume for --format: docker's volumeContext fields, and `{{.Label "key"}}`."""
 
     FIELDS = ("Availability", "Driver", "Group", "Labels", "Links", "Mountpoint", "Name", "Scope", "Size", "Status")
+    go_type = "*formatter.volumeContext"
 
     def __init__(self, info: dict):
         self._labels = info.get("Labels") or {}
