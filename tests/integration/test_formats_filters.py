@@ -77,6 +77,15 @@ def test_ps_format_json_and_docker_placeholders(busybox):
     assert len(full_id) == 64
     assert busybox.ok("ps", "-n", "1", "--no-trunc", "--format", "{{.ID}} {{.Command}}") == \
         f'{full_id} "sleep 1000"\n'
+    # docker: an image given by ID shows as the short ID, a full name in its familiar form
+    image_id = busybox.ok("image", "inspect", "-f", "{{.Id}}", "busybox").strip()
+    busybox.ok("create", "--name", "by-id", image_id, "true")
+    busybox.ok("create", "--name", "by-name", "docker.io/library/busybox:latest", "true")
+    images = busybox.ok("ps", "-a", "--filter", "name=by-", "--format", "{{.Names}} {{.Image}}").splitlines()
+    assert sorted(images) == ["by-id " + image_id[7:19], "by-name busybox:latest"]
+    images = busybox.ok("ps", "-a", "--no-trunc", "--filter", "name=by-", "--format", "{{.Names}} {{.Image}}")
+    assert sorted(images.splitlines()) == ["by-id " + image_id, "by-name docker.io/library/busybox:latest"]
+    busybox.ok("rm", "by-id", "by-name")
     result = busybox("ps", "-aq", "--format", "table")
     assert result.stdout == full_id[:12] + "\n"
     assert result.stderr == "WARNING: Ignoring custom format, because both --format and --quiet are set.\n"

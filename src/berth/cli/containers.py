@@ -63,7 +63,20 @@ class ContainerRow(FormatContext):
         return self._c.id[:12] if self._trunc else self._c.id
 
     def Image(self) -> str:  # noqa: N802
-        return self._c.image or "<no image>"
+        """docker's: an image given by ID as the short ID, a name as its familiar form."""
+        image = self._c.image
+        if not image or not self._trunc:
+            return image or "<no image>"
+        if _short_id(self._c.image_id) == _short_id(image):
+            return _short_id(image)
+        if "/" in image or "@" in image:
+            from berth.engine.images import familiar  # lazy: only names docker shortens (registry, digest)
+
+            try:
+                return familiar(image.partition("@")[0])
+            except BerthError:
+                return image
+        return image
 
     def Command(self) -> str:  # noqa: N802
         from berth.strconv import quote  # lazy: not for rm, which loads this module
@@ -109,6 +122,11 @@ class ContainerRow(FormatContext):
 
     def Platform(self):  # noqa: N802 - nil: docker fills it only from a containerd image store
         return None
+
+
+def _short_id(image: str) -> str:
+    """stringid.TruncateID: without its algorithm, at most 12 characters."""
+    return image.rpartition(":")[2][:12] if image.startswith("sha256:") else image[:12]
 
 
 def _ellipsis(text: str, width: int) -> str:

@@ -15,18 +15,19 @@ STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", 
 
 
 class ContainerSummary:
-    """One container as `ps` lists it: its ID, image (as given), the command line, when it was
+    """One container as `ps` lists it: its ID, image (as given) and image ID, the command line, when it was
     created (the record's RFC 3339 text), docker's status text ("Up 2 minutes") and state,
     its published ports as `ps` shows them, its name, labels, network mode, the networks it
     is on, its mounts (volume names, else sources) and how many are local volumes; `sizes()`
     measures its writable layer on demand (docker computes sizes only when asked)."""
 
-    __slots__ = ("id", "image", "command", "created", "status", "state", "ports", "name", "labels",
+    __slots__ = ("id", "image", "image_id", "command", "created", "status", "state", "ports", "name", "labels",
                  "network_mode", "networks", "mounts", "local_volumes", "_graph", "_sizes")
 
     def __init__(self, record: dict, now: float):
         self.id = record["Id"]
         self.image = record["Config"]["Image"]
+        self.image_id = record["Image"]
         self.command = " ".join([record["Path"]] + record["Args"])
         self.created = record["Created"]
         self.status = status_text(record["State"], now)
