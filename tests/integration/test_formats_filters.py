@@ -191,6 +191,8 @@ def test_prune_and_network_filters(busybox):
     busybox.fails(1, "container", "prune", "-f", "--filter", "until=bogus",
                   says='failed to parse value as time or duration: "bogus"')
     busybox.fails(1, "system", "prune", "-f", "--filter", "foo=bar", says="invalid filter 'foo'")
+    busybox.fails(1, "system", "prune", "-f", "--volumes", "--filter", "until=1h",
+                  says='The "until" filter is not supported with "--volumes"')
     busybox.fails(1, "image", "prune", "-f", "--filter", "dangling=maybe", says="invalid filter 'dangling=maybe'")
     busybox.ok("container", "prune", "-f", "--filter", "until=1000h")  # all created since: none pruned
     assert names(busybox) == ["drop", "keep"]

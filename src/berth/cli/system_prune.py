@@ -3,6 +3,7 @@
 import sys
 
 from berth.cli.flags import BOOL, LIST, Command, Flag, help_text, parse
+from berth.errors import InvalidArgument
 
 CONTAINER_PRUNE = Command("container prune", "berth container prune [OPTIONS]", "Remove all stopped containers",
                           [Flag("force", "f", BOOL, False, "Do not prompt for confirmation"),
@@ -57,6 +58,8 @@ def cmd_system_prune(engine, argv) -> int:
     opts = _opts(SYSTEM_PRUNE, argv)
     if opts is None:
         return 0
+    if opts.volumes and "until" in opts.filter:
+        raise InvalidArgument('The "until" filter is not supported with "--volumes"')  # docker's CLI
     if not opts.force:
         items = ["all stopped containers", "all networks not used by at least one container"]
         if opts.volumes:
