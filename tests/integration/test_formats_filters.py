@@ -86,6 +86,10 @@ def test_ps_format_json_and_docker_placeholders(busybox):
     images = busybox.ok("ps", "-a", "--no-trunc", "--filter", "name=by-", "--format", "{{.Names}} {{.Image}}")
     assert sorted(images.splitlines()) == ["by-id " + image_id, "by-name docker.io/library/busybox:latest"]
     busybox.ok("rm", "by-id", "by-name")
+    busybox.ok("create", "--name", "runs", "busybox", "sleep", "60")
+    busybox.ok("start", "runs")
+    assert busybox.ok("ps", "-n", "0", "--format", "{{.Names}}") == "runs\n"  # docker: -n 0 is plain ps
+    busybox.ok("rm", "-f", "runs")
     result = busybox("ps", "-aq", "--format", "table")
     assert result.stdout == full_id[:12] + "\n"
     assert result.stderr == "WARNING: Ignoring custom format, because both --format and --quiet are set.\n"

@@ -15,8 +15,9 @@ STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", 
 
 
 class ContainerSummary:
-    """One container as `ps` lists it: its ID, image (as given) and image ID, the command line, when it was
-    created (the record's RFC 3339 text), docker's status text ("Up 2 minutes") and state,
+    """One container as `ps` lists it: its ID, image (as given) and image ID, the command
+    line, when it was created (the record's RFC 3339 text), docker's status text ("Up 2
+    minutes") and state,
     its published ports as `ps` shows them, its name, labels, network mode, the networks it
     is on, its mounts (volume names, else sources) and how many are local volumes; `sizes()`
     measures its writable layer on demand (docker computes sizes only when asked)."""
@@ -86,7 +87,7 @@ def parse_filters(values: list[str]) -> dict:
 def list_containers(engine, all_containers: bool = False, latest: bool = False, last: int = -1,
                     filters: list[str] = ()) -> list[ContainerSummary]:
     """The running containers (every one with `all_containers`, or with a status or exited
-    filter), newest first; `latest`: only the newest, `last` >= 0: the newest `last`, of every
+    filter), newest first; `latest`: only the newest, `last` > 0: the newest `last`, of every
     state. `filters` are docker's `key=value` strings."""
     wanted = parse_filters(filters) if filters else {}
     now = time.time()
@@ -100,7 +101,7 @@ def list_containers(engine, all_containers: bool = False, latest: bool = False, 
         records = [r for r in records if _matches(engine, r, wanted, anchors)]
     if latest:
         records = records[:1]
-    elif last >= 0:
+    elif last > 0:  # docker's CLI: -n 0 is no -n
         records = records[:last]
     elif not all_containers and not ({"status", "exited"} & set(wanted)):
         records = [r for r in records if r["State"]["Running"]]
