@@ -118,7 +118,7 @@ def test_images_format_json_and_filters(busybox):
     assert repos("--filter", "since=busybox") == []
     busybox.fails(1, "images", "--filter", "dangling=maybe", says="invalid filter 'dangling=maybe'")
     busybox.fails(1, "images", "--filter", "foo=bar", says="invalid filter 'foo'")
-    busybox.fails(1, "images", "--filter", "before=nosuch", says="No such image: nosuch")
+    busybox.fails(1, "images", "--filter", "before=nosuch", says="No such image: nosuch:latest")
     digests = busybox.ok("images", "--digests", "--no-trunc", "--format", "table").splitlines()
     assert digests[0].split() == ["REPOSITORY", "TAG", "DIGEST", "IMAGE", "ID", "CREATED", "SIZE"]
     assert re.search(r" <none>\s+sha256:[0-9a-f]{64} ", digests[1]), digests[1]

@@ -69,12 +69,24 @@ def _image_filters(engine, values: list[str]) -> dict:
     filters = parse_filters(values, IMAGE_FILTERS, {"dangling": lambda v: v.lower() in ("true", "false", "1", "0")})
     for key in ("before", "since"):
         if key in filters:
-            filters[key] = [_created_of(engine.images.get(ref)) for ref in filters[key]]
+            filters[key] = [_created_of(_anchor(engine, ref)) for ref in filters[key]]
     if "until" in filters:
         from berth.filters import until_time  # lazy: only until=
 
         filters["until"] = [until_time(value) for value in filters["until"]]
     return filters
+
+
+def _anchor(engine, ref: str):
+    """The image a before=/since= filter names; NotFound as docker's daemon words it (with the tag)."""
+    image = engine.images.lookup(ref)
+    if image is None:
+        try:
+            ref = _parse(ref).familiar()
+        except InvalidArgument:
+            pass
+        raise NotFound(f"No such image: {ref}")
+    return image
 
 
 def _created_of(image) -> float:
