@@ -79,6 +79,8 @@ _STRUCTS = {
 }
 
 _ZERO = {"s": "", "b": False, "i": 0}
+# the JSON shape each kind (by its first two characters) decodes from
+_SHAPES = {"[]": list, "ma": dict, "ti": str}
 
 # types with a String() method: fmt prints them with it
 _STRINGERS = {"Ulimit": lambda u: f"{u['Name']}={u['Soft']}:{u['Hard']}"}
@@ -99,7 +101,10 @@ _PARSED: dict[str, list] = {}
 
 
 def typed(value, kind: str):
-    """The JSON `value` as the Go value of `kind` (a struct type name or a kind above)."""
+    """The JSON `value` as the Go value of `kind` (a struct type name or a kind above); a
+    value of another shape than the kind says stays as it is."""
+    if value is not None and not isinstance(value, _SHAPES.get(kind[:2], dict if kind[:1].isupper() else object)):
+        return value
     if kind in _ZERO or kind == "any":
         return _ZERO.get(kind) if value is None else value
     if kind == "time":
