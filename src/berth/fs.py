@@ -163,10 +163,10 @@ def _tighten(root: str) -> None:
     object below containers/, volumes/ and image/ (directories 0700, records 0600). Content
     a container sees (its upper dir, its hosts file, a layer) keeps its own mode: nobody else
     can reach it once its parents are closed."""
-    for top in _entries(root):
+    for top in paths_in(root):
         _chmod(top, PRIVATE_DIR if os.path.isdir(top) and not os.path.islink(top) else RECORD)
     for parent in ("containers", "volumes", "image", "image/layers"):
-        for entry in _entries(os.path.join(root, parent)):
+        for entry in paths_in(os.path.join(root, parent)):
             if os.path.islink(entry):
                 continue
             if os.path.isdir(entry):
@@ -178,7 +178,8 @@ def _tighten(root: str) -> None:
                 _chmod(entry, RECORD)
 
 
-def _entries(directory: str) -> list[str]:
+def paths_in(directory: str) -> list[str]:
+    """The paths of the entries of `directory` (none if it is missing or not a directory)."""
     try:
         return [os.path.join(directory, name) for name in os.listdir(directory)]
     except (FileNotFoundError, NotADirectoryError):

@@ -11,6 +11,8 @@ _DECIMAL_ABBRS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _BINARY_ABBRS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 # RAMInBytes is binary whatever the suffix says: "1m", "1mb" and "1MiB" are all 1 MiB.
 _BINARY_MULTIPLIERS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+# FromHumanSize is decimal: "10k" is 10000 bytes (docker's json-file max-size).
+_DECIMAL_MULTIPLIERS = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 
 
 # Go's time.ParseDuration units, in nanoseconds.
@@ -82,6 +84,16 @@ def human_duration(seconds: float) -> str:
 def ram_in_bytes(s: str) -> int:
     """Parse a memory size like "512", "10k", "1.5g", "1GiB" (go-units
     RAMInBytes): binary multipliers, case-insensitive, optional "b"/"ib"."""
+    return _parse_size(s, _BINARY_MULTIPLIERS)
+
+
+def from_human_size(s: str) -> int:
+    """Parse a size like "10k", "1.5m", "1GB" (go-units FromHumanSize): decimal multipliers,
+    otherwise read as ram_in_bytes reads it."""
+    return _parse_size(s, _DECIMAL_MULTIPLIERS)
+
+
+def _parse_size(s: str, multipliers: dict) -> int:
     num, space, suffix = s.partition(" ")
     if not space:
         sep = max(s.rfind(c) for c in "0123456789.")
@@ -100,7 +112,7 @@ def ram_in_bytes(s: str) -> int:
         if len(lowered) > 1:
             raise ValueError(f"invalid suffix: '{lowered}'")
         return _to_int64(size, s)
-    multiplier = _BINARY_MULTIPLIERS.get(lowered[0])
+    multiplier = multipliers.get(lowered[0])
     if multiplier is None or lowered[1:] not in ("", "b", "ib"):
         raise ValueError(f"invalid suffix: '{lowered}'")
     return _to_int64(size * multiplier, s)

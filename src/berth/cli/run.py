@@ -72,7 +72,22 @@ CREATE_FLAGS = [
     Flag("device", None, LIST, (), "Add a host device to the container"),
     Flag("device-cgroup-rule", None, LIST, (), "Add a rule to the cgroup allowed devices list"),
     Flag("ulimit", None, LIST, (), "Ulimit options", "ulimit"),
+    Flag("log-driver", None, STRING, None, "Logging driver for the container"),
+    Flag("log-opt", None, LIST, (), "Log driver options"),
+    # health checks: berth.cli.health reads these (HEALTH_FLAGS)
+    Flag("health-cmd", None, STRING, None, "Command to run to check health"),
+    Flag("health-interval", None, STRING, None, "Time between running the check (ms|s|m|h) (default 0s)", "duration"),
+    Flag("health-retries", None, INT, 0, "Consecutive failures needed to report unhealthy"),
+    Flag("health-start-interval", None, STRING, None,
+         "Time between running the check during the start period (ms|s|m|h) (default 0s)", "duration"),
+    Flag("health-start-period", None, STRING, None, "Start period for the container to initialize before starting "
+         "health-retries countdown (ms|s|m|h) (default 0s)", "duration"),
+    Flag("health-timeout", None, STRING, None, "Maximum time to allow one check to run (ms|s|m|h) (default 0s)",
+         "duration"),
+    Flag("no-healthcheck", None, BOOL, False, "Disable any container-specified HEALTHCHECK"),
 ]
+HEALTH_FLAGS = ("health_cmd", "health_interval", "health_retries", "health_start_interval", "health_start_period",
+                "health_timeout", "no_healthcheck")
 DETACH_KEYS = Flag("detach-keys", None, STRING, None, "Override the key sequence for detaching a container")
 RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
               CREATE_FLAGS + [Flag("detach", "d", BOOL, False, "Run container in background and print container ID"),
@@ -173,9 +188,19 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         extra_hosts=opts.add_host,
         **network_request(opts),
         warnings=warnings,
-        host_config=isolation_request(opts, warnings),
+        host_config={**isolation_request(opts, warnings), **log_request(opts)},
         mounts=mount_request(opts),
+        healthcheck=health_request(opts),
     )
+
+
+def health_request(opts) -> dict | None:
+    """Config.Healthcheck from the --health-* flags; None (nothing imported) without them."""
+    if not any(opts.given(dest) for dest in HEALTH_FLAGS):
+        return None
+    from berth.cli.health import healthcheck_from  # lazy: only --health-* and --no-healthcheck
+
+    return healthcheck_from(opts)
 
 
 def isolation_request(opts, warnings: list[str]) -> dict:
@@ -228,6 +253,20 @@ def isolation_request(opts, warnings: list[str]) -> dict:
 
         host.update(host_config_from(opts, warnings))
     return host
+
+
+def log_request(opts) -> dict:
+    """--log-driver and --log-opt as docker's CLI sends them (HostConfig.LogConfig): the engine
+    fills in its defaults and checks them."""
+    if opts.log_driver is None and not opts.log_opt:
+        return {}
+    if opts.log_driver == "none" and opts.log_opt:
+        raise InvalidArgument("invalid logging opts for driver none")
+    config = {}
+    for item in opts.log_opt:
+        key, _, value = item.partition("=")
+        config[key] = value
+    return {"LogConfig": {"Type": opts.log_driver or "", "Config": config}}
 
 
 RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "memory_swappiness", "oom_kill_disable", "cpu_shares",

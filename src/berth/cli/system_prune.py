@@ -1,4 +1,4 @@
-"""`container prune` and `system prune`, in docker's words."""
+"""`container prune` and `system prune`, in docker's words, and podman's `system reset`."""
 
 import sys
 
@@ -14,6 +14,9 @@ SYSTEM_PRUNE = Command("system prune", "berth system prune [OPTIONS]", "Remove u
                         Flag("filter", None, LIST, (), 'Provide filter values (e.g. "label=<key>=<value>")'),
                         Flag("force", "f", BOOL, False, "Do not prompt for confirmation"),
                         Flag("volumes", None, BOOL, False, "Prune anonymous volumes")], max_args=0)
+SYSTEM_RESET = Command("system reset", "berth system reset [OPTIONS]",
+                       "Remove all containers, images, volumes and berth's bridge and firewall rules",
+                       [Flag("force", "f", BOOL, False, "Do not prompt for confirmation")], max_args=0)
 
 
 def _confirm(question: str) -> bool:
@@ -75,4 +78,21 @@ def cmd_system_prune(engine, argv) -> int:
     _section("Deleted Images", [f"{action.lower()}: {what}" for item in report["ImagesDeleted"]
                                 for action, what in item.items()])
     sys.stdout.write(f"Total reclaimed space: {human_size(report['SpaceReclaimed'])}\n")
+    return 0
+
+
+def cmd_system_reset(engine, argv) -> int:
+    from berth.engine.prune import reset  # lazy: not needed for --help
+
+    opts, _ = parse(SYSTEM_RESET, argv)
+    if opts.help:
+        sys.stdout.write(help_text(SYSTEM_RESET))
+        return 0
+    if not opts.force:
+        items = ["all containers", "all images", "all volumes",
+                 "the bridge and firewall rules berth made for this root",
+                 f'the root directory: "{engine.paths.root}"', f'the run-root directory: "{engine.paths.run_root}"']
+        if not _confirm("WARNING! This will remove:\n" + "".join(f"        - {item}\n" for item in items)):
+            return 0
+    reset(engine)
     return 0

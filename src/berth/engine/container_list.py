@@ -7,10 +7,11 @@ import time
 from berth.errors import InvalidArgument
 from berth.units import human_duration, parse_rfc3339
 
-# docker's ps filters (health is added by the health checks); label values must all hold,
-# the values of any other key are alternatives (berth.filters.passes)
-FILTERS = ("id", "name", "label", "exited", "status", "ancestor", "before", "since", "volume", "network",
+# docker's ps filters: label values must all hold, the values of any other key are
+# alternatives (berth.filters.passes)
+FILTERS = ("id", "name", "label", "exited", "status", "ancestor", "before", "since", "health", "volume", "network",
            "publish", "expose", "is-task")
+HEALTH_STATUSES = ("starting", "healthy", "unhealthy", "none")  # = engine.health.STATUSES, without importing it
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
 
@@ -65,7 +66,12 @@ def status_text(state: dict, now: float) -> str:
         return f"Restarting ({state['ExitCode']}) {human_duration(now - parse_rfc3339(state['FinishedAt']))} ago"
     if state["Running"]:
         up = "Up " + human_duration(now - parse_rfc3339(state["StartedAt"]))
-        return up + " (Paused)" if state["Paused"] else up
+        if state["Paused"]:
+            return up + " (Paused)"
+        health = state.get("Health")
+        if health:  # docker's Health.String()
+            return up + (" (health: starting)" if health["Status"] == "starting" else f" ({health['Status']})")
+        return up
     if state["Status"] == "created":
         return "Created"
     finished = parse_rfc3339(state["FinishedAt"])
@@ -79,6 +85,9 @@ def parse_filters(values: list[str]) -> dict:
     for value in filters.get("exited", ()):
         if not value.lstrip("-").isdigit():
             raise InvalidArgument(f'strconv.Atoi: parsing "{value}": invalid syntax')  # docker's words
+    for value in filters.get("health", ()):
+        if value not in HEALTH_STATUSES:
+            raise InvalidArgument(f"Unrecognised filter value for health: {value}")
     for key in {"publish", "expose"} & set(filters):
         filters[key] = [_port_keys(value) for value in filters[key]]
     return filters
@@ -128,6 +137,7 @@ def _checks(engine, record: dict, anchors: dict, label_holds, regexp_holds) -> d
         "ancestor": lambda v: _ancestor_matches(engine, record, v),
         "before": lambda v: record["Created"] < anchors[("before", v)],
         "since": lambda v: record["Created"] > anchors[("since", v)],
+        "health": lambda v: (state.get("Health") or {}).get("Status", "none") == v,
         "volume": lambda v: any(v in (m.get("Name"), m.get("Source"), m.get("Destination"))
                                 for m in record.get("Mounts") or ()),
         "network": lambda v: v in _networks(record) or any((entry or {}).get("NetworkID", "").startswith(v)

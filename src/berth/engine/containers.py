@@ -39,7 +39,7 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "detached", "auto_remove", "network", "restart", "stop_signal", "stop_timeout",
                  "init", "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings",
-                 "publish_all", "links", "host_config", "mounts", "warnings")
+                 "publish_all", "links", "host_config", "mounts", "healthcheck", "warnings")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -70,6 +70,7 @@ class CreateRequest:
         self.links = fields.pop("links", None) or []  # [(name, alias)]
         self.host_config = fields.pop("host_config", None) or {}  # more HostConfig fields, docker's names
         self.mounts = fields.pop("mounts", None)  # mounts.MountRequest: -v, --mount, --tmpfs, --volumes-from
+        self.healthcheck = fields.pop("healthcheck", None)  # Config.Healthcheck: the --health-* flags
         # docker's Warnings of the create response: the engine adds, the front door shows them
         self.warnings = list(fields.pop("warnings", None) or ())
         if fields:
@@ -231,6 +232,12 @@ class Engine:
         entrypoint, cmd = command_for(image_config, req)
         if not entrypoint and not cmd:
             raise InvalidArgument("No command specified")
+        healthcheck = None
+        if req.healthcheck is not None or image_config.get("Healthcheck"):
+            from berth.engine import health  # lazy: only containers with a health check
+
+            healthcheck = health.merge(req.healthcheck, image_config.get("Healthcheck"))
+            health.validate(healthcheck)
         if req.name is not None and not valid_name(req.name):
             raise InvalidArgument(f'Invalid container name ({req.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         network_mode, joined = self._network_mode(req.network)
@@ -274,9 +281,12 @@ class Engine:
             os.mkdir(os.path.join(directory, "work"))
             os.mkdir(os.path.join(directory, "merged"))
             record = self._record(container_id, name, image, image_config, req, entrypoint, cmd, argv, directory)
+            if healthcheck is not None:
+                record["Config"] = _with_healthcheck(record["Config"], healthcheck)
             record["HostConfig"]["NetworkMode"] = network_mode
             record["HostConfig"]["Links"] = [f"/{target}:/{name}/{alias}" for target, alias in links] or None
             self._isolation(record, req)
+            self._log_config(record, directory)
             self.exec_user(record)  # -u and --group-add must resolve now: nothing is made for a typo
             self._network_settings(record, network_mode, joined)
             self._write_etc_files(record, directory, joined)
@@ -339,7 +349,7 @@ class Engine:
             "AppArmorProfile": "",
             "ExecIDs": None,
             "HostConfig": {
-                "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "json-file", "Config": {}},
+                "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "", "Config": {}},  # _log_config
                 "NetworkMode": "none", "PortBindings": dict(req.port_bindings), "RestartPolicy": dict(req.restart),
                 "Init": req.init,
                 "AutoRemove": req.auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None,
@@ -405,6 +415,34 @@ class Engine:
         if mode not in ("none", "host", "bridge") or mode == "bridge" and not self.settings.bridged:
             raise NotFound(f"network {mode} not found")
         return mode, None
+
+    def _log_config(self, record: dict, directory: str) -> None:
+        """HostConfig.LogConfig with the engine's defaults, checked (engine.logconfig); LogPath
+        is docker's: json-file's file, else empty."""
+        host = record["HostConfig"]
+        settings = self.settings
+        requested = host.get("LogConfig") or {}
+        if requested.get("Type") in ("", "json-file", None) and not requested.get("Config") and \
+                settings.log_driver == "json-file" and not settings.log_opts:
+            host["LogConfig"] = {"Type": "json-file", "Config": {}}
+            return
+        from berth.engine.logconfig import log_file, resolve  # lazy: only a container or engine with a LogConfig
+
+        host["LogConfig"] = resolve(record, settings)
+        if host["LogConfig"]["Type"] != "json-file":
+            record["LogPath"] = ""
+        path = log_file(record)
+        if path and path != record["LogPath"]:
+            os.mkdir(os.path.dirname(path), 0o700)
+
+    def log_target(self, record: dict) -> dict | None:
+        """What the container's supervisor writes its output to (monitor.logfile.open_log)."""
+        log_config = record["HostConfig"].get("LogConfig") or {}
+        if log_config.get("Type", "json-file") == "json-file" and not log_config.get("Config"):
+            return {"path": record["LogPath"]}
+        from berth.engine.logconfig import log_target  # lazy: only a container with a LogConfig
+
+        return log_target(record)
 
     def _isolation(self, record: dict, req: CreateRequest) -> None:
         """Merge docker's isolation HostConfig fields, checked against the engine's state."""
@@ -649,6 +687,10 @@ class Engine:
             record["RestartCount"] = record["RestartCount"] + 1 if restarting else 0
             container.transition(RUNNING, "start", OOMKilled=False, Pid=launched.pid, ExitCode=0, Error="",
                                  StartedAt=now(), FinishedAt=ZERO_TIME)
+            if record["Config"].get("Healthcheck"):
+                from berth.engine import health  # lazy: only containers with a health check
+
+                health.on_start(record)
             if endpoint is not None:
                 record["NetworkSettings"] = endpoint.network_settings(launched.pid)
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
@@ -796,6 +838,7 @@ class Engine:
             # docker shows a container in its restart back-off as Running and Restarting.
             container.transition(RESTARTING if restart else EXITED, Pid=0, ExitCode=exit_code, OOMKilled=oom,
                                  FinishedAt=now(), Error=error)
+            _stop_probing(record)
             self.store.write(record)
             return restart
         finally:
@@ -812,6 +855,21 @@ class Engine:
             limit = policy.get("MaximumRetryCount") or 0
             return exit_code != 0 and not (limit and record["RestartCount"] >= limit)
         return True
+
+    # -- health checks ---------------------------------------------------
+    def probed(self, record: dict) -> bool:
+        """Whether the container has a health probe to run (a supervisor then starts its prober)."""
+        if not record["Config"].get("Healthcheck"):
+            return False
+        from berth.engine.health import probe_command  # lazy: only containers with a health check
+
+        return probe_command(record) is not None
+
+    def health_prober(self, container_id: str, pid: int):
+        """The probing of its run `pid` (engine.health.Prober), for the prober process."""
+        from berth.engine.health import Prober  # lazy: only containers with a health check
+
+        return Prober(self, container_id, pid)
 
     # -- exec ------------------------------------------------------------
     def exec(self, record: dict, argv: list[str], user: str | None = None, env=(), workdir: str | None = None,
@@ -1042,6 +1100,8 @@ class Engine:
             cgroup = self._freezer(record)
             cgroup.freeze() if paused else cgroup.thaw()
             Container(record).transition(PAUSED if paused else RUNNING, "pause" if paused else "unpause")
+            if paused:
+                _stop_probing(record)  # its prober skips a paused container (engine.health.record_result)
             self.store.write(record, durable=False)
             events.container(self.paths.root, record, "pause" if paused else "unpause")
 
@@ -1170,6 +1230,21 @@ def _clear_network_settings(record: dict) -> None:
     for network in networks.values():
         network.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="")
     record["NetworkSettings"] = _networks().network_settings(networks)
+
+
+def _stop_probing(record: dict) -> None:
+    """docker's CloseMonitorChannel: a container whose probing stops (it ended, or was
+    paused) is unhealthy until a probe says otherwise."""
+    health = record["State"].get("Health")
+    if health:
+        health["Status"] = "unhealthy"
+
+
+def _with_healthcheck(config: dict, healthcheck: dict) -> dict:
+    """Config with Healthcheck where docker's Config struct has it: after Cmd."""
+    items = list(config.items())
+    at = [key for key, _ in items].index("Cmd") + 1
+    return dict(items[:at] + [("Healthcheck", healthcheck)] + items[at:])
 
 
 def _networks():

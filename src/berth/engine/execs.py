@@ -8,6 +8,7 @@ Without a tty the process gets pipes we copy, never one of the caller's fds (a p
 leaves behind could read or write the caller's terminal long after); with one, it gets its
 own pty, whose master we copy."""
 
+import _signal as signal  # `signal` imports enum
 import os
 import select
 
@@ -67,13 +68,44 @@ class ExecSession:
             else:
                 exited = os.pidfd_open(self.pid)
                 try:
-                    copy_output(dict(self._stdio.ours), None, _echo_to(stdout_fd, stderr_fd),
-                                self._stdin_feed(stdin_fd), exited)
+                    self._copy(_echo_to(stdout_fd, stderr_fd), stdin_fd, exited)
                 finally:
                     os.close(exited)
         finally:
             self.close()
         return wait_exit_code(self.pid)
+
+    def collect(self, limit: int, timeout: float) -> tuple[int, bytes, bool, bool]:
+        """Without a tty or stdin: run it to its end, its stdout and stderr kept together
+        up to `limit` bytes (the rest is read and dropped), killed after `timeout` seconds
+        (a health probe, docker's limitedBuffer and probe timeout). Call it from the main
+        thread (the timeout is a SIGALRM). (exit code, output, truncated, timed out)."""
+        output = bytearray()
+        seen = [0, False]  # bytes read, timed out
+
+        def keep(_fd: int, data: bytes) -> None:
+            output.extend(data[:max(0, limit - len(output))])
+            seen[0] += len(data)
+
+        exited = os.pidfd_open(self.pid)
+
+        def expire(_signum, _frame) -> None:
+            seen[1] = True
+            signal.pidfd_send_signal(exited, signal.SIGKILL)
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            self._copy(keep, -1, exited)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            os.close(exited)
+            self.close()
+        return wait_exit_code(self.pid), bytes(output), seen[0] > limit, seen[1]
+
+    def _copy(self, echo, stdin_fd: int, exited: int) -> None:
+        copy_output(dict(self._stdio.ours), None, echo, self._stdin_feed(stdin_fd), exited)
 
     def close(self) -> None:
         """Let go of its stdio (the process runs on)."""

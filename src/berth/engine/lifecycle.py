@@ -1,8 +1,10 @@
-"""Use cases that wait on, cycle or remove a container: `wait`, `restart`, `rm`."""
+"""Use cases that wait on, cycle or remove a container: `wait`, `restart`, `rm`, and the
+boot-time start of containers whose restart policy says they should run."""
 
 from berth.engine.names import valid_name
 from berth.engine.procs import wait_gone
-from berth.errors import NotFound
+from berth.engine.state import DEAD, REMOVING, Container
+from berth.errors import Conflict, NotFound
 
 
 def remove(engine, ref: str, force: bool = False, volumes: bool = False) -> None:
@@ -42,3 +44,45 @@ def wait(engine, container_id: str) -> int:
             raise NotFound(f"No such container: {container_id}")
         if not (record["State"]["Running"] or record["State"]["Restarting"]):
             return record["State"]["ExitCode"]
+
+
+def start_by_policy(engine) -> list[dict]:
+    """What dockerd does for its containers when it starts (moby's restore, then its restart
+    manager's ShouldRestart), for a daemonless engine to run at boot: start every container
+    that is not running and whose restart policy says it should be — `always` (even one
+    stopped by hand, as a docker daemon restart does), `unless-stopped` unless stopped by
+    hand, `on-failure` if its last run failed (a run the reboot cut short counts, exit 255)
+    within its retry count and it was not stopped by hand. The records started."""
+    from berth.monitor.supervisor import start_detached  # lazy: only this sweep forks supervisors
+
+    engine.containers()  # finds the runs the reboot ended (records still saying running)
+    engine.recover_abandoned()  # records them exited (255), or adopts one that survived
+    started = []
+    for container_id in engine.store.ids():
+        try:
+            record = engine.load(container_id)
+        except FileNotFoundError:
+            continue
+        state = record["State"]
+        if state["Running"] or state["Restarting"] or Container(record).status in (REMOVING, DEAD):
+            continue
+        if _should_restart(record, engine.stopped_by_hand(container_id)):
+            try:
+                start_detached(engine, container_id)
+            except (Conflict, NotFound):
+                continue  # started or removed meanwhile
+            started.append(record)
+    return started
+
+
+def _should_restart(record: dict, by_hand: bool) -> bool:
+    policy = record["HostConfig"].get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    if name == "always":
+        return True
+    if name == "unless-stopped":
+        return not by_hand
+    if name == "on-failure":
+        retries = policy.get("MaximumRetryCount") or 0
+        return not by_hand and record["State"]["ExitCode"] != 0 and (not retries or record["RestartCount"] < retries)
+    return False

@@ -7,6 +7,7 @@ import time
 
 from berth import fastjson
 from berth.engine.containers import is_running
+from berth.errors import BerthError
 from berth.units import parse_rfc3339_ns
 
 POLL_SECONDS = 0.05
@@ -58,50 +59,52 @@ class Window:
             return False
         return True
 
+    def filter(self, entries):
+        """The entries it admits, until it has ended."""
+        for entry in entries:
+            if self.admits(entry):
+                yield entry
+            elif self.ended:
+                return
+
 
 def read_logs(record: dict, since_ns: int | None = None, until_ns: int | None = None,
               tail: int | None = None):
-    """The entries in the container's log now, oldest first. `tail` keeps the last N
-    (None or negative: all, 0: none), chosen before since/until filter them, as in docker.
-    A last line still being written is left out."""
-    fd = _open(record.get("LogPath") or "")
-    if fd < 0:
-        return
+    """The entries in the container's log now, oldest first, across its rotated files (plain
+    or gzipped). `tail` keeps the last N (None or negative: all, 0: none), chosen before
+    since/until filter them, as in docker. A last line still being written is left out."""
+    path, max_files = log_source(record)
+    chain = _open_chain(path, max_files)
     try:
-        end = _complete_end(fd, os.fstat(fd).st_size)
-        window = Window(since_ns, until_ns)
-        for entry in _decode_range(fd, _tail_start(fd, end, tail), end, {}):
-            if window.admits(entry):
-                yield entry
-            elif window.ended:
-                return
+        yield from Window(since_ns, until_ns).filter(_chain_entries(chain, tail, {}))
     finally:
-        os.close(fd)
+        _close_chain(chain)
 
 
 def follow_logs(engine, container_id: str, since_ns: int | None = None, until_ns: int | None = None,
                 tail: int | None = None, poll: float = POLL_SECONDS):
     """read_logs, then every entry appended after it, until the container is neither running
     nor restarting (or was removed) and all it wrote has been read, or `until` has passed.
-    Survives restarts (the log is appended to, never truncated) and waits for the newline
-    of a line being written."""
+    Survives restarts (the log is appended to, never truncated by them) and rotations (the
+    file read to its end, then the files rotated after it, then the new one), and waits for
+    the newline of a line being written."""
     try:
         record = engine.load(container_id)
     except FileNotFoundError:
         return
-    path = record.get("LogPath") or ""
+    path, max_files = log_source(record)
     window = Window(since_ns, until_ns)
     stamps = {}
-    fd = _open(path)
-    pos = 0
+    chain = _open_chain(path, max_files)
+    fd, pos = -1, 0
     try:
-        if fd >= 0:
-            pos = _complete_end(fd, os.fstat(fd).st_size)
-            for entry in _decode_range(fd, _tail_start(fd, pos, tail), pos, stamps):
-                if window.admits(entry):
-                    yield entry
-                elif window.ended:
-                    return
+        if chain and not chain[-1].gz and _same_file(chain[-1].fd, path):
+            fd, pos = os.dup(chain[-1].fd), chain[-1].end  # the current file, followed from there
+        yield from window.filter(_chain_entries(chain, tail, stamps))
+        if window.ended:
+            return
+        _close_chain(chain)
+        chain = []
         liveness = _Liveness()
         while True:
             # Look at the state before reading: whatever was written before it stopped is
@@ -111,17 +114,26 @@ def follow_logs(engine, container_id: str, since_ns: int | None = None, until_ns
                 fd = _open(path)
                 pos = 0
             if fd >= 0:
+                rotated = not _same_file(fd, path)  # checked first: a rotated file is complete
                 size = os.fstat(fd).st_size
-                if size < pos:  # truncated by hand: start over rather than wait forever
+                if size < pos:  # truncated (max-file 1, or by hand): start over rather than wait forever
                     pos = 0
                 if size > pos:
-                    end = _complete_end(fd, size, floor=pos)
-                    for entry in _decode_range(fd, pos, end, stamps):
-                        if window.admits(entry):
-                            yield entry
-                        elif window.ended:
-                            return
+                    end = size if rotated else _complete_end(fd, size, floor=pos)
+                    yield from window.filter(_decode_range(fd, pos, end, stamps))
+                    if window.ended:
+                        return
                     pos = end
+                if rotated:
+                    chain = _rotated_after(fd, path, max_files)
+                    yield from window.filter(_chain_entries(chain, None, stamps))
+                    if window.ended:
+                        return
+                    _close_chain(chain)
+                    chain = []
+                    os.close(fd)
+                    fd = -1
+                    continue
             if not writing:
                 return
             if until_ns is not None and time.time_ns() > until_ns:
@@ -130,6 +142,146 @@ def follow_logs(engine, container_id: str, since_ns: int | None = None, until_ns
     finally:
         if fd >= 0:
             os.close(fd)
+        _close_chain(chain)
+
+
+def log_source(record: dict) -> tuple[str, int]:
+    """(the container's log file, how many files its rotation keeps); docker's error for a
+    driver that keeps nothing to read."""
+    log_config = (record.get("HostConfig") or {}).get("LogConfig") or {}
+    driver = log_config.get("Type") or "json-file"
+    if driver == "json-file" and not log_config.get("Config"):
+        return record.get("LogPath") or "", 1
+    from berth.engine.logconfig import log_file, rotation  # lazy: only a container with a LogConfig
+
+    path = log_file(record)
+    if not path:
+        raise BerthError("configured logging driver does not support reading")
+    return path, rotation(driver, log_config["Config"])[1]
+
+
+class _Source:
+    """One file of a log: an open fd, gzipped or not, read up to `end` (plain files)."""
+
+    __slots__ = ("fd", "gz", "end", "start", "skip")
+
+    def __init__(self, fd: int, gz: bool, end: int = 0):
+        self.fd = fd
+        self.gz = gz
+        self.end = end
+        self.start = 0  # plain: the offset to read from
+        self.skip = 0  # gzipped: lines to skip
+
+    def lines_from_end(self, wanted: int) -> int:
+        """Set where the last `wanted` lines begin; how many lines that is (fewer if it has fewer)."""
+        if self.gz:
+            count = sum(chunk.count(b"\n") for chunk in _gunzip(self.fd))
+            self.skip = max(0, count - wanted)
+            return min(count, wanted)
+        self.start, found = _tail_start(self.fd, self.end, wanted)
+        return found
+
+    def entries(self, stamps: dict):
+        if self.gz:
+            return _decode_lines(_gunzip(self.fd), self.skip, stamps)
+        return _decode_range(self.fd, self.start, self.end, stamps)
+
+
+def _open_chain(path: str, max_files: int) -> list[_Source]:
+    """The log's files, oldest first: <path>.N (or .N.gz) down to <path>.1, then <path>.
+    Opened newest first, so a rotation meanwhile shows as a file seen twice: then again."""
+    if not path:
+        return []
+    for _ in range(10):
+        chain, seen = [], set()
+        for index in range(max_files):
+            for name, gz in ((path, False),) if index == 0 else ((f"{path}.{index}", False),
+                                                                 (f"{path}.{index}.gz", True)):
+                fd = _open(name)
+                if fd >= 0:
+                    chain.append(_Source(fd, gz))
+                    break
+        for source in chain:
+            stat = os.fstat(source.fd)
+            seen.add((stat.st_dev, stat.st_ino))
+            if not source.gz:
+                source.end = _complete_end(source.fd, stat.st_size)
+        if len(seen) == len(chain):
+            return chain[::-1]
+        _close_chain(chain)
+    return []
+
+
+def _rotated_after(fd: int, path: str, max_files: int) -> list[_Source]:
+    """The files rotated after the one open on `fd` (found under its rotated name), oldest
+    first; none if it cannot be found (gzipped or dropped by now)."""
+    stat = os.fstat(fd)
+    for index in range(1, max_files):
+        try:
+            moved = os.stat(f"{path}.{index}")
+        except OSError:
+            continue
+        if (moved.st_dev, moved.st_ino) == (stat.st_dev, stat.st_ino):
+            chain = _open_chain(path, index)  # <path> and the files newer than it
+            if chain and not chain[-1].gz and _same_file(chain[-1].fd, path):
+                os.close(chain.pop().fd)  # the current file is followed next, from its start
+            return chain
+    return []
+
+
+def _chain_entries(chain: list[_Source], tail: int | None, stamps: dict):
+    """The entries of the files, or of the last `tail` lines across them (None, negative: all)."""
+    first = 0
+    if tail is not None and tail >= 0:
+        wanted, first = tail, len(chain)
+        while wanted > 0 and first > 0:
+            first -= 1
+            wanted -= chain[first].lines_from_end(wanted)
+    for source in chain[first:]:
+        yield from source.entries(stamps)
+
+
+def _close_chain(chain: list[_Source]) -> None:
+    for source in chain:
+        os.close(source.fd)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    stat = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (stat.st_dev, stat.st_ino)
+
+
+def _gunzip(fd: int):
+    """The bytes of a gzipped rotated file, in chunks, read from its start."""
+    import zlib  # lazy: only gzipped rotated logs
+
+    unpacker = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    pos = 0
+    while chunk := os.pread(fd, _CHUNK, pos):
+        pos += len(chunk)
+        yield unpacker.decompress(chunk)
+        if unpacker.eof:
+            return
+    yield unpacker.flush()
+
+
+def _decode_lines(chunks, skip: int, stamps: dict):
+    """Entries of the complete lines in a stream of chunks, after the first `skip` lines."""
+    carry = b""
+    for chunk in chunks:
+        lines = (carry + chunk).split(b"\n")
+        carry = lines.pop()
+        for line in lines:
+            if skip:
+                skip -= 1
+                continue
+            entry = decode_line(line, stamps)
+            if entry is not None:
+                yield entry
 
 
 class _Liveness:
@@ -182,12 +334,11 @@ def _complete_end(fd: int, size: int, floor: int = 0) -> int:
     return floor
 
 
-def _tail_start(fd: int, end: int, tail: int | None) -> int:
-    """Offset where the last `tail` lines before `end` begin."""
-    if tail is None or tail < 0:
-        return 0
-    if tail == 0:
-        return end
+def _tail_start(fd: int, end: int, tail: int) -> tuple[int, int]:
+    """Offset where the last `tail` (> 0) lines before `end` begin, and how many lines that is
+    (all there are, if fewer)."""
+    if end == 0:
+        return 0, 0
     pos = end - 1  # the newline that ends the last line
     found = 0
     while pos > 0:
@@ -200,26 +351,24 @@ def _tail_start(fd: int, end: int, tail: int | None) -> int:
                 break
             found += 1
             if found == tail:
-                return start + i + 1
+                return start + i + 1, found
         pos = start
-    return 0
+    return 0, found + 1
 
 
 def _decode_range(fd: int, start: int, end: int, stamps: dict):
     """Entries of the complete lines in [start, end)."""
-    carry = b""
+    return _decode_lines(_chunks(fd, start, end), 0, stamps)
+
+
+def _chunks(fd: int, start: int, end: int):
     pos = start
     while pos < end:
         chunk = os.pread(fd, min(_CHUNK, end - pos), pos)
         if not chunk:
-            break
+            return
         pos += len(chunk)
-        lines = (carry + chunk).split(b"\n")
-        carry = lines.pop()
-        for line in lines:
-            entry = decode_line(line, stamps)
-            if entry is not None:
-                yield entry
+        yield chunk
 
 
 def decode_line(line: bytes, stamps: dict | None = None) -> LogEntry | None:

@@ -2,8 +2,12 @@
 what killed commands left (DESIGN "State on disk": ordinary commands repair what they touch;
 these look at everything)."""
 
+import contextlib
+import os
+
 from berth.engine.state import PAUSED, RESTARTING, RUNNING, Container
-from berth.errors import BerthError, NotFound
+from berth.errors import BerthError, Conflict, NotFound
+from berth.fs import paths_in, remove_tree
 
 PRUNE_FILTERS = ("until", "label", "label!")
 
@@ -78,3 +82,34 @@ def prune_system(engine, all_images: bool = False, volumes: bool = False, filter
     report["ImagesDeleted"] = images["ImagesDeleted"]
     report["SpaceReclaimed"] += volume_space + images["SpaceReclaimed"]
     return report
+
+
+def reset(engine) -> None:
+    """`system reset` (podman's): every container (killed) and volume, the bridge device and
+    firewall tables berth made for this root, then everything under the root and the run
+    root, images included: a clean slate, and what an uninstall needs. Refused while anything
+    is still mounted below them (it would be deleted through the mount)."""
+    from berth.engine.volumes import VolumeStore  # lazy: only reset
+    from berth.network import bridge as bridges  # lazy: only reset
+    from berth.runtime.mount import mounts_under  # lazy: only reset
+
+    engine.store.reap_abandoned()
+    for record in engine.containers():
+        engine.remove(record, force=True, volumes=True)
+    volumes = VolumeStore(engine.paths)
+    for name in volumes.names():
+        volumes.remove(name, force=True)
+    current = bridges.load(engine.paths.root)
+    if current is not None:
+        bridges.remove(engine.paths.root, current)
+    directories = (engine.paths.root, engine.paths.run_root)
+    for directory in directories:
+        mounted = mounts_under(directory)
+        if mounted:
+            raise Conflict(f"{mounted[0]} is still mounted: unmount it, then reset again")
+    for directory in directories:
+        for path in paths_in(directory):
+            remove_tree(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)  # unless it is a mount point itself
+

@@ -28,6 +28,8 @@ KEYS = {
     "dns": ("list", []),
     "dns-search": ("list", []),
     "dns-opts": ("list", []),
+    "log-driver": ("str", "json-file"),  # containers' default LogConfig (engine.logconfig)
+    "log-opts": ("dict", {}),
 }
 # global flag -> key (the same names as dockerd's flags)
 FLAGS = {"--bip": "bip", "--fixed-cidr": "fixed-cidr", "--mtu": "mtu", "-b": "bridge", "--bridge": "bridge",
@@ -40,7 +42,7 @@ class Settings:
     """The effective engine settings; attribute names are the keys with `-` -> `_`."""
 
     __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables", "dns",
-                 "dns_search", "dns_opts", "config_file")
+                 "dns_search", "dns_opts", "log_driver", "log_opts", "config_file")
 
     def __init__(self, values: dict, config_file: str = ""):
         self.config_file = config_file
@@ -93,7 +95,7 @@ def load(config_file: str | None, overrides: dict) -> Settings:
     checked = {}
     for key, value in values.items():
         if key not in KEYS:
-            continue  # docker's other keys (log-driver, storage-driver...) are not ours to judge
+            continue  # docker's other keys (storage-driver...) are not ours to judge
         kind = KEYS[key][0]
         checked[key] = _convert(key, kind, value, f"invalid value for {key} in {path}")
     for key, value in overrides.items():
@@ -123,6 +125,10 @@ def _convert(key: str, kind: str, value, context: str):
             return int(value)
         except (TypeError, ValueError):
             raise InvalidArgument(f"{context}: {value!r} is not an integer") from None
+    if kind == "dict":  # docker's map[string]string
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise InvalidArgument(f"{context}: expected an object of strings")
+        return value
     if kind == "list":
         if isinstance(value, str):
             return [value]

@@ -12,17 +12,13 @@ import sys
 
 from berth import fastjson
 from berth.monitor.attach import STDERR, STDOUT, AttachServer
-from berth.monitor.logfile import LogWriter
+from berth.monitor.logfile import LogWriter, open_log
 from berth.runtime.reap import reap_orphans, wait_exit_code
 
 
 def main(plan_text: str) -> None:
     plan = fastjson.loads(plan_text)
-    try:
-        with open("/proc/self/comm", "w") as f:
-            f.write("berth-monitor")
-    except OSError:
-        pass
+    set_comm("berth-monitor")
     sources = {fd: stream for fd, stream in plan["sources"]}
     orphan = None
     if plan.get("adopted"):  # not our child (engine.adopt): its end is read from /proc
@@ -34,9 +30,10 @@ def main(plan_text: str) -> None:
         server.on_exit = orphan.seen_exit
         if server.exit_seen:
             orphan.seen_exit()
-    log = LogWriter(plan["log"])
+    log = open_log(plan["log"])
     copy_output(sources, log, server=server)
-    log.close()
+    if log is not None:
+        log.close()
     server.stop_listening()
     server.drain()
     for fd, _ in plan["sources"]:
@@ -49,6 +46,15 @@ def main(plan_text: str) -> None:
         os.close(plan.pop("proc"))
     plan["attach"] = server.handoff()  # the clients still connected hear the exit code
     exec_python("berth.monitor.supervisor", "resume", plan)
+
+
+def set_comm(name: str) -> None:
+    """What ps -o comm and top show for this process (an exec'd interpreter is "python3")."""
+    try:
+        with open("/proc/self/comm", "w") as f:
+            f.write(name)
+    except OSError:
+        pass
 
 
 STREAM_FDS = {"stdout": 1, "stderr": 2}

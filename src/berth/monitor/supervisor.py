@@ -22,7 +22,7 @@ from berth.errors import BerthError, NotFound, from_kind
 from berth.fs import make_dirs, write_all
 from berth.monitor.attach import AttachServer, listen
 from berth.monitor.lean import StdinFeed, copy_output, exec_python
-from berth.monitor.logfile import LogWriter
+from berth.monitor.logfile import open_log
 from berth.paths import Paths
 from berth.runtime.reap import reap_orphans, wait_exit_code
 from berth.units import format_rfc3339_nano_ns
@@ -124,7 +124,30 @@ class Supervisor:
         stdio.started()
         if config["Tty"]:
             stdio.ours = [(launched.console_fd, "stdout")]
+        if self.engine.probed(record):
+            self.spawn_prober(launched.pid)
         return launched, stdio
+
+    def spawn_prober(self, pid: int) -> None:
+        """Fork the health prober (monitor.health) of the run `pid`; returns at once. The
+        run is our child, so its pid cannot be reused before we reap it: the pidfd opened
+        here is that run's, and the prober ends when it does."""
+        engine = self.engine
+        run = os.pidfd_open(pid)
+        try:
+            if os.fork() == 0:
+                try:
+                    _detach_stdio(keep=(run,))
+                    os.set_inheritable(run, True)
+                    plan = {"id": self.container_id, "pid": pid, "run": run, "root": engine.paths.root,
+                            "run_root": engine.paths.run_root, "config_file": engine.config_file,
+                            "overrides": engine.overrides,
+                            "engine": [type(engine).__module__, type(engine).__qualname__]}
+                    exec_python("berth.monitor.health", "main", plan)
+                finally:
+                    os._exit(0)
+        finally:
+            os.close(run)
 
     def serve(self, record: dict, first: int = -1, open_stdin: bool = True) -> AttachServer:
         """The attach socket for this run of the container; `first`, a client connected
@@ -208,7 +231,7 @@ class Supervisor:
         server.started(launched.pid)
         if on_started is not None:
             on_started(launched.pid)
-        log = LogWriter(record["LogPath"])
+        log = open_log(self.engine.log_target(record))
         code = None
         try:
             copy_output(dict(stdio.ours), log, _write_all, stdio.stdin_feed(), server=server)
@@ -217,7 +240,8 @@ class Supervisor:
             code = wait_exit_code(launched.pid)
             reap_orphans()
         finally:
-            log.close()
+            if log is not None:
+                log.close()
             stdio.close()
             if code is None:  # we are being torn down: the container cannot outlive its supervisor
                 _kill(launched.pid)
@@ -230,18 +254,20 @@ class Supervisor:
                    backoff: float) -> None:
         """Copy the output to the log and the clients until the container ends; whenever
         nobody is attached, the lean monitor takes over (and this never returns)."""
-        log = LogWriter(record["LogPath"])
+        log = open_log(self.engine.log_target(record))
         try:
             server.idle_return = True
             while True:
                 if server.idle():
-                    log.flush()
-                    self._go_lean(record, launched, sources, server, started, backoff)  # returns if it cannot
+                    if log is not None:
+                        log.flush()
+                    self._go_lean(launched, sources, server, started, backoff, log)  # returns if it cannot
                     server.idle_return = False
                 if copy_output(sources, log, server=server):
                     return
         finally:
-            log.close()
+            if log is not None:
+                log.close()
 
     def after_exit(self, launched, code: int, started: float, backoff: float,
                    server: AttachServer | None = None, error: str = "") -> float | None:
@@ -264,8 +290,8 @@ class Supervisor:
             return None
         return backoff
 
-    def _go_lean(self, record: dict, launched, sources: dict, server: AttachServer, started: float,
-                 backoff: float) -> None:
+    def _go_lean(self, launched, sources: dict, server: AttachServer, started: float, backoff: float,
+                 log) -> None:
         """Exec the lean monitor (berth.monitor.lean) with what it needs, fds kept open."""
         engine = self.engine
         held = engine.held_sockets(self.container_id)
@@ -276,9 +302,9 @@ class Supervisor:
         plan = {"id": self.container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
                 "config_file": engine.config_file, "overrides": engine.overrides, "pid": launched.pid,
                 "engine": [type(engine).__module__, type(engine).__qualname__],
-                "log": record["LogPath"], "sources": [[fd, stream] for fd, stream in sources.items()],
-                "console": console, "held": held, "started": started, "backoff": backoff,
-                "attach": server.handoff()}
+                "log": log.spec() if log is not None else None,
+                "sources": [[fd, stream] for fd, stream in sources.items()], "console": console, "held": held,
+                "started": started, "backoff": backoff, "attach": server.handoff()}
         try:
             exec_python("berth.monitor.lean", "main", plan)
         except OSError:  # nothing inheritable may reach the next container we start
@@ -320,9 +346,7 @@ def resume(plan_text: str) -> None:
         from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: not for `restart`
         from berth.runtime.container import Launched  # lazy: only resume and adopt
 
-        module, name = plan["engine"]
-        engine_type = getattr(__import__(module, fromlist=[name]), name)
-        engine = engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
+        engine = engine_from(plan)
         supervisor = Supervisor(engine, plan["id"])
         server = AttachServer.resumed(plan["attach"], 0)
         launched = Launched(plan["pid"], open_cgroup(cgroup_path(plan["id"])), None)
@@ -332,6 +356,14 @@ def resume(plan_text: str) -> None:
             supervisor.run_detached(-1, restarting=True, backoff=backoff)
     finally:
         os._exit(0)
+
+
+def engine_from(plan: dict):
+    """The engine rebuilt in a process exec'd from a supervisor, as the same type it was
+    (a plan's "engine", "root", "run_root", "config_file", "overrides")."""
+    module, name = plan["engine"]
+    engine_type = getattr(__import__(module, fromlist=[name]), name)
+    return engine_type(Paths(plan["root"], plan["run_root"]), plan["config_file"], plan["overrides"])
 
 
 def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd: int, lost_since: float,
@@ -364,10 +396,12 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
         config = record["Config"]
         since = format_rfc3339_nano_ns(int(lost_since * 1e9))
         how = "read again from now" if sources else "not recoverable (its terminal died with the supervisor)"
-        log = LogWriter(record["LogPath"])
-        log.write("stderr", f"berth: the container's supervisor was killed: its output since {since} "
-                            f"may be lost, and is {how}\n".encode())
-        log.close()
+        target = engine.log_target(record)
+        log = open_log(target)
+        if log is not None:
+            log.write("stderr", f"berth: the container's supervisor was killed: its output since {since} "
+                                f"may be lost, and is {how}\n".encode())
+            log.close()
         directory = engine.paths.container_run(container_id)
         make_dirs(directory)
         server = AttachServer(directory, config["Tty"], False, bool(config.get("StdinOnce")), listen(directory))
@@ -376,7 +410,7 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
         plan = {"id": container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
                 "config_file": engine.config_file, "overrides": engine.overrides, "pid": pid,
                 "engine": [type(engine).__module__, type(engine).__qualname__],
-                "log": record["LogPath"], "sources": [[fd, stream] for fd, stream in sources],
+                "log": target, "sources": [[fd, stream] for fd, stream in sources],
                 "console": -1, "held": [], "started": time.monotonic(), "backoff": 0.0,
                 "attach": server.handoff(), "adopted": True, "proc": proc_fd}
         exec_python("berth.monitor.lean", "main", plan)

@@ -456,6 +456,14 @@ def mount_point_of(path: str) -> str:
     return best
 
 
+def mounts_under(path: str) -> list[str]:
+    """The mount points strictly below `path` in this mount namespace, from mountinfo."""
+    prefix = os.path.realpath(path).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4].replace("\\040", " ") for line in f]
+    return [point for point in points if point.startswith(prefix)]
+
+
 def propagation_of(path: str) -> set:
     """The propagation tags ("shared", "master") of the mount `path` lies on, from mountinfo."""
     point = mount_point_of(path)
