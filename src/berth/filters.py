@@ -106,3 +106,24 @@ def until_time(value: str) -> float:
     except ValueError as err:
         raise InvalidArgument(str(err)) from None
     return int(seconds) + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
+
+
+# -- prunes ----------------------------------------------------------------------------------
+
+PRUNE_FILTERS = ("until", "label", "label!")
+
+
+def prune_filters(values: list[str], accepted: tuple = PRUNE_FILTERS) -> dict:
+    """docker's prune --filter values: until=<time> (created before it), label=, label!=;
+    until as the Unix time it means."""
+    filters = parse_filters(values, accepted, flag="--filter")  # prunes: -f is --force
+    if "until" in filters:
+        filters["until"] = [until_time(value) for value in filters["until"]]
+    return filters
+
+
+def spared_by(filters: dict, created: float, labels: dict | None) -> bool:
+    """Does a prune's `filters` spare an object created then with these labels?"""
+    if not filters:
+        return False
+    return not labels_pass(filters, labels) or any(created >= until for until in filters.get("until", ()))

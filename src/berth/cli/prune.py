@@ -29,7 +29,7 @@ def cmd_image_prune(engine, argv) -> int:
     if opts.help:
         sys.stdout.write(help_text(PRUNE))
         return 0
-    from berth.engine.prune import PRUNE_FILTERS, prune_filters  # lazy: only image prune
+    from berth.filters import PRUNE_FILTERS, prune_filters  # lazy: only image prune
 
     filters = prune_filters(opts.filter, PRUNE_FILTERS + ("dangling",))
     warning = ("WARNING! This will remove all images without at least one container associated to them."

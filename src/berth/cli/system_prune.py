@@ -30,7 +30,7 @@ def _opts(command: Command, argv: list[str]):
     if opts.help:
         sys.stdout.write(help_text(command))
         return None
-    from berth.engine.prune import prune_filters  # lazy: not needed for --help
+    from berth.filters import prune_filters  # lazy: not needed for --help
 
     opts.filter = prune_filters(opts.filter)  # bad ones fail before the question
     return opts

@@ -309,10 +309,10 @@ def _name_matching(image, ref: str) -> str | None:
 
 def prune(engine, all_images: bool = False, filters: dict | None = None) -> dict:
     """`image prune`: dangling images (every unused one with `all_images` or a dangling=false
-    filter) that pass `filters` (engine.prune.prune_filters), and what killed commands left
+    filter) that pass `filters` (berth.filters.prune_filters), and what killed commands left
     in the store. docker's ImagesPruneResponse: {"ImagesDeleted": [{"Untagged": name} |
     {"Deleted": id}...], "SpaceReclaimed": bytes}."""
-    from berth.engine.prune import kept_by_filters  # lazy: only prune
+    from berth.filters import spared_by  # lazy: only prune
 
     filters = dict(filters or {})
     for value in filters.pop("dangling", ()):
@@ -326,7 +326,7 @@ def prune(engine, all_images: bool = False, filters: dict | None = None) -> dict
         for image in store.images():
             if image.id in used or (image.names and not all_images):
                 continue
-            if kept_by_filters(filters, _created_of(image), (image.config.get("config") or {}).get("Labels")):
+            if spared_by(filters, _created_of(image), (image.config.get("config") or {}).get("Labels")):
                 continue
             size = image.size()
             for name in list(image.names):

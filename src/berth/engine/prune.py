@@ -9,41 +9,20 @@ from berth.engine.state import PAUSED, RESTARTING, RUNNING, Container
 from berth.errors import BerthError, Conflict, NotFound
 from berth.fs import paths_in, remove_tree
 
-PRUNE_FILTERS = ("until", "label", "label!")
-
-
-def prune_filters(values: list[str], accepted: tuple = PRUNE_FILTERS) -> dict:
-    """docker's prune --filter values: until=<time> (created before it), label=, label!=;
-    until as the Unix time it means."""
-    from berth.filters import parse_filters, until_time  # lazy: only --filter
-
-    filters = parse_filters(values, accepted, flag="--filter")  # prunes: -f is --force
-    if "until" in filters:
-        filters["until"] = [until_time(value) for value in filters["until"]]
-    return filters
-
-
-def kept_by_filters(filters: dict, created: float, labels: dict | None) -> bool:
-    """Does a prune's `filters` spare an object created then with these labels?"""
-    if not filters:
-        return False
-    from berth.filters import labels_pass  # lazy: only --filter
-
-    return not labels_pass(filters, labels) or any(created >= until for until in filters.get("until", ()))
-
 
 def prune_containers(engine, filters: dict | None = None) -> dict:
-    """Every stopped container (created, exited, dead) that passes `filters` (prune_filters),
-    and the creations, removals and run directories killed commands abandoned. docker's
-    ContainersPruneResponse: {"ContainersDeleted": [IDs], "SpaceReclaimed": bytes}."""
+    """Every stopped container (created, exited, dead) that passes `filters`
+    (berth.filters.prune_filters), and the creations, removals and run directories killed
+    commands abandoned. docker's ContainersPruneResponse: {"ContainersDeleted": [IDs], "SpaceReclaimed": bytes}."""
     from berth.engine.volumes import tree_size  # lazy: only sizes need it
+    from berth.filters import spared_by  # lazy: only prune
 
     engine.store.reap_abandoned()
     deleted, reclaimed = [], 0
     for record in engine.containers():
         if Container(record).status in (RUNNING, PAUSED, RESTARTING):
             continue
-        if filters and kept_by_filters(filters, _created(record), record["Config"].get("Labels")):
+        if filters and spared_by(filters, _created(record), record["Config"].get("Labels")):
             continue
         size = tree_size(record["GraphDriver"]["Data"]["UpperDir"])
         try:
@@ -65,7 +44,7 @@ def _created(record: dict) -> float:
 def prune_system(engine, all_images: bool = False, volumes: bool = False, filters: dict | None = None) -> dict:
     """`system prune`: stopped containers, then (anonymous) volumes no container uses with
     `volumes`, then dangling images (every unused one with `all_images`), each passing
-    `filters` (prune_filters: until applies to containers and images), with the image
+    `filters` (berth.filters.prune_filters: until applies to containers and images), with the image
     store's full sweep of unreferenced blobs and temp files. Networks: only the built-in
     ones exist, and they are never pruned."""
     from berth.engine.images import prune as prune_images  # lazy: the image store, only for system prune
