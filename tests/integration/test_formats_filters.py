@@ -266,5 +266,9 @@ def test_template_errors_name_dockers_contexts(busybox):
     busybox.fails(1, "ps", "--format", "{{.Nope}}", says="failed to execute template: template: :1:2: executing "
                   '"" at <.Nope>: can\'t evaluate field Nope in type *formatter.ContainerContext')
     busybox.fails(1, "ps", "--format", "{{.Nope", says="failed to parse template: template: :1: unclosed action")
+    # docker runs ps's template on an empty row first: it fails even when nothing is listed
+    busybox.fails(1, "ps", "--filter", "name=nomatch", "--format", "{{.Nope}}",
+                  says="failed to execute template: template: :1:2: executing")
+    assert busybox.ok("ps", "--filter", "name=nomatch", "--format", '{{.Names}}{{.Label "x"}}{{json .}}') == ""
     busybox.fails(1, "images", "--format", "{{.Nope", says="template parsing error: template: :1: unclosed action")
     busybox.ok("stop", "-t", "0", "up", timeout=20)

@@ -152,6 +152,23 @@ def cmd_ps(engine, argv) -> int:
     now = time.time()
     rows = [ContainerRow(c, not opts.no_trunc, measure, now) for c in summaries]
     default = DEFAULT_PS_FORMAT + ("\t{{.Size}}" if opts.size else "")
-    # docker's ps runs the template once to see whether it reads .Size: its errors say so
-    render_rows(opts.format, default, rows, PS_HEADER, ("failed to parse template", "failed to execute template"))
+    # docker's ps runs the template once on an empty row to see whether it reads .Size: a
+    # template that cannot run fails so even with no container, in its words
+    errors = ("failed to parse template", "failed to execute template")
+    if not rows and opts.format:
+        from berth.cli.output import list_format, render_table_text  # lazy: not for rm or ps -q
+
+        render_table_text(list_format(opts.format, default), [ContainerRow(_NoContainer(), True, False, now)], {},
+                          errors)
+    render_rows(opts.format, default, rows, PS_HEADER, errors)
     return 0
+
+
+class _NoContainer:
+    """The empty container docker's ps runs a --format template on before listing."""
+
+    id = image = image_id = command = status = state = ports = name = ""
+    created = "1970-01-01T00:00:00Z"
+    labels: dict = {}
+    networks = mounts = ()
+    local_volumes = 0
