@@ -162,6 +162,10 @@ def test_inspect_templates_run_on_go_structs_first(busybox):
     assert busybox.ok("inspect", "--type", "image", "-f", "{{.ID}}", "busybox").strip() == image_id
     busybox.fails(1, "inspect", "--type", "container", "busybox", says="No such container: busybox")
     busybox.fails(1, "inspect", "--type", "foo", "x", says='unknown type: "foo": must be one of "config"')
+    # time.Duration prints as Go's Duration.String(), stays nanoseconds (omitted when 0) in json
+    busybox.ok("create", "--name", "checked", "--health-cmd", "true", "--health-interval", "1s", "busybox", "true")
+    assert busybox.ok("inspect", "-f", "{{.Config.Healthcheck}} {{json .Config.Healthcheck}}", "checked") == \
+        '{[CMD-SHELL true] 1s 0s 0s 0s 0} {"Test":["CMD-SHELL","true"],"Interval":1000000000}\n'
     # HostConfig.Ulimits is [] and Config.Env null when none, as docker prints them
     plain = busybox.ok("create", "busybox", "true").strip()
     [other] = json.loads(busybox.ok("inspect", plain))

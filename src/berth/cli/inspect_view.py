@@ -7,10 +7,11 @@ Each struct below lists its fields in Go's order as `GoName[=jsonKey][?]:kind` (
 omitempty). Kinds: s b i (string, bool, integer), *s *i *b (pointers to them), [] (a
 slice of plain values), map (a map of plain values), T, *T, []T (a struct, a pointer to
 one, a slice of them), map{} (a set: values are struct{}), map[]T and map*T (maps of
-slices of T, of pointers to T), time (a time.Time), any (as it is). Embedded structs (Resources in HostConfig,
+slices of T, of pointers to T), time (a time.Time), duration (a time.Duration), any (as
+it is). Embedded structs (Resources in HostConfig,
 the NetworkSettings bases) are flattened: templates reach their fields the same way."""
 
-from berth.gotemplate import GoStruct, GoTime, NilMap, NilSlice
+from berth.gotemplate import GoStruct, GoTime, NilMap, NilSlice, Stringer
 
 _STRUCTS = {
     "types.ContainerJSON": "ID=Id:s Created:s Path:s Args:[] State:*ContainerState Image:s ResolvConfPath:s "
@@ -53,7 +54,8 @@ _STRUCTS = {
               "Tty:b OpenStdin:b StdinOnce:b Env:[] Cmd:[] Healthcheck?:*HealthConfig ArgsEscaped?:b Image:s "
               "Volumes:map{} WorkingDir:s Entrypoint:[] NetworkDisabled?:b MacAddress?:s OnBuild:[] Labels:map "
               "StopSignal?:s StopTimeout?:*i Shell?:[]",
-    "HealthConfig": "Test:[] Interval?:i Timeout?:i StartPeriod?:i StartInterval?:i Retries?:i",
+    "HealthConfig": "Test:[] Interval?:duration Timeout?:duration StartPeriod?:duration StartInterval?:duration "
+                    "Retries?:i",
     "NetworkSettings": "Bridge:s SandboxID:s SandboxKey:s Ports:map[]PortBinding HairpinMode:b "
                        "LinkLocalIPv6Address:s LinkLocalIPv6PrefixLen:i SecondaryIPAddresses:[] "
                        "SecondaryIPv6Addresses:[] EndpointID:s Gateway:s GlobalIPv6Address:s GlobalIPv6PrefixLen:i "
@@ -80,7 +82,7 @@ _STRUCTS = {
 
 _ZERO = {"s": "", "b": False, "i": 0}
 # the JSON shape each kind (by its first two characters) decodes from
-_SHAPES = {"[]": list, "ma": dict, "ti": str}
+_SHAPES = {"[]": list, "ma": dict, "ti": str, "du": int}
 
 # types with a String() method: fmt prints them with it
 _STRINGERS = {"Ulimit": lambda u: f"{u['Name']}={u['Soft']}:{u['Hard']}"}
@@ -109,6 +111,10 @@ def typed(value, kind: str):
         return _ZERO.get(kind) if value is None else value
     if kind == "time":
         return GoTime(value or "0001-01-01T00:00:00Z")
+    if kind == "duration":
+        from berth.engine.health import go_duration  # lazy: only health checks have durations
+
+        return Stringer(value or 0, go_duration(value or 0), "time.Duration")
     if kind.startswith("*"):
         return None if value is None else typed(value, kind[1:])
     if kind == "[]":

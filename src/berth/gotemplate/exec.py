@@ -28,6 +28,7 @@ from berth.gotemplate.values import (
     GoTime,
     NilMap,
     NilSlice,
+    Stringer,
     TemplateError,
     quote,
     sorted_keys,
@@ -121,6 +122,8 @@ def _json_encode(value, out: list) -> None:
         out.append("]")
     elif isinstance(value, GoTime):
         out.append(_json_quote(value.text))
+    elif isinstance(value, Stringer):
+        _json_encode(value.value, out)
     elif hasattr(value, "MarshalJSON"):
         out.append(value.MarshalJSON())
     else:
@@ -133,8 +136,9 @@ def _json_encode_struct(value: GoStruct, out: list) -> None:
     first = True
     for field, key, omitempty in value.json_fields:
         item = value[field]
-        if omitempty and (item is None or item is False or item == 0 or item == "" or
-                          (isinstance(item, (list, tuple, dict)) and not item)):
+        empty = item.value if isinstance(item, Stringer) else item
+        if omitempty and (empty is None or empty is False or empty == 0 or empty == "" or
+                          (isinstance(empty, (list, tuple, dict)) and not empty)):
             continue
         if not first:
             out.append(",")

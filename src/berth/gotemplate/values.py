@@ -109,3 +109,16 @@ class GoTime:
         whole, dot, fraction = clock.partition(".")
         fraction = fraction.rstrip("0")
         return f"{date} {whole}{'.' + fraction if fraction else ''} {offset} {zone}"
+
+
+class Stringer:
+    """A Go value with a String() method (a time.Duration...): prints as `text`, encodes in
+    `json` as `value` (what encoding/json writes for it)."""
+
+    __slots__ = ("value", "text", "go_type")
+
+    def __init__(self, value, text: str, go_type: str) -> None:
+        self.value, self.text, self.go_type = value, text, go_type
+
+    def __str__(self) -> str:
+        return self.text
