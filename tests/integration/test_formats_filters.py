@@ -145,6 +145,10 @@ def test_inspect_templates_run_on_go_structs_first(busybox):
     # a template the struct cannot run runs on the JSON maps, as docker's CLI falls back
     assert fmt("{{.Id}} {{.HostConfig.RestartPolicy}}") == f"{cid} map[MaximumRetryCount:0 Name:unless-stopped]"
     busybox.fails(1, "inspect", "-f", "{{.Node}}", "h14fmt-r", says='map has no entry for key "Node"')
+    # docker goes on past an object the template fails on, and reports it at the end
+    result = busybox("inspect", "-f", "{{.State.Status}}", "h14fmt-r", "busybox", "h14fmt-r")
+    assert (result.returncode, result.stdout) == (1, "created\ncreated\n")
+    assert 'map has no entry for key "State"' in result.stderr
     assert fmt("{{.SizeRw}} {{.SizeRootFs}}", "-s").split()[0] == "0"
     assert int(fmt("{{.SizeRootFs}}", "--size")) > 0
     assert "SizeRw" not in fmt("{{json .}}")

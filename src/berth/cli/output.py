@@ -69,9 +69,16 @@ def render_inspected(fmt: str, record: dict, kind: str | None) -> str:
 
 def print_found(found: list, fmt: str | None, kinds: list | None = None) -> None:
     """inspect's output: each object through the template (as a Go struct of its kind, when
-    `kinds` says), or all as one JSON array."""
-    if fmt:
-        for i, item in enumerate(found):
-            sys.stdout.write(render_inspected(fmt, item, kinds[i] if kinds else None) + "\n")
-    else:
+    `kinds` says), or all as one JSON array. Objects the template fails on are reported
+    together after the others are printed."""
+    if not fmt:
         print_json(found)
+        return
+    failed = []
+    for i, item in enumerate(found):
+        try:
+            sys.stdout.write(render_inspected(fmt, item, kinds[i] if kinds else None) + "\n")
+        except BerthError as err:  # docker goes on with the next object and reports at the end
+            failed.append(str(err))
+    if failed:
+        raise BerthError("\n".join(failed))
