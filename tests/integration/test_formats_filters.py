@@ -280,3 +280,20 @@ def test_template_errors_name_dockers_contexts(busybox):
     assert busybox.ok("ps", "--filter", "name=nomatch", "--format", '{{.Names}}{{.Label "x"}}{{json .}}') == ""
     busybox.fails(1, "images", "--format", "{{.Nope", says="template parsing error: template: :1: unclosed action")
     busybox.ok("stop", "-t", "0", "up", timeout=20)
+
+
+def test_system_df_verbose_lists_containers_volumes_and_build_cache(busybox):
+    busybox.ok("create", "--name", "user", "-v", "fmtvol:/data", "busybox", "true")
+    text = busybox.ok("system", "df", "-v")
+    # docker 28's sections, in its order and words
+    assert [line for line in text.splitlines() if line.endswith(":") or line.startswith("Build cache")] == [
+        "Images space usage:", "Containers space usage:", "Local Volumes space usage:", "Build cache usage: 0B"]
+    lines = text.splitlines()
+    containers = lines.index("Containers space usage:")
+    assert lines[containers + 2].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "LOCAL", "VOLUMES", "SIZE",
+                                             "CREATED", "STATUS", "NAMES"]
+    assert lines[containers + 3].split()[3:5] == ["1", "0B"] and lines[containers + 3].endswith(" user")
+    volumes = lines.index("Local Volumes space usage:")
+    assert [lines[volumes + 2].split(), lines[volumes + 3].split()] == [["VOLUME", "NAME", "LINKS", "SIZE"],
+                                                                        ["fmtvol", "1", "0B"]]
+    assert lines[-1].split() == ["CACHE", "ID", "CACHE", "TYPE", "SIZE", "CREATED", "LAST", "USED", "USAGE", "SHARED"]

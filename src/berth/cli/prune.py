@@ -1,6 +1,7 @@
 """`image prune` and `system df`: what the image store holds, and giving space back."""
 
 import sys
+import time
 
 from berth.cli.contexts import Row
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
@@ -84,4 +85,34 @@ def cmd_system_df(engine, argv) -> int:
     sys.stdout.write("Images space usage:\n\n")
     render_rows(None, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}"
                       "\t{{.UniqueSize}}\t{{.Containers}}", rows, IMAGE_HEADER)
+    _verbose_df_rest(engine)
     return 0
+
+
+def _verbose_df_rest(engine) -> None:
+    """`system df -v` after the images, as docker prints it: containers (their writable
+    layers), volumes (how many containers use each) and the build cache berth does not have."""
+    from berth.cli.containers import PS_HEADER, ContainerRow  # lazy: only df -v
+    from berth.cli.output import render_rows  # lazy: only df
+    from berth.engine.container_list import list_containers  # lazy: only df -v
+    from berth.engine.system import volume_usage  # lazy: only df -v
+
+    class WritableLayerRow(ContainerRow):
+        def Size(self) -> str:  # noqa: N802 - docker's df counts the writable layer alone
+            return human_size(self._c.sizes()[0])
+
+    now = time.time()
+    rows = [WritableLayerRow(c, True, True, now) for c in list_containers(engine, all_containers=True)]
+    sys.stdout.write("\nContainers space usage:\n\n")
+    render_rows(None, "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}"
+                      "\t{{.Status}}\t{{.Names}}", rows, PS_HEADER)
+    volumes = [Row("*formatter.volumeContext", {"Name": name, "Links": str(links), "Size": human_size(size, 4)})
+               for name, links, size in volume_usage(engine)]
+    sys.stdout.write("\nLocal Volumes space usage:\n\n")
+    render_rows(None, "table {{.Name}}\t{{.Links}}\t{{.Size}}", volumes,
+                {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"})
+    sys.stdout.write("\nBuild cache usage: 0B\n\n")
+    render_rows(None, "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}"
+                      "\t{{.UsageCount}}\t{{.Shared}}", [],
+                {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED",
+                 "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"})
