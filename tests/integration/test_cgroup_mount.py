@@ -95,7 +95,7 @@ def test_privileged_writes_reach_the_containers_own_cgroup(busybox):
 
 
 def test_proc_self_cgroup_is_the_namespace_root(busybox):
-    lines = busybox.ok("run", "--rm", "busybox", "cat", "/proc/self/cgroup").splitlines()
+    lines = busybox.ok("run", "--rm", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup").splitlines()
     assert lines
     assert all(line.split(":", 2)[2] == "/" for line in lines), lines
 

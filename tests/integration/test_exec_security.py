@@ -36,7 +36,7 @@ def test_joining_process_exe_cannot_be_read_from_inside(busybox):
 
 
 def test_exec_process_is_in_the_container_cgroup_and_namespaces(busybox):
-    busybox.ok("run", "-d", "--name", "host", "busybox", "sleep", "60")
+    busybox.ok("run", "-d", "--name", "host", "--cgroupns", "private", "busybox", "sleep", "60")
     try:
         container = busybox.ok("exec", "host", "sh", "-c", "for f in 1/ns/pid self/ns/pid 1/ns/mnt self/ns/mnt; "
                                "do readlink /proc/$f; done; cat /proc/self/cgroup").split()

@@ -31,6 +31,11 @@ CREATE_FLAGS = [
     Flag("expose", None, LIST, (), "Expose a port or a range of ports"),
     Flag("link", None, LIST, (), "Add link to another container"),
     Flag("ipc", None, STRING, None, "IPC mode to use"),
+    Flag("pid", None, STRING, None, "PID namespace to use"),
+    Flag("uts", None, STRING, None, "UTS namespace to use"),
+    Flag("cgroupns", None, STRING, None, "Cgroup namespace to use (host|private)"),
+    Flag("cgroup-parent", None, STRING, None, "Optional parent cgroup for the container"),
+    Flag("storage-opt", None, LIST, (), "Storage driver options for the container"),
     Flag("shm-size", None, STRING, None, "Size of /dev/shm"),
     Flag("privileged", None, BOOL, False, "Give extended privileges to this container"),
     Flag("read-only", None, BOOL, False, "Mount the container's root filesystem as read only"),
@@ -85,9 +90,27 @@ CREATE_FLAGS = [
     Flag("health-timeout", None, STRING, None, "Maximum time to allow one check to run (ms|s|m|h) (default 0s)",
          "duration"),
     Flag("no-healthcheck", None, BOOL, False, "Disable any container-specified HEALTHCHECK"),
+    Flag("oom-score-adj", None, INT, 0, "Tune host's OOM preferences (-1000 to 1000)"),
+    Flag("cpu-rt-period", None, INT, 0, "Limit CPU real-time period in microseconds"),
+    Flag("cpu-rt-runtime", None, INT, 0, "Limit CPU real-time runtime in microseconds"),
+    Flag("blkio-weight", None, STRING, None, "Block IO (relative weight), between 10 and 1000, or 0 to disable",
+         "uint16"),
+    Flag("blkio-weight-device", None, LIST, (), "Block IO weight (relative device weight)"),
+    Flag("device-read-bps", None, LIST, (), "Limit read rate (bytes per second) from a device"),
+    Flag("device-read-iops", None, LIST, (), "Limit read rate (IO per second) from a device"),
+    Flag("device-write-bps", None, LIST, (), "Limit write rate (bytes per second) to a device"),
+    Flag("device-write-iops", None, LIST, (), "Limit write rate (IO per second) to a device"),
+    Flag("kernel-memory", None, STRING, None, "Kernel memory limit (deprecated: no effect)", "bytes"),
+    # Windows-only in docker: refused on Linux as its CLI refuses them (windows_only)
+    Flag("cpu-count", None, INT, 0, "CPU count (Windows only)"),
+    Flag("cpu-percent", None, INT, 0, "CPU percent (Windows only)"),
+    Flag("io-maxbandwidth", None, STRING, None, "Maximum IO bandwidth limit for the system drive (Windows only)",
+         "bytes"),
+    Flag("io-maxiops", None, STRING, None, "Maximum IOps limit for the system drive (Windows only)", "uint"),
 ]
 HEALTH_FLAGS = ("health_cmd", "health_interval", "health_retries", "health_start_interval", "health_start_period",
                 "health_timeout", "no_healthcheck")
+WINDOWS_ONLY = ("cpu-count", "cpu-percent", "io-maxbandwidth", "io-maxiops")
 DETACH_KEYS = Flag("detach-keys", None, STRING, None, "Override the key sequence for detaching a container")
 RUN = Command("run", "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]", "Create and run a new container from an image",
               CREATE_FLAGS + [Flag("detach", "d", BOOL, False, "Run container in background and print container ID"),
@@ -188,7 +211,7 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         extra_hosts=opts.add_host,
         **network_request(opts),
         warnings=warnings,
-        host_config={**isolation_request(opts, warnings), **log_request(opts)},
+        host_config={**isolation_request(opts, warnings), **log_request(opts), **console_size()},
         mounts=mount_request(opts),
         healthcheck=health_request(opts),
     )
@@ -201,6 +224,17 @@ def health_request(opts) -> dict | None:
     from berth.cli.health import healthcheck_from  # lazy: only --health-* and --no-healthcheck
 
     return healthcheck_from(opts)
+
+
+def console_size() -> dict:
+    """HostConfig.ConsoleSize as docker's CLI sets it at create: its stdout's terminal size
+    (rows, columns), none off a terminal (the record's default [0, 0])."""
+    if not os.isatty(1):
+        return {}
+    from berth.engine.attach import terminal_size  # lazy: only from a terminal (run loads it then anyway)
+
+    size = terminal_size(1)
+    return {"ConsoleSize": list(size)} if size else {}
 
 
 def isolation_request(opts, warnings: list[str]) -> dict:
@@ -226,6 +260,7 @@ def isolation_request(opts, warnings: list[str]) -> dict:
         if size <= 0:
             raise InvalidArgument("SHM size can not be less than 0")
         host["ShmSize"] = size
+    host.update(namespace_request(opts))
     if opts.userns is not None:
         if opts.userns not in ("", "host"):
             raise InvalidArgument("--userns: invalid USER mode")
@@ -271,7 +306,47 @@ def log_request(opts) -> dict:
 
 RESOURCE_FLAGS = ("memory", "memory_swap", "memory_reservation", "memory_swappiness", "oom_kill_disable", "cpu_shares",
                   "cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit", "device",
-                  "device_cgroup_rule", "ulimit")  # = berth.engine.resources.FLAG_DESTS, without importing it
+                  "device_cgroup_rule", "ulimit", "blkio_weight", "blkio_weight_device", "device_read_bps",
+                  "device_write_bps", "device_read_iops", "device_write_iops", "cpu_rt_period", "cpu_rt_runtime",
+                  "kernel_memory", "oom_score_adj")  # = berth.engine.resources.FLAG_DESTS, without importing it
+
+
+def namespace_request(opts) -> dict:
+    """--pid, --uts, --cgroupns, --cgroup-parent and --storage-opt as docker's CLI checks them;
+    the engine checks them against its containers and the host."""
+    host = {}
+    if opts.pid is not None:
+        if opts.pid not in ("", "host") and not (opts.pid.startswith("container:") and opts.pid.partition(":")[2]):
+            raise InvalidArgument("--pid: invalid PID mode")
+        host["PidMode"] = opts.pid
+    if opts.uts is not None:
+        if opts.uts not in ("", "host"):
+            raise InvalidArgument("--uts: invalid UTS mode")
+        host["UTSMode"] = opts.uts
+    if opts.cgroupns is not None:
+        if opts.cgroupns not in ("", "host", "private"):
+            raise InvalidArgument("--cgroupns: invalid CGROUP mode")
+        host["CgroupnsMode"] = opts.cgroupns
+    if opts.cgroup_parent:
+        host["CgroupParent"] = opts.cgroup_parent
+    if opts.storage_opt:
+        options = {}
+        for item in opts.storage_opt:
+            key, eq, value = item.partition("=")
+            if not eq:
+                raise InvalidArgument("invalid storage option")
+            options[key] = value
+        host["StorageOpt"] = options
+    return host
+
+
+def windows_only(opts) -> str | None:
+    """docker's CLI refuses its Windows-only flags on a Linux engine (exit 1): the message."""
+    for name in WINDOWS_ONLY:
+        if opts.given(name.replace("-", "_")):
+            return f'"--{name}" is only supported on a Docker daemon running on windows, but the berth engine is ' \
+                   "running on linux"
+    return None
 
 
 # docker's namespaced sysctls: the IPC ones, and net.* in the container's own network namespace
@@ -357,6 +432,9 @@ def cmd_create(engine, argv: list[str]) -> int:
     opts, args = parse(CREATE, argv)
     if _help(CREATE, opts):
         return 0
+    if windows_only(opts):
+        print(windows_only(opts), file=sys.stderr)
+        return 1
     record = create_container(engine, request_from(opts, args))
     print(record["Id"])
     return 0
@@ -366,6 +444,9 @@ def cmd_run(engine, argv: list[str]) -> int:
     opts, args = parse(RUN, argv)
     if _help(RUN, opts):
         return 0
+    if windows_only(opts):
+        print(windows_only(opts), file=sys.stderr)
+        return 1
     req = request_from(opts, args)
     if opts.detach:
         from berth.engine.attach import PendingStart  # lazy: create and exec load this module

@@ -9,8 +9,12 @@ from berth.errors import BerthError
 
 UPDATE = Command("update", "berth update [OPTIONS] CONTAINER [CONTAINER...]",
                  "Update configuration of one or more containers",
-                 [Flag("cpu-period", None, INT, 0, "Limit CPU CFS (Completely Fair Scheduler) period"),
+                 [Flag("blkio-weight", None, STRING, None,
+                       "Block IO (relative weight), between 10 and 1000, or 0 to disable", "uint16"),
+                  Flag("cpu-period", None, INT, 0, "Limit CPU CFS (Completely Fair Scheduler) period"),
                   Flag("cpu-quota", None, INT, 0, "Limit CPU CFS (Completely Fair Scheduler) quota"),
+                  Flag("cpu-rt-period", None, INT, 0, "Limit the CPU real-time period in microseconds"),
+                  Flag("cpu-rt-runtime", None, INT, 0, "Limit the CPU real-time runtime in microseconds"),
                   Flag("cpuset-cpus", None, STRING, "", "CPUs in which to allow execution (0-3, 0,1)"),
                   Flag("cpuset-mems", None, STRING, "", "MEMs in which to allow execution (0-3, 0,1)"),
                   Flag("cpu-shares", "c", INT, 0, "CPU shares (relative weight)"),

@@ -353,15 +353,19 @@ class Engine:
                 "NetworkMode": "none", "PortBindings": dict(req.port_bindings), "RestartPolicy": dict(req.restart),
                 "Init": req.init,
                 "AutoRemove": req.auto_remove, "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None,
-                "CapDrop": None, "CgroupnsMode": "private", "Dns": list(req.dns), "DnsOptions": list(req.dns_options),
-                "DnsSearch": list(req.dns_search), "ExtraHosts": list(req.extra_hosts) or None,
-                "GroupAdd": None, "IpcMode": "private", "Cgroup": "", "Links": None,
-                "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": req.publish_all,
+                "CapDrop": None, "CgroupnsMode": self.default_cgroupns_mode(), "Dns": list(req.dns),
+                "DnsOptions": list(req.dns_options), "DnsSearch": list(req.dns_search),
+                "ExtraHosts": list(req.extra_hosts) or None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
+                "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": req.publish_all,
                 "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
-                "ShmSize": 67108864, "Runtime": "berth", "Isolation": "", "CpuShares": 0, "Memory": 0,
-                "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "CpuPeriod": 0, "CpuQuota": 0,
-                "CpusetCpus": "", "CpusetMems": "", "Devices": [], "MemoryReservation": 0, "MemorySwap": 0,
-                "OomKillDisable": False, "PidsLimit": None, "Ulimits": [],  # docker: [] when none, Env null
+                "ShmSize": 67108864, "Runtime": "berth", "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0,
+                "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+                "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
+                "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
+                "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": None,
+                "DeviceRequests": None, "KernelMemory": 0, "KernelMemoryTCP": 0, "MemoryReservation": 0,
+                "MemorySwap": 0, "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None, "Ulimits": [],
+                "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
                 "MaskedPaths": list(_spec().MASKED_PATHS), "ReadonlyPaths": list(_spec().READONLY_PATHS),
             },
             "GraphDriver": {
@@ -453,6 +457,7 @@ class Engine:
             donor = self.get(ipc.partition(":")[2])
             ipc = "container:" + donor["Id"]
         host["IpcMode"] = ipc
+        self._namespace_modes(host, req)
         if host.get("Privileged"):  # docker: nothing masked or read-only in /proc for a privileged one
             host["MaskedPaths"] = host["ReadonlyPaths"] = None
         if host.get("Sysctls"):  # runc's rule: only in a namespace of the container's own
@@ -462,9 +467,36 @@ class Engine:
 
             check_sysctls(host, self.load)
 
-    def ipc_donor(self, record: dict) -> dict | None:
-        """For --ipc container:<x>: the running, shareable donor (docker's checks), else None."""
-        mode = record["HostConfig"].get("IpcMode") or ""
+    def _namespace_modes(self, host: dict, req: CreateRequest) -> None:
+        """docker's daemon checks of the PID, UTS and cgroup namespace modes (a PID donor must
+        exist now, recorded by its ID, and run when this one starts; the host's UTS namespace
+        keeps the host's name) and of --storage-opt: berth's overlay has no project quotas, so
+        no size (docker's refusal on a filesystem without them)."""
+        pid = host.get("PidMode") or ""
+        if pid.startswith("container:"):
+            host["PidMode"] = "container:" + self.get(pid.partition(":")[2])["Id"]
+        if host.get("UTSMode") == "host" and req.hostname:
+            raise InvalidArgument("conflicting options: hostname and the UTS mode")
+        if not host.get("CgroupnsMode"):
+            host["CgroupnsMode"] = self.default_cgroupns_mode()
+        for key in host.get("StorageOpt") or ():  # docker's overlay2 driver, without project quotas
+            if key == "size":
+                raise InvalidArgument("--storage-opt is supported only for overlay over xfs with 'pquota' mount "
+                                      "option")
+            raise InvalidArgument(f"Unknown option {key}")
+
+    def default_cgroupns_mode(self) -> str:
+        """daemon.json's default-cgroupns-mode, else docker's: private on cgroup v2, host on v1."""
+        if self.settings.default_cgroupns_mode:
+            return self.settings.default_cgroupns_mode
+        from berth.runtime.cgroups import unified  # lazy: only create asks
+
+        return "private" if unified() else "host"
+
+    def _donor(self, record: dict, field: str, not_running: str) -> dict | None:
+        """The container that HostConfig `field`'s container:<x> mode names, which must exist
+        and run (else docker's `not_running`, formatted with its ID); None for other modes."""
+        mode = record["HostConfig"].get(field) or ""
         if not mode.startswith("container:"):
             return None
         donor_id = mode.partition(":")[2]
@@ -473,7 +505,20 @@ class Engine:
         except FileNotFoundError:
             raise NotFound(f"No such container: {donor_id}") from None
         if not is_running(donor):
-            raise Conflict(f"cannot join IPC of a non running container: {donor_id}")
+            raise Conflict(not_running.format(donor_id))
+        return donor
+
+    def pid_donor_pid(self, record: dict) -> int | None:
+        """For --pid container:<x>: the pid whose PID namespace to join (docker's checks)."""
+        donor = self._donor(record, "PidMode", "container {} is not running")
+        return None if donor is None else donor["State"]["Pid"]
+
+    def ipc_donor(self, record: dict) -> dict | None:
+        """For --ipc container:<x>: the running, shareable donor (docker's checks), else None."""
+        donor = self._donor(record, "IpcMode", "cannot join IPC of a non running container: {}")
+        if donor is None:
+            return None
+        donor_id = donor["Id"]
         if (donor["HostConfig"].get("IpcMode") or "private") not in ("shareable", "host"):
             raise Conflict(f"can't join IPC of container {donor_id}: non-shareable IPC (hint: use IpcMode:shareable "
                            "for the donor container)")
@@ -642,7 +687,7 @@ class Engine:
                 raise Conflict(f"container {container_id[:12]} is already running")
             if restarting and self.stopped_by_hand(container_id):
                 raise Conflict(f"container {container_id[:12]} was stopped")
-            self._clean_cgroup(container_id)
+            self._clean_cgroup(record)
             self._disconnect(container_id)  # what a run nobody saw end still holds (lease, ports)
             user = self.exec_user(record)
             data = record["GraphDriver"]["Data"]
@@ -661,13 +706,15 @@ class Engine:
                     write_bytes(record["HostsPath"], endpoint.hosts(self.extra_hosts(record)).encode(), durable=False,
                                 mode=0o644)
                 inputs = oci.StartInputs(net_pid=self._joined_pid(record),
-                                         link_env=endpoint.link_env if endpoint is not None else ())
+                                         link_env=endpoint.link_env if endpoint is not None else (),
+                                         pid_pid=self.pid_donor_pid(record))
                 self._share_ipc(record, inputs)
                 if record.get("Mounts"):  # volumes and binds: sources made, copy-ups finished
                     from berth.engine.mounts import prepare  # lazy: only containers with mounts
 
                     prepare(self, record)
                 spec = oci.build(record, user, directory, console_size, inputs)
+                self._realtime_budget(record, spec)
                 launched = runtime.start(spec, data["MergedDir"], overlay, stdio,
                                          on_created=endpoint.attach if endpoint is not None else None,
                                          seccomp_program=self.seccomp_program(record))
@@ -715,6 +762,19 @@ class Engine:
             donor_mode = donor["HostConfig"].get("IpcMode")
             inputs.shm_source = "/dev/shm" if donor_mode == "host" else os.path.join(
                 self.paths.container_run(donor["Id"]), "shm")
+
+    def _realtime_budget(self, record: dict, spec: dict) -> None:
+        """A real-time container's parent cgroups get daemon.json's real-time budget, as
+        dockerd's (without one, the kernel refuses the container's runtime)."""
+        host = record["HostConfig"]
+        if not (host.get("CpuRealtimeRuntime") or host.get("CpuRealtimePeriod")):
+            return
+        settings = self.settings
+        if settings.cpu_rt_period or settings.cpu_rt_runtime:
+            from berth.runtime.cgroups import give_realtime_budget  # lazy: only real-time containers
+
+            parent = spec["linux"]["cgroupsPath"].rpartition("/")[0]
+            give_realtime_budget(parent, settings.cpu_rt_period, settings.cpu_rt_runtime)
 
     def _shm_dir(self, container_id: str, size: int) -> str:
         from berth.runtime import syscalls as sc  # lazy: ctypes, only IPC sharing mounts
@@ -783,16 +843,10 @@ class Engine:
 
     def _joined_pid(self, record: dict) -> int | None:
         """For --network container:<x>: the pid whose network namespace to join, now."""
-        mode = record["HostConfig"].get("NetworkMode") or ""
-        if not mode.startswith("container:"):
+        target = self._donor(record, "NetworkMode", "cannot join network namespace of a non running container: {}")
+        if target is None:
             return None
-        target_id = mode.partition(":")[2]
-        try:
-            target = self.load(target_id)
-        except FileNotFoundError:
-            raise NotFound(f"No such container: {target_id}") from None
-        if not is_running(target):
-            raise Conflict(f"cannot join network namespace of a non running container: {target_id}")
+        target_id = target["Id"]
         # Its network namespace may now outlive its pid 1: when it ends, unplug it explicitly.
         marker = os.path.join(self.paths.container_run(target_id), "netns-shared")
         with open(marker, "w"):
@@ -1071,7 +1125,7 @@ class Engine:
             return record  # its supervisor recorded the end meanwhile: that is the truth
         if not self.run_abandoned(container_id) and pid_alive(stored["Pid"]):
             return record
-        self._clean_cgroup(container_id)
+        self._clean_cgroup(record)
         self._disconnect(container_id)  # what the dead run held: we hold its lock
         if ended_by and not record["State"]["Running"]:
             record["State"].update(ExitCode=128 + ended_by, FinishedAt=now())
@@ -1081,7 +1135,7 @@ class Engine:
     def _freezer(self, record: dict):
         from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a start or removal touches cgroups
 
-        return open_cgroup(cgroup_path(record["Id"]))
+        return open_cgroup(cgroup_path(record["Id"], record["HostConfig"].get("CgroupParent")))
 
     def pause(self, record: dict, paused: bool) -> None:
         from berth.engine.freeze import (
@@ -1159,11 +1213,9 @@ class Engine:
                     self._disconnect(container_id)
             time.sleep(0.005)
 
-    def _clean_cgroup(self, container_id: str) -> None:
+    def _clean_cgroup(self, record: dict) -> None:
         """Kill whatever is left in the container's cgroup and remove it."""
-        from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a start or removal touches cgroups
-
-        cgroup = open_cgroup(cgroup_path(container_id))
+        cgroup = self._freezer(record)
         if not cgroup.exists():
             return
         cgroup.thaw()
@@ -1187,7 +1239,7 @@ class Engine:
                     events.container(self.paths.root, record, "kill", {"signal": "9"})
                     _kill_and_wait(record["State"]["Pid"])
                     events.died(self.paths.root, record, 137)  # its supervisor finds it gone: says nothing
-            self._clean_cgroup(container_id)
+            self._clean_cgroup(record)
             self._delete(record, volumes)
 
     def _delete(self, record: dict, volumes: bool = False) -> None:

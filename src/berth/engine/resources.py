@@ -1,6 +1,7 @@
-"""Resource limits in docker's terms: the run/create/update flags (memory, CPU, cpuset, pids,
-devices, ulimits) -> HostConfig fields, checked as docker's CLI and daemon check them
-(cli/command/container/opts.go, daemon/daemon_unix.go verifyPlatformContainerResources);
+"""Resource limits in docker's terms: the run/create/update flags (memory, CPU, real-time CPU,
+cpuset, pids, block I/O, devices, ulimits, OOM score) -> HostConfig fields, checked as docker's
+CLI and daemon check them (cli/command/container/opts.go, daemon/daemon_unix.go
+verifyPlatformContainerResources);
 and HostConfig -> the OCI spec's linux.resources, linux.devices and process.rlimits.
 
 Pure functions over HostConfig dicts, reading only host facts (cgroup features, device
@@ -26,7 +27,23 @@ ULIMIT_NAMES = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", 
 # run/create flags handled here (opts attribute names), so a caller can tell whether any was given.
 FLAG_DESTS = ("memory", "memory_swap", "memory_reservation", "memory_swappiness", "oom_kill_disable", "cpu_shares",
               "cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit", "device",
-              "device_cgroup_rule", "ulimit")
+              "device_cgroup_rule", "ulimit", "blkio_weight", "blkio_weight_device", "device_read_bps",
+              "device_write_bps", "device_read_iops", "device_write_iops", "cpu_rt_period", "cpu_rt_runtime",
+              "kernel_memory", "oom_score_adj")
+
+# --device-read-bps... flags -> (HostConfig field, parses a size, host feature, what docker's
+# "discarded" warning calls the kernel's support and the limit)
+THROTTLES = (
+    ("device_read_bps", "BlkioDeviceReadBps", True, "blkio_read_bps", "BPS Block I/O read limit", "BPS read limit"),
+    ("device_write_bps", "BlkioDeviceWriteBps", True, "blkio_write_bps", "BPS Block I/O write limit",
+     "BPS write limit"),
+    ("device_read_iops", "BlkioDeviceReadIOps", False, "blkio_read_iops", "IOPS Block read limit", "IOPS read limit"),
+    ("device_write_iops", "BlkioDeviceWriteIOps", False, "blkio_write_iops", "IOPS Block write limit",
+     "IOPS write limit"),
+)
+# HostConfig throttle field -> OCI linux.resources.blockIO key
+OCI_THROTTLES = {"BlkioDeviceReadBps": "throttleReadBpsDevice", "BlkioDeviceWriteBps": "throttleWriteBpsDevice",
+                 "BlkioDeviceReadIOps": "throttleReadIOPSDevice", "BlkioDeviceWriteIOps": "throttleWriteIOPSDevice"}
 
 
 # -- flags -> HostConfig ---------------------------------------------------------------------
@@ -63,6 +80,12 @@ def host_config_from(opts, warnings: list[str] | None = None) -> dict:
         host["DeviceCgroupRules"] = [parse_device_cgroup_rule(rule) for rule in opts.device_cgroup_rule]
     if getattr(opts, "ulimit", None):
         host["Ulimits"] = parse_ulimits(opts.ulimit)
+    host.update(_blkio_fields(opts))
+    host.update(_realtime_fields(opts))
+    if getattr(opts, "kernel_memory", None):
+        host["KernelMemory"] = parse_memory(opts.kernel_memory, "--kernel-memory")
+    if getattr(opts, "oom_score_adj", None):
+        host["OomScoreAdj"] = opts.oom_score_adj
     if host:
         found = validate(host)
         if warnings is not None:
@@ -85,6 +108,75 @@ def _memory_fields(opts) -> dict:
         if value:
             fields[field] = parse_swap(value, spelled) if field == "MemorySwap" else parse_memory(value, spelled)
     return fields
+
+
+def _blkio_fields(opts) -> dict:
+    """--blkio-weight, --blkio-weight-device and the four throttles (docker's opts types)."""
+    fields = {}
+    if getattr(opts, "blkio_weight", None):
+        fields["BlkioWeight"] = parse_uint(opts.blkio_weight, "--blkio-weight", 16)
+    if getattr(opts, "blkio_weight_device", None):
+        fields["BlkioWeightDevice"] = [parse_weight_device(v) for v in opts.blkio_weight_device]
+    for dest, field, sized, *_ in THROTTLES:
+        if getattr(opts, dest, None):
+            fields[field] = [parse_throttle(v, "--" + dest.replace("_", "-"), sized) for v in getattr(opts, dest)]
+    return fields
+
+
+def _realtime_fields(opts) -> dict:
+    return {field: getattr(opts, dest) for dest, field in (("cpu_rt_period", "CpuRealtimePeriod"),
+                                                           ("cpu_rt_runtime", "CpuRealtimeRuntime"))
+            if getattr(opts, dest, None)}
+
+
+def parse_uint(value: str, spelled: str, bits: int) -> int:
+    """pflag's uintN: strconv.ParseUint's refusals in its words."""
+    if not _digits(value):
+        raise flag_error(value, spelled, f'strconv.ParseUint: parsing "{value}": invalid syntax')
+    if int(value) >= 1 << bits:
+        raise flag_error(value, spelled, f'strconv.ParseUint: parsing "{value}": value out of range')
+    return int(value)
+
+
+def _device_and_value(value: str, spelled: str) -> tuple[str, str]:
+    """DEVICE:VALUE as docker's CLI splits it: a path under /dev/, checked for nothing else yet."""
+    path, colon, rest = value.partition(":")
+    if not colon or not path:
+        raise flag_error(value, spelled, f"bad format: {value}")
+    if not path.startswith("/dev/"):
+        raise flag_error(value, spelled, f"bad format for device path: {value}")
+    return path, rest
+
+
+def parse_weight_device(value: str) -> dict:
+    """--blkio-weight-device /dev/sda:500 (docker's ValidateWeightDevice)."""
+    path, weight = _device_and_value(value, "--blkio-weight-device")
+    if not _digits(weight) or int(weight) >= 1 << 16 or 0 < int(weight) < 10 or int(weight) > 1000:
+        raise flag_error(value, "--blkio-weight-device", f"invalid weight for device: {value}")
+    return {"Path": path, "Weight": int(weight)}
+
+
+def parse_throttle(value: str, spelled: str, sized: bool) -> dict:
+    """--device-read-bps /dev/sda:1mb (a size) or --device-read-iops /dev/sda:100 (a count),
+    docker's ValidateThrottleBpsDevice / ValidateThrottleIOpsDevice."""
+    path, rate = _device_and_value(value, spelled)
+    if sized:
+        from berth.units import ram_in_bytes  # lazy: only --device-read-bps/--device-write-bps
+
+        try:
+            number = ram_in_bytes(rate)
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise flag_error(value, spelled, f"invalid rate for device: {value}. The correct format is "
+                                             "<device-path>:<number>[<unit>]. Number must be a positive integer. "
+                                             "Unit is optional and can be kb, mb, or gb")
+    else:
+        if not _digits(rate) or int(rate) >= 1 << 64:
+            raise flag_error(value, spelled, f"invalid rate for device: {value}. The correct format is "
+                                             "<device-path>:<number>. Number must be a positive integer")
+        number = int(rate)
+    return {"Path": path, "Rate": number}
 
 
 def flag_error(value: str, spelled: str, message: str) -> InvalidArgument:
@@ -280,6 +372,10 @@ def validate(host: dict, update: bool = False, features=None) -> list[str]:
     if host.get("OomKillDisable") and memory == 0:
         warnings.append("OOM killer is disabled for the container, but no memory limit is set, this can result in "
                         "the system running out of resources.")
+    if (host.get("KernelMemory") or 0) > 0:  # cgroup v1's kmem limit: deprecated, never applied
+        if host["KernelMemory"] < MIN_MEMORY:
+            raise InvalidArgument("Minimum kernel memory limit allowed is 6MB")
+        warnings.append("Specifying a kernel memory limit is deprecated and will be removed in a future release.")
     nano = host.get("NanoCpus") or 0
     period = host.get("CpuPeriod") or 0
     quota = host.get("CpuQuota") or 0
@@ -306,7 +402,57 @@ def validate(host: dict, update: bool = False, features=None) -> list[str]:
         if not wanted <= parse_cpuset(available):
             raise InvalidArgument(f"Requested {what} are not available - requested {requested}, available: "
                                   f"{available}")
+    _validate_realtime(host, features)
+    warnings.extend(_validate_blkio(host, features))
+    oom_score_adj = host.get("OomScoreAdj") or 0
+    if not -1000 <= oom_score_adj <= 1000:
+        raise InvalidArgument(f"Invalid value {oom_score_adj}, range for oom score adj is [-1000, 1000]")
     return warnings
+
+
+def _validate_realtime(host: dict, features) -> None:
+    """docker's validateResources: real-time group scheduling must be in the kernel (v1's
+    cpu.rt_runtime_us; v2 has none), and the runtime fit in the period."""
+    period = host.get("CpuRealtimePeriod") or 0
+    runtime = host.get("CpuRealtimeRuntime") or 0
+    if (period or runtime) and not features.cpu_realtime:
+        raise InvalidArgument("Your kernel does not support CPU real-time scheduler")
+    if period and runtime and runtime > period:
+        raise InvalidArgument("cpu real-time runtime cannot be higher than cpu real-time period")
+
+
+def _validate_blkio(host: dict, features) -> list[str]:
+    """docker's blkio checks: what the kernel cannot enforce is discarded with a warning; the
+    rest is checked (weight range, the devices exist now: nothing is made for a typo)."""
+    warnings = []
+    if host.get("BlkioWeight") and not features.blkio_weight:
+        warnings.append("Your kernel does not support Block I/O weight or the cgroup is not mounted. "
+                        "Weight discarded.")
+        host["BlkioWeight"] = 0
+    if host.get("BlkioWeight") and not 10 <= host["BlkioWeight"] <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+    if host.get("BlkioWeightDevice") and not features.blkio_weight_device:
+        warnings.append("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. "
+                        "Weight-device discarded.")
+        host["BlkioWeightDevice"] = []
+    for _dest, field, _sized, feature, support, limit in THROTTLES:
+        if host.get(field) and not getattr(features, feature):
+            warnings.append(f"Your kernel does not support {support} or the cgroup is not mounted. Block I/O {limit} "
+                            "discarded.")
+            host[field] = []
+    for field in ("BlkioWeightDevice", *OCI_THROTTLES):
+        for entry in host.get(field) or ():
+            block_device(entry["Path"])
+    return warnings
+
+
+def block_device(path: str) -> tuple[int, int]:
+    """(major, minor) of a device a blkio setting names (moby's getBlkioThrottleDevices)."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise InvalidArgument(f"stat {path}: {(err.strerror or str(err)).lower()}") from None
+    return os.major(st.st_rdev), os.minor(st.st_rdev)
 
 
 def parse_cpuset(value: str, maximum: int = 0) -> set[int]:
@@ -334,7 +480,9 @@ def wanted(host: dict) -> bool:
                 or host.get("MemorySwappiness") is not None or host.get("OomKillDisable") or host.get("CpuShares")
                 or host.get("NanoCpus") or host.get("CpuPeriod") or host.get("CpuQuota") or host.get("CpusetCpus")
                 or host.get("CpusetMems") or host.get("PidsLimit") is not None or host.get("Devices")
-                or host.get("DeviceCgroupRules") or host.get("Ulimits"))
+                or host.get("DeviceCgroupRules") or host.get("Ulimits") or host.get("BlkioWeight")
+                or host.get("CpuRealtimePeriod") or host.get("CpuRealtimeRuntime")
+                or any(host.get(field) for field in ("BlkioWeightDevice", *OCI_THROTTLES)))
 
 
 def oci_resources(host: dict) -> dict:
@@ -371,10 +519,16 @@ def oci_resources(host: dict) -> dict:
         cpu["period"] = host["CpuPeriod"]
     if host.get("CpuQuota"):
         cpu["quota"] = host["CpuQuota"]
+    for field, key in (("CpuRealtimePeriod", "realtimePeriod"), ("CpuRealtimeRuntime", "realtimeRuntime")):
+        if host.get(field):
+            cpu[key] = host[field]
     if cpu:
         resources["cpu"] = cpu
     if host.get("PidsLimit") is not None:
         resources["pids"] = {"limit": host["PidsLimit"] if host["PidsLimit"] > 0 else -1}
+    block_io = oci_block_io(host)
+    if block_io:
+        resources["blockIO"] = block_io
     if not host.get("Privileged"):
         rules = []
         for mapping in host.get("Devices") or ():
@@ -383,6 +537,22 @@ def oci_resources(host: dict) -> dict:
         if rules:
             resources["devices"] = rules
     return resources
+
+
+def oci_block_io(host: dict) -> dict:
+    """linux.resources.blockIO (moby's getBlkioWeightDevices, getBlkioThrottleDevices): each
+    device by the major:minor its path has now."""
+    block_io = {}
+    if host.get("BlkioWeight"):
+        block_io["weight"] = host["BlkioWeight"]
+    for entry in host.get("BlkioWeightDevice") or ():
+        major, minor = block_device(entry["Path"])
+        block_io.setdefault("weightDevice", []).append({"major": major, "minor": minor, "weight": entry["Weight"]})
+    for field, key in OCI_THROTTLES.items():
+        for entry in host.get(field) or ():
+            major, minor = block_device(entry["Path"])
+            block_io.setdefault(key, []).append({"major": major, "minor": minor, "rate": entry["Rate"]})
+    return block_io
 
 
 def oci_devices(host: dict) -> list[dict]:
@@ -491,6 +661,9 @@ def update_fields(opts) -> dict:
     pids = getattr(opts, "pids_limit", None)
     if pids:
         changes["PidsLimit"] = pids if pids > 0 else 0  # docker: any value <= 0 lifts the limit
+    if getattr(opts, "blkio_weight", None):
+        changes["BlkioWeight"] = parse_uint(opts.blkio_weight, "--blkio-weight", 16)
+    changes.update(_realtime_fields(opts))
     return changes
 
 
@@ -540,7 +713,7 @@ def update_container(engine, ref: str, changes: dict, restart: dict | None = Non
             raise Conflict(f"Cannot update container {container_id}: {err}") from None
         if is_running(record) and not record["State"].get("Restarting"):
             try:
-                open_cgroup(cgroup_path(container_id)).update(live_resources(changes))
+                open_cgroup(cgroup_path(container_id, host.get("CgroupParent"))).update(live_resources(changes))
             except (BerthError, OSError) as err:
                 raise BerthError(f"Cannot update container {container_id}: {err}") from None
         engine.store.write(record)

@@ -30,6 +30,9 @@ KEYS = {
     "dns-opts": ("list", []),
     "log-driver": ("str", "json-file"),  # containers' default LogConfig (engine.logconfig)
     "log-opts": ("dict", {}),
+    "default-cgroupns-mode": ("str", ""),  # "" is docker's default: private on cgroup v2, host on v1
+    "cpu-rt-period": ("int", 0),  # the real-time budget given to the parents of a real-time container
+    "cpu-rt-runtime": ("int", 0),
 }
 # global flag -> key (the same names as dockerd's flags)
 FLAGS = {"--bip": "bip", "--fixed-cidr": "fixed-cidr", "--mtu": "mtu", "-b": "bridge", "--bridge": "bridge",
@@ -42,7 +45,8 @@ class Settings:
     """The effective engine settings; attribute names are the keys with `-` -> `_`."""
 
     __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables", "dns",
-                 "dns_search", "dns_opts", "log_driver", "log_opts", "config_file")
+                 "dns_search", "dns_opts", "log_driver", "log_opts", "default_cgroupns_mode", "cpu_rt_period",
+                 "cpu_rt_runtime", "config_file")
 
     def __init__(self, values: dict, config_file: str = ""):
         self.config_file = config_file
@@ -174,6 +178,9 @@ def validate(settings: Settings) -> None:
                                   f"(bip {settings.bip})")
 
     validate_dns(settings.dns)
+    if settings.default_cgroupns_mode not in ("", "host", "private"):
+        raise InvalidArgument(f"default cgroup namespace mode ({settings.default_cgroupns_mode}) is invalid. "
+                              'Must be either "host" or "private"')
 
 
 def _broadcast(network: str) -> str:

@@ -87,15 +87,16 @@ def process_env(config: dict, hostname: str, home: str, link_env=()) -> list[str
 
 
 class StartInputs:
-    """What a start knows beyond the record: the pids whose network / IPC namespaces a
+    """What a start knows beyond the record: the pids whose network / IPC / PID namespaces a
     container:<x> mode joins, the host directory holding a shareable /dev/shm, and the --link
     variables. (Seccomp goes to the runtime as a compiled filter: Engine.seccomp_program.)"""
 
-    __slots__ = ("net_pid", "ipc_pid", "shm_source", "link_env")
+    __slots__ = ("net_pid", "ipc_pid", "pid_pid", "shm_source", "link_env")
 
-    def __init__(self, net_pid=None, ipc_pid=None, shm_source=None, link_env=()):
+    def __init__(self, net_pid=None, ipc_pid=None, shm_source=None, link_env=(), pid_pid=None):
         self.net_pid = net_pid
         self.ipc_pid = ipc_pid
+        self.pid_pid = pid_pid
         self.shm_source = shm_source
         self.link_env = link_env
 
@@ -117,6 +118,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         "cwd": config.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": no_new_privileges(host),
+        "oomScoreAdj": host.get("OomScoreAdj") or 0,  # as docker: always, so none is inherited from berth
     }
     if console_size:
         process["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
@@ -132,7 +134,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         from berth.engine.mounts import with_user_mounts  # lazy: only containers with mounts
 
         mounts = with_user_mounts(record, mounts)
-    namespaces = [{"type": t} for t in ("pid", "uts", "mount", "cgroup")]
+    namespaces = own_namespaces(host, inputs.pid_pid)
     network = host.get("NetworkMode") or "none"
     if network.startswith("container:"):
         namespaces.append({"type": "network", "path": f"/proc/{inputs.net_pid}/ns/net"})
@@ -144,7 +146,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
     elif ipc != "host":
         namespaces.append({"type": "ipc"})
     linux = {
-        "cgroupsPath": cgroup_path(record["Id"]),
+        "cgroupsPath": cgroup_path(record["Id"], host.get("CgroupParent")),
         "namespaces": namespaces,
         "resources": {"devices": [{"allow": True, "access": "rwm"}] if privileged else list(DEFAULT_DEVICE_RULES)},
         "maskedPaths": [] if privileged else list(host.get("MaskedPaths") or MASKED_PATHS),
@@ -177,7 +179,25 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
 # HostConfig fields that berth.engine.resources turns into linux.resources, linux.devices, rlimits
 RESOURCE_FIELDS = ("Memory", "MemoryReservation", "MemorySwap", "OomKillDisable", "CpuShares", "NanoCpus",
                    "CpuPeriod", "CpuQuota", "CpusetCpus", "CpusetMems", "PidsLimit", "Devices", "DeviceCgroupRules",
-                   "Ulimits")
+                   "Ulimits", "CpuRealtimePeriod", "CpuRealtimeRuntime", "BlkioWeight", "BlkioWeightDevice",
+                   "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps")
+
+
+def own_namespaces(host: dict, pid_pid: int | None) -> list[dict]:
+    """The PID, UTS, mount and cgroup namespaces of docker's modes: none of its own for
+    "host" (the host's is kept), another container's by path for --pid container:<x>; a cgroup
+    namespace only for CgroupnsMode private (docker's default on cgroup v2, not on v1)."""
+    namespaces = [{"type": "mount"}]
+    pid = host.get("PidMode") or ""
+    if pid.startswith("container:"):
+        namespaces.append({"type": "pid", "path": f"/proc/{pid_pid}/ns/pid"})
+    elif pid != "host":
+        namespaces.append({"type": "pid"})
+    if host.get("UTSMode") != "host":
+        namespaces.append({"type": "uts"})
+    if host.get("CgroupnsMode", "private") == "private":
+        namespaces.append({"type": "cgroup"})
+    return namespaces
 
 
 def no_new_privileges(host: dict) -> bool:

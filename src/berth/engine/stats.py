@@ -97,7 +97,7 @@ def sample(record: dict) -> Sample | None:
         return None
     from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a running container is sampled
 
-    cgroup = open_cgroup(cgroup_path(record["Id"]))
+    cgroup = open_cgroup(cgroup_path(record["Id"], record["HostConfig"].get("CgroupParent")))
     if not cgroup.exists():
         return None
     stats = cgroup.stats()

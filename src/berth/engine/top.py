@@ -18,7 +18,7 @@ def top(record: dict, ps_args: str = "-ef") -> tuple[list[bytes], list[list[byte
         raise BerthError(f"container {record['Id']} is not running")
     from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a running container has pids to list
 
-    pids = set(open_cgroup(cgroup_path(record["Id"])).pids())
+    pids = set(open_cgroup(cgroup_path(record["Id"], record["HostConfig"].get("CgroupParent"))).pids())
     return parse_ps_output(run_ps(ps_args.split(" "), pids), pids)
 
 

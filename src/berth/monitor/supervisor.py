@@ -301,6 +301,7 @@ class Supervisor:
         console = launched.console_fd if launched.console_fd in sources else -1
         plan = {"id": self.container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
                 "config_file": engine.config_file, "overrides": engine.overrides, "pid": launched.pid,
+                "cgroup": launched.cgroup.path,
                 "engine": [type(engine).__module__, type(engine).__qualname__],
                 "log": log.spec() if log is not None else None,
                 "sources": [[fd, stream] for fd, stream in sources.items()], "console": console, "held": held,
@@ -349,7 +350,7 @@ def resume(plan_text: str) -> None:
         engine = engine_from(plan)
         supervisor = Supervisor(engine, plan["id"])
         server = AttachServer.resumed(plan["attach"], 0)
-        launched = Launched(plan["pid"], open_cgroup(cgroup_path(plan["id"])), None)
+        launched = Launched(plan["pid"], open_cgroup(plan.get("cgroup") or cgroup_path(plan["id"])), None)
         backoff = supervisor.after_exit(launched, plan["code"], plan["started"], plan["backoff"], server,
                                         plan.get("error") or "")
         if backoff is not None:
@@ -386,7 +387,8 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
 
             code, error = Orphan(pid, proc_fd).end()
             supervisor = Supervisor(engine, container_id)
-            launched = Launched(pid, open_cgroup(cgroup_path(container_id)), None)
+            launched = Launched(pid, open_cgroup(cgroup_path(container_id, record["HostConfig"].get("CgroupParent"))),
+                                None)
             backoff = supervisor.after_exit(launched, code, time.monotonic(), 0.0, None, error)
             os.close(notify_fd)
             if backoff is not None:
@@ -407,8 +409,11 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
         server = AttachServer(directory, config["Tty"], False, bool(config.get("StdinOnce")), listen(directory))
         for fd in [fd for fd, _ in sources] + [proc_fd]:
             os.set_inheritable(fd, True)
+        from berth.runtime.cgroups import cgroup_path  # lazy: not for `restart`
+
         plan = {"id": container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
                 "config_file": engine.config_file, "overrides": engine.overrides, "pid": pid,
+                "cgroup": cgroup_path(container_id, record["HostConfig"].get("CgroupParent")),
                 "engine": [type(engine).__module__, type(engine).__qualname__],
                 "log": target, "sources": [[fd, stream] for fd, stream in sources],
                 "console": -1, "held": [], "started": time.monotonic(), "backoff": 0.0,

@@ -197,6 +197,7 @@ def _intermediate(plan: _Plan, status_w, joined_r, console_sock, kernel=sc) -> N
         # Non-dumpable until exec (inherited by the fork below): nothing in the container can
         # open /proc/<pid>/exe of our interpreter and write through it (runc CVE-2019-5736).
         kernel.prctl(sc.PR_SET_DUMPABLE, 0)
+        process.set_oom_score_adj(plan.spec.get("process") or {}, kernel)
         namespaces = (plan.spec.get("linux") or {}).get("namespaces") or ()
         flags = _enter_namespaces(namespaces, kernel)
         child = kernel.fork()

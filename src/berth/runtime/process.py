@@ -40,6 +40,23 @@ def find_executable(name: str, env: list[str], kernel=sc) -> str:
     raise CommandNotFound(f'exec: "{name}": executable file not found in $PATH')
 
 
+def set_oom_score_adj(process: dict, kernel=sc) -> None:
+    """OCI process.oomScoreAdj, written on the host's /proc before any namespace is entered
+    (runc's place): every process forked from here inherits it; lowering it needs privileges
+    the container will not have."""
+    value = process.get("oomScoreAdj")
+    if value is None:
+        return
+    fd = kernel.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        kernel.write(fd, str(value).encode())
+    except OSError as err:  # lowering it needs CAP_SYS_RESOURCE, which a sandbox may withhold even from root
+        raise BerthError(f'failed to write "{value}" to /proc/self/oom_score_adj: '
+                         f"{(err.strerror or str(err)).lower()}") from None
+    finally:
+        kernel.close(fd)
+
+
 def set_credentials(process: dict, kernel=sc) -> None:
     """Switch to the OCI process.user, keeping capabilities across setuid, then set the
     capability sets the spec asks for (runc's finalizeNamespace order)."""

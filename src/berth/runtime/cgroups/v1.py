@@ -2,8 +2,9 @@
 
 The files written are runc's (libcontainer/cgroups/fs): memory.limit_in_bytes,
 memory.memsw.limit_in_bytes, memory.soft_limit_in_bytes, memory.swappiness,
-memory.oom_control, cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us, cpuset.cpus,
-cpuset.mems, pids.max, devices.allow/deny."""
+memory.oom_control, cpu.shares, cpu.cfs_period_us, cpu.cfs_quota_us, cpu.rt_period_us,
+cpu.rt_runtime_us, cpuset.cpus, cpuset.mems, pids.max, devices.allow/deny, blkio.weight (or
+BFQ's blkio.bfq.weight), blkio.weight_device and blkio.throttle.*."""
 
 import os
 import time
@@ -109,6 +110,8 @@ class V1Cgroup:
         pids = resources.get("pids") or {}
         if pids.get("limit") and self._dir("pids"):
             set_value(self._dir("pids"), "pids.max", pids["limit"] if pids["limit"] > 0 else "max")
+        if resources.get("blockIO"):
+            _apply_blkio(self._dir("blkio"), resources["blockIO"])
 
     def update(self, resources: dict) -> None:
         """Change the limits of a live cgroup (`berth update`): the same writes as apply,
@@ -259,7 +262,38 @@ def _set_swap(directory: str, swap: int) -> None:
         set_value(directory, "memory.memsw.limit_in_bytes", swap)
 
 
+def _apply_blkio(directory: str | None, block_io: dict) -> None:
+    """OCI linux.resources.blockIO, runc's way: the weights go to CFQ's files, or BFQ's where
+    the kernel has only those; a throttle is one "major:minor rate" line per device."""
+    if directory is None:
+        raise BerthError("cannot apply block I/O limits: the blkio cgroup is not mounted")
+    bfq = not os.path.exists(os.path.join(directory, "blkio.weight"))
+    if block_io.get("weight"):
+        set_value(directory, "blkio.bfq.weight" if bfq else "blkio.weight", block_io["weight"])
+    for device in block_io.get("weightDevice") or ():
+        set_value(directory, "blkio.bfq.weight_device" if bfq else "blkio.weight_device",
+                  f"{device['major']}:{device['minor']} {device['weight']}")
+    for key, name in THROTTLE_FILES:
+        for device in block_io.get(key) or ():
+            set_value(directory, name, f"{device['major']}:{device['minor']} {device['rate']}")
+
+
+# OCI blockIO throttle keys -> their v1 files
+THROTTLE_FILES = (("throttleReadBpsDevice", "blkio.throttle.read_bps_device"),
+                  ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device"),
+                  ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device"),
+                  ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device"))
+
+
 def _apply_cpu(directory: str, cpu: dict) -> None:
+    # real-time first (runc's SetRtSched): a period shorter than the parent's runtime is refused after
+    for key, name in (("realtimePeriod", "cpu.rt_period_us"), ("realtimeRuntime", "cpu.rt_runtime_us")):
+        if cpu.get(key):
+            try:
+                write(directory, name, str(cpu[key]))
+            except OSError as err:
+                hint = " (more than the parent cgroup's real-time budget)" if err.errno == 22 else ""
+                raise BerthError(f"{write_error(directory, name, cpu[key], err)}{hint}") from None
     shares = cpu.get("shares")
     if shares:
         set_value(directory, "cpu.shares", shares)

@@ -2,7 +2,8 @@
 
 The files and conversions are runc's (libcontainer/cgroups/fs2): memory.max, memory.low,
 memory.swap.max (= memory+swap - memory), cpu.weight (from cpu.shares), cpu.max
-("quota period"), cpuset.cpus, cpuset.mems, pids.max. Device rules become an eBPF
+("quota period"), cpuset.cpus, cpuset.mems, pids.max, io.max and io.weight (or BFQ's
+io.bfq.weight). Device rules become an eBPF
 program (devicefilter.py). v2 has no swappiness and no OOM-killer switch: those two are
 not applied here (the engine warns, as docker does)."""
 
@@ -58,6 +59,8 @@ class V2Cgroup:
         pids = resources.get("pids") or {}
         if pids.get("limit"):
             set_value(self.dir, "pids.max", pids["limit"] if pids["limit"] > 0 else "max")
+        if resources.get("blockIO"):
+            self._apply_io(resources["blockIO"])
         if resources.get("devices"):
             from berth.runtime.cgroups.devicefilter import attach  # lazy: only --device rules load BPF
 
@@ -86,6 +89,22 @@ class V2Cgroup:
             set_value(self.dir, "cpu.weight", cpu_weight(cpu["shares"]))
         if cpu.get("quota") or cpu.get("period"):
             set_value(self.dir, "cpu.max", cpu_max(cpu.get("quota") or 0, cpu.get("period") or 0))
+
+    def _apply_io(self, block_io: dict) -> None:
+        """runc's setIo: BFQ's weight where the kernel has it, else io.weight converted from
+        blkio's 10..1000; per-device weights only with BFQ; each throttle one io.max line."""
+        bfq = os.path.exists(os.path.join(self.dir, "io.bfq.weight"))
+        if block_io.get("weight"):
+            if bfq:
+                set_value(self.dir, "io.bfq.weight", block_io["weight"])
+            else:
+                set_value(self.dir, "io.weight", io_weight(block_io["weight"]))
+        for device in block_io.get("weightDevice") or ():
+            if bfq:
+                set_value(self.dir, "io.bfq.weight", f"{device['major']}:{device['minor']} {device['weight']}")
+        for key, limit in IO_MAX_KEYS:
+            for device in block_io.get(key) or ():
+                set_value(self.dir, "io.max", f"{device['major']}:{device['minor']} {limit}={device['rate']}")
 
     def stats(self) -> CgroupStats:
         stats = CgroupStats()
@@ -133,6 +152,16 @@ class V2Cgroup:
 
     def destroy(self) -> None:
         remove_dir(self.dir)
+
+
+# OCI blockIO throttle keys -> their io.max keys
+IO_MAX_KEYS = (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
+               ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops"))
+
+
+def io_weight(blkio_weight: int) -> int:
+    """blkio.weight [10, 1000] -> io.weight [1, 10000] (runc's ConvertBlkIOToIOWeightValue)."""
+    return 1 + (blkio_weight - 10) * 9999 // 990
 
 
 def cpu_weight(shares: int) -> int:
