@@ -1,12 +1,13 @@
 """docker's --filter key=value lists (ps, images, volume ls, network ls, the prunes): every
 command says which keys it takes and which values are valid; `passes` applies docker's rule
 of how values combine (filters.Args in moby): the values of one key are OR'ed, except those
-of `label` and `label!`, which must all hold (MatchKVList); different keys are AND'ed."""
+of `label`, which must all hold (MatchKVList); different keys are AND'ed. Prunes' `label!`
+spares what all its values hold for (labels_pass)."""
 
 from berth.errors import InvalidArgument, UsageError
 
 # keys whose values must all hold, as moby's MatchKVList checks them
-ALL_VALUES = ("label", "label!")
+ALL_VALUES = ("label",)
 
 
 def parse_filters(values: list[str], accepted: tuple, valid: dict | None = None, flag: str = "-f, --filter") -> dict:
