@@ -252,6 +252,9 @@ class FakeKernel:
     def sethostname(self, name: str) -> None:
         self.record(f"sethostname({_str(name)})")
 
+    def setdomainname(self, name: str) -> None:
+        self.record(f"setdomainname({_str(name)})")
+
     def loopback_up(self) -> None:
         self.record("loopback_up()")
 

@@ -4,6 +4,7 @@ import os
 import sys
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, parse_or_help
+from berth.cli.images import PLATFORM, check_platform
 from berth.cli.progress import for_terminal
 from berth.engine import images
 from berth.errors import BerthError
@@ -13,11 +14,11 @@ SAVE = Command("save", "berth save [OPTIONS] IMAGE [IMAGE...]",
                "Save one or more images to a tar archive (streamed to STDOUT by default)",
                [Flag("output", "o", STRING, None, "Write to a file, instead of STDOUT"),
                 Flag("format", None, STRING, "docker-archive",
-                     'Archive format: "docker-archive" (also an OCI layout) or "oci-archive"')],
+                     'Archive format: "docker-archive" (also an OCI layout) or "oci-archive"'), PLATFORM],
                min_args=1)
 LOAD = Command("load", "berth load [OPTIONS]", "Load an image from a tar archive or STDIN",
                [Flag("input", "i", STRING, None, "Read from tar archive file, instead of STDIN"),
-                Flag("quiet", "q", BOOL, False, "Suppress the load output")],
+                Flag("quiet", "q", BOOL, False, "Suppress the load output"), PLATFORM],
                max_args=0)
 
 
@@ -25,6 +26,7 @@ def cmd_save(engine, argv) -> int:
     opts, args = parse_or_help(SAVE, argv)
     if opts.help:
         return 0
+    check_platform(opts.platform)
     images.check_save_format(opts.format)
     if not opts.output and sys.stdout.isatty():
         raise BerthError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
@@ -59,6 +61,7 @@ def cmd_load(engine, argv) -> int:
     opts, _ = parse_or_help(LOAD, argv)
     if opts.help:
         return 0
+    check_platform(opts.platform)
     if not opts.input and sys.stdin.isatty():
         raise BerthError("requested load from stdin, but stdin is empty")
     try:

@@ -5,6 +5,7 @@ import sys
 import time
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
+from berth.cli.images import PLATFORM, check_platform
 from berth.engine.commit import commit, diff, export
 from berth.errors import BerthError, InvalidArgument
 from berth.fs import OutputFile
@@ -21,7 +22,7 @@ HISTORY = Command("history", "berth history [OPTIONS] IMAGE", "Show the history 
                   [Flag("human", "H", BOOL, True, "Print sizes and dates in human readable format"),
                    Flag("no-trunc", None, BOOL, False, "Don't truncate output"),
                    Flag("quiet", "q", BOOL, False, "Only show image IDs"),
-                   Flag("format", None, STRING, None, "Format output using a custom template")],
+                   Flag("format", None, STRING, None, "Format output using a custom template"), PLATFORM],
                   min_args=1, max_args=1)
 EXPORT = Command("export", "berth export [OPTIONS] CONTAINER", "Export a container's filesystem as a tar archive",
                  [Flag("output", "o", STRING, None, "Write to a file, instead of STDOUT")], min_args=1, max_args=1)
@@ -69,6 +70,7 @@ def cmd_history(engine, argv) -> int:
     opts, args = parse_or_help(HISTORY, argv)
     if opts.help:
         return 0
+    check_platform(opts.platform)
     rows = []
     now = time.time()
     for entry in history(engine, args[0]):

@@ -1,11 +1,13 @@
 """`berth exec`: run a command in a running container (berth.engine.execs), our stdio on its."""
 
+import os
 import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
-from berth.cli.run import SignalForwarder, expand_env, read_env_file
+from berth.cli.run import SignalForwarder, detach_keys, expand_env, read_env_file, refuse
 from berth.cli.terminal import exec_with_terminal
 from berth.engine.execs import ExecRequest, start_exec
+from berth.errors import NotImplementedYet
 
 EXEC = Command("exec", "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]", "Execute a command in a running container", [
     Flag("detach", "d", BOOL, False, "Detached mode: run command in the background"),
@@ -16,6 +18,7 @@ EXEC = Command("exec", "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]", "Execu
     Flag("env-file", None, LIST, (), "Read in a file of environment variables"),
     Flag("workdir", "w", STRING, None, "Working directory inside the container"),
     Flag("privileged", None, BOOL, False, "Give extended privileges to the command"),
+    Flag("detach-keys", None, STRING, None, "Override the key sequence for detaching a container"),
 ], interspersed=False, min_args=2)
 
 
@@ -24,6 +27,13 @@ def cmd_exec(engine, argv) -> int:
     if opts.help:
         sys.stdout.write(help_text(EXEC))
         return 0
+    if opts.detach_keys is not None:
+        detach_keys(opts)  # its format is checked even where it cannot apply (docker's)
+        if opts.tty and opts.interactive and not opts.detach:
+            raise NotImplementedYet("--detach-keys: detaching from an exec session is not supported yet")
+    if opts.tty and opts.interactive and not opts.detach and not os.isatty(0):
+        engine.get(args[0])  # docker names a missing container first
+        return refuse("the input device is not a TTY")
     env = []
     for path in opts.env_file:
         env.extend(read_env_file(path))

@@ -7,7 +7,7 @@ import time
 from berth.cli.contexts import FormatContext
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
 from berth.engine import images
-from berth.errors import Conflict, InvalidArgument, NotFound
+from berth.errors import Conflict, InvalidArgument, NotFound, NotImplementedYet
 from berth.units import go_time_string, human_duration, human_size
 
 IMPORT = Command("import", "berth import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
@@ -16,19 +16,23 @@ IMPORT = Command("import", "berth import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]
                   Flag("message", "m", STRING, None, "Set commit message for imported image"),
                   Flag("platform", None, STRING, None, "Set platform if server is multi-platform capable")],
                  min_args=1, max_args=2)
+# --platform of the image commands: berth's store holds the host's platform only (check_platform)
+PLATFORM = Flag("platform", None, STRING, None, "Only this platform's variant of the image (the host's)")
 IMAGES = Command("images", "berth images [OPTIONS] [REPOSITORY[:TAG]]", "List images",
                  [Flag("all", "a", BOOL, False, "Show all images (default hides intermediate images)"),
                   Flag("quiet", "q", BOOL, False, "Only show image IDs"),
                   Flag("no-trunc", None, BOOL, False, "Don't truncate output"),
                   Flag("digests", None, BOOL, False, "Show digests"),
                   Flag("filter", "f", LIST, (), "Filter output based on conditions provided"),
-                  Flag("format", None, STRING, None, "Format output using a custom template")],
+                  Flag("format", None, STRING, None, "Format output using a custom template"),
+                  Flag("tree", None, BOOL, False, "List multi-platform images as a tree (EXPERIMENTAL)")],
                  max_args=1)
 TAG = Command("tag", "berth tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
               "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", min_args=2, max_args=2)
 RMI = Command("rmi", "berth rmi [OPTIONS] IMAGE [IMAGE...]", "Remove one or more images",
               [Flag("force", "f", BOOL, False, "Force removal of the image"),
-               Flag("no-prune", None, BOOL, False, "Do not delete untagged parents")], min_args=1)
+               Flag("no-prune", None, BOOL, False, "Do not delete untagged parents"),
+               Flag("platform", None, LIST, (), "Remove only the given platform variant (the host's)")], min_args=1)
 
 IMAGE_HEADER = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
                 "CreatedAt": "CREATED AT", "Size": "SIZE", "Digest": "DIGEST", "Containers": "CONTAINERS",
@@ -40,6 +44,7 @@ def cmd_import(engine, argv) -> int:
     opts, args = parse_or_help(IMPORT, argv)
     if opts.help:
         return 0
+    check_platform(opts.platform)
     source = args[0]
     name = images.tag_name(args[1]) if len(args) > 1 else None
     if source.startswith(("http://", "https://")):
@@ -120,6 +125,9 @@ def cmd_images(engine, argv) -> int:
     opts, args = parse_or_help(IMAGES, argv)
     if opts.help:
         return 0
+    if opts.tree:
+        raise NotImplementedYet("--tree: the multi-platform tree view is not supported (berth stores one platform "
+                                "per image)")
     filters = opts.filter + [f"reference={args[0]}"] if args else opts.filter  # docker's CLI does the same
     rows = image_rows(images.list_images(engine, filters), opts.no_trunc)
     if opts.quiet:
@@ -150,6 +158,7 @@ def cmd_rmi(engine, argv) -> int:
     opts, args = parse_or_help(RMI, argv)
     if opts.help:
         return 0
+    check_platform(*opts.platform)
     failed = 0
     for ref in args:
         try:
@@ -160,3 +169,13 @@ def cmd_rmi(engine, argv) -> int:
             print(f"Error response from daemon: {err}", file=sys.stderr)
             failed = 1
     return failed
+
+
+def check_platform(*values: str | None) -> None:
+    """--platform of an image command: berth's images are the host's platform; another is refused."""
+    if any(values):
+        from berth.engine.run_options import check_image_platform  # lazy: only --platform
+
+        for value in values:
+            if value:
+                check_image_platform(value)

@@ -13,13 +13,22 @@ INSPECT = Command("inspect", "berth inspect [OPTIONS] NAME|ID [NAME|ID...]",
                    Flag("type", None, STRING, None, "Return JSON for specified type"),
                    Flag("size", "s", "bool", False, "Display total file sizes if the type is container")],
                   min_args=1)
+IMAGE_INSPECT = Command("image inspect", "berth image inspect [OPTIONS] IMAGE [IMAGE...]",
+                        "Display detailed information on one or more images",
+                        INSPECT.flags[:-1] + [Flag("platform", None, STRING, None,
+                                                   "Inspect this platform's variant (the host's)")],
+                        min_args=1)
 
 
-def _inspect(engine, argv, kind: str | None) -> int:
-    opts, args = parse(INSPECT, argv)
+def _inspect(engine, argv, kind: str | None, command: Command = INSPECT) -> int:
+    opts, args = parse(command, argv)
     if opts.help:
-        sys.stdout.write(help_text(INSPECT))
+        sys.stdout.write(help_text(command))
         return 0
+    if command is IMAGE_INSPECT and opts.platform:
+        from berth.cli.images import check_platform  # lazy: only image inspect --platform
+
+        check_platform(opts.platform)
     kind = opts.type or kind
     if kind in ("config", "node", "plugin", "secret", "service", "task"):
         raise BerthError(f"--type {kind}: berth has no swarm or plugins, so no {kind} objects")
@@ -46,7 +55,7 @@ def cmd_inspect(engine, argv) -> int:
 
 
 def cmd_image_inspect(engine, argv) -> int:
-    return _inspect(engine, argv, "image")
+    return _inspect(engine, argv, "image", IMAGE_INSPECT)
 
 
 def cmd_container_inspect(engine, argv) -> int:

@@ -10,7 +10,7 @@ import sys
 from berth.cli.flags import BOOL, INT, LIST, STRING, Command, Flag, help_text, parse
 from berth.cli.terminal import FORWARDED_SIGNALS, Attached, hold_std_fds
 from berth.engine.containers import CreateRequest, is_running
-from berth.errors import BerthError, InvalidArgument, NotFound, UsageError
+from berth.errors import BerthError, InvalidArgument, NotImplementedYet, UsageError
 
 CREATE_FLAGS = [
     Flag("name", None, STRING, None, "Assign a name to the container"),
@@ -107,6 +107,26 @@ CREATE_FLAGS = [
     Flag("io-maxbandwidth", None, STRING, None, "Maximum IO bandwidth limit for the system drive (Windows only)",
          "bytes"),
     Flag("io-maxiops", None, STRING, None, "Maximum IOps limit for the system drive (Windows only)", "uint"),
+    # run ergonomics (issue 14)
+    Flag("annotation", None, LIST, (), "Add an annotation to the container (passed through to the OCI runtime)",
+         "map"),
+    Flag("attach", "a", LIST, (), "Attach to STDIN, STDOUT or STDERR"),
+    Flag("cidfile", None, STRING, None, "Write the container ID to the file"),
+    Flag("disable-content-trust", None, BOOL, True, "Skip image verification (default true)"),
+    Flag("domainname", None, STRING, None, "Container NIS domain name"),
+    Flag("gpus", None, STRING, None, "GPU devices to add to the container ('all' to pass all GPUs)", "gpu-request"),
+    Flag("ip", None, STRING, None, "IPv4 address (e.g., 172.30.100.104)"),
+    Flag("ip6", None, STRING, None, "IPv6 address (e.g., 2001:db8::33)"),
+    Flag("isolation", None, STRING, None, "Container isolation technology"),
+    Flag("link-local-ip", None, LIST, (), "Container IPv4/IPv6 link-local addresses"),
+    Flag("mac-address", None, STRING, None, "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
+    Flag("network-alias", None, LIST, (), "Add network-scoped alias for the container"),
+    Flag("platform", None, STRING, None, "Set platform if server is multi-platform capable"),
+    Flag("pull", None, STRING, "missing", 'Pull image before running ("always", "missing", "never")'),
+    Flag("quiet", "q", BOOL, False, "Suppress the pull output"),
+    Flag("runtime", None, STRING, None, "Runtime to use for this container"),
+    Flag("use-api-socket", None, BOOL, False, "Bind mount Docker API socket and required auth"),
+    Flag("volume-driver", None, STRING, None, "Optional volume driver for the container"),
 ]
 HEALTH_FLAGS = ("health_cmd", "health_interval", "health_retries", "health_start_interval", "health_start_period",
                 "health_timeout", "no_healthcheck")
@@ -121,7 +141,10 @@ CREATE = Command("create", "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]", "C
                  CREATE_FLAGS, interspersed=False, min_args=1)
 START = Command("start", "berth start [OPTIONS] CONTAINER [CONTAINER...]", "Start one or more stopped containers",
                 [Flag("attach", "a", BOOL, False, "Attach STDOUT/STDERR and forward signals"),
-                 Flag("interactive", "i", BOOL, False, "Attach container's STDIN"), DETACH_KEYS], min_args=1)
+                 Flag("interactive", "i", BOOL, False, "Attach container's STDIN"), DETACH_KEYS,
+                 Flag("checkpoint", None, STRING, None, "Restore from this checkpoint"),
+                 Flag("checkpoint-dir", None, STRING, None, "Use a custom checkpoint storage directory")],
+                min_args=1)
 
 
 def _help(command: Command, opts) -> bool:
@@ -132,20 +155,27 @@ def _help(command: Command, opts) -> bool:
 
 
 def read_env_file(path: str) -> list[str]:
-    """docker's --env-file: KEY=VALUE lines; `KEY` alone takes the value from our environment."""
+    """docker's --env-file (opts.parseKeyValueFile): KEY=VALUE lines, the value passed
+    through untrimmed; `KEY` alone takes the value from our environment; a name with a space
+    or tab in it is refused."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as err:
         raise InvalidArgument(f"open {path}: {err.strerror.lower()}") from None
     env = []
-    for line in lines:
-        line = line.lstrip()
+    for number, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
+        try:
+            line = raw.removesuffix(b"\r").decode("utf-8").lstrip()
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"env file {path} contains invalid utf8 bytes at line {number}") from None
         if not line or line.startswith("#"):
             continue
         key, eq, value = line.partition("=")
-        if not key or " " in key.strip() and not eq:
-            raise InvalidArgument(f"variable '{key}' contains whitespaces")
+        if " " in key or "\t" in key:
+            raise InvalidArgument(f"invalid env file ({path}): variable '{key}' contains whitespaces")
+        if not key:
+            raise InvalidArgument(f"invalid env file ({path}): no variable name on line '{line}'")
         if eq:
             env.append(f"{key}={value}")
         elif key in os.environ:
@@ -180,12 +210,14 @@ def parse_labels(values: list[str], files: list[str]) -> dict:
     return labels
 
 
-def request_from(opts, args: list[str]) -> CreateRequest:
+def request_from(opts, args: list[str], engine=None) -> CreateRequest:
     env = []
     for path in opts.env_file:
         env.extend(read_env_file(path))
     env.extend(expand_env(opts.env))
     warnings: list[str] = []  # docker's create Warnings: shown once the container exists
+    config, host_config = ergonomics_request(engine, opts, args[0])
+    host_config.update(isolation_request(opts, warnings))
     return CreateRequest(
         args[0],
         name=opts.name,
@@ -211,7 +243,9 @@ def request_from(opts, args: list[str]) -> CreateRequest:
         extra_hosts=opts.add_host,
         **network_request(opts),
         warnings=warnings,
-        host_config={**isolation_request(opts, warnings), **log_request(opts), **console_size()},
+        host_config={**host_config, **log_request(opts), **console_size(),
+                     **({"ContainerIDFile": opts.cidfile} if opts.cidfile else {})},
+        config=config,
         mounts=mount_request(opts),
         healthcheck=health_request(opts),
     )
@@ -235,6 +269,61 @@ def console_size() -> dict:
 
     size = terminal_size(1)
     return {"ConsoleSize": list(size)} if size else {}
+
+
+# run ergonomics (issue 14): the flags ergonomics_request turns into Config/HostConfig fields
+ERGONOMICS_FLAGS = ("annotation", "attach", "disable_content_trust", "domainname", "gpus", "ip", "ip6", "isolation",
+                    "link_local_ip", "mac_address", "network_alias", "platform", "pull", "runtime", "use_api_socket",
+                    "volume_driver")
+
+
+def ergonomics_request(engine, opts, image: str) -> tuple[dict, dict]:
+    """(Config, HostConfig) fields of docker's run ergonomics flags, checked by the engine
+    (berth.engine.run_options); nothing imported when none is given."""
+    config, host = {}, {}
+    if not any(opts.given(dest) for dest in ERGONOMICS_FLAGS):
+        return config, host
+    from berth.engine import run_options  # lazy: only these flags
+
+    if opts.attach:
+        streams = attach_streams(opts.attach)
+        config.update(AttachStdin="stdin" in streams or opts.interactive, AttachStdout="stdout" in streams,
+                      AttachStderr="stderr" in streams)
+    if opts.mac_address:
+        config["MacAddress"] = run_options.check_mac_address(opts.mac_address)
+    if opts.domainname:
+        config["Domainname"] = opts.domainname
+    if opts.annotation:
+        host["Annotations"] = dict(item.partition("=")[::2] for item in opts.annotation)
+    run_options.check_pull(opts.pull)
+    if not opts.disable_content_trust:
+        run_options.content_trust()
+    if opts.platform:
+        run_options.check_platform(opts.platform, image)
+    if opts.gpus is not None:
+        run_options.check_gpus(opts.gpus)
+    if opts.use_api_socket:
+        run_options.use_api_socket()
+    if opts.isolation is not None:
+        host["Isolation"] = run_options.check_isolation(opts.isolation)
+    if opts.volume_driver is not None:
+        host["VolumeDriver"] = run_options.check_volume_driver(opts.volume_driver)
+    if opts.runtime is not None and engine is not None:
+        host["Runtime"] = run_options.check_runtime(opts.runtime, engine.settings)
+    if opts.ip or opts.ip6 or opts.network_alias or opts.link_local_ip:
+        run_options.check_endpoint(opts.ip, opts.ip6, opts.network_alias, opts.link_local_ip)
+    return config, host
+
+
+def attach_streams(values: list[str]) -> set[str]:
+    """-a/--attach: stdin, stdout, stderr (any case)."""
+    streams = {value.lower() for value in values}
+    bad = streams - {"stdin", "stdout", "stderr"}
+    if bad:
+        value = next(v for v in values if v.lower() in bad)
+        raise UsageError(f'invalid argument "{value}" for "-a, --attach" flag: valid streams are STDIN, STDOUT and '
+                         "STDERR\nSee 'berth run --help'.")
+    return streams
 
 
 def isolation_request(opts, warnings: list[str]) -> dict:
@@ -414,18 +503,57 @@ def parse_restart_policy(value: str) -> dict:
     return {"Name": name, "MaximumRetryCount": retries}
 
 
-def create_container(engine, req: CreateRequest) -> dict:
+def create_container(engine, req: CreateRequest, opts) -> dict:
+    """engine.create, with docker's CLI around it: --cidfile written (or refused when it
+    exists), "Unable to find image" before the error of a missing image (but with --pull never)."""
+    cidfile = CidFile(opts.cidfile) if opts.cidfile else None
     try:
         record = engine.create(req)
-    except NotFound as err:
+    except BaseException as err:
+        if cidfile is not None:
+            cidfile.abandon()
         from berth.engine.missing_image import NoSuchImage  # lazy: only a failed create
 
-        if isinstance(err, NoSuchImage):  # docker's CLI says so before it would pull
+        if isinstance(err, NoSuchImage) and opts.pull != "never":  # docker's CLI says so before it would pull
             print(f"Unable to find image '{err.image}' locally", file=sys.stderr)
         raise
+    if cidfile is not None:
+        cidfile.write(record["Id"])
     for warning in req.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return record
+
+
+class CidFile:
+    """docker's --cidfile: made (exclusively) before the create, the ID written after it;
+    removed when the create failed."""
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise InvalidArgument(f"container ID file found, make sure the other container isn't running or "
+                                  f"delete {path}") from None
+        except OSError as err:
+            raise InvalidArgument(f"failed to create the container ID file: open {path}: "
+                                  f"{err.strerror.lower()}") from None
+
+    def write(self, container_id: str) -> None:
+        try:
+            os.write(self.fd, container_id.encode())
+        except OSError as err:
+            raise BerthError(f"failed to write the container ID to the file: {err.strerror.lower()}") from None
+        finally:
+            os.close(self.fd)
+
+    def abandon(self) -> None:
+        """After a failed create: the file goes (docker's cidFile.Close)."""
+        os.close(self.fd)
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
 
 def cmd_create(engine, argv: list[str]) -> int:
@@ -435,7 +563,7 @@ def cmd_create(engine, argv: list[str]) -> int:
     if windows_only(opts):
         print(windows_only(opts), file=sys.stderr)
         return 1
-    record = create_container(engine, request_from(opts, args))
+    record = create_container(engine, request_from(opts, args, engine), opts)
     print(record["Id"])
     return 0
 
@@ -447,13 +575,17 @@ def cmd_run(engine, argv: list[str]) -> int:
     if windows_only(opts):
         print(windows_only(opts), file=sys.stderr)
         return 1
-    req = request_from(opts, args)
+    req = request_from(opts, args, engine)
+    if opts.detach and opts.attach:
+        return refuse("conflicting options: cannot specify both --attach and --detach")
+    if opts.tty and opts.interactive and not opts.detach and not os.isatty(0):
+        return refuse("the input device is not a TTY")
     if opts.detach:
         from berth.engine.attach import PendingStart  # lazy: create and exec load this module
 
         pending = PendingStart(engine)  # before creating: see monitor.supervisor.DetachedStart
         try:
-            record = create_container(engine, req)
+            record = create_container(engine, req, opts)
         except BaseException:
             pending.cancel()
             raise
@@ -466,8 +598,10 @@ def cmd_run(engine, argv: list[str]) -> int:
         return 0
     keys = detach_keys(opts)
     engine.warm_up()  # what the start needs, while we create
-    record = create_container(engine, req)
-    code = run_attached(engine, record, opts.interactive, keys, opts.sig_proxy, warmed=True)
+    record = create_container(engine, req, opts)
+    config = record["Config"]
+    code = run_attached(engine, record, opts.interactive, keys, opts.sig_proxy, warmed=True,
+                        outputs=(config["AttachStdout"], config["AttachStderr"]))
     # Either way we are done: no interpreter teardown (freeing ~30 MB object by object, each
     # page shared with a supervisor we forked copied first); docker's CLI is gone as soon.
     sys.stdout.flush()
@@ -479,6 +613,9 @@ def cmd_start(engine, argv: list[str]) -> int:
     opts, args = parse(START, argv)
     if _help(START, opts):
         return 0
+    if opts.checkpoint or opts.checkpoint_dir:
+        flag = "--checkpoint" if opts.checkpoint else "--checkpoint-dir"
+        raise NotImplementedYet(f"{flag}: restoring a container from a checkpoint (CRIU) is not supported")
     if opts.attach or opts.interactive:
         if len(args) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
@@ -505,16 +642,17 @@ def cmd_start(engine, argv: list[str]) -> int:
 
 
 def run_attached(engine, record: dict, interactive: bool, keys: bytes = b"", sig_proxy: bool = True,
-                 warmed: bool = False) -> int:
+                 warmed: bool = False, outputs: tuple[bool, bool] = (True, True)) -> int:
     """Start the container (or attach to it, if it runs already) with our stdio attached:
-    its output on ours, our stdin to it with `interactive`, our terminal in raw mode with a
-    tty, our signals forwarded without; its exit code (0 if the user detached). Supervised
-    by this process when nothing needs the container to outlive us (engine.attach.runs_here:
-    no fork, as fast as it gets), else by a supervisor of its own that we attach to."""
+    its output on ours (those of `outputs`, stdout and stderr: run -a), our stdin to it with
+    `interactive`, our terminal in raw mode with a tty, our signals forwarded without; its
+    exit code (0 if the user detached). Supervised by this process when nothing needs the
+    container to outlive us (engine.attach.runs_here: no fork, as fast as it gets), else by
+    a supervisor of its own that we attach to."""
     from berth.engine.attach import attach, runs_here, start_attached  # lazy: create and exec load this module
 
     running = is_running(record)
-    if not running and runs_here(record, interactive, sig_proxy):
+    if not running and all(outputs) and runs_here(record, interactive, sig_proxy):
         return _run_here(engine, record, interactive)
     attached = Attached(record["Config"]["Tty"], sig_proxy, keys)
     try:
@@ -526,10 +664,16 @@ def run_attached(engine, record: dict, interactive: bool, keys: bytes = b"", sig
             except BerthError:
                 _remove_if_auto(engine, record)
                 raise
-        code = attached.stream(session)
+        code = attached.stream(session, outputs)
     finally:
         attached.close()
     return 0 if code is None else code
+
+
+def refuse(message: str) -> int:
+    """A refusal docker's CLI makes before it asks the daemon anything: exit 1, not 125."""
+    print(f"Error: {message}", file=sys.stderr)
+    return 1
 
 
 def _run_here(engine, record: dict, interactive: bool) -> int:

@@ -79,7 +79,7 @@ def cmd_info(engine, argv) -> int:
         f" Logging Driver: {d['LoggingDriver']}\n"
         f" Cgroup Driver: {d['CgroupDriver']}\n"
         f" Cgroup Version: {d['CgroupVersion']}\n"
-        " Runtimes: berth\n"
+        f" Runtimes: {' '.join(sorted(d['Runtimes']))}\n"
         f" Default Runtime: {d['DefaultRuntime']}\n"
         f" Kernel Version: {d['KernelVersion']}\n"
         f" Operating System: {d['OperatingSystem']}\n"

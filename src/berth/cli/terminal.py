@@ -38,8 +38,9 @@ class Attached:
 
         return terminal_size(0) or terminal_size(1)
 
-    def stream(self, session) -> int | None:
-        """The container's exit code, or None if the user detached."""
+    def stream(self, session, outputs: tuple[bool, bool] = (True, True)) -> int | None:
+        """The container's exit code, or None if the user detached. `outputs`: whether its
+        stdout and its stderr are shown (run -a)."""
         saved = None
         if session.tty and session.stdin and os.isatty(0):
             import termios  # lazy: only -t
@@ -63,7 +64,8 @@ class Attached:
             session.close_stdin()
             stdin = -1
         try:
-            return session.stream(stdin, 1, 2, self.detach_keys, self.wakeup_r, on_wakeup)
+            return session.stream(stdin, 1 if outputs[0] else -1, 2 if outputs[1] else -1, self.detach_keys,
+                                  self.wakeup_r, on_wakeup)
         finally:
             if saved is not None:
                 import termios  # lazy: only -t

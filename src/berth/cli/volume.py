@@ -13,15 +13,35 @@ from berth.engine.volumes import (
     parse_filters,
     prune,
 )
-from berth.errors import BerthError, InvalidArgument, NotFound, UsageError
+from berth.errors import BerthError, InvalidArgument, NotFound, NotImplementedYet, UsageError
 
 CREATE = Command("volume create", "berth volume create [OPTIONS] [VOLUME]", "Create a volume",
                  [Flag("driver", "d", STRING, "local", "Specify volume driver name"),
                   Flag("name", None, STRING, "", "Specify volume name"),
                   Flag("opt", "o", LIST, (), "Set driver specific options", metavar="map"),
-                  Flag("label", None, LIST, (), "Set metadata for a volume")], max_args=1)
+                  Flag("label", None, LIST, (), "Set metadata for a volume"),
+                  # docker's cluster (Swarm CSI) volume options: refused (CLUSTER_FLAGS)
+                  Flag("availability", None, STRING, "active", 'Cluster Volume availability ("active", "pause", '
+                       '"drain")'),
+                  Flag("group", None, STRING, "", "Cluster Volume group (cluster volumes)"),
+                  Flag("limit-bytes", None, STRING, None, "Minimum size of the Cluster Volume in bytes", "bytes"),
+                  Flag("required-bytes", None, STRING, None, "Maximum size of the Cluster Volume in bytes", "bytes"),
+                  Flag("scope", None, STRING, "single", 'Cluster Volume access scope ("single", "multi")'),
+                  Flag("secret", None, LIST, (), "Cluster Volume secrets", "map"),
+                  Flag("sharing", None, STRING, "none", 'Cluster Volume access sharing ("none", "readonly", '
+                       '"onewriter", "all")'),
+                  Flag("topology-preferred", None, LIST, (), "A topology that the Cluster Volume would be preferred "
+                       "in"),
+                  Flag("topology-required", None, LIST, (), "A topology that the Cluster Volume must be accessible "
+                       "from"),
+                  Flag("type", None, STRING, "block", 'Cluster Volume access type ("mount", "block")')],
+                 max_args=1)
+CLUSTER_FLAGS = ("availability", "group", "limit_bytes", "required_bytes", "scope", "secret", "sharing",
+                 "topology_preferred", "topology_required", "type")
 LS = Command("volume ls", "berth volume ls [OPTIONS]", "List volumes",
              [Flag("quiet", "q", BOOL, False, "Only display volume names"),
+              Flag("cluster", None, BOOL, False, "Display only cluster volumes, and use cluster volume list "
+                   "formatting"),
               Flag("format", None, STRING, None, "Format output using a custom template"),
               Flag("filter", "f", LIST, (), 'Provide filter values (e.g. "dangling=true")', metavar="filter")],
              max_args=0)
@@ -60,6 +80,10 @@ def cmd_volume_create(engine, argv) -> int:
     opts, args = parse_or_help(CREATE, argv)
     if opts.help:
         return 0
+    for dest in CLUSTER_FLAGS:
+        if opts.given(dest):
+            raise NotImplementedYet(f"--{dest.replace('_', '-')}: cluster volumes (Swarm CSI) are not supported: "
+                                    "berth has no swarm")
     name = opts.name
     if args:
         if name:
@@ -130,6 +154,8 @@ def cmd_volume_ls(engine, argv) -> int:
     opts, _ = parse_or_help(LS, argv)
     if opts.help:
         return 0
+    if opts.cluster:
+        raise NotImplementedYet("--cluster: cluster volumes (Swarm CSI) are not supported: berth has no swarm")
     rows = _rows(engine, parse_filters(opts.filter, LIST_FILTERS))
     if opts.quiet and not opts.format:
         sys.stdout.write("".join(row.Name + "\n" for row in rows))

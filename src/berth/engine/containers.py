@@ -39,7 +39,7 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "detached", "auto_remove", "network", "restart", "stop_signal", "stop_timeout",
                  "init", "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings",
-                 "publish_all", "links", "host_config", "mounts", "healthcheck", "warnings")
+                 "publish_all", "links", "host_config", "config", "mounts", "healthcheck", "warnings")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -69,6 +69,7 @@ class CreateRequest:
         self.publish_all = bool(fields.pop("publish_all", False))
         self.links = fields.pop("links", None) or []  # [(name, alias)]
         self.host_config = fields.pop("host_config", None) or {}  # more HostConfig fields, docker's names
+        self.config = fields.pop("config", None) or {}  # more Config fields (Domainname, MacAddress, Attach*)
         self.mounts = fields.pop("mounts", None)  # mounts.MountRequest: -v, --mount, --tmpfs, --volumes-from
         self.healthcheck = fields.pop("healthcheck", None)  # Config.Healthcheck: the --health-* flags
         # docker's Warnings of the create response: the engine adds, the front door shows them
@@ -241,6 +242,9 @@ class Engine:
         if req.name is not None and not valid_name(req.name):
             raise InvalidArgument(f'Invalid container name ({req.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         network_mode, joined = self._network_mode(req.network)
+        if req.config.get("MacAddress") and network_mode != "bridge":
+            raise InvalidArgument("conflicting options: mac-address and the network mode "
+                                  f"{network_mode.partition(':')[0]} (only a container on the bridge has its own)")
         if req.dns or req.extra_hosts:
             from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
                 parse_extra_hosts,
@@ -284,6 +288,7 @@ class Engine:
             if healthcheck is not None:
                 record["Config"] = _with_healthcheck(record["Config"], healthcheck)
             record["HostConfig"]["NetworkMode"] = network_mode
+            record["Config"].update(req.config)
             record["HostConfig"]["Links"] = [f"/{target}:/{name}/{alias}" for target, alias in links] or None
             self._isolation(record, req)
             self._log_config(record, directory)
@@ -308,6 +313,8 @@ class Engine:
     def _init_layer(self) -> str:
         """docker's "-init" layer, shared: its content is the same for every container."""
         path = os.path.join(self.paths.root, "init-layer")
+        if os.path.isdir(path) and not os.path.exists(os.path.join(path, DOCKERENV)):
+            _write_dockerenv(path)  # a layer made before berth had the marker: adding a file is safe
         if not os.path.isdir(path):
             for name in os.listdir(self.paths.root):  # what a maker killed midway left
                 maker = name.split(".")[1] if name.startswith("init-layer.") and name.endswith(".tmp") else ""
@@ -358,7 +365,7 @@ class Engine:
                 "ExtraHosts": list(req.extra_hosts) or None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
                 "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False, "PublishAllPorts": req.publish_all,
                 "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
-                "ShmSize": 67108864, "Runtime": "berth", "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0,
+                "ShmSize": 67108864, "Runtime": self.settings.default_runtime, "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0,
                 "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
                 "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
                 "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
@@ -707,7 +714,8 @@ class Engine:
                                 mode=0o644)
                 inputs = oci.StartInputs(net_pid=self._joined_pid(record),
                                          link_env=endpoint.link_env if endpoint is not None else (),
-                                         pid_pid=self.pid_donor_pid(record))
+                                         pid_pid=self.pid_donor_pid(record),
+                                         init_path=self.settings.init_path if record["HostConfig"].get("Init") else "")
                 self._share_ipc(record, inputs)
                 if record.get("Mounts"):  # volumes and binds: sources made, copy-ups finished
                     from berth.engine.mounts import prepare  # lazy: only containers with mounts
@@ -715,9 +723,12 @@ class Engine:
                     prepare(self, record)
                 spec = oci.build(record, user, directory, console_size, inputs)
                 self._realtime_budget(record, spec)
-                launched = runtime.start(spec, data["MergedDir"], overlay, stdio,
-                                         on_created=endpoint.attach if endpoint is not None else None,
-                                         seccomp_program=self.seccomp_program(record))
+                on_created = endpoint.attach if endpoint is not None else None
+                if (record["HostConfig"].get("Runtime") or "berth") != "berth":
+                    launched = self._start_external(record, spec, overlay, stdio, on_created)
+                else:
+                    launched = runtime.start(spec, data["MergedDir"], overlay, stdio, on_created=on_created,
+                                             seccomp_program=self.seccomp_program(record))
             except BaseException as err:
                 if endpoint is not None:
                     try:
@@ -744,6 +755,17 @@ class Engine:
             self.store.write(record, durable=False)
             events.started(self.paths.root, record)
         return launched
+
+    def _start_external(self, record: dict, spec: dict, overlay: str, stdio, on_created):
+        """--runtime <name of daemon.json's runtimes>: the same bundle, run by that runtime
+        (berth.engine.oci_runtime), its seccomp profile in the spec rather than compiled."""
+        from berth.engine.oci_runtime import bundle_dir, runtime_for  # lazy: only an external runtime
+
+        section = self.seccomp(record)
+        if section is not None:
+            spec["linux"]["seccomp"] = section
+        return runtime_for(self, record).start(record["Id"], bundle_dir(self, record["Id"]), spec, overlay, stdio,
+                                               on_created)
 
     def _share_ipc(self, record: dict, inputs) -> None:
         """IPC sharing: a donor's namespace (and /dev/shm) for container:<x>, a host-side
@@ -860,6 +882,7 @@ class Engine:
         "restarting" and the supervisor should start it again after its back-off."""
         oom = launched.cgroup.oom_killed()
         launched.cgroup.destroy()
+        self._finish_external(container_id)
         # Its pid 1 is gone, so its network namespace dies with it and the kernel removes the
         # veth (deleting it ourselves costs ~15 ms of RCU waits) - unless others share it, or
         # the namespace lingers (orphaned TCP sockets keep it for seconds): a detached
@@ -1240,7 +1263,15 @@ class Engine:
                     _kill_and_wait(record["State"]["Pid"])
                     events.died(self.paths.root, record, 137)  # its supervisor finds it gone: says nothing
             self._clean_cgroup(record)
+            self._finish_external(container_id)  # a run nobody saw end
             self._delete(record, volumes)
+
+    def _finish_external(self, container_id: str) -> None:
+        """What an external runtime keeps of an ended container (its state, our bundle) goes."""
+        if os.path.isdir(os.path.join(self.paths.container_run(container_id), "bundle")):
+            from berth.engine.oci_runtime import finished  # lazy: only an external runtime's container
+
+            finished(self, container_id)
 
     def _delete(self, record: dict, volumes: bool = False) -> None:
         """Called with the container's lock held. Ordered so that a kill anywhere leaves a
@@ -1271,6 +1302,7 @@ class Engine:
 
 INIT_DIRS = ("dev", "dev/pts", "dev/shm", "proc", "sys", "etc")
 INIT_FILES = ("etc/hosts", "etc/hostname", "etc/resolv.conf")
+DOCKERENV = ".dockerenv"  # docker's marker file: tools test for it to know they run in a container
 
 
 def _clear_network_settings(record: dict) -> None:
@@ -1315,6 +1347,14 @@ def _write_init_layer(path: str) -> None:
     for name in INIT_FILES:
         os.close(os.open(os.path.join(path, name), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     os.symlink("/proc/mounts", os.path.join(path, "etc", "mtab"))
+    _write_dockerenv(path)
+
+
+def _write_dockerenv(path: str) -> None:
+    """An empty /.dockerenv, 0755 as docker's."""
+    fd = os.open(os.path.join(path, DOCKERENV), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o755)
+    os.fchmod(fd, 0o755)
+    os.close(fd)
 
 
 class _Locked:

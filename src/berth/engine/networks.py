@@ -216,7 +216,7 @@ class Endpoint:
     def attach(self, pid: int) -> None:
         from berth.network import bridge  # lazy: only a container on the bridge
 
-        bridge.attach(pid, self.bridge, self.ip, bridge.veth_name(self.endpoint_id))
+        bridge.attach(pid, self.bridge, self.ip, bridge.veth_name(self.endpoint_id), self.mac_address())
         if self.bridge.iptables and (self.mappings or self.links and not self.bridge.icc):
             firewall = self.bridge.firewall()
             if self.mappings:
@@ -231,18 +231,27 @@ class Endpoint:
 
         text = dnsfiles.hosts(extra)
         text += "".join(line + "\n" for line in self.link_hosts)
-        return text + f"{self.ip}\t{self.record['Config']['Hostname']}\n"
+        config = self.record["Config"]
+        names = config["Hostname"]
+        if config.get("Domainname"):  # docker: the FQDN first, then the short name
+            names = f"{names}.{config['Domainname']} {names}"
+        return text + f"{self.ip}\t{names}\n"
 
-    def network_settings(self, pid: int) -> dict:
+    def mac_address(self) -> str:
+        """--mac-address, else docker's MAC derived from the address."""
         from berth.network.bridge import mac_address  # lazy: only a container on the bridge
 
+        return self.record["Config"].get("MacAddress") or mac_address(self.ip)
+
+    def network_settings(self, pid: int) -> dict:
+        mac = self.mac_address()
         settings = {**endpoint(network_ids(self.engine.paths.root)["bridge"]), "EndpointID": self.endpoint_id,
                     "Gateway": self.bridge.gateway, "IPAddress": self.ip, "IPPrefixLen": self.bridge.prefix_len,
-                    "MacAddress": mac_address(self.ip)}
+                    "MacAddress": mac}
         return {**network_settings({"bridge": settings}), "SandboxID": self.endpoint_id,
                 "SandboxKey": f"/proc/{pid}/ns/net", "Ports": self.ports, "EndpointID": self.endpoint_id,
                 "Gateway": self.bridge.gateway, "IPAddress": self.ip, "IPPrefixLen": self.bridge.prefix_len,
-                "MacAddress": mac_address(self.ip)}
+                "MacAddress": mac}
 
     def _save(self) -> None:
         write_json(self.state_path, {"endpoint": self.endpoint_id, "ip": self.ip, "mappings": self.mappings,

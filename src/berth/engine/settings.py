@@ -33,6 +33,9 @@ KEYS = {
     "default-cgroupns-mode": ("str", ""),  # "" is docker's default: private on cgroup v2, host on v1
     "cpu-rt-period": ("int", 0),  # the real-time budget given to the parents of a real-time container
     "cpu-rt-runtime": ("int", 0),
+    "default-runtime": ("str", "berth"),
+    "runtimes": ("runtimes", {}),  # name -> {"path": ..., "runtimeArgs": [...]}, as dockerd's
+    "init-path": ("str", ""),  # the init binary of --init (default: tini, found on the host)
 }
 # global flag -> key (the same names as dockerd's flags)
 FLAGS = {"--bip": "bip", "--fixed-cidr": "fixed-cidr", "--mtu": "mtu", "-b": "bridge", "--bridge": "bridge",
@@ -46,7 +49,7 @@ class Settings:
 
     __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables", "dns",
                  "dns_search", "dns_opts", "log_driver", "log_opts", "default_cgroupns_mode", "cpu_rt_period",
-                 "cpu_rt_runtime", "config_file")
+                 "cpu_rt_runtime", "default_runtime", "runtimes", "init_path", "config_file")
 
     def __init__(self, values: dict, config_file: str = ""):
         self.config_file = config_file
@@ -139,6 +142,10 @@ def _convert(key: str, kind: str, value, context: str):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise InvalidArgument(f"{context}: expected a list of strings")
         return value
+    if kind == "runtimes":
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise InvalidArgument(f"{context}: expected an object of runtimes, each {{\"path\": ...}}")
+        return value
     if not isinstance(value, str):
         raise InvalidArgument(f"{context}: expected a string")
     return value
@@ -181,6 +188,9 @@ def validate(settings: Settings) -> None:
     if settings.default_cgroupns_mode not in ("", "host", "private"):
         raise InvalidArgument(f"default cgroup namespace mode ({settings.default_cgroupns_mode}) is invalid. "
                               'Must be either "host" or "private"')
+    if settings.default_runtime not in ("berth", *settings.runtimes):
+        raise InvalidArgument(f"default-runtime {settings.default_runtime} (in {settings.config_file}) is not one of "
+                              "its runtimes, nor berth's own")
 
 
 def _broadcast(network: str) -> str:

@@ -64,8 +64,13 @@ def default_mounts(shm_size: int, ipc: str = "private", shm_source: str | None =
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/docker-init")
 
 
-def init_binary() -> str:
-    """A static tini from Debian's tini package (docker ships the same as docker-init)."""
+def init_binary(configured: str = "") -> str:
+    """daemon.json's "init-path", else a static tini from Debian's tini package (docker ships
+    the same as docker-init)."""
+    if configured:
+        if not os.path.isfile(configured):
+            raise BerthError(f"init-path {configured} of the engine settings: no such file")
+        return configured
     for path in INIT_BINARIES:
         if os.path.exists(path):
             return path
@@ -89,16 +94,18 @@ def process_env(config: dict, hostname: str, home: str, link_env=()) -> list[str
 class StartInputs:
     """What a start knows beyond the record: the pids whose network / IPC / PID namespaces a
     container:<x> mode joins, the host directory holding a shareable /dev/shm, and the --link
-    variables. (Seccomp goes to the runtime as a compiled filter: Engine.seccomp_program.)"""
+    variables, daemon.json's init-path for --init. (Seccomp goes to the runtime as a compiled
+    filter: Engine.seccomp_program.)"""
 
-    __slots__ = ("net_pid", "ipc_pid", "pid_pid", "shm_source", "link_env")
+    __slots__ = ("net_pid", "ipc_pid", "pid_pid", "shm_source", "link_env", "init_path")
 
-    def __init__(self, net_pid=None, ipc_pid=None, shm_source=None, link_env=(), pid_pid=None):
+    def __init__(self, net_pid=None, ipc_pid=None, shm_source=None, link_env=(), pid_pid=None, init_path=""):
         self.net_pid = net_pid
         self.ipc_pid = ipc_pid
         self.pid_pid = pid_pid
         self.shm_source = shm_source
         self.link_env = link_env
+        self.init_path = init_path
 
 
 def build(record: dict, user, container_dir: str, console_size: tuple[int, int] | None = None,
@@ -127,7 +134,7 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
                       ("HostsPath", "/etc/hosts")):
         mounts.append({"destination": path, "type": "bind", "source": record[key], "options": ["rbind", "rprivate"]})
     if host.get("Init"):  # docker's --init: tini as pid 1 reaps zombies and forwards signals
-        mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": init_binary(),
+        mounts.append({"destination": "/sbin/docker-init", "type": "bind", "source": init_binary(inputs.init_path),
                        "options": ["rbind", "ro", "rprivate"]})
         process["args"] = ["/sbin/docker-init", "--"] + process["args"]
     if record.get("Mounts") or host.get("Tmpfs"):  # -v, --mount, --tmpfs, image VOLUMEs
@@ -166,6 +173,8 @@ def build(record: dict, user, container_dir: str, console_size: tuple[int, int] 
         "process": process,
         "root": {"path": container_dir + "/merged", "readonly": bool(host.get("ReadonlyRootfs"))},
         "hostname": config["Hostname"],
+        **({"domainname": config["Domainname"]} if config.get("Domainname") else {}),
+        **({"annotations": dict(host["Annotations"])} if host.get("Annotations") else {}),
         "mounts": mounts,
         "linux": linux,
     }

@@ -66,9 +66,10 @@ def info(engine) -> dict:
         "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version,
         "KernelVersion": os.uname().release, "OperatingSystem": _os_name(), "OSType": "linux",
         "Architecture": os.uname().machine, "NCPU": os.cpu_count(), "MemTotal": host_memory(),
-        "Name": os.uname().nodename, "ServerVersion": __version__, "DefaultRuntime": "berth",
-        "Runtimes": {"berth": {"path": "berth-runtime"}}, "DockerRootDir": engine.paths.root,
-        "RunRootDir": engine.paths.run_root, "SecurityOptions": [], "Debug": False, "Experimental": False,
+        "Name": os.uname().nodename, "ServerVersion": __version__, "DefaultRuntime": engine.settings.default_runtime,
+        "Runtimes": {"berth": {"path": "berth-runtime"}, **engine.settings.runtimes},
+        "DockerRootDir": engine.paths.root, "RunRootDir": engine.paths.run_root, "SecurityOptions": [],
+        "Debug": False, "Experimental": False,
     }
 
 

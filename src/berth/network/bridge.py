@@ -230,14 +230,15 @@ def veth_name(endpoint_id: str) -> str:
     return "berth" + endpoint_id[:10]
 
 
-def attach(pid: int, bridge: Bridge, ip: str, veth: str) -> None:
-    """Give the container whose pid 1 is `pid` its eth0 on the bridge: the veth's peer is
-    created directly inside its network namespace, then addressed and routed there."""
+def attach(pid: int, bridge: Bridge, ip: str, veth: str, mac: str | None = None) -> None:
+    """Give the container whose pid 1 is `pid` its eth0 on the bridge (its MAC `mac`, else
+    docker's derived from `ip`): the veth's peer is created directly inside its network
+    namespace, then addressed and routed there."""
     netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with Netlink() as nl:
             nl.add_veth(veth, "eth0", mtu=bridge.mtu, master=bridge.name, up=True, peer_netns_fd=netns,
-                        peer_mac=mac_address(ip))
+                        peer_mac=mac or mac_address(ip))
         _sysctl(f"/sys/class/net/{veth}/brport/hairpin_mode", "1")  # to itself via a published port, as docker
         with in_netns(netns), Netlink() as nl:
             nl.add_address("eth0", ip, bridge.prefix_len)

@@ -254,6 +254,8 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         joined = _build_rootfs(plan, flags, status_w, joined_r, namespaces, kernel)
         if flags & sc.CLONE_NEWUTS and spec.get("hostname"):
             kernel.sethostname(spec["hostname"])
+        if flags & sc.CLONE_NEWUTS and spec.get("domainname"):
+            kernel.setdomainname(spec["domainname"])
         process.set_rlimits(proc.get("rlimits"), kernel)
         if not joined:
             _await_cgroup(joined_r, namespaces, kernel)

@@ -102,6 +102,7 @@ _setns = _libc("setns")
 _mount = _libc("mount")
 _umount2 = _libc("umount2")
 _sethostname = _libc("sethostname")
+_setdomainname = _libc("setdomainname")
 _prctl = _libc("prctl")
 _capset = _libc("capset")
 _capget = _libc("capget")
@@ -225,6 +226,12 @@ def sethostname(name: str) -> None:
     raw = name.encode()
     if _sethostname(raw, len(raw)) != 0:
         _fail("sethostname")
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    if _setdomainname(raw, len(raw)) != 0:
+        _fail("setdomainname")
 
 
 def prctl(option: int, arg2: int | bytes = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
