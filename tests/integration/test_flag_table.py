@@ -31,8 +31,6 @@ OWNED_BY_ANOTHER_SLICE = {
     "run": _RUN_OWNED,
     "create": _RUN_OWNED,
     "update": {"blkio-weight", "cpu-rt-period", "cpu-rt-runtime"},  # namespaces and cgroups
-    "stop": {"timeout"},  # formatting and filters
-    "restart": {"timeout"},  # formatting and filters
 }
 
 
