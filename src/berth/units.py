@@ -143,6 +143,21 @@ def _all_digits(s: str) -> bool:
     return s.isascii() and (s.isdigit() or not s)
 
 
+def go_time_string(ts: float) -> str:
+    """Go's time.Unix(ts, 0).String() in the local zone, as docker prints CreatedAt:
+    "2026-11-27 23:25:02 +0000 UTC"."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(int(ts)))
+
+
+def rfc3339_seconds(ts: float) -> str:
+    """Go's time.Unix(ts, 0).Format(time.RFC3339) in the local zone, as docker's history
+    prints CreatedAt: "2026-11-27T23:25:02Z"."""
+    local = time.localtime(int(ts))
+    offset = local.tm_gmtoff or 0
+    zone = "Z" if offset == 0 else f"{'+' if offset > 0 else '-'}{abs(offset) // 3600:02d}:{abs(offset) // 60 % 60:02d}"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", local) + zone
+
+
 def parse_rfc3339(s: str) -> float:
     """RFC 3339 timestamp (nanoseconds and offsets allowed) -> Unix time."""
     return parse_rfc3339_ns(s) / 1e9

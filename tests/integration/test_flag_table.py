@@ -15,15 +15,6 @@ from conftest import REPO, private_berth
 
 TABLE = os.path.join(REPO, "tests", "data", "docker-flags.txt")
 
-# Owned by another slice of issue 14, merged separately: asserted once that slice is merged
-# (the lead removes its entries from this set then). Keys are the command without its
-# "container " prefix.
-OWNED_BY_ANOTHER_SLICE = {
-    "stop": {"timeout"},  # formatting and filters
-    "restart": {"timeout"},  # formatting and filters
-}
-
-
 def docker_flags() -> dict[str, list[tuple[str, str, str]]]:
     """command -> [(long, short or "", value type or "bool")], as recorded."""
     table: dict[str, list[tuple[str, str, str]]] = {}
@@ -37,11 +28,6 @@ def docker_flags() -> dict[str, list[tuple[str, str, str]]]:
 
 
 FLAGS = docker_flags()
-
-
-def wanted(command: str) -> list[tuple[str, str, str]]:
-    owned = OWNED_BY_ANOTHER_SLICE.get(command.removeprefix("container "), set())
-    return [flag for flag in FLAGS[command] if flag[0] not in owned]
 
 
 def argv_with_every_flag(flags: list[tuple[str, str, str]]) -> list[str]:
@@ -90,7 +76,7 @@ def berth_root(busybox_tar):
 
 @pytest.mark.parametrize("command", sorted(FLAGS))
 def test_berth_knows_every_flag_docker_documents(berth_root, command):
-    flags = wanted(command)
+    flags = FLAGS[command]
     result = berth_root(*command.split(), *argv_with_every_flag(flags))
     assert "unknown flag" not in result.stderr and "unknown shorthand flag" not in result.stderr, result.stderr
     assert result.returncode == 0, f"berth {command} with every flag of docker's: {result.stderr}"

@@ -122,7 +122,7 @@ def test_missing_container(berth):
 
 
 def test_needs_exactly_one_container(berth):
-    refused(logs(berth), 1, '"berth logs" requires exactly 1 argument.')  # docker: exit 1
+    refused(logs(berth), 1, "'berth logs' requires 1 argument")  # docker: exit 1
 
 
 def test_container_logs_alias_and_id_prefix(busybox):

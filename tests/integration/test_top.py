@@ -105,7 +105,7 @@ def test_top_of_a_missing_container(berth):
 
 
 def test_top_needs_a_container(berth):
-    berth.fails(1, "top", says='"berth top" requires at least 1 argument.')  # docker: exit 1
+    berth.fails(1, "top", says="'berth top' requires at least 1 argument")  # docker: exit 1
 
 
 # -- docker's parsePSOutput and tabwriter, on ps output written here ---------------------------------

@@ -45,7 +45,6 @@ def test_double_dash_ends_flags():
     (["-e"], "flag needs an argument: 'e' in -e"),
     (["--rm=maybe", "busybox"], 'invalid argument "maybe" for "--rm" flag'),
     (["-n", "abc", "busybox"], 'invalid argument "abc" for "-n, --last" flag'),
-    ([], '"berth run" requires at least 1 argument'),
 ])
 def test_errors_use_dockers_wording(argv, message):
     with pytest.raises(InvalidArgument) as err:
@@ -54,8 +53,15 @@ def test_errors_use_dockers_wording(argv, message):
     assert "See 'berth run --help'." in str(err.value)
 
 
+def test_argument_counts_use_docker_28s_wording():
+    with pytest.raises(InvalidArgument) as err:
+        parse(RUN, [])
+    assert str(err.value) == ("'berth run' requires at least 1 argument\n\nUsage:  " + RUN.usage +
+                              "\n\nRun 'berth run --help' for more information")
+
+
 def test_no_arguments_command():
-    with pytest.raises(InvalidArgument, match='"berth ps" accepts no arguments'):
+    with pytest.raises(InvalidArgument, match="'berth ps' accepts no arguments"):
         parse(PS, ["extra"])
     opts, args = parse(PS, ["-aq"])
     assert opts.all and opts.quiet and args == []

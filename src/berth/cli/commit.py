@@ -62,9 +62,10 @@ def cmd_commit(engine, argv) -> int:
 
 
 def cmd_history(engine, argv) -> int:
+    from berth.cli.contexts import Row  # lazy: only history
     from berth.cli.output import render_rows  # lazy: only history
     from berth.engine.images import history  # lazy: only history
-    from berth.units import human_duration, human_size  # lazy: only history
+    from berth.units import human_duration, human_size, rfc3339_seconds  # lazy: only history
 
     opts, args = parse_or_help(HISTORY, argv)
     if opts.help:
@@ -74,17 +75,18 @@ def cmd_history(engine, argv) -> int:
     now = time.time()
     for entry in history(engine, args[0]):
         created_by = entry.created_by
+        created_at = rfc3339_seconds(entry.created)  # docker: whole seconds in the local zone
         if not opts.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
-        rows.append({
+        rows.append(Row("*image.historyContext", {
             "ID": entry.id if opts.no_trunc or entry.id == "<missing>" else entry.id[7:19],
-            "CreatedSince": (human_duration(now - entry.created) + " ago") if opts.human else entry.created_text,
-            "CreatedAt": entry.created_text, "CreatedBy": created_by,
+            "CreatedSince": (human_duration(now - entry.created) + " ago") if opts.human else created_at,
+            "CreatedAt": created_at, "CreatedBy": created_by,
             "Size": human_size(entry.size) if opts.human else str(entry.size),
             "Comment": entry.comment,
-        })
+        }))
     if opts.quiet:
-        sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
+        sys.stdout.write("".join(row.ID + "\n" for row in rows))
         return 0
     render_rows(opts.format, DEFAULT_HISTORY_FORMAT, rows, HISTORY_HEADER)
     return 0

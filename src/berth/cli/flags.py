@@ -57,10 +57,6 @@ def usage_error(command: Command, message: str) -> InvalidArgument:
     return UsageError(f"{message}\nSee 'berth {command.name} --help'.")
 
 
-def argument_error(command: Command, message: str) -> InvalidArgument:
-    return InvalidArgument(f"{message}\nSee 'berth {command.name} --help'.")
-
-
 def parse(command: Command, argv: list[str]) -> tuple[Options, list[str]]:
     opts = Options(command)
     args: list[str] = []
@@ -116,18 +112,31 @@ def parse(command: Command, argv: list[str]) -> tuple[Options, list[str]]:
                 break
     if opts.help:
         return opts, args
-    if len(args) < command.min_args:
-        need = "at least 1 argument" if command.min_args == 1 else f"at least {command.min_args} arguments"
-        if command.max_args == command.min_args:
-            need = "exactly 1 argument" if command.min_args == 1 else f"exactly {command.min_args} arguments"
-        raise argument_error(command, f'"berth {command.name}" requires {need}.\n\nUsage:  {command.usage}')
-    if command.max_args is not None and len(args) > command.max_args:
-        need = "exactly" if command.max_args == command.min_args else "at most"
-        count = f"{command.max_args} argument" + ("s" if command.max_args != 1 else "")
-        if command.max_args == 0:
-            raise argument_error(command, f'"berth {command.name}" accepts no arguments.\n\nUsage:  {command.usage}')
-        raise argument_error(command, f'"berth {command.name}" requires {need} {count}.\n\nUsage:  {command.usage}')
+    wrong = _argument_count_error(command, len(args))
+    if wrong:
+        raise InvalidArgument(f"'berth {command.name}' {wrong}\n\nUsage:  {command.usage}\n\n"
+                              f"Run 'berth {command.name} --help' for more information")
     return opts, args
+
+
+def _argument_count_error(command: Command, count: int) -> str:
+    """docker 28's cobra checks (cli/required.go): what is wrong with `count` arguments, or ""."""
+    low, high = command.min_args, command.max_args
+
+    def arguments(n: int) -> str:
+        return f"{n} argument" + ("" if n == 1 else "s")
+
+    if high == 0 and count > 0:
+        return "accepts no arguments"
+    if low <= count and (high is None or count <= high):
+        return ""
+    if high is None:
+        return f"requires at least {arguments(low)}"
+    if low == high:
+        return f"requires {arguments(low)}"
+    if low == 0:
+        return f"requires at most {arguments(high)}"
+    return f"requires at least {low} and at most {arguments(high)}"
 
 
 def parse_or_help(command: Command, argv: list[str]) -> tuple[Options, list[str]]:

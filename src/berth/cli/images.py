@@ -4,9 +4,11 @@ import os
 import sys
 import time
 
+from berth.cli.contexts import FormatContext
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
 from berth.engine import images
 from berth.errors import Conflict, InvalidArgument, NotFound, NotImplementedYet
+from berth.units import go_time_string, human_duration, human_size
 
 IMPORT = Command("import", "berth import [OPTIONS] file|URL|- [REPOSITORY[:TAG]]",
                  "Import the contents from a tarball to create a filesystem image",
@@ -66,29 +68,57 @@ def cmd_import(engine, argv) -> int:
     return 0
 
 
-def image_rows(summaries: list, no_trunc: bool = False) -> list[dict]:
+class ImageRow(FormatContext):
+    """One `images` line (a repository and tag of an image) as docker's imageContext gives it
+    to --format templates: each placeholder is a method; `{{json .}}` is all of them.
+    `shared`: SharedSize/UniqueSize were measured (system df -v), else "N/A" as in docker."""
+
+    FIELDS = ("Containers", "CreatedAt", "CreatedSince", "Digest", "ID", "Repository", "SharedSize", "Size",
+              "Tag", "UniqueSize", "VirtualSize")
+    go_type = "*formatter.imageContext"
+
+    def __init__(self, image, repo: str, tag: str, trunc: bool, shared: bool, now: float):
+        self._i, self._repo, self._tag, self._trunc, self._shared, self._now = image, repo, tag, trunc, shared, now
+
+    def ID(self) -> str:  # noqa: N802 - the names are docker's placeholders, here and below
+        return self._i.id[7:19] if self._trunc else self._i.id
+
+    def Repository(self) -> str:  # noqa: N802
+        return self._repo
+
+    def Tag(self) -> str:  # noqa: N802
+        return self._tag
+
+    def Digest(self) -> str:  # noqa: N802 - no image has a repository digest until pull exists
+        return "<none>"
+
+    def CreatedSince(self) -> str:  # noqa: N802
+        return human_duration(self._now - self._i.created) + " ago" if self._i.created else "N/A"
+
+    def CreatedAt(self) -> str:  # noqa: N802
+        return go_time_string(self._i.created) if self._i.created else ""
+
+    def Size(self) -> str:  # noqa: N802
+        return human_size(self._i.size)
+
+    def VirtualSize(self) -> str:  # noqa: N802 - go-units HumanSize: 4 digits where Size has 3
+        return human_size(self._i.size, 4)
+
+    def SharedSize(self) -> str:  # noqa: N802
+        return human_size(self._i.shared_size, 4) if self._shared else "N/A"
+
+    def UniqueSize(self) -> str:  # noqa: N802
+        return human_size(self._i.unique_size, 4) if self._shared else "N/A"
+
+    def Containers(self) -> str:  # noqa: N802
+        return "N/A" if self._i.containers is None else str(self._i.containers)
+
+
+def image_rows(summaries: list, no_trunc: bool = False, shared: bool = False) -> list[ImageRow]:
     """One row per (repository, tag) of each image, as docker's CLI lays them out."""
-    from berth.units import human_duration, human_size  # lazy: not for rmi or tag
-
-    rows = []
     now = time.time()
-    for image in summaries:
-        short = image.id if no_trunc else image.id[7:19]
-        for repo, tag in image.repo_tags:
-            rows.append({
-                "ID": short, "Repository": repo, "Tag": tag, "Digest": "<none>",
-                "CreatedSince": human_duration(now - image.created) + " ago" if image.created else "N/A",
-                "CreatedAt": _go_time(image.created) if image.created else "",
-                "Size": human_size(image.size), "VirtualSize": human_size(image.size),
-                "SharedSize": human_size(image.shared_size), "UniqueSize": human_size(image.unique_size),
-                "Containers": "N/A" if image.containers is None else str(image.containers),
-            })
-    return rows
-
-
-def _go_time(ts: float) -> str:
-    """Go's time.Time String() in UTC, as docker prints CreatedAt: 2026-11-27 23:25:02 +0000 UTC."""
-    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(ts))
+    return [ImageRow(image, repo, tag, not no_trunc, shared, now) for image in summaries
+            for repo, tag in image.repo_tags]
 
 
 def cmd_images(engine, argv) -> int:
@@ -98,13 +128,13 @@ def cmd_images(engine, argv) -> int:
     if opts.tree:
         raise NotImplementedYet("--tree: the multi-platform tree view is not supported (berth stores one platform "
                                 "per image)")
-    found = images.list_images(engine, args[0] if args else None, images.dangling_filter(opts.filter))
-    rows = image_rows(found, opts.no_trunc)
+    filters = opts.filter + [f"reference={args[0]}"] if args else opts.filter  # docker's CLI does the same
+    rows = image_rows(images.list_images(engine, filters), opts.no_trunc)
     if opts.quiet:
         seen = []
         for row in rows:
-            if row["ID"] not in seen:
-                seen.append(row["ID"])
+            if row.ID() not in seen:
+                seen.append(row.ID())
         sys.stdout.write("".join(i + "\n" for i in seen))
         return 0
     from berth.cli.output import render_rows  # lazy: not for rmi, tag or images -q

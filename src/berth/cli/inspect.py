@@ -30,17 +30,23 @@ def _inspect(engine, argv, kind: str | None, command: Command = INSPECT) -> int:
 
         check_platform(opts.platform)
     kind = opts.type or kind
+    if kind in ("config", "node", "plugin", "secret", "service", "task"):
+        raise BerthError(f"--type {kind}: berth has no swarm or plugins, so no {kind} objects")
     if kind is not None and kind not in KINDS:
-        raise BerthError(f'"{kind}" is not a valid value for --type')
-    found, failed = [], 0
+        raise BerthError(f'unknown type: "{kind}": must be one of "config", "container", "image", "network", '
+                         '"node", "plugin", "secret", "service", "task", "volume"')  # docker 28's words
+    found, kinds, failed = [], [], 0
     for ref in args:
         try:
-            found.append(inspect(engine, ref, kind))
+            found_kind, record = inspect(engine, ref, kind, opts.size)
         except NotFound as err:
             print(f"Error: {err}", file=sys.stderr)
             failed = 1
+            continue
+        found.append(record)
+        kinds.append(found_kind)
 
-    print_found(found, opts.format)
+    print_found(found, opts.format, kinds)
     return failed
 
 

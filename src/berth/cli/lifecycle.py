@@ -7,11 +7,13 @@ from berth.cli.flags import INT, STRING, Command, Flag, parse_or_help
 from berth.errors import BerthError, InvalidArgument
 
 STOP = Command("stop", "berth stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
-               [Flag("time", "t", INT, None, "Seconds to wait before killing the container"),
-                Flag("signal", "s", STRING, None, "Signal to send to the container")], min_args=1)
+               [Flag("signal", "s", STRING, None, "Signal to send to the container"),
+                Flag("timeout", "t", INT, None, "Seconds to wait before killing the container"),
+                Flag("time", None, INT, None, "Deprecated: use --timeout")], min_args=1)
 RESTART = Command("restart", "berth restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
-                  [Flag("time", "t", INT, None, "Seconds to wait before killing the container"),
-                   Flag("signal", "s", STRING, None, "Signal to send to the container")], min_args=1)
+                  [Flag("signal", "s", STRING, None, "Signal to send to the container"),
+                   Flag("timeout", "t", INT, None, "Seconds to wait before killing the container"),
+                   Flag("time", None, INT, None, "Deprecated: use --timeout")], min_args=1)
 KILL = Command("kill", "berth kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
                [Flag("signal", "s", STRING, "KILL", "Signal to send to the container")], min_args=1)
 WAIT = Command("wait", "berth wait CONTAINER [CONTAINER...]",
@@ -49,12 +51,21 @@ def _signal_option(name: str | None) -> int | None:
         raise InvalidArgument(f"Invalid signal: {name}") from None  # docker: exit 1 outside run/create
 
 
+def _timeout(opts) -> int | None:
+    """--timeout (docker 28's spelling), or the --time it deprecates, with docker's warning."""
+    if opts.given("time"):
+        print("Flag --time has been deprecated, use --timeout instead", file=sys.stderr)
+        if not opts.given("timeout"):
+            return opts.time
+    return opts.timeout
+
+
 def cmd_stop(engine, argv) -> int:
     opts, args = parse_or_help(STOP, argv)
     if opts.help:
         return 0
-    signum = _signal_option(opts.signal)
-    return _each(engine, args, lambda r: engine.stop(r, opts.time, signum), "stop")
+    signum, timeout = _signal_option(opts.signal), _timeout(opts)
+    return _each(engine, args, lambda r: engine.stop(r, timeout, signum), "stop")
 
 
 def cmd_restart(engine, argv) -> int:
@@ -63,8 +74,8 @@ def cmd_restart(engine, argv) -> int:
     opts, args = parse_or_help(RESTART, argv)
     if opts.help:
         return 0
-    signum = _signal_option(opts.signal)
-    return _each(engine, args, lambda r: restart(engine, r, opts.time, signum), "restart")
+    signum, timeout = _signal_option(opts.signal), _timeout(opts)
+    return _each(engine, args, lambda r: restart(engine, r, timeout, signum), "restart")
 
 
 def cmd_kill(engine, argv) -> int:

@@ -2,6 +2,7 @@
 
 import sys
 
+from berth.cli.contexts import Row
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
 from berth.cli.output import print_found, render_rows
 from berth.engine.network_info import inspect_network, list_networks
@@ -23,11 +24,14 @@ def cmd_network_ls(engine, argv) -> int:
     if opts.help:
         sys.stdout.write(help_text(LS))
         return 0
-    rows = [{"ID": n.id if opts.no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver, "Scope": n.scope,
-             "IPv6": "false", "Internal": "false", "Labels": "", "CreatedAt": ""}
-            for n in list_networks(engine)]
+    # docker's networkContext; CreatedAt is Go's time String() of the networks' (zero) Created
+    rows = [Row("*network.networkContext", {
+        "ID": n.id if opts.no_trunc else n.id[:12], "Name": n.name, "Driver": n.driver, "Scope": n.scope,
+        "IPv4": "true", "IPv6": "false", "Internal": "false", "Labels": "",
+        "CreatedAt": "0001-01-01 00:00:00 +0000 UTC"})
+        for n in list_networks(engine, opts.filter)]
     if opts.quiet:
-        sys.stdout.write("".join(row["ID"] + "\n" for row in rows))
+        sys.stdout.write("".join(row.ID + "\n" for row in rows))
         return 0
     render_rows(opts.format, "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", rows, HEADER)
     return 0
@@ -47,5 +51,5 @@ def cmd_network_inspect(engine, argv) -> int:
             continue
         found.append(network)
 
-    print_found(found, opts.format)
+    print_found(found, opts.format, ["network"] * len(found))
     return failed

@@ -4,10 +4,11 @@ second (or once with --no-stream)."""
 
 import sys
 
+from berth.cli.contexts import Row
 from berth.cli.flags import BOOL, STRING, Command, Flag, parse_or_help
+from berth.cli.output import list_format, render_table_text
 from berth.engine.stats import stats
 from berth.errors import BerthError
-from berth.gotemplate import TemplateError, render_table
 from berth.units import bytes_size, human_size
 
 STATS = Command("stats", "berth stats [OPTIONS] [CONTAINER...]",
@@ -36,14 +37,14 @@ def cmd_stats(engine, argv: list[str]) -> int:
             print(f"Error response from daemon: {err}", file=sys.stderr)
             return 1
     given = dict(zip(named, args, strict=True))  # docker's .Container: the name or ID the user gave
-    fmt = opts.format or DEFAULT_FORMAT
+    fmt = list_format(opts.format, DEFAULT_FORMAT)
     terminal = not opts.no_stream and sys.stdout.isatty()
     cleared = False
     rounds = stats(engine, named, opts.all, stream=not opts.no_stream)
     for figures in rounds:
         if opts.no_stream and not figures:
             return 0  # docker prints nothing, not even the header
-        text = _render(fmt, [_row(f, given.get(f.id, f.id[:12]), not opts.no_trunc) for f in figures])
+        text = render_table_text(fmt, [_row(f, given.get(f.id, f.id[:12]), not opts.no_trunc) for f in figures], HEADER)
         if terminal:  # redraw in place, as docker does: home, each line cleared to its end, rest cleared
             text = "\033[H" + "".join(line + "\033[K\n" for line in text.split("\n")[:-1]) + "\033[J"
             if not cleared:
@@ -54,12 +55,12 @@ def cmd_stats(engine, argv: list[str]) -> int:
     return 0
 
 
-def _row(figures, given: str, trunc: bool) -> dict:
+def _row(figures, given: str, trunc: bool) -> Row:
     row = {"BlockIO": "0B / 0B", "CPUPerc": "0.00%", "Container": given,
            "ID": figures.id[:12] if trunc else figures.id, "MemPerc": "0.00%", "MemUsage": "0B / 0B",
            "Name": figures.name or "--", "NetIO": "0B / 0B", "PIDs": "0"}
     if not figures.running:
-        return row
+        return Row("*container.statsContext", row)
     memory, limit = figures.memory, figures.memory_limit
     row.update(
         BlockIO=f"{human_size(figures.block_read)} / {human_size(figures.block_write)}",
@@ -69,14 +70,7 @@ def _row(figures, given: str, trunc: bool) -> dict:
         NetIO=f"{human_size(figures.net_rx)} / {human_size(figures.net_tx)}",
         PIDs=str(figures.pids),
     )
-    return row
-
-
-def _render(fmt: str, rows: list[dict]) -> str:
-    try:
-        return render_table(fmt, rows, HEADER)
-    except TemplateError as err:
-        raise BerthError(f"template parsing error: {err}" if "executing" not in str(err) else str(err)) from None
+    return Row("*container.statsContext", row)
 
 
 def _write(text: str) -> None:

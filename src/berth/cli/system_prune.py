@@ -30,8 +30,9 @@ def _opts(command: Command, argv: list[str]):
     if opts.help:
         sys.stdout.write(help_text(command))
         return None
-    if opts.filter:
-        raise InvalidArgument(f"{command.name} --filter is not supported yet")
+    from berth.filters import prune_filters  # lazy: not needed for --help
+
+    opts.filter = prune_filters(opts.filter)  # bad ones fail before the question
     return opts
 
 
@@ -47,7 +48,7 @@ def cmd_container_prune(engine, argv) -> int:
     opts = _opts(CONTAINER_PRUNE, argv)
     if opts is None or not opts.force and not _confirm("WARNING! This will remove all stopped containers."):
         return 0
-    report = prune_containers(engine)
+    report = prune_containers(engine, opts.filter)
     _section("Deleted Containers", report["ContainersDeleted"])
     sys.stdout.write(f"Total reclaimed space: {human_size(report['SpaceReclaimed'])}\n")
     return 0
@@ -60,6 +61,8 @@ def cmd_system_prune(engine, argv) -> int:
     opts = _opts(SYSTEM_PRUNE, argv)
     if opts is None:
         return 0
+    if opts.volumes and "until" in opts.filter:
+        raise InvalidArgument('The "until" filter is not supported with "--volumes"')  # docker's CLI
     if not opts.force:
         items = ["all stopped containers", "all networks not used by at least one container"]
         if opts.volumes:
@@ -69,7 +72,7 @@ def cmd_system_prune(engine, argv) -> int:
         items.append("unused build cache")
         if not _confirm("WARNING! This will remove:\n" + "".join(f"  - {item}\n" for item in items)):
             return 0
-    report = prune_system(engine, opts.all, opts.volumes)
+    report = prune_system(engine, opts.all, opts.volumes, opts.filter)
     _section("Deleted Containers", report["ContainersDeleted"])
     _section("Deleted Volumes", report["VolumesDeleted"])
     _section("Deleted Images", [f"{action.lower()}: {what}" for item in report["ImagesDeleted"]

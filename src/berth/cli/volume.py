@@ -2,6 +2,7 @@
 
 import sys
 
+from berth.cli.contexts import FormatContext
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, parse_or_help
 from berth.engine.volumes import (
     LIST_FILTERS,
@@ -98,7 +99,8 @@ def cmd_volume_create(engine, argv) -> int:
             raise UsageError(f'invalid argument "{option}" for "-o, --opt" flag: invalid key value pair '
                                   f'format: "{option}"')
 
-    print(create_volume(engine, name or None, labels=_pairs(opts.label), options=_pairs(opts.opt),
+    # none given: null in inspect, as docker's daemon stores them
+    print(create_volume(engine, name or None, labels=_pairs(opts.label) or None, options=_pairs(opts.opt) or None,
                         driver=opts.driver))
     return 0
 
@@ -107,8 +109,11 @@ def _rows(engine, filters: dict) -> list:
     return sorted((_Row(info) for info in list_volumes(engine, filters)), key=lambda row: _natural(row.Name))
 
 
-class _Row:
+class _Row(FormatContext):
     """One volume for --format: docker's volumeContext fields, and `{{.Label "key"}}`."""
+
+    FIELDS = ("Availability", "Driver", "Group", "Labels", "Links", "Mountpoint", "Name", "Scope", "Size", "Status")
+    go_type = "*formatter.volumeContext"
 
     def __init__(self, info: dict):
         self._labels = info.get("Labels") or {}
@@ -175,7 +180,7 @@ def cmd_volume_inspect(engine, argv) -> int:
         except NotFound as err:
             print(f"Error response from daemon: {err}", file=sys.stderr)
             failed = 1
-    print_found(found, opts.format)
+    print_found(found, opts.format, ["volume"] * len(found))
     return failed
 
 

@@ -397,7 +397,7 @@ class Engine:
                 "Tty": req.tty,
                 "OpenStdin": req.open_stdin,
                 "StdinOnce": req.open_stdin and not req.detached,
-                "Env": env,
+                "Env": env or None,
                 "Cmd": cmd,
                 "Image": req.image,
                 **({"ExposedPorts": exposed} if exposed else {}),

@@ -58,57 +58,93 @@ class ImageSummary:
         self.containers = containers
 
 
-def dangling_filter(values: list[str]) -> bool | None:
-    """`--filter dangling=true|false` (the only filter `images` takes): None when not given."""
-    dangling = None
-    for item in values:
-        key, _, value = item.partition("=")
-        if key != "dangling":
-            raise InvalidArgument(f"invalid filter '{key}'")
-        dangling = value.lower() in ("true", "1")
-    return dangling
+IMAGE_FILTERS = ("dangling", "label", "before", "since", "reference", "until")
 
 
-def list_images(engine, reference: str | None = None, dangling: bool | None = None,
-                count_containers: bool = False) -> list[ImageSummary]:
-    """The images, newest first. `reference`: `busybox` keeps every tag of busybox, `busybox:1`
-    only that one (dangling images then never match)."""
+def _image_filters(engine, values: list[str]) -> dict:
+    """docker's `images --filter` values -> {key: [values]}, with before/since/until as the
+    creation times they mean (validated as docker's daemon does)."""
+    from berth.filters import parse_filters  # lazy: only --filter
+
+    filters = parse_filters(values, IMAGE_FILTERS, {"dangling": lambda v: v.lower() in ("true", "false", "1", "0")})
+    for key in ("before", "since"):
+        if key in filters:
+            filters[key] = [_created_of(_anchor(engine, ref)) for ref in filters[key]]
+    if "until" in filters:
+        from berth.filters import until_time  # lazy: only until=
+
+        filters["until"] = [until_time(value) for value in filters["until"]]
+    return filters
+
+
+def _anchor(engine, ref: str):
+    """The image a before=/since= filter names; NotFound as docker's daemon words it (with the tag)."""
+    image = engine.images.lookup(ref)
+    if image is None:
+        try:
+            ref = _parse(ref).familiar()
+        except InvalidArgument:
+            pass
+        raise NotFound(f"No such image: {ref}")
+    return image
+
+
+def _created_of(image) -> float:
     from berth.units import parse_rfc3339  # lazy, as in history(): `image inspect` does not need units
 
-    wanted_name = wanted_tag = None
-    if reference:
-        wanted = _parse(reference)
-        wanted_name = wanted.name()
-        wanted_tag = wanted.tag if ":" in reference.rpartition("/")[2] else None
+    try:
+        return parse_rfc3339(image.config.get("created") or "")
+    except ValueError:
+        return 0.0
+
+
+def list_images(engine, filters: list[str] = (), count_containers: bool = False) -> list[ImageSummary]:
+    """The images, newest first, that pass docker's `filters` (`key=value`: dangling, label,
+    before, since, until, reference; `images busybox` is reference=busybox: every tag of
+    busybox, `busybox:1` only that one, dangling images then never match)."""
+    wanted = _image_filters(engine, filters) if filters else {}
     users = _container_counts(engine) if count_containers else {}
     images = engine.images.images()
     shared_size, unique_size = _layer_sharing(engine.images, images)
     found = []
     for image in images:
-        if dangling is not None and dangling != (not image.names):
+        created = _created_of(image)
+        if wanted and not _image_passes(image, created, wanted):
             continue
-        if not image.names:
-            if reference:
+        repo_tags = [(_parse(name).familiar_name(), _parse(name).tag or "<none>") for name in image.names
+                     if _reference_matches(wanted.get("reference"), name)]
+        if not repo_tags:
+            if image.names or "reference" in wanted:
                 continue
             repo_tags = [("<none>", "<none>")]
-        else:
-            repo_tags = []
-            for name in image.names:
-                ref = _parse(name)
-                if wanted_name and (ref.name() != wanted_name or (wanted_tag and wanted_tag != ref.tag)):
-                    continue
-                repo_tags.append((ref.familiar_name(), ref.tag or "<none>"))
-            if not repo_tags:
-                continue
-        created_text = image.config.get("created") or ""
-        try:
-            created = parse_rfc3339(created_text)
-        except ValueError:
-            created = 0.0
-        found.append(ImageSummary(image.id, repo_tags, created, created_text, image.size(), shared_size[image.id],
-                                  unique_size[image.id], users.get(image.id, 0) if count_containers else None))
+        found.append(ImageSummary(image.id, repo_tags, created, image.config.get("created") or "", image.size(),
+                                  shared_size[image.id], unique_size[image.id],
+                                  users.get(image.id, 0) if count_containers else None))
     found.sort(key=lambda summary: summary.created, reverse=True)
     return found
+
+
+def _image_passes(image, created: float, filters: dict) -> bool:
+    from berth.filters import label_holds, passes  # lazy: only --filter
+
+    return passes(filters, {
+        "dangling": lambda v: (v.lower() in ("true", "1")) == (not image.names),
+        "label": lambda v: label_holds((image.config.get("config") or {}).get("Labels"), v),
+        "before": lambda when: created < when,
+        "since": lambda when: created > when,
+        "until": lambda when: created < when,
+    })
+
+
+def _reference_matches(patterns: list | None, name: str) -> bool:
+    """moby's reference.FamiliarMatch: the pattern (path.Match syntax) matches the familiar
+    name with its tag, or without it."""
+    if not patterns:
+        return True
+    from berth.filters import path_match  # lazy: only reference filters
+
+    ref = _parse(name)
+    return any(path_match(p, ref.familiar()) or path_match(p, ref.familiar_name()) for p in patterns)
 
 
 def _layer_sharing(store, images) -> tuple[dict, dict]:
@@ -271,16 +307,26 @@ def _name_matching(image, ref: str) -> str | None:
     return full if full in image.names else None
 
 
-def prune(engine, all_images: bool = False) -> dict:
-    """`image prune`: dangling images (every unused one with `all_images`) and what killed
-    commands left in the store. docker's ImagesPruneResponse: {"ImagesDeleted": [{"Untagged":
-    name} | {"Deleted": id}...], "SpaceReclaimed": bytes}."""
+def prune(engine, all_images: bool = False, filters: dict | None = None) -> dict:
+    """`image prune`: dangling images (every unused one with `all_images` or a dangling=false
+    filter) that pass `filters` (berth.filters.prune_filters), and what killed commands left
+    in the store. docker's ImagesPruneResponse: {"ImagesDeleted": [{"Untagged": name} |
+    {"Deleted": id}...], "SpaceReclaimed": bytes}."""
+    from berth.filters import spared_by  # lazy: only prune
+
+    filters = dict(filters or {})
+    for value in filters.pop("dangling", ()):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid filter 'dangling={value}'")
+        all_images = all_images or value.lower() in ("false", "0")
     store = engine.images
     deleted, reclaimed = [], 0
     with store.collecting():  # as rmi: nothing starts using an image between the check and the removal
         used = {record["Image"] for record in engine.containers()}
         for image in store.images():
             if image.id in used or (image.names and not all_images):
+                continue
+            if spared_by(filters, _created_of(image), (image.config.get("config") or {}).get("Labels")):
                 continue
             size = image.size()
             for name in list(image.names):

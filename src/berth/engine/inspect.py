@@ -6,14 +6,15 @@ from berth.errors import NotFound
 KINDS = ("container", "image", "volume", "network")
 
 
-def inspect(engine, ref: str, kind: str | None = None) -> dict:
-    """The object `ref` names, of `kind` if given (one of KINDS); NotFound in docker's words."""
+def inspect(engine, ref: str, kind: str | None = None, size: bool = False) -> tuple[str, dict]:
+    """The object `ref` names, of `kind` if given (one of KINDS), and the kind it is; NotFound
+    in docker's words. `size`: a container's with SizeRw and SizeRootFs (docker's --size)."""
     # lazy imports below: inspecting a container (the common case) loads none of them
     if kind in (None, "container"):
         try:
             record = engine.get(ref)
             engine.recover_abandoned()  # a look at it repairs what a killed supervisor left
-            return record
+            return "container", _with_sizes(record) if size else record
         except NotFound:
             if kind == "container":
                 raise
@@ -21,7 +22,7 @@ def inspect(engine, ref: str, kind: str | None = None) -> dict:
         from berth.engine.images import inspect_image  # lazy: only images
 
         try:
-            return inspect_image(engine, ref)
+            return "image", inspect_image(engine, ref)
         except NotFound:
             if kind == "image":
                 raise
@@ -29,7 +30,7 @@ def inspect(engine, ref: str, kind: str | None = None) -> dict:
         from berth.engine.volumes import VolumeStore  # lazy: only volumes
 
         try:
-            return VolumeStore(engine.paths).get(ref)
+            return "volume", VolumeStore(engine.paths).get(ref)
         except NotFound:
             if kind == "volume":
                 raise NotFound(f"get {ref}: no such volume") from None
@@ -38,7 +39,20 @@ def inspect(engine, ref: str, kind: str | None = None) -> dict:
 
         found = inspect_network(engine, ref)
         if found is not None:
-            return found
+            return "network", found
         if kind == "network":
             raise NotFound(f"network {ref} not found")
     raise NotFound(f"No such object: {ref}")
+
+
+def _with_sizes(record: dict) -> dict:
+    """The record with docker's SizeRw and SizeRootFs, where docker puts them (after GraphDriver)."""
+    from berth.engine.container_list import ContainerSummary  # lazy: only --size
+
+    size_rw, size_root_fs = ContainerSummary.measure(record["GraphDriver"]["Data"])
+    shaped = {}
+    for key, value in record.items():
+        shaped[key] = value
+        if key == "GraphDriver":
+            shaped["SizeRw"], shaped["SizeRootFs"] = size_rw, size_root_fs
+    return shaped

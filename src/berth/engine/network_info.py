@@ -2,6 +2,7 @@
 making sure the bridge exists (docker's exists from the daemon's start; berth's from first use)."""
 
 from berth.engine.networks import BUILTIN, DRIVERS, network_ids
+from berth.errors import InvalidArgument
 
 
 class NetworkSummary:
@@ -22,9 +23,39 @@ def _networks(engine) -> dict:
     return {name: ids[name] for name in BUILTIN if name != "bridge" or engine.settings.bridged}
 
 
-def list_networks(engine) -> list[NetworkSummary]:
-    """The networks, by name."""
-    return [NetworkSummary(network_id, name) for name, network_id in sorted(_networks(engine).items())]
+NETWORK_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
+
+
+def list_networks(engine, filters: list[str] = ()) -> list[NetworkSummary]:
+    """The networks, by name, that pass docker's `network ls` filters (`key=value`)."""
+    found = [NetworkSummary(network_id, name) for name, network_id in sorted(_networks(engine).items())]
+    if not filters:
+        return found
+    from berth.filters import parse_filters, passes, regexp_holds  # lazy: only --filter
+
+    wanted = parse_filters(filters, NETWORK_FILTERS)
+    for value in wanted.get("type", ()):
+        if value not in ("custom", "builtin"):
+            raise InvalidArgument(f"invalid filter: 'type'='{value}'")
+    for value in wanted.get("dangling", ()):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument('invalid value for filter \'dangling\', must be "true" (or "1"), '
+                                  'or "false" (or "0")')
+    return [n for n in found if passes(wanted, _checks(n, regexp_holds))]
+
+
+def _checks(network: NetworkSummary, regexp_holds) -> dict:
+    """Each `network ls` filter key's test of one value on this network. Every network is
+    built in: never dangling (docker never counts them unused), never labelled."""
+    return {
+        "dangling": lambda v: v.lower() in ("false", "0"),
+        "driver": lambda v: network.driver == v,
+        "id": lambda v: regexp_holds(v, network.id),
+        "label": lambda v: False,
+        "name": lambda v: regexp_holds(v, network.name),
+        "scope": lambda v: network.scope == v,
+        "type": lambda v: v == "builtin",
+    }
 
 
 def ensure_bridge(engine):

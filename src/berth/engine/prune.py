@@ -10,16 +10,19 @@ from berth.errors import BerthError, Conflict, NotFound
 from berth.fs import paths_in, remove_tree
 
 
-def prune_containers(engine) -> dict:
-    """Every stopped container (created, exited, dead), and the creations, removals and run
-    directories killed commands abandoned. docker's ContainersPruneResponse:
-    {"ContainersDeleted": [IDs], "SpaceReclaimed": bytes}."""
+def prune_containers(engine, filters: dict | None = None) -> dict:
+    """Every stopped container (created, exited, dead) that passes `filters`
+    (berth.filters.prune_filters), and the creations, removals and run directories killed
+    commands abandoned. docker's ContainersPruneResponse: {"ContainersDeleted": [IDs], "SpaceReclaimed": bytes}."""
     from berth.engine.volumes import tree_size  # lazy: only sizes need it
+    from berth.filters import spared_by  # lazy: only prune
 
     engine.store.reap_abandoned()
     deleted, reclaimed = [], 0
     for record in engine.containers():
         if Container(record).status in (RUNNING, PAUSED, RESTARTING):
+            continue
+        if filters and spared_by(filters, _created(record), record["Config"].get("Labels")):
             continue
         size = tree_size(record["GraphDriver"]["Data"]["UpperDir"])
         try:
@@ -32,21 +35,29 @@ def prune_containers(engine) -> dict:
     return {"ContainersDeleted": deleted, "SpaceReclaimed": reclaimed}
 
 
-def prune_system(engine, all_images: bool = False, volumes: bool = False) -> dict:
+def _created(record: dict) -> float:
+    from berth.units import parse_rfc3339  # lazy: only until= needs it
+
+    return parse_rfc3339(record["Created"])
+
+
+def prune_system(engine, all_images: bool = False, volumes: bool = False, filters: dict | None = None) -> dict:
     """`system prune`: stopped containers, then (anonymous) volumes no container uses with
-    `volumes`, then dangling images (every unused one with `all_images`) with the image
+    `volumes`, then dangling images (every unused one with `all_images`), each passing
+    `filters` (berth.filters.prune_filters: until applies to containers and images), with the image
     store's full sweep of unreferenced blobs and temp files. Networks: only the built-in
     ones exist, and they are never pruned."""
     from berth.engine.images import prune as prune_images  # lazy: the image store, only for system prune
 
-    report = prune_containers(engine)
+    report = prune_containers(engine, filters)
     report["VolumesDeleted"], volume_space = [], 0
     if volumes:
         from berth.engine.volumes import VolumeStore  # lazy: only with --volumes
         from berth.engine.volumes import prune as prune_volumes  # lazy: only with --volumes
 
-        report["VolumesDeleted"], volume_space = prune_volumes(VolumeStore(engine.paths), False, {})
-    images = prune_images(engine, all_images)
+        volume_filters = {k: v for k, v in (filters or {}).items() if k != "until"}  # volumes have no until
+        report["VolumesDeleted"], volume_space = prune_volumes(VolumeStore(engine.paths), False, volume_filters)
+    images = prune_images(engine, all_images, filters)
     report["ImagesDeleted"] = images["ImagesDeleted"]
     report["SpaceReclaimed"] += volume_space + images["SpaceReclaimed"]
     return report

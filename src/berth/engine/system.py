@@ -100,6 +100,16 @@ class Usage:
         self.reclaimable = reclaimable
 
 
+def volume_usage(engine) -> list[tuple[str, int, int]]:
+    """`system df -v`'s volumes: (name, how many containers use it, bytes), by name."""
+    from berth.engine.volumes import VolumeStore, tree_size  # lazy: only df walks volumes
+
+    store = VolumeStore(engine.paths)
+    volumes = store.volumes()
+    references = store.references() if volumes else {}
+    return sorted((v["Name"], len(references.get(v["Name"], ())), tree_size(v["Mountpoint"])) for v in volumes)
+
+
 def disk_usage(engine) -> list[Usage]:
     """`system df`: images (by layer: a layer shared by two images counts once), containers'
     writable layers, volumes, and the build cache berth does not have."""

@@ -446,35 +446,19 @@ PRUNE_FILTERS = ("label", "label!", "all")
 def parse_filters(values: list[str], accepted: tuple) -> dict:
     from berth.filters import parse_filters as parse  # lazy: only --filter
 
-    return parse(values, accepted, {"dangling": lambda v: v.lower() in ("true", "false", "1", "0")})
-
-
-def _labels_match(labels: dict, wanted: str) -> bool:
-    key, eq, value = wanted.partition("=")
-    return key in labels and (not eq or labels[key] == value)
+    flag = "--filter" if accepted is PRUNE_FILTERS else "-f, --filter"  # volume prune: -f is --force
+    return parse(values, accepted, {"dangling": lambda v: v.lower() in ("true", "false", "1", "0")}, flag)
 
 
 def matches(volume: dict, filters: dict, used: bool) -> bool:
-    import re  # lazy: only --filter
+    from berth.filters import labels_pass, passes, regexp_holds  # lazy: only --filter
 
-    labels = volume.get("Labels") or {}
-    for key, values in filters.items():
-        if key == "dangling":
-            if any(v.lower() in ("true", "1") for v in values) == used:
-                return False
-        elif key == "name":
-            if not any(v == volume["Name"] or re.search(v, volume["Name"]) for v in values):
-                return False
-        elif key == "driver":
-            if volume["Driver"] not in values:
-                return False
-        elif key == "label":
-            if not all(_labels_match(labels, v) for v in values):
-                return False
-        elif key == "label!":
-            if any(_labels_match(labels, v) for v in values):
-                return False
-    return True
+    name = volume["Name"]
+    return labels_pass(filters, volume.get("Labels")) and passes(filters, {
+        "dangling": lambda v: (v.lower() in ("true", "1")) != used,
+        "name": lambda v: regexp_holds(v, name),
+        "driver": lambda v: volume["Driver"] == v,
+    })
 
 
 def prune(store: VolumeStore, all_volumes: bool, filters: dict) -> tuple[list[str], int]:

@@ -11,7 +11,11 @@ How Python data maps onto Go values:
 - dict is a map[string]interface{}: a missing key prints "<no value>" (or, with
   missingkey_error, fails "map has no entry for key"); keys iterate and print sorted.
 - GoStruct is a struct: its fields keep their order (in `json` too), it is always true,
-  and a missing field is "can't evaluate field X in type T".
+  and a missing field is "can't evaluate field X in type T"; its json_fields rename and
+  omit fields in `json` as json tags do, its stringer prints it as a String() method.
+- NilSlice and NilMap are nil slices and maps: empty, printed [] and map[], JSON null;
+  GoTime is a time.Time: printed as Go's Time.String(), its RFC 3339 text in JSON;
+  Stringer any other value with a String() method (printed so, its value in JSON).
 - list/tuple are slices; str, int, float, bool, complex are Go's basic kinds.
 - None is a nil pointer: it prints "<nil>" and ".Field" on it fails "nil pointer evaluating".
 - any other object is a struct with methods: ".Name" reads an attribute, or calls it with
@@ -19,6 +23,7 @@ How Python data maps onto Go values:
 """
 
 from berth.gotemplate.exec import Template, parse, render, render_table
-from berth.gotemplate.values import GoStruct, TemplateError
+from berth.gotemplate.values import GoStruct, GoTime, NilMap, NilSlice, Stringer, TemplateError
 
-__all__ = ["GoStruct", "Template", "TemplateError", "parse", "render", "render_table"]
+__all__ = ["GoStruct", "GoTime", "NilMap", "NilSlice", "Stringer", "Template", "TemplateError", "parse", "render",
+           "render_table"]

@@ -22,7 +22,18 @@ from berth.gotemplate.parser import (
     VariableNode,
     parse_trees,
 )
-from berth.gotemplate.values import MISSING, GoStruct, TemplateError, quote, sorted_keys, type_name
+from berth.gotemplate.values import (
+    MISSING,
+    GoStruct,
+    GoTime,
+    NilMap,
+    NilSlice,
+    Stringer,
+    TemplateError,
+    quote,
+    sorted_keys,
+    type_name,
+)
 
 _NOFINAL = object()  # no value piped in from the previous command (Go's missingVal)
 _MAX_EXEC_DEPTH = 100  # nested {{template}} calls; Python's stack is smaller than Go's
@@ -51,8 +62,20 @@ _JSON_ESCAPES.update({
 })
 
 
-def _json_quote(s: str) -> str:
-    return '"' + s.translate(_JSON_ESCAPES) + '"'
+_JSON_HTML_ESCAPES = {**_JSON_ESCAPES, ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
+
+
+def _json_quote(s: str, html: bool = False) -> str:
+    return '"' + s.translate(_JSON_HTML_ESCAPES if html else _JSON_ESCAPES) + '"'
+
+
+def marshal_json(fields: dict) -> str:
+    """json.Marshal of a map[string]interface{} of strings (and nil): sorted keys, HTML
+    escaped. What docker's formatter contexts' MarshalJSON returns; an object with a
+    MarshalJSON method is encoded as the text that method returns."""
+    items = (_json_quote(k, True) + ":" + ("null" if v is None else _json_quote(v, True))
+             for k, v in sorted(fields.items()))
+    return "{" + ",".join(items) + "}"
 
 
 def _json_float(value: float) -> str:
@@ -68,7 +91,7 @@ def _json_float(value: float) -> str:
 
 
 def _json_encode(value, out: list) -> None:
-    if value is None or value is MISSING:
+    if value is None or value is MISSING or type(value) in (NilSlice, NilMap):
         out.append("null")
     elif value is True or value is False:
         out.append("true" if value else "false")
@@ -78,6 +101,8 @@ def _json_encode(value, out: list) -> None:
         out.append(_json_float(value))
     elif isinstance(value, str):
         out.append(_json_quote(value))
+    elif isinstance(value, GoStruct) and value.json_fields is not None:
+        _json_encode_struct(value, out)
     elif isinstance(value, dict):
         # struct fields keep their order; Go sorts map keys
         keys = list(value) if isinstance(value, GoStruct) else sorted(value, key=str)
@@ -95,8 +120,32 @@ def _json_encode(value, out: list) -> None:
                 out.append(",")
             _json_encode(item, out)
         out.append("]")
+    elif isinstance(value, GoTime):
+        out.append(_json_quote(value.text))
+    elif isinstance(value, Stringer):
+        _json_encode(value.value, out)
+    elif hasattr(value, "MarshalJSON"):
+        out.append(value.MarshalJSON())
     else:
         out.append(_json_quote(str(value)))
+
+
+def _json_encode_struct(value: GoStruct, out: list) -> None:
+    """A struct by its json tags: renamed keys, omitempty fields left out when empty."""
+    out.append("{")
+    first = True
+    for field, key, omitempty in value.json_fields:
+        item = value[field]
+        empty = item.value if isinstance(item, Stringer) else item
+        if omitempty and (empty is None or empty is False or empty == 0 or empty == "" or
+                          (isinstance(empty, (list, tuple, dict)) and not empty)):
+            continue
+        if not first:
+            out.append(",")
+        first = False
+        out.append(_json_quote(key) + ":")
+        _json_encode(item, out)
+    out.append("}")
 
 
 # ---------------------------------------------------------------------------
@@ -706,6 +755,9 @@ class _Exec:
                 return receiver[name]
             self.errorf(f"can't evaluate field {name} in type {receiver.go_type}")
         if isinstance(receiver, dict):
+            method = getattr(type(receiver), name, None) if type(receiver) is not dict and name[:1].isupper() else None
+            if callable(method):  # a method of a named map type: Go looks methods up before keys
+                return self.call_method(dot, getattr(receiver, name), node, name, args, final)
             if has_args:
                 self.errorf(f"{name} is not a method but has arguments")
             if name in receiver:
@@ -864,6 +916,14 @@ def render(text: str, data, missingkey_error: bool = False) -> str:
     return parse(text).execute(data, missingkey_error)
 
 
+class _SubHeader(dict):
+    """docker's SubHeaderContext: the column titles, and `{{.Label "com.example.key"}}`'s
+    title (the key's last dotted part, - and _ as spaces)."""
+
+    def Label(self, name: str) -> str:  # noqa: N802 - the template's name for it
+        return name.rsplit(".", 1)[-1].replace("-", " ").replace("_", " ")
+
+
 def render_table(text: str, rows: list, header: dict | None = None) -> str:
     """docker's formatter: a "table ..." format prints a header line (the template run on
     header, a {field: column title} dict, with docker's header functions; None prints no
@@ -877,7 +937,7 @@ def render_table(text: str, rows: list, header: dict | None = None) -> str:
     out: list[str] = []
     if table and header is not None:
         try:
-            tmpl._run(header, False, _HEADER_FUNCS, out)
+            tmpl._run(_SubHeader(header), False, _HEADER_FUNCS, out)
         except TemplateError:
             pass  # docker ignores a header that fails and keeps what it printed
         out.append("\n")

@@ -59,6 +59,8 @@ def _format(arg, spec: _Spec, depth: int = 0) -> str:
         imag = _Spec(verb)
         imag.plus, imag.prec = True, spec.prec
         return _pad(f"({_fmt_float(arg.real, spec)}{_fmt_float(arg.imag, imag)}i)", spec)
+    if isinstance(arg, GoStruct) and arg.stringer is not None and verb in ("v", "s"):
+        return _fmt_string(arg.stringer(arg), spec)
     if isinstance(arg, GoStruct):
         named = spec.plus_v or spec.sharp_v
         fields = ((f"{k}:" if named else "") + _format(v, spec, depth + 1) for k, v in arg.items())

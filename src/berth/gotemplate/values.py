@@ -7,19 +7,35 @@ class TemplateError(Exception):
 
 class GoStruct(dict):
     """A dict that behaves like a Go struct: accessing a missing field is an error
-    'can't evaluate field X in type <go_type>'."""
+    'can't evaluate field X in type <go_type>'. Its JSON (`json_fields`, optional): the
+    fields in order as (field, JSON key, omitempty), as a struct's json tags rename and
+    omit them; `stringer` (optional): the String() method fmt prints it with."""
 
-    __slots__ = ("go_type",)
+    __slots__ = ("go_type", "json_fields", "stringer")
 
     def __init__(self, go_type: str, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.go_type = go_type
+        self.json_fields = None
+        self.stringer = None
 
     def __repr__(self) -> str:
         return f"GoStruct({self.go_type!r}, {dict.__repr__(self)})"
 
     def __reduce__(self):
         return (GoStruct, (self.go_type, dict(self)))
+
+
+class NilSlice(tuple):
+    """A nil slice: empty, prints [], but encodes as JSON null (a nil []string in a struct)."""
+
+    __slots__ = ()
+
+
+class NilMap(dict):
+    """A nil map: empty, prints map[], but encodes as JSON null."""
+
+    __slots__ = ()
 
 
 class _NoValue:
@@ -70,3 +86,39 @@ def sorted_keys(mapping: dict) -> list:
     except TypeError:
         return sorted(mapping, key=lambda k: (type(k).__name__, str(k)))
 
+
+
+class GoTime:
+    """A time.Time decoded from RFC 3339 text: prints as Go's Time.String() ("2026-12-07
+    10:51:53.277325 +0000 UTC"), encodes as the RFC 3339 text in `json`."""
+
+    __slots__ = ("text",)
+    go_type = "time.Time"
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        date, _, clock = self.text.partition("T")
+        if clock.endswith(("Z", "z")):
+            clock, offset, zone = clock[:-1], "+0000", "UTC"
+        else:
+            cut = max(clock.rfind("+"), clock.rfind("-"))
+            clock, offset = clock[:cut], clock[cut:].replace(":", "")
+            zone = offset  # a fixed zone without a name prints its offset, as Go's does
+        whole, dot, fraction = clock.partition(".")
+        fraction = fraction.rstrip("0")
+        return f"{date} {whole}{'.' + fraction if fraction else ''} {offset} {zone}"
+
+
+class Stringer:
+    """A Go value with a String() method (a time.Duration...): prints as `text`, encodes in
+    `json` as `value` (what encoding/json writes for it)."""
+
+    __slots__ = ("value", "text", "go_type")
+
+    def __init__(self, value, text: str, go_type: str) -> None:
+        self.value, self.text, self.go_type = value, text, go_type
+
+    def __str__(self) -> str:
+        return self.text
