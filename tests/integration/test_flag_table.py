@@ -15,6 +15,7 @@ from conftest import REPO, private_berth
 
 TABLE = os.path.join(REPO, "tests", "data", "docker-flags.txt")
 
+
 def docker_flags() -> dict[str, list[tuple[str, str, str]]]:
     """command -> [(long, short or "", value type or "bool")], as recorded."""
     table: dict[str, list[tuple[str, str, str]]] = {}
