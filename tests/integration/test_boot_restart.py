@@ -25,7 +25,7 @@ def reboot(b, ids: list[str]) -> None:
         for ident in (recorded["monitor"], recorded["pid"]):
             if same_process(ident):
                 os.kill(ident[0], signal.SIGKILL)
-        wait_for(lambda: not same_process(recorded["pid"]) and not same_process(recorded["monitor"]),
+        wait_for(lambda ids=(recorded["pid"], recorded["monitor"]): not any(map(same_process, ids)),
                  what="the container and its supervisor to die")
     shutil.rmtree(os.path.join(b.run_root, "containers"))
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 
-from conftest import refused
 from test_crash_images import fill, small_root  # noqa: F401 - small_root is a fixture used below
+
+from conftest import refused
 
 
 def entries(root: str, *parts: str) -> list[str]:
@@ -19,7 +20,7 @@ def entries(root: str, *parts: str) -> list[str]:
         return []
 
 
-def test_full_disk_create_and_run_leave_no_name_or_directory(small_root):
+def test_full_disk_create_and_run_leave_no_name_or_directory(small_root):  # noqa: F811 - the fixture
     b = small_root
     b.import_busybox(b.busybox_tar)
     b.ok("create", "--name", "kept", "busybox", "true")  # the store and the names directory exist
