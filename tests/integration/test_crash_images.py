@@ -235,13 +235,19 @@ def test_rmi_racing_create_of_the_same_image(busybox, tmp_path):
         busybox.ok("cp", str(payload), "src:/payload")
         image = busybox.ok("commit", "src", f"lazy:{rounds}").strip()
         name = f"c{rounds}"
-        rmi = subprocess.Popen(busybox.cmd("rmi", f"lazy:{rounds}"), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0, 0.03))
-        create = subprocess.run(busybox.cmd("create", "--name", name, f"lazy:{rounds}", "true"),
-                                capture_output=True, text=True, timeout=60)
-        rmi_out, rmi_err = rmi.communicate(timeout=60)
-        rmi_result = subprocess.CompletedProcess(rmi.args, rmi.returncode, rmi_out, rmi_err)
+        # which one starts first alternates at random, so both outcomes come however loaded
+        # the machine is (a fixed head start lets one side always win)
+        commands = [busybox.cmd("rmi", f"lazy:{rounds}"), busybox.cmd("create", "--name", name, f"lazy:{rounds}",
+                                                                       "true")]
+        order = [0, 1] if rng.random() < 0.5 else [1, 0]
+        procs = {}
+        for i in order:
+            procs[i] = subprocess.Popen(commands[i], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(rng.uniform(0, 0.03))
+        outputs = {i: procs[i].communicate(timeout=60) for i in (0, 1)}
+        rmi_result, create = (subprocess.CompletedProcess(procs[i].args, procs[i].returncode, *outputs[i])
+                              for i in (0, 1))
+        rmi_err = rmi_result.stderr
         if create.returncode == 0:
             created += 1
             assert _layer_dirs_missing(busybox, name) == [], f"round {rounds}: created without its layers"
