@@ -114,7 +114,7 @@ def test_none_keeps_no_log_and_logs_says_so(busybox):
 def test_local_driver_logs_work_with_dockers_shape(busybox):
     busybox.ok("run", "--name", "loc", "--log-driver", "local", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert inspect(busybox, "loc", "{{json .HostConfig.LogConfig}} [{{.LogPath}}]") == \
-        '{"Config":{},"Type":"local"} []'
+        '{"Type":"local","Config":{}} []'  # docker 28 on dockerd prints exactly this
     assert os.path.isfile(os.path.join(log_dir(busybox, "loc"), "local-logs", "container.log"))
     result = busybox("logs", "loc")
     assert (result.stdout, result.stderr) == ("out\n", "err\n")
