@@ -2,6 +2,7 @@
 berth's state (DESIGN.md: roots 0711, object directories 0700, records and logs 0600), and
 output files the user names."""
 
+import errno
 import fcntl
 import os
 
@@ -272,20 +273,25 @@ def remove_tree(path: str) -> None:
     if not _is_dir(st.st_mode):
         os.unlink(path)
         return
-    try:
-        for _root, dirs, files, rootfd in os.fwalk(path, topdown=False):
-            for name in files:
-                _ignore_missing(os.unlink, name, rootfd)
-            for name in dirs:
-                try:
-                    is_dir = _is_dir(os.lstat(name, dir_fd=rootfd).st_mode)
-                except FileNotFoundError:
-                    continue
-                # a symlink to a directory is listed among dirs
-                _ignore_missing(os.rmdir if is_dir else os.unlink, name, rootfd)
-    except FileNotFoundError:  # `path` itself went: another remover (a trash reaper) was faster
-        return
-    _ignore_missing(os.rmdir, path, None)  # another remover may finish first
+    for attempt in range(5):
+        try:
+            for _root, dirs, files, rootfd in os.fwalk(path, topdown=False):
+                for name in files:
+                    _ignore_missing(os.unlink, name, rootfd)
+                for name in dirs:
+                    try:
+                        is_dir = _is_dir(os.lstat(name, dir_fd=rootfd).st_mode)
+                    except FileNotFoundError:
+                        continue
+                    # a symlink to a directory is listed among dirs
+                    _ignore_missing(os.rmdir if is_dir else os.unlink, name, rootfd)
+            _ignore_missing(os.rmdir, path, None)  # another remover may finish first
+            return
+        except FileNotFoundError:  # `path` itself went: another remover (a trash reaper) was faster
+            return
+        except OSError as err:  # something was added meanwhile (a dying writer): walk again
+            if err.errno != errno.ENOTEMPTY or attempt == 4:
+                raise
 
 
 def _ignore_missing(remove, name: str, dir_fd: int | None) -> None:

@@ -1016,7 +1016,10 @@ class Engine:
         recorded."""
         container_id = record["Id"]
         self.mark_stopped_by_hand(container_id, True)
-        record = self.load(container_id)
+        try:
+            record = self.load(container_id)
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {container_id}") from None  # removed meanwhile
         ended_by = None
         if is_running(record):
             if timeout is None:
