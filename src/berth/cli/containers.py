@@ -6,7 +6,6 @@ import time
 from berth.cli.contexts import FormatContext
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
 from berth.engine.container_list import list_containers
-from berth.engine.lifecycle import remove
 from berth.errors import BerthError, NotFound
 from berth.units import go_time_string, human_duration, human_size, parse_rfc3339
 
@@ -32,6 +31,8 @@ DEFAULT_PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{
 
 
 def cmd_rm(engine, argv) -> int:
+    from berth.engine.lifecycle import remove  # lazy: not for ps, which loads this module
+
     opts, args = parse(RM, argv)
     if opts.help:
         sys.stdout.write(help_text(RM))

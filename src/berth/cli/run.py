@@ -101,7 +101,7 @@ CREATE_FLAGS = [
     Flag("device-write-bps", None, LIST, (), "Limit write rate (bytes per second) to a device"),
     Flag("device-write-iops", None, LIST, (), "Limit write rate (IO per second) to a device"),
     Flag("kernel-memory", None, STRING, None, "Kernel memory limit (deprecated: no effect)", "bytes"),
-    # Windows-only in docker: refused on Linux as its CLI refuses them (windows_only)
+    # Windows-only in docker: refused on Linux as its CLI refuses them (refused_windows_only)
     Flag("cpu-count", None, INT, 0, "CPU count (Windows only)"),
     Flag("cpu-percent", None, INT, 0, "CPU percent (Windows only)"),
     Flag("io-maxbandwidth", None, STRING, None, "Maximum IO bandwidth limit for the system drive (Windows only)",
@@ -429,13 +429,15 @@ def namespace_request(opts) -> dict:
     return host
 
 
-def windows_only(opts) -> str | None:
-    """docker's CLI refuses its Windows-only flags on a Linux engine (exit 1): the message."""
+def refused_windows_only(opts) -> bool:
+    """docker's CLI refuses its Windows-only flags on a Linux engine (exit 1): says so if one
+    is given."""
     for name in WINDOWS_ONLY:
         if opts.given(name.replace("-", "_")):
-            return f'"--{name}" is only supported on a Docker daemon running on windows, but the berth engine is ' \
-                   "running on linux"
-    return None
+            print(f'"--{name}" is only supported on a Docker daemon running on windows, but the berth engine is '
+                  "running on linux", file=sys.stderr)
+            return True
+    return False
 
 
 # docker's namespaced sysctls: the IPC ones, and net.* in the container's own network namespace
@@ -560,8 +562,7 @@ def cmd_create(engine, argv: list[str]) -> int:
     opts, args = parse(CREATE, argv)
     if _help(CREATE, opts):
         return 0
-    if windows_only(opts):
-        print(windows_only(opts), file=sys.stderr)
+    if refused_windows_only(opts):
         return 1
     record = create_container(engine, request_from(opts, args, engine), opts)
     print(record["Id"])
@@ -572,8 +573,7 @@ def cmd_run(engine, argv: list[str]) -> int:
     opts, args = parse(RUN, argv)
     if _help(RUN, opts):
         return 0
-    if windows_only(opts):
-        print(windows_only(opts), file=sys.stderr)
+    if refused_windows_only(opts):
         return 1
     req = request_from(opts, args, engine)
     if opts.detach and opts.attach:

@@ -1008,7 +1008,7 @@ class Engine:
         events.container(self.paths.root, record, "kill", {"signal": str(signum)})
         os.kill(record["State"]["Pid"], signum)
         if record["State"]["Paused"]:
-            self._freezer(record).thaw()
+            self.cgroup(record).thaw()
 
     def stop(self, record: dict, timeout: float | None = None, signum: int | None = None) -> None:
         """The stop signal (`signum`, else the container's), then SIGKILL after `timeout`
@@ -1030,7 +1030,7 @@ class Engine:
                 events.container(self.paths.root, record, "kill", {"signal": str(ended_by)})
                 os.kill(pid, ended_by)
                 if record["State"]["Paused"]:
-                    self._freezer(record).thaw()
+                    self.cgroup(record).thaw()
                 if not wait_gone(pid, timeout):
                     ended_by = 9
                     events.container(self.paths.root, record, "kill", {"signal": "9"})
@@ -1083,6 +1083,8 @@ class Engine:
         """Settle the abandoned runs the loads so far found (a look at a container repairs
         what a killed supervisor left: `ps`, `inspect`). Never waits: a container whose lock
         is held is left to its holder."""
+        if not self.abandoned:
+            return
         # lazy: cycle (adopt forks a supervisor through the engine); only killed supervisors
         from berth.engine.adopt import adopt_if_orphaned
 
@@ -1159,10 +1161,11 @@ class Engine:
         self.store.write(record)
         return record
 
-    def _freezer(self, record: dict):
-        from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a start or removal touches cgroups
+    def cgroup(self, record: dict):
+        """The container's cgroup (engine.resources.container_cgroup)."""
+        from berth.engine.resources import container_cgroup  # lazy: only a start or removal touches cgroups
 
-        return open_cgroup(cgroup_path(record["Id"], record["HostConfig"].get("CgroupParent")))
+        return container_cgroup(record)
 
     def pause(self, record: dict, paused: bool) -> None:
         from berth.engine.freeze import (
@@ -1178,7 +1181,7 @@ class Engine:
                 raise Conflict(f"Container {container_id} is already paused")
             if not paused and not record["State"]["Paused"]:
                 raise Conflict(f"Container {container_id} is not paused")
-            cgroup = self._freezer(record)
+            cgroup = self.cgroup(record)
             cgroup.freeze() if paused else cgroup.thaw()
             Container(record).transition(PAUSED if paused else RUNNING, "pause" if paused else "unpause")
             if paused:
@@ -1242,7 +1245,7 @@ class Engine:
 
     def _clean_cgroup(self, record: dict) -> None:
         """Kill whatever is left in the container's cgroup and remove it."""
-        cgroup = self._freezer(record)
+        cgroup = self.cgroup(record)
         if not cgroup.exists():
             return
         cgroup.thaw()

@@ -45,7 +45,7 @@ class CommitFreeze:
             owner = " ".join(str(part) for part in identity(os.getpid())).encode()
             os.ftruncate(self.fd, 0)
             os.pwrite(self.fd, owner + b"\n", 0)  # for a person looking: the flock is the truth
-            self.engine._freezer(self.record).freeze()
+            self.engine.cgroup(self.record).freeze()
         except BaseException:
             self._release()
             raise
@@ -56,7 +56,7 @@ class CommitFreeze:
 
     def _release(self) -> None:
         try:
-            self.engine._freezer(self.record).thaw()
+            self.engine.cgroup(self.record).thaw()
         finally:
             # The file goes before its flock: a command that opened it meanwhile finds it
             # unlinked (another inode than the path's, or none) and leaves it alone.
@@ -112,7 +112,7 @@ def _thaw(engine, container_id: str, fd: int, path: str) -> None:
     except FileNotFoundError:
         record = None
     if record is not None and not record["State"].get("Paused"):
-        engine._freezer(record).thaw()
+        engine.cgroup(record).thaw()
     os.unlink(path)
 
 

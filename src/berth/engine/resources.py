@@ -46,6 +46,11 @@ OCI_THROTTLES = {"BlkioDeviceReadBps": "throttleReadBpsDevice", "BlkioDeviceWrit
                  "BlkioDeviceReadIOps": "throttleReadIOPSDevice", "BlkioDeviceWriteIOps": "throttleWriteIOPSDevice"}
 
 
+def container_cgroup(record: dict):
+    """The container's cgroup, under its --cgroup-parent: the one place a record names it."""
+    return open_cgroup(cgroup_path(record["Id"], record["HostConfig"].get("CgroupParent")))
+
+
 # -- flags -> HostConfig ---------------------------------------------------------------------
 def host_config_from(opts, warnings: list[str] | None = None) -> dict:
     """HostConfig fields for the resource flags given to run/create (`opts` attributes are the
@@ -713,7 +718,7 @@ def update_container(engine, ref: str, changes: dict, restart: dict | None = Non
             raise Conflict(f"Cannot update container {container_id}: {err}") from None
         if is_running(record) and not record["State"].get("Restarting"):
             try:
-                open_cgroup(cgroup_path(container_id, host.get("CgroupParent"))).update(live_resources(changes))
+                container_cgroup(record).update(live_resources(changes))
             except (BerthError, OSError) as err:
                 raise BerthError(f"Cannot update container {container_id}: {err}") from None
         engine.store.write(record)

@@ -95,9 +95,9 @@ def sample(record: dict) -> Sample | None:
     """The container's counters now; None if it is not running."""
     if not is_running(record):
         return None
-    from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only a running container is sampled
+    from berth.engine.resources import container_cgroup  # lazy: only a running container is sampled
 
-    cgroup = open_cgroup(cgroup_path(record["Id"], record["HostConfig"].get("CgroupParent")))
+    cgroup = container_cgroup(record)
     if not cgroup.exists():
         return None
     stats = cgroup.stats()

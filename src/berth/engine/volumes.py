@@ -8,11 +8,11 @@ container being created (until that record is written), copied into, or removed,
 `volume rm` can never remove a volume a container is about to use."""
 
 import fcntl
-import json
 import os
 import stat
 import time
 
+from berth import fastjson
 from berth.engine import events
 from berth.engine.names import valid_name as restricted
 from berth.engine.store import ContainerStore
@@ -385,7 +385,7 @@ def _write_marker(path: str, data: dict) -> None:
     made durable before any copying: a torn one means nothing was copied yet."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, RECORD)
     try:
-        write_all(fd, json.dumps(data).encode())
+        write_all(fd, fastjson.dumps(data).encode())
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -382,13 +382,11 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
         keep = [fd for fd, _ in sources] + [fd for fd in (proc_fd, notify_fd) if fd >= 0]
         _detach_stdio(keep=tuple(keep))  # the caller's fds go, its lock on the container first
         if not alive:
-            from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: not for `restart`
             from berth.runtime.container import Launched  # lazy: only resume and adopt
 
             code, error = Orphan(pid, proc_fd).end()
             supervisor = Supervisor(engine, container_id)
-            launched = Launched(pid, open_cgroup(cgroup_path(container_id, record["HostConfig"].get("CgroupParent"))),
-                                None)
+            launched = Launched(pid, engine.cgroup(record), None)
             backoff = supervisor.after_exit(launched, code, time.monotonic(), 0.0, None, error)
             os.close(notify_fd)
             if backoff is not None:
@@ -409,11 +407,9 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
         server = AttachServer(directory, config["Tty"], False, bool(config.get("StdinOnce")), listen(directory))
         for fd in [fd for fd, _ in sources] + [proc_fd]:
             os.set_inheritable(fd, True)
-        from berth.runtime.cgroups import cgroup_path  # lazy: not for `restart`
-
         plan = {"id": container_id, "root": engine.paths.root, "run_root": engine.paths.run_root,
                 "config_file": engine.config_file, "overrides": engine.overrides, "pid": pid,
-                "cgroup": cgroup_path(container_id, record["HostConfig"].get("CgroupParent")),
+                "cgroup": engine.cgroup(record).path,
                 "engine": [type(engine).__module__, type(engine).__qualname__],
                 "log": target, "sources": [[fd, stream] for fd, stream in sources],
                 "console": -1, "held": [], "started": time.monotonic(), "backoff": 0.0,

@@ -444,24 +444,26 @@ def readonly_root(kernel=sc) -> None:
     kernel.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
 
 
+def _mount_points() -> list[str]:
+    """Every mount point of this mount namespace, from mountinfo."""
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4].replace("\\040", " ") for line in f]
+
+
 def mount_point_of(path: str) -> str:
     """The mount point under which `path` lies (the longest one of this mount namespace)."""
     path = os.path.realpath(path)
     best = "/"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            point = line.split()[4].replace("\\040", " ")
-            if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
-                best = point
+    for point in _mount_points():
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+            best = point
     return best
 
 
 def mounts_under(path: str) -> list[str]:
-    """The mount points strictly below `path` in this mount namespace, from mountinfo."""
+    """The mount points strictly below `path` in this mount namespace."""
     prefix = os.path.realpath(path).rstrip("/") + "/"
-    with open("/proc/self/mountinfo") as f:
-        points = [line.split()[4].replace("\\040", " ") for line in f]
-    return [point for point in points if point.startswith(prefix)]
+    return [point for point in _mount_points() if point.startswith(prefix)]
 
 
 def propagation_of(path: str) -> set:
