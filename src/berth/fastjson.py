@@ -29,6 +29,9 @@ def loads(text: str | bytes):
         value, end = _scan(text, start)
     except StopIteration as err:
         raise ValueError(f"invalid JSON at offset {err.value}") from None
+    except SystemError:  # _json raises some errors (an unterminated string) as json.decoder's
+        # JSONDecodeError, which it finds only if `json` was imported: else this, and no message
+        raise ValueError("invalid JSON") from None
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"extra data in JSON at offset {end}")
     return value
