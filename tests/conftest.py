@@ -444,6 +444,65 @@ def busybox(berth) -> "Berth":
     return berth
 
 
+class ApiService:
+    """`berth system service` of a test's own berth, on a private unix socket: what the Engine
+    API's real clients (docker CLI, docker-py, docker-compose, testcontainers) talk to."""
+
+    DOCKER_28 = "/usr/local/bin/docker"  # the docker CLI this kind of machine ships
+    DOCKER_20 = "/usr/bin/docker"  # Debian's docker.io client (20.10)
+
+    def __init__(self, b: "Berth"):
+        self.berth = b
+        self.sock = os.path.join(b.base, "api.sock")
+        self.url = "unix://" + self.sock
+        self.log = os.path.join(b.base, "api.log")
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(b.cmd("system", "service", "--time", "0", self.url),
+                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(self.sock) or self.process.poll() is not None, 20, "the API socket")
+        assert self.process.poll() is None, f"berth system service ended:\n{self.output()}"
+
+    def output(self) -> str:
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+    @property
+    def env(self) -> dict:
+        return {**os.environ, "DOCKER_HOST": self.url, "DOCKER_CONFIG": os.path.join(self.berth.base, "docker-cli")}
+
+    def docker(self, *args: str, client: str = DOCKER_28, input: bytes | str | None = None, timeout: float = 60
+               ) -> subprocess.CompletedProcess:
+        """The real docker CLI against this service."""
+        text = not isinstance(input, bytes)
+        return subprocess.run([client, *args], input=input, capture_output=True, text=text, timeout=timeout,
+                              env=self.env, stdin=subprocess.DEVNULL if input is None else None)
+
+    def docker_ok(self, *args: str, **kw) -> str:
+        result = self.docker(*args, **kw)
+        assert result.returncode == 0, f"docker {' '.join(args)} -> {result.returncode}\n{result.stderr}"
+        return result.stdout
+
+    def stop(self) -> None:
+        """End the service (by its PID); its connections' servers end with their clients."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def api(busybox):
+    """The Engine API service of a berth root that holds busybox:latest."""
+    service = ApiService(busybox)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
 def collect_child(read_fd: int, pid: int) -> tuple[bytes, int]:
     """Everything a forked test child wrote to our pipe (until it closes), then its wait status."""
     data = b""

@@ -1,4 +1,4 @@
 """berth: a Docker-compatible container engine."""
 
 __version__ = "0.1.0"
-API_VERSION = "1.41"
+API_VERSION = "1.47"
