@@ -248,6 +248,7 @@ def request_from(opts, args: list[str], engine=None) -> CreateRequest:
         config=config,
         mounts=mount_request(opts),
         healthcheck=health_request(opts),
+        endpoint={"IPAMConfig": {"LinkLocalIPs": list(opts.link_local_ip)}} if opts.link_local_ip else None,
     )
 
 

@@ -11,7 +11,7 @@ import time
 from berth.engine import events
 from berth.engine.names import random_name, valid_name
 from berth.engine.procs import identity, same_process, wait_gone
-from berth.engine.state import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, is_running
+from berth.engine.state import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, container_cgroup, is_running
 from berth.engine.store import ContainerStore
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, start_exit_code
 from berth.fs import Lock, make_dirs, pid_alive, remove_tree, secure_roots, write_bytes
@@ -39,7 +39,7 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "detached", "auto_remove", "network", "restart", "stop_signal", "stop_timeout",
                  "init", "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings",
-                 "publish_all", "links", "host_config", "config", "mounts", "healthcheck", "warnings")
+                 "publish_all", "links", "host_config", "config", "mounts", "healthcheck", "endpoint", "warnings")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -72,6 +72,8 @@ class CreateRequest:
         self.config = fields.pop("config", None) or {}  # more Config fields (Domainname, MacAddress, Attach*)
         self.mounts = fields.pop("mounts", None)  # mounts.MountRequest: -v, --mount, --tmpfs, --volumes-from
         self.healthcheck = fields.pop("healthcheck", None)  # Config.Healthcheck: the --health-* flags
+        # NetworkingConfig's EndpointSettings on the container's network: IPAMConfig (--link-local-ip)
+        self.endpoint = fields.pop("endpoint", None) or {}
         # docker's Warnings of the create response: the engine adds, the front door shows them
         self.warnings = list(fields.pop("warnings", None) or ())
         if fields:
@@ -293,7 +295,7 @@ class Engine:
             self._isolation(record, req)
             self._log_config(record, directory)
             self.exec_user(record)  # -u and --group-add must resolve now: nothing is made for a typo
-            self._network_settings(record, network_mode, joined)
+            self._network_settings(record, network_mode, joined, req.endpoint)
             self._write_etc_files(record, directory, joined)
             if volumes is not None:
                 req.warnings.extend(volumes.apply(record))
@@ -558,7 +560,7 @@ class Engine:
             links.append((target["Name"].lstrip("/"), alias))
         return links
 
-    def _network_settings(self, record: dict, mode: str, joined: dict | None) -> None:
+    def _network_settings(self, record: dict, mode: str, joined: dict | None, requested: dict) -> None:
         from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
             endpoint,
             network_ids,
@@ -571,6 +573,8 @@ class Engine:
                 record[key] = joined[key]
             return
         settings["Networks"] = {mode: endpoint(network_ids(self.paths.root)[mode])}
+        if requested.get("IPAMConfig"):  # kept across starts; the bridge endpoint adds its link-local IPs
+            settings["Networks"][mode]["IPAMConfig"] = requested["IPAMConfig"]
         if mode == "host":
             record["Config"]["Hostname"] = os.uname().nodename
 
@@ -1162,9 +1166,7 @@ class Engine:
         return record
 
     def cgroup(self, record: dict):
-        """The container's cgroup (engine.resources.container_cgroup)."""
-        from berth.engine.resources import container_cgroup  # lazy: only a start or removal touches cgroups
-
+        """The container's cgroup (engine.state.container_cgroup)."""
         return container_cgroup(record)
 
     def pause(self, record: dict, paused: bool) -> None:

@@ -137,11 +137,9 @@ def check_endpoint(ip: str | None, ip6: str | None, aliases: list[str], link_loc
             parsed = ipaddress.ip_address(value)
         except ValueError:
             parsed = None
-        if parsed is None or parsed.is_unspecified:
-            raise InvalidArgument(f"invalid link-local IP address: {value}")
+        if parsed is None or not parsed.is_link_local:
+            raise InvalidArgument(f"invalid link local IP address: {value}")
     if aliases:
         raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
     if ip or ip6:
         raise InvalidArgument("user specified IP address is supported on user defined networks only")
-    if link_local:
-        raise NotImplementedYet(f"--link-local-ip {link_local[0]}: link-local addresses are not supported yet")

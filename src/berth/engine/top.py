@@ -16,7 +16,7 @@ def top(record: dict, ps_args: str = "-ef") -> tuple[list[bytes], list[list[byte
         raise BerthError(f"Container {record['Id']} is restarting, wait until the container is running")
     if not is_running(record):
         raise BerthError(f"container {record['Id']} is not running")
-    from berth.engine.resources import container_cgroup  # lazy: only a running container has pids to list
+    from berth.engine.state import container_cgroup  # lazy: only a running container has pids to list
 
     pids = set(container_cgroup(record).pids())
     return parse_ps_output(run_ps(ps_args.split(" "), pids), pids)
