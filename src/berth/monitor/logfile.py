@@ -281,4 +281,11 @@ def _reason(err: OSError) -> str:
 def open_log(spec: dict | None) -> LogWriter | None:
     """The writer a log spec (engine.log_target, LogWriter.spec) describes; None: the container's
     output is kept nowhere (--log-driver none)."""
-    return LogWriter(**spec) if spec else None
+    if not spec:
+        return None
+    if "syslog" in spec:
+        from berth.monitor.syslog import SyslogWriter  # lazy: only --log-driver syslog
+
+        cache = {key: value for key, value in spec.items() if key != "syslog"}
+        return SyslogWriter(spec["syslog"], LogWriter(**cache) if cache else None)
+    return LogWriter(**spec)
