@@ -450,7 +450,7 @@ class Engine:
             os.mkdir(os.path.dirname(path), 0o700)
 
     def log_target(self, record: dict) -> dict | None:
-        """What the container's supervisor writes its output to (monitor.logfile.open_log)."""
+        """What the container's supervisor writes its output to (monitor.lean.open_log)."""
         log_config = record["HostConfig"].get("LogConfig") or {}
         if log_config.get("Type", "json-file") == "json-file" and not log_config.get("Config"):
             return {"path": record["LogPath"]}

@@ -261,7 +261,7 @@ def cache_disabled(config: dict) -> bool:
 
 
 def log_target(record: dict) -> dict | None:
-    """What the supervisor writes (monitor.logfile.open_log): None for `none`; for syslog, the
+    """What the supervisor writes (monitor.lean.open_log): None for `none`; for syslog, the
     server to send to (checked reachable now, so a start fails as docker's does) beside the cache."""
     log_config = record["HostConfig"]["LogConfig"]
     path = log_file(record)
@@ -292,7 +292,8 @@ def _reachable(syslog: dict) -> None:
     try:
         probe.connect(syslog["address"])
     except OSError as err:
-        where = syslog["address"] if isinstance(syslog["address"], str) else "%s:%d" % syslog["address"]
+        address = syslog["address"]
+        where = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
         raise InvalidArgument(f"{INIT_FAILED}dial {syslog['transport']} {where}: connect: "
                               f"{os.strerror(err.errno).lower() if err.errno else err}") from None
     finally:

@@ -109,6 +109,7 @@ def _rfc3339(micro: bool) -> str:
     now = time.time()
     t = time.localtime(now)
     offset = t.tm_gmtoff
-    zone = "Z" if not offset else f"{'+' if offset > 0 else '-'}{abs(offset) // 3600:02d}:{abs(offset) % 3600 // 60:02d}"
+    hours, minutes = abs(offset) // 3600, abs(offset) % 3600 // 60
+    zone = "Z" if not offset else f"{'+' if offset > 0 else '-'}{hours:02d}:{minutes:02d}"
     fraction = f".{int(now % 1 * 1_000_000):06d}" if micro else ""
     return time.strftime("%Y-%m-%dT%H:%M:%S", t) + fraction + zone
