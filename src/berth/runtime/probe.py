@@ -11,8 +11,9 @@ for the instant of each spawn, when it moves itself into the container's (v1: th
 exec's process does. `top` and the container's `ps` see the probes while they run, never it.
 
 The caller (the container's prober, engine.health) speaks to it over a socketpair: a request
-is {"argv", "timeout", "limit"}; the answer {"code", "output", "truncated", "timed_out"} or
-{"error", "kind"} when the command cannot start (docker's exec errors)."""
+is {"argv", "timeout", "limit"}; the answer {"code", "output" (its bytes as latin-1),
+"truncated", "timed_out"}, or {"error", "kind"} when the command cannot start (docker's exec
+errors)."""
 
 import _signal as signal  # `signal` imports enum
 import gc
@@ -43,10 +44,15 @@ class ProbeLauncher:
     def __init__(self, spec: dict, program, cgroup_dirs: list[str]):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         join = _open_procs_files(cgroup_dirs)
-        leave = _open_procs_files(_own_cgroup_dirs(cgroup_dirs))
-        # The collector writes a header in every object it walks: the launcher never runs it
-        # and its caller's objects so far are left out of the caller's walks, so the pages
-        # both share stay shared (the launcher's PSS is then mostly its half of them).
+        try:
+            leave = _open_procs_files(_own_cgroup_dirs(cgroup_dirs))
+        except BaseException:
+            for fd in join:
+                os.close(fd)
+            raise
+        # The collector writes a header in every object it walks: the launcher never runs it,
+        # and what the caller has so far is left out of the caller's walks, so fewer of the
+        # pages both share get copied.
         gc.freeze()
         try:
             self.pid = os.fork()
@@ -88,7 +94,7 @@ class ProbeLauncher:
         result = fastjson.loads(answer)
         if "error" in result:
             raise from_kind(result["kind"], result["error"])
-        return result["code"], result["output"].encode("utf-8", "surrogateescape"), result["truncated"], \
+        return result["code"], result["output"].encode("latin-1"), result["truncated"], \
             result["timed_out"]
 
     def close(self) -> None:
@@ -120,10 +126,12 @@ def _close_all_but(keep: list[int]) -> None:
 
 def _open_procs_files(directories: list[str]) -> list[int]:
     """The file that moves the writing thread into each cgroup: v1's `tasks` (a thread of its
-    own, no global lock), cgroup2's `cgroup.procs`."""
+    own: no global lock), cgroup2's `cgroup.procs` first. A cgroup.procs write may wait for an
+    RCU grace period before it moves us: on a hybrid host, while we are not yet in (joining)
+    or no longer in (leaving) the v1 hierarchies that list the container's processes."""
     fds = []
     try:
-        for directory in directories:
+        for directory in sorted(directories, key=lambda d: os.path.exists(os.path.join(d, "tasks"))):
             name = "tasks" if os.path.exists(os.path.join(directory, "tasks")) else "cgroup.procs"
             fds.append(os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CLOEXEC))
     except BaseException:
@@ -196,6 +204,7 @@ def _join(spec: dict, program) -> dict:
 
 
 def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[int], leave: list[int]) -> dict:
+    _reap_left()
     argv = request["argv"]
     path = process.find_executable(argv[0], env)
     reader, writer = os.pipe()
@@ -207,7 +216,7 @@ def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[i
                                  file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, writer, 1),
                                                (os.POSIX_SPAWN_DUP2, writer, 2)])
         finally:
-            for fd in leave:
+            for fd in reversed(leave):
                 os.write(fd, b"0")
     finally:
         os.close(writer)
@@ -215,7 +224,10 @@ def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[i
         output, truncated, timed_out = _collect(pid, reader, request["timeout"], request["limit"])
     finally:
         os.close(reader)
-    return {"code": wait_exit_code(pid), "output": output.decode("utf-8", "surrogateescape"),
+    if timed_out and not os.waitpid(pid, os.WNOHANG)[0]:  # out of our reach, running on
+        return {"code": -1, "output": output.decode("latin-1"), "truncated": truncated,
+                "timed_out": True}
+    return {"code": wait_exit_code(pid), "output": output.decode("latin-1"),
             "truncated": truncated, "timed_out": timed_out}
 
 
@@ -235,7 +247,8 @@ def _collect(pid: int, reader: int, timeout: float, limit: int) -> tuple[bytes, 
             left = deadline - time.monotonic()
             if left <= 0 and not timed_out:
                 timed_out = True
-                _kill_group(pid)
+                if not _kill_group(pid):
+                    return bytes(output[:limit]), len(output) > limit, True
             ready = [fd for fd, _ in poller.poll(None if timed_out else max(0.0, left) * 1000)]
             if reader in ready and not _read_into(reader, output, limit):
                 poller.unregister(reader)  # EOF: only its end is awaited now
@@ -258,9 +271,23 @@ def _read_into(reader: int, output: bytearray, limit: int) -> bool:
     return True
 
 
-def _kill_group(pid: int) -> None:
-    """The probe and what it started (its process group), as docker's timeout ends it."""
+def _kill_group(pid: int) -> bool:
+    """The probe and what it started (its process group), as docker's timeout ends it; False
+    if it is beyond our reach (it became another user: we hold only the container's
+    capabilities), then it runs on, reaped whenever it ends (_reap_left)."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
+        pass
+    except PermissionError:
+        return False
+    return True
+
+
+def _reap_left() -> None:
+    """Reap the probes that outlived their timeout and have ended since."""
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+    except ChildProcessError:
         pass
