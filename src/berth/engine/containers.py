@@ -943,22 +943,11 @@ class Engine:
 
         return probe_command(record) is not None
 
-    def health_prober(self, container_id: str, pid: int, launcher=None):
-        """The probing of its run `pid` (engine.health.Prober), for the prober process;
-        `launcher`, the probe launcher it started already (runtime.probe)."""
+    def health_prober(self, container_id: str, pid: int):
+        """The probing of its run `pid` (engine.health.Prober), for the prober process."""
         from berth.engine.health import Prober  # lazy: only containers with a health check
 
-        return Prober(self, container_id, pid, launcher)
-
-    def probe_launcher_plan(self, container_id: str) -> dict | None:
-        """What the prober of the running container starts its probe launcher from
-        (engine.health.launcher_plan); None if it cannot be made now (the prober tries again)."""
-        from berth.engine.health import launcher_plan  # lazy: only containers with a health check
-
-        try:
-            return launcher_plan(self, self.load(container_id))
-        except BerthError:
-            return None
+        return Prober(self, container_id, pid)
 
     # -- exec ------------------------------------------------------------
     def exec(self, record: dict, argv: list[str], user: str | None = None, env=(), workdir: str | None = None,

@@ -90,7 +90,7 @@ class Prober:
 
     __slots__ = ("engine", "container_id", "pid", "argv", "schedule", "started", "current", "launcher")
 
-    def __init__(self, engine, container_id: str, pid: int, launcher=None):
+    def __init__(self, engine, container_id: str, pid: int):
         record = engine.load(container_id)
         self.engine = engine
         self.container_id = container_id
@@ -99,7 +99,7 @@ class Prober:
         self.schedule = Schedule(record["Config"].get("Healthcheck") or {})
         self.started = _started_at(record)
         self.current = "starting"
-        self.launcher = launcher
+        self.launcher = None
 
     def delay(self) -> float | None:
         """Seconds until the next probe; None when there is nothing to probe."""
@@ -147,7 +147,8 @@ class Prober:
         if self.launcher is None:
             from berth.runtime.probe import ProbeLauncher  # lazy: only a prober starts one
 
-            self.launcher = ProbeLauncher.from_plan(launcher_plan(self.engine, record))
+            spec, program = self.engine.exec_spec(record, self.argv)
+            self.launcher = ProbeLauncher(spec, program, self.engine.cgroup(record).directories())
         return self.launcher
 
     def close(self) -> None:
@@ -155,15 +156,6 @@ class Prober:
         if self.launcher is not None:
             self.launcher.close()
             self.launcher = None
-
-
-def launcher_plan(engine, record: dict) -> dict:
-    """What the probe launcher of the running container `record` joins (runtime.probe.plan_of):
-    the exec spec of its probe, its seccomp filter, its cgroup. Raises docker's exec errors."""
-    from berth.runtime.probe import plan_of  # lazy: only a prober starts a launcher
-
-    spec, program = engine.exec_spec(record, probe_command(record))
-    return plan_of(spec, program, engine.cgroup(record).directories())
 
 
 def _result(begun: int, code: int, output: str) -> dict:

@@ -22,8 +22,7 @@ def main(plan_text: str) -> None:
     try:
         plan = fastjson.loads(plan_text)
         set_comm("berth-health")
-        launcher = _start_launcher(plan["launcher"])
-        prober = engine_from(plan).health_prober(plan["id"], plan["pid"], launcher)
+        prober = engine_from(plan).health_prober(plan["id"], plan["pid"])
         ended = select.poll()
         ended.register(plan["run"], select.POLLIN)
         delay = prober.delay()
@@ -39,16 +38,3 @@ def main(plan_text: str) -> None:
             prober.close()
     finally:
         os._exit(0)
-
-
-def _start_launcher(plan: dict | None):
-    """The probe launcher (runtime.probe), forked before the engine is imported: the heap it
-    shares with us is then small, and stays shared (None: the prober makes one later)."""
-    if plan is None:
-        return None
-    from berth.runtime.probe import ProbeLauncher  # lazy: see above
-
-    try:
-        return ProbeLauncher.from_plan(plan)
-    except OSError:
-        return None

@@ -142,8 +142,7 @@ class Supervisor:
                     plan = {"id": self.container_id, "pid": pid, "run": run, "root": engine.paths.root,
                             "run_root": engine.paths.run_root, "config_file": engine.config_file,
                             "overrides": engine.overrides,
-                            "engine": [type(engine).__module__, type(engine).__qualname__],
-                            "launcher": engine.probe_launcher_plan(self.container_id)}
+                            "engine": [type(engine).__module__, type(engine).__qualname__]}
                     exec_python("berth.monitor.health", "main", plan)
                 finally:
                     os._exit(0)

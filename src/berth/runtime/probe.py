@@ -70,16 +70,6 @@ class ProbeLauncher:
         self._sock = ours
         self.alive = True
 
-    @classmethod
-    def from_plan(cls, plan: dict) -> "ProbeLauncher":
-        """A launcher for what plan_of() described (in another process, as JSON)."""
-        program = None
-        if plan["seccomp"] is not None:
-            from berth.runtime.seccomp import Program  # lazy: only a confined container
-
-            program = Program(bytes.fromhex(plan["seccomp"]["bpf"]), plan["seccomp"]["flags"])
-        return cls(plan["spec"], program, plan["cgroup"])
-
     def run(self, argv: list[str], timeout: float, limit: int) -> tuple[int, bytes, bool, bool]:
         """Run `argv` to its end: (exit code, stdout and stderr together up to `limit` bytes,
         truncated, timed out). Raises BerthError when it cannot start."""
@@ -104,13 +94,6 @@ class ProbeLauncher:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
-
-
-def plan_of(spec: dict, program, cgroup_dirs: list[str]) -> dict:
-    """What a launcher needs, as JSON: its caller may start it in another process
-    (ProbeLauncher.from_plan)."""
-    seccomp = None if program is None else {"bpf": program.bpf.hex(), "flags": program.flags}
-    return {"spec": spec, "seccomp": seccomp, "cgroup": cgroup_dirs}
 
 
 def _close_all_but(keep: list[int]) -> None:
