@@ -85,13 +85,22 @@ def report(engine: str, count: int, seconds: float, used: dict, pss: dict, healt
         print(f"  PSS per container (all of the above): {min(per):.2f}-{max(per):.2f} MB")
 
 
+def bench_names(count: int) -> list[str]:
+    return [f"bench-health-{os.getpid()}-{i}" for i in range(count)]
+
+
+def run_probed(prefix: list[str], names: list[str]) -> None:
+    """Detached busybox containers called `names`, probed with `true` every second."""
+    for name in names:
+        quiet([*prefix, "run", "-d", "--name", name, "--health-cmd", "true", "--health-interval", "1s",
+               "busybox", "sleep", "600"])
+
+
 def bench_berth(count: int, seconds: float, binary: str | None = None, label: str = "berth") -> None:
     with BerthRoot(binary) as root:
-        names = [f"bench-health-{os.getpid()}-{i}" for i in range(count)]
+        names = bench_names(count)
         try:
-            for name in names:
-                quiet(root.cmd("run", "-d", "--name", name, "--health-cmd", "true", "--health-interval", "1s",
-                               "busybox", "sleep", "600"))
+            run_probed(root.cmd(), names)
             time.sleep(3)  # past the first probes: the probers have imported what they need
             ids = [quiet(root.cmd("inspect", "--format", "{{.Id}}", n)).strip() for n in names]
             monitors = berth_supervisors(os.path.join(root.base, "run"))(ids)
@@ -108,11 +117,9 @@ def bench_berth(count: int, seconds: float, binary: str | None = None, label: st
 
 
 def bench_docker(count: int, seconds: float) -> None:
-    names = [f"bench-health-{os.getpid()}-{i}" for i in range(count)]
+    names = bench_names(count)
     try:
-        for name in names:
-            quiet(["docker", "run", "-d", "--name", name, "--health-cmd", "true", "--health-interval", "1s",
-                   "busybox", "sleep", "600"])
+        run_probed(["docker"], names)
         time.sleep(3)
         ids = [quiet(["docker", "inspect", "--format", "{{.Id}}", n]).strip() for n in names]
         shims = pids_by_cmdline("containerd-shim")(ids)
@@ -126,11 +133,9 @@ def bench_docker(count: int, seconds: float) -> None:
 
 
 def bench_podman(count: int, seconds: float) -> None:
-    names = [f"bench-health-{os.getpid()}-{i}" for i in range(count)]
+    names = bench_names(count)
     try:
-        for name in names:
-            quiet(["podman", "run", "-d", "--name", name, "--health-cmd", "true", "--health-interval", "1s",
-                   "busybox", "sleep", "600"])
+        run_probed(["podman"], names)
         ids = [quiet(["podman", "inspect", "--format", "{{.Id}}", n]).strip() for n in names]
         runs = max(count, int(seconds))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -8,6 +8,8 @@ import json
 import os
 import time
 
+from test_health import probers_of
+
 from conftest import wait_for
 
 
@@ -22,22 +24,16 @@ def first_output(b, name: str) -> str:
 
 def launchers_of(b, name: str) -> list[int]:
     """The berth-probe processes whose parent is this container's prober (berth-health)."""
-    container_id = b.ok("inspect", "--format", "{{.Id}}", name).strip()
+    probers = {str(p) for p in probers_of(b.ok("inspect", "--format", "{{.Id}}", name).strip())}
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
         try:
             with open(f"/proc/{entry}/stat") as f:
                 text = f.read()
-            if text[text.index("(") + 1:text.rindex(")")] != "berth-probe":
-                continue
-            parent = text.rpartition(")")[2].split()[1]
-            with open(f"/proc/{parent}/cmdline", "rb") as f:
-                if container_id.encode() in f.read():
-                    found.append(int(entry))
-        except OSError:
+        except OSError:  # not a process, or ended meanwhile
             continue
+        if "(berth-probe)" in text and text.rpartition(")")[2].split()[1] in probers:
+            found.append(int(entry))
     return found
 
 
