@@ -958,8 +958,19 @@ class Engine:
              tty: bool = False, privileged: bool = False, stdio=(0, 1, 2), console_size=None, wait: bool = True):
         """Start `argv` inside the running container, in all its namespaces and its cgroup,
         with its capability and user rules. Returns runtime.container.Launched."""
-        from berth.engine import spec as oci  # lazy: only start and exec build an OCI spec
         from berth.runtime import container as runtime  # lazy: only start and exec run the runtime
+
+        spec, program = self.exec_spec(record, argv, user, env, workdir, tty, privileged, console_size)
+        if wait:
+            runtime.become_subreaper()
+        return runtime.exec_in(spec, stdio, seccomp_program=program)
+
+    def exec_spec(self, record: dict, argv: list[str], user: str | None = None, env=(), workdir: str | None = None,
+                  tty: bool = False, privileged: bool = False, console_size=None) -> tuple[dict, object]:
+        """An exec's OCI spec (the container's namespaces by path, its cgroup, its process
+        rules with the exec's own) and the seccomp filter it runs under (None: unconfined),
+        for the running container `record`."""
+        from berth.engine import spec as oci  # lazy: only start and exec build an OCI spec
 
         container_id = record["Id"]
         record = self.load(container_id)
@@ -984,9 +995,7 @@ class Engine:
             ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"), ("cgroup", "cgroup"),
             ("mount", "mnt"))]
         program = None if privileged else self.seccomp_program(record)  # like runc: exec gets the container's
-        if wait:
-            runtime.become_subreaper()
-        return runtime.exec_in(spec, stdio, seccomp_program=program)
+        return spec, program
 
     # -- stop / kill / pause ---------------------------------------------
     def stopped_by_hand(self, container_id: str) -> bool:
