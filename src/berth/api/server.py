@@ -103,7 +103,7 @@ class Connection:
                 return
             if not isinstance(event, h11.Request):
                 return  # closed, or a timeout
-            if not self._answer(event):
+            if not self._answer(event) or not self._drain():
                 return
             if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
                 return
@@ -111,6 +111,15 @@ class Connection:
                 self.h11.start_next_cycle()
             except h11.LocalProtocolError:
                 return
+
+    def _drain(self) -> bool:
+        """Read what the handler left of the request (its end, at least: a GET's handler reads
+        no body), or the connection could not serve the client's next request; False when the
+        client went away meanwhile."""
+        while self.h11.their_state is h11.SEND_BODY:
+            if not isinstance(self.next_event(), h11.Data | h11.EndOfMessage):
+                return False
+        return True
 
     def _refuse(self, err: h11.RemoteProtocolError) -> None:
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):

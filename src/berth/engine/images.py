@@ -3,6 +3,7 @@ one call that returns data (rows, docker's API shapes, generators for what docke
 it goes) and raises berth.errors kinds; a front door formats and prints it."""
 
 import io
+import os
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.image.reference import parse as parse_reference
@@ -42,12 +43,15 @@ class ImageSummary:
     """One image as `images` lists it (docker's ImageSummary): its ID, the (repository, tag)
     pairs shown for it (("<none>", "<none>") when dangling), when it was created (seconds,
     0.0 if unknown, and the config's own text), its size, the bytes of layers it shares with
-    other images and of those only it has, and how many containers use it (None: not counted)."""
+    other images and of those only it has, how many containers use it (None: not counted), and
+    its labels."""
 
-    __slots__ = ("id", "repo_tags", "created", "created_text", "size", "shared_size", "unique_size", "containers")
+    __slots__ = ("id", "repo_tags", "created", "created_text", "size", "shared_size", "unique_size", "containers",
+                 "repo_digests", "labels")
 
     def __init__(self, image_id: str, repo_tags: list[tuple[str, str]], created: float, created_text: str,
-                 size: int, shared_size: int, unique_size: int, containers: int | None = None):
+                 size: int, shared_size: int, unique_size: int, containers: int | None = None,
+                 labels: dict | None = None):
         self.id = image_id
         self.repo_tags = repo_tags
         self.created = created
@@ -56,6 +60,8 @@ class ImageSummary:
         self.shared_size = shared_size
         self.unique_size = unique_size
         self.containers = containers
+        self.repo_digests: dict[str, str] = {}  # repository (familiar) -> the digest it was pulled by
+        self.labels = labels  # the image config's Labels
 
 
 IMAGE_FILTERS = ("dangling", "label", "before", "since", "reference", "until")
@@ -119,7 +125,8 @@ def list_images(engine, filters: list[str] = (), count_containers: bool = False)
             repo_tags = [("<none>", "<none>")]
         found.append(ImageSummary(image.id, repo_tags, created, image.config.get("created") or "", image.size(),
                                   shared_size[image.id], unique_size[image.id],
-                                  users.get(image.id, 0) if count_containers else None))
+                                  users.get(image.id, 0) if count_containers else None,
+                                  (image.config.get("config") or {}).get("Labels")))
     found.sort(key=lambda summary: summary.created, reverse=True)
     return found
 
@@ -174,17 +181,20 @@ def _container_counts(engine) -> dict[str, int]:
 class HistoryEntry:
     """One step of an image's history (docker's HistoryResponseItem): the image ID on the top
     step, "<missing>" below; when (seconds, 0.0 if unknown, and the config's text); the
-    instruction; the size of its layer (0 for an empty one); its comment."""
+    instruction; the size of its layer (0 for an empty one); its comment; the image's tags on
+    the top step (docker's Tags), none below."""
 
-    __slots__ = ("id", "created", "created_text", "created_by", "size", "comment")
+    __slots__ = ("id", "created", "created_text", "created_by", "size", "comment", "tags")
 
-    def __init__(self, image_id: str, created: float, created_text: str, created_by: str, size: int, comment: str):
+    def __init__(self, image_id: str, created: float, created_text: str, created_by: str, size: int, comment: str,
+                 tags: list[str] | None = None):
         self.id = image_id
         self.created = created
         self.created_text = created_text
         self.created_by = created_by
         self.size = size
         self.comment = comment
+        self.tags = tags
 
 
 def history(engine, ref: str) -> list[HistoryEntry]:
@@ -207,8 +217,10 @@ def history(engine, ref: str) -> list[HistoryEntry]:
             created = parse_rfc3339(created_text)
         except ValueError:
             created = 0.0
-        entries.append(HistoryEntry(image.id if i == len(steps) - 1 else "<missing>", created, created_text,
-                                    step.get("created_by", ""), size, step.get("comment", "")))
+        top = i == len(steps) - 1
+        entries.append(HistoryEntry(image.id if top else "<missing>", created, created_text,
+                                    step.get("created_by", ""), size, step.get("comment", ""),
+                                    [familiar(n) for n in image.names if "@" not in n] if top else None))
     entries.reverse()
     return entries
 
@@ -379,6 +391,30 @@ class ImageArchive:
         from berth.image.archive import write_archive  # lazy: only save and load, as FORMATS
 
         write_archive(self.store, self.entries, out, self.fmt, progress)
+
+    def chunks(self, size: int = 1 << 16):
+        """The archive as it is written, for a front door that streams it (the API's GET
+        /images/get): a forked child writes it into a pipe, so nothing is held whole and a
+        reader that stops (closes this generator) stops the writer. A failure in the writer
+        is raised after the bytes before it."""
+        from berth.runtime.forked import Forked  # lazy: only the API streams archives
+
+        reader, writer = os.pipe2(os.O_CLOEXEC)
+        try:
+            writer_process = Forked(lambda: self._write_to(writer), name="save")
+        finally:
+            os.close(writer)
+        try:
+            while chunk := os.read(reader, size):
+                yield chunk
+            writer_process.join()
+        finally:
+            os.close(reader)
+            writer_process.kill()
+
+    def _write_to(self, fd: int) -> None:
+        with open(fd, "wb", closefd=False) as out:
+            self.write(out)
 
 
 def save(engine, refs: list[str], fmt: str = "docker-archive") -> ImageArchive:
