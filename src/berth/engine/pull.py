@@ -138,7 +138,7 @@ def list_tags(engine, parsed) -> list[str]:
 
     access = _access(engine)
     places = [e for e in registry.endpoints(access.settings, parsed.domain) if not e.mirror]
-    client = registry.connect(places, parsed.path, "pull", access.credentials)[-1]
+    client = registry.connect(places, parsed.path, "pull", access.credentials)
     response = client.request("GET", f"{parsed.path}/tags/list")
     client.check(response, f"tags of {parsed.name()}")
     try:
@@ -191,7 +191,7 @@ def login(engine, server: str | None, username: str, password: str) -> str | Non
     domain, key = server_key(server)
     access = _access(engine)
     places = registry.endpoints(registry.Settings(access.settings.insecure, [], access.settings.certs_dir), domain)
-    client = registry.connect(places, "", "", lambda key: (username, password))[-1]
+    client = registry.connect(places, "", "", lambda key: (username, password))
     response = client.request("GET", "")
     if response.status == 401:
         raise registry.Unauthorized(f"login attempt to {client.endpoint.base}/v2/ failed with status: "

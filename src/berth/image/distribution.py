@@ -137,14 +137,15 @@ def pull(store: ImageStore, access: Access, target: Target, name: str, report) -
     """Pull `target` and name the image `name` (full reference); tries each endpoint in turn
     (Docker Hub's mirrors, then https, then http for an insecure registry)."""
     store.ensure()
-    clients = registry.connect(registry.endpoints(access.settings, target.domain), target.path, "pull",
-                               access.credentials)
-    for client in clients[:-1]:  # Docker Hub's mirrors: any failure there falls back to the next
+    places = registry.endpoints(access.settings, target.domain)
+    for mirror in (e for e in places if e.mirror):  # Docker Hub's: any failure falls back to the next
         try:
+            client = registry.connect([mirror], target.path, "pull", access.credentials)
             return _Pull(store, client, target, name, report).run()
         except BerthError:
             continue
-    return _Pull(store, clients[-1], target, name, report).run()
+    client = registry.connect([e for e in places if not e.mirror], target.path, "pull", access.credentials)
+    return _Pull(store, client, target, name, report).run()
 
 
 class _Pull:
@@ -439,7 +440,7 @@ class _Pull:
 def push(store: ImageStore, access: Access, target: Target, image, report) -> tuple[str, int]:
     """Push `image` as `target` (domain, path, tag); returns (manifest digest, manifest size)."""
     places = [e for e in registry.endpoints(access.settings, target.domain) if not e.mirror]
-    client = registry.connect(places, target.path, "pull,push", access.credentials)[-1]
+    client = registry.connect(places, target.path, "pull,push", access.credentials)
     return _Push(store, client, target, image, report).run()
 
 

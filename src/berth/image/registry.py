@@ -17,6 +17,7 @@ import time
 
 import urllib3
 
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # insecure registries are the user's choice
 from berth import fastjson as json
 from berth.errors import BerthError, InvalidArgument, NotFound
 
@@ -158,30 +159,28 @@ def endpoints(settings: Settings, domain: str) -> list[Endpoint]:
     else:
         api = domain
     insecure = settings.is_insecure(domain)
-    found.append(Endpoint(domain, f"https://{api}", _pool(settings, domain, "https", not insecure), insecure))
+    # An insecure registry's https is not verified (docker's InsecureSkipVerify), unless certs.d
+    # names a CA for it: then berth verifies, so that the CA given is not silently ignored.
+    verify = not insecure or os.path.isdir(os.path.join(settings.certs_dir, domain))
+    found.append(Endpoint(domain, f"https://{api}", _pool(settings, domain, "https", verify), insecure))
     if insecure:
         found.append(Endpoint(domain, f"http://{api}", _pool(settings, domain, "http", False), insecure))
     return found
 
 
-def connect(places: list[Endpoint], repository: str, actions: str, credentials) -> list["Client"]:
-    """Clients for the endpoints that answer (GET /v2/, authenticated if challenged), in order:
-    an https attempt at a plain-http insecure registry falls back to http, as docker does. A
-    mirror that does not answer is skipped; the registry itself not answering is the error."""
-    clients = []
+def connect(places: list[Endpoint], repository: str, actions: str, credentials) -> "Client":
+    """A client for the first of `places` that answers (GET /v2/, authenticated if challenged):
+    an https attempt at a plain-http insecure registry falls back to http, as docker does."""
     for i, endpoint in enumerate(places):
         client = Client(endpoint, repository, actions, credentials(auth_key(endpoint.domain)))
         try:
             client.request("GET", "").release_conn()
         except RegistryError as err:
-            if endpoint.mirror or (i + 1 < len(places) and is_tls_mismatch(err)
-                                   and not isinstance(err, Unauthorized)):
+            if i + 1 < len(places) and is_tls_mismatch(err) and not isinstance(err, Unauthorized):
                 continue
             raise
-        clients.append(client)
-        if not endpoint.mirror:
-            break
-    return clients
+        return client
+    raise RegistryError("no registry endpoint")
 
 
 def parse_challenge(header: str) -> tuple[str, dict]:
@@ -373,6 +372,8 @@ def _basic(username: str, password: str) -> str:
 def is_tls_mismatch(err: BaseException) -> bool:
     """An https attempt at a plain-http registry: docker falls back to http for insecure ones."""
     text = str(err)
+    if "x509" in text:  # it does speak TLS: a certificate berth cannot verify is the answer
+        return False
     return "tls" in text or "SSL" in text or "EOF" in text or "reset" in text
 
 
