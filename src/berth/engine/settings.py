@@ -51,8 +51,8 @@ class Settings:
 
     __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables", "dns",
                  "dns_search", "dns_opts", "log_driver", "log_opts", "default_cgroupns_mode", "cpu_rt_period",
-                 "cpu_rt_runtime", "default_runtime", "runtimes", "init_path", "insecure_registries", "registry_mirrors",
-                 "config_file")
+                 "cpu_rt_runtime", "default_runtime", "runtimes", "init_path", "insecure_registries",
+                 "registry_mirrors", "config_file")
 
     def __init__(self, values: dict, config_file: str = ""):
         self.config_file = config_file

@@ -17,9 +17,10 @@ import time
 
 import urllib3
 
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # insecure registries are the user's choice
 from berth import fastjson as json
 from berth.errors import BerthError, InvalidArgument, NotFound
+
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # insecure registries are the user's choice
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
