@@ -666,7 +666,7 @@ def _add_to_store(store: ImageStore, images: list[_Pending], layer_tars: dict,
                 os.rename(ready[0], target)
                 return ready[1]
 
-            parent = store.adopt_layer(parent, diff_id, _another_link(layer_tars[diff_id]), materialize)
+            parent = store.adopt_layer(parent, diff_id, another_link(layer_tars[diff_id]), materialize)
             size = os.path.getsize(store.blob_path(diff_id))
             layers.append({"mediaType": LAYER_TYPE, "digest": diff_id, "size": size})
         store.write_blob(image.config_bytes)
@@ -675,7 +675,7 @@ def _add_to_store(store: ImageStore, images: list[_Pending], layer_tars: dict,
     return _publish(store, added)
 
 
-def _another_link(path: str) -> str:
+def another_link(path: str) -> str:
     """adopt_layer consumes the tar it is given; a layer used twice gets a hard link each time."""
     link = f"{path}.{os.urandom(4).hex()}"
     os.link(path, link)

@@ -23,6 +23,7 @@ from berth import fastjson as json
 from berth.errors import BerthError, InvalidArgument, NotFound
 from berth.fs import read_json, remove_tree, write_json
 from berth.image import registry
+from berth.image.archive import another_link, manifest_bytes
 from berth.image.store import LAYER_TYPE, ImageStore, chain_ids
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -41,6 +42,7 @@ MAX_MANIFEST = 4 << 20
 MAX_CONFIG = 8 << 20
 CHUNK = 1 << 20
 CONCURRENT_DOWNLOADS = 3
+CONCURRENT_UPLOADS = 3
 ATTEMPTS = 5
 
 
@@ -284,7 +286,7 @@ class _Pull:
                     for i in needed:
                         path = futures[i].result()
                         if path in done_paths:  # the same blob twice in one image
-                            path = _another_link(path)
+                            path = another_link(path)
                         done_paths.add(path)
                         unpacked[i] = self.unpack(layers[i], diff_ids[i], path, staging)
                 except BaseException:
@@ -381,10 +383,10 @@ class _Pull:
                 try:
                     got, tar_path = store_tar(f, staging)
                 except InvalidArgument as err:
-                    _unlink(path)
+                    remove_tree(path)
                     raise InvalidArgument(f"failed to register layer: {err}") from None
         if got != diff_id:
-            _unlink(path)
+            remove_tree(path)
             raise InvalidArgument(f'failed to register layer: layer {layer["digest"]}: diff ID mismatch: '
                                   f'expected "{diff_id}", got "{got}"')
         target = os.path.join(staging, "layer-" + os.urandom(8).hex())
@@ -397,7 +399,6 @@ class _Pull:
 
     def adopt(self, layers: list[dict], diff_ids: list[str], unpacked: dict, config_bytes: bytes) -> None:
         """Move the unpacked layers into the store, then config, manifest and the name."""
-        from berth.image.archive import manifest_bytes  # lazy: only a pull that adds an image
         from berth.image.layers import unpack  # lazy: only a pull with new layers
 
         parent = None
@@ -414,10 +415,10 @@ class _Pull:
                     return size
 
                 if not os.path.exists(self.store.blob_path(diff_id)):
-                    parent = self.store.adopt_layer(parent, diff_id, _another_link(tar_path), materialize)
+                    parent = self.store.adopt_layer(parent, diff_id, another_link(tar_path), materialize)
                 else:
                     parent = self.store.adopt_layer(parent, diff_id, None, materialize)
-                _unlink(os.path.join(self.store.tmp_dir(), "download-" + layers[i]["digest"][7:]))
+                remove_tree(os.path.join(self.store.tmp_dir(), "download-" + layers[i]["digest"][7:]))
                 self.report(layers[i]["digest"][7:19], "Pull complete", None, None)
             if not self.store.has_layer(parent):  # removed since we looked: unpack its blob again
                 blob = self.store.blob_path(diff_id)
@@ -461,7 +462,12 @@ class _Push:
         self.client.extra_scopes = [f"repository:{path}:pull" for path in sorted(mountable)]
         for diff_id in diff_ids:
             self.report(diff_id[7:19], "Preparing", None, None)
-        layers = [self.push_layer(diff_id) for diff_id in diff_ids]
+        for diff_id in diff_ids[CONCURRENT_UPLOADS:]:
+            self.report(diff_id[7:19], "Waiting", None, None)
+        from concurrent.futures import ThreadPoolExecutor  # lazy: only a push
+
+        with ThreadPoolExecutor(CONCURRENT_UPLOADS) as pool:  # zlib compresses outside the GIL
+            layers = list(pool.map(self.push_layer, diff_ids))
         config_bytes = self.store.read_blob(self.image.id)
         config = {"mediaType": DOCKER_CONFIG, "size": len(config_bytes), "digest": self.image.id}
         if not self.exists(config["digest"]):
@@ -503,33 +509,46 @@ class _Push:
         return self.compress_and_upload(diff_id, ident)
 
     def compress_and_upload(self, diff_id: str, ident: str) -> dict:
+        """gzip the layer while it streams to the registry (one PATCH, chunked), hashing what
+        is sent; the PUT that closes the upload names the digest."""
         import zlib  # lazy: only a push
 
-        path = os.path.join(self.store.staging_dir(), f"push-{os.getpid()}-{os.urandom(6).hex()}")
+        tar_path = self.store.blob_path(diff_id)
+        total = os.path.getsize(tar_path)
         hasher = hashlib.sha256()
-        # gzip at level 1: on a fast link compression, not the wire, bounds a push
-        compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
-        try:
-            with open(self.store.blob_path(diff_id), "rb") as source, \
-                    open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), "wb") as out:
+        sent = [0]
+
+        def compressed():
+            # gzip at level 1: on a fast link compression, not the wire, bounds a push
+            compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+            done = 0
+            with open(tar_path, "rb") as source:
                 while chunk := source.read(CHUNK):
+                    done += len(chunk)
                     data = compressor.compress(chunk)
-                    hasher.update(data)
-                    out.write(data)
-                data = compressor.flush()
-                hasher.update(data)
-                out.write(data)
-            descriptor = {"mediaType": DOCKER_LAYER, "size": os.path.getsize(path),
-                          "digest": "sha256:" + hasher.hexdigest()}
-            if self.exists(descriptor["digest"]):
-                self.report(ident, "Layer already exists", None, None)
-            else:
-                self.upload_file(path, descriptor, ident)
-                self.report(ident, "Pushed", None, None)
-            remember_blob(self.store, diff_id, descriptor, self.repository)
-            return descriptor
-        finally:
-            _unlink(path)
+                    if data:
+                        hasher.update(data)
+                        sent[0] += len(data)
+                        yield data
+                    self.report(ident, "Pushing", done, total)
+            data = compressor.flush()
+            hasher.update(data)
+            sent[0] += len(data)
+            yield data
+
+        location = self.start_upload()
+        response = self.client.request("PATCH", location, {"Content-Type": "application/octet-stream"},
+                                       body=compressed(), absolute=True)
+        self.client.check(response, f"failed to push layer {diff_id}")
+        location = self.absolute(response.headers.get("Location") or location)
+        descriptor = {"mediaType": DOCKER_LAYER, "size": sent[0], "digest": "sha256:" + hasher.hexdigest()}
+        self.finish(location, descriptor["digest"], b"", 0)
+        self.report(ident, "Pushed", None, None)
+        remember_blob(self.store, diff_id, descriptor, self.repository)
+        return descriptor
+
+    def absolute(self, location: str) -> str:
+        return self.client.endpoint.base + location if location.startswith("/") else location
 
     def start_upload(self) -> str:
         response = self.client.request("POST", f"{self.target.path}/blobs/uploads/")
@@ -537,16 +556,12 @@ class _Push:
         location = response.headers.get("Location")
         if not location:
             raise registry.RegistryError("the registry gave no upload location")
-        if location.startswith("/"):
-            location = self.client.endpoint.base + location
-        return location
+        return self.absolute(location)
 
     def cancel_upload(self, response) -> None:
         location = response.headers.get("Location")
         if location and response.status == 202:
-            if location.startswith("/"):
-                location = self.client.endpoint.base + location
-            self.client.request("DELETE", location, absolute=True)
+            self.client.request("DELETE", self.absolute(location), absolute=True)
 
     def finish(self, location: str, digest: str, body, size: int) -> None:
         url = location + ("&" if "?" in location else "?") + "digest=" + digest
@@ -556,20 +571,6 @@ class _Push:
 
     def upload_bytes(self, data: bytes, digest: str) -> None:
         self.finish(self.start_upload(), digest, data, len(data))
-
-    def upload_file(self, path: str, descriptor: dict, ident: str) -> None:
-        location = self.start_upload()
-        size = descriptor["size"]
-
-        def chunks():
-            sent = 0
-            with open(path, "rb") as f:
-                while chunk := f.read(CHUNK):
-                    sent += len(chunk)
-                    self.report(ident, "Pushing", sent, size)
-                    yield chunk
-
-        self.finish(location, descriptor["digest"], chunks(), size)
 
 
 class _Transient(Exception):
@@ -615,16 +616,3 @@ def _read_limited(response, limit: int, what: str) -> bytes:
     finally:
         response.release_conn()
     return data
-
-
-def _another_link(path: str) -> str:
-    link = f"{path}.{os.urandom(4).hex()}"
-    os.link(path, link)
-    return link
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
