@@ -54,7 +54,7 @@ class Display:
                 if self.terminal:
                     out.write("\n")
             diff = len(self.lines) - line
-            if self.terminal:
+            if self.terminal and diff:
                 out.write(f"\x1b[{diff}A")
         else:
             self.lines = {}
@@ -72,7 +72,7 @@ class Display:
             out.write(f"{prefix}{jm['status']} {bar}{endl}")
         else:
             out.write(f"{prefix}{jm['status']}{endl}\n")
-        if ident and self.terminal:
+        if ident and self.terminal and diff:
             out.write(f"\x1b[{diff}B")
         out.flush()
 
