@@ -99,7 +99,7 @@ def plain(tmp_path):
 def _env(tmp_path) -> dict:
     """A DOCKER_CONFIG of the test's own: credentials never touch the user's."""
     config = tmp_path / "docker-config"
-    config.mkdir(exist_ok=True)
+    config.mkdir(parents=True, exist_ok=True)
     return {**os.environ, "DOCKER_CONFIG": str(config)}
 
 
@@ -537,9 +537,193 @@ def test_skopeo_and_podman_pull_what_berth_pushed_and_berth_pulls_what_podman_pu
     assert fresh.ok("run", "--rm", "--network", "none", from_podman, "echo", "berth-ran") == "berth-ran\n"
 
 
+def test_docker_pulls_what_berth_pushed_and_berth_pulls_what_docker_pushed(busybox, fresh, plain):
+    docker = require_peer("docker")
+    name, from_docker = f"{plain.host}/interop/for-docker:1", f"{plain.host}/interop/from-docker:1"
+    busybox.ok("tag", "busybox", name)
+    busybox.ok("push", name)
+    try:
+        pulled = subprocess.run([docker, "pull", "-q", name], capture_output=True, text=True, timeout=120)
+        assert pulled.returncode == 0, pulled.stderr
+        ran = subprocess.run([docker, "run", "--rm", "--pull", "never", name, "echo", "docker-ran"],
+                             capture_output=True, text=True, timeout=120)
+        assert ran.stdout == "docker-ran\n", ran.stderr
+        subprocess.run([docker, "tag", "busybox:latest", from_docker], check=True, timeout=60)
+        pushed = subprocess.run([docker, "push", from_docker], capture_output=True, text=True, timeout=120)
+        assert pushed.returncode == 0, pushed.stderr
+    finally:
+        subprocess.run([docker, "rmi", "-f", name, from_docker], capture_output=True, timeout=120)
+    fresh.ok("pull", from_docker)
+    assert fresh.ok("run", "--rm", "--network", "none", from_docker, "echo", "berth-ran") == "berth-ran\n"
+
+
 def test_bad_input_is_refused(berth, plain, tmp_path):
     berth.fails(1, "login", "-u", "x", "--password-stdin", input="", says="Password Required",
                 env=_env(tmp_path))
     berth.fails(1, "login", "--password-stdin", plain.host, input="x", says="Must provide --username",
                 env=_env(tmp_path))
     refused(berth("pull", f"{plain.host}/nothing:1"), 1, "not found")
+
+
+# -- a hostile registry -------------------------------------------------------------------------
+
+class Scripted:
+    """A loopback HTTP server answering /v2/ paths from a table: path -> list of answers
+    (status, headers, body), the last one repeated. Stands in for a registry that lies."""
+
+    def __init__(self):
+        self.routes = {"/v2/": [(200, {}, b"{}")]}
+        self.hits = {}
+        scripted = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_HEAD(self):
+                self.answer(head=True)
+
+            def do_GET(self):
+                self.answer()
+
+            def answer(self, head=False):
+                answers = scripted.routes.get(self.path.split("?")[0])
+                count = scripted.hits.get(self.path, 0)
+                scripted.hits[self.path] = count + 1
+                if answers is None:
+                    status, headers, body = 404, {"Content-Type": "application/json"}, \
+                        b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}'
+                else:
+                    status, headers, body = answers[min(count, len(answers) - 1)]
+                self.send_response(status)
+                headers = dict(headers)
+                headers.setdefault("Content-Length", str(len(body)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def image(self, repo: str, layer_blob: bytes, diff_id: str, layer_size: int | None = None,
+              config_type: str = "application/vnd.oci.image.config.v1+json") -> None:
+        config = json.dumps({"architecture": "amd64", "os": "linux",
+                             "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+        config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+        layer_digest = "sha256:" + hashlib.sha256(layer_blob).hexdigest()
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "config": {"mediaType": config_type, "digest": config_digest, "size": len(config)},
+                               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                           "digest": layer_digest,
+                                           "size": len(layer_blob) if layer_size is None else layer_size}]})
+        self.routes[f"/v2/{repo}/manifests/1"] = [
+            (200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest.encode())]
+        self.routes[f"/v2/{repo}/blobs/{config_digest}"] = [(200, {}, config)]
+        self.routes[f"/v2/{repo}/blobs/{layer_digest}"] = [(200, {}, layer_blob)]
+        return layer_digest
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_lying_registry_is_refused_cleanly(berth):
+    lying = Scripted()
+    try:
+        host = lying.host
+        lying.routes["/v2/schema1/manifests/1"] = [(200, {"Content-Type":
+                                                          "application/vnd.docker.distribution.manifest.v1+prettyjws"},
+                                                    b'{"schemaVersion": 1, "name": "schema1", "fsLayers": []}')]
+        lying.routes["/v2/huge/manifests/1"] = [(200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+                                                 b" " * (5 << 20))]
+        lying.routes["/v2/loop/manifests/1"] = [(302, {"Location": f"http://{host}/v2/loop/manifests/1"}, b"")]
+        tar = _tar_gz({"hello": b"hi\n"})
+        diff_id = "sha256:" + hashlib.sha256(tar).hexdigest()
+        lying.image("mediatype", gzip.compress(tar), diff_id, config_type="application/x-not-a-config")
+        lying.image("longer", gzip.compress(tar), diff_id, layer_size=10)
+        digest = lying.image("flaky", gzip.compress(tar), diff_id)
+        lying.routes[f"/v2/flaky/blobs/{digest}"][:0] = [(503, {}, b""), (500, {}, b"")]
+        lying.image("wrongdiff", gzip.compress(_tar_gz({"other": b"x"})), diff_id)
+        cases = [
+            ("schema1", "schema 1 is not supported"),
+            ("huge", "manifest is too large"),
+            ("loop", "stopped after 10 redirects"),
+            ("mediatype", "unsupported media type 'application/x-not-a-config' for config"),
+            ("longer", "the registry sent more than the layer's size"),
+            ("wrongdiff", "diff ID mismatch"),
+        ]
+        for repo, says in cases:
+            berth.fails(1, "pull", f"{host}/{repo}:1", says=says)
+            assert _repo_of_store(berth)["manifests"] == []
+        out = berth.ok("pull", f"{host}/flaky:1")  # two 5xx answers, then the blob: retried with back-off
+        assert "Pull complete" in out
+    finally:
+        lying.close()
+    challenging = Scripted()
+    try:
+        challenging.routes["/v2/"] = [(401, {"WWW-Authenticate": 'Negotiate realm="x"'}, b"")]
+        berth.fails(1, "pull", f"{challenging.host}/x:1", says="unsupported authentication challenge")
+    finally:
+        challenging.close()
+
+
+def test_credential_helpers_and_docker_reads_what_berth_wrote(busybox, tmp_path):
+    helper_dir = tmp_path / "bin"
+    helper_dir.mkdir()
+    store = tmp_path / "helper-store.json"
+    helper = helper_dir / "docker-credential-berthtest"
+    helper.write_text(f"""#!/opt/berth/venv/bin/python3
+import json, sys
+path = {str(store)!r}
+try:
+    data = json.load(open(path))
+except FileNotFoundError:
+    data = {{}}
+action, given = sys.argv[1], sys.stdin.read()
+if action == "store":
+    entry = json.loads(given)
+    data[entry["ServerURL"]] = entry
+    json.dump(data, open(path, "w"))
+elif action == "get":
+    if given.strip() not in data:
+        print("credentials not found in native keychain")
+        sys.exit(1)
+    print(json.dumps(data[given.strip()]))
+elif action == "erase":
+    data.pop(given.strip(), None)
+    json.dump(data, open(path, "w"))
+""")
+    helper.chmod(0o755)
+    line = subprocess.run(["htpasswd", "-Bbn", "alice", "s3cret"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    (tmp_path / "htpasswd").write_text(line + "\n")
+    env = _env(tmp_path)
+    env["PATH"] = f"{helper_dir}:{env['PATH']}"
+    with open(os.path.join(env["DOCKER_CONFIG"], "config.json"), "w") as f:
+        json.dump({"credsStore": "berthtest"}, f)
+    auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {tmp_path / 'htpasswd'}"
+    with registry(tmp_path, auth=auth) as reg:
+        result = busybox("login", "-u", "alice", "--password-stdin", reg.host, input="s3cret", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "unencrypted" not in result.stderr
+        assert json.loads(store.read_text())[reg.host]["Secret"] == "s3cret"
+        with open(os.path.join(env["DOCKER_CONFIG"], "config.json")) as f:
+            assert "s3cret" not in f.read()
+        busybox.ok("tag", "busybox", f"{reg.host}/helped/bb:1")
+        busybox.ok("push", f"{reg.host}/helped/bb:1", env=env)
+        busybox.ok("logout", reg.host, env=env)
+        assert reg.host not in json.loads(store.read_text())
+
+        # the docker CLI reads the config.json berth writes (auths, base64)
+        plain_env = _env(tmp_path / "plain")
+        busybox.ok("login", "-u", "alice", "--password-stdin", reg.host, input="s3cret", env=plain_env)
+        docker = require_peer("docker")
+        pulled = subprocess.run([docker, "pull", "-q", f"{reg.host}/helped/bb:1"], capture_output=True, text=True,
+                                env=plain_env, timeout=120)
+        try:
+            assert pulled.returncode == 0, pulled.stderr
+        finally:
+            subprocess.run([docker, "rmi", "-f", f"{reg.host}/helped/bb:1"], capture_output=True, timeout=120)
