@@ -157,8 +157,18 @@ def test_pull_by_digest_and_errors(busybox, fresh, plain):
     name = f"{plain.host}/test/bb:v1"
     busybox.ok("tag", "busybox", name)
     digest = busybox.ok("push", name).rsplit("digest: ", 1)[1].split()[0]
+    fresh.ok("pull", name)
+    inspect = json.loads(fresh.ok("image", "inspect", name))[0]
+    assert (inspect["RepoTags"], inspect["RepoDigests"]) == ([name], [f"{plain.host}/test/bb@{digest}"])
+    assert fresh.ok("images", "--digests", "--format", "{{.Repository}} {{.Tag}} {{.Digest}}") == \
+        f"{plain.host}/test/bb v1 {digest}\n"
+    assert fresh.ok("rmi", name).splitlines()[:2] == [f"Untagged: {name}", f"Untagged: {plain.host}/test/bb@{digest}"]
+    assert fresh.ok("images", "-aq") == ""
     out = fresh.ok("pull", f"{plain.host}/test/bb@{digest}")
     assert out.splitlines()[-1] == f"{plain.host}/test/bb@{digest}"
+    assert fresh.ok("images", "--format", "{{.Repository}} {{.Tag}}") == f"{plain.host}/test/bb <none>\n"
+    inspect = json.loads(fresh.ok("image", "inspect", f"{plain.host}/test/bb@{digest}"))[0]
+    assert (inspect["RepoTags"], inspect["RepoDigests"]) == ([], [f"{plain.host}/test/bb@{digest}"])
     assert fresh.ok("run", "--rm", "--network", "none", f"{plain.host}/test/bb@{digest}", "echo", "ok") == "ok\n"
     fresh.fails(1, "pull", f"{plain.host}/test/bb:nosuch",
                 says=f"manifest for {plain.host}/test/bb:nosuch not found: manifest unknown")

@@ -82,7 +82,7 @@ def resolve(store: ImageStore, refs: list[str]) -> list[SaveEntry]:
     for ref in refs:
         for image, name in _matches(store, ref):
             entry = entries.setdefault(image.id, SaveEntry(image))
-            if name and name not in entry.names:
+            if name and "@" not in name and name not in entry.names:  # a digest is no tag to save
                 entry.names.append(name)
     return list(entries.values())
 
@@ -95,7 +95,7 @@ def _matches(store: ImageStore, ref: str) -> list:
     if parsed and not parsed.digest and ":" not in ref.rpartition("/")[2]:
         repo = parsed.name()
         tagged = [(image, name) for image in store.images() for name in image.names
-                  if reference.parse(name).name() == repo]
+                  if "@" not in name and reference.parse(name).name() == repo]
         if tagged:
             return tagged
     image = store.get(ref)

@@ -162,6 +162,7 @@ class _Pull:
         t = self.target
         reference = t.digest or t.tag
         manifest_bytes, media_type, digest = self.fetch_manifest(reference)
+        self.digest = digest
         self.report(t.digest or t.tag, f"Pulling from {t.path}", None, None)
         if media_type in (DOCKER_LIST, OCI_INDEX):
             chosen = self.choose(_json(manifest_bytes, "index"))
@@ -430,7 +431,12 @@ class _Pull:
         config_digest = self.store.write_blob(config_bytes)
         manifest = manifest_bytes(config_digest, len(config_bytes), stored)
         manifest_digest = self.store.write_blob(manifest)
-        self.store.publish([(manifest_digest, len(manifest), [self.name])])
+        self.store.publish([(manifest_digest, len(manifest), self.names())])
+
+    def names(self) -> list[str]:
+        """The pulled name, and the repository digest docker records with it (RepoDigests)."""
+        by_digest = f"{self.target.domain}/{self.target.path}@{self.digest}"
+        return [self.name] if self.name == by_digest else [self.name, by_digest]
 
     def remember(self, layer: dict, diff_id: str) -> None:
         remember_blob(self.store, diff_id, layer, f"{self.target.domain}/{self.target.path}")
