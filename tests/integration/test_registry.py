@@ -737,3 +737,68 @@ elif action == "erase":
             assert pulled.returncode == 0, pulled.stderr
         finally:
             subprocess.run([docker, "rmi", "-f", f"{reg.host}/helped/bb:1"], capture_output=True, timeout=120)
+
+
+class ForwardProxy:
+    """A plain-http forward proxy on loopback (absolute-URI GET and HEAD; CONNECT refused) that
+    records what it forwarded."""
+
+    def __init__(self):
+        self.seen = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_CONNECT(self):
+                self.send_response(405)
+                self.end_headers()
+
+            def do_HEAD(self):
+                self.forward()
+
+            def do_GET(self):
+                self.forward()
+
+            def forward(self):
+                proxy.seen.append(self.path)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
+                try:
+                    response = urllib.request.urlopen(urllib.request.Request(self.path, headers=headers,
+                                                                             method=self.command))
+                except urllib.error.HTTPError as err:
+                    response = err
+                body = response.read() if self.command != "HEAD" else b""
+                self.send_response(response.status)
+                for key, value in response.headers.items():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_proxies_from_the_environment(busybox, fresh, plain, tmp_path):
+    name = f"{plain.host}/proxied/bb:1"
+    busybox.ok("tag", "busybox", name)
+    busybox.ok("push", name)
+    proxy = ForwardProxy()
+    try:
+        env = {**_env(tmp_path), "HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url, "NO_PROXY": ""}
+        fresh.ok("pull", name, env=env)
+        assert f"http://{plain.host}/v2/proxied/bb/manifests/1" in proxy.seen
+        fresh.ok("rmi", name)
+        proxy.seen.clear()
+        fresh.ok("pull", name, env={**env, "NO_PROXY": "127.0.0.1"})
+        assert proxy.seen == []
+    finally:
+        proxy.close()

@@ -177,7 +177,7 @@ def connect(places: list[Endpoint], repository: str, actions: str, credentials) 
         try:
             client.request("GET", "").release_conn()
         except RegistryError as err:
-            if i + 1 < len(places) and is_tls_mismatch(err) and not isinstance(err, Unauthorized):
+            if i + 1 < len(places) and falls_back(err):
                 continue
             raise
         return client
@@ -370,12 +370,11 @@ def _basic(username: str, password: str) -> str:
     return base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
-def is_tls_mismatch(err: BaseException) -> bool:
-    """An https attempt at a plain-http registry: docker falls back to http for insecure ones."""
-    text = str(err)
-    if "x509" in text:  # it does speak TLS: a certificate berth cannot verify is the answer
-        return False
-    return "tls" in text or "SSL" in text or "EOF" in text or "reset" in text
+def falls_back(err: BaseException) -> bool:
+    """Whether an insecure registry's failed https attempt moves on to plain http, as docker's
+    endpoint loop does on a connection error: yes unless the registry answered (a refusal) or
+    proved to speak TLS with a certificate berth cannot verify (certs.d named a CA for it)."""
+    return not isinstance(err, Unauthorized) and "x509" not in str(err)
 
 
 def backoff(attempt: int) -> None:
