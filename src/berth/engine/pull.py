@@ -108,13 +108,21 @@ def pull(engine, ref: str, platform: str | None = None, all_tags: bool = False):
     if all_tags:
         if parsed.digest or (parsed.tag and ref.rpartition("/")[2].count(":")):
             raise InvalidArgument("tag can't be used with --all-tags/-a")
+        updated = False
         for tag in list_tags(engine, parsed):
-            yield from pull(engine, f"{parsed.name()}:{tag}", platform)
+            updated |= yield from _pull_one(engine, _parse(f"{parsed.name()}:{tag}"), platform, status=False)
+        yield _status(updated, parsed.familiar_name())
         return
     yield from _pull_one(engine, parsed, platform)
 
 
-def _pull_one(engine, parsed, platform: str | None):
+def _status(updated: bool, name: str) -> dict:
+    return message(None, f"Status: Downloaded newer image for {name}" if updated
+                   else f"Status: Image is up to date for {name}")
+
+
+def _pull_one(engine, parsed, platform: str | None, status: bool = True):
+    """One reference's pull; returns whether it brought a newer image."""
     from berth.image import distribution  # lazy: only pull
 
     spelled, given = _platform(platform)
@@ -125,10 +133,10 @@ def _pull_one(engine, parsed, platform: str | None):
     result = yield from _streamed(lambda report: distribution.pull(store, access, target, name, report))
     yield message(None, f"Digest: {result.digest}")
     if result.updated:
-        store.event("pull", result.image_id, parsed.familiar())
-        yield message(None, f"Status: Downloaded newer image for {parsed.familiar()}")
-    else:
-        yield message(None, f"Status: Image is up to date for {parsed.familiar()}")
+        store.event("pull", parsed.familiar(), parsed.familiar(), {})  # docker: the reference is the actor
+    if status:
+        yield _status(result.updated, parsed.familiar())
+    return result.updated
 
 
 def list_tags(engine, parsed) -> list[str]:
@@ -163,7 +171,7 @@ def push(engine, ref: str):
     access = _access(engine)
     yield message(None, f"The push refers to repository [{parsed.name()}]")
     digest, size = yield from _streamed(lambda report: distribution.push(store, access, target, image, report))
-    store.event("push", image.id, parsed.familiar())
+    store.event("push", parsed.familiar(), parsed.familiar(), {})
     yield message(None, f"{parsed.tag}: digest: {digest} size: {size}")
 
 
