@@ -657,6 +657,8 @@ def test_a_lying_registry_is_refused_cleanly(berth):
         digest = lying.image("flaky", gzip.compress(tar), diff_id)
         lying.routes[f"/v2/flaky/blobs/{digest}"][:0] = [(503, {}, b""), (500, {}, b"")]
         lying.image("wrongdiff", gzip.compress(_tar_gz({"other": b"x"})), diff_id)
+        escaping = _tar_gz({"../escape": b"out\n"})
+        lying.image("escape", gzip.compress(escaping), "sha256:" + hashlib.sha256(escaping).hexdigest())
         cases = [
             ("schema1", "schema 1 is not supported"),
             ("huge", "manifest is too large"),
@@ -664,10 +666,12 @@ def test_a_lying_registry_is_refused_cleanly(berth):
             ("mediatype", "unsupported media type 'application/x-not-a-config' for config"),
             ("longer", "the registry sent more than the layer's size"),
             ("wrongdiff", "diff ID mismatch"),
+            ("escape", "path '../escape' escapes the layer"),
         ]
         for repo, says in cases:
             berth.fails(1, "pull", f"{host}/{repo}:1", says=says)
             assert _repo_of_store(berth)["manifests"] == []
+            assert os.listdir(os.path.join(berth.root, "image", "layers")) == []
         out = berth.ok("pull", f"{host}/flaky:1")  # two 5xx answers, then the blob: retried with back-off
         assert "Pull complete" in out
     finally:

@@ -261,8 +261,6 @@ class _Pull:
 
     # layers
     def fetch_layers(self, layers: list[dict], diff_ids: list[str], config_bytes: bytes) -> None:
-        from concurrent.futures import ThreadPoolExecutor  # lazy: only a pull with layers to fetch
-
         chains = chain_ids(diff_ids)
         needed = []
         for i, layer in enumerate(layers):
@@ -275,28 +273,37 @@ class _Pull:
                 needed.append(i)
         for i in needed[CONCURRENT_DOWNLOADS:]:
             self.report(layers[i]["digest"][7:19], "Waiting", None, None)
-        staging = os.path.join(self.store.staging_dir(), f"pull-{os.getpid()}-{os.urandom(6).hex()}")
-        os.mkdir(staging, 0o700)
-        cancelled = threading.Event()
-        try:
-            unpacked = {}
-            with ThreadPoolExecutor(CONCURRENT_DOWNLOADS) as pool:
-                futures = {i: pool.submit(self.download, layers[i], cancelled) for i in needed}
-                try:
-                    done_paths = set()
-                    for i in needed:
-                        path = futures[i].result()
-                        if path in done_paths:  # the same blob twice in one image
-                            path = another_link(path)
-                        done_paths.add(path)
-                        unpacked[i] = self.unpack(layers[i], diff_ids[i], path, staging)
-                except BaseException:
-                    cancelled.set()
-                    raise
-            with self.store.writing():
+        # Held shared from the first download to the index write: prune and rmi wait, so they
+        # neither take a partial download (tmp/download-*) nor a layer being adopted.
+        with self.store.writing():
+            staging = os.path.join(self.store.staging_dir(), f"pull-{os.getpid()}-{os.urandom(6).hex()}")
+            os.mkdir(staging, 0o700)
+            try:
+                unpacked = self.fetch_and_unpack(layers, diff_ids, needed, staging)
                 self.adopt(layers, diff_ids, unpacked, config_bytes)
-        finally:
-            remove_tree(staging)
+            finally:
+                remove_tree(staging)
+
+    def fetch_and_unpack(self, layers: list[dict], diff_ids: list[str], needed: list[int], staging: str) -> dict:
+        """Download the `needed` layers 3 at a time; unpack each, in order, as it arrives."""
+        from concurrent.futures import ThreadPoolExecutor  # lazy: only a pull with layers to fetch
+
+        cancelled = threading.Event()
+        unpacked = {}
+        with ThreadPoolExecutor(CONCURRENT_DOWNLOADS) as pool:
+            futures = {i: pool.submit(self.download, layers[i], cancelled) for i in needed}
+            try:
+                done_paths = set()
+                for i in needed:
+                    path = futures[i].result()
+                    if path in done_paths:  # the same blob twice in one image
+                        path = another_link(path)
+                    done_paths.add(path)
+                    unpacked[i] = self.unpack(layers[i], diff_ids[i], path, staging)
+            except BaseException:
+                cancelled.set()
+                raise
+        return unpacked
 
     def download(self, layer: dict, cancelled: threading.Event) -> str:
         """Fetch one blob into tmp/download-<hex> (resuming what an earlier try left), its size
@@ -313,7 +320,7 @@ class _Pull:
                 if cancelled.is_set():
                     raise BerthError("pull cancelled")
                 try:
-                    offset, hasher = self._fetch_range(layer, fd, offset, hasher, ident)
+                    offset, hasher = self._fetch_range(layer, fd, offset, hasher, ident, cancelled)
                     if offset < size:
                         raise _Transient(f"unexpected EOF fetching {digest}")
                 except (registry.RegistryError, _Transient) as err:
@@ -333,7 +340,7 @@ class _Pull:
         finally:
             os.close(fd)
 
-    def _fetch_range(self, layer: dict, fd: int, offset: int, hasher, ident: str):
+    def _fetch_range(self, layer: dict, fd: int, offset: int, hasher, ident: str, cancelled: threading.Event):
         digest, size = layer["digest"], layer["size"]
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         response = self.client.request("GET", f"{self.target.path}/blobs/{digest}", headers, stream=True)
@@ -355,6 +362,8 @@ class _Pull:
             last = 0
             try:
                 for chunk in response.stream(CHUNK, decode_content=False):
+                    if cancelled.is_set():  # another layer failed: what we have stays for the next pull
+                        raise _Fatal("pull cancelled")
                     if offset + len(chunk) > size:
                         raise _Fatal(f"filesystem layer verification failed for digest {digest}: "
                                      "the registry sent more than the layer's size")
