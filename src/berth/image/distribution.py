@@ -126,13 +126,13 @@ def remember_blob(store: ImageStore, diff_id: str, descriptor: dict, repository:
 # -- pull ----------------------------------------------------------------------------------
 
 class PullResult:
-    __slots__ = ("digest", "updated", "name", "image_id")
+    """The manifest digest pulled, and whether the image is new here (docker's Status line)."""
 
-    def __init__(self, digest: str, updated: bool, name: str, image_id: str):
+    __slots__ = ("digest", "updated")
+
+    def __init__(self, digest: str, updated: bool):
         self.digest = digest
         self.updated = updated
-        self.name = name
-        self.image_id = image_id
 
 
 def pull(store: ImageStore, access: Access, target: Target, name: str, report) -> PullResult:
@@ -157,6 +157,7 @@ class _Pull:
         self.target = target
         self.name = name
         self.report = report
+        self.digest = ""  # of the manifest the tag or digest named (an index's, for a multi-platform image)
 
     def run(self) -> PullResult:
         t = self.target
@@ -174,14 +175,14 @@ class _Pull:
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
         if len(diff_ids) != len(manifest["layers"]):
             raise InvalidArgument("invalid image: the config's diff IDs do not match the manifest's layers")
-        image_id = _sha256(config_bytes)
         existing = self.store.lookup(self.name)
-        if existing is not None and existing.id == image_id and all(map(self.store.has_layer, chain_ids(diff_ids))):
-            for layer in manifest["layers"]:
-                self.remember(layer, diff_ids[manifest["layers"].index(layer)])
-            return PullResult(digest, False, self.name, image_id)
+        if existing is not None and existing.id == _sha256(config_bytes) \
+                and all(map(self.store.has_layer, chain_ids(diff_ids))):
+            for layer, diff_id in zip(manifest["layers"], diff_ids, strict=True):
+                self.remember(layer, diff_id)
+            return PullResult(digest, False)
         self.fetch_layers(manifest["layers"], diff_ids, config_bytes)
-        return PullResult(digest, True, self.name, image_id)
+        return PullResult(digest, True)
 
     # manifests
     def fetch_manifest(self, reference: str, descriptor: dict | None = None) -> tuple[bytes, str, str]:
@@ -231,7 +232,7 @@ class _Pull:
 
     def check_manifest(self, data: bytes, media_type: str) -> dict:
         if media_type not in (DOCKER_MANIFEST, OCI_MANIFEST):
-            raise InvalidArgument(f"unsupported manifest media type {media_type!r} in an index")
+            raise InvalidArgument(f"unsupported manifest media type {media_type!r}")
         manifest = _json(data, "manifest")
         _descriptor(manifest.get("config"), "config", (DOCKER_CONFIG, OCI_CONFIG), MAX_CONFIG)
         layers = manifest.get("layers")
@@ -424,10 +425,7 @@ class _Pull:
                     os.rename(directory, target)
                     return size
 
-                if not os.path.exists(self.store.blob_path(diff_id)):
-                    parent = self.store.adopt_layer(parent, diff_id, another_link(tar_path), materialize)
-                else:
-                    parent = self.store.adopt_layer(parent, diff_id, None, materialize)
+                parent = self.store.adopt_layer(parent, diff_id, another_link(tar_path), materialize)
                 remove_tree(os.path.join(self.store.tmp_dir(), "download-" + layers[i]["digest"][7:]))
                 self.report(layers[i]["digest"][7:19], "Pull complete", None, None)
             if not self.store.has_layer(parent):  # removed since we looked: unpack its blob again
