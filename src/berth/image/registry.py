@@ -47,13 +47,12 @@ def auth_key(domain: str) -> str:
 class Endpoint:
     """One place to talk to for a registry: base URL (scheme://host[:port]) and its pool."""
 
-    __slots__ = ("domain", "base", "pool", "insecure", "mirror")
+    __slots__ = ("domain", "base", "pool", "mirror")
 
-    def __init__(self, domain: str, base: str, pool, insecure: bool, mirror: bool = False):
+    def __init__(self, domain: str, base: str, pool, mirror: bool = False):
         self.domain = domain
         self.base = base
         self.pool = pool
-        self.insecure = insecure
         self.mirror = mirror
 
 
@@ -154,8 +153,7 @@ def endpoints(settings: Settings, domain: str) -> list[Endpoint]:
         for mirror in settings.mirrors:
             scheme, _, host = mirror.rstrip("/").partition("://")
             found.append(Endpoint(host, f"{scheme}://{host}",
-                                  _pool(settings, host, scheme, not settings.is_insecure(host)),
-                                  settings.is_insecure(host), mirror=True))
+                                  _pool(settings, host, scheme, not settings.is_insecure(host)), mirror=True))
         api = DOCKER_HUB_API
     else:
         api = domain
@@ -163,9 +161,9 @@ def endpoints(settings: Settings, domain: str) -> list[Endpoint]:
     # An insecure registry's https is not verified (docker's InsecureSkipVerify), unless certs.d
     # names a CA for it: then berth verifies, so that the CA given is not silently ignored.
     verify = not insecure or os.path.isdir(os.path.join(settings.certs_dir, domain))
-    found.append(Endpoint(domain, f"https://{api}", _pool(settings, domain, "https", verify), insecure))
+    found.append(Endpoint(domain, f"https://{api}", _pool(settings, domain, "https", verify)))
     if insecure:
-        found.append(Endpoint(domain, f"http://{api}", _pool(settings, domain, "http", False), insecure))
+        found.append(Endpoint(domain, f"http://{api}", _pool(settings, domain, "http", False)))
     return found
 
 
@@ -236,7 +234,7 @@ class Client:
         return f"{self.endpoint.base}/v2/{path}"
 
     def request(self, method: str, path: str, headers: dict | None = None, body=None, stream: bool = False,
-                redirect: bool = True, absolute: bool = False):
+                absolute: bool = False):
         """One request (a path under /v2/, or an absolute URL), authenticated; the response is
         read whole unless `stream`. A connection failure is a RegistryError."""
         url = path if absolute else self.url(path)
@@ -244,7 +242,7 @@ class Client:
             sent = dict(headers or {})
             if self._authorization:
                 sent["Authorization"] = self._authorization
-            response = self._send(method, url, sent, body, stream, redirect)
+            response = self._send(method, url, sent, body, stream)
             if response.status != 401 or attempt == 2 or self._challenged:
                 return response
             challenge = response.headers.get("WWW-Authenticate", "")
@@ -254,12 +252,13 @@ class Client:
                 body.seek(0)
         return response
 
-    def _send(self, method: str, url: str, headers: dict, body, stream: bool, redirect: bool):
-        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
-                                redirect=MAX_REDIRECTS if redirect else 0, raise_on_redirect=redirect)
+    def _send(self, method: str, url: str, headers: dict, body, stream: bool):
+        """Redirects followed (a blob may live elsewhere; urllib3 drops Authorization when the
+        host changes), at most MAX_REDIRECTS; nothing else retried here."""
+        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=MAX_REDIRECTS)
         try:
             return self.endpoint.pool.request(method, url, headers=headers, body=body, retries=retries,
-                                              redirect=redirect, preload_content=not stream)
+                                              preload_content=not stream)
         except urllib3.exceptions.MaxRetryError as err:
             if isinstance(err.reason, urllib3.exceptions.ResponseError) or err.reason is None:
                 raise RegistryError(f"{method} {_safe(url)}: stopped after {MAX_REDIRECTS} redirects") from None
@@ -295,7 +294,7 @@ class Client:
         from urllib.parse import urlencode  # lazy: only a token request
 
         url = realm + ("&" if "?" in realm else "?") + urlencode(fields)
-        response = self._send("GET", url, headers, None, False, True)
+        response = self._send("GET", url, headers, None, False)
         if response.status in (401, 403):
             raise Unauthorized("unauthorized: incorrect username or password" if self.credentials
                                else "unauthorized: authentication required")
