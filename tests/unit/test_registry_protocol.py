@@ -76,7 +76,7 @@ def test_progress_on_a_terminal_redraws_each_layer_line_in_place():
     # a new layer adds a line; an update of the first of two layers goes 2 up, redraws, 2 down
     assert out.startswith("latest: Pulling from library/x\n\n\x1b[1A\x1b[2K\raaa: Pulling fs layer \r\x1b[1B"
                           "\n\x1b[1A\x1b[2K\rbbb: Pulling fs layer \r\x1b[1B")
-    assert "\x1b[2A\x1b[2K\raaa: Downloading        5B/10B\r\x1b[2B" in out
+    assert "\x1b[2A\x1b[2K\raaa: Downloading       5B/10B\r\x1b[2B" in out
     assert out.endswith("Digest: sha256:" + "0" * 64 + "\n")
 
 
