@@ -97,11 +97,9 @@ def load(config_file: str | None, overrides: dict) -> Settings:
         data = b""
     if data.strip():
         try:
-            values = json.loads(data)
+            values = json.loads_object(data)
         except ValueError as err:
             raise InvalidArgument(f"unable to configure the berth engine with file {path}: {err}") from None
-        if not isinstance(values, dict):
-            raise InvalidArgument(f"unable to configure the berth engine with file {path}: not a JSON object")
     checked = {}
     for key, value in values.items():
         if key not in KEYS:

@@ -30,12 +30,9 @@ def _read_config() -> dict:
     if not data.strip():
         return {}
     try:
-        config = json.loads(data)
+        return json.loads_object(data)
     except ValueError as err:
         raise InvalidArgument(f"loading config file {path}: {err}") from None
-    if not isinstance(config, dict):
-        raise InvalidArgument(f"loading config file {path}: not a JSON object")
-    return config
 
 
 def _write_config(config: dict) -> None:
@@ -85,7 +82,7 @@ def get(key: str) -> tuple[str, str] | None:
     if entry.get("auth"):
         try:
             user, sep, password = base64.b64decode(entry["auth"]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:  # bad base64 (binascii.Error) or not UTF-8
             raise InvalidArgument(f"invalid auth configuration file {config_path()}") from None
         if not sep:
             raise InvalidArgument("invalid auth configuration file")

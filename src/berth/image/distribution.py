@@ -70,14 +70,11 @@ class Access:
         self.credentials = credentials  # auth key -> (user, password) or None
 
 
-def _json(data: bytes, what: str):
+def _json(data: bytes, what: str) -> dict:
     try:
-        value = json.loads(data)
-    except ValueError:
-        raise InvalidArgument(f"invalid {what}: not JSON") from None
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"invalid {what}: not a JSON object")
-    return value
+        return json.loads_object(data)
+    except ValueError as err:
+        raise InvalidArgument(f"invalid {what}: {err}") from None
 
 
 def _sha256(data: bytes) -> str:
