@@ -278,20 +278,25 @@ def test_a_tampered_blob_is_refused_and_nothing_is_stored(busybox, fresh, plain)
     assert not any(n.startswith("download-") for n in os.listdir(os.path.join(fresh.root, "image", "tmp")))
 
 
-class CuttingProxy:
-    """A loopback proxy in front of a registry that, while `cut` is set, sends only the first
-    `cut` bytes of a blob body and then drops the connection (a registry dying mid-download);
-    it records the Range headers it sees."""
+class Relay:
+    """A loopback HTTP relay for GET and HEAD: in front of a registry (`target_port`: berth
+    talks to it as to the registry) or as a forward proxy (absolute URIs; CONNECT refused). It
+    records the paths and Range headers it sees; while `cut` is set it sends only the first
+    `cut` bytes of a blob body and drops the connection (a registry dying mid-download)."""
 
-    def __init__(self, target_port: int):
-        self.target_port = target_port
+    def __init__(self, target_port: int | None = None):
         self.cut = 0
+        self.seen = []
         self.ranges = []
-        proxy = self
+        relay = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_CONNECT(self):
+                self.send_response(405)
+                self.end_headers()
 
             def do_HEAD(self):
                 self.forward()
@@ -300,23 +305,25 @@ class CuttingProxy:
                 self.forward()
 
             def forward(self):
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                relay.seen.append(self.path)
                 if "/blobs/" in self.path:
-                    proxy.ranges.append(self.headers.get("Range"))
-                request = urllib.request.Request(f"http://127.0.0.1:{proxy.target_port}{self.path}",
-                                                 headers=headers, method=self.command)
+                    relay.ranges.append(self.headers.get("Range"))
+                url = f"http://127.0.0.1:{target_port}{self.path}" if target_port else self.path
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
                 try:
-                    response = urllib.request.urlopen(request)
+                    response = urllib.request.urlopen(urllib.request.Request(url, headers=headers,
+                                                                             method=self.command))
                 except urllib.error.HTTPError as err:
                     response = err
                 body = response.read() if self.command != "HEAD" else b""
                 self.send_response(response.status)
                 for key, value in response.headers.items():
-                    if key.lower() not in ("transfer-encoding", "connection"):
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
                         self.send_header(key, value)
+                self.send_header("Content-Length", response.headers.get("Content-Length", str(len(body))))
                 self.end_headers()
-                if proxy.cut and "/blobs/" in self.path and len(body) > proxy.cut:
-                    self.wfile.write(body[:proxy.cut])
+                if relay.cut and "/blobs/" in self.path and len(body) > relay.cut:
+                    self.wfile.write(body[:relay.cut])
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
@@ -325,8 +332,8 @@ class CuttingProxy:
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
         self.server.shutdown()
@@ -336,7 +343,7 @@ class CuttingProxy:
 def test_a_registry_dying_mid_download_is_a_clean_error_and_the_next_pull_resumes(busybox, fresh, plain):
     busybox.ok("tag", "busybox", f"{plain.host}/test/cut:1")
     busybox.ok("push", f"{plain.host}/test/cut:1")
-    proxy = CuttingProxy(plain.port)
+    proxy = Relay(plain.port)
     try:
         proxy.cut = 300_000
         name = f"127.0.0.1:{proxy.port}/test/cut:1"
@@ -743,59 +750,11 @@ elif action == "erase":
             subprocess.run([docker, "rmi", "-f", f"{reg.host}/helped/bb:1"], capture_output=True, timeout=120)
 
 
-class ForwardProxy:
-    """A plain-http forward proxy on loopback (absolute-URI GET and HEAD; CONNECT refused) that
-    records what it forwarded."""
-
-    def __init__(self):
-        self.seen = []
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_CONNECT(self):
-                self.send_response(405)
-                self.end_headers()
-
-            def do_HEAD(self):
-                self.forward()
-
-            def do_GET(self):
-                self.forward()
-
-            def forward(self):
-                proxy.seen.append(self.path)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "proxy-connection")}
-                try:
-                    response = urllib.request.urlopen(urllib.request.Request(self.path, headers=headers,
-                                                                             method=self.command))
-                except urllib.error.HTTPError as err:
-                    response = err
-                body = response.read() if self.command != "HEAD" else b""
-                self.send_response(response.status)
-                for key, value in response.headers.items():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_proxies_from_the_environment(busybox, fresh, plain, tmp_path):
     name = f"{plain.host}/proxied/bb:1"
     busybox.ok("tag", "busybox", name)
     busybox.ok("push", name)
-    proxy = ForwardProxy()
+    proxy = Relay()
     try:
         env = {**_env(tmp_path), "HTTP_PROXY": proxy.url, "HTTPS_PROXY": proxy.url, "NO_PROXY": ""}
         fresh.ok("pull", name, env=env)
