@@ -55,6 +55,8 @@ class Registry:
                  f"  addr: 127.0.0.1:{self.port}"]
         if tls:
             lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+            if len(tls) > 2:  # client certificates signed by this CA required
+                lines += ["    clientcas:", f"      - {tls[2]}"]
         lines += auth.splitlines()
         self.config = os.path.join(base, "config.yml")
         with open(self.config, "w") as f:
@@ -515,6 +517,27 @@ def test_tls_with_a_ca_in_certs_d(busybox, fresh, tmp_path):
         shutil.copy(other_ca, os.path.join(os.path.dirname(fresh.config_file), "certs.d", reg.host, "ca.crt"))
         fresh.fails(1, "pull", name, says="certificate signed by unknown authority")
         assert _repo_of_store(fresh)["manifests"] == []
+
+
+def test_tls_client_certificates_from_certs_d(busybox, tmp_path):
+    ca, cert, key = _make_ca_and_cert(str(tmp_path), "server")
+    ca_key = os.path.join(str(tmp_path), "server-ca.key")
+    client_key, client_csr, client_cert = (str(tmp_path / f"client.{ext}") for ext in ("key", "csr", "cert"))
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True)  # noqa: E731
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", client_key, "-out", client_csr, "-subj", "/CN=berth")
+    run("x509", "-req", "-in", client_csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", client_cert,
+        "-days", "2")
+    with registry(tmp_path, tls=(cert, key, ca)) as reg:
+        name = f"{reg.host}/mutual/bb:1"
+        certs = os.path.join(os.path.dirname(busybox.config_file), "certs.d", reg.host)
+        os.makedirs(certs)
+        shutil.copy(ca, os.path.join(certs, "ca.crt"))
+        busybox.ok("tag", "busybox", name)
+        busybox.fails(1, "push", name, says="tls: sslv3 alert bad certificate")  # no client certificate
+        shutil.copy(client_cert, os.path.join(certs, "client.cert"))
+        busybox.fails(1, "push", name, says="missing key client.key for client certificate client.cert")
+        shutil.copy(client_key, os.path.join(certs, "client.key"))
+        busybox.ok("push", name)
 
 
 def test_registry_mirror_serves_docker_hub_names(busybox, fresh, plain):

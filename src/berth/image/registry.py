@@ -39,6 +39,10 @@ class Unauthorized(RegistryError):
     pass
 
 
+class _NotARegistry(RegistryError):
+    """Something answered GET /v2/, but not as a registry does."""
+
+
 def auth_key(domain: str) -> str:
     """The key of `domain`'s credentials in docker's config.json."""
     return DOCKER_HUB_AUTH_KEY if domain in (DOCKER_HUB, "index.docker.io", DOCKER_HUB_API) else domain
@@ -168,17 +172,25 @@ def endpoints(settings: Settings, domain: str) -> list[Endpoint]:
 
 
 def connect(places: list[Endpoint], repository: str, actions: str, credentials) -> "Client":
-    """A client for the first of `places` that answers (GET /v2/, authenticated if challenged):
-    an https attempt at a plain-http insecure registry falls back to http, as docker does."""
+    """A client for the first of `places` that answers as a registry does (GET /v2/: 200, or
+    401 answered), as docker pings it: an insecure registry's failed https attempt falls back to
+    plain http. When the fallback finds no registry, the https failure is the error (a TLS-only
+    registry refusing plain http says less than the handshake that failed)."""
+    first = None
     for i, endpoint in enumerate(places):
         client = Client(endpoint, repository, actions, credentials(auth_key(endpoint.domain)))
         try:
-            client.request("GET", "").release_conn()
+            response = client.request("GET", "")
+            response.release_conn()
+            if response.status not in (200, 401):
+                raise _NotARegistry(f'Get "{endpoint.base}/v2/": received unexpected HTTP status: '
+                                    f"{response.status} {response.reason}")
+            return client
         except RegistryError as err:
+            first = first or err
             if i + 1 < len(places) and falls_back(err):
                 continue
-            raise
-        return client
+            raise (first if isinstance(err, _NotARegistry) else err) from None
     raise RegistryError("no registry endpoint")
 
 
@@ -262,9 +274,9 @@ class Client:
         except urllib3.exceptions.MaxRetryError as err:
             if isinstance(err.reason, urllib3.exceptions.ResponseError) or err.reason is None:
                 raise RegistryError(f"{method} {_safe(url)}: stopped after {MAX_REDIRECTS} redirects") from None
-            raise connection_error(url, err.reason) from None
+            raise connection_error(method, url, err.reason) from None
         except urllib3.exceptions.HTTPError as err:
-            raise connection_error(url, err) from None
+            raise connection_error(method, url, err) from None
 
     def authenticate(self, challenge: str) -> None:
         """Answer a 401's challenge: a Bearer token from its realm for our scope (with the
@@ -337,15 +349,16 @@ def _registry_errors(response) -> str:
     return ", ".join(out)
 
 
-def connection_error(url: str, err) -> RegistryError:
-    """A failed connection in words close to docker's Go errors, without any credential."""
+def connection_error(method: str, url: str, err) -> RegistryError:
+    """A failed connection in words close to docker's Go errors (`Get "url": reason`), without
+    any credential."""
     text = str(err)
-    if isinstance(err, urllib3.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+    if "CERTIFICATE_VERIFY_FAILED" in text:
         reason = "tls: failed to verify certificate: x509: certificate signed by unknown authority"
-        if "CERTIFICATE_VERIFY_FAILED" not in text:
-            reason = "tls: " + text.rpartition("] ")[2].rstrip(")'\"") if "] " in text else "tls handshake failed"
-        return RegistryError(f"Get \"{_safe(url)}\": {reason}")
-    if "Connection refused" in text:
+    elif isinstance(err, urllib3.exceptions.SSLError):
+        detail = text.rpartition("] ")[2].split(" (_ssl.c")[0].rstrip(")'\"")
+        reason = f"tls: {detail}" if "] " in text else "tls: handshake failed"
+    elif "Connection refused" in text:
         reason = "connect: connection refused"
     elif "timed out" in text.lower():
         reason = "i/o timeout"
@@ -353,7 +366,7 @@ def connection_error(url: str, err) -> RegistryError:
         reason = "no such host"
     else:
         reason = text.rpartition(": ")[2].rstrip(")'\"") or type(err).__name__
-    return RegistryError(f"Get \"{_safe(url)}\": {reason}")
+    return RegistryError(f'{method.capitalize()} "{_safe(url)}": {reason}')
 
 
 def _safe(url: str) -> str:
