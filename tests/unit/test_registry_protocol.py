@@ -5,7 +5,7 @@ import io
 
 from berth.cli.registry import Display
 from berth.engine.pull import message
-from berth.image import reference, registry
+from berth.image import credentials, reference, registry
 
 
 def test_names_normalize_like_docker():
@@ -21,8 +21,8 @@ def test_names_normalize_like_docker():
         assert (parsed.domain, parsed.path, parsed.tag) == (domain, path, tag)
     digest = "sha256:" + "a" * 64
     assert reference.parse(f"busybox@{digest}").digest == digest
-    assert registry.auth_key("docker.io") == "https://index.docker.io/v1/"
-    assert registry.auth_key("localhost:5000") == "localhost:5000"
+    assert credentials.auth_key("docker.io") == "https://index.docker.io/v1/"
+    assert credentials.auth_key("localhost:5000") == "localhost:5000"
 
 
 def test_challenges_parse():

@@ -29,8 +29,8 @@ def _parse(ref: str):
 def _access(engine):
     """The engine's registry settings (daemon.json's insecure-registries, registry-mirrors;
     certs.d beside daemon.json) and docker's credentials store."""
-    from berth.engine.settings import DEFAULT_CONFIG_FILE
-    from berth.image import credentials, distribution, registry
+    from berth.engine.settings import DEFAULT_CONFIG_FILE  # lazy: engine.settings loads the network checks
+    from berth.image import credentials, distribution, registry  # lazy: urllib3, only talking to a registry
 
     settings = engine.settings
     certs = os.path.join(os.path.dirname(settings.config_file or DEFAULT_CONFIG_FILE), "certs.d")
@@ -39,7 +39,7 @@ def _access(engine):
 
 
 def _platform(value: str | None) -> tuple[tuple, bool]:
-    from berth.engine import run_options
+    from berth.engine import run_options  # lazy: only a pull
 
     if not value:
         os_name, _, arch = run_options.host_platform().partition("/")
@@ -141,8 +141,8 @@ def _pull_one(engine, parsed, platform: str | None, status: bool = True):
 
 def list_tags(engine, parsed) -> list[str]:
     """The repository's tags (GET /v2/<name>/tags/list), for `pull --all-tags`."""
-    from berth import fastjson as json
-    from berth.image import registry
+    from berth import fastjson as json  # lazy: only pull --all-tags
+    from berth.image import registry  # lazy: urllib3, only talking to a registry
 
     access = _access(engine)
     places = [e for e in registry.endpoints(access.settings, parsed.domain) if not e.mirror]
@@ -178,21 +178,20 @@ def push(engine, ref: str):
 def server_key(server: str | None) -> tuple[str, str]:
     """(registry domain, credentials key) of what `login`/`logout` were given: nothing means
     Docker Hub; a URL's scheme and path are dropped, as docker does."""
-    from berth.image import registry
+    from berth.image import credentials  # lazy: only login and logout
 
     if not server:
-        return registry.DOCKER_HUB, registry.DOCKER_HUB_AUTH_KEY
+        return credentials.DOCKER_HUB, credentials.DOCKER_HUB_AUTH_KEY
     domain = server.partition("://")[2] if "://" in server else server
     domain = domain.split("/", 1)[0]
-    if domain in ("index.docker.io", "registry-1.docker.io", "docker.io"):
-        return registry.DOCKER_HUB, registry.DOCKER_HUB_AUTH_KEY
-    return domain, domain
+    key = credentials.auth_key(domain)
+    return (credentials.DOCKER_HUB if key == credentials.DOCKER_HUB_AUTH_KEY else domain), key
 
 
 def login(engine, server: str | None, username: str, password: str) -> str | None:
     """Check the credentials against the registry (GET /v2/ with its challenge answered), then
     keep them; returns the config file's path when they were stored unencrypted."""
-    from berth.image import credentials, registry
+    from berth.image import credentials, registry  # lazy: urllib3, only talking to a registry
 
     if not username or not password:
         raise InvalidArgument("Username and password required" if not username else "Password Required")
@@ -210,7 +209,7 @@ def login(engine, server: str | None, username: str, password: str) -> str | Non
 
 def logout(engine, server: str | None) -> tuple[str, bool]:
     """Forget the credentials of `server`: (what docker names it, whether there were any)."""
-    from berth.image import credentials
+    from berth.image import credentials  # lazy: only login and logout
 
     domain, key = server_key(server)
     return key, credentials.erase(key)

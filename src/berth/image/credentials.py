@@ -12,6 +12,14 @@ from berth import fastjson as json
 from berth.errors import BerthError, InvalidArgument
 from berth.fs import write_bytes
 
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"  # the key docker's config.json uses for Hub
+
+
+def auth_key(domain: str) -> str:
+    """The key of `domain`'s credentials in docker's config.json."""
+    return DOCKER_HUB_AUTH_KEY if domain in (DOCKER_HUB, "index.docker.io", "registry-1.docker.io") else domain
+
 
 def config_path() -> str:
     directory = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
@@ -63,7 +71,7 @@ def _run_helper(helper: str, action: str, payload: bytes) -> bytes:
 
 
 def get(key: str) -> tuple[str, str] | None:
-    """(username, password) for the registry `key` (see registry.auth_key), or None."""
+    """(username, password) for the registry `key` (see auth_key), or None."""
     config = _read_config()
     helper = _helper(config, key)
     if helper:

@@ -283,25 +283,22 @@ class _Pull:
                 remove_tree(staging)
 
     def fetch_and_unpack(self, layers: list[dict], diff_ids: list[str], needed: list[int], staging: str) -> dict:
-        """Download the `needed` layers 3 at a time; unpack each, in order, as it arrives."""
+        """Download and unpack the `needed` layers, 3 at a time (each into its own staging
+        directory: only their adoption must go in order)."""
         from concurrent.futures import ThreadPoolExecutor  # lazy: only a pull with layers to fetch
 
         cancelled = threading.Event()
-        unpacked = {}
+
+        def fetch(i: int) -> tuple[str, str, int]:
+            return self.unpack(layers[i], diff_ids[i], self.download(layers[i], cancelled), staging)
+
         with ThreadPoolExecutor(CONCURRENT_DOWNLOADS) as pool:
-            futures = {i: pool.submit(self.download, layers[i], cancelled) for i in needed}
+            futures = {i: pool.submit(fetch, i) for i in needed}
             try:
-                done_paths = set()
-                for i in needed:
-                    path = futures[i].result()
-                    if path in done_paths:  # the same blob twice in one image
-                        path = another_link(path)
-                    done_paths.add(path)
-                    unpacked[i] = self.unpack(layers[i], diff_ids[i], path, staging)
+                return {i: futures[i].result() for i in needed}
             except BaseException:
                 cancelled.set()
                 raise
-        return unpacked
 
     def download(self, layer: dict, cancelled: threading.Event) -> str:
         """Fetch one blob into tmp/download-<hex> (resuming what an earlier try left), its size
@@ -385,7 +382,7 @@ class _Pull:
         self.report(ident, "Extracting", 0, layer["size"])
         with open(path, "rb") as f:
             if _is_plain(f):
-                tar_path, got = os.path.join(staging, "tar-" + diff_id[7:]), layer["digest"]
+                tar_path, got = os.path.join(staging, f"tar-{os.urandom(8).hex()}"), layer["digest"]
                 os.link(path, tar_path)
             else:
                 try:

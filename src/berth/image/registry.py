@@ -19,12 +19,11 @@ import urllib3
 
 from berth import fastjson as json
 from berth.errors import BerthError, InvalidArgument, NotFound
+from berth.image.credentials import DOCKER_HUB, auth_key
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # insecure registries are the user's choice
 
-DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
-DOCKER_HUB_AUTH_KEY = "https://index.docker.io/v1/"  # the key docker's config.json uses for Hub
 MAX_JSON = 4 << 20  # a manifest, index or token response larger than this is refused
 MAX_REDIRECTS = 10
 CONNECT_TIMEOUT = 15.0
@@ -41,11 +40,6 @@ class Unauthorized(RegistryError):
 
 class _NotARegistry(RegistryError):
     """Something answered GET /v2/, but not as a registry does."""
-
-
-def auth_key(domain: str) -> str:
-    """The key of `domain`'s credentials in docker's config.json."""
-    return DOCKER_HUB_AUTH_KEY if domain in (DOCKER_HUB, "index.docker.io", DOCKER_HUB_API) else domain
 
 
 class Endpoint:
