@@ -386,7 +386,8 @@ class _Pull:
                 os.link(path, tar_path)
             else:
                 try:
-                    got, tar_path = store_tar(f, staging)
+                    got, tar_path = store_tar(_Reading(f, lambda done: self.report(
+                        ident, "Extracting", done, layer["size"])), staging)
                 except InvalidArgument as err:
                     remove_tree(path)
                     raise InvalidArgument(f"failed to register layer: {err}") from None
@@ -578,6 +579,27 @@ class _Push:
 
     def upload_bytes(self, data: bytes, digest: str) -> None:
         self.finish(self.start_upload(), digest, data, len(data))
+
+
+class _Reading:
+    """A buffered file whose reads are reported (`progress(bytes read)`, every 1 MB or so)."""
+
+    def __init__(self, f, progress):
+        self._f = f
+        self._progress = progress
+        self._done = 0
+        self._shown = 0
+
+    def peek(self, size: int = 0) -> bytes:
+        return self._f.peek(size)
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._f.read(size)
+        self._done += len(data)
+        if self._done - self._shown >= CHUNK:
+            self._shown = self._done
+            self._progress(self._done)
+        return data
 
 
 class _Transient(Exception):
