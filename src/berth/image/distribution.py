@@ -376,21 +376,11 @@ class _Pull:
 
     def unpack(self, layer: dict, diff_id: str, path: str, staging: str) -> tuple[str, str, int]:
         """Decompress, check the diff ID, unpack into staging: (tar path, layer dir, size)."""
-        from berth.image.layers import store_tar, unpack  # lazy: only a pull with new layers
+        from berth.image.layers import unpack  # lazy: only a pull with new layers
 
         ident = layer["digest"][7:19]
         self.report(ident, "Extracting", 0, layer["size"])
-        with open(path, "rb") as f:
-            if _is_plain(f):
-                tar_path, got = os.path.join(staging, f"tar-{os.urandom(8).hex()}"), layer["digest"]
-                os.link(path, tar_path)
-            else:
-                try:
-                    got, tar_path = store_tar(_Reading(f, lambda done: self.report(
-                        ident, "Extracting", done, layer["size"])), staging)
-                except InvalidArgument as err:
-                    remove_tree(path)
-                    raise InvalidArgument(f"failed to register layer: {err}") from None
+        got, tar_path = self.decompress(layer, path, staging)
         if got != diff_id:
             remove_tree(path)
             raise InvalidArgument(f'failed to register layer: layer {layer["digest"]}: diff ID mismatch: '
@@ -402,6 +392,31 @@ class _Pull:
             raise InvalidArgument(f"failed to register layer: {err}") from None
         self.report(ident, "Extracting", layer["size"], layer["size"])
         return tar_path, target, size
+
+    def decompress(self, layer: dict, path: str, staging: str) -> tuple[str, str]:
+        """(diff ID, tar path) of a downloaded layer: a plain tar is linked into staging, a
+        compressed one decompressed there, with Extracting progress every megabyte."""
+        from berth.image.importer import Counted  # lazy: only a pull with new layers
+        from berth.image.layers import store_tar  # lazy: only a pull with new layers
+
+        with open(path, "rb") as f:
+            if _is_plain(f):
+                tar_path = os.path.join(staging, f"tar-{os.urandom(8).hex()}")
+                os.link(path, tar_path)
+                return layer["digest"], tar_path
+            shown = 0
+
+            def extracting(done: int) -> None:
+                nonlocal shown
+                if done - shown >= CHUNK:
+                    shown = done
+                    self.report(layer["digest"][7:19], "Extracting", done, layer["size"])
+
+            try:
+                return store_tar(Counted(f, extracting), staging)
+            except InvalidArgument as err:
+                remove_tree(path)
+                raise InvalidArgument(f"failed to register layer: {err}") from None
 
     def adopt(self, layers: list[dict], diff_ids: list[str], unpacked: dict, config_bytes: bytes) -> None:
         """Move the unpacked layers into the store, then config, manifest and the name."""
@@ -579,27 +594,6 @@ class _Push:
 
     def upload_bytes(self, data: bytes, digest: str) -> None:
         self.finish(self.start_upload(), digest, data, len(data))
-
-
-class _Reading:
-    """A buffered file whose reads are reported (`progress(bytes read)`, every 1 MB or so)."""
-
-    def __init__(self, f, progress):
-        self._f = f
-        self._progress = progress
-        self._done = 0
-        self._shown = 0
-
-    def peek(self, size: int = 0) -> bytes:
-        return self._f.peek(size)
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._f.read(size)
-        self._done += len(data)
-        if self._done - self._shown >= CHUNK:
-            self._shown = self._done
-            self._progress(self._done)
-        return data
 
 
 class _Transient(Exception):
