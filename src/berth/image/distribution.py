@@ -23,7 +23,6 @@ from berth import fastjson as json
 from berth.errors import BerthError, InvalidArgument, NotFound
 from berth.fs import read_json, remove_tree, write_json
 from berth.image import registry
-from berth.image.archive import another_link, manifest_bytes
 from berth.image.store import LAYER_TYPE, ImageStore, chain_ids
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -420,6 +419,7 @@ class _Pull:
 
     def adopt(self, layers: list[dict], diff_ids: list[str], unpacked: dict, config_bytes: bytes) -> None:
         """Move the unpacked layers into the store, then config, manifest and the name."""
+        from berth.image.archive import another_link, manifest_bytes  # lazy: tarfile, not for an up-to-date pull
         from berth.image.layers import unpack  # lazy: only a pull with new layers
 
         parent = None
