@@ -511,20 +511,34 @@ def create_container(engine, req: CreateRequest, opts) -> dict:
     exists), "Unable to find image" before the error of a missing image (but with --pull never)."""
     cidfile = CidFile(opts.cidfile) if opts.cidfile else None
     try:
-        record = engine.create(req)
-    except BaseException as err:
+        if opts.pull == "always":
+            _pull(engine, req.image, opts)
+        try:
+            record = engine.create(req)
+        except BaseException as err:
+            from berth.engine.missing_image import NoSuchImage  # lazy: only a failed create
+
+            if not isinstance(err, NoSuchImage) or opts.pull == "never":
+                raise
+            print(f"Unable to find image '{err.image}' locally", file=sys.stderr)  # docker's CLI, then it pulls
+            _pull(engine, req.image, opts)
+            record = engine.create(req)
+    except BaseException:
         if cidfile is not None:
             cidfile.abandon()
-        from berth.engine.missing_image import NoSuchImage  # lazy: only a failed create
-
-        if isinstance(err, NoSuchImage) and opts.pull != "never":  # docker's CLI says so before it would pull
-            print(f"Unable to find image '{err.image}' locally", file=sys.stderr)
         raise
     if cidfile is not None:
         cidfile.write(record["Id"])
     for warning in req.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return record
+
+
+def _pull(engine, image: str, opts) -> None:
+    """run/create's pull, drawn on stderr as docker's CLI does (nothing with -q)."""
+    from berth.cli.registry import pull_image  # lazy: only an image to pull
+
+    pull_image(engine, image, sys.stderr, opts.quiet, opts.platform, tag_note=False)
 
 
 class CidFile:

@@ -117,18 +117,29 @@ def list_images(engine, filters: list[str] = (), count_containers: bool = False)
         created = _created_of(image)
         if wanted and not _image_passes(image, created, wanted):
             continue
-        repo_tags = [(_parse(name).familiar_name(), _parse(name).tag or "<none>") for name in image.names
+        repo_tags = [(_parse(name).familiar_name(), _parse(name).tag or "<none>") for name in _listed_names(image)
                      if _reference_matches(wanted.get("reference"), name)]
         if not repo_tags:
             if image.names or "reference" in wanted:
                 continue
             repo_tags = [("<none>", "<none>")]
-        found.append(ImageSummary(image.id, repo_tags, created, image.config.get("created") or "", image.size(),
-                                  shared_size[image.id], unique_size[image.id],
-                                  users.get(image.id, 0) if count_containers else None,
-                                  (image.config.get("config") or {}).get("Labels")))
+        summary = ImageSummary(image.id, repo_tags, created, image.config.get("created") or "", image.size(),
+                               shared_size[image.id], unique_size[image.id],
+                               users.get(image.id, 0) if count_containers else None,
+                               (image.config.get("config") or {}).get("Labels"))
+        summary.repo_digests = {_parse(name).familiar_name(): _parse(name).digest for name in image.names
+                                if "@" in name}
+        found.append(summary)
     found.sort(key=lambda summary: summary.created, reverse=True)
     return found
+
+
+def _listed_names(image) -> list[str]:
+    """The names `images` shows a row for: every tag, and a digest a pull named the image by
+    only when its repository has no tag (docker's `repo <none>` row)."""
+    tags = [name for name in image.names if "@" not in name]
+    tagged = {_parse(name).name() for name in tags}
+    return tags + [name for name in image.names if "@" in name and _parse(name).name() not in tagged]
 
 
 def _image_passes(image, created: float, filters: dict) -> bool:
@@ -237,8 +248,8 @@ def image_json(image) -> dict:
     steps = config.get("history") or []
     return {
         "Id": image.id,
-        "RepoTags": [familiar(n) for n in image.names],
-        "RepoDigests": [],
+        "RepoTags": [familiar(n) for n in image.names if "@" not in n],
+        "RepoDigests": [familiar(n) for n in image.names if "@" in n],
         "Parent": "",
         "Comment": (steps[-1].get("comment", "") if steps else ""),
         "Created": config.get("created", ""),
@@ -284,12 +295,14 @@ def _remove(engine, ref: str, force: bool):
     image = store.get(ref)
     by_name = _name_matching(image, ref)
     containers = [(r["Id"], r["State"]["Running"]) for r in engine.containers() if r["Image"] == image.id]
-    if by_name and (len(image.names) > 1 or force or not containers):
-        store.untag(by_name)
-        yield {"Untagged": familiar(by_name)}
-        if len(image.names) > 1:
+    untagged = [by_name] + _digests_going_with(image, by_name) if by_name else []
+    if by_name and (len(image.names) > len(untagged) or force or not containers):
+        for name in untagged:
+            store.untag(name)
+            yield {"Untagged": familiar(name)}
+        if len(image.names) > len(untagged):
             return
-    elif by_name is None and len(image.names) > 1 and not force:
+    elif by_name is None and len({_parse(name).name() for name in image.names}) > 1 and not force:
         raise Conflict(f"conflict: unable to delete {image.id[7:19]} (must be forced) - "
                        "image is referenced in multiple repositories")
     if containers:
@@ -302,13 +315,22 @@ def _remove(engine, ref: str, force: bool):
         raise Conflict(f"conflict: {what} - {kind} {containers[0][0][:12]}"
                        + (f" is using its referenced image {image.id[7:19]}" if by_name else ""))
     for name in list(image.names):
-        if name != by_name:
+        if name not in untagged:
             store.untag(name)
             yield {"Untagged": familiar(name)}
     deleted = store.delete(store.get(image.id))
     yield {"Deleted": image.id}
     for chain in deleted:
         yield {"Deleted": chain}
+
+
+def _digests_going_with(image, tag: str) -> list[str]:
+    """docker: the last tag of a repository goes with the repository's digests."""
+    if "@" in tag:
+        return []
+    repo = _parse(tag).name()
+    names = [name for name in image.names if name != tag and _parse(name).name() == repo]
+    return [] if any("@" not in name for name in names) else names
 
 
 def _name_matching(image, ref: str) -> str | None:

@@ -21,13 +21,9 @@ DEFAULT_RUNTIME = "berth"  # the in-process runtime (berth.runtime), as `berth i
 
 
 def check_pull(policy: str) -> None:
-    """--pull: `never` and `missing` work (the image is here or the create fails); `always`
-    needs a registry client berth does not have yet."""
+    """--pull: always, missing (the default) or never."""
     if policy not in PULL_POLICIES:
         raise InvalidArgument(f"invalid pull option: '{policy}': must be one of \"always\", \"missing\" or \"never\"")
-    if policy == "always":
-        raise NotImplementedYet("--pull always: pulling images is not supported yet; use --pull missing or never "
-                                "with an image loaded or imported here")
 
 
 def content_trust() -> None:
