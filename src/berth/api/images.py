@@ -6,7 +6,6 @@ from berth.engine import images
 from berth.errors import BerthError, InvalidArgument, NotImplementedYet
 
 TAR = "application/x-tar"
-NO_REGISTRY = "berth has no registry client yet"
 
 
 def summary_json(req, summary, shared: bool = False) -> dict:
@@ -130,11 +129,8 @@ def _import(req) -> Response:
 
 
 def _pull(req):
-    try:
-        from berth.engine import pull  # lazy: only pull; the registry client may not be there
-    except ImportError:
-        raise NotImplementedYet(f"pulling {req.arg('fromImage')} is not supported: {NO_REGISTRY} (docker load "
-                                "an archive instead)") from None
+    from berth.engine import pull  # lazy: only pull
+
     ref, tag_or_digest = req.arg("fromImage"), req.arg("tag")
     # docker's API: no tag, in ?tag or in the name, pulls every tag of the repository
     all_tags = not tag_or_digest and "@" not in ref and ":" not in ref.rpartition("/")[2]
@@ -144,10 +140,8 @@ def _pull(req):
 
 
 def push(req):
-    try:
-        from berth.engine import pull  # lazy: only push; the registry client may not be there
-    except ImportError:
-        raise NotImplementedYet(f"pushing {req.params['name']} is not supported: {NO_REGISTRY}") from None
+    from berth.engine import pull  # lazy: only push
+
     ref = req.params["name"] + (f":{req.arg('tag')}" if req.arg("tag") else "")
     return _progress(pull.push(req.engine, ref))
 
@@ -169,7 +163,8 @@ def _progress(messages) -> Stream:
 
 
 def search(req) -> Response:
-    raise NotImplementedYet(f"searching a registry is not supported: {NO_REGISTRY}")
+    raise NotImplementedYet("searching a registry is not supported by berth (docker's search asks Docker Hub's "
+                            "search service, which this engine does not talk to)")
 
 
 ROUTES = [
