@@ -45,7 +45,7 @@ class CreateRequest:
         self.image = image
         self.name = fields.pop("name", None)
         self.cmd = fields.pop("cmd", None) or []
-        self.entrypoint = fields.pop("entrypoint", None)  # None: image's; "": cleared
+        self.entrypoint = fields.pop("entrypoint", None)  # None: image's; "" or [""]: cleared; str or list
         self.env = fields.pop("env", None) or []
         self.workdir = fields.pop("workdir", None)
         self.user = fields.pop("user", None)
@@ -82,9 +82,11 @@ class CreateRequest:
 
 def command_for(image_config: dict, req: CreateRequest) -> tuple[list | None, list | None]:
     """(Entrypoint, Cmd) exactly as docker merges them: --entrypoint (even "") replaces the
-    image's entrypoint and discards its Cmd; a COMMAND replaces the image's Cmd."""
+    image's entrypoint and discards its Cmd; a COMMAND replaces the image's Cmd. The API's
+    Entrypoint is a list: [""] clears it as "" does."""
     if req.entrypoint is not None:
-        entrypoint = [req.entrypoint] if req.entrypoint else None
+        entrypoint = [req.entrypoint] if isinstance(req.entrypoint, str) else list(req.entrypoint)
+        entrypoint = None if entrypoint in ([], [""]) else entrypoint
         return entrypoint, list(req.cmd) or None
     return image_config.get("Entrypoint") or None, list(req.cmd) or image_config.get("Cmd") or None
 

@@ -74,6 +74,53 @@ def copy(engine, req: CopyRequest, stdin: int = 0, stdout: int = 1) -> CopyResul
     return _copy_out(engine, req)
 
 
+def path_stat(engine, ref: str, path: str) -> dict:
+    """docker's ContainerStatPath (the API's X-Docker-Container-Path-Stat): name, size, Go's
+    FileMode bits, mtime and, for a symlink, the path it leads to inside the container."""
+    abs_path = _abs_container(path)
+
+    def work(tree: "_Tree") -> dict:
+        try:
+            source = _find(tree, abs_path)
+        except FileNotFoundError:
+            raise NotFound(f"Could not find the file {path} in container {ref}") from None
+        except OSError as err:
+            raise _daemon_error(_os_message("lstat", abs_path, err)) from None
+        try:
+            st = source.st
+            link = ""
+            if stat.S_ISLNK(st.st_mode):
+                link = "/" + tree.resolve(abs_path.rstrip("/") or "/")
+            return {"name": _go_base(abs_path), "size": st.st_size, "mode": go_file_mode(st.st_mode),
+                    "mtime": _go_time(st.st_mtime_ns), "linkTarget": link}
+        finally:
+            source.close()
+
+    return _in_container(engine, ref, work)
+
+
+# Go's os.FileMode type bits, by the stat type they stand for
+_GO_TYPES = ((stat.S_ISDIR, 1 << 31), (stat.S_ISLNK, 1 << 27), (stat.S_ISBLK, 1 << 26), (stat.S_ISFIFO, 1 << 25),
+             (stat.S_ISSOCK, 1 << 24), (stat.S_ISCHR, (1 << 26) | (1 << 21)))
+
+
+def go_file_mode(mode: int) -> int:
+    bits = mode & 0o777
+    for test, flag in _GO_TYPES:
+        if test(mode):
+            bits |= flag
+    for special, flag in ((stat.S_ISUID, 1 << 23), (stat.S_ISGID, 1 << 22), (stat.S_ISVTX, 1 << 20)):
+        if mode & special:
+            bits |= flag
+    return bits
+
+
+def _go_time(ns: int) -> str:
+    from berth.units import format_rfc3339_nano_ns  # lazy: only a path's stat
+
+    return format_rfc3339_nano_ns(ns)
+
+
 # -- the four directions -----------------------------------------------------
 
 def _copy_out(engine, req: CopyRequest) -> CopyResult:

@@ -85,6 +85,13 @@ def host_config_from(opts, warnings: list[str] | None = None) -> dict:
         host["KernelMemory"] = parse_memory(opts.kernel_memory, "--kernel-memory")
     if getattr(opts, "oom_score_adj", None):
         host["OomScoreAdj"] = opts.oom_score_adj
+    return checked_host_config(host, warnings)
+
+
+def checked_host_config(host: dict, warnings: list[str] | None = None) -> dict:
+    """The resource fields of a create (from flags, or the API's HostConfig) checked as docker's
+    daemon checks them, with its default swap; its warnings appended to `warnings` (printed
+    when the caller passes no list)."""
     if host:
         found = validate(host)
         if warnings is not None:
