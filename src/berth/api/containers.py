@@ -15,7 +15,8 @@ from berth.engine import lifecycle
 from berth.engine.container_list import list_containers
 from berth.engine.containers import is_running
 from berth.engine.inspect import inspect as inspect_object
-from berth.errors import BerthError, InvalidArgument, NotImplementedYet
+from berth.engine.missing_image import NoSuchImage
+from berth.errors import BerthError, InvalidArgument, NotFound, NotImplementedYet
 from berth.units import parse_rfc3339
 
 CHUNK = 1 << 16
@@ -47,7 +48,10 @@ def create(req) -> Response:
         from berth.engine.run_options import check_platform  # lazy: only ?platform
 
         check_platform(platform, create_req.image)
-    record = engine.create(create_req)
+    try:
+        record = engine.create(create_req)
+    except NoSuchImage as err:  # docker's words, which its CLI reads as "pull it, then create again"
+        raise NotFound(f"No such image: {err.image}") from None
     return Response({"Id": record["Id"], "Warnings": list(create_req.warnings)}, status=201)
 
 
@@ -400,8 +404,7 @@ def archive_head(req) -> Response:
     """HEAD (the server routes it to the GET route): the path's stat only."""
     from berth.engine.copy import path_stat  # lazy: only cp
 
-    record = _container(req)
-    return Response(headers=_stat_header(path_stat(req.engine, record["Id"], _archive_path(req))))
+    return Response(headers=_stat_header(path_stat(req.engine, req.params["id"], _archive_path(req))))
 
 
 def archive_get(req) -> Stream | Response:
@@ -409,12 +412,11 @@ def archive_get(req) -> Stream | Response:
         return archive_head(req)
     from berth.engine.copy import CopyRequest, copy, path_stat  # lazy: only cp
 
-    path = _archive_path(req)
-    record = _container(req)
-    stat = path_stat(req.engine, record["Id"], path)
+    path, ref = _archive_path(req), req.params["id"]  # docker's errors name the container as given
+    stat = path_stat(req.engine, ref, path)
     spool = tempfile.TemporaryFile()
     try:
-        copy(req.engine, CopyRequest(record["Id"], path, "-", to_container=False), stdout=spool.fileno())
+        copy(req.engine, CopyRequest(ref, path, "-", to_container=False), stdout=spool.fileno())
     except BaseException:
         spool.close()
         raise
@@ -424,14 +426,14 @@ def archive_get(req) -> Stream | Response:
 def archive_put(req) -> Response:
     from berth.engine.copy import CopyRequest, copy  # lazy: only cp
 
-    path = _archive_path(req)
-    record = _container(req)
+    path, ref = _archive_path(req), req.params["id"]
+    req.engine.get(ref)  # an unknown container before its body is read
     with tempfile.TemporaryFile() as spool:
         for chunk in req.chunks():
             spool.write(chunk)
         spool.flush()
         os.lseek(spool.fileno(), 0, os.SEEK_SET)
-        copy(req.engine, CopyRequest(record["Id"], path, "-", to_container=True, archive=req.flag("copyUIDGID")),
+        copy(req.engine, CopyRequest(ref, path, "-", to_container=True, archive=req.flag("copyUIDGID")),
              stdin=spool.fileno())
     return Response(b"")
 
