@@ -245,3 +245,32 @@ def test_list_with_size_limit_and_stats_stream(api: ApiService):
     status, _, body = request(api, "POST", "/v1.47/containers/prune")
     assert status == 200 and len(json.loads(body)["ContainersDeleted"]) == 3
     assert api.berth.ok("ps", "-aq") == ""
+
+
+def _read_lines(sock: socket.socket, count: int) -> list[bytes]:
+    """The first `count` JSON lines of a chunked stream (chunk sizes skipped)."""
+    data = b""
+    while True:
+        lines = [ln for ln in data.split(b"\r\n") if ln.startswith(b"{")]
+        if len(lines) >= count:
+            return lines[:count]
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+
+
+def test_stats_stream_and_resize(api: ApiService):
+    api.docker_ok("run", "-d", "-t", "--name", "term", "busybox", "sh")
+    status, _, body = request(api, "POST", "/v1.47/containers/term/resize?h=33&w=111")
+    assert status == 200
+    assert api.berth.ok("exec", "term", "stty", "size", "-F", "/proc/1/fd/0").strip() == "33 111"
+
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(api.sock)
+    sock.settimeout(10)
+    sock.sendall(b"GET /v1.47/containers/term/stats HTTP/1.1\r\nHost: x\r\n\r\n")
+    first, second = (json.loads(line) for line in _read_lines(sock, 2))
+    sock.close()
+    assert first["preread"] == "0001-01-01T00:00:00Z" and second["preread"] == first["read"]
+    assert second["precpu_stats"] == first["cpu_stats"] and second["name"] == "/term"
+    api.docker_ok("rm", "-f", "term")

@@ -310,23 +310,23 @@ def _stats_once(record: dict, one_shot: bool) -> dict:
     from berth.engine.stats import sample  # lazy: only stats
 
     if one_shot:
-        return stats_json(record, None, sample(record))
-    previous = sample(record)
-    if previous is not None:
+        return stats_json(record, (None, 0.0), (sample(record), time.time()))
+    previous = (sample(record), time.time())
+    if previous[0] is not None:
         time.sleep(ONCE_INTERVAL)
-    return stats_json(record, previous, sample(record))
+    return stats_json(record, previous, (sample(record), time.time()))
 
 
 def _stats_stream(engine, container_id: str):
     from berth.engine.stats import INTERVAL, sample  # lazy: only stats
 
-    previous = None
+    previous = (None, 0.0)
     while True:
         try:
             record = engine.load(container_id)
         except FileNotFoundError:
             return
-        current = sample(record)
+        current = (sample(record), time.time())
         yield stats_json(record, previous, current)
         previous = current
         time.sleep(INTERVAL)
@@ -335,15 +335,16 @@ def _stats_stream(engine, container_id: str):
 ZERO_READ = "0001-01-01T00:00:00Z"
 
 
-def stats_json(record: dict, previous, current) -> dict:
-    """docker's StatsResponse (cgroup v2 shape) from two engine samples (either may be None)."""
+def stats_json(record: dict, previous: tuple, current: tuple) -> dict:
+    """docker's StatsResponse (cgroup v2 shape) from two engine samples, each (sample or None,
+    when it was taken)."""
     from berth.engine.stats import host_memory  # lazy: only stats
     from berth.units import format_rfc3339_nano  # lazy: only stats
 
-    now = format_rfc3339_nano(time.time())
+    (previous, preread), (current, read) = previous, current
     figures = {
-        "read": now if current is not None else ZERO_READ,
-        "preread": now if previous is not None else ZERO_READ,
+        "read": format_rfc3339_nano(read) if current is not None else ZERO_READ,
+        "preread": format_rfc3339_nano(preread) if previous is not None else ZERO_READ,
         "pids_stats": {}, "blkio_stats": _blkio(current), "num_procs": 0, "storage_stats": {},
         "cpu_stats": _cpu(current), "precpu_stats": _cpu(previous), "memory_stats": {},
         "name": record["Name"], "id": record["Id"],
