@@ -142,6 +142,13 @@ def test_top_diff_export_stats_cp_port(api: ApiService, tmp_path):
     api.docker_ok("cp", str(tmp_path / "in.txt"), "box:/tmp/")
     copied = api.berth.ok("cp", "box:/tmp/in.txt", "-")
     assert b"to the container" in copied.encode() if isinstance(copied, str) else copied
+    with open(tmp_path / "one.tar", "wb") as f:
+        with tarfile.open(fileobj=f, mode="w") as archive:
+            archive.add(tmp_path / "in.txt", "in.txt")
+    for path, status, says in (("/nosuch", 404, "Could not find the file /nosuch in container box"),
+                               ("/bin/sh", 400, "extraction point is not a directory")):
+        answer = request(api, "PUT", f"/v1.47/containers/box/archive?path={path}", (tmp_path / "one.tar").read_bytes())
+        assert answer[0] == status and json.loads(answer[2]) == {"message": says}
     missing = api.docker("cp", "box:/nosuch", str(tmp_path / "x"))
     assert missing.returncode == 1 and "Could not find the file /nosuch in container box" in missing.stderr
     api.docker_ok("rm", "-f", "box")
@@ -165,6 +172,12 @@ def test_errors_in_dockers_words(api: ApiService):
         f'Conflict. The container name "/taken" is already in use by container "{cid}". You have to remove (or '
         "rename) that container to be able to reuse that name.")
     assert request(api, "POST", "/v1.47/containers/taken/stop")[0] == 304
+    status, _, body = request(api, "POST", "/v1.47/containers/taken/resize?h=10&w=10")
+    assert (status, json.loads(body)) == (409, {"message": f"Container {cid} is not running"})
+    status, _, body = request(api, "POST", "/v1.47/containers/taken/rename?name=")
+    assert (status, json.loads(body)) == (400, {"message": "Neither old nor new names may be empty"})
+    status, _, body = request(api, "POST", "/v1.47/containers/taken/wait")  # not running: at once
+    assert (status, json.loads(body)) == (200, {"StatusCode": 0, "Error": None})
     status, _, body = request(api, "POST", "/v1.47/containers/taken/kill")
     assert status == 409 and f"Container {cid} is not running" in json.loads(body)["message"]
     assert api.berth.ok("ps", "-aq").strip() == cid[:12]  # nothing half-made by the failures

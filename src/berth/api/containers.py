@@ -16,7 +16,7 @@ from berth.engine.container_list import list_containers
 from berth.engine.containers import is_running
 from berth.engine.inspect import inspect as inspect_object
 from berth.engine.missing_image import NoSuchImage
-from berth.errors import BerthError, InvalidArgument, NotFound, NotImplementedYet
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotImplementedYet
 from berth.units import parse_rfc3339
 
 CHUNK = 1 << 16
@@ -283,6 +283,8 @@ def resize(req) -> Response:
 
     height, width = req.int_arg("h", 0), req.int_arg("w", 0)
     record = _container(req)
+    if not is_running(record):
+        raise Conflict(f"Container {record['Id']} is not running")
     if not record["Config"]["Tty"]:
         return Response(b"")  # docker: nothing to resize without a tty
     session = attach(req.engine, record["Id"], stdin=False, size=(height, width))
@@ -425,7 +427,7 @@ def archive_get(req) -> Stream | Response:
 
 
 def archive_put(req) -> Response:
-    from berth.engine.copy import CopyRequest, copy  # lazy: only cp
+    from berth.engine.copy import extract_archive  # lazy: only cp
 
     path, ref = _archive_path(req), req.params["id"]
     req.engine.get(ref)  # an unknown container before its body is read
@@ -434,8 +436,7 @@ def archive_put(req) -> Response:
             spool.write(chunk)
         spool.flush()
         os.lseek(spool.fileno(), 0, os.SEEK_SET)
-        copy(req.engine, CopyRequest(ref, path, "-", to_container=True, archive=req.flag("copyUIDGID")),
-             stdin=spool.fileno())
+        extract_archive(req.engine, ref, path, spool.fileno(), keep_owner=req.flag("copyUIDGID"))
     return Response(b"")
 
 

@@ -16,7 +16,7 @@ import stat
 import tarfile
 
 from berth.engine.containers import is_running
-from berth.errors import BerthError, NotFound
+from berth.errors import BerthError, InvalidArgument, NotFound
 from berth.fs import DIR_FLAGS, open_regular
 from berth.runtime import syscalls as sc
 from berth.runtime.forked import run_forked
@@ -188,19 +188,35 @@ def _extract_stream(engine, req: CopyRequest, in_fd: int) -> CopyResult:
         if not is_dir:
             raise LocalError(f'destination "{req.container}:{req.container_path}" must be a directory')
         base = _extraction_point(tree, dst_path, req.container)
-        stream = _CountingReader(open(in_fd, "rb", closefd=False))
-        owner = _source_owner if req.archive else _root_owner
-        with _Extractor(tree, base, "/", owner, _daemon_error, parent_owner=(0, 0)) as extractor:
-            try:
-                archive = tarfile.open(fileobj=stream, mode="r|*")
-                for member in archive:
-                    extractor.add(member, archive.extractfile(member) if member.isreg() else None)
-            except (tarfile.TarError, EOFError) as err:
-                if stream.count:  # an empty stream is an empty archive, as Go's tar reader sees it
-                    raise _daemon_error(f"Error processing tar file: {err}") from None
-        return [stream.count, stream.count, f"{req.container}:{dst_path}"]
+        count = _unpack(tree, base, in_fd, _source_owner if req.archive else _root_owner)
+        return [count, count, f"{req.container}:{dst_path}"]
 
     return CopyResult(*_in_container(engine, req.container, work, writing=True))
+
+
+def extract_archive(engine, ref: str, path: str, in_fd: int, keep_owner: bool = False) -> None:
+    """The daemon's side of a copy into the container (the API's PUT archive): the tar read
+    from `in_fd` unpacked at `path`, which must be a directory there; owned by root unless
+    `keep_owner` (docker's copyUIDGID)."""
+
+    def work(tree: "_Tree") -> None:
+        _unpack(tree, _extraction_point(tree, path, ref), in_fd, _source_owner if keep_owner else _root_owner)
+
+    _in_container(engine, ref, work, writing=True)
+
+
+def _unpack(tree: "_Tree", base: str, in_fd: int, owner) -> int:
+    """Unpack the tar stream on `in_fd` at `base` (resolved, in `tree`); the bytes read."""
+    stream = _CountingReader(open(in_fd, "rb", closefd=False))
+    with _Extractor(tree, base, "/", owner, _daemon_error, parent_owner=(0, 0)) as extractor:
+        try:
+            archive = tarfile.open(fileobj=stream, mode="r|*")
+            for member in archive:
+                extractor.add(member, archive.extractfile(member) if member.isreg() else None)
+        except (tarfile.TarError, EOFError) as err:
+            if stream.count:  # an empty stream is an empty archive, as Go's tar reader sees it
+                raise InvalidArgument(f"Error processing tar file: {err}") from None
+    return stream.count
 
 
 # -- reaching the container's filesystem ----------------------------------------
@@ -375,7 +391,7 @@ def _container_source(tree: _Tree, req: CopyRequest, streaming: bool) -> tuple[_
     try:
         return _find(tree, abs_path), top
     except FileNotFoundError:
-        raise _daemon_error(f"Could not find the file {path} in container {req.container}") from None
+        raise NotFound(f"Could not find the file {path} in container {req.container}") from None
     except OSError as err:
         raise _daemon_error(_os_message("lstat", abs_path, err)) from None
 
@@ -446,11 +462,11 @@ def _extraction_point(tree: _Tree, path: str, ref: str) -> str:
         finally:
             os.close(parent_fd)
     except FileNotFoundError:
-        raise _daemon_error(f"Could not find the file {path} in container {ref}") from None
+        raise NotFound(f"Could not find the file {path} in container {ref}") from None
     except OSError as err:
         raise _daemon_error(_os_message("lstat", abs_path, err)) from None
     if not stat.S_ISDIR(st.st_mode):
-        raise _daemon_error("extraction point is not a directory")
+        raise InvalidArgument("extraction point is not a directory")
     return rel
 
 
