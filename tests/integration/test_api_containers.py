@@ -287,3 +287,15 @@ def test_stats_stream_and_resize(api: ApiService):
     assert first["preread"] == "0001-01-01T00:00:00Z" and second["preread"] == first["read"]
     assert second["precpu_stats"] == first["cpu_stats"] and second["name"] == "/term"
     api.docker_ok("rm", "-f", "term")
+
+
+def test_failed_start_of_an_auto_remove_container_removes_it(api: ApiService):
+    """docker's CLI waits (condition=removed) for the daemon to remove an --rm container whose
+    start failed."""
+    result = api.docker("run", "-d", "--rm", "--name", "gone", "busybox", "nosuchcmd", timeout=30)
+    assert result.returncode == 127 and 'exec: "nosuchcmd": executable file not found' in result.stderr
+    assert api.berth.ok("ps", "-aq") == ""
+    result = api.docker("run", "-d", "--name", "kept", "busybox", "nosuchcmd", timeout=30)
+    assert result.returncode == 127
+    assert api.berth.ok("ps", "-a", "--format", "{{.Names}} {{.State}}").strip() == "kept created"
+    api.docker_ok("rm", "kept")

@@ -118,7 +118,11 @@ def start(req) -> Response:
     from berth.engine.attach import start_detached  # lazy: only start
 
     req.engine.mark_stopped_by_hand(record["Id"], False)
-    start_detached(req.engine, record["Id"])
+    try:
+        start_detached(req.engine, record["Id"])
+    except BerthError:
+        lifecycle.remove_if_auto(req.engine, record)
+        raise
     return no_content()
 
 

@@ -712,11 +712,9 @@ def detach_keys(opts) -> bytes:
 
 
 def _remove_if_auto(engine, record: dict) -> None:
-    if record["HostConfig"].get("AutoRemove"):
-        try:
-            engine.remove(record, force=True, volumes=True)
-        except BerthError:
-            pass
+    from berth.engine.lifecycle import remove_if_auto  # lazy: only a failed start
+
+    remove_if_auto(engine, record)
 
 
 class SignalForwarder:
