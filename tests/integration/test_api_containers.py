@@ -188,6 +188,8 @@ def test_docker_20_client(api: ApiService):
     old = ApiService.DOCKER_20
     cid = api.docker_ok("run", "-d", "--name", "old", "busybox", "sleep", "300", client=old).strip()
     assert api.docker_ok("ps", "--format", "{{.ID}} {{.Names}}", client=old).strip() == f"{cid[:12]} old"
+    assert api.docker_ok("diff", "old", client=old) == ""  # docker's null: no changes
+    assert api.docker_ok("stats", "--no-stream", "--format", "{{.Name}}", "old", client=old).strip() == "old"
     api.docker_ok("stop", "-t", "1", "old", client=old)
     api.docker_ok("rm", "old", client=old)
     assert api.berth.ok("ps", "-aq") == ""

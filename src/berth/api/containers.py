@@ -256,7 +256,9 @@ def changes(req) -> Response:
     from berth.engine.commit import diff  # lazy: only changes
 
     found = diff(_container(req))
-    return Response([{"Path": path, "Kind": CHANGE_KINDS[kind]} for kind, path in found] or None)
+    if not found:  # docker's nil slice
+        return Response(b"null\n", content_type="application/json")
+    return Response([{"Path": path, "Kind": CHANGE_KINDS[kind]} for kind, path in found])
 
 
 def export(req) -> Stream:
