@@ -189,8 +189,9 @@ WAIT_CONDITIONS = ("", "not-running", "next-exit", "removed")
 
 
 def wait(req) -> Stream:
-    """docker's wait: the headers at once (its CLI's `run` waits before it starts the
-    container), the exit status when `condition` is met."""
+    """docker's wait: the headers at once (a Stream sends them before it asks for the first
+    chunk: docker's CLI `run` waits before it starts the container), the exit status when
+    `condition` is met."""
     condition = req.arg("condition") or "not-running"
     if condition not in WAIT_CONDITIONS:
         raise InvalidArgument(f"invalid condition: {condition!r}")
@@ -199,7 +200,6 @@ def wait(req) -> Stream:
 
 
 def _waited(engine, record: dict, condition: str):
-    yield b""  # the headers go out now
     code = _wait_for(engine, record, condition)
     yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
 
