@@ -174,6 +174,10 @@ def test_errors_in_dockers_words(api: ApiService):
     assert request(api, "POST", "/v1.47/containers/taken/stop")[0] == 304
     status, _, body = request(api, "POST", "/v1.47/containers/taken/resize?h=10&w=10")
     assert (status, json.loads(body)) == (409, {"message": f"Container {cid} is not running"})
+    status, _, body = request(api, "GET", "/v1.47/containers/taken/top")
+    assert (status, json.loads(body)) == (409, {"message": f"container {cid} is not running"})
+    status, _, body = request(api, "GET", "/v1.47/containers/taken/stats?stream=false")
+    assert status == 200 and json.loads(body)["read"] == "0001-01-01T00:00:00Z"
     status, _, body = request(api, "POST", "/v1.47/containers/taken/rename?name=")
     assert (status, json.loads(body)) == (400, {"message": "Neither old nor new names may be empty"})
     status, _, body = request(api, "POST", "/v1.47/containers/taken/wait")  # not running: at once

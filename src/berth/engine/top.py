@@ -5,7 +5,7 @@ import re
 import subprocess
 
 from berth.engine.containers import is_running
-from berth.errors import BerthError
+from berth.errors import BerthError, Conflict
 
 
 def top(record: dict, ps_args: str = "-ef") -> tuple[list[bytes], list[list[bytes]]]:
@@ -13,9 +13,9 @@ def top(record: dict, ps_args: str = "-ef") -> tuple[list[bytes], list[list[byte
     one string, split on single spaces as docker's daemon splits it."""
     _validate_ps_args(ps_args)
     if record["State"].get("Restarting"):
-        raise BerthError(f"Container {record['Id']} is restarting, wait until the container is running")
+        raise Conflict(f"Container {record['Id']} is restarting, wait until the container is running")
     if not is_running(record):
-        raise BerthError(f"container {record['Id']} is not running")
+        raise Conflict(f"container {record['Id']} is not running")
     from berth.engine.state import container_cgroup  # lazy: only a running container has pids to list
 
     pids = in_pid_namespace(set(container_cgroup(record).pids()), record["State"]["Pid"])
