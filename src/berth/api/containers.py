@@ -15,8 +15,7 @@ from berth.engine import lifecycle
 from berth.engine.container_list import list_containers
 from berth.engine.containers import is_running
 from berth.engine.inspect import inspect as inspect_object
-from berth.engine.missing_image import NoSuchImage
-from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotImplementedYet
+from berth.errors import BerthError, Conflict, InvalidArgument, NotImplementedYet
 from berth.units import parse_rfc3339
 
 CHUNK = 1 << 16
@@ -48,18 +47,14 @@ def create(req) -> Response:
         from berth.engine.run_options import check_platform  # lazy: only ?platform
 
         check_platform(platform, create_req.image)
-    try:
-        record = engine.create(create_req)
-    except NoSuchImage as err:  # docker's words, which its CLI reads as "pull it, then create again"
-        raise NotFound(f"No such image: {err.image}") from None
+    record = engine.create(create_req)  # a missing image: docker's 404, on which its CLI pulls and asks again
     return Response({"Id": record["Id"], "Warnings": list(create_req.warnings)}, status=201)
 
 
 def list_json(req) -> Response:
-    filters = [f"{key}={value}" for key, values in req.filters().items() for value in values]
     limit = req.int_arg("limit", -1)
     size = req.flag("size")
-    summaries = list_containers(req.engine, all_containers=req.flag("all"), last=limit, filters=filters)
+    summaries = list_containers(req.engine, all_containers=req.flag("all"), last=limit, filters=req.filter_args())
     return Response([_summary(s, size) for s in summaries])
 
 
@@ -239,7 +234,7 @@ def prune(req) -> Response:
     from berth.engine.prune import prune_containers  # lazy: only prune
     from berth.filters import prune_filters  # lazy: only prune
 
-    filters = [f"{key}={value}" for key, values in req.filters().items() for value in values]
+    filters = req.filter_args()
     return Response(prune_containers(req.engine, prune_filters(filters) if filters else None))
 
 
