@@ -55,11 +55,12 @@ def list_json(req) -> Response:
     limit = req.int_arg("limit", -1)
     size = req.flag("size")
     summaries = list_containers(req.engine, all_containers=req.flag("all"), last=limit, filters=req.filter_args())
-    return Response([_summary(s, size) for s in summaries])
+    return Response([summary_json(s, size) for s in summaries])
 
 
-def _summary(summary, size: bool) -> dict:
-    """docker's ContainerSummary of one container."""
+def summary_json(summary, size: bool = False) -> dict:
+    """docker's ContainerSummary of one container (GET /containers/json, /system/df);
+    SizeRw/SizeRootFs with `size`."""
     record = summary.record
     shaped = {
         "Id": summary.id, "Names": ["/" + summary.name], "Image": summary.image, "ImageID": summary.image_id,
@@ -85,7 +86,7 @@ def _ports(record: dict) -> list[dict]:
     exposed port without one."""
     ports = (record.get("NetworkSettings") or {}).get("Ports") or {}
     out = []
-    for key, bindings in ports.items():
+    for key, bindings in sorted(ports.items()):
         number, _, proto = key.partition("/")
         if not bindings:
             out.append({"PrivatePort": int(number), "Type": proto or "tcp"})
