@@ -1,7 +1,7 @@
 """Exec endpoints: create an exec instance, start it (a hijacked stream unless detached),
 resize its terminal, inspect it. The instances are berth.engine.exec_instances'."""
 
-from berth.api.http import Hijack, Response
+from berth.api.http import STDOUT, Hijack, Response, frame
 from berth.api.streams import content_type
 from berth.engine import exec_instances
 from berth.errors import BerthError, InvalidArgument
@@ -29,8 +29,9 @@ def start(req):
     def run(sock, early: bytes) -> None:
         try:
             session = exec_instances.start(req.engine, instance, False, size)
-        except BerthError as err:  # too late for a status: docker writes it into the stream
-            sock.sendall(str(err).encode() + b"\r\n")
+        except BerthError as err:  # too late for a status: dockerd writes it as the output
+            message = str(err).encode() + b"\r\n"
+            sock.sendall(message if raw else frame(STDOUT, message))
             return
         try:
             exec_instances.finish(instance, session, sock.fileno(), sock.fileno(), framed=not raw)

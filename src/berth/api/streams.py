@@ -84,6 +84,7 @@ def _bound(req, name: str) -> int | None:
 # -- attach ----------------------------------------------------------------------------------
 
 def attach_stream(req) -> Hijack:
+    req.body()  # (none) read to its end: only then may the connection switch protocols
     record = req.engine.get(req.params["id"])
     keys = parse_detach_keys(req.arg("detachKeys") or DEFAULT_DETACH_KEYS)
     if is_running(record) or record["State"]["Restarting"]:
