@@ -2,6 +2,8 @@
 starts), logs, exec; the docker CLI 28 and 20.10 and docker-py, through pipes and a pty, and
 clients that hang up midway (the container goes on, the service's connection process ends)."""
 
+import base64
+import hashlib
 import json
 import os
 import pty
@@ -344,3 +346,40 @@ def test_raw_exec_start_without_upgrade(api, sleeper):
     while chunk := sock.recv(4096):
         data += chunk
     assert data == b"\x01\0\0\0\0\0\0\x02x\n"
+
+
+# -- attach over a websocket ------------------------------------------------------------------
+
+def test_attach_over_a_websocket(api):
+    api.berth.ok("run", "-di", "--name", "ws1", "busybox", "sh", "-c",
+                 'echo ready; while read l; do echo "got $l"; done')
+    wait_for(lambda: "ready" in api.berth.ok("logs", "ws1"), 20, "the container to be ready")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(api.sock)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(f"GET /v1.47/containers/ws1/attach/ws?logs=1&stream=1&stdin=1&stdout=1 HTTP/1.1\r\nHost: d\r\n"
+                 f"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: {key}\r\n"
+                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    accept = base64.b64encode(hashlib.sha1(key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    assert head.startswith(b"HTTP/1.1 101 ") and b"Sec-WebSocket-Accept: " + accept + b"\r\n" in head
+
+    def send(opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)
+        sock.sendall(bytes((0x80 | opcode, 0x80 | len(payload))) + mask +
+                     bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    received = b""
+    while b"ready\n" not in received:  # the log replayed, in binary frames
+        received += sock.recv(4096)
+    assert received.startswith(b"\x82\x06ready\n")
+    send(1, b"hello\n")
+    while b"got hello\n" not in received:
+        received += sock.recv(4096)
+    send(8, b"\x03\xe8")  # close
+    while chunk := sock.recv(4096):
+        received += chunk
+    assert received.endswith(b"\x88\x02\x03\xe8")
+    assert state(api, "ws1") == "running"

@@ -25,8 +25,11 @@ HUNG_UP = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 def content_type(req, tty: bool) -> str:
     """dockerd's: the multiplexed type names frames since API 1.42; a tty's stream is raw."""
-    version = tuple(int(part) for part in req.version.split("."))
-    return RAW if tty or version < (1, 42) else MULTIPLEXED
+    return RAW if tty or _version(req) < (1, 42) else MULTIPLEXED
+
+
+def _version(req) -> tuple[int, ...]:
+    return tuple(int(part) for part in req.version.split("."))
 
 
 def _wanted(req) -> tuple[str, ...]:
@@ -48,25 +51,16 @@ def logs(req) -> Stream:
     else:
         entries = read_logs(record, since_ns, until_ns, tail)
     tty = bool(record["Config"]["Tty"])
-    shape = _LogShape(tty, req.flag("timestamps"), req.flag("details"))
-    return Stream(shape.chunks(entries, wanted), content_type(req, tty))
+    chunks = _log_chunks(entries, wanted, tty, req.flag("timestamps"), req.flag("details"))
+    return Stream(chunks, content_type(req, tty))
 
 
-class _LogShape:
+def _log_chunks(entries, wanted: tuple[str, ...], tty: bool, timestamps: bool, details: bool):
     """Log entries as the API sends them: raw with a tty, else one stdcopy frame each."""
-
-    __slots__ = ("tty", "timestamps", "details")
-
-    def __init__(self, tty: bool, timestamps: bool = False, details: bool = False):
-        self.tty = tty
-        self.timestamps = timestamps
-        self.details = details
-
-    def chunks(self, entries, wanted: tuple[str, ...]):
-        for entry in entries:
-            if entry.stream in wanted:
-                data = entry_bytes(entry, self.timestamps, self.details)
-                yield data if self.tty else frame(STREAMS[entry.stream], data)
+    for entry in entries:
+        if entry.stream in wanted:
+            data = entry_bytes(entry, timestamps, details)
+            yield data if tty else frame(STREAMS[entry.stream], data)
 
 
 def _bound(req, name: str) -> int | None:
@@ -84,30 +78,52 @@ def _bound(req, name: str) -> int | None:
 # -- attach ----------------------------------------------------------------------------------
 
 def attach_stream(req) -> Hijack:
+    record, options = _attach_request(req)
+
+    def run(sock, early: bytes) -> None:
+        options.serve_quietly(req.engine, record, Client(sock, early))
+
+    return Hijack(run, content_type(req, bool(record["Config"]["Tty"])))
+
+
+def attach_websocket(req) -> Hijack:
+    """attach/ws: the same attach over a websocket (RFC 6455), its output raw."""
+    key = req.headers.get("sec-websocket-key", "")
+    if "websocket" not in req.headers.get("upgrade", "").lower() or not key:
+        raise InvalidArgument("websocket: the client is not using the websocket protocol: "
+                              "'upgrade' token not found in 'Connection' header")
+    record, options = _attach_request(req)
+    binary = _version(req) >= (1, 42)
+
+    def run(sock, early: bytes) -> None:
+        options.serve_quietly(req.engine, record, WebSocketClient(sock, early, binary))
+
+    import base64  # lazy: only websockets
+    import hashlib  # lazy: likewise
+
+    accept = base64.b64encode(hashlib.sha1(key.encode() + WEBSOCKET_GUID).digest()).decode()
+    return Hijack(run, RAW, {"Upgrade": "websocket", "Sec-WebSocket-Accept": accept})
+
+
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455's
+
+
+def _attach_request(req) -> tuple[dict, "AttachOptions"]:
     req.body()  # (none) read to its end: only then may the connection switch protocols
     record = req.engine.get(req.params["id"])
     keys = parse_detach_keys(req.arg("detachKeys") or DEFAULT_DETACH_KEYS)
     if is_running(record) or record["State"]["Restarting"]:
         check_attachable(record)  # docker's refusals: restarting, paused
-    tty = bool(record["Config"]["Tty"])
-    wanted = _wanted(req)
-    options = AttachOptions(req.flag("stdin"), wanted, keys, req.flag("logs"), req.flag("stream"))
-
-    def run(sock, early: bytes) -> None:
-        client = Client(sock, early)
-        try:
-            options.serve(req.engine, record, client)
-        except (BerthError, OSError):
-            pass  # the connection is hijacked: there is nobody to answer; closing it says the rest
-
-    return Hijack(run, content_type(req, tty))
+    options = AttachOptions(req.flag("stdin"), _wanted(req), keys, req.flag("logs"), req.flag("stream"))
+    options.wait_for_start(req.engine, record)
+    return record, options
 
 
 class AttachOptions:
     """What the client asked to attach to: stdin, the output streams, the detach keys, the log
     replayed first (`logs`) and the live output (`stream`)."""
 
-    __slots__ = ("stdin", "streams", "keys", "logs", "stream")
+    __slots__ = ("stdin", "streams", "keys", "logs", "stream", "waiter")
 
     def __init__(self, stdin: bool, streams: tuple[str, ...], keys: bytes, logs: bool, stream: bool):
         self.stdin = stdin
@@ -115,6 +131,22 @@ class AttachOptions:
         self.keys = keys
         self.logs = logs
         self.stream = stream
+        self.waiter = None
+
+    def wait_for_start(self, engine, record: dict) -> None:
+        """A container not running yet: wait for its start from now, before the client hears
+        back (docker's CLI starts it as soon as it has the answer)."""
+        if self.stream and not is_running(record):
+            self.waiter = StartWaiter(engine, record, self.stdin, None, self.streams)
+
+    def serve_quietly(self, engine, record: dict, client: "Client") -> None:
+        try:
+            self.serve(engine, record, client)
+        except (BerthError, OSError):
+            pass  # the connection is hijacked: there is nobody to answer; closing it says the rest
+        finally:
+            if self.waiter is not None:
+                self.waiter.close()
 
     def serve(self, engine, record: dict, client: "Client") -> None:
         tty = bool(record["Config"]["Tty"])
@@ -123,14 +155,15 @@ class AttachOptions:
             session = attach(engine, record["Id"], self.stdin, block=True, streams=self.streams)
         if self.logs and self.streams:
             try:
-                for chunk in _LogShape(tty).chunks(read_logs(record), self.streams):
-                    client.send(chunk)
+                for entry in read_logs(record):
+                    if entry.stream in self.streams:
+                        client.output(STREAMS[entry.stream], entry_bytes(entry), tty)
             except BerthError:  # a driver that keeps nothing to replay: only the live output
                 pass
         if not self.stream:
             return
         if session is None:
-            session = StartWaiter(engine, record, self.stdin, None, self.streams).wait(client.gone)
+            session = self.waiter.wait(client.gone)
             if session is None:
                 return
         pump(session, client, self.keys, tty)
@@ -175,8 +208,84 @@ class Client:
                 return None
         return data
 
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
+    def output(self, stream: int, data: bytes, tty: bool) -> None:
+        """The container's output: raw from a tty, else in docker's frames."""
+        self.sock.sendall(data if tty else frame(stream, data))
+
+
+class WebSocketClient(Client):
+    """The client of attach/ws: RFC 6455 frames both ways. Its messages' payloads are the
+    container's stdin; the output goes in binary frames (text before API 1.42, as dockerd's);
+    its close frame ends the attach."""
+
+    __slots__ = ("opcode", "inbox")
+
+    def __init__(self, sock, early: bytes, binary: bool):
+        super().__init__(sock, b"")
+        self.opcode = 2 if binary else 1
+        self.inbox = bytearray(early)
+        self.pending += self._payloads()
+
+    def receive(self) -> bytes | None:
+        try:
+            data = self.sock.recv(65536)
+        except OSError:
+            return None
+        if not data:
+            self.eof = True
+            return None  # without a close frame: it is gone all the same
+        self.inbox += data
+        payloads = self._payloads()
+        return None if self.eof else payloads
+
+    def _payloads(self) -> bytes:
+        """The payloads of the complete frames received; a close frame sets eof."""
+        out = bytearray()
+        while (parsed := _ws_frame(self.inbox)) is not None:
+            opcode, payload = parsed
+            if opcode == 8:
+                self.eof = True
+                self._send_frame(8, payload[:2])
+                break
+            if opcode == 9:
+                self._send_frame(10, payload)
+            elif opcode in (0, 1, 2):
+                out += payload
+        return bytes(out)
+
+    def output(self, stream: int, data: bytes, tty: bool) -> None:
+        self._send_frame(self.opcode, data)  # raw either way, as dockerd's
+
+    def _send_frame(self, opcode: int, payload: bytes) -> None:
+        size = len(payload)
+        if size < 126:
+            head = bytes((0x80 | opcode, size))
+        elif size < 1 << 16:
+            head = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+        else:
+            head = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+        self.sock.sendall(head + payload)
+
+
+def _ws_frame(buffer: bytearray) -> tuple[int, bytes] | None:
+    """The first complete frame of `buffer` (removed from it): (opcode, unmasked payload)."""
+    if len(buffer) < 2:
+        return None
+    opcode, size, at = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
+    if size == 126:
+        size, at = int.from_bytes(buffer[2:4], "big"), 4
+    elif size == 127:
+        size, at = int.from_bytes(buffer[2:10], "big"), 10
+    masked = buffer[1] & 0x80
+    end = at + (4 if masked else 0) + size
+    if len(buffer) < end or at > len(buffer):
+        return None
+    payload = bytes(buffer[end - size:end])
+    if masked:
+        mask = buffer[at:at + 4]
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    del buffer[:end]
+    return opcode, payload
 
 
 def _hung_up(fd: int) -> bool:
@@ -191,7 +300,7 @@ def pump(session, client: Client, keys: bytes, tty: bool) -> None:
     escape = EscapeDetector(keys) if keys and tty and session.stdin else None
     session.sock.setblocking(False)
     try:
-        if _forward(session, client, bytes(client.pending), escape):
+        if client.pending and session.type_in(bytes(client.pending), escape):
             return
         client.pending.clear()
         if client.eof:
@@ -209,10 +318,10 @@ def pump(session, client: Client, keys: bytes, tty: bool) -> None:
                 data = client.receive()
                 if data is None:
                     return
-                if not data:
-                    session.close_stdin()
-                elif _forward(session, client, data, escape):
+                if data and session.type_in(data, escape):
                     return
+                if client.eof:
+                    session.close_stdin()
             elif events & HUNG_UP:
                 return
             session.flush()
@@ -222,27 +331,15 @@ def pump(session, client: Client, keys: bytes, tty: bool) -> None:
                     return  # the container ended
                 for kind, payload in frames:
                     if kind in (STDOUT, STDERR):
-                        client.send(payload if tty else frame(kind, payload))
+                        client.output(kind, payload, tty)
     except OSError:
         return  # the client went away while we wrote to it: the container goes on
     finally:
         session.close()
 
 
-def _forward(session, client: Client, data: bytes, escape: EscapeDetector | None) -> bool:
-    """The client's input to the container's stdin; True when it held the detach keys."""
-    if not data:
-        return False
-    detach = False
-    if escape is not None:
-        data, detach = escape.feed(data)
-    session.write_stdin(data)
-    if detach:
-        session.flush(block=True)
-    return detach
-
-
 ROUTES = [
     ("POST", "/containers/{id}/attach", attach_stream),
+    ("GET", "/containers/{id}/attach/ws", attach_websocket),
     ("GET", "/containers/{id}/logs", logs),
 ]

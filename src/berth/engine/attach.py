@@ -95,6 +95,18 @@ class Session:
         if self.stdin:
             self.send(wire.STDIN, data)
 
+    def type_in(self, data: bytes, escape: "EscapeDetector | None") -> bool:
+        """What a user typed, to its stdin, watched for the detach keys: True when they were
+        typed (what came before them is sent; the caller ends the attach)."""
+        detach = False
+        if escape is not None:
+            data, detach = escape.feed(data)
+        self.write_stdin(data)
+        if detach:
+            self.flush(block=True)
+            self.detached = True
+        return detach
+
     def close_stdin(self) -> None:
         if self.stdin:
             self.send(wire.CLOSE_STDIN)
@@ -179,15 +191,8 @@ class Session:
                     elif not data:  # our EOF is the container's (docker's StdinOnce)
                         self.close_stdin()
                         reading = False
-                    else:
-                        detach = False
-                        if escape is not None:
-                            data, detach = escape.feed(data)
-                        self.write_stdin(data)
-                        if detach:
-                            self.flush(block=True)
-                            self.detached = True
-                            return None
+                    elif self.type_in(data, escape):
+                        return None
                 if self.outbox:
                     self.flush()
                 if self.fd in ready:
@@ -400,6 +405,8 @@ class StartWaiter:
                 if is_running(record):  # started by someone who did not ask us
                     return attach(self.engine, record["Id"], self.stdin, self.size, block=True,
                                   streams=self.streams)
+                if record["State"]["StartedAt"] != self.record["State"]["StartedAt"]:
+                    return None  # ... and it has ended already
         finally:
             self.close()
 
