@@ -201,6 +201,22 @@ def test_a_client_gone_mid_logs_follow(api):
     assert state(api, "f1") == "running"
 
 
+def test_a_client_gone_before_the_start_leaves_it_startable(api):
+    api.berth.ok("create", "--name", "c1", "busybox", "echo", "later")
+    sock = raw_request(api, "POST", "/v1.47/containers/c1/attach?stream=1&stdout=1", upgrade=True)
+    sock.close()
+    wait_for(lambda: not connection_processes(api), 20, "the connection's process to end")
+    api.berth.ok("start", "c1")
+    wait_for(lambda: state(api, "c1") == "exited", 20, "c1 to end")
+    assert api.berth.ok("logs", "c1") == "later\n"
+
+
+def test_start_attached_with_the_cli(api):
+    api.berth.ok("create", "--name", "s2", "busybox", "sh", "-c", "echo started; exit 4")
+    result = api.docker("start", "-a", "s2")
+    assert (result.returncode, result.stdout) == (4, "started\n")
+
+
 # -- logs -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("client", CLIENTS)

@@ -1,5 +1,5 @@
-"""A container's streams: attach (the hijacked connection docker's `run` and `attach` use) and
-logs. Attach moves bytes between the client and a berth.engine.attach Session, as the CLI's
+"""A container's streams: attach (the hijacked connection docker's `run` and `attach` use, or
+a websocket) and logs. Attach moves bytes between the client and a berth.engine.attach Session, as the CLI's
 `attach` moves them between a terminal and one; before a start it waits as docker's `run`
 (create, attach, wait, start) needs: a StartWaiter. Logs are engine.logs' entries."""
 
