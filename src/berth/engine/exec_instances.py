@@ -154,6 +154,7 @@ def _start_detached(engine, instance: ExecInstance, size) -> None:
     """A detached exec whose end is still recorded: a child of ours, in a session of its own,
     starts it attached to nothing and waits for it; we return once it runs."""
     from berth import fastjson  # lazy: only a detached exec
+    from berth.monitor.supervisor import read_all  # lazy: likewise
 
     read_end, write_end = os.pipe()
     child = os.fork()
@@ -168,10 +169,7 @@ def _start_detached(engine, instance: ExecInstance, size) -> None:
         finally:
             os._exit(code)
     os.close(write_end)
-    data = b""
-    while chunk := os.read(read_end, 4096):
-        data += chunk
-    os.close(read_end)
+    data = read_all(read_end)
     os.waitpid(child, 0)  # it has forked the exec's waiter and gone (see _detached)
     message = fastjson.loads(data) if data else {"error": "the exec's waiter ended", "kind": "system"}
     if "error" in message:
