@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from berth.cli.logs import format_timestamp, parse_tail
-from berth.engine.logs import decode_line, follow_logs, read_logs
+from berth.engine.logs import decode_line, follow_logs, format_timestamp, parse_tail, read_logs
 from berth.gotime import get_timestamp, go_parse_time, parse_unix_timestamp
 from berth.monitor.logfile import LogWriter
 from berth.units import format_rfc3339_nano_ns

@@ -210,11 +210,12 @@ class Hijack:
     client asked to upgrade (else 200 OK, as dockerd does), then calls run(sock, early) with the raw
     socket and any bytes the client already sent; the connection closes when run returns."""
 
-    __slots__ = ("run", "content_type")
+    __slots__ = ("run", "content_type", "headers")
 
-    def __init__(self, run, content_type: str = "application/vnd.docker.raw-stream"):
+    def __init__(self, run, content_type: str = "application/vnd.docker.raw-stream", headers: dict | None = None):
         self.run = run
         self.content_type = content_type
+        self.headers = headers or {}  # for the 101 (a websocket's Upgrade and Sec-WebSocket-Accept)
 
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"

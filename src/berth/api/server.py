@@ -188,8 +188,9 @@ class Connection:
         upgrade = "upgrade" in headers.get("connection", "").lower() and "upgrade" in headers
         early = b""
         if upgrade and self.h11.their_state is h11.MIGHT_SWITCH_PROTOCOL:
+            upgrade_to = {"Upgrade": "tcp", **hijack.headers}
             self.send(h11.InformationalResponse(status_code=101, reason=b"UPGRADED", headers=[
-                ("Content-Type", hijack.content_type), ("Connection", "Upgrade"), ("Upgrade", "tcp"),
+                ("Content-Type", hijack.content_type), ("Connection", "Upgrade"), *upgrade_to.items(),
                 *COMMON_HEADERS]))
             early = self.h11.trailing_data[0]
         else:  # dockerd hijacks a plain request too: a 200 head, then the raw stream until close

@@ -7,10 +7,9 @@ import sys
 import time
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, help_text, parse
-from berth.engine.logs import follow_logs, read_logs
+from berth.engine.logs import details_prefix, encode_text, follow_logs, format_timestamp, parse_tail, read_logs
 from berth.errors import InvalidArgument
-from berth.gotime import get_timestamp, go_parse_int, parse_unix_timestamp
-from berth.units import format_rfc3339_nano_ns
+from berth.gotime import get_timestamp, parse_unix_timestamp
 
 LOGS = Command("logs", "berth logs [OPTIONS] CONTAINER", "Fetch the logs of a container",
                [Flag("details", None, BOOL, False, "Show extra details provided to logs"),
@@ -69,9 +68,9 @@ class Printer:
         if self.last is not None and self.last is not out:
             self.last.flush()
         self.last = out
-        data = _encode(entry.text)
+        data = encode_text(entry.text)
         if self.details:
-            data = _details(entry.attrs) + b" " + data
+            data = details_prefix(entry.attrs) + data
         if self.timestamps:
             data = self._stamp(entry.time_ns) + data
         out.write(data)
@@ -89,36 +88,8 @@ class Printer:
             self.last.flush()
 
 
-def _encode(text: str) -> bytes:
-    try:
-        return text.encode()
-    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: Go decodes it as U+FFFD
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
 
 
-def _details(attrs: dict) -> bytes:
-    """docker's attrsByteSlice: k=v pairs sorted by key, query-escaped, comma-separated."""
-    return ",".join(f"{_query_escape(k)}={_query_escape(str(v))}" for k, v in sorted(attrs.items())).encode()
-
-
-def _query_escape(s: str) -> str:
-    """Go's url.QueryEscape."""
-    out = []
-    for byte in s.encode():
-        ch = chr(byte)
-        if ch.isascii() and (ch.isalnum() or ch in "-_.~"):
-            out.append(ch)
-        elif ch == " ":
-            out.append("+")
-        else:
-            out.append(f"%{byte:02X}")
-    return "".join(out)
-
-
-def format_timestamp(time_ns: int) -> str:
-    """docker's RFC3339NanoFixed in UTC: always nine fraction digits, so columns line up."""
-    seconds, fraction = divmod(time_ns, 1_000_000_000)
-    return f"{format_rfc3339_nano_ns(seconds * 1_000_000_000)[:-1]}.{fraction:09d}Z"
 
 
 def _quietly_flush(printer: Printer) -> None:
@@ -136,13 +107,6 @@ def _silence_stdio() -> None:
     os.dup2(null, sys.stderr.fileno())
     os.close(null)
 
-
-def parse_tail(value: str) -> int:
-    """The daemon's strconv.Atoi(tail): anything that is not an integer ("all") means all."""
-    try:
-        return go_parse_int(value)
-    except ValueError:
-        return -1
 
 
 def _bound(name: str, value: str, now_ns: int) -> int | None:

@@ -59,18 +59,25 @@ class ExecSession:
         if self._console is not None:
             set_winsize(self._console, rows, cols)
 
-    def stream(self, stdin_fd: int = 0, stdout_fd: int = 1, stderr_fd: int = 2) -> int:
+    @property
+    def console_fd(self) -> int:
+        """Its pty master (-1 without a tty)."""
+        return -1 if self._console is None else self._console
+
+    def stream(self, stdin_fd: int = 0, stdout_fd: int = 1, stderr_fd: int = 2, framed: bool = False) -> int:
         """Copy `stdin_fd` to the process (if its stdin is attached; -1: none) and its output
         to `stdout_fd`/`stderr_fd` (a tty has only the one stream) until it ends, then reap
         it: its exit code. Not until its pipes close: a child it left in the background may
-        hold them for ever, and docker's exec returns when the process ends."""
+        hold them for ever, and docker's exec returns when the process ends. `framed`: each
+        chunk goes to stdout_fd in a docker stdcopy frame naming its stream (the API's exec)."""
+        echo = _frames_to(stdout_fd) if framed else _echo_to(stdout_fd, stderr_fd)
         try:
             if self._console is not None:
-                _copy_console(self._console, stdin_fd if self._attach_stdin else -1, stdout_fd)
+                _copy_console(self._console, stdin_fd if self._attach_stdin else -1, echo)
             else:
                 exited = os.pidfd_open(self.pid)
                 try:
-                    self._copy(_echo_to(stdout_fd, stderr_fd), stdin_fd, exited)
+                    self._copy(echo, stdin_fd, exited)
                 finally:
                     os.close(exited)
         finally:
@@ -168,8 +175,20 @@ def _echo_to(stdout_fd: int, stderr_fd: int):
     return echo
 
 
-def _copy_console(master: int, stdin_fd: int, stdout_fd: int) -> None:
-    """A pty master: stdin -> master, master -> stdout until the process side closes. Ctrl-C
+def _frames_to(fd: int):
+    from berth.monitor.attach import frame  # lazy: only the API's exec
+
+    def echo(stream: int, data: bytes) -> None:
+        try:
+            write_all(fd, frame(stream, data))
+        except OSError:  # the client went away: the process runs on to its end
+            pass
+
+    return echo
+
+
+def _copy_console(master: int, stdin_fd: int, echo) -> None:
+    """A pty master: stdin -> master, master -> echo (as stdout) until the process side closes. Ctrl-C
     travels as a byte to the container's line discipline, as with docker -t; our stdin's end
     goes as ^D, like docker's attach."""
     sources = [master] + ([stdin_fd] if stdin_fd >= 0 else [])
@@ -185,10 +204,7 @@ def _copy_console(master: int, stdin_fd: int, stdout_fd: int) -> None:
                 return
             if not data:
                 return
-            try:
-                write_all(stdout_fd, data)
-            except BrokenPipeError:
-                pass
+            echo(1, data)
         if stdin_fd in ready:
             try:
                 data = os.read(stdin_fd, 65536)

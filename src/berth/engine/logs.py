@@ -7,8 +7,8 @@ import time
 
 from berth import fastjson
 from berth.engine.containers import is_running
-from berth.errors import BerthError
-from berth.units import parse_rfc3339_ns
+from berth.errors import NotImplementedYet
+from berth.units import format_rfc3339_nano_ns, parse_rfc3339_ns
 
 POLL_SECONDS = 0.05
 # With an engine that cannot tell whether a container's supervisor is alive, a record that
@@ -156,8 +156,63 @@ def log_source(record: dict) -> tuple[str, int]:
 
     path = log_file(record)
     if not path:
-        raise BerthError("configured logging driver does not support reading")
+        raise NotImplementedYet("configured logging driver does not support reading")  # dockerd's 501
     return path, rotation(driver, log_config["Config"])[1]
+
+
+# -- an entry as docker's logs print it --------------------------------------------------
+
+def entry_bytes(entry: LogEntry, timestamps: bool = False, details: bool = False) -> bytes:
+    """The entry's text as `docker logs` prints it (the API sends the same bytes): its
+    --details attributes, then its --timestamps time, first."""
+    data = encode_text(entry.text)
+    if details:
+        data = details_prefix(entry.attrs) + data
+    if timestamps:
+        data = format_timestamp(entry.time_ns).encode() + b" " + data
+    return data
+
+
+def encode_text(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape: Go decodes it as U+FFFD
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode()
+
+
+def details_prefix(attrs: dict) -> bytes:
+    """docker's attrsByteSlice: k=v pairs sorted by key, query-escaped, comma-separated, then a space."""
+    return ",".join(f"{_query_escape(k)}={_query_escape(str(v))}" for k, v in sorted(attrs.items())).encode() + b" "
+
+
+def _query_escape(s: str) -> str:
+    """Go's url.QueryEscape."""
+    out = []
+    for byte in s.encode():
+        ch = chr(byte)
+        if ch.isascii() and (ch.isalnum() or ch in "-_.~"):
+            out.append(ch)
+        elif ch == " ":
+            out.append("+")
+        else:
+            out.append(f"%{byte:02X}")
+    return "".join(out)
+
+
+def parse_tail(value: str) -> int:
+    """The daemon's strconv.Atoi(tail): anything that is not an integer ("all") means all (-1)."""
+    from berth.gotime import go_parse_int  # lazy: only logs
+
+    try:
+        return go_parse_int(value)
+    except ValueError:
+        return -1
+
+
+def format_timestamp(time_ns: int) -> str:
+    """docker's RFC3339NanoFixed in UTC: always nine fraction digits, so columns line up."""
+    seconds, fraction = divmod(time_ns, 1_000_000_000)
+    return f"{format_rfc3339_nano_ns(seconds * 1_000_000_000)[:-1]}.{fraction:09d}Z"
 
 
 class _Source:

@@ -501,7 +501,7 @@ class DetachedStart:
                 _detach_stdio(keep=(order_r, result_w) + ((theirs,) if theirs >= 0 else ()))
                 if warm:
                     engine.warm_up()
-                container_id = record["Id"] if record is not None else _read_all(order_r).decode()
+                container_id = record["Id"] if record is not None else read_all(order_r).decode()
                 if container_id:
                     Supervisor(engine, container_id).run_detached(result_w, first=theirs, record=record)
             finally:
@@ -518,7 +518,7 @@ class DetachedStart:
     def start(self, container_id: str) -> int:
         os.write(self.order_w, container_id.encode())
         os.close(self.order_w)
-        data = _read_all(self.result_r)
+        data = read_all(self.result_r)
         message = fastjson.loads(data.split(b"\n", 1)[0]) if data else {"error": "supervisor exited"}
         if "error" in message:
             raise from_kind(message.get("kind"), message["error"])
@@ -532,7 +532,8 @@ class DetachedStart:
             self.attacher.close()
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
+    """Everything until EOF; the fd is closed."""
     data = b""
     while True:
         chunk = os.read(fd, 4096)

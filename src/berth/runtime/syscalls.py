@@ -163,8 +163,8 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 _SYS = {  # syscall numbers glibc has no wrapper for
-    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436},
-    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436},
+    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436, "pidfd_getfd": 438},
+    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436, "pidfd_getfd": 438},
 }[os.uname().machine]
 
 
@@ -212,6 +212,14 @@ def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> 
     fd = _syscall(_SYS["openat2"], _Long(dir_fd), path.encode(), how, _Long(len(how)))
     if fd < 0:
         _fail(f"openat2 {path}")
+    return fd
+
+
+def pidfd_getfd(pidfd: int, target_fd: int) -> int:
+    """pidfd_getfd(2): a duplicate, in this process, of fd `target_fd` of the process `pidfd`."""
+    fd = _syscall(_SYS["pidfd_getfd"], _Long(pidfd), _Long(target_fd), _Long(0))
+    if fd < 0:
+        _fail("pidfd_getfd")
     return fd
 
 
