@@ -15,7 +15,7 @@ from berth.engine import lifecycle
 from berth.engine.container_list import list_containers
 from berth.engine.containers import is_running
 from berth.engine.inspect import inspect as inspect_object
-from berth.errors import BerthError, Conflict, InvalidArgument, NotImplementedYet
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, NotImplementedYet
 from berth.units import parse_rfc3339
 
 CHUNK = 1 << 16
@@ -209,18 +209,20 @@ def _wait_for(engine, record: dict, condition: str) -> int:
     container_id = record["Id"]
     finished = record["State"]["FinishedAt"]
     code = record["State"]["ExitCode"]
+    since_ns = time.time_ns()
     while True:
         try:
             state = engine.load(container_id)["State"]
-        except FileNotFoundError:
-            return code  # removed: its last exit code
-        code = state["ExitCode"]
-        if state["Running"] or state["Restarting"]:
-            code = lifecycle.wait(engine, container_id)
-            if condition != "removed":
+            code = state["ExitCode"]
+            if state["Running"] or state["Restarting"]:
+                code = lifecycle.wait(engine, container_id)
+                if condition != "removed":
+                    return code
+            elif condition == "not-running" or (condition == "next-exit" and state["FinishedAt"] != finished):
                 return code
-        elif condition == "not-running" or (condition == "next-exit" and state["FinishedAt"] != finished):
-            return code
+        except (FileNotFoundError, NotFound):  # removed (run --rm): the exit code its die event told
+            died = lifecycle.exit_code_after(engine, container_id, since_ns)
+            return code if died is None else died
         time.sleep(POLL)
 
 

@@ -1,6 +1,8 @@
 """Use cases that wait on, cycle or remove a container: `wait`, `restart`, `rm`, and the
 boot-time start of containers whose restart policy says they should run."""
 
+import time
+
 from berth.engine.names import valid_name
 from berth.engine.procs import wait_gone
 from berth.engine.state import DEAD, REMOVING, Container
@@ -54,6 +56,17 @@ def wait(engine, container_id: str) -> int:
             raise NotFound(f"No such container: {container_id}")
         if not (record["State"]["Running"] or record["State"]["Restarting"]):
             return record["State"]["ExitCode"]
+
+
+def exit_code_after(engine, container_id: str, since_ns: int) -> int | None:
+    """The exit code of the container's last end since `since_ns`, from its die event: what a
+    waiter still learns once an --rm container's record is gone."""
+    from berth.engine import events  # lazy: only a wait that lost its container
+
+    code = None
+    for msg in events.watch(engine, since_ns, time.time_ns(), {"container": [container_id], "event": ["die"]}):
+        code = int((msg.get("Actor") or {}).get("Attributes", {}).get("exitCode", 0))
+    return code
 
 
 def start_by_policy(engine) -> list[dict]:
