@@ -287,6 +287,15 @@ def test_the_proxy_ends_with_the_run(busybox, ending):
         assert proxy_of(busybox, cid) != proxy
 
 
+def test_a_start_that_fails_leaves_no_proxy(busybox):
+    (h,) = free_ports(1)
+    for detach in (["-d"], []):  # a detached supervisor, and the foreground run that supervises itself
+        busybox.fails(127, "run", *detach, "-p", f"{h}:80", "busybox", "no-such-command",
+                      says="executable file not found")
+        assert proxies_below(busybox) == [] and not host_listens(h)
+        assert settled_footprint(busybox, EMPTY) == EMPTY
+
+
 def host_listens_v6(port: int) -> bool:
     with open("/proc/net/tcp6") as f:
         return any(row.split()[3] == "0A" and int(row.split()[1].rsplit(":", 1)[1], 16) == port
