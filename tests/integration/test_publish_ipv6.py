@@ -275,10 +275,15 @@ def test_the_proxy_ends_with_the_run(busybox, ending):
     wait_for(lambda: not host_listens_v6(h), what=f"nothing to listen on [::]:{h}")
     assert get6(h, timeout=1.0) is None
     if ending == "supervisor killed":
-        # the container runs on (its IPv4 port by kernel NAT), as with a killed docker-proxy
+        # the container runs on (its IPv4 port by kernel NAT); the next command that looks at it
+        # adopts it, and its new supervisor serves the IPv6 side again
         assert inspect(busybox, cid, "{{.State.Running}}") == "true"
         assert http_get("127.0.0.1", h) == PAGE
+        wait_http6(h)
+        again = proxy_of(busybox, cid)
+        assert again != proxy and parent(again[0]) == supervisor_of(busybox, cid) != supervisor
         busybox.ok("stop", "-t", "0", cid)
+        wait_for(lambda: not same_process(again), what="the new proxy to end")
     assert settled_footprint(busybox, EMPTY) == EMPTY
     assert proxies_below(busybox) == []
     if ending != "rm -f":  # the same port again, at once

@@ -402,6 +402,48 @@ def _undo(engine, container_id: str, state: dict, unplug: bool) -> None:
             pool.release_all(container_id)
 
 
+def serve_ipv6_again(engine, record: dict) -> None:
+    """The IPv6 side of a running container's published ports, when its proxy died with a
+    killed supervisor: a new proxy, the child of the supervisor adopting the container (the
+    caller), recorded in the run's network.json. Called with the container's lock held. A
+    port the host took meanwhile cannot be served: then none is (the IPv4 side runs on by
+    kernel NAT), as a docker-proxy that died is not started again."""
+    path = network_state_path(engine.paths, record["Id"])
+    try:
+        state = read_json(path)
+    except FileNotFoundError:
+        return  # released meanwhile
+    from berth.engine.procs import same_process  # lazy: only IPv6 published ports
+
+    if not state.get("proxy") or same_process(state["proxy"]):
+        return
+    from berth.network.proxy import listen  # lazy: only IPv6 published ports
+
+    listeners = []
+    try:
+        for port, bindings in (record["NetworkSettings"].get("Ports") or {}).items():
+            number, _, proto = port.partition("/")
+            backend = (state["ip"], int(number))
+            for binding in bindings or ():
+                if ":" in binding["HostIp"]:
+                    listeners.append((proto, listen(proto, binding["HostIp"], int(binding["HostPort"]), backend),
+                                      backend))
+    except OSError:
+        for _, sock, _ in listeners:
+            sock.close()
+        return
+    from berth.engine.procs import identity  # lazy: only IPv6 published ports
+    from berth.network.proxy import start  # lazy: only IPv6 published ports
+
+    try:
+        state["proxy"] = identity(start(listeners))
+    except OSError:  # no fork: the adoption itself goes on
+        for _, sock, _ in listeners:
+            sock.close()
+        return
+    write_json(path, state, durable=False)
+
+
 def end_proxy(proxy: list) -> None:
     """End the IPv6 proxy of a run (network.proxy) if it still runs, and wait until it is gone
     (its listening sockets closed); reaped if it is our child (we are its supervisor)."""
