@@ -20,7 +20,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import BerthRoot, summary  # noqa: E402
-from network import CHUNK, SINK, SINK_PORT, BenchError, Engine, bridge_of, free_port, peers, run, send  # noqa: E402
+from lifecycle import pss_kb  # noqa: E402
+from network import (  # noqa: E402
+    CHUNK,
+    SINK,
+    SINK_PORT,
+    BenchError,
+    Engine,
+    bridge_of,
+    free_port,
+    peers,
+    run,
+    send,
+    wait_until,
+)
 
 SOURCE_PORT = 5001
 # One dd per connection writing `mb` MB of zeros, then closing: the client counts what arrives.
@@ -54,18 +67,6 @@ def receive(address: tuple[str, int], megabytes: int) -> float:
     return elapsed
 
 
-def wait_until(check, what: str, deadline: float = 15) -> None:
-    give_up = time.monotonic() + deadline
-    while True:
-        try:
-            check()
-            return
-        except (OSError, BenchError):
-            if time.monotonic() > give_up:
-                raise BenchError(f"{what} not ready after {deadline:.0f} s") from None
-            time.sleep(0.05)
-
-
 def throughput(engine: Engine, megabytes: int, reps: int, payload: memoryview) -> dict:
     """Median MB/s per (direction, path), and the median of each rep's IPv6/IPv4 ratio."""
     up_port, down_port = free_dual_port(), free_dual_port()
@@ -83,7 +84,7 @@ def throughput(engine: Engine, megabytes: int, reps: int, payload: memoryview) -
         for path, host in paths.items():
             for direction, (inner, outer) in ports.items():
                 address = (host, inner if path == "direct" else outer)
-                wait_until(lambda a=address, d=direction: moves[d](a), f"{engine.name} {direction} {path}")
+                wait_until(lambda a=address, d=direction: moves[d](a), f"{engine.name} {direction} {path} not ready")
         samples = {(d, p): [] for d in ports for p in paths}
         for rep in range(reps):
             order = list(paths) if rep % 2 == 0 else list(reversed(paths))
@@ -102,14 +103,6 @@ def throughput(engine: Engine, megabytes: int, reps: int, payload: memoryview) -
 
 def _quoted(argv: list[str]) -> list[str]:
     return [f"'{a}'" if " " in a or "$" in a else a for a in argv]
-
-
-def pss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    return 0
 
 
 def processes_named(comm: str) -> list[int]:
@@ -134,7 +127,7 @@ def proxy_memory(engine: Engine, comm: str, ports: int) -> tuple[int, int]:
         run(engine.cmd("run", "-d", "--name", name, *flags, engine.image, "sleep", "600"))
         time.sleep(2)
         added = set(processes_named(comm)) - before
-        return len(added), sum(pss_kib(pid) for pid in added)
+        return len(added), sum(pss_kb(pid) for pid in added)
     finally:
         engine.remove(name)
 

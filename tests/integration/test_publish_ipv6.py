@@ -178,6 +178,49 @@ def test_a_large_transfer_both_ways_through_the_proxy(busybox):
     assert len(received) == len(data) and received == data
 
 
+def test_the_proxy_passes_every_byte_and_each_end_of_stream():
+    """The proxy alone (network.proxy, forked by this test) between a client on [::1] and a
+    server of this test on 127.0.0.1: transfers of many sizes each way arrive whole, and the
+    end of each stream is passed on wherever it falls in the proxy's rounds of splicing."""
+    import random
+    import threading
+
+    from berth.network import proxy
+
+    sizes = [random.choice([0, 1, 4095, 65536, 65537]) + random.randint(0, 3 << 20) for _ in range(40)]
+
+    def read_all(conn: socket.socket) -> bytes:
+        data = b""
+        while chunk := conn.recv(1 << 20):
+            data += chunk
+        return data
+
+    def serve(server: socket.socket) -> None:
+        for _ in range(2 * len(sizes)):
+            conn, _ = server.accept()
+            with conn:
+                request = read_all(conn)  # an upload ("u" + data), or a download's size ("d" + digits)
+                conn.sendall(str(len(request) - 1).encode() if request[:1] == b"u" else bytes(int(request[1:])))
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        (front,) = free_ports(1)
+        backend = server.getsockname()
+        pid = proxy.start([("tcp", proxy.listen("tcp", "::1", front, backend), backend)])
+        try:
+            threading.Thread(target=serve, args=(server,), daemon=True).start()
+            for size in sizes:
+                for request, answer in ((b"u" + bytes(size), str(size).encode()), (b"d%d" % size, bytes(size))):
+                    with socket.create_connection(("::1", front), timeout=10) as conn:
+                        conn.sendall(request)
+                        conn.shutdown(socket.SHUT_WR)
+                        assert read_all(conn) == answer
+        finally:
+            os.kill(pid, signal.SIGKILL)  # our own child
+            os.waitpid(pid, 0)
+
+
 # -- 2. UDP -----------------------------------------------------------------------------------
 
 def test_udp_through_ipv6(busybox):

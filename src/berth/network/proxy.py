@@ -130,13 +130,15 @@ def _serve(forwards: list) -> None:
 
 class _Loop:
     """An epoll loop: each fd has one handler (its on_events(fd, events)) and one event mask;
-    `tickers` (their tick(now) -> True while they want another) are called once a second."""
+    `tickers` (ticking() -> whether they wait for time to pass; tick(now)) are called once a
+    second while one of them is ticking."""
 
     def __init__(self):
         self.epoll = select.epoll()
         self.handlers = {}
         self.masks = {}
         self.tickers = []
+        self.dropped = set()  # fds forgotten while this round's events are handled
 
     def watch(self, fd: int, mask: int, handler) -> None:
         self.epoll.register(fd, mask)
@@ -153,18 +155,23 @@ class _Loop:
         if self.handlers.pop(fd, None) is not None:
             del self.masks[fd]
             self.epoll.unregister(fd)
+            self.dropped.add(fd)
 
     def run(self) -> None:
-        ticking, next_tick = False, 0.0
+        next_tick = 0.0
         while True:
-            timeout = max(0.0, next_tick - time.monotonic()) if ticking else -1
-            for fd, events in self.epoll.poll(timeout):
-                handler = self.handlers.get(fd)
+            ticking = any([ticker.ticking() for ticker in self.tickers])
+            for fd, events in self.epoll.poll(max(0.0, next_tick - time.monotonic()) if ticking else -1):
+                # An fd closed by an earlier handler of this round may be a new one already:
+                # what was reported is not about it.
+                handler = None if fd in self.dropped else self.handlers.get(fd)
                 if handler is not None:
                     handler.on_events(fd, events)
+            self.dropped.clear()
             now = time.monotonic()
             if now >= next_tick:
-                ticking = any([ticker.tick(now) for ticker in self.tickers])
+                for ticker in self.tickers:
+                    ticker.tick(now)
                 next_tick = now + 1.0
 
 
@@ -192,49 +199,60 @@ class _TcpListener:
                 return
             _Connection(self.loop, client, self.backend)
 
-    def tick(self, now: float) -> bool:
+    def ticking(self) -> bool:
+        return bool(self.paused_until)
+
+    def tick(self, now: float) -> None:
         if self.paused_until and now >= self.paused_until:
             self.paused_until = 0.0
             self.loop.want(self.sock.fileno(), _IN)
-        return bool(self.paused_until)
 
 
 class _Pump:
     """One direction of a connection: src -> a pipe of ours -> dst, by splice."""
 
-    __slots__ = ("src", "dst", "read_end", "write_end", "pending", "eof", "shut")
+    __slots__ = ("src", "dst", "read_end", "write_end", "pending", "full", "eof", "shut")
 
     def __init__(self, src: _socket.socket, dst: _socket.socket):
         self.src, self.dst = src, dst
         self.read_end, self.write_end = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self.pending = 0  # bytes in the pipe
+        self.full = False  # the pipe took nothing more: read again once dst has taken some
         self.eof = False  # src has ended its side
         self.shut = False  # ...and dst has been told so (SHUT_WR)
 
     def move(self) -> None:
-        """Splice until src has nothing more or dst takes nothing more; OSError when one is gone."""
+        """Splice until src has nothing more or dst takes nothing more (at most BATCH rounds),
+        then pass src's end on once all is through; OSError when one is gone."""
         for _ in range(BATCH):
             if self.pending:
                 try:
                     self.pending -= os.splice(self.read_end, self.dst.fileno(), self.pending, flags=_SPLICE)
                 except BlockingIOError:
-                    return
+                    break
+                self.full = False
             if self.eof:
-                if not self.pending and not self.shut:
-                    self.dst.shutdown(_socket.SHUT_WR)
-                    self.shut = True
-                return
+                break
             try:
                 moved = os.splice(self.src.fileno(), self.write_end, PIPE_SIZE - self.pending, flags=_SPLICE)
             except BlockingIOError:
-                return
+                self.full = self.pending > 0  # src is empty, or the pipe's slots are taken: wait for dst
+                break
             if moved == 0:
+                # End of stream, unless the pipe is not empty: a socket whose peer has sent its
+                # FIN says 0 also when its data is waiting and the pipe has no slot left for it.
+                if self.pending:
+                    self.full = True
+                    break
                 self.eof = True
             self.pending += moved
+        if self.eof and not self.pending and not self.shut:
+            self.dst.shutdown(_socket.SHUT_WR)
+            self.shut = True
 
     @property
     def reading(self) -> bool:
-        return not self.eof and self.pending < PIPE_SIZE
+        return not self.eof and not self.full and self.pending < PIPE_SIZE
 
     @property
     def done(self) -> bool:
@@ -350,10 +368,12 @@ class _UdpListener:
         self.flows[client] = flow
         return flow
 
-    def tick(self, now: float) -> bool:
+    def ticking(self) -> bool:
+        return bool(self.flows)
+
+    def tick(self, now: float) -> None:
         for flow in [f for f in self.flows.values() if now - f.last >= UDP_IDLE]:
             flow.close()
-        return bool(self.flows)
 
 
 class _Flow:
