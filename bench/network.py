@@ -204,14 +204,19 @@ def send(address: tuple[str, int], megabytes: int, payload: memoryview) -> float
 
 
 def wait_ready(address: tuple[str, int], payload: memoryview, deadline: float = 15) -> None:
+    wait_until(lambda: send(address, 1, payload), f"no sink answering at {address[0]}:{address[1]}", deadline)
+
+
+def wait_until(check, what: str, deadline: float = 15) -> None:
+    """Call check() until it raises neither OSError nor BenchError; BenchError("<what> after N s")."""
     give_up = time.monotonic() + deadline
     while True:
         try:
-            send(address, 1, payload)
+            check()
             return
         except (OSError, BenchError):
             if time.monotonic() > give_up:
-                raise BenchError(f"no sink answering at {address[0]}:{address[1]} after {deadline:.0f} s") from None
+                raise BenchError(f"{what} after {deadline:.0f} s") from None
             time.sleep(0.05)
 
 

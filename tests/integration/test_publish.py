@@ -102,12 +102,16 @@ EMPTY = {"elements": [], "reservations": [], "leases": [], "veths": []}
 # -- host ports ---------------------------------------------------------------------------
 
 def _free_on_host(port: int) -> bool:
-    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            try:
-                probe.bind(("0.0.0.0", port))
-            except OSError:
-                return False
+    """Nobody on the host uses `port`, on IPv4 nor on IPv6 (where its [::] twin is published)."""
+    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            with socket.socket(family, kind) as probe:
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                try:
+                    probe.bind((address, port))
+                except OSError:
+                    return False
     return True
 
 
@@ -257,14 +261,18 @@ def test_every_publish_form_in_port_ps_and_inspect(busybox):
     ports = inspect_json(busybox, cid, ".NetworkSettings.Ports")
     r82, r83 = int(ports["82/tcp"][0]["HostPort"]), int(ports["83/tcp"][0]["HostPort"])
     assert low <= r82 <= high and low <= r83 <= high and r82 != r83
+    # docker 28 (its userland proxy on, a host with IPv6): every address is 0.0.0.0 and [::]
+    def both(port):
+        return [{"HostIp": "0.0.0.0", "HostPort": str(port)}, {"HostIp": "::", "HostPort": str(port)}]
+
     assert ports == {
-        "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(h)}],
+        "80/tcp": both(h),
         "81/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(h2)}],
         "82/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(r82)}],
-        "83/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(r83)}],
-        "84/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(h3)}],
-        "85/tcp": [{"HostIp": "0.0.0.0", "HostPort": str(h4)}],
-        "86/udp": [{"HostIp": "0.0.0.0", "HostPort": str(h5)}],
+        "83/tcp": both(r83),
+        "84/tcp": both(h3),
+        "85/tcp": both(h4),
+        "86/udp": both(h5),
     }
     # docker keeps the request as given: no address is "", no port is ""
     assert inspect_json(busybox, cid, ".HostConfig.PortBindings") == {
@@ -280,21 +288,23 @@ def test_every_publish_form_in_port_ps_and_inspect(busybox):
         "80/tcp", "81/tcp", "82/tcp", "83/tcp", "84/tcp", "85/tcp", "86/udp"]
 
     assert busybox.ok("port", "forms").splitlines() == [
-        f"80/tcp -> 0.0.0.0:{h}", f"81/tcp -> 127.0.0.1:{h2}", f"82/tcp -> 127.0.0.1:{r82}",
-        f"83/tcp -> 0.0.0.0:{r83}", f"84/tcp -> 0.0.0.0:{h3}", f"85/tcp -> 0.0.0.0:{h4}",
-        f"86/udp -> 0.0.0.0:{h5}"]
+        f"80/tcp -> 0.0.0.0:{h}", f"80/tcp -> [::]:{h}", f"81/tcp -> 127.0.0.1:{h2}", f"82/tcp -> 127.0.0.1:{r82}",
+        f"83/tcp -> 0.0.0.0:{r83}", f"83/tcp -> [::]:{r83}", f"84/tcp -> 0.0.0.0:{h3}", f"84/tcp -> [::]:{h3}",
+        f"85/tcp -> 0.0.0.0:{h4}", f"85/tcp -> [::]:{h4}", f"86/udp -> 0.0.0.0:{h5}", f"86/udp -> [::]:{h5}"]
     assert busybox.ok("port", "forms", "81") == f"127.0.0.1:{h2}\n"
     assert busybox.ok("port", "forms", "82/tcp") == f"127.0.0.1:{r82}\n"
-    assert busybox.ok("port", "forms", "86/udp") == f"0.0.0.0:{h5}\n"
+    assert busybox.ok("port", "forms", "86/udp") == f"0.0.0.0:{h5}\n[::]:{h5}\n"
     missing = busybox("port", "forms", "99")
     assert (missing.returncode, missing.stdout) == (1, "")
     assert missing.stderr.strip().endswith("No public port '99' published for forms"), missing.stderr
     assert busybox("port", "forms", "86").returncode == 1  # tcp unless said otherwise
 
     assert busybox.ok("ps", "--format", "{{.Names}}|{{.Ports}}") == (
-        f"forms|0.0.0.0:{h}->80/tcp, 127.0.0.1:{h2}->81/tcp, 127.0.0.1:{r82}->82/tcp, 0.0.0.0:{r83}->83/tcp, "
-        f"0.0.0.0:{h3}->84/tcp, 0.0.0.0:{h4}->85/tcp, 0.0.0.0:{h5}->86/udp\n")
-    assert len(map_elements(busybox)) == 7 and len(reservations(busybox)) == 7
+        f"forms|0.0.0.0:{h}->80/tcp, [::]:{h}->80/tcp, 127.0.0.1:{h2}->81/tcp, 127.0.0.1:{r82}->82/tcp, "
+        f"0.0.0.0:{r83}->83/tcp, [::]:{r83}->83/tcp, 0.0.0.0:{h3}->84/tcp, [::]:{h3}->84/tcp, "
+        f"0.0.0.0:{h4}->85/tcp, [::]:{h4}->85/tcp, 0.0.0.0:{h5}->86/udp, [::]:{h5}->86/udp\n")
+    # IPv4 by kernel NAT (7 map elements), [::] by the proxy: 12 host ports reserved
+    assert len(map_elements(busybox)) == 7 and len(reservations(busybox)) == 12
 
 
 # -- 2. traffic ---------------------------------------------------------------------------
@@ -366,10 +376,14 @@ def test_publish_all_maps_image_and_flag_exposed_ports(busybox):
     ports = inspect_json(busybox, "all", ".NetworkSettings.Ports")
     assert sorted(ports) == ["7000/tcp", "7001/tcp", "7002/tcp"]
     host_ports = {port: int(b[0]["HostPort"]) for port, b in ports.items()}
-    assert all(len(b) == 1 and b[0]["HostIp"] == "0.0.0.0" for b in ports.values())
+    # docker 28: 0.0.0.0 and [::], one port number for both
+    assert all([(a["HostIp"], a["HostPort"]) for a in b] == [("0.0.0.0", str(host_ports[port])),
+                                                             ("::", str(host_ports[port]))]
+               for port, b in ports.items())
     assert all(low <= p <= high for p in host_ports.values()) and len(set(host_ports.values())) == 3
-    assert busybox.ok("port", "all").splitlines() == [f"{port} -> 0.0.0.0:{host_ports[port]}"
-                                                      for port in ("7000/tcp", "7001/tcp", "7002/tcp")]
+    assert busybox.ok("port", "all").splitlines() == [f"{port} -> {address}:{host_ports[port]}"
+                                                      for port in ("7000/tcp", "7001/tcp", "7002/tcp")
+                                                      for address in ("0.0.0.0", "[::]")]
     assert inspect(busybox, "all", "{{.HostConfig.PublishAllPorts}}") == "true"
     assert inspect_json(busybox, "all", ".HostConfig.PortBindings") == {}
     def reply() -> bytes:
@@ -414,12 +428,12 @@ def test_port_held_by_a_container_or_a_host_process_is_refused(busybox):
     busybox.ok("stop", "-t", "0", "holder")
     assert settled_footprint(busybox, EMPTY) == EMPTY
     busybox.ok("start", "second")  # the same container, now that its port is free
-    assert busybox.ok("port", "second") == f"80/tcp -> 0.0.0.0:{h}\n"
+    assert busybox.ok("port", "second") == f"80/tcp -> 0.0.0.0:{h}\n80/tcp -> [::]:{h}\n"
     busybox.ok("start", "third")
     assert busybox.ok("port", "third") == f"80/tcp -> 127.0.0.1:{p}\n"
     busybox.ok("rm", "-f", "second")
     busybox.ok("run", "-d", "--name", "again", "-p", f"{h}:80", "busybox", "sleep", "60")
-    assert busybox.ok("port", "again", "80") == f"0.0.0.0:{h}\n"
+    assert busybox.ok("port", "again", "80") == f"0.0.0.0:{h}\n[::]:{h}\n"
 
 
 # -- 5. bad input -------------------------------------------------------------------------
@@ -490,7 +504,7 @@ def test_run_end_releases_ports(busybox, ending):
     publish = ["-p", f"{h}:80", "-p", f"127.0.0.1:{h2}:81/udp"]
     cid = busybox.ok("run", "-d", *publish, "busybox", "sleep", "60").strip()
     running = footprint(busybox)
-    assert len(running["elements"]) == 2 and len(running["reservations"]) == 2
+    assert len(running["elements"]) == 2 and len(running["reservations"]) == 3  # 0.0.0.0 and [::] of h
     assert len(running["leases"]) == 1 and len(running["veths"]) == 1
 
     if ending == "stop":
@@ -505,7 +519,8 @@ def test_run_end_releases_ports(busybox, ending):
         assert inspect_json(busybox, cid, ".NetworkSettings.Ports") == {}
 
     reuse = busybox.ok("run", "-d", *publish, "busybox", "sleep", "60").strip()
-    assert busybox.ok("port", reuse).splitlines() == [f"80/tcp -> 0.0.0.0:{h}", f"81/udp -> 127.0.0.1:{h2}"]
+    assert busybox.ok("port", reuse).splitlines() == [f"80/tcp -> 0.0.0.0:{h}", f"80/tcp -> [::]:{h}",
+                                                      f"81/udp -> 127.0.0.1:{h2}"]
     busybox.ok("rm", "-f", reuse)
     assert settled_footprint(busybox, EMPTY) == EMPTY
 
@@ -544,7 +559,7 @@ def test_start_kill_cycles_leak_nothing(busybox):
     for _ in range(20):
         busybox.ok("start", cid)
         now = footprint(busybox)
-        assert len(now["elements"]) == 2 and len(now["reservations"]) == 2 and len(now["leases"]) == 1, now
+        assert len(now["elements"]) == 2 and len(now["reservations"]) == 3 and len(now["leases"]) == 1, now
         busybox.ok("kill", cid)
         busybox.ok("wait", cid)
     assert settled_footprint(busybox, before) == before

@@ -159,6 +159,17 @@ class Engine:
 
         return held_sockets(container_id)
 
+    def serve_ipv6_again(self, record: dict) -> None:
+        """An adopting supervisor (a killed one's proxy died with it) serves the run's IPv6
+        published ports again (engine.networks.serve_ipv6_again)."""
+        if record["HostConfig"].get("NetworkMode") != "bridge":
+            return
+        from berth.engine.networks import (
+            serve_ipv6_again,  # lazy: only bridged starts and releases need it (ps, images do not)
+        )
+
+        serve_ipv6_again(self, record)
+
     # -- lookup ----------------------------------------------------------
     def container_ids(self) -> list[str]:
         return self.store.ids()

@@ -91,6 +91,9 @@ class Endpoint:
         self.endpoint_id = os.urandom(32).hex()
         self.ports = {}  # NetworkSettings.Ports
         self.mappings = []  # (proto, host_ip, host_port, container_ip, container_port) for the firewall
+        self.listeners = []  # (proto, bound socket, container_port): the IPv6 ports, for the proxy
+        self.proxy = None  # the identity of the proxy serving them (network.proxy)
+        self.ipv6 = None  # whether IPv6 ports are published next to 0.0.0.0 ones (decided once)
         self.links = []  # (target ip, [(proto, port)]) allowed when icc is off
         self.link_env = []
         self.link_hosts = []
@@ -162,54 +165,119 @@ class Endpoint:
         for port, wanted in bindings.items():
             number, _, proto = port.partition("/")
             proto = proto or "tcp"
-            ports[port] = []
+            published = []
             for binding in wanted or [{"HostIp": "", "HostPort": ""}]:
-                host_ip = binding.get("HostIp") or ""
+                addresses = self._host_addresses(proto, binding.get("HostIp") or "")
+                if not addresses:
+                    continue
                 try:
-                    host_port = self._reserve(reservations, proto, host_ip, binding.get("HostPort") or "")
+                    host_port = self._reserve(reservations, proto, addresses, binding.get("HostPort") or "",
+                                              int(number))
                 except Exception as err:
-                    raise BerthError(f"driver failed programming external connectivity on endpoint {name} "
-                                     f"({self.endpoint_id}): {err}") from None
-                ports[port].append({"HostIp": host_ip or "0.0.0.0", "HostPort": str(host_port)})
-                self.mappings.append((proto, "" if host_ip in ("", "0.0.0.0") else host_ip, host_port,
-                                      self.ip, int(number)))
+                    raise BerthError(f"failed to set up container networking: driver failed programming external "
+                                     f"connectivity on endpoint {name} ({self.endpoint_id}): {err}") from None
+                for address in addresses:
+                    published.append({"HostIp": address, "HostPort": str(host_port)})
+                    if ":" not in address:  # IPv6 is the proxy's (self.listeners)
+                        self.mappings.append((proto, "" if address == "0.0.0.0" else address, host_port,
+                                              self.ip, int(number)))
+            ports[port] = published or None  # docker: a port with no binding made is null
         self.ports = ports
+        if self.listeners:
+            self._start_proxy()
 
-    def _reserve(self, reservations, proto: str, host_ip: str, spec: str) -> int:
-        """A host port berth hands out AND holds: a socket bound to it for as long as this
-        process (the container's supervisor) lives, so neither a host process nor another
-        berth root can take it meanwhile, as docker's proxy holds it. Traffic never reaches
-        the socket: the kernel's DNAT rewrites it first."""
+    def _host_addresses(self, proto: str, host_ip: str) -> list[str]:
+        """The host addresses a binding is published on, docker's way: an IPv4 address alone;
+        none (0.0.0.0) also [::] when the IPv6 proxy runs (daemon.json userland-proxy, true by
+        default) and the host has IPv6; an IPv6 address only with the proxy (docker, without
+        it, cannot reach an IPv4-only container from IPv6 and publishes nothing)."""
+        from berth.network.ports import normalize_host_ip  # lazy: only published ports
+
+        address = normalize_host_ip(host_ip)
+        if ":" not in address:
+            return [address, "::"] if address == "0.0.0.0" and self._proxies_ipv6(proto) else [address]
+        if not self.engine.settings.userland_proxy:
+            return []
+        if proto == "sctp":
+            raise BerthError(f"cannot publish sctp on the IPv6 address {address}: berth's userland proxy "
+                             "serves tcp and udp only")
+        return [address]
+
+    def _proxies_ipv6(self, proto: str) -> bool:
+        if proto == "sctp":  # the proxy serves tcp and udp: an sctp port stays IPv4-only
+            return False
+        if self.ipv6 is None:
+            from berth.network.proxy import ipv6_listenable  # lazy: only published ports
+
+            self.ipv6 = self.engine.settings.userland_proxy and ipv6_listenable()
+        return self.ipv6
+
+    def _reserve(self, reservations, proto: str, addresses: list[str], spec: str, container_port: int) -> int:
+        """A host port berth hands out AND holds, the same on every one of `addresses` (0.0.0.0
+        and its [::] twin, as docker's). An IPv4 one is held by a socket bound to it for as
+        long as this process (the container's supervisor) lives, so neither a host process nor
+        another berth root can take it meanwhile, as docker's proxy holds it; traffic never
+        reaches that socket: the kernel's DNAT rewrites it first. An IPv6 one is bound and
+        listening for the proxy (self.listeners), which serves it."""
+        twin = addresses[1] if len(addresses) > 1 else ""
         for _ in range(20):
             try:
-                port = reservations.reserve(self.record["Id"], proto, host_ip, spec)
+                port = reservations.reserve(self.record["Id"], proto, addresses[0], spec, twin)
             except BerthError:
                 # Held by a run nobody is left to release (a killed start, rm or supervisor)?
                 # Then this is the command that finds it: release that, and try once more.
-                if not spec or "-" in spec or not self._release_stale_holders(reservations, proto, host_ip, spec):
+                if not spec or "-" in spec or not self._release_stale_holders(reservations, proto, addresses, spec):
                     raise
-                port = reservations.reserve(self.record["Id"], proto, host_ip, spec)
-            if proto == "sctp":
-                return port
-            import _socket  # lazy: only published ports
-
-            family = _socket.AF_INET6 if ":" in host_ip else _socket.AF_INET
-            sock = _socket.socket(family, _socket.SOCK_STREAM if proto == "tcp" else _socket.SOCK_DGRAM)
+                port = reservations.reserve(self.record["Id"], proto, addresses[0], spec, twin)
+            bound = []
             try:
-                sock.bind((host_ip or "0.0.0.0", port))
+                for address in addresses:
+                    bound.append(self._bind(proto, address, port, container_port))
             except OSError:
-                sock.close()
+                for sock in bound:
+                    if sock is not None:
+                        sock.close()
                 if spec and "-" not in spec:  # that very port: someone else has it
-                    raise OSError(f"Bind for {host_ip or '0.0.0.0'}:{port} failed: port is already allocated") \
-                        from None
+                    raise
                 continue  # taken meanwhile (another root): the next free one
-            _HELD.setdefault(self.record["Id"], []).append(sock)
+            for address, sock in zip(addresses, bound, strict=True):
+                if ":" in address:
+                    self.listeners.append((proto, sock, container_port))
+                elif sock is not None:
+                    _HELD.setdefault(self.record["Id"], []).append(sock)
             return port
         raise OSError("all ports are allocated")
 
-    def _release_stale_holders(self, reservations, proto: str, host_ip: str, spec: str) -> bool:
+    def _bind(self, proto: str, address: str, port: int, container_port: int):
+        """The socket that holds (IPv4) or serves (IPv6) address:port; None for IPv4 sctp."""
+        if ":" in address:
+            from berth.network.proxy import listen  # lazy: only IPv6 published ports
+
+            return listen(proto, address, port, (self.ip, container_port))
+        if proto == "sctp":
+            return None
+        import _socket  # lazy: only published ports
+
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM if proto == "tcp" else _socket.SOCK_DGRAM)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            sock.close()
+            raise OSError(f"Bind for {address}:{port} failed: port is already allocated") from None
+        return sock
+
+    def _start_proxy(self) -> None:
+        from berth.engine.procs import identity  # lazy: only IPv6 published ports
+        from berth.network.proxy import start  # lazy: only IPv6 published ports
+
+        listeners, self.listeners = self.listeners, []
+        self.proxy = identity(start([(proto, sock, (self.ip, port)) for proto, sock, port in listeners]))
+
+    def _release_stale_holders(self, reservations, proto: str, addresses: list[str], spec: str) -> bool:
+        port = reservations.wanted(spec)[0]
+        holders = set().union(*(reservations.holders(proto, address, port) for address in addresses))
         released = False
-        for holder in reservations.holders(proto, host_ip, reservations.wanted(spec)[0]) - {self.record["Id"]}:
+        for holder in holders - {self.record["Id"]}:
             released = self.engine.release_stale_hold(holder) or released
         return released
 
@@ -264,9 +332,15 @@ class Endpoint:
 
     def _save(self) -> None:
         write_json(self.state_path, {"endpoint": self.endpoint_id, "ip": self.ip, "mappings": self.mappings,
-                                     "links": self.links, "ports": self.reserving}, durable=False)
+                                     "links": self.links, "ports": self.reserving, "proxy": self.proxy},
+                   durable=False)
 
     def release(self) -> None:
+        for _, sock, _ in self.listeners:
+            sock.close()
+        self.listeners = []
+        if self.proxy:  # forked, maybe not recorded yet
+            end_proxy(self.proxy)
         release(self.engine, self.record["Id"])
 
 
@@ -313,6 +387,8 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
 def _undo(engine, container_id: str, state: dict, unplug: bool) -> None:
     from berth.network import bridge  # lazy: only a container on the bridge
 
+    if state.get("proxy"):  # first: its IPv6 ports are free once its reservations are
+        end_proxy(state["proxy"])
     current = bridge.load(engine.paths.root)
     if current is not None and current.iptables and (state["mappings"] or state["links"] and not current.icc):
         firewall = current.firewall()
@@ -333,6 +409,60 @@ def _undo(engine, container_id: str, state: dict, unplug: bool) -> None:
             pool.release(state["ip"], container_id)
         else:  # killed between taking the lease and recording it
             pool.release_all(container_id)
+
+
+def serve_ipv6_again(engine, record: dict) -> None:
+    """The IPv6 side of a running container's published ports, when its proxy died with a
+    killed supervisor: a new proxy, the child of the supervisor adopting the container (the
+    caller), recorded in the run's network.json. Called with the container's lock held. A
+    port the host took meanwhile cannot be served: then none is (the IPv4 side runs on by
+    kernel NAT), as a docker-proxy that died is not started again."""
+    path = network_state_path(engine.paths, record["Id"])
+    try:
+        state = read_json(path)
+    except FileNotFoundError:
+        return  # released meanwhile
+    from berth.engine.procs import same_process  # lazy: only IPv6 published ports
+
+    if not state.get("proxy") or same_process(state["proxy"]):
+        return
+    from berth.network.proxy import listen  # lazy: only IPv6 published ports
+
+    listeners = []
+    try:
+        for port, bindings in (record["NetworkSettings"].get("Ports") or {}).items():
+            number, _, proto = port.partition("/")
+            backend = (state["ip"], int(number))
+            for binding in bindings or ():
+                if ":" in binding["HostIp"]:
+                    listeners.append((proto, listen(proto, binding["HostIp"], int(binding["HostPort"]), backend),
+                                      backend))
+    except OSError:
+        for _, sock, _ in listeners:
+            sock.close()
+        return
+    from berth.engine.procs import identity  # lazy: only IPv6 published ports
+    from berth.network.proxy import start  # lazy: only IPv6 published ports
+
+    try:
+        state["proxy"] = identity(start(listeners))
+    except OSError:  # no fork: the adoption itself goes on
+        for _, sock, _ in listeners:
+            sock.close()
+        return
+    write_json(path, state, durable=False)
+
+
+def end_proxy(proxy: list) -> None:
+    """End the IPv6 proxy of a run (network.proxy) if it still runs, and wait until it is gone
+    (its listening sockets closed); reaped if it is our child (we are its supervisor)."""
+    from berth.engine.procs import kill_and_wait  # lazy: only IPv6 published ports
+
+    if kill_and_wait(proxy):
+        try:
+            os.waitpid(proxy[0], os.WNOHANG)
+        except ChildProcessError:
+            pass  # not ours: its supervisor reaps it
 
 
 def _unclaim(claimed: str, path: str) -> None:

@@ -50,3 +50,26 @@ def wait_gone(pid: int, timeout: float) -> bool:
         return start_time(pid) is None  # a zombie nobody reaps yet counts as gone
     finally:
         os.close(fd)
+
+
+
+def kill_and_wait(ident, timeout: float = 5.0) -> bool:
+    """SIGKILL the process `ident` names if it is still that one, and wait until it is gone.
+    True if it was killed. Through a pidfd: a pid reused meanwhile is never signalled."""
+    import _signal  # lazy: only processes berth ends this way
+    import select  # lazy: only waits, and `images` and `logs` load this module
+
+    try:
+        fd = os.pidfd_open(ident[0])
+    except ProcessLookupError:
+        return False
+    try:
+        if not same_process(ident):  # checked after the open: the pidfd is the process checked
+            return False
+        _signal.pidfd_send_signal(fd, _signal.SIGKILL)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)  # readable once it has exited
+        poller.poll(int(timeout * 1000))
+    finally:
+        os.close(fd)
+    return True

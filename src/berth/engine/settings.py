@@ -25,6 +25,7 @@ KEYS = {
     "icc": ("bool", True),
     "ip-forward": ("bool", True),
     "iptables": ("bool", True),
+    "userland-proxy": ("bool", True),  # docker's: off, nothing is published on IPv6 (network.proxy)
     "dns": ("list", []),
     "dns-search": ("list", []),
     "dns-opts": ("list", []),
@@ -49,9 +50,9 @@ BOOL_FLAGS = {"--icc", "--ip-forward", "--iptables"}
 class Settings:
     """The effective engine settings; attribute names are the keys with `-` -> `_`."""
 
-    __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables", "dns",
-                 "dns_search", "dns_opts", "log_driver", "log_opts", "default_cgroupns_mode", "cpu_rt_period",
-                 "cpu_rt_runtime", "default_runtime", "runtimes", "init_path", "insecure_registries",
+    __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables",
+                 "userland_proxy", "dns", "dns_search", "dns_opts", "log_driver", "log_opts", "default_cgroupns_mode",
+                 "cpu_rt_period", "cpu_rt_runtime", "default_runtime", "runtimes", "init_path", "insecure_registries",
                  "registry_mirrors", "config_file")
 
     def __init__(self, values: dict, config_file: str = ""):

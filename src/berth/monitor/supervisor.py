@@ -378,6 +378,8 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
     container_id = record["Id"]
     try:
         os.setpgid(0, 0)
+        if alive:  # still under the caller's lock on the container (its fd, until the next line)
+            engine.serve_ipv6_again(record)
         keep = [fd for fd, _ in sources] + [fd for fd in (proc_fd, notify_fd) if fd >= 0]
         _detach_stdio(keep=tuple(keep))  # the caller's fds go, its lock on the container first
         if not alive:

@@ -241,7 +241,7 @@ def ephemeral_range(path: str = EPHEMERAL_RANGE_PATH) -> tuple[int, int]:
         return DEFAULT_EPHEMERAL_RANGE
 
 
-def _normalize_host_ip(host_ip: str) -> str:
+def normalize_host_ip(host_ip: str) -> str:
     """"" means every IPv4 address (docker shows it as 0.0.0.0); IPv6 in its canonical form."""
     if not host_ip:
         return "0.0.0.0"
@@ -301,26 +301,31 @@ class Reservations:
         self.directory = directory
         self.port_range = port_range  # None: the kernel's ephemeral range, read when needed
 
-    def reserve(self, container_id: str, proto: str, host_ip: str, port_spec: str) -> int:
+    def reserve(self, container_id: str, proto: str, host_ip: str, port_spec: str, twin: str = "") -> int:
         """A host port for `container_id`: `port_spec` "" (or "0") picks one from the ephemeral range,
         "8080" wants that one, "8000-8010" the next free one in the range (docker's allocator walks
-        a range sequentially, resuming after the port it handed out last)."""
+        a range sequentially, resuming after the port it handed out last). `twin`: a second address
+        that gets the same port (the [::] docker binds next to 0.0.0.0). The host is asked whether
+        it uses an IPv6 address only when a port is picked from a range: for a port asked by
+        number, the IPv6 proxy's own bind tells, in docker's words."""
         if proto not in PROTOS:
             raise InvalidArgument(f"unknown protocol: {proto}")
-        host_ip = _normalize_host_ip(host_ip)
+        addresses = [normalize_host_ip(host_ip)] + ([normalize_host_ip(twin)] if twin else [])
         start, end = self.wanted(port_spec)
         make_dirs(self.directory)
         with _Lock(self.directory, exclusive=True):
             held = self._held(proto)
             if start == end:
-                if not self._take(held, container_id, proto, host_ip, start):
-                    raise BerthError(f"Bind for {host_ip}:{start} failed: port is already allocated")
+                probed = [ip for ip in addresses if ":" not in ip]
+                taken = self._take(held, container_id, proto, probed, addresses, start)
+                if taken:
+                    raise BerthError(f"Bind for {taken}:{start} failed: port is already allocated")
                 return start
             cursor = self._cursor_path(proto, start, end)
             port = self._read_cursor(cursor, start, end)
             for _ in range(end - start + 1):
                 port = start if port >= end else port + 1
-                if self._take(held, container_id, proto, host_ip, port):
+                if not self._take(held, container_id, proto, addresses, addresses, port):
                     self._write_cursor(cursor, port)
                     return port
         raise BerthError("all ports are allocated")
@@ -348,7 +353,7 @@ class Reservations:
 
     def holders(self, proto: str, host_ip: str, port: int) -> set[str]:
         """The containers whose reservations overlap (proto, host_ip, port)."""
-        host_ip = _normalize_host_ip(host_ip)
+        host_ip = normalize_host_ip(host_ip)
         return {holder for (p, ip, number), holder in self.reserved().items()
                 if p == proto and number == port and _overlaps(host_ip, ip)}
 
@@ -373,12 +378,21 @@ class Reservations:
             raise InvalidArgument(f"invalid port range: {start}-{end}")
         return start, end
 
-    def _take(self, held: dict, container_id: str, proto: str, host_ip: str, port: int) -> bool:
-        """Reserve the port unless a reservation overlaps it or the host is using it."""
-        if any(_overlaps(host_ip, other) for other in held.get(port, ())):
-            return False
-        if not _host_can_bind(proto, host_ip, port):
-            return False
+    def _take(self, held: dict, container_id: str, proto: str, probed: list[str], addresses: list[str],
+              port: int) -> str:
+        """Reserve the port on every one of `addresses` unless a reservation overlaps one of them or
+        the host is using one of `probed`: "" when done, else the address that is taken."""
+        for ip in addresses:
+            if any(_overlaps(ip, other) for other in held.get(port, ())):
+                return ip
+        for ip in probed:
+            if not _host_can_bind(proto, ip, port):
+                return ip
+        for ip in addresses:
+            self._write_reservation(container_id, proto, ip, port)
+        return ""
+
+    def _write_reservation(self, container_id: str, proto: str, host_ip: str, port: int) -> None:
         # The file appears with its holder written (a link, exclusive like O_EXCL): a berth killed
         # here leaves at most a stray dot-file, never a reservation nobody can release.
         new = os.path.join(self.directory, ".new")  # one name: under the lock, a killed writer's is reused
@@ -389,11 +403,8 @@ class Reservations:
             os.close(fd)
         try:
             os.link(new, os.path.join(self.directory, _file_name(proto, host_ip, port)))
-        except FileExistsError:  # only if something wrote here without the lock
-            return False
         finally:
             os.unlink(new)
-        return True
 
     def _held(self, proto: str) -> dict:
         """{port: [host IPs]} reserved for `proto`."""

@@ -106,7 +106,7 @@ def _child(work, writer: int, parent: int, private_mounts: bool, umask: int | No
            die_with_caller: bool, errors: tuple) -> None:
     try:
         if close_fds:
-            _keep_only_fds(writer)
+            keep_only_fds(writer)
         if die_with_caller or private_mounts:
             from berth.runtime import syscalls as sc  # lazy: only the child needs ctypes
         if die_with_caller:
@@ -144,7 +144,7 @@ def _child(work, writer: int, parent: int, private_mounts: bool, umask: int | No
         view = view[os.write(writer, view):]
 
 
-def _keep_only_fds(*keep: int) -> None:
+def keep_only_fds(*keep: int) -> None:
     """Close every fd but stdio and `keep`."""
     low = 3
     for fd in sorted(keep):
