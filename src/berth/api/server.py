@@ -105,11 +105,24 @@ class Connection:
                 return  # closed, or a timeout
             if not self._answer(event):
                 return
+            self._finish_request()
             if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
                 return
             try:
                 self.h11.start_next_cycle()
             except h11.LocalProtocolError:
+                return
+
+    def _finish_request(self) -> None:
+        """Consume the end of a request whose endpoint read no body (a GET's EndOfMessage comes
+        with its head), from what already arrived only: the connection then stays open for the
+        next request; a body left unread and still coming closes it instead."""
+        while self.h11.their_state is h11.SEND_BODY:
+            try:
+                event = self.h11.next_event()
+            except h11.RemoteProtocolError:
+                return
+            if event is h11.NEED_DATA:
                 return
 
     def _refuse(self, err: h11.RemoteProtocolError) -> None:
@@ -338,23 +351,45 @@ class Service:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() to reap
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        # Each signal writes a byte to this pipe, which wakes select() (after a handler Python
+        # resumes an interrupted select, PEP 475): an ended server is reaped, SIGTERM obeyed, at once.
+        self.wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wakeup[1], warn_on_full_buffer=False)
         selector = selectors.DefaultSelector()
         selector.register(self.listener, selectors.EVENT_READ)
+        selector.register(self.wakeup[0], selectors.EVENT_READ)
         last_busy = time.monotonic()
-        while not self.stopping:
-            self._reap()
-            if self.children:
-                last_busy = time.monotonic()
-            elif self.idle and time.monotonic() - last_busy >= self.idle:
-                break
-            if len(self.children) >= MAX_CONNECTIONS:
-                time.sleep(0.05)  # a bounded number of servers; the backlog waits
-                continue
-            if selector.select(timeout=1.0):
-                self._accept()
-                last_busy = time.monotonic()
-        selector.close()
+        try:
+            while not self.stopping:
+                self._reap()
+                if self.children:
+                    last_busy = time.monotonic()
+                elif self.idle and time.monotonic() - last_busy >= self.idle:
+                    break
+                if len(self.children) >= MAX_CONNECTIONS:
+                    time.sleep(0.05)  # a bounded number of servers; the backlog waits
+                    continue
+                for key, _ in selector.select(timeout=1.0):
+                    if key.fileobj is self.listener:
+                        self._accept()
+                        last_busy = time.monotonic()
+                    else:
+                        self._drain_wakeup()
+        finally:
+            selector.close()
+            self._close_wakeup()
+
+    def _drain_wakeup(self) -> None:
+        try:
+            os.read(self.wakeup[0], 4096)
+        except BlockingIOError:
+            pass
+
+    def _close_wakeup(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for fd in self.wakeup:
+            os.close(fd)
 
     def _stop(self, *_):
         self.stopping = True
@@ -383,6 +418,7 @@ class Service:
             code = 0
             try:
                 self.listener.close()
+                self._close_wakeup()
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
                 Connection(conn, self.engine).serve()
