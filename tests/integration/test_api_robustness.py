@@ -12,8 +12,9 @@ import subprocess
 import threading
 import time
 
-from conftest import ApiService, wait_for
 from test_api_service import UnixConnection, request
+
+from conftest import ApiService, wait_for
 
 TICKER = "while true; do echo tick; sleep 0.2; done"
 
