@@ -103,9 +103,8 @@ class Connection:
                 return
             if not isinstance(event, h11.Request):
                 return  # closed, or a timeout
-            if not self._answer(event):
+            if not self._answer(event) or not self._drain():
                 return
-            self._finish_request()
             if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is not h11.DONE:
                 return
             try:
@@ -113,17 +112,17 @@ class Connection:
             except h11.LocalProtocolError:
                 return
 
-    def _finish_request(self) -> None:
-        """Consume the end of a request whose endpoint read no body (a GET's EndOfMessage comes
-        with its head), from what already arrived only: the connection then stays open for the
-        next request; a body left unread and still coming closes it instead."""
+    def _drain(self) -> bool:
+        """Read what the handler left of the request's body (a POST without one still ends with
+        h11's EndOfMessage): only then can the connection serve the next request."""
         while self.h11.their_state is h11.SEND_BODY:
             try:
-                event = self.h11.next_event()
+                event = self.next_event()
             except h11.RemoteProtocolError:
-                return
-            if event is h11.NEED_DATA:
-                return
+                return False
+            if not isinstance(event, (h11.Data, h11.EndOfMessage)):
+                return False
+        return True
 
     def _refuse(self, err: h11.RemoteProtocolError) -> None:
         if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
