@@ -41,7 +41,7 @@ PAGE = "linked-data\nvolume-data"
 
 def compose(api: ApiService, workdir: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([require_peer("docker-compose"), "-H", api.url, "-p", PROJECT, "-f",
-                           os.path.join(workdir, "docker-compose.yml"), "--no-ansi", *args],
+                           os.path.join(workdir, "docker-compose.yml"), "--ansi", "never", *args],
                           capture_output=True, text=True, timeout=timeout, cwd=workdir, stdin=subprocess.DEVNULL,
                           env={**api.env, "COMPOSE_INTERACTIVE_NO_CLI": "1"})
 

@@ -14,7 +14,7 @@ import time
 
 from test_api_service import UnixConnection, request
 
-from conftest import ApiService, wait_for
+from conftest import ApiService, require_peer, wait_for
 
 TICKER = "while true; do echo tick; sleep 0.2; done"
 
@@ -379,3 +379,26 @@ def test_a_stale_socket_of_a_killed_service_is_taken_over(api):
         assert second.process.poll() is None, second.output()
     finally:
         second.stop()
+
+
+def test_a_socket_activated_service_serves_systemds_socket_and_leaves_it(api):
+    """berth.socket's protocol (sd_listen_fds: the socket as fd 3, LISTEN_PID/LISTEN_FDS), through
+    systemd's own systemd-socket-activate, which execs the service at the first connection."""
+    sock = os.path.join(api.berth.base, "activated.sock")
+    activate = require_peer("systemd-socket-activate")
+    log = os.path.join(api.berth.base, "activated.log")
+    with open(log, "wb") as out:
+        process = subprocess.Popen([activate, "-l", sock, *api.berth.cmd("system", "service", "--time", "1")],
+                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(sock) or process.poll() is not None, 20, "systemd-socket-activate's socket")
+        result = subprocess.run([api.DOCKER_28, "version", "--format", "{{.Server.APIVersion}}"], capture_output=True,
+                                text=True, timeout=60, env={**api.env, "DOCKER_HOST": f"unix://{sock}"})
+        assert (result.returncode, result.stdout.strip()) == (0, "1.47"), result.stderr
+        wait_for(lambda: process.poll() is not None, 15, "the activated service to exit once idle")
+        assert process.returncode == 0
+        assert os.path.exists(sock), "the service removed the socket systemd owns"
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(10)
