@@ -90,7 +90,8 @@ def test_compose_up_ps_logs_exec_restart_down(api):
 
     before = {name: started_at(api, name) for name in names}
     compose_ok(api, workdir, "restart", "-t", "1")
-    assert all(started_at(api, name) != before[name] for name in names)
+    after = {name: started_at(api, name) for name in names}
+    assert all(after[name] != before[name] for name in names), (before, after)
     # a new web process fetched through the link again; the volume kept its data
     wait_for(lambda: http_get("127.0.0.1", port, timeout=1.0) == PAGE, 60, "the web page after the restart")
     assert nft_rules_for(port), "the published port has no nftables rule while web runs"
