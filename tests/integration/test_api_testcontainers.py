@@ -13,12 +13,13 @@ def test_a_testcontainers_container_runs_waits_maps_and_is_removed(api, monkeypa
     monkeypatch.setenv("DOCKER_HOST", api.url)
     monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
     from testcontainers.core.container import DockerContainer  # lazy: reads its environment when first used
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
     from testcontainers.core.waiting_utils import wait_for_logs
 
     container = DockerContainer("busybox:latest").with_command(["sh", "-c", SERVE]).with_exposed_ports(80)
     try:
         container.start()
-        wait_for_logs(container, "serving now", timeout=60)
+        wait_for_logs(container, LogMessageWaitStrategy("serving now"), timeout=60)  # a bare string is deprecated
         container_id = container.get_wrapped_container().id
         assert api.berth.ok("inspect", "--format", "{{.State.Running}}", container_id).strip() == "true"
         labels = api.berth.ok("inspect", "--format", "{{json .Config.Labels}}", container_id)
