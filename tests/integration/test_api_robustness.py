@@ -91,15 +91,19 @@ def test_malformed_json_is_a_400_and_makes_nothing(api):
 
 
 def test_wrong_types_are_a_400_and_make_nothing(api):
+    """docker's Go decoder refuses a value of the wrong type (400 `json: cannot unmarshal ...`)."""
+    wrong = []
     for body in ({"Image": 5}, {"Image": "busybox", "Cmd": 5}, {"Image": "busybox", "Env": "A=1"},
                  {"Image": "busybox", "HostConfig": {"Memory": "lots"}}, {"Image": "busybox", "HostConfig": []},
                  {"Image": "busybox", "ExposedPorts": ["80/tcp"]}, {"Image": "busybox", "Labels": {"a": 1}}):
         status, answer = post_json(api, "/v1.47/containers/create", json.dumps(body).encode())
-        assert status == 400, f"create {body} -> {status} {answer}"
-        assert "message" in answer
+        if status != 400 or "message" not in answer:
+            wrong.append(f"create {body} -> {status} {answer}")
     for body in ({"Name": 5}, {"Name": "v", "Labels": "x"}, {"Name": "v", "DriverOpts": [1]}):
         status, answer = post_json(api, "/v1.47/volumes/create", json.dumps(body).encode())
-        assert status == 400, f"volume create {body} -> {status} {answer}"
+        if status != 400 or "message" not in answer:
+            wrong.append(f"volume create {body} -> {status} {answer}")
+    assert wrong == []
     assert api.berth.container_ids() == []
     assert api.berth.ok("volume", "ls", "-q") == ""
     alive(api)
@@ -125,7 +129,7 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(api):
     alive(api)
 
 
-def test_a_chunked_body_over_the_limit_is_a_413_and_the_connection_closes(api):
+def test_a_chunked_body_over_the_limit_is_a_413(api):
     from berth.api.http import MAX_BODY
 
     s = raw(api, b"POST /v1.47/containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n"
