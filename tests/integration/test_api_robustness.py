@@ -223,6 +223,22 @@ def test_a_client_gone_mid_logs_follow_ends_its_process(api):
     alive(api)
 
 
+def test_a_client_gone_mid_attach_ends_its_process_and_not_the_container(api):
+    container_id = api.berth.ok("run", "-d", "busybox", "sh", "-c", TICKER).strip()
+    before = children(api.process.pid)
+    s = raw(api, f"POST /v1.47/containers/{container_id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                 "Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+    data = read_head(s)
+    assert data.startswith(b"HTTP/1.1 101 "), data
+    server = server_of(api, before)
+    while data.count(b"tick") < 2:  # the hijacked stream flows
+        data += s.recv(65536)
+    s.close()
+    wait_for(lambda: server not in children(api.process.pid), 10, "the attach connection's process to end")
+    assert api.berth.ok("inspect", "--format", "{{.State.Running}}", container_id).strip() == "true"
+    alive(api)
+
+
 # -- load -----------------------------------------------------------------------------------
 
 def test_a_thousand_sequential_requests_and_fifty_concurrent_clients(api):
