@@ -239,6 +239,26 @@ def test_a_client_gone_mid_attach_ends_its_process_and_not_the_container(api):
     alive(api)
 
 
+def test_a_client_gone_mid_load_ends_its_process_and_loads_nothing(api):
+    archive = os.path.join(api.berth.base, "other.tar")
+    api.berth.ok("tag", "busybox", "other:1")
+    api.berth.ok("save", "-o", archive, "other:1")
+    api.berth.ok("rmi", "other:1")
+    images = api.berth.ok("images", "-q", "--no-trunc")
+    with open(archive, "rb") as f:
+        data = f.read()
+    before = children(api.process.pid)
+    s = raw(api, b"POST /v1.47/images/load?quiet=1 HTTP/1.1\r\nHost: d\r\nContent-Type: application/x-tar\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(data))
+    s.sendall(data[:len(data) // 2])
+    server = server_of(api, before)
+    s.close()
+    wait_for(lambda: server not in children(api.process.pid), 10, "the load connection's process to end")
+    assert api.berth.ok("images", "-q", "--no-trunc") == images
+    assert "other" not in api.berth.ok("images", "--format", "{{.Repository}}")
+    alive(api)
+
+
 # -- load -----------------------------------------------------------------------------------
 
 def test_a_thousand_sequential_requests_and_fifty_concurrent_clients(api):
