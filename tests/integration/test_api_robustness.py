@@ -207,36 +207,32 @@ def test_a_client_gone_mid_events_ends_its_process(api):
     alive(api)
 
 
-def test_a_client_gone_mid_logs_follow_ends_its_process(api):
+def hang_up_on_a_ticker(api: ApiService, request: str, status: bytes) -> None:
+    """Send `request` about a container that ticks, read two ticks, hang up: the connection's
+    process ends, the container runs on, the service too."""
     container_id = api.berth.ok("run", "-d", "busybox", "sh", "-c", TICKER).strip()
     before = children(api.process.pid)
-    s = raw(api, f"GET /v1.47/containers/{container_id}/logs?follow=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-                 "Host: d\r\n\r\n".encode())
+    s = raw(api, request.format(id=container_id).encode())
     data = read_head(s)
-    assert data.startswith(b"HTTP/1.1 200 "), data
+    assert data.startswith(b"HTTP/1.1 " + status), data
     server = server_of(api, before)
-    while data.count(b"tick") < 2:  # followed live
+    while data.count(b"tick") < 2:  # streamed live
         data += s.recv(65536)
     s.close()
-    wait_for(lambda: server not in children(api.process.pid), 10, "the logs connection's process to end")
+    wait_for(lambda: server not in children(api.process.pid), 10, "the connection's process to end")
     assert api.berth.ok("inspect", "--format", "{{.State.Running}}", container_id).strip() == "true"
     alive(api)
+
+
+def test_a_client_gone_mid_logs_follow_ends_its_process(api):
+    hang_up_on_a_ticker(api, "GET /v1.47/containers/{id}/logs?follow=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                             "Host: d\r\n\r\n", b"200 ")
 
 
 def test_a_client_gone_mid_attach_ends_its_process_and_not_the_container(api):
-    container_id = api.berth.ok("run", "-d", "busybox", "sh", "-c", TICKER).strip()
-    before = children(api.process.pid)
-    s = raw(api, f"POST /v1.47/containers/{container_id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-                 "Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
-    data = read_head(s)
-    assert data.startswith(b"HTTP/1.1 101 "), data
-    server = server_of(api, before)
-    while data.count(b"tick") < 2:  # the hijacked stream flows
-        data += s.recv(65536)
-    s.close()
-    wait_for(lambda: server not in children(api.process.pid), 10, "the attach connection's process to end")
-    assert api.berth.ok("inspect", "--format", "{{.State.Running}}", container_id).strip() == "true"
-    alive(api)
+    hang_up_on_a_ticker(api, "POST /v1.47/containers/{id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                             "Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
+                        b"101 ")
 
 
 def test_a_client_gone_mid_load_ends_its_process_and_loads_nothing(api):
