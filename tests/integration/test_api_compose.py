@@ -52,9 +52,13 @@ def compose_ok(api: ApiService, workdir: str, *args: str) -> str:
     return result.stdout
 
 
-def nft_rules_for(port: int) -> list[str]:
-    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    return [line for line in ruleset.splitlines() if f" {port} " in f" {line} ".replace(":", " ")]
+def nft_rules_for(api: ApiService, port: int) -> list[str]:
+    """The lines of this root's nftables table (its own, other roots' are not looked at) naming `port`."""
+    from berth.network.nft import table_name
+
+    table = subprocess.run(["nft", "list", "table", "ip", table_name(api.berth.root)], capture_output=True,
+                           text=True).stdout  # empty once the table is gone
+    return [line for line in table.splitlines() if f" {port} " in f" {line} ".replace(":", " ")]
 
 
 def started_at(api: ApiService, name: str) -> str:
@@ -98,12 +102,12 @@ def test_compose_up_ps_logs_exec_restart_down(api):
     assert all(after[name] != before[name] for name in names), (before, after)
     # a new web process fetched through the link again; the volume kept its data
     wait_for(lambda: http_get("127.0.0.1", port, timeout=1.0) == PAGE, 60, "the web page after the restart")
-    assert nft_rules_for(port), "the published port has no nftables rule while web runs"
+    assert nft_rules_for(api, port), "the published port has no nftables rule while web runs"
 
     compose_ok(api, workdir, "down", "-v", "-t", "1")
     assert api.berth.ok("ps", "-aq") == ""
     assert api.berth.container_ids() == []
     assert api.berth.ok("volume", "ls", "-q") == ""
-    assert nft_rules_for(port) == []
+    assert nft_rules_for(api, port) == []
     assert http_get("127.0.0.1", port, timeout=1.0) is None
     assert compose_ok(api, workdir, "ps", "-q").strip() == ""
