@@ -1,45 +1,57 @@
-"""What health checks cost: N detached containers probed every second (`--health-cmd true
---health-interval 1s`), the CPU time their supervisors and probers use over a window, as a
-share of one core, from /proc/<pid>/stat (utime+stime of each process, plus cutime+cstime:
-the probe processes they reaped), and the PSS of one prober. Budget: <= 1 % of one core
-for 10 containers.
+"""What health checks cost, berth beside docker and podman in one run: N detached containers
+probed every second (`--health-cmd true --health-interval 1s`), the CPU time the processes
+that probe them use over a window, as a share of one core, from /proc/<pid>/stat (utime+stime
+of each process, plus cutime+cstime: the probe processes they reaped), and the PSS of every
+process each container keeps beside its own. Budget: <= 1 % of one core for 10 containers;
+the supervisor's PSS <= 4 MB (DESIGN).
 
-Usage: /opt/berth/venv/bin/python bench/health.py [--containers 10] [--seconds 20]"""
+  berth:  each container's supervisor (berth-monitor), its prober (berth-health) and the
+          prober's launcher (berth-probe, the probes' parent).
+  docker: dockerd and containerd (all their work is the probes while nothing else runs) and
+          each container's containerd-shim (which reaps the runc of every probe).
+  podman: runs probes from systemd timers, which this host lacks: `podman healthcheck run`
+          (what the timer runs each interval) timed N times, its CPU per probe scaled to N
+          containers probed every second; PSS: each container's conmon.
+
+Usage: /opt/berth/venv/bin/python bench/health.py [--containers 10] [--seconds 20] [--no-peers] [--before BERTH]"""
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import BerthRoot  # noqa: E402
-from lifecycle import berth_supervisors, pss_kb, quiet  # noqa: E402
+from common import BerthRoot, peer_available  # noqa: E402
+from lifecycle import berth_supervisors, pids_by_cmdline, pss_kb, quiet  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def stat_fields(pid: int) -> tuple[str, list[str]]:
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    return text[text.index("(") + 1:text.rindex(")")], text.rpartition(")")[2].split()
+
+
 def cpu_ticks(pid: int) -> tuple[int, int]:
     """(own utime+stime, reaped children's cutime+cstime) of a live process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rpartition(")")[2].split()
+    fields = stat_fields(pid)[1]
     return int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
 
 
-def probers_of(monitors: list[int]) -> list[int]:
-    """The berth-health children of the supervisors."""
+def children_named(parents: list[int], name: str) -> list[int]:
+    """The processes called `name` whose parent is one of `parents`."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                text = f.read()
+            comm, fields = stat_fields(int(entry))
         except OSError:
             continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        ppid = int(text.rpartition(")")[2].split()[1])
-        if comm == "berth-health" and ppid in monitors:
+        if comm == name and int(fields[1]) in parents:
             found.append(int(entry))
     return found
 
@@ -56,36 +68,110 @@ def measure(groups: dict, seconds: float) -> dict:
     return used
 
 
+def report(engine: str, count: int, seconds: float, used: dict, pss: dict, healthy: int) -> None:
+    print(f"{engine}: {count} containers, a probe (`true`) every 1 s each, over {seconds:.0f} s:")
+    total = 0.0
+    for group, (own, children) in used.items():
+        total += own + children
+        print(f"  {group:<16} own {own:6.2f} s CPU   reaped probe processes {children:6.2f} s CPU")
+    print(f"  total: {100 * total / seconds:.2f} % of one core "
+          f"({1000 * total / (seconds * count):.2f} ms CPU per probe)   budget: <= 1 %")
+    print(f"  healthy: {healthy} of {count}")
+    for group, values in pss.items():
+        if values:
+            print(f"  PSS {group:<12} {min(values):.2f}-{max(values):.2f} MB each")
+    if len(pss) > 1 and all(pss.values()):
+        per = [sum(v) for v in zip(*pss.values(), strict=False)]
+        print(f"  PSS per container (all of the above): {min(per):.2f}-{max(per):.2f} MB")
+
+
+def bench_names(count: int) -> list[str]:
+    return [f"bench-health-{os.getpid()}-{i}" for i in range(count)]
+
+
+def run_probed(prefix: list[str], names: list[str]) -> None:
+    """Detached busybox containers called `names`, probed with `true` every second."""
+    for name in names:
+        quiet([*prefix, "run", "-d", "--name", name, "--health-cmd", "true", "--health-interval", "1s",
+               "busybox", "sleep", "600"])
+
+
+def bench_berth(count: int, seconds: float, binary: str | None = None, label: str = "berth") -> None:
+    with BerthRoot(binary) as root:
+        names = bench_names(count)
+        try:
+            run_probed(root.cmd(), names)
+            time.sleep(3)  # past the first probes: the probers have imported what they need
+            ids = [quiet(root.cmd("inspect", "--format", "{{.Id}}", n)).strip() for n in names]
+            monitors = berth_supervisors(os.path.join(root.base, "run"))(ids)
+            probers = children_named(monitors, "berth-health")
+            launchers = children_named(probers, "berth-probe")
+            used = measure({"supervisors": monitors, "probers": probers, "launchers": launchers}, seconds)
+            statuses = quiet(root.cmd("ps", "--format", "{{.Status}}")).split()
+            pss = {"supervisor": [pss_kb(p) / 1024 for p in monitors],
+                   "prober": [pss_kb(p) / 1024 for p in probers],
+                   "launcher": [pss_kb(p) / 1024 for p in launchers]}
+        finally:
+            subprocess.run(root.cmd("rm", "-f", *names), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    report(label, count, seconds, used, pss, statuses.count("(healthy)"))
+
+
+def bench_docker(count: int, seconds: float) -> None:
+    names = bench_names(count)
+    try:
+        run_probed(["docker"], names)
+        time.sleep(3)
+        ids = [quiet(["docker", "inspect", "--format", "{{.Id}}", n]).strip() for n in names]
+        shims = pids_by_cmdline("containerd-shim")(ids)
+        daemons = [int(p) for p in quiet(["pgrep", "-x", "dockerd|containerd"]).split()]
+        used = measure({"dockerd+containerd": daemons, "shims": shims}, seconds)
+        healthy = quiet(["docker", "ps", "--format", "{{.Status}}", "--filter", f"name=bench-health-{os.getpid()}"])
+        report("docker", count, seconds, used, {"shim": [pss_kb(p) / 1024 for p in shims]},
+               healthy.count("(healthy)"))
+    finally:
+        subprocess.run(["docker", "rm", "-f", *names], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def bench_podman(count: int, seconds: float) -> None:
+    names = bench_names(count)
+    try:
+        run_probed(["podman"], names)
+        ids = [quiet(["podman", "inspect", "--format", "{{.Id}}", n]).strip() for n in names]
+        runs = max(count, int(seconds))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for i in range(runs):
+            quiet(["podman", "healthcheck", "run", names[i % count]])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        per_probe = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / runs
+        conmons = pids_by_cmdline("conmon")(ids)
+        print(f"podman: `podman healthcheck run` (its systemd timer's command; no systemd here) x{runs}:")
+        print(f"  {1000 * per_probe:.1f} ms CPU per probe: {100 * per_probe * count:.2f} % of one core "
+              f"for {count} containers probed every 1 s")
+        conmon_pss = [pss_kb(p) / 1024 for p in conmons]
+        if conmon_pss:
+            print(f"  PSS conmon       {min(conmon_pss):.2f}-{max(conmon_pss):.2f} MB each")
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", *names], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--containers", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--no-peers", action="store_true", help="berth only")
+    parser.add_argument("--before", metavar="BERTH", help="another berth (a checkout before a change) measured first")
     args = parser.parse_args()
-    with BerthRoot() as root:
-        names = [f"bench-health-{os.getpid()}-{i}" for i in range(args.containers)]
-        try:
-            for name in names:
-                quiet(root.cmd("run", "-d", "--name", name, "--health-cmd", "true", "--health-interval", "1s",
-                               "busybox", "sleep", "600"))
-            time.sleep(3)  # past the first probes: the probers have imported what they need
-            ids = [quiet(root.cmd("inspect", "--format", "{{.Id}}", n)).strip() for n in names]
-            monitors = berth_supervisors(os.path.join(root.base, "run"))(ids)
-            probers = probers_of(monitors)
-            used = measure({"supervisors": monitors, "probers": probers}, args.seconds)
-            statuses = quiet(root.cmd("ps", "--format", "{{.Status}}")).split()
-            pss = [pss_kb(p) / 1024 for p in probers]
-        finally:
-            subprocess.run(root.cmd("rm", "-f", *names), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(f"{args.containers} containers, a probe (`true`) every 1 s each, over {args.seconds:.0f} s:")
-    total = 0.0
-    for group, (own, children) in used.items():
-        total += own + children
-        print(f"  {group:<12} own {own:6.2f} s CPU   reaped probe processes {children:6.2f} s CPU")
-    print(f"  total: {100 * total / args.seconds:.2f} % of one core "
-          f"({1000 * total / (args.seconds * args.containers):.1f} ms CPU per probe)   budget: <= 1 %")
-    print(f"  healthy: {statuses.count('(healthy)')} of {args.containers}")
-    if pss:
-        print(f"  prober PSS: {min(pss):.1f}-{max(pss):.1f} MB each (the lean monitor's is unchanged)")
+    if args.before:
+        bench_berth(args.containers, args.seconds, args.before, f"berth before ({args.before})")
+    bench_berth(args.containers, args.seconds)
+    if args.no_peers:
+        return
+    for name, bench in (("docker", bench_docker), ("podman", bench_podman)):
+        if peer_available(name):
+            bench(args.containers, args.seconds)
+        else:
+            print(f"{name}: not available (no busybox:latest or no daemon)")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,13 @@ def free_test_subnet() -> str:
             return str(subnet)
 
 
+# A pull a test did not mean (a typo, an image removed by a race) must not leave this machine:
+# berth's HTTP goes through a proxy on a loopback port where nothing listens, except for the
+# loopback registries the tests start. A test that sets these variables itself wins.
+NO_REMOTE_REGISTRY = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
+                      "NO_PROXY": "127.0.0.1,localhost"}
+
+
 class Berth:
     """Runs the real `berth` command against this test's own --root/--run-root and its own
     engine settings (daemon.json): its own bridge name and subnet, so tests never share one."""
@@ -148,6 +155,7 @@ class Berth:
     def __call__(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
                  env: dict | None = None) -> subprocess.CompletedProcess:
         text = not isinstance(input, bytes)
+        env = {**NO_REMOTE_REGISTRY, **(os.environ if env is None else env)}
         try:
             return subprocess.run(self.cmd(*args), input=input, capture_output=True, text=text, timeout=timeout,
                                   env=env, stdin=subprocess.DEVNULL if input is None else None)

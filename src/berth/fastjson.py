@@ -37,6 +37,14 @@ def loads(text: str | bytes):
     return value
 
 
+
+def loads_object(text: str | bytes) -> dict:
+    """JSON text that must be an object (a config file, a manifest): ValueError otherwise."""
+    value = loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
 def dumps(value, indent: int | None = None) -> str:
     """Compact JSON (`{"a":1}`) like Go's json.Marshal; `indent` uses the stdlib encoder."""
     if indent is not None:

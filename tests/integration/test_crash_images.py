@@ -237,8 +237,9 @@ def test_rmi_racing_create_of_the_same_image(busybox, tmp_path):
         name = f"c{rounds}"
         # which one starts first alternates at random, so both outcomes come however loaded
         # the machine is (a fixed head start lets one side always win)
-        commands = [busybox.cmd("rmi", f"lazy:{rounds}"), busybox.cmd("create", "--name", name, f"lazy:{rounds}",
-                                                                       "true")]
+        # --pull never: a create that lost the race must not go looking for lazy:N on Docker Hub
+        commands = [busybox.cmd("rmi", f"lazy:{rounds}"),
+                    busybox.cmd("create", "--pull", "never", "--name", name, f"lazy:{rounds}", "true")]
         order = [0, 1] if rng.random() < 0.5 else [1, 0]
         procs = {}
         for i in order:

@@ -211,9 +211,9 @@ def test_not_executable_is_126(busybox):
 
 
 def test_unknown_image(berth):
-    result = berth("run", "--rm", "nosuch")
+    result = berth("run", "--rm", "127.0.0.1:9/nosuch")  # pulled from loopback, where nothing listens
     assert result.returncode == 125
-    assert "Unable to find image 'nosuch:latest' locally" in result.stderr
+    assert "Unable to find image '127.0.0.1:9/nosuch:latest' locally" in result.stderr
     assert "Traceback" not in result.stderr
     assert berth.container_ids() == []
 

@@ -55,7 +55,7 @@ def test_cidfile_holds_the_id_and_an_existing_one_is_refused(busybox, tmp_path):
 
 def test_cidfile_of_a_failed_create_is_removed_and_a_run_keeps_it(busybox, tmp_path):
     path = str(tmp_path / "cid")
-    busybox.fails(125, "create", "--cidfile", path, "nosuch", says="No such image")
+    busybox.fails(125, "create", "--cidfile", path, "--pull", "never", "nosuch", says="No such image")
     assert not os.path.exists(path)
     busybox.ok("run", "--rm", "--cidfile", path, "busybox", "true")
     with open(path) as f:
@@ -132,10 +132,10 @@ def test_pull_policies(busybox):
     err = busybox.fails(125, "run", "--rm", "--pull", "never", "nosuch", says="No such image: nosuch:latest")
     assert "Unable to find image" not in err  # docker says so only when it would pull
     all_refused(busybox, [
-        (125, ("run", "--rm", "--pull", "missing", "nosuch"),
-         ("Unable to find image 'nosuch:latest' locally", "pulling is not supported yet")),
-        (125, ("run", "--rm", "--pull", "always", "busybox", "true"),
-         "--pull always: pulling images is not supported yet"),
+        # pulled from loopback, where nothing listens (tests contact no other registry)
+        (125, ("run", "--rm", "--pull", "missing", "127.0.0.1:9/nosuch"),
+         ("Unable to find image '127.0.0.1:9/nosuch:latest' locally", "connection refused")),
+        (125, ("run", "--rm", "--pull", "always", "127.0.0.1:9/busybox", "true"), "connection refused"),
         (125, ("run", "--rm", "--pull", "bogus", "busybox", "true"),
          "invalid pull option: 'bogus': must be one of \"always\", \"missing\" or \"never\""),
     ])
@@ -222,11 +222,27 @@ def test_network_flags_on_the_default_networks_as_docker(busybox):
         (("--ip6", "2001:db8::33"), static),
         (("--ip", "bogus"), "invalid IPv4 address: bogus"),
         (("--network-alias", "db"), "network-scoped aliases are only supported for user-defined networks"),
-        (("--link-local-ip", "169.254.1.1"), "--link-local-ip 169.254.1.1: link-local addresses are not supported"),
+        (("--link-local-ip", "10.1.1.1"), "invalid link local IP address: 10.1.1.1"),
         (("--mac-address", "bogus"), "bogus is not a valid mac address"),
         (("--network", "none", "--mac-address", "92:d0:c6:0a:29:33"),
          "conflicting options: mac-address and the network mode none"),
     ]])
+
+
+def test_link_local_ips_on_the_bridge_as_docker(busybox):
+    """docker adds --link-local-ip addresses to eth0 beside the bridge's (IPv4 /16) and shows
+    them as the endpoint's IPAMConfig; they come back with every start."""
+    busybox.ok("create", "--name", "ll", "--link-local-ip", "169.254.10.10", "busybox", "ip", "-4", "addr", "show",
+               "eth0")
+    assert inspect(busybox, "ll", ".NetworkSettings.Networks.bridge.IPAMConfig") == {"LinkLocalIPs": ["169.254.10.10"]}
+    for _ in range(2):
+        out = busybox.ok("start", "-a", "ll")
+        assert "inet 169.254.10.10/16" in out and f"inet {busybox.subnet.rsplit('.', 1)[0]}." in out
+    assert inspect(busybox, "ll", ".NetworkSettings.Networks.bridge.IPAMConfig") == {"LinkLocalIPs": ["169.254.10.10"]}
+    busybox.ok("rm", "ll")
+    # where there is no bridge endpoint docker accepts them and adds nothing
+    assert "169.254" not in busybox.ok("run", "--rm", "--network", "none", "--link-local-ip", "169.254.10.10",
+                                       "busybox", "ip", "addr")
 
 
 def test_mac_address_on_the_bridge(busybox):

@@ -57,3 +57,18 @@ def test_container_struct_view_go_names_and_struct_printing():
     assert render('{{json .HostConfig.RestartPolicy}}', view) == '{"Name":"unless-stopped","MaximumRetryCount":0}'
     assert render("{{.State}}", view) == "{running true false false false false 7 0    <nil>}"
     assert typed(None, "*RestartPolicy") is None and typed(None, "i") == 0
+
+
+def test_embedded_structs_print_nested_and_promote_their_fields():
+    """Go prints an embedded struct (HostConfig's Resources, NetworkSettings' two bases) as a
+    nested {...} where it is declared, while templates reach its fields directly."""
+    settings = struct_view("network", {})  # any struct without embedding prints flat
+    assert render("{{.ConfigFrom}}", settings) == "{}"
+    view = typed({"Bridge": "", "SandboxID": "s1", "IPAddress": "10.0.0.2", "Networks": {}}, "NetworkSettings")
+    assert render("{{.}}", view) == "{{ s1  map[] false  0 [] []} {   0 10.0.0.2 0  } map[]}"
+    assert render("{{.IPAddress}} {{.SandboxID}}", view) == "10.0.0.2 s1"
+    assert render("{{printf \"%+v\" .}}", view).startswith("{NetworkSettingsBase:{Bridge: SandboxID:s1 ")
+    host = typed({"NetworkMode": "bridge", "CpuShares": 512, "Memory": 1 << 20}, "HostConfig")
+    text = render("{{.}}", host)
+    assert " {512 1048576 0  0 [] [] [] [] [] 0 0 0 0   [] [] [] 0 0 0 0 <nil> <nil> <nil> [] 0 0 0 0} " in text
+    assert render("{{.CPUShares}} {{json .Memory}}", host) == "512 1048576"

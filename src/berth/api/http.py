@@ -3,6 +3,7 @@ body read on demand), and one of Response (a whole body), Stream (chunks sent as
 Hijack (the raw connection after docker's 101 upgrade). The server owns the wire (h11); errors map
 to docker's statuses in one table here."""
 
+import io
 import json
 from urllib.parse import parse_qs
 
@@ -94,9 +95,21 @@ class Request:
                 raise InvalidArgument(f"invalid filter '{key}'")
         return out
 
+    def filter_args(self) -> list[str]:
+        """The `filters` parameter as the engine's `key=value` strings (what --filter gives the CLI)."""
+        return [f"{key}={value}" for key, values in self.filters().items() for value in values]
+
+    def older_than(self, version: str) -> bool:
+        """Did the client ask for an API version before `version` (shapes that changed with it)?"""
+        return _version(self.version) < _version(version)
+
     def chunks(self):
         """The body as it arrives (for load, import, archive uploads)."""
         yield from self._reader
+
+    def stream(self) -> io.BufferedReader:
+        """The body as a binary stream read as it arrives (archives: load, import), never held whole."""
+        return io.BufferedReader(_BodyReader(self._reader), 1 << 16)
 
     def body(self, limit: int = MAX_BODY) -> bytes:
         """The whole body, refused (413) past `limit`: before reading any of it when its announced
@@ -131,6 +144,32 @@ class Request:
         if not isinstance(value, dict):
             raise InvalidArgument("invalid JSON: expected an object")
         return value
+
+
+class _BodyReader(io.RawIOBase):
+    """A raw stream over the body's chunks."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while not self._rest:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._rest = chunk
+        size = min(len(buffer), len(self._rest))
+        buffer[:size] = self._rest[:size]
+        self._rest = self._rest[size:]
+        return size
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
 class Response:

@@ -113,14 +113,11 @@ class Connection:
                 return
 
     def _drain(self) -> bool:
-        """Read what the handler left of the request's body (a POST without one still ends with
-        h11's EndOfMessage): only then can the connection serve the next request."""
+        """Read what the handler left of the request (its end, at least: a GET's handler reads
+        no body), or the connection could not serve the client's next request; False when the
+        client went away meanwhile."""
         while self.h11.their_state is h11.SEND_BODY:
-            try:
-                event = self.next_event()
-            except h11.RemoteProtocolError:
-                return False
-            if not isinstance(event, (h11.Data, h11.EndOfMessage)):
+            if not isinstance(self.next_event(), h11.Data | h11.EndOfMessage):
                 return False
         return True
 
@@ -306,10 +303,23 @@ def _listen_unix(path: str) -> socket.socket:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    # Bound and listening under a private name, then renamed into place: a client that sees
+    # the path can connect at once (docker's CLI pings first; a refused ping loses it the
+    # server's OS type, and `create --device` then fails).
+    staging = f"{path}.{os.getpid()}.tmp"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    _share_with_group(path)
-    sock.listen(128)
+    try:
+        sock.bind(staging)
+        _share_with_group(staging)
+        sock.listen(128)
+        os.rename(staging, path)
+    except BaseException:
+        sock.close()
+        try:
+            os.unlink(staging)
+        except FileNotFoundError:
+            pass
+        raise
     return sock
 
 
@@ -444,8 +454,9 @@ def serve(engine, uri: str | None, idle: float) -> None:
     _reason(200)
     listener = activated_socket()
     ours = listener is None  # systemd's socket outlives us; our own is removed when we end
-    listener = listener or listen(uri or f"unix://{default_socket(engine)}")
-    path = listener.getsockname() if listener.family == socket.AF_UNIX else None
+    uri = uri or f"unix://{default_socket(engine)}"
+    listener = listener or listen(uri)
+    path = uri[len("unix://"):] if uri.startswith("unix://") else None  # bound under another name: see listen
     try:
         Service(engine, listener, idle).run()
     finally:

@@ -9,9 +9,10 @@ BOOL, STRING, LIST, INT = "bool", "string", "list", "int"
 
 
 class Flag:
-    __slots__ = ("long", "short", "kind", "default", "help", "dest", "metavar")
+    __slots__ = ("long", "short", "kind", "default", "help", "dest", "metavar", "hidden")
 
-    def __init__(self, long: str, short: str | None, kind: str, default, help: str = "", metavar: str = ""):
+    def __init__(self, long: str, short: str | None, kind: str, default, help: str = "", metavar: str = "",
+                 hidden: bool = False):
         self.long = long
         self.short = short
         self.kind = kind
@@ -19,6 +20,7 @@ class Flag:
         self.help = help
         self.dest = long.replace("-", "_")
         self.metavar = metavar or {STRING: "string", LIST: "list", INT: "int"}.get(kind, "")
+        self.hidden = hidden  # parsed, but not in --help (docker's deprecated spellings)
 
     def spelled(self) -> str:
         return f"-{self.short}, --{self.long}" if self.short else f"--{self.long}"
@@ -173,7 +175,7 @@ def _set(command: Command, opts: Options, flag: Flag, value: str) -> None:
 
 def help_text(command: Command) -> str:
     lines = [f"\nUsage:  {command.usage}\n", command.summary, ""]
-    visible = [f for f in command.flags]
+    visible = [f for f in command.flags if not f.hidden]
     if visible:
         lines.append("Options:")
         width = max(len(_label(f)) for f in visible)

@@ -89,8 +89,8 @@ class ImageRow(FormatContext):
     def Tag(self) -> str:  # noqa: N802
         return self._tag
 
-    def Digest(self) -> str:  # noqa: N802 - no image has a repository digest until pull exists
-        return "<none>"
+    def Digest(self) -> str:  # noqa: N802
+        return self._i.repo_digests.get(self._repo, "<none>")
 
     def CreatedSince(self) -> str:  # noqa: N802
         return human_duration(self._now - self._i.created) + " ago" if self._i.created else "N/A"

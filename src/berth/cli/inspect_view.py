@@ -8,8 +8,9 @@ omitempty). Kinds: s b i (string, bool, integer), *s *i *b (pointers to them), [
 slice of plain values), map (a map of plain values), T, *T, []T (a struct, a pointer to
 one, a slice of them), map{} (a set: values are struct{}), map[]T and map*T (maps of
 slices of T, of pointers to T), time (a time.Time), duration (a time.Duration), any (as
-it is). Embedded structs (Resources in HostConfig,
-the NetworkSettings bases) are flattened: templates reach their fields the same way."""
+it is). `(Name` ... `)` encloses the fields of an embedded struct (Resources in HostConfig, the
+NetworkSettings bases): templates reach them as the outer struct's own fields, as Go's
+promoted fields, and fmt prints them as the nested `{...}` Go prints."""
 
 from berth.gotemplate import GoStruct, GoTime, NilMap, NilSlice, Stringer
 
@@ -29,8 +30,7 @@ _STRUCTS = {
                   "DNSSearch=DnsSearch:[] ExtraHosts:[] GroupAdd:[] IpcMode:s Cgroup:s Links:[] OomScoreAdj:i "
                   "PidMode:s Privileged:b PublishAllPorts:b ReadonlyRootfs:b SecurityOpt:[] StorageOpt?:map "
                   "Tmpfs?:map UTSMode:s UsernsMode:s ShmSize:i Sysctls?:map Runtime?:s Isolation:s "
-                  # Resources, embedded
-                  "CPUShares=CpuShares:i Memory:i NanoCPUs=NanoCpus:i CgroupParent:s BlkioWeight:i "
+                  "(Resources CPUShares=CpuShares:i Memory:i NanoCPUs=NanoCpus:i CgroupParent:s BlkioWeight:i "
                   "BlkioWeightDevice:[]WeightDevice BlkioDeviceReadBps:[]ThrottleDevice "
                   "BlkioDeviceWriteBps:[]ThrottleDevice BlkioDeviceReadIOps:[]ThrottleDevice "
                   "BlkioDeviceWriteIOps:[]ThrottleDevice CPUPeriod=CpuPeriod:i CPUQuota=CpuQuota:i "
@@ -38,7 +38,7 @@ _STRUCTS = {
                   "CpusetMems:s Devices:[]DeviceMapping DeviceCgroupRules:[] DeviceRequests:[]DeviceRequest "
                   "KernelMemory?:i KernelMemoryTCP?:i MemoryReservation:i MemorySwap:i MemorySwappiness:*i "
                   "OomKillDisable:*b PidsLimit:*i Ulimits:[]Ulimit CPUCount=CpuCount:i CPUPercent=CpuPercent:i "
-                  "IOMaximumIOps:i IOMaximumBandwidth:i "
+                  "IOMaximumIOps:i IOMaximumBandwidth:i ) "
                   "Mounts?:[] MaskedPaths:[] ReadonlyPaths:[] Init?:*b",
     "LogConfig": "Type:s Config:map",
     "RestartPolicy": "Name:s MaximumRetryCount:i",
@@ -56,10 +56,11 @@ _STRUCTS = {
               "StopSignal?:s StopTimeout?:*i Shell?:[]",
     "HealthConfig": "Test:[] Interval?:duration Timeout?:duration StartPeriod?:duration StartInterval?:duration "
                     "Retries?:i",
-    "NetworkSettings": "Bridge:s SandboxID:s SandboxKey:s Ports:map[]PortBinding HairpinMode:b "
-                       "LinkLocalIPv6Address:s LinkLocalIPv6PrefixLen:i SecondaryIPAddresses:[] "
-                       "SecondaryIPv6Addresses:[] EndpointID:s Gateway:s GlobalIPv6Address:s GlobalIPv6PrefixLen:i "
-                       "IPAddress:s IPPrefixLen:i IPv6Gateway:s MacAddress:s Networks:map*EndpointSettings",
+    "NetworkSettings": "(NetworkSettingsBase Bridge:s SandboxID:s SandboxKey:s Ports:map[]PortBinding "
+                       "HairpinMode:b LinkLocalIPv6Address:s LinkLocalIPv6PrefixLen:i SecondaryIPAddresses:[] "
+                       "SecondaryIPv6Addresses:[] ) (DefaultNetworkSettings EndpointID:s Gateway:s "
+                       "GlobalIPv6Address:s GlobalIPv6PrefixLen:i IPAddress:s IPPrefixLen:i IPv6Gateway:s "
+                       "MacAddress:s ) Networks:map*EndpointSettings",
     "EndpointSettings": "IPAMConfig:*EndpointIPAMConfig Links:[] Aliases:[] MacAddress:s DriverOpts:map "
                         "GwPriority?:i NetworkID:s EndpointID:s Gateway:s IPAddress:s IPPrefixLen:i IPv6Gateway:s "
                         "GlobalIPv6Address:s GlobalIPv6PrefixLen:i DNSNames:[]",
@@ -88,18 +89,28 @@ _SHAPES = {"[]": list, "ma": dict, "ti": str, "du": int}
 _STRINGERS = {"Ulimit": lambda u: f"{u['Name']}={u['Soft']}:{u['Hard']}"}
 
 
-def _fields(type_name: str) -> list[tuple[str, str, bool, str]]:
-    """(Go name, JSON key, omitempty, kind) of each field of a struct, in Go's order."""
-    fields = []
+def _fields(type_name: str) -> tuple[list[tuple[str, str, bool, str]], dict]:
+    """(Go name, JSON key, omitempty, kind) of each field of a struct, in Go's order; and its
+    embedded structs as {first field: (embedded type, its fields)}."""
+    fields, embedded, group = [], {}, None
     for token in _STRUCTS[type_name].split():
+        if token.startswith("("):
+            group = (token[1:], [])
+            continue
+        if token == ")":
+            embedded[group[1][0]] = (group[0], tuple(group[1]))
+            group = None
+            continue
         spelled, _, kind = token.partition(":")
         omitempty = spelled.endswith("?")
         go_name, _, json_key = spelled.rstrip("?").partition("=")
         fields.append((go_name, json_key or go_name, omitempty, kind))
-    return fields
+        if group is not None:
+            group[1].append(go_name)
+    return fields, embedded
 
 
-_PARSED: dict[str, list] = {}
+_PARSED: dict[str, tuple] = {}
 
 
 def typed(value, kind: str):
@@ -132,10 +143,12 @@ def typed(value, kind: str):
 
 
 def _struct(record: dict, type_name: str) -> GoStruct:
-    fields = _PARSED.get(type_name)
-    if fields is None:
-        fields = _PARSED[type_name] = _fields(type_name)
+    parsed = _PARSED.get(type_name)
+    if parsed is None:
+        parsed = _PARSED[type_name] = _fields(type_name)
+    fields, embedded = parsed
     struct = GoStruct(type_name)
+    struct.embedded = embedded or None
     json_fields = []
     for go_name, json_key, omitempty, kind in fields:
         struct[go_name] = typed(record.get(json_key), kind)

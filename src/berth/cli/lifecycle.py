@@ -9,11 +9,11 @@ from berth.errors import BerthError, InvalidArgument
 STOP = Command("stop", "berth stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
                [Flag("signal", "s", STRING, None, "Signal to send to the container"),
                 Flag("timeout", "t", INT, None, "Seconds to wait before killing the container"),
-                Flag("time", None, INT, None, "Deprecated: use --timeout")], min_args=1)
+                Flag("time", None, INT, None, "Deprecated: use --timeout", hidden=True)], min_args=1)
 RESTART = Command("restart", "berth restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
                   [Flag("signal", "s", STRING, None, "Signal to send to the container"),
                    Flag("timeout", "t", INT, None, "Seconds to wait before killing the container"),
-                   Flag("time", None, INT, None, "Deprecated: use --timeout")], min_args=1)
+                   Flag("time", None, INT, None, "Deprecated: use --timeout", hidden=True)], min_args=1)
 KILL = Command("kill", "berth kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
                [Flag("signal", "s", STRING, "KILL", "Signal to send to the container")], min_args=1)
 WAIT = Command("wait", "berth wait CONTAINER [CONTAINER...]",

@@ -46,10 +46,15 @@ COMMANDS = {
     "version": ("berth.cli.system", "cmd_version"),
     "info": ("berth.cli.system", "cmd_info"),
     "events": ("berth.cli.events", "cmd_events"),
+    "pull": ("berth.cli.registry", "cmd_pull"),
+    "push": ("berth.cli.registry", "cmd_push"),
+    "login": ("berth.cli.registry", "cmd_login"),
+    "logout": ("berth.cli.registry", "cmd_logout"),
 }
 GROUPS = {
     "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi", "history": "history",
-              "save": "save", "load": "load", "remove": "rmi", "inspect": ("berth.cli.inspect", "cmd_image_inspect"),
+              "save": "save", "load": "load", "remove": "rmi", "pull": "pull", "push": "push",
+              "inspect": ("berth.cli.inspect", "cmd_image_inspect"),
               "prune": ("berth.cli.prune", "cmd_image_prune")},
     "container": {"run": "run", "create": "create", "start": "start", "attach": "attach", "rm": "rm", "ls": "ps",
                   "list": "ps", "ps": "ps", "inspect": ("berth.cli.inspect", "cmd_container_inspect"), "stop": "stop",
@@ -109,10 +114,14 @@ Commands:
   inspect     Return low-level information on containers or images
   kill        Kill one or more running containers
   load        Load an image from a tar archive or STDIN
+  login       Authenticate to a registry
+  logout      Log out from a registry
   logs        Fetch the logs of a container
   pause       Pause all processes within one or more containers
   port        List port mappings or a specific mapping for the container
   ps          List containers
+  pull        Download an image from a registry
+  push        Upload an image to a registry
   rename      Rename a container
   restart     Restart one or more containers
   rm          Remove one or more containers

@@ -248,6 +248,7 @@ def request_from(opts, args: list[str], engine=None) -> CreateRequest:
         config=config,
         mounts=mount_request(opts),
         healthcheck=health_request(opts),
+        endpoint={"IPAMConfig": {"LinkLocalIPs": list(opts.link_local_ip)}} if opts.link_local_ip else None,
     )
 
 
@@ -334,8 +335,9 @@ def isolation_request(opts, warnings: list[str]) -> dict:
         raise InvalidArgument(lxc_conf_error(opts.lxc_conf))
     host = {}
     if opts.ipc is not None:
-        if opts.ipc not in ("", "private", "shareable", "host", "none") and not (
-                opts.ipc.startswith("container:") and opts.ipc.partition(":")[2]):
+        from berth.engine.create_checks import valid_ipc_mode  # lazy: only --ipc
+
+        if not valid_ipc_mode(opts.ipc):
             raise InvalidArgument("--ipc: invalid IPC mode")
         host["IpcMode"] = opts.ipc
     if opts.shm_size is not None:
@@ -346,12 +348,14 @@ def isolation_request(opts, warnings: list[str]) -> dict:
         except ValueError:
             raise UsageError(f'invalid argument "{opts.shm_size}" for "--shm-size" flag: invalid size: '
                                   f"'{opts.shm_size}'") from None
-        if size <= 0:
+        if size <= 0:  # docker's CLI refuses 0 too; its daemon (create_checks.check_shm_size) only less
             raise InvalidArgument("SHM size can not be less than 0")
         host["ShmSize"] = size
     host.update(namespace_request(opts))
     if opts.userns is not None:
-        if opts.userns not in ("", "host"):
+        from berth.engine.create_checks import valid_userns_mode  # lazy: only --userns
+
+        if not valid_userns_mode(opts.userns):
             raise InvalidArgument("--userns: invalid USER mode")
         host["UsernsMode"] = opts.userns
     if opts.sysctl:
@@ -384,12 +388,13 @@ def log_request(opts) -> dict:
     fills in its defaults and checks them."""
     if opts.log_driver is None and not opts.log_opt:
         return {}
-    if opts.log_driver == "none" and opts.log_opt:
-        raise InvalidArgument("invalid logging opts for driver none")
     config = {}
     for item in opts.log_opt:
         key, _, value = item.partition("=")
         config[key] = value
+    from berth.engine.create_checks import check_log_request  # lazy: only --log-driver, --log-opt
+
+    check_log_request(opts.log_driver or "", config)
     return {"LogConfig": {"Type": opts.log_driver or "", "Config": config}}
 
 
@@ -404,18 +409,17 @@ def namespace_request(opts) -> dict:
     """--pid, --uts, --cgroupns, --cgroup-parent and --storage-opt as docker's CLI checks them;
     the engine checks them against its containers and the host."""
     host = {}
-    if opts.pid is not None:
-        if opts.pid not in ("", "host") and not (opts.pid.startswith("container:") and opts.pid.partition(":")[2]):
-            raise InvalidArgument("--pid: invalid PID mode")
-        host["PidMode"] = opts.pid
-    if opts.uts is not None:
-        if opts.uts not in ("", "host"):
-            raise InvalidArgument("--uts: invalid UTS mode")
-        host["UTSMode"] = opts.uts
-    if opts.cgroupns is not None:
-        if opts.cgroupns not in ("", "host", "private"):
-            raise InvalidArgument("--cgroupns: invalid CGROUP mode")
-        host["CgroupnsMode"] = opts.cgroupns
+    if (opts.pid, opts.uts, opts.cgroupns) != (None, None, None):
+        from berth.engine import create_checks  # lazy: only --pid, --uts, --cgroupns
+
+        for value, valid, field, message in (
+                (opts.pid, create_checks.valid_pid_mode, "PidMode", "--pid: invalid PID mode"),
+                (opts.uts, create_checks.valid_uts_mode, "UTSMode", "--uts: invalid UTS mode"),
+                (opts.cgroupns, create_checks.valid_cgroupns_mode, "CgroupnsMode", "--cgroupns: invalid CGROUP mode")):
+            if value is not None:
+                if not valid(value):
+                    raise InvalidArgument(message)
+                host[field] = value
     if opts.cgroup_parent:
         host["CgroupParent"] = opts.cgroup_parent
     if opts.storage_opt:
@@ -440,17 +444,13 @@ def refused_windows_only(opts) -> bool:
     return False
 
 
-# docker's namespaced sysctls: the IPC ones, and net.* in the container's own network namespace
-SYSCTL_IPC = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
-              "kernel.shmmni", "kernel.shm_rmid_forced")
-
-
 def parse_sysctls(values: list[str]) -> dict:
+    from berth.engine.create_checks import sysctl_allowed  # lazy: only --sysctl
+
     sysctls = {}
     for value in values:
         key, eq, setting = value.partition("=")
-        allowed = key in SYSCTL_IPC or key.startswith(("fs.mqueue.", "net.")) or key == "kernel.domainname"
-        if not eq or not allowed:
+        if not eq or not sysctl_allowed(key):
             raise UsageError(f'invalid argument "{value}" for "--sysctl" flag: sysctl \'{value}\' is not '
                                   "allowed")
         sysctls[key] = setting
@@ -485,14 +485,16 @@ def network_request(opts) -> dict:
 
 def parse_restart_policy(value: str) -> dict:
     """docker's --restart: no | always | unless-stopped | on-failure[:max-retries]."""
+    if value == "no":
+        return {"Name": "no", "MaximumRetryCount": 0}
+    from berth.engine.create_checks import check_restart_policy  # lazy: only --restart
+
     name, _, count = value.partition(":")
     if value.count(":") > 1:
         raise InvalidArgument(f"invalid restart policy format: {value}")
-    if name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise InvalidArgument(f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
-                              "'on-failure', or 'unless-stopped'")
     retries = 0
     if count:
+        check_restart_policy({"Name": name})  # an unknown name first, as docker's CLI
         if name != "on-failure":
             raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
         try:
@@ -500,9 +502,7 @@ def parse_restart_policy(value: str) -> dict:
         except ValueError:
             raise InvalidArgument(f'invalid restart policy format: maximum retry count must be an integer: '
                                   f'strconv.Atoi: parsing "{count}": invalid syntax') from None
-        if retries < 0:
-            raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
-    return {"Name": name, "MaximumRetryCount": retries}
+    return check_restart_policy({"Name": name, "MaximumRetryCount": retries})
 
 
 def create_container(engine, req: CreateRequest, opts) -> dict:
@@ -510,20 +510,34 @@ def create_container(engine, req: CreateRequest, opts) -> dict:
     exists), "Unable to find image" before the error of a missing image (but with --pull never)."""
     cidfile = CidFile(opts.cidfile) if opts.cidfile else None
     try:
-        record = engine.create(req)
-    except BaseException as err:
+        if opts.pull == "always":
+            _pull(engine, req.image, opts)
+        try:
+            record = engine.create(req)
+        except BaseException as err:
+            from berth.engine.missing_image import NoSuchImage  # lazy: only a failed create
+
+            if not isinstance(err, NoSuchImage) or opts.pull == "never":
+                raise
+            print(f"Unable to find image '{err.image}' locally", file=sys.stderr)  # docker's CLI, then it pulls
+            _pull(engine, req.image, opts)
+            record = engine.create(req)
+    except BaseException:
         if cidfile is not None:
             cidfile.abandon()
-        from berth.engine.missing_image import NoSuchImage  # lazy: only a failed create
-
-        if isinstance(err, NoSuchImage) and opts.pull != "never":  # docker's CLI says so before it would pull
-            print(f"Unable to find image '{err.image}' locally", file=sys.stderr)
         raise
     if cidfile is not None:
         cidfile.write(record["Id"])
     for warning in req.warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     return record
+
+
+def _pull(engine, image: str, opts) -> None:
+    """run/create's pull, drawn on stderr as docker's CLI does (nothing with -q)."""
+    from berth.cli.registry import pull_image  # lazy: only an image to pull
+
+    pull_image(engine, image, sys.stderr, opts.quiet, opts.platform, tag_note=False)
 
 
 class CidFile:
@@ -698,11 +712,9 @@ def detach_keys(opts) -> bytes:
 
 
 def _remove_if_auto(engine, record: dict) -> None:
-    if record["HostConfig"].get("AutoRemove"):
-        try:
-            engine.remove(record, force=True, volumes=True)
-        except BerthError:
-            pass
+    from berth.engine.lifecycle import remove_if_auto  # lazy: only a failed start
+
+    remove_if_auto(engine, record)
 
 
 class SignalForwarder:

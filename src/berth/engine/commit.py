@@ -46,24 +46,27 @@ def merge_config(user: dict, container: dict) -> dict:
     return {k: v for k, v in merged.items() if v not in (None, "", [], {}) or k in ("Cmd", "Entrypoint")}
 
 
-def _apply_changes(changes: list[str]) -> dict:
+def _apply_changes(config: dict, changes: list[str]) -> dict:
     from berth.image.instructions import apply_changes  # imports json (~8 ms): only for --change
 
     try:
-        return apply_changes({}, list(changes))
+        return apply_changes(config, list(changes))
     except ValueError as err:
         raise InvalidArgument(str(err)) from None
 
 
 def commit(engine, record: dict, name: str | None, author: str = "", message: str = "",
-           changes: list[str] = (), pause: bool = True) -> str:
-    """Returns the new image's ID. Nothing is added unless everything succeeded."""
+           changes: list[str] = (), pause: bool = True, config: dict | None = None) -> str:
+    """Returns the new image's ID. Nothing is added unless everything succeeded. `config`: the
+    API's Config overrides (the image config's keys of it), which `changes` then change."""
     from berth.engine.freeze import CommitFreeze, thaw_if_abandoned  # lazy: only commit; `history` loads this
     from berth.image.diff import LayerWriter  # lazy: only commit, diff and export walk layers
 
     store = engine.images
     store.ensure()
-    user_config = _apply_changes(changes) if changes else {}
+    user_config = {k: v for k, v in (config or {}).items() if k in CARRIED}
+    if changes:
+        user_config = _apply_changes(user_config, changes)
     base = store.get(record["Image"])
     container_config = {k: record["Config"].get(k) for k in CARRIED if k in record["Config"]}
     config = merge_config(user_config, container_config)

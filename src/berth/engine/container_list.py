@@ -24,7 +24,7 @@ class ContainerSummary:
     measures its writable layer on demand (docker computes sizes only when asked)."""
 
     __slots__ = ("id", "image", "image_id", "command", "created", "status", "state", "ports", "name", "labels",
-                 "network_mode", "networks", "mounts", "local_volumes", "_graph", "_sizes")
+                 "network_mode", "networks", "mounts", "local_volumes", "record", "_graph", "_sizes")
 
     def __init__(self, record: dict, now: float):
         self.id = record["Id"]
@@ -42,6 +42,7 @@ class ContainerSummary:
         mounts = record.get("Mounts") or ()
         self.mounts = [m.get("Name") or m.get("Source", "") for m in mounts]
         self.local_volumes = sum(m.get("Driver") == "local" for m in mounts)
+        self.record = record  # all of it, for the API's summary (ports, networks, mounts as docker shapes them)
         self._graph = record["GraphDriver"]["Data"]
         self._sizes = None
 

@@ -11,7 +11,7 @@ import time
 from berth.engine import events
 from berth.engine.names import random_name, valid_name
 from berth.engine.procs import identity, same_process, wait_gone
-from berth.engine.state import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, is_running
+from berth.engine.state import EXITED, PAUSED, REMOVING, RESTARTING, RUNNING, Container, container_cgroup, is_running
 from berth.engine.store import ContainerStore
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, start_exit_code
 from berth.fs import Lock, make_dirs, pid_alive, remove_tree, secure_roots, write_bytes
@@ -39,13 +39,13 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "detached", "auto_remove", "network", "restart", "stop_signal", "stop_timeout",
                  "init", "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings",
-                 "publish_all", "links", "host_config", "config", "mounts", "healthcheck", "warnings")
+                 "publish_all", "links", "host_config", "config", "mounts", "healthcheck", "endpoint", "warnings")
 
     def __init__(self, image: str, **fields):
         self.image = image
         self.name = fields.pop("name", None)
         self.cmd = fields.pop("cmd", None) or []
-        self.entrypoint = fields.pop("entrypoint", None)  # None: image's; "": cleared
+        self.entrypoint = fields.pop("entrypoint", None)  # None: image's; "" or [""]: cleared; str or list
         self.env = fields.pop("env", None) or []
         self.workdir = fields.pop("workdir", None)
         self.user = fields.pop("user", None)
@@ -72,6 +72,8 @@ class CreateRequest:
         self.config = fields.pop("config", None) or {}  # more Config fields (Domainname, MacAddress, Attach*)
         self.mounts = fields.pop("mounts", None)  # mounts.MountRequest: -v, --mount, --tmpfs, --volumes-from
         self.healthcheck = fields.pop("healthcheck", None)  # Config.Healthcheck: the --health-* flags
+        # NetworkingConfig's EndpointSettings on the container's network: IPAMConfig (--link-local-ip)
+        self.endpoint = fields.pop("endpoint", None) or {}
         # docker's Warnings of the create response: the engine adds, the front door shows them
         self.warnings = list(fields.pop("warnings", None) or ())
         if fields:
@@ -80,9 +82,11 @@ class CreateRequest:
 
 def command_for(image_config: dict, req: CreateRequest) -> tuple[list | None, list | None]:
     """(Entrypoint, Cmd) exactly as docker merges them: --entrypoint (even "") replaces the
-    image's entrypoint and discards its Cmd; a COMMAND replaces the image's Cmd."""
+    image's entrypoint and discards its Cmd; a COMMAND replaces the image's Cmd. The API's
+    Entrypoint is a list: [""] clears it as "" does."""
     if req.entrypoint is not None:
-        entrypoint = [req.entrypoint] if req.entrypoint else None
+        entrypoint = [req.entrypoint] if isinstance(req.entrypoint, str) else list(req.entrypoint)
+        entrypoint = None if entrypoint in ([], [""]) else entrypoint
         return entrypoint, list(req.cmd) or None
     return image_config.get("Entrypoint") or None, list(req.cmd) or image_config.get("Cmd") or None
 
@@ -293,7 +297,7 @@ class Engine:
             self._isolation(record, req)
             self._log_config(record, directory)
             self.exec_user(record)  # -u and --group-add must resolve now: nothing is made for a typo
-            self._network_settings(record, network_mode, joined)
+            self._network_settings(record, network_mode, joined, req.endpoint)
             self._write_etc_files(record, directory, joined)
             if volumes is not None:
                 req.warnings.extend(volumes.apply(record))
@@ -448,7 +452,7 @@ class Engine:
             os.mkdir(os.path.dirname(path), 0o700)
 
     def log_target(self, record: dict) -> dict | None:
-        """What the container's supervisor writes its output to (monitor.logfile.open_log)."""
+        """What the container's supervisor writes its output to (monitor.lean.open_log)."""
         log_config = record["HostConfig"].get("LogConfig") or {}
         if log_config.get("Type", "json-file") == "json-file" and not log_config.get("Config"):
             return {"path": record["LogPath"]}
@@ -558,7 +562,7 @@ class Engine:
             links.append((target["Name"].lstrip("/"), alias))
         return links
 
-    def _network_settings(self, record: dict, mode: str, joined: dict | None) -> None:
+    def _network_settings(self, record: dict, mode: str, joined: dict | None, requested: dict) -> None:
         from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
             endpoint,
             network_ids,
@@ -571,6 +575,8 @@ class Engine:
                 record[key] = joined[key]
             return
         settings["Networks"] = {mode: endpoint(network_ids(self.paths.root)[mode])}
+        if requested.get("IPAMConfig"):  # kept across starts; the bridge endpoint adds its link-local IPs
+            settings["Networks"][mode]["IPAMConfig"] = requested["IPAMConfig"]
         if mode == "host":
             record["Config"]["Hostname"] = os.uname().nodename
 
@@ -954,8 +960,19 @@ class Engine:
              tty: bool = False, privileged: bool = False, stdio=(0, 1, 2), console_size=None, wait: bool = True):
         """Start `argv` inside the running container, in all its namespaces and its cgroup,
         with its capability and user rules. Returns runtime.container.Launched."""
-        from berth.engine import spec as oci  # lazy: only start and exec build an OCI spec
         from berth.runtime import container as runtime  # lazy: only start and exec run the runtime
+
+        spec, program = self.exec_spec(record, argv, user, env, workdir, tty, privileged, console_size)
+        if wait:
+            runtime.become_subreaper()
+        return runtime.exec_in(spec, stdio, seccomp_program=program)
+
+    def exec_spec(self, record: dict, argv: list[str], user: str | None = None, env=(), workdir: str | None = None,
+                  tty: bool = False, privileged: bool = False, console_size=None) -> tuple[dict, object]:
+        """An exec's OCI spec (the container's namespaces by path, its cgroup, its process
+        rules with the exec's own) and the seccomp filter it runs under (None: unconfined),
+        for the running container `record`."""
+        from berth.engine import spec as oci  # lazy: only start and exec build an OCI spec
 
         container_id = record["Id"]
         record = self.load(container_id)
@@ -980,9 +997,7 @@ class Engine:
             ("ipc", "ipc"), ("uts", "uts"), ("network", "net"), ("pid", "pid"), ("cgroup", "cgroup"),
             ("mount", "mnt"))]
         program = None if privileged else self.seccomp_program(record)  # like runc: exec gets the container's
-        if wait:
-            runtime.become_subreaper()
-        return runtime.exec_in(spec, stdio, seccomp_program=program)
+        return spec, program
 
     # -- stop / kill / pause ---------------------------------------------
     def stopped_by_hand(self, container_id: str) -> bool:
@@ -1162,9 +1177,7 @@ class Engine:
         return record
 
     def cgroup(self, record: dict):
-        """The container's cgroup (engine.resources.container_cgroup)."""
-        from berth.engine.resources import container_cgroup  # lazy: only a start or removal touches cgroups
-
+        """The container's cgroup (engine.state.container_cgroup)."""
         return container_cgroup(record)
 
     def pause(self, record: dict, paused: bool) -> None:

@@ -16,7 +16,7 @@ import stat
 import tarfile
 
 from berth.engine.containers import is_running
-from berth.errors import BerthError, NotFound
+from berth.errors import BerthError, InvalidArgument, NotFound
 from berth.fs import DIR_FLAGS, open_regular
 from berth.runtime import syscalls as sc
 from berth.runtime.forked import run_forked
@@ -72,6 +72,53 @@ def copy(engine, req: CopyRequest, stdin: int = 0, stdout: int = 1) -> CopyResul
         _archive_stream(engine, req, stdout)
         return None
     return _copy_out(engine, req)
+
+
+def path_stat(engine, ref: str, path: str) -> dict:
+    """docker's ContainerStatPath (the API's X-Docker-Container-Path-Stat): name, size, Go's
+    FileMode bits, mtime and, for a symlink, the path it leads to inside the container."""
+    abs_path = _abs_container(path)
+
+    def work(tree: "_Tree") -> dict:
+        try:
+            source = _find(tree, abs_path)
+        except FileNotFoundError:
+            raise NotFound(f"Could not find the file {path} in container {ref}") from None
+        except OSError as err:
+            raise _daemon_error(_os_message("lstat", abs_path, err)) from None
+        try:
+            st = source.st
+            link = ""
+            if stat.S_ISLNK(st.st_mode):
+                link = "/" + tree.resolve(abs_path.rstrip("/") or "/")
+            return {"name": _go_base(abs_path), "size": st.st_size, "mode": go_file_mode(st.st_mode),
+                    "mtime": _go_time(st.st_mtime_ns), "linkTarget": link}
+        finally:
+            source.close()
+
+    return _in_container(engine, ref, work)
+
+
+# Go's os.FileMode type bits, by the stat type they stand for
+_GO_TYPES = ((stat.S_ISDIR, 1 << 31), (stat.S_ISLNK, 1 << 27), (stat.S_ISBLK, 1 << 26), (stat.S_ISFIFO, 1 << 25),
+             (stat.S_ISSOCK, 1 << 24), (stat.S_ISCHR, (1 << 26) | (1 << 21)))
+
+
+def go_file_mode(mode: int) -> int:
+    bits = mode & 0o777
+    for test, flag in _GO_TYPES:
+        if test(mode):
+            bits |= flag
+    for special, flag in ((stat.S_ISUID, 1 << 23), (stat.S_ISGID, 1 << 22), (stat.S_ISVTX, 1 << 20)):
+        if mode & special:
+            bits |= flag
+    return bits
+
+
+def _go_time(ns: int) -> str:
+    from berth.units import format_rfc3339_nano_ns  # lazy: only a path's stat
+
+    return format_rfc3339_nano_ns(ns)
 
 
 # -- the four directions -----------------------------------------------------
@@ -141,19 +188,35 @@ def _extract_stream(engine, req: CopyRequest, in_fd: int) -> CopyResult:
         if not is_dir:
             raise LocalError(f'destination "{req.container}:{req.container_path}" must be a directory')
         base = _extraction_point(tree, dst_path, req.container)
-        stream = _CountingReader(open(in_fd, "rb", closefd=False))
-        owner = _source_owner if req.archive else _root_owner
-        with _Extractor(tree, base, "/", owner, _daemon_error, parent_owner=(0, 0)) as extractor:
-            try:
-                archive = tarfile.open(fileobj=stream, mode="r|*")
-                for member in archive:
-                    extractor.add(member, archive.extractfile(member) if member.isreg() else None)
-            except (tarfile.TarError, EOFError) as err:
-                if stream.count:  # an empty stream is an empty archive, as Go's tar reader sees it
-                    raise _daemon_error(f"Error processing tar file: {err}") from None
-        return [stream.count, stream.count, f"{req.container}:{dst_path}"]
+        count = _unpack(tree, base, in_fd, _source_owner if req.archive else _root_owner)
+        return [count, count, f"{req.container}:{dst_path}"]
 
     return CopyResult(*_in_container(engine, req.container, work, writing=True))
+
+
+def extract_archive(engine, ref: str, path: str, in_fd: int, keep_owner: bool = False) -> None:
+    """The daemon's side of a copy into the container (the API's PUT archive): the tar read
+    from `in_fd` unpacked at `path`, which must be a directory there; owned by root unless
+    `keep_owner` (docker's copyUIDGID)."""
+
+    def work(tree: "_Tree") -> None:
+        _unpack(tree, _extraction_point(tree, path, ref), in_fd, _source_owner if keep_owner else _root_owner)
+
+    _in_container(engine, ref, work, writing=True)
+
+
+def _unpack(tree: "_Tree", base: str, in_fd: int, owner) -> int:
+    """Unpack the tar stream on `in_fd` at `base` (resolved, in `tree`); the bytes read."""
+    stream = _CountingReader(open(in_fd, "rb", closefd=False))
+    with _Extractor(tree, base, "/", owner, _daemon_error, parent_owner=(0, 0)) as extractor:
+        try:
+            archive = tarfile.open(fileobj=stream, mode="r|*")
+            for member in archive:
+                extractor.add(member, archive.extractfile(member) if member.isreg() else None)
+        except (tarfile.TarError, EOFError) as err:
+            if stream.count:  # an empty stream is an empty archive, as Go's tar reader sees it
+                raise InvalidArgument(f"Error processing tar file: {err}") from None
+    return stream.count
 
 
 # -- reaching the container's filesystem ----------------------------------------
@@ -328,7 +391,7 @@ def _container_source(tree: _Tree, req: CopyRequest, streaming: bool) -> tuple[_
     try:
         return _find(tree, abs_path), top
     except FileNotFoundError:
-        raise _daemon_error(f"Could not find the file {path} in container {req.container}") from None
+        raise NotFound(f"Could not find the file {path} in container {req.container}") from None
     except OSError as err:
         raise _daemon_error(_os_message("lstat", abs_path, err)) from None
 
@@ -399,11 +462,11 @@ def _extraction_point(tree: _Tree, path: str, ref: str) -> str:
         finally:
             os.close(parent_fd)
     except FileNotFoundError:
-        raise _daemon_error(f"Could not find the file {path} in container {ref}") from None
+        raise NotFound(f"Could not find the file {path} in container {ref}") from None
     except OSError as err:
         raise _daemon_error(_os_message("lstat", abs_path, err)) from None
     if not stat.S_ISDIR(st.st_mode):
-        raise _daemon_error("extraction point is not a directory")
+        raise InvalidArgument("extraction point is not a directory")
     return rel
 
 

@@ -134,6 +134,21 @@ def container(root: str, record: dict, action: str, extra: dict | None = None) -
     emit(root, "container", action, record["Id"], attributes, config.get("Labels"), extra)
 
 
+def exec_started(root: str, record: dict, argv: list[str]) -> str:
+    """docker's exec_create and exec_start events of a new exec of `argv` in the container;
+    its execID (for exec_died)."""
+    exec_id = os.urandom(32).hex()
+    command = " ".join(argv)
+    container(root, record, "exec_create: " + command, {"execID": exec_id})
+    container(root, record, "exec_start: " + command, {"execID": exec_id})
+    return exec_id
+
+
+def exec_died(root: str, record: dict, exec_id: str, exit_code: int) -> None:
+    """docker's exec_die: the exec `exec_id` ended with `exit_code`."""
+    container(root, record, "exec_die", {"execID": exec_id, "exitCode": str(exit_code)})
+
+
 @_quiet
 def started(root: str, record: dict) -> None:
     """A start as docker reports it: network connect, volume mount for each volume, start."""

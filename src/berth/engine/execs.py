@@ -8,10 +8,11 @@ Without a tty the process gets pipes we copy, never one of the caller's fds (a p
 leaves behind could read or write the caller's terminal long after); with one, it gets its
 own pty, whose master we copy."""
 
-import _signal as signal  # `signal` imports enum
 import os
 import select
 
+from berth.engine import events
+from berth.engine.state import is_running
 from berth.fs import write_all
 from berth.monitor.lean import StdinFeed, copy_output
 from berth.monitor.supervisor import Stdio
@@ -41,13 +42,14 @@ class ExecRequest:
 
 class ExecSession:
     """A started, attached exec: `pid` (to forward signals to), resize() with a tty, and
-    stream() to copy its stdio until it ends."""
+    stream() to copy its stdio until it ends (then its exec_die event, with `died(code)`)."""
 
-    __slots__ = ("pid", "tty", "_console", "_stdio", "_attach_stdin")
+    __slots__ = ("pid", "tty", "died", "_console", "_stdio", "_attach_stdin")
 
-    def __init__(self, pid: int, console: int | None, stdio: Stdio | None, attach_stdin: bool):
+    def __init__(self, pid: int, console: int | None, stdio: Stdio | None, attach_stdin: bool, died=None):
         self.pid = pid
         self.tty = console is not None
+        self.died = died
         self._console = console
         self._stdio = stdio
         self._attach_stdin = attach_stdin
@@ -73,36 +75,10 @@ class ExecSession:
                     os.close(exited)
         finally:
             self.close()
-        return wait_exit_code(self.pid)
-
-    def collect(self, limit: int, timeout: float) -> tuple[int, bytes, bool, bool]:
-        """Without a tty or stdin: run it to its end, its stdout and stderr kept together
-        up to `limit` bytes (the rest is read and dropped), killed after `timeout` seconds
-        (a health probe, docker's limitedBuffer and probe timeout). Call it from the main
-        thread (the timeout is a SIGALRM). (exit code, output, truncated, timed out)."""
-        output = bytearray()
-        seen = [0, False]  # bytes read, timed out
-
-        def keep(_fd: int, data: bytes) -> None:
-            output.extend(data[:max(0, limit - len(output))])
-            seen[0] += len(data)
-
-        exited = os.pidfd_open(self.pid)
-
-        def expire(_signum, _frame) -> None:
-            seen[1] = True
-            signal.pidfd_send_signal(exited, signal.SIGKILL)
-
-        previous = signal.signal(signal.SIGALRM, expire)
-        try:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-            self._copy(keep, -1, exited)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-            os.close(exited)
-            self.close()
-        return wait_exit_code(self.pid), bytes(output), seen[0] > limit, seen[1]
+        code = wait_exit_code(self.pid)
+        if self.died is not None:
+            self.died(code)
+        return code
 
     def _copy(self, echo, stdin_fd: int, exited: int) -> None:
         copy_output(dict(self._stdio.ours), None, echo, self._stdin_feed(stdin_fd), exited)
@@ -134,8 +110,13 @@ def start_exec(engine, container: str, req: ExecRequest, console_size: tuple[int
                ) -> ExecSession | None:
     """Start req.cmd in the running container `container` (name or ID); the session to
     stream, or None when detached (the process runs on, nobody waits for it). Errors as
-    docker's: NotFound, Conflict (not running, paused), CommandNotFound, CannotInvoke."""
+    docker's: NotFound, Conflict (not running, paused), CommandNotFound, CannotInvoke.
+    Events as docker's: exec_create and exec_start before it starts (also when it then
+    fails to), exec_die once an attached one ended (nobody sees a detached one end)."""
     record = engine.get(container)
+    exec_id = None  # docker refuses a stopped or paused container before it creates the exec
+    if is_running(record) and not record["State"]["Paused"]:
+        exec_id = events.exec_started(engine.paths.root, record, req.cmd)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     stdio = None
     try:
@@ -155,7 +136,8 @@ def start_exec(engine, container: str, req: ExecRequest, console_size: tuple[int
         return None
     if stdio is not None:
         stdio.started()  # the process has its ends: only ours stay open here
-    return ExecSession(launched.pid, launched.console_fd, stdio, req.attach_stdin)
+    died = None if exec_id is None else lambda code: events.exec_died(engine.paths.root, record, exec_id, code)
+    return ExecSession(launched.pid, launched.console_fd, stdio, req.attach_stdin, died)
 
 
 def run_exec(engine, container: str, req: ExecRequest, stdin_fd: int = 0, stdout_fd: int = 1, stderr_fd: int = 2,

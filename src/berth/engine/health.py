@@ -85,9 +85,10 @@ class Schedule:
 class Prober:
     """One running container's probing, for its supervisor: `delay()` until the next
     probe, `check()` runs one and records it. `pid` is the run being probed: a result that
-    arrives after that run ended is dropped."""
+    arrives after that run ended is dropped. The probes start from a launcher that has
+    joined the container once (runtime.probe), made at the first probe of the run."""
 
-    __slots__ = ("engine", "container_id", "pid", "argv", "schedule", "started", "current")
+    __slots__ = ("engine", "container_id", "pid", "argv", "schedule", "started", "current", "launcher")
 
     def __init__(self, engine, container_id: str, pid: int):
         record = engine.load(container_id)
@@ -98,6 +99,7 @@ class Prober:
         self.schedule = Schedule(record["Config"].get("Healthcheck") or {})
         self.started = _started_at(record)
         self.current = "starting"
+        self.launcher = None
 
     def delay(self) -> float | None:
         """Seconds until the next probe; None when there is nothing to probe."""
@@ -107,31 +109,53 @@ class Prober:
 
     def check(self) -> bool:
         """Run the probe once and record its result; False once the run is over."""
-        result = run_probe(self.engine, self.container_id, self.argv, self.schedule.timeout)
+        try:
+            record = self.engine.load(self.container_id)
+        except (NotFound, FileNotFoundError):
+            return False
+        if record["State"]["Paused"]:  # docker does not probe a paused container
+            return True
+        result = self.run_probe(record)
         current = record_result(self.engine, self.container_id, self.pid, result, self.schedule, self.started)
         if current is None:
             return False
         self.current = current
         return True
 
+    def run_probe(self, record: dict) -> dict:
+        """One probe as docker's cmdProbe: the command exec'd in the container (docker's
+        exec_create, exec_start and exec_die events), its stdout and stderr together, the
+        first 4096 bytes kept; killed after the timeout. An exec that cannot start (paused,
+        ended) is docker's probe error: exit code -1, the error as output (record_result
+        drops it if the run is over)."""
+        begun = time.time_ns()
+        root = self.engine.paths.root
+        exec_id = events.exec_started(root, record, self.argv)
+        timeout = self.schedule.timeout
+        try:
+            code, output, truncated, timed_out = self._launcher(record).run(self.argv, timeout, MAX_OUTPUT_LEN)
+        except BerthError as err:
+            if self.launcher is not None and not self.launcher.alive:
+                self.close()  # made again for the next probe
+            return _result(begun, -1, str(err))
+        events.exec_died(root, record, exec_id, code)
+        if timed_out:
+            return _result(begun, -1, f"Health check exceeded timeout ({go_duration(round(timeout * 1e9))})")
+        return _result(begun, code, output.decode("utf-8", "replace") + ("..." if truncated else ""))
 
-def run_probe(engine, container_id: str, argv: list[str], timeout: float) -> dict:
-    """One probe as docker's cmdProbe: the command exec'd in the container (the exec use
-    case), its stdout and stderr together, the first 4096 bytes kept; killed after
-    `timeout` seconds. An exec that cannot start (paused, ended) is docker's probe error:
-    exit code -1, the error as output (record_result drops it if the run is over)."""
-    from berth.engine.execs import ExecRequest, start_exec  # lazy: cycle (execs imports the monitor)
+    def _launcher(self, record: dict):
+        if self.launcher is None:
+            from berth.runtime.probe import ProbeLauncher  # lazy: only a prober starts one
 
-    begun = time.time_ns()
-    try:
-        session = start_exec(engine, container_id, ExecRequest(argv))
-    except BerthError as err:
-        return _result(begun, -1, str(err))
-    code, output, truncated, timed_out = session.collect(MAX_OUTPUT_LEN, timeout)
-    if timed_out:
-        return _result(begun, -1, f"Health check exceeded timeout ({go_duration(round(timeout * 1e9))})")
-    text = output.decode("utf-8", "replace") + ("..." if truncated else "")
-    return _result(begun, code, text)
+            spec, program = self.engine.exec_spec(record, self.argv)
+            self.launcher = ProbeLauncher(spec, program, self.engine.cgroup(record).directories())
+        return self.launcher
+
+    def close(self) -> None:
+        """The launcher ends (the prober's end ends it too)."""
+        if self.launcher is not None:
+            self.launcher.close()
+            self.launcher = None
 
 
 def _result(begun: int, code: int, output: str) -> dict:

@@ -3,6 +3,7 @@ one call that returns data (rows, docker's API shapes, generators for what docke
 it goes) and raises berth.errors kinds; a front door formats and prints it."""
 
 import io
+import os
 
 from berth.errors import Conflict, InvalidArgument, NotFound
 from berth.image.reference import parse as parse_reference
@@ -42,12 +43,15 @@ class ImageSummary:
     """One image as `images` lists it (docker's ImageSummary): its ID, the (repository, tag)
     pairs shown for it (("<none>", "<none>") when dangling), when it was created (seconds,
     0.0 if unknown, and the config's own text), its size, the bytes of layers it shares with
-    other images and of those only it has, and how many containers use it (None: not counted)."""
+    other images and of those only it has, how many containers use it (None: not counted), and
+    its labels."""
 
-    __slots__ = ("id", "repo_tags", "created", "created_text", "size", "shared_size", "unique_size", "containers")
+    __slots__ = ("id", "repo_tags", "created", "created_text", "size", "shared_size", "unique_size", "containers",
+                 "repo_digests", "labels")
 
     def __init__(self, image_id: str, repo_tags: list[tuple[str, str]], created: float, created_text: str,
-                 size: int, shared_size: int, unique_size: int, containers: int | None = None):
+                 size: int, shared_size: int, unique_size: int, containers: int | None = None,
+                 labels: dict | None = None):
         self.id = image_id
         self.repo_tags = repo_tags
         self.created = created
@@ -56,6 +60,8 @@ class ImageSummary:
         self.shared_size = shared_size
         self.unique_size = unique_size
         self.containers = containers
+        self.repo_digests: dict[str, str] = {}  # repository (familiar) -> the digest it was pulled by
+        self.labels = labels  # the image config's Labels
 
 
 IMAGE_FILTERS = ("dangling", "label", "before", "since", "reference", "until")
@@ -111,17 +117,29 @@ def list_images(engine, filters: list[str] = (), count_containers: bool = False)
         created = _created_of(image)
         if wanted and not _image_passes(image, created, wanted):
             continue
-        repo_tags = [(_parse(name).familiar_name(), _parse(name).tag or "<none>") for name in image.names
+        repo_tags = [(_parse(name).familiar_name(), _parse(name).tag or "<none>") for name in _listed_names(image)
                      if _reference_matches(wanted.get("reference"), name)]
         if not repo_tags:
             if image.names or "reference" in wanted:
                 continue
             repo_tags = [("<none>", "<none>")]
-        found.append(ImageSummary(image.id, repo_tags, created, image.config.get("created") or "", image.size(),
-                                  shared_size[image.id], unique_size[image.id],
-                                  users.get(image.id, 0) if count_containers else None))
+        summary = ImageSummary(image.id, repo_tags, created, image.config.get("created") or "", image.size(),
+                               shared_size[image.id], unique_size[image.id],
+                               users.get(image.id, 0) if count_containers else None,
+                               (image.config.get("config") or {}).get("Labels"))
+        summary.repo_digests = {_parse(name).familiar_name(): _parse(name).digest for name in image.names
+                                if "@" in name}
+        found.append(summary)
     found.sort(key=lambda summary: summary.created, reverse=True)
     return found
+
+
+def _listed_names(image) -> list[str]:
+    """The names `images` shows a row for: every tag, and a digest a pull named the image by
+    only when its repository has no tag (docker's `repo <none>` row)."""
+    tags = [name for name in image.names if "@" not in name]
+    tagged = {_parse(name).name() for name in tags}
+    return tags + [name for name in image.names if "@" in name and _parse(name).name() not in tagged]
 
 
 def _image_passes(image, created: float, filters: dict) -> bool:
@@ -174,17 +192,20 @@ def _container_counts(engine) -> dict[str, int]:
 class HistoryEntry:
     """One step of an image's history (docker's HistoryResponseItem): the image ID on the top
     step, "<missing>" below; when (seconds, 0.0 if unknown, and the config's text); the
-    instruction; the size of its layer (0 for an empty one); its comment."""
+    instruction; the size of its layer (0 for an empty one); its comment; the image's tags on
+    the top step (docker's Tags), none below."""
 
-    __slots__ = ("id", "created", "created_text", "created_by", "size", "comment")
+    __slots__ = ("id", "created", "created_text", "created_by", "size", "comment", "tags")
 
-    def __init__(self, image_id: str, created: float, created_text: str, created_by: str, size: int, comment: str):
+    def __init__(self, image_id: str, created: float, created_text: str, created_by: str, size: int, comment: str,
+                 tags: list[str] | None = None):
         self.id = image_id
         self.created = created
         self.created_text = created_text
         self.created_by = created_by
         self.size = size
         self.comment = comment
+        self.tags = tags
 
 
 def history(engine, ref: str) -> list[HistoryEntry]:
@@ -207,8 +228,10 @@ def history(engine, ref: str) -> list[HistoryEntry]:
             created = parse_rfc3339(created_text)
         except ValueError:
             created = 0.0
-        entries.append(HistoryEntry(image.id if i == len(steps) - 1 else "<missing>", created, created_text,
-                                    step.get("created_by", ""), size, step.get("comment", "")))
+        top = i == len(steps) - 1
+        entries.append(HistoryEntry(image.id if top else "<missing>", created, created_text,
+                                    step.get("created_by", ""), size, step.get("comment", ""),
+                                    [familiar(n) for n in image.names if "@" not in n] if top else None))
     entries.reverse()
     return entries
 
@@ -225,8 +248,8 @@ def image_json(image) -> dict:
     steps = config.get("history") or []
     return {
         "Id": image.id,
-        "RepoTags": [familiar(n) for n in image.names],
-        "RepoDigests": [],
+        "RepoTags": [familiar(n) for n in image.names if "@" not in n],
+        "RepoDigests": [familiar(n) for n in image.names if "@" in n],
         "Parent": "",
         "Comment": (steps[-1].get("comment", "") if steps else ""),
         "Created": config.get("created", ""),
@@ -272,12 +295,14 @@ def _remove(engine, ref: str, force: bool):
     image = store.get(ref)
     by_name = _name_matching(image, ref)
     containers = [(r["Id"], r["State"]["Running"]) for r in engine.containers() if r["Image"] == image.id]
-    if by_name and (len(image.names) > 1 or force or not containers):
-        store.untag(by_name)
-        yield {"Untagged": familiar(by_name)}
-        if len(image.names) > 1:
+    untagged = [by_name] + _digests_going_with(image, by_name) if by_name else []
+    if by_name and (len(image.names) > len(untagged) or force or not containers):
+        for name in untagged:
+            store.untag(name)
+            yield {"Untagged": familiar(name)}
+        if len(image.names) > len(untagged):
             return
-    elif by_name is None and len(image.names) > 1 and not force:
+    elif by_name is None and len({_parse(name).name() for name in image.names}) > 1 and not force:
         raise Conflict(f"conflict: unable to delete {image.id[7:19]} (must be forced) - "
                        "image is referenced in multiple repositories")
     if containers:
@@ -290,13 +315,22 @@ def _remove(engine, ref: str, force: bool):
         raise Conflict(f"conflict: {what} - {kind} {containers[0][0][:12]}"
                        + (f" is using its referenced image {image.id[7:19]}" if by_name else ""))
     for name in list(image.names):
-        if name != by_name:
+        if name not in untagged:
             store.untag(name)
             yield {"Untagged": familiar(name)}
     deleted = store.delete(store.get(image.id))
     yield {"Deleted": image.id}
     for chain in deleted:
         yield {"Deleted": chain}
+
+
+def _digests_going_with(image, tag: str) -> list[str]:
+    """docker: the last tag of a repository goes with the repository's digests."""
+    if "@" in tag:
+        return []
+    repo = _parse(tag).name()
+    names = [name for name in image.names if name != tag and _parse(name).name() == repo]
+    return [] if any("@" not in name for name in names) else names
 
 
 def _name_matching(image, ref: str) -> str | None:
@@ -379,6 +413,30 @@ class ImageArchive:
         from berth.image.archive import write_archive  # lazy: only save and load, as FORMATS
 
         write_archive(self.store, self.entries, out, self.fmt, progress)
+
+    def chunks(self, size: int = 1 << 16):
+        """The archive as it is written, for a front door that streams it (the API's GET
+        /images/get): a forked child writes it into a pipe, so nothing is held whole and a
+        reader that stops (closes this generator) stops the writer. A failure in the writer
+        is raised after the bytes before it."""
+        from berth.runtime.forked import Forked  # lazy: only the API streams archives
+
+        reader, writer = os.pipe2(os.O_CLOEXEC)
+        try:
+            writer_process = Forked(lambda: self._write_to(writer), name="save")
+        finally:
+            os.close(writer)
+        try:
+            while chunk := os.read(reader, size):
+                yield chunk
+            writer_process.join()
+        finally:
+            os.close(reader)
+            writer_process.kill()
+
+    def _write_to(self, fd: int) -> None:
+        with open(fd, "wb", closefd=False) as out:
+            self.write(out)
 
 
 def save(engine, refs: list[str], fmt: str = "docker-archive") -> ImageArchive:

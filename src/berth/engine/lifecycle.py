@@ -4,7 +4,7 @@ boot-time start of containers whose restart policy says they should run."""
 from berth.engine.names import valid_name
 from berth.engine.procs import wait_gone
 from berth.engine.state import DEAD, REMOVING, Container
-from berth.errors import Conflict, NotFound
+from berth.errors import BerthError, Conflict, NotFound
 
 
 def remove(engine, ref: str, force: bool = False, volumes: bool = False) -> None:
@@ -19,6 +19,16 @@ def remove(engine, ref: str, force: bool = False, volumes: bool = False) -> None
         engine.store.reap_trash()  # a creation or removal killed midway, found by nobody else
         raise
     engine.remove(record, force=force, volumes=volumes)
+
+
+def remove_if_auto(engine, record: dict) -> None:
+    """After a failed start: an AutoRemove (--rm) container goes with its anonymous volumes,
+    as docker's daemon removes it (its CLI waits for that removal)."""
+    if record["HostConfig"].get("AutoRemove"):
+        try:
+            engine.remove(record, force=True, volumes=True)
+        except BerthError:
+            pass
 
 
 def restart(engine, record: dict, timeout: float | None = None, signum: int | None = None) -> None:

@@ -3,9 +3,11 @@
 into what its supervisor writes (log_target) at each start.
 
 json-file is docker's; `local` is kept in json-file's format (docker's is protobuf) with
-local's defaults; `none` keeps nothing. docker's other drivers are refused: this host has
-neither journald nor syslog, and the rest send logs to services berth does not talk to.
-Only a container with a LogConfig of its own, or an engine with defaults, imports this."""
+local's defaults; `none` keeps nothing; `syslog` sends each line to a syslog server (the
+host's /dev/log, or --log-opt syslog-address) as docker's driver does, and keeps docker's
+"dual logging" cache (a local log, unless cache-disabled) so `logs` still reads. journald is
+refused where the host has none; the other drivers send logs to services berth does not
+talk to. Only a container with a LogConfig of its own, or an engine with defaults, imports this."""
 
 import os
 
@@ -17,6 +19,14 @@ ROTATION_KEYS = ("max-file", "max-size", "compress")
 BUILTIN_KEYS = ("mode", "max-buffer-size")  # every driver's (logger.builtInLogOpts)
 LOCAL_DEFAULTS = (20 * 1024 * 1024, 5, True)  # docker's local driver: max-size, max-file, compress
 REMOTE_DRIVERS = ("gelf", "fluentd", "awslogs", "splunk", "gcplogs", "logentries", "etwlogs")
+SYSLOG_KEYS = ("syslog-address", "syslog-facility", "syslog-format", "syslog-tls-ca-cert", "syslog-tls-cert",
+               "syslog-tls-key", "syslog-tls-skip-verify")
+CACHE_KEYS = {"cache-max-size": "max-size", "cache-max-file": "max-file", "cache-compress": "compress"}
+# syslog facilities by name, as docker's driver knows them (their code; the priority is code << 3)
+FACILITIES = {name: code for code, name in enumerate(
+    ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"))}
+FACILITIES.update((f"local{n}", 16 + n) for n in range(8))
+SYSLOG_FORMATS = ("", "rfc3164", "rfc5424", "rfc5424micro")
 INIT_FAILED = "failed to initialize logging driver: "
 
 
@@ -60,16 +70,18 @@ def validate(driver: str, config: dict) -> None:
             raise InvalidArgument(f"error parsing option max-buffer-size: {err}") from None
     if config.get("cache-disabled"):
         _go_bool(config["cache-disabled"], f"invalid value for option cache-disabled: {config['cache-disabled']}")
-    _check_driver(driver)
+    _check_driver(driver, config)
     for key in config:
-        if key in BUILTIN_KEYS or key.startswith("cache-") or key in ROTATION_KEYS or key in ATTRIBUTE_KEYS:
+        if key in BUILTIN_KEYS or key.startswith("cache-") or key in ATTRIBUTE_KEYS:
+            continue
+        if key in (SYSLOG_KEYS if driver == "syslog" else ROTATION_KEYS):
             continue
         if driver == "local":
             raise InvalidArgument(f"unknown log opt '{key}' for log driver local")
         raise InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
 
 
-def _check_driver(driver: str) -> None:
+def _check_driver(driver: str, config: dict) -> None:
     if driver in ("json-file", "local"):
         return
     if driver == "journald":
@@ -77,17 +89,60 @@ def _check_driver(driver: str) -> None:
             raise InvalidArgument(INIT_FAILED + "journald is not enabled on this host")
         raise NotImplementedYet("log driver journald is not supported by berth yet: use json-file, local or none")
     if driver == "syslog":
-        if not os.path.exists("/dev/log"):
-            raise InvalidArgument(INIT_FAILED + "Unix syslog delivery error")
-        raise NotImplementedYet("log driver syslog is not supported by berth yet: use json-file, local or none")
+        syslog_target(config)
+        return
     if driver in REMOTE_DRIVERS:
         raise NotImplementedYet(f"log driver {driver} is not supported by berth: use json-file, local or none")
     raise InvalidArgument(f'error looking up logging plugin {driver}: plugin "{driver}" not found')
 
 
+def syslog_target(config: dict) -> dict:
+    """Where and how the syslog driver sends (docker's parseAddress, parseFacility and
+    parseLogFormat, with their messages): {"transport", "address", "facility", "format"}."""
+    address = config.get("syslog-address", "")
+    if not address:
+        if not os.path.exists("/dev/log"):
+            raise InvalidArgument(INIT_FAILED + "Unix syslog delivery error")
+        transport, target = "unixgram", "/dev/log"
+    else:
+        scheme, sep, rest = address.partition("://")
+        if not sep:
+            scheme, rest = "", address
+        if scheme in ("unix", "unixgram"):
+            if not os.path.exists(rest):
+                raise InvalidArgument(f"stat {rest}: no such file or directory")
+            transport, target = scheme, rest
+        elif scheme in ("udp", "tcp"):
+            host, colon, port = rest.rstrip("/").rpartition(":")
+            if not colon or host.endswith(":") or (host.count(":") and not host.startswith("[")):
+                host, port = rest.rstrip("/"), "514"  # docker's default port
+            if not port.isdigit():
+                raise InvalidArgument(f'parse "{address}": invalid port ":{port}" after host')
+            transport, target = scheme, (host.strip("[]"), int(port))
+        elif scheme == "tcp+tls":
+            raise NotImplementedYet("syslog-address tcp+tls:// is not supported by berth yet: use udp:// or tcp://")
+        else:
+            raise InvalidArgument(f"unsupported scheme: '{scheme}'")
+    facility = config.get("syslog-facility", "")
+    if not facility:
+        code = FACILITIES["daemon"]
+    elif facility in FACILITIES:
+        code = FACILITIES[facility]
+    elif facility.isdigit() and 0 <= int(facility) <= 23:
+        code = int(facility)
+    else:
+        raise InvalidArgument("invalid syslog facility")
+    if config.get("syslog-format", "") not in SYSLOG_FORMATS:
+        raise InvalidArgument("invalid syslog format")
+    return {"transport": transport, "address": target, "facility": code, "format": config.get("syslog-format", "")}
+
+
 def rotation(driver: str, config: dict) -> tuple[int, int, bool]:
     """(max size in bytes or -1, max files, compress) with docker's checks and messages: the
-    json-file driver's (jsonfilelog.New) or the local driver's (local.newConfig)."""
+    json-file driver's (jsonfilelog.New) or the local driver's (local.newConfig); for syslog,
+    its dual-logging cache's: the local driver's, from the cache-* options."""
+    if driver == "syslog":
+        driver, config = "local", {CACHE_KEYS[k]: v for k, v in config.items() if k in CACHE_KEYS}
     from berth.gotime import go_parse_int  # lazy: only a LogConfig with options
     from berth.units import from_human_size  # lazy: only a LogConfig with options
 
@@ -195,18 +250,51 @@ def log_file(record: dict) -> str:
     driver = record["HostConfig"]["LogConfig"]["Type"]
     if driver == "json-file":
         return record["LogPath"]
-    if driver == "local":
+    if driver == "local" or driver == "syslog" and not cache_disabled(record["HostConfig"]["LogConfig"]["Config"]):
         directory = os.path.dirname(record["GraphDriver"]["Data"]["UpperDir"])
         return os.path.join(directory, "local-logs", "container.log")
     return ""
 
 
+def cache_disabled(config: dict) -> bool:
+    return bool(config.get("cache-disabled")) and _go_bool(config["cache-disabled"], "")
+
+
 def log_target(record: dict) -> dict | None:
-    """What the supervisor writes (monitor.logfile.open_log): None for `none`."""
-    path = log_file(record)
-    if not path:
-        return None
+    """What the supervisor writes (monitor.lean.open_log): None for `none`; for syslog, the
+    server to send to (checked reachable now, so a start fails as docker's does) beside the cache."""
     log_config = record["HostConfig"]["LogConfig"]
+    path = log_file(record)
+    target = {}
+    if log_config["Type"] == "syslog":
+        syslog = syslog_target(log_config["Config"])
+        syslog["tag"] = attributes(record).get("tag") or record["Id"][:12]
+        _reachable(syslog)
+        target["syslog"] = syslog
+    if not path:
+        return target or None
     max_size, max_files, compress = rotation(log_config["Type"], log_config["Config"])
-    return {"path": path, "max_size": max_size, "max_files": max_files, "compress": compress,
-            "attrs": attributes(record)}
+    attrs = attributes(record) if log_config["Type"] != "syslog" else {}
+    return {**target, "path": path, "max_size": max_size, "max_files": max_files, "compress": compress,
+            "attrs": attrs}
+
+
+def _reachable(syslog: dict) -> None:
+    """A stream server that is not listening fails the start, in docker's words."""
+    if syslog["transport"] not in ("tcp", "unix"):
+        return
+    import socket  # lazy: only syslog
+
+    family = socket.AF_UNIX if syslog["transport"] == "unix" else socket.AF_INET6 if ":" in syslog["address"][0] \
+        else socket.AF_INET
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    probe.settimeout(5)
+    try:
+        probe.connect(syslog["address"])
+    except OSError as err:
+        address = syslog["address"]
+        where = address if isinstance(address, str) else f"{address[0]}:{address[1]}"
+        raise InvalidArgument(f"{INIT_FAILED}dial {syslog['transport']} {where}: connect: "
+                              f"{os.strerror(err.errno).lower() if err.errno else err}") from None
+    finally:
+        probe.close()

@@ -1,6 +1,6 @@
 """docker's answer to a create whose image is not here: the reference as the user knows it
 (`nosuch` -> `nosuch:latest`) in a NotFound of its own, which a front door recognises by type
-to say "Unable to find image '...' locally" first, as docker's CLI does before it pulls."""
+to say "Unable to find image '...' locally" and pull it, as docker's CLI does."""
 
 from berth.errors import BerthError, InvalidArgument, NotFound
 
@@ -9,7 +9,7 @@ class NoSuchImage(NotFound):
     """The image of a create is not in the store; `image` is its familiar reference."""
 
     def __init__(self, image: str):
-        super().__init__(f"No such image: {image} (pulling is not supported yet)")
+        super().__init__(f"No such image: {image}")
         self.image = image
 
 

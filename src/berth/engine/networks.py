@@ -216,7 +216,8 @@ class Endpoint:
     def attach(self, pid: int) -> None:
         from berth.network import bridge  # lazy: only a container on the bridge
 
-        bridge.attach(pid, self.bridge, self.ip, bridge.veth_name(self.endpoint_id), self.mac_address())
+        bridge.attach(pid, self.bridge, self.ip, bridge.veth_name(self.endpoint_id), self.mac_address(),
+                      self.link_local_ips())
         if self.bridge.iptables and (self.mappings or self.links and not self.bridge.icc):
             firewall = self.bridge.firewall()
             if self.mappings:
@@ -237,6 +238,13 @@ class Endpoint:
             names = f"{names}.{config['Domainname']} {names}"
         return text + f"{self.ip}\t{names}\n"
 
+    def ipam_config(self) -> dict | None:
+        return (self.record["NetworkSettings"].get("Networks") or {}).get("bridge", {}).get("IPAMConfig")
+
+    def link_local_ips(self) -> list[str]:
+        """--link-local-ip: docker adds them to eth0 beside the bridge address."""
+        return list((self.ipam_config() or {}).get("LinkLocalIPs") or ())
+
     def mac_address(self) -> str:
         """--mac-address, else docker's MAC derived from the address."""
         from berth.network.bridge import mac_address  # lazy: only a container on the bridge
@@ -245,7 +253,8 @@ class Endpoint:
 
     def network_settings(self, pid: int) -> dict:
         mac = self.mac_address()
-        settings = {**endpoint(network_ids(self.engine.paths.root)["bridge"]), "EndpointID": self.endpoint_id,
+        settings = {**endpoint(network_ids(self.engine.paths.root)["bridge"]), "IPAMConfig": self.ipam_config(),
+                    "EndpointID": self.endpoint_id,
                     "Gateway": self.bridge.gateway, "IPAddress": self.ip, "IPPrefixLen": self.bridge.prefix_len,
                     "MacAddress": mac}
         return {**network_settings({"bridge": settings}), "SandboxID": self.endpoint_id,

@@ -12,9 +12,8 @@ import posixpath
 import stat
 import sys
 
-from berth.engine.state import is_running
+from berth.engine.state import container_cgroup, is_running
 from berth.errors import BerthError, Conflict, InvalidArgument, UsageError
-from berth.runtime.cgroups import cgroup_path, open_cgroup
 from berth.runtime.cgroups import features as host_features
 
 MIN_MEMORY = 6 * 1024 * 1024  # docker's linuxMinMemory: "to supply a reasonable functional container"
@@ -44,11 +43,6 @@ THROTTLES = (
 # HostConfig throttle field -> OCI linux.resources.blockIO key
 OCI_THROTTLES = {"BlkioDeviceReadBps": "throttleReadBpsDevice", "BlkioDeviceWriteBps": "throttleWriteBpsDevice",
                  "BlkioDeviceReadIOps": "throttleReadIOPSDevice", "BlkioDeviceWriteIOps": "throttleWriteIOPSDevice"}
-
-
-def container_cgroup(record: dict):
-    """The container's cgroup, under its --cgroup-parent: the one place a record names it."""
-    return open_cgroup(cgroup_path(record["Id"], record["HostConfig"].get("CgroupParent")))
 
 
 # -- flags -> HostConfig ---------------------------------------------------------------------
@@ -91,6 +85,13 @@ def host_config_from(opts, warnings: list[str] | None = None) -> dict:
         host["KernelMemory"] = parse_memory(opts.kernel_memory, "--kernel-memory")
     if getattr(opts, "oom_score_adj", None):
         host["OomScoreAdj"] = opts.oom_score_adj
+    return checked_host_config(host, warnings)
+
+
+def checked_host_config(host: dict, warnings: list[str] | None = None) -> dict:
+    """The resource fields of a create (from flags, or the API's HostConfig) checked as docker's
+    daemon checks them, with its default swap; its warnings appended to `warnings` (printed
+    when the caller passes no list)."""
     if host:
         found = validate(host)
         if warnings is not None:

@@ -21,13 +21,9 @@ DEFAULT_RUNTIME = "berth"  # the in-process runtime (berth.runtime), as `berth i
 
 
 def check_pull(policy: str) -> None:
-    """--pull: `never` and `missing` work (the image is here or the create fails); `always`
-    needs a registry client berth does not have yet."""
+    """--pull: always, missing (the default) or never."""
     if policy not in PULL_POLICIES:
         raise InvalidArgument(f"invalid pull option: '{policy}': must be one of \"always\", \"missing\" or \"never\"")
-    if policy == "always":
-        raise NotImplementedYet("--pull always: pulling images is not supported yet; use --pull missing or never "
-                                "with an image loaded or imported here")
 
 
 def content_trust() -> None:
@@ -137,11 +133,9 @@ def check_endpoint(ip: str | None, ip6: str | None, aliases: list[str], link_loc
             parsed = ipaddress.ip_address(value)
         except ValueError:
             parsed = None
-        if parsed is None or parsed.is_unspecified:
-            raise InvalidArgument(f"invalid link-local IP address: {value}")
+        if parsed is None or not parsed.is_link_local:
+            raise InvalidArgument(f"invalid link local IP address: {value}")
     if aliases:
         raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
     if ip or ip6:
         raise InvalidArgument("user specified IP address is supported on user defined networks only")
-    if link_local:
-        raise NotImplementedYet(f"--link-local-ip {link_local[0]}: link-local addresses are not supported yet")

@@ -36,6 +36,8 @@ KEYS = {
     "default-runtime": ("str", "berth"),
     "runtimes": ("runtimes", {}),  # name -> {"path": ..., "runtimeArgs": [...]}, as dockerd's
     "init-path": ("str", ""),  # the init binary of --init (default: tini, found on the host)
+    "insecure-registries": ("list", []),  # host[:port] or CIDR: plain http (and unverified https) allowed
+    "registry-mirrors": ("list", []),  # mirrors of Docker Hub, tried in order before it
 }
 # global flag -> key (the same names as dockerd's flags)
 FLAGS = {"--bip": "bip", "--fixed-cidr": "fixed-cidr", "--mtu": "mtu", "-b": "bridge", "--bridge": "bridge",
@@ -49,7 +51,8 @@ class Settings:
 
     __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables", "dns",
                  "dns_search", "dns_opts", "log_driver", "log_opts", "default_cgroupns_mode", "cpu_rt_period",
-                 "cpu_rt_runtime", "default_runtime", "runtimes", "init_path", "config_file")
+                 "cpu_rt_runtime", "default_runtime", "runtimes", "init_path", "insecure_registries",
+                 "registry_mirrors", "config_file")
 
     def __init__(self, values: dict, config_file: str = ""):
         self.config_file = config_file
@@ -94,11 +97,9 @@ def load(config_file: str | None, overrides: dict) -> Settings:
         data = b""
     if data.strip():
         try:
-            values = json.loads(data)
+            values = json.loads_object(data)
         except ValueError as err:
             raise InvalidArgument(f"unable to configure the berth engine with file {path}: {err}") from None
-        if not isinstance(values, dict):
-            raise InvalidArgument(f"unable to configure the berth engine with file {path}: not a JSON object")
     checked = {}
     for key, value in values.items():
         if key not in KEYS:

@@ -115,6 +115,13 @@ def is_running(record: dict) -> bool:
     return bool(state["Running"]) and pid_alive(state["Pid"])
 
 
+def container_cgroup(record: dict):
+    """The container's cgroup, under its --cgroup-parent: the one place a record names it."""
+    from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: only starts, stops and looks at cgroups
+
+    return open_cgroup(cgroup_path(record["Id"], record["HostConfig"].get("CgroupParent")))
+
+
 def refusal(verb: str, status: str, container_id: str) -> str:
     template = _REFUSALS.get((verb, status))
     if template is None:

@@ -95,7 +95,7 @@ def sample(record: dict) -> Sample | None:
     """The container's counters now; None if it is not running."""
     if not is_running(record):
         return None
-    from berth.engine.resources import container_cgroup  # lazy: only a running container is sampled
+    from berth.engine.state import container_cgroup  # lazy: only a running container is sampled
 
     cgroup = container_cgroup(record)
     if not cgroup.exists():

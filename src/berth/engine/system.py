@@ -110,14 +110,12 @@ def volume_usage(engine) -> list[tuple[str, int, int]]:
     return sorted((v["Name"], len(references.get(v["Name"], ())), tree_size(v["Mountpoint"])) for v in volumes)
 
 
-def disk_usage(engine) -> list[Usage]:
-    """`system df`: images (by layer: a layer shared by two images counts once), containers'
-    writable layers, volumes, and the build cache berth does not have."""
-    from berth.engine.volumes import VolumeStore, tree_size  # lazy: only df walks volumes
+def image_usage(engine, records: list[dict]) -> Usage:
+    """`system df`'s images (by layer: a layer shared by two images counts once), those the
+    container `records` use being active; its size is the API's LayersSize."""
     from berth.image.store import chain_ids  # lazy: only df walks the store
 
     store = engine.images
-    records = engine.containers()
     used = {record["Image"] for record in records}
     images = store.images()
     layer_size = {}
@@ -132,6 +130,15 @@ def disk_usage(engine) -> list[Usage]:
     leftovers = store.collect_leftovers(dry_run=True)
     total = sum(layer_size.values()) + leftovers
     reclaimable = sum(size for chain, size in layer_size.items() if chain not in active_layers) + leftovers
+    return Usage("Images", len(images), sum(1 for i in images if i.id in used), total, reclaimable)
+
+
+def disk_usage(engine) -> list[Usage]:
+    """`system df`: images (image_usage), containers' writable layers, volumes, and the build
+    cache berth does not have."""
+    from berth.engine.volumes import VolumeStore, tree_size  # lazy: only df walks volumes
+
+    records = engine.containers()
     containers = [(tree_size(r["GraphDriver"]["Data"]["UpperDir"]), is_running(r)) for r in records]
     volume_store = VolumeStore(engine.paths)
     volumes = volume_store.volumes()
@@ -139,7 +146,7 @@ def disk_usage(engine) -> list[Usage]:
     # a volume is active while a container refers to it
     volume_sizes = [(tree_size(v["Mountpoint"]), bool(references.get(v["Name"]))) for v in volumes]
     return [
-        Usage("Images", len(images), sum(1 for i in images if i.id in used), total, reclaimable),
+        image_usage(engine, records),
         Usage("Containers", len(records), sum(1 for _, running in containers if running),
               sum(size for size, _ in containers), sum(size for size, running in containers if not running)),
         Usage("Local Volumes", len(volumes), sum(1 for _, active in volume_sizes if active),

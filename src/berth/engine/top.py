@@ -1,11 +1,11 @@
 """`top`: what docker's daemon does for it: run the host's `ps` with the given options and keep
-the lines whose PID is one of the container's (the pids in its cgroup)."""
+the lines whose PID is one of the container's (the pids in its cgroup, in its pid namespace)."""
 
 import re
 import subprocess
 
 from berth.engine.containers import is_running
-from berth.errors import BerthError
+from berth.errors import BerthError, Conflict
 
 
 def top(record: dict, ps_args: str = "-ef") -> tuple[list[bytes], list[list[bytes]]]:
@@ -13,13 +13,36 @@ def top(record: dict, ps_args: str = "-ef") -> tuple[list[bytes], list[list[byte
     one string, split on single spaces as docker's daemon splits it."""
     _validate_ps_args(ps_args)
     if record["State"].get("Restarting"):
-        raise BerthError(f"Container {record['Id']} is restarting, wait until the container is running")
+        raise Conflict(f"Container {record['Id']} is restarting, wait until the container is running")
     if not is_running(record):
-        raise BerthError(f"container {record['Id']} is not running")
-    from berth.engine.resources import container_cgroup  # lazy: only a running container has pids to list
+        raise Conflict(f"container {record['Id']} is not running")
+    from berth.engine.state import container_cgroup  # lazy: only a running container has pids to list
 
-    pids = set(container_cgroup(record).pids())
+    pids = in_pid_namespace(set(container_cgroup(record).pids()), record["State"]["Pid"])
     return parse_ps_output(run_ps(ps_args.split(" "), pids), pids)
+
+
+def in_pid_namespace(pids: set[int], pid1: int) -> set[int]:
+    """The container's processes: those of its cgroup that live in its pid namespace or one
+    made inside it (as deep as its pid 1, or deeper). A health probe's launcher (runtime.probe)
+    is in the cgroup for the instant of each spawn, never in the namespace (unless the
+    container shares the host's: --pid host)."""
+    depth = _pid_namespace_depth(pid1)
+    if depth is None:
+        return pids
+    return {pid for pid in pids if (_pid_namespace_depth(pid) or 0) >= depth}
+
+
+def _pid_namespace_depth(pid: int) -> int | None:
+    """How many pid namespaces, ours down to its own, the process has a pid in (NSpid)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NSpid:"):
+                    return len(line.split()) - 1
+    except OSError:  # ended meanwhile
+        pass
+    return None
 
 
 def _validate_ps_args(ps_args: str) -> None:

@@ -62,9 +62,7 @@ def _format(arg, spec: _Spec, depth: int = 0) -> str:
     if isinstance(arg, GoStruct) and arg.stringer is not None and verb in ("v", "s"):
         return _fmt_string(arg.stringer(arg), spec)
     if isinstance(arg, GoStruct):
-        named = spec.plus_v or spec.sharp_v
-        fields = ((f"{k}:" if named else "") + _format(v, spec, depth + 1) for k, v in arg.items())
-        return "{" + " ".join(fields) + "}"
+        return _fmt_struct(arg, spec, depth)
     if isinstance(arg, dict):
         pairs = (_format(k, spec, depth + 1) + ":" + _format(arg[k], spec, depth + 1) for k in sorted_keys(arg))
         return "map[" + " ".join(pairs) + "]"
@@ -73,6 +71,22 @@ def _format(arg, spec: _Spec, depth: int = 0) -> str:
     if verb in ("v", "s", "q", "x", "X"):  # like a Go Stringer
         return _fmt_string(str(arg), spec)
     return _bad_verb(arg, verb)
+
+
+def _fmt_struct(arg: GoStruct, spec, depth: int) -> str:
+    """{a b {c d} e}: an embedded struct's fields nested where Go declares it."""
+    named = spec.plus_v or spec.sharp_v
+    embedded = arg.embedded or {}
+    inner = {name for _, names in embedded.values() for name in names}
+    parts = []
+    for key, value in arg.items():
+        if key in embedded:
+            type_name, names = embedded[key]
+            nested = " ".join((f"{n}:" if named else "") + _format(arg[n], spec, depth + 2) for n in names)
+            parts.append((f"{type_name}:" if named else "") + "{" + nested + "}")
+        elif key not in inner:
+            parts.append((f"{key}:" if named else "") + _format(value, spec, depth + 1))
+    return "{" + " ".join(parts) + "}"
 
 
 def _bad_verb(arg, verb: str) -> str:

@@ -9,15 +9,18 @@ class GoStruct(dict):
     """A dict that behaves like a Go struct: accessing a missing field is an error
     'can't evaluate field X in type <go_type>'. Its JSON (`json_fields`, optional): the
     fields in order as (field, JSON key, omitempty), as a struct's json tags rename and
-    omit them; `stringer` (optional): the String() method fmt prints it with."""
+    omit them; `stringer` (optional): the String() method fmt prints it with; `embedded`
+    (optional): {first field: (type, fields)} of its embedded structs, whose fields it holds
+    as its own (Go's promoted fields) but fmt prints nested."""
 
-    __slots__ = ("go_type", "json_fields", "stringer")
+    __slots__ = ("go_type", "json_fields", "stringer", "embedded")
 
     def __init__(self, go_type: str, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.go_type = go_type
         self.json_fields = None
         self.stringer = None
+        self.embedded = None
 
     def __repr__(self) -> str:
         return f"GoStruct({self.go_type!r}, {dict.__repr__(self)})"

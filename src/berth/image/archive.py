@@ -82,7 +82,7 @@ def resolve(store: ImageStore, refs: list[str]) -> list[SaveEntry]:
     for ref in refs:
         for image, name in _matches(store, ref):
             entry = entries.setdefault(image.id, SaveEntry(image))
-            if name and name not in entry.names:
+            if name and "@" not in name and name not in entry.names:  # a digest is no tag to save
                 entry.names.append(name)
     return list(entries.values())
 
@@ -95,7 +95,7 @@ def _matches(store: ImageStore, ref: str) -> list:
     if parsed and not parsed.digest and ":" not in ref.rpartition("/")[2]:
         repo = parsed.name()
         tagged = [(image, name) for image in store.images() for name in image.names
-                  if reference.parse(name).name() == repo]
+                  if "@" not in name and reference.parse(name).name() == repo]
         if tagged:
             return tagged
     image = store.get(ref)
@@ -666,7 +666,7 @@ def _add_to_store(store: ImageStore, images: list[_Pending], layer_tars: dict,
                 os.rename(ready[0], target)
                 return ready[1]
 
-            parent = store.adopt_layer(parent, diff_id, _another_link(layer_tars[diff_id]), materialize)
+            parent = store.adopt_layer(parent, diff_id, another_link(layer_tars[diff_id]), materialize)
             size = os.path.getsize(store.blob_path(diff_id))
             layers.append({"mediaType": LAYER_TYPE, "digest": diff_id, "size": size})
         store.write_blob(image.config_bytes)
@@ -675,7 +675,7 @@ def _add_to_store(store: ImageStore, images: list[_Pending], layer_tars: dict,
     return _publish(store, added)
 
 
-def _another_link(path: str) -> str:
+def another_link(path: str) -> str:
     """adopt_layer consumes the tar it is given; a layer used twice gets a hard link each time."""
     link = f"{path}.{os.urandom(4).hex()}"
     os.link(path, link)

@@ -18,8 +18,8 @@ def now_rfc3339() -> str:
     return format_rfc3339_nano(time.time())
 
 
-class _Counted:
-    """A read stream that reports how much was read: import's progress line."""
+class Counted:
+    """A read stream that reports how much was read: import's progress line, pull's Extracting."""
 
     def __init__(self, stream, report):
         self._stream = stream
@@ -48,7 +48,7 @@ def import_tarball(store: ImageStore, stream, name: str | None, changes: list[st
     store.ensure()
     config = apply_changes({}, changes) if changes else {}
     if progress is not None:
-        stream = _Counted(stream, lambda done: progress("Importing", done, total))
+        stream = Counted(stream, lambda done: progress("Importing", done, total))
     diff_id, tar_path = store_tar(stream, store.staging_dir())
     staging = os.path.join(store.tmp_dir(), f"layer-{os.getpid()}-{os.urandom(8).hex()}")
     try:

@@ -12,7 +12,7 @@ import sys
 
 from berth import fastjson
 from berth.monitor.attach import STDERR, STDOUT, AttachServer
-from berth.monitor.logfile import LogWriter, open_log
+from berth.monitor.logfile import LogWriter
 from berth.runtime.reap import reap_orphans, wait_exit_code
 
 
@@ -60,6 +60,20 @@ def set_comm(name: str) -> None:
 STREAM_FDS = {"stdout": 1, "stderr": 2}
 STREAM_KINDS = {"stdout": STDOUT, "stderr": STDERR}
 DRAIN_ROUNDS = 64  # after an exec'd process ended: 64 KiB reads per pipe, more than a pipe holds
+
+
+def open_log(spec: dict | None):
+    """The writer a log spec (engine.log_target, LogWriter.spec) describes: the json-file/local
+    LogWriter, or the syslog driver with its cache; None: the container's output is kept nowhere
+    (--log-driver none)."""
+    if not spec:
+        return None
+    if "syslog" in spec:
+        from berth.monitor.syslog import SyslogWriter  # lazy: only --log-driver syslog
+
+        cache = {key: value for key, value in spec.items() if key != "syslog"}
+        return SyslogWriter(spec["syslog"], LogWriter(**cache) if cache else None)
+    return LogWriter(**spec)
 
 
 def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFeed | None" = None,

@@ -276,9 +276,3 @@ def _rename(source: str, target: str) -> None:
 def _reason(err: OSError) -> str:
     """In Go's words, as docker says them: "no space left on device"."""
     return os.strerror(err.errno or 0).lower() if err.errno else str(err)
-
-
-def open_log(spec: dict | None) -> LogWriter | None:
-    """The writer a log spec (engine.log_target, LogWriter.spec) describes; None: the container's
-    output is kept nowhere (--log-driver none)."""
-    return LogWriter(**spec) if spec else None

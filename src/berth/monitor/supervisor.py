@@ -21,8 +21,7 @@ from berth import fastjson
 from berth.errors import BerthError, NotFound, from_kind
 from berth.fs import make_dirs, write_all
 from berth.monitor.attach import AttachServer, listen
-from berth.monitor.lean import StdinFeed, copy_output, exec_python
-from berth.monitor.logfile import open_log
+from berth.monitor.lean import StdinFeed, copy_output, exec_python, open_log
 from berth.paths import Paths
 from berth.runtime.reap import reap_orphans, wait_exit_code
 from berth.units import format_rfc3339_nano_ns

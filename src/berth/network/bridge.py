@@ -230,10 +230,11 @@ def veth_name(endpoint_id: str) -> str:
     return "berth" + endpoint_id[:10]
 
 
-def attach(pid: int, bridge: Bridge, ip: str, veth: str, mac: str | None = None) -> None:
+def attach(pid: int, bridge: Bridge, ip: str, veth: str, mac: str | None = None, link_local: list[str] = ()) -> None:
     """Give the container whose pid 1 is `pid` its eth0 on the bridge (its MAC `mac`, else
-    docker's derived from `ip`): the veth's peer is created directly inside its network
-    namespace, then addressed and routed there."""
+    docker's derived from `ip`, and its --link-local-ip addresses as docker adds them: /16 for
+    IPv4, /64 for IPv6): the veth's peer is created directly inside its network namespace, then
+    addressed and routed there."""
     netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with Netlink() as nl:
@@ -242,6 +243,8 @@ def attach(pid: int, bridge: Bridge, ip: str, veth: str, mac: str | None = None)
         _sysctl(f"/sys/class/net/{veth}/brport/hairpin_mode", "1")  # to itself via a published port, as docker
         with in_netns(netns), Netlink() as nl:
             nl.add_address("eth0", ip, bridge.prefix_len)
+            for address in link_local:
+                nl.add_address("eth0", address, 64 if ":" in address else 16)
             nl.set_link("eth0", up=True)
             nl.add_default_route(bridge.gateway, "eth0")
     finally:

@@ -83,6 +83,10 @@ class V1Cgroup:
         return {os.path.basename(mount_point): directory for mount_point, directory in self.dirs.items()
                 if mount_point != unified}
 
+    def directories(self) -> list[str]:
+        """Its directory in every hierarchy, the ones a process is moved into."""
+        return list(self.dirs.values())
+
     def add(self, pid: int) -> None:
         for directory in self.dirs.values():
             write(directory, "cgroup.procs", str(pid))

@@ -42,6 +42,10 @@ class V2Cgroup:
         per-controller subdirectories as in v1)."""
         return {"": self.dir}
 
+    def directories(self) -> list[str]:
+        """Its directory, the one a process is moved into."""
+        return [self.dir]
+
     def add(self, pid: int) -> None:
         write(self.dir, "cgroup.procs", str(pid))
 

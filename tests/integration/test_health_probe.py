@@ -1,0 +1,134 @@
+"""Health probes started from the container's probe launcher (runtime.probe) keep docker's
+exec semantics: the container's user, environment, working directory, capabilities, seccomp
+and cgroup; a timeout kills the probe and what it started. Probes and `berth exec` emit
+docker's exec_create / exec_start / exec_die events. The launcher is no process of the
+container: neither `top` nor the container's own `ps` shows it, and it ends with the run."""
+
+import json
+import os
+import time
+
+from test_health import probers_of
+
+from conftest import wait_for
+
+
+def health(b, name: str) -> dict | None:
+    return json.loads(b.ok("inspect", name))[0]["State"].get("Health")
+
+
+def first_output(b, name: str) -> str:
+    state = wait_for(lambda: (h := health(b, name)) and h["Log"] and h, what=f"a first probe of {name}")
+    return state["Log"][0]["Output"]
+
+
+def launchers_of(b, name: str) -> list[int]:
+    """The berth-probe processes whose parent is this container's prober (berth-health)."""
+    probers = {str(p) for p in probers_of(b.ok("inspect", "--format", "{{.Id}}", name).strip())}
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                text = f.read()
+        except OSError:  # not a process, or ended meanwhile
+            continue
+        if "(berth-probe)" in text and text.rpartition(")")[2].split()[1] in probers:
+            found.append(int(entry))
+    return found
+
+
+def nspid_depth(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(len(line.split()) - 1 for line in f if line.startswith("NSpid:"))
+
+
+def exec_events(b, since: str) -> list[tuple[str, dict]]:
+    out = b.ok("events", "--since", since, "--until", str(int(time.time()) + 1), "--format", "{{json .}}")
+    found = []
+    for line in out.splitlines():
+        msg = json.loads(line)
+        if msg["Action"].startswith("exec_"):
+            found.append((msg["Action"], msg["Actor"]["Attributes"]))
+    return found
+
+
+def test_probe_runs_as_the_containers_user_with_its_env_and_workdir(busybox):
+    busybox.ok("run", "-d", "--name", "who", "-u", "1000:1000", "-e", "GREETING=hello", "-w", "/tmp",
+               "--health-cmd", 'echo "$(id -u):$(id -g) $GREETING $(pwd)"', "--health-interval", "200ms",
+               "busybox", "sleep", "60")
+    assert first_output(busybox, "who") == "1000:1000 hello /tmp\n"
+    busybox.ok("rm", "-f", "who")
+
+
+def test_probe_has_the_caps_seccomp_and_cgroup_of_an_exec(busybox):
+    """The probe's capability sets, no_new_privs and seccomp mode are an exec's; it lives in
+    the container's cgroup (its memory counts there) and pid namespace."""
+    fields = "grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status; cat /proc/self/cgroup; readlink /proc/self/ns/pid"
+    busybox.ok("run", "-d", "--name", "caps", "--cap-drop", "NET_RAW", "--security-opt", "no-new-privileges",
+               "--health-cmd", fields, "--health-interval", "200ms", "busybox", "sleep", "60")
+    probed = first_output(busybox, "caps")
+    execed = busybox.ok("exec", "caps", "sh", "-c", fields)
+    assert probed == execed
+    assert "Seccomp:\t2" in probed and "NoNewPrivs:\t1" in probed
+    assert probed.splitlines()[-1] == busybox.ok("exec", "caps", "readlink", "/proc/1/ns/pid").strip()
+    busybox.ok("rm", "-f", "caps")
+
+
+def test_timeout_kills_the_probe_and_what_it_started(busybox):
+    """The first probe's background child (its pid noted in /tmp/bg) is dead once that probe
+    timed out: killed with the probe's process group (a zombie at most: pid 1 is sleep)."""
+    busybox.ok("run", "-d", "--name", "hang", "--health-cmd", "sleep 41 & echo $! >> /tmp/bg; sleep 42",
+               "--health-interval", "200ms", "--health-timeout", "300ms", "--health-retries", "1",
+               "busybox", "sleep", "60")
+    state = wait_for(lambda: (h := health(busybox, "hang")) and h["Status"] == "unhealthy" and h,
+                     what="a timed out probe")
+    assert state["Log"][0]["ExitCode"] == -1
+    assert state["Log"][0]["Output"] == "Health check exceeded timeout (300ms)"
+    first = busybox.ok("exec", "hang", "head", "-n1", "/tmp/bg").strip()
+    left = busybox.ok("exec", "hang", "sh", "-c", f"cut -d' ' -f3 /proc/{first}/stat 2>/dev/null; true").strip()
+    assert left in ("", "Z")
+    busybox.ok("rm", "-f", "hang")
+
+
+def test_probes_and_exec_emit_dockers_exec_events(busybox):
+    since = str(int(time.time()) - 1)
+    busybox.ok("run", "-d", "--name", "ev", "--health-cmd", "exit 3", "--health-interval", "200ms",
+               "busybox", "sleep", "60")
+    first_output(busybox, "ev")
+    busybox.fails(5, "exec", "ev", "sh", "-c", "exit 5")
+    busybox.fails(127, "exec", "ev", "nosuch", says="executable file not found")
+    events = exec_events(busybox, since)
+    probe = [e for e in events if e[0] == "exec_create: /bin/sh -c exit 3"]
+    assert probe, events
+    exec_id = probe[0][1]["execID"]
+    assert len(exec_id) == 64 and probe[0][1]["name"] == "ev" and probe[0][1]["image"] == "busybox"
+    mine = [(action, attrs.get("exitCode")) for action, attrs in events if attrs["execID"] == exec_id]
+    assert mine == [("exec_create: /bin/sh -c exit 3", None), ("exec_start: /bin/sh -c exit 3", None),
+                    ("exec_die", "3")]
+    by_exec = {}
+    for action, attrs in events:
+        by_exec.setdefault(attrs["execID"], []).append((action, attrs.get("exitCode")))
+    assert [("exec_create: sh -c exit 5", None), ("exec_start: sh -c exit 5", None), ("exec_die", "5")] \
+        in by_exec.values()
+    # a command that cannot start: created and started, never died (docker's)
+    assert [("exec_create: nosuch", None), ("exec_start: nosuch", None)] in by_exec.values()
+    busybox.ok("rm", "-f", "ev")
+
+
+def test_no_long_lived_helper_in_top_or_the_containers_ps(busybox):
+    busybox.ok("run", "-d", "--name", "quiet", "--health-cmd", "true", "--health-interval", "200ms",
+               "busybox", "sleep", "60")
+    first_output(busybox, "quiet")
+    launchers = wait_for(lambda: launchers_of(busybox, "quiet"), what="the probe launcher")
+    for _ in range(10):  # while probes come and go: a probe may show, never the launcher
+        top_pids = {int(line.split()[1]) for line in busybox.ok("top", "quiet").splitlines()[1:]}
+        assert not top_pids & set(launchers)
+        time.sleep(0.05)
+    # The container cannot even name it: it has no pid in the container's pid namespace.
+    pid1 = int(busybox.ok("inspect", "--format", "{{.State.Pid}}", "quiet"))
+    assert [nspid_depth(p) for p in launchers] == [nspid_depth(pid1) - 1]
+    wait_for(lambda: sorted(busybox.ok("exec", "quiet", "ps", "-o", "comm").split()[1:]) == ["ps", "sleep"],
+             what="the container's ps to show its own processes only")
+    busybox.ok("stop", "-t", "1", "quiet")
+    wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in launchers), what="the launcher to end")
+    busybox.ok("rm", "-f", "quiet")
