@@ -137,31 +137,45 @@ def main() -> None:
 
 
 def bench(root: BerthRoot, service: Service, args, with_dockerd: bool) -> None:
+    """Each part on its own: one that fails says why, and the others are still timed."""
+    for title, part in (("docker CLI: run --rm busybox true, through berth's socket and dockerd's", cli_run),
+                        ("docker-py: containers.run('busybox', ['true'], remove=True)", py_run),
+                        ("GET /containers/{id}/stats?stream=false&one-shot=true (a running container)", stats),
+                        (f"GET /containers/json?all=1 with {args.containers} containers (a connection each)", listing)):
+        try:
+            part(title, root, service, args, with_dockerd)
+        except Exception as err:  # noqa: BLE001 - a bench reports a failed part and goes on
+            print(f"\n{title}\nFAILED: {type(err).__name__}: {err}")
+
+
+def cli_run(title: str, root: BerthRoot, service: Service, args, with_dockerd: bool) -> None:
     cmds = {"berth": docker_cli(service.sock, "run", "--rm", "busybox", "true")}
     if with_dockerd:
         cmds["docker"] = docker_cli(DOCKERD_SOCK, "run", "--rm", "busybox", "true")
-    timed = time_interleaved(cmds, args.runs)
-    print_table("docker CLI: run --rm busybox true, through berth's socket and dockerd's",
-                list(timed.items()), ratio_budget=1 / 3)
+    print_table(title, list(time_interleaved(cmds, args.runs).items()), ratio_budget=1 / 3)
 
+
+def py_run(title: str, root: BerthRoot, service: Service, args, with_dockerd: bool) -> None:
     rows = [("berth", docker_py_run(service.sock, args.runs))]
     if with_dockerd:
         rows.append(("docker", docker_py_run(DOCKERD_SOCK, args.runs)))
-    print_table("docker-py: containers.run('busybox', ['true'], remove=True)", rows)
+    print_table(title, rows)
 
-    stats = [("berth", one_shot_stats(service.sock, root.cmd("run", "-d", "busybox", "sleep", "1d"),
-                                      root.cmd("rm", "-f"), args.runs))]
+
+def stats(title: str, root: BerthRoot, service: Service, args, with_dockerd: bool) -> None:
+    rows = [("berth", one_shot_stats(service.sock, root.cmd("run", "-d", "busybox", "sleep", "1d"),
+                                     root.cmd("rm", "-f"), args.runs))]
     if with_dockerd:
-        stats.append(("docker", one_shot_stats(DOCKERD_SOCK, ["docker", "run", "-d", "busybox", "sleep", "1d"],
-                                               ["docker", "rm", "-f"], args.runs)))
-    print_table("GET /containers/{id}/stats?stream=false&one-shot=true (a running container)", stats,
-                budget_ms=STATS_BUDGET_MS)
+        rows.append(("docker", one_shot_stats(DOCKERD_SOCK, ["docker", "run", "-d", "busybox", "sleep", "1d"],
+                                              ["docker", "rm", "-f"], args.runs)))
+    print_table(title, rows, budget_ms=STATS_BUDGET_MS)
 
+
+def listing(title: str, root: BerthRoot, service: Service, args, with_dockerd: bool) -> None:
     for _ in range(args.containers):
         subprocess.run(root.cmd("create", "busybox", "true"), check=True, stdout=subprocess.DEVNULL)
-    listed = time_get(service.sock, "/v1.41/containers/json?all=1", args.runs)
-    print_table(f"GET /containers/json?all=1 with {args.containers} containers (a connection each)",
-                [("berth", listed)], budget_ms=LIST_BUDGET_MS)
+    print_table(title, [("berth", time_get(service.sock, "/v1.41/containers/json?all=1", args.runs))],
+                budget_ms=LIST_BUDGET_MS)
 
 
 if __name__ == "__main__":
