@@ -65,7 +65,7 @@ def time_get(sock_path: str, path: str, runs: int) -> list[float]:
         status, body = get(sock_path, path)
         samples.append(time.perf_counter() - start)
         if status != 200:
-            raise SystemExit(f"GET {path} -> {status}: {body[:200]!r}")
+            raise RuntimeError(f"GET {path} -> {status}: {body[:200]!r}")
     return samples
 
 
