@@ -112,6 +112,11 @@ class Request:
         return io.BufferedReader(_BodyReader(self._reader), 1 << 16)
 
     def body(self, limit: int = MAX_BODY) -> bytes:
+        """The whole body, refused (413) past `limit`: before reading any of it when its announced
+        length is over (the client is answered without sending it all), else once it grows over."""
+        announced = self.headers.get("content-length", "")
+        if announced.isdigit() and int(announced) > limit:
+            raise ApiError(413, f"request body is larger than {limit} bytes")
         parts, size = [], 0
         for chunk in self._reader:
             size += len(chunk)

@@ -361,23 +361,45 @@ class Service:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        signal.signal(signal.SIGCHLD, lambda *_: None)  # wakes select() to reap
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        # Each signal writes a byte to this pipe, which wakes select() (after a handler Python
+        # resumes an interrupted select, PEP 475): an ended server is reaped, SIGTERM obeyed, at once.
+        self.wakeup = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wakeup[1], warn_on_full_buffer=False)
         selector = selectors.DefaultSelector()
         selector.register(self.listener, selectors.EVENT_READ)
+        selector.register(self.wakeup[0], selectors.EVENT_READ)
         last_busy = time.monotonic()
-        while not self.stopping:
-            self._reap()
-            if self.children:
-                last_busy = time.monotonic()
-            elif self.idle and time.monotonic() - last_busy >= self.idle:
-                break
-            if len(self.children) >= MAX_CONNECTIONS:
-                time.sleep(0.05)  # a bounded number of servers; the backlog waits
-                continue
-            if selector.select(timeout=1.0):
-                self._accept()
-                last_busy = time.monotonic()
-        selector.close()
+        try:
+            while not self.stopping:
+                self._reap()
+                if self.children:
+                    last_busy = time.monotonic()
+                elif self.idle and time.monotonic() - last_busy >= self.idle:
+                    break
+                if len(self.children) >= MAX_CONNECTIONS:
+                    time.sleep(0.05)  # a bounded number of servers; the backlog waits
+                    continue
+                for key, _ in selector.select(timeout=1.0):
+                    if key.fileobj is self.listener:
+                        self._accept()
+                        last_busy = time.monotonic()
+                    else:
+                        self._drain_wakeup()
+        finally:
+            selector.close()
+            self._close_wakeup()
+
+    def _drain_wakeup(self) -> None:
+        try:
+            os.read(self.wakeup[0], 4096)
+        except BlockingIOError:
+            pass
+
+    def _close_wakeup(self) -> None:
+        signal.set_wakeup_fd(-1)
+        for fd in self.wakeup:
+            os.close(fd)
 
     def _stop(self, *_):
         self.stopping = True
@@ -406,6 +428,7 @@ class Service:
             code = 0
             try:
                 self.listener.close()
+                self._close_wakeup()
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
                 Connection(conn, self.engine).serve()
