@@ -58,10 +58,15 @@ def test_bad_values_are_refused(host, says):
         request(HostConfig=host)
 
 
-def test_one_string_stands_for_a_list_of_one():
-    """docker's StrSlice fields take a string too."""
-    assert request(Env="A=1").env == ["A=1"]
-    assert request(HostConfig={"Binds": "/a:/b"}).mounts.binds == ["/a:/b"]
+def test_one_string_stands_for_a_list_of_one_only_in_strslice_fields():
+    """docker's StrSlice fields (Cmd, Entrypoint, CapAdd, CapDrop) take a string too; its
+    []string fields (Env, Binds, ...) refuse one, as Go's decoder does."""
+    assert request(Cmd="true").cmd == ["true"]
+    assert request(HostConfig={"CapAdd": "NET_ADMIN"}).host_config["CapAdd"] == ["CAP_NET_ADMIN"]
+    with pytest.raises(InvalidArgument, match="cannot unmarshal string into Go struct field .*Env of type"):
+        request(Env="A=1")
+    with pytest.raises(InvalidArgument, match=r"HostConfig.Binds of type \[\]string"):
+        request(HostConfig={"Binds": "/a:/b"})
 
 
 @pytest.mark.parametrize("body", [{"Env": [1]}, {"HostConfig": []}, {"Labels": "x"}, {"Image": ""}, {"Image": None}])

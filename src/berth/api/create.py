@@ -17,10 +17,79 @@ PLAIN_FIELDS = ("Privileged", "ReadonlyRootfs", "CgroupParent", "StorageOpt", "A
                 "ConsoleSize", "MaskedPaths", "ReadonlyPaths")
 UNSET = (None, "", [], {}, False, 0)
 
+# The Go types of the fields docker's decoder reads (kinds: s string, b bool, i integer, []s
+# list of strings, ss StrSlice (a string or a list of them), map{s} map of strings, obj an
+# object, []obj a list of objects): a value of another JSON type is its 400.
+_S, _B, _I = "string", "bool", "int64"
+CONFIG_TYPES = {
+    "Hostname": _S, "Domainname": _S, "User": _S, "AttachStdin": _B, "AttachStdout": _B, "AttachStderr": _B,
+    "ExposedPorts": "obj", "Tty": _B, "OpenStdin": _B, "StdinOnce": _B, "Env": "[]string", "Cmd": "strslice",
+    "Healthcheck": "obj", "ArgsEscaped": _B, "Image": _S, "Volumes": "obj", "WorkingDir": _S, "Entrypoint": "strslice",
+    "NetworkDisabled": _B, "MacAddress": _S, "OnBuild": "[]string", "Labels": "map[string]string", "StopSignal": _S,
+    "StopTimeout": _I, "Shell": "[]string", "HostConfig": "obj", "NetworkingConfig": "obj"}
+HOST_CONFIG_TYPES = {
+    "Binds": "[]string", "ContainerIDFile": _S, "LogConfig": "obj", "NetworkMode": _S, "PortBindings": "obj",
+    "RestartPolicy": "obj", "AutoRemove": _B, "VolumeDriver": _S, "VolumesFrom": "[]string", "ConsoleSize": "[]int",
+    "Annotations": "map[string]string", "CapAdd": "strslice", "CapDrop": "strslice", "CgroupnsMode": _S,
+    "Dns": "[]string", "DnsOptions": "[]string", "DnsSearch": "[]string", "ExtraHosts": "[]string",
+    "GroupAdd": "[]string", "IpcMode": _S, "Cgroup": _S, "Links": "[]string", "OomScoreAdj": _I, "PidMode": _S,
+    "Privileged": _B, "PublishAllPorts": _B, "ReadonlyRootfs": _B, "SecurityOpt": "[]string",
+    "StorageOpt": "map[string]string", "Tmpfs": "map[string]string", "UTSMode": _S, "UsernsMode": _S, "ShmSize": _I,
+    "Sysctls": "map[string]string", "Runtime": _S, "Isolation": _S, "CpuShares": _I, "Memory": _I, "NanoCpus": _I,
+    "CgroupParent": _S, "BlkioWeight": _I, "BlkioWeightDevice": "[]obj", "BlkioDeviceReadBps": "[]obj",
+    "BlkioDeviceWriteBps": "[]obj", "BlkioDeviceReadIOps": "[]obj", "BlkioDeviceWriteIOps": "[]obj",
+    "CpuPeriod": _I, "CpuQuota": _I, "CpuRealtimePeriod": _I, "CpuRealtimeRuntime": _I, "CpusetCpus": _S,
+    "CpusetMems": _S, "Devices": "[]obj", "DeviceCgroupRules": "[]string", "DeviceRequests": "[]obj",
+    "KernelMemory": _I, "KernelMemoryTCP": _I, "MemoryReservation": _I, "MemorySwap": _I, "MemorySwappiness": _I,
+    "OomKillDisable": _B, "PidsLimit": _I, "Ulimits": "[]obj", "CpuCount": _I, "CpuPercent": _I,
+    "IOMaximumIOps": _I, "IOMaximumBandwidth": _I, "Mounts": "[]obj", "MaskedPaths": "[]string",
+    "ReadonlyPaths": "[]string", "Init": _B}
+
+
+def _fits(value, go_type: str) -> bool:
+    if value is None:  # null leaves a Go field at its zero value
+        return True
+    if go_type == _S:
+        return isinstance(value, str)
+    if go_type == _B:
+        return isinstance(value, bool)
+    if go_type == _I:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if go_type == "obj":
+        return isinstance(value, dict)
+    if go_type == "strslice" and isinstance(value, str):
+        return True
+    if go_type.startswith("map["):
+        return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+    element = {"strslice": _S, "[]string": _S, "[]int": _I, "[]obj": "obj"}[go_type]
+    return isinstance(value, list) and all(v is not None and _fits(v, element) for v in value)
+
+
+def _json_type(value) -> str:
+    """What Go's decoder calls a JSON value in its errors."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
+
+
+def check_types(body: dict) -> None:
+    """docker's decoder: a field holding another JSON type than its Go type is refused (400)."""
+    for struct, fields, values in (("ContainerConfigWrapper", CONFIG_TYPES, body),
+                                   ("ContainerConfigWrapper.HostConfig", HOST_CONFIG_TYPES,
+                                    body.get("HostConfig") if isinstance(body.get("HostConfig"), dict) else {})):
+        for key, go_type in fields.items():
+            if key in values and not _fits(values[key], go_type):
+                shown = {"strslice": "strslice.StrSlice", "obj": "struct"}.get(go_type, go_type)
+                raise InvalidArgument(f"json: cannot unmarshal {_json_type(values[key])} into Go struct field "
+                                      f"{struct}.{key} of type {shown}")
+
 
 def create_request(body: dict, name: str | None, engine) -> CreateRequest:
     """The CreateRequest of a create's JSON body (Config fields at the top, HostConfig and
     NetworkingConfig inside)."""
+    check_types(body)
     host = _object(body, "HostConfig")
     image = body.get("Image")
     if not image or not isinstance(image, str):
