@@ -9,13 +9,13 @@ from berth.api.http import MULTIPLEXED, RAW, STDERR, STDOUT, Hijack, Stream, fra
 from berth.engine.attach import (
     DEFAULT_DETACH_KEYS,
     EscapeDetector,
-    StartWaiter,
     attach,
     check_attachable,
     parse_detach_keys,
 )
 from berth.engine.containers import is_running
 from berth.engine.logs import entry_bytes, follow_logs, log_source, parse_tail, read_logs
+from berth.engine.start_waiter import StartWaiter
 from berth.errors import BerthError, InvalidArgument
 from berth.gotime import parse_unix_timestamp
 

@@ -66,8 +66,12 @@ _STRUCTS = {
                         "GlobalIPv6Address:s GlobalIPv6PrefixLen:i DNSNames:[]",
     "EndpointIPAMConfig": "IPv4Address?:s IPv6Address?:s LinkLocalIPs?:[]",
     "image.InspectResponse": "ID=Id:s RepoTags:[] RepoDigests:[] Parent:s Comment:s Created?:s "
-                             "DockerVersion?:s Author:s Config:*Config Architecture:s Variant?:s Os:s "
+                             "DockerVersion?:s Author:s Config:*DockerOCIImageConfig Architecture:s Variant?:s Os:s "
                              "OsVersion?:s Size:i GraphDriver:GraphDriverData RootFS:RootFS Metadata:Metadata",
+    # docker 28's image config: the OCI ImageConfig and docker's extension, embedded, every field omitempty
+    "DockerOCIImageConfig": "(ImageConfig User?:s ExposedPorts?:map{} Env?:[] Entrypoint?:[] Cmd?:[] "
+                            "Volumes?:map{} WorkingDir?:s Labels?:map StopSignal?:s ArgsEscaped?:b ) "
+                            "(DockerOCIImageConfigExt Healthcheck?:*HealthConfig OnBuild?:[] Shell?:[] )",
     "RootFS": "Type:s Layers?:[]",
     "Metadata": "LastTagTime?:time",
     "network.Inspect": "Name:s ID=Id:s Created:time Scope:s Driver:s EnableIPv4:b EnableIPv6:b IPAM:IPAM "
@@ -80,6 +84,10 @@ _STRUCTS = {
     "volume.Volume": "ClusterVolume?:any CreatedAt?:s Driver:s Labels:map Mountpoint:s Name:s Options:map "
                      "Scope:s Status?:map UsageData?:any",
 }
+
+# structs whose JSON carries fields their Go type lacks, which docker's decoder drops: the image
+# config (berth's records keep the container-config fields docker's older images had)
+CLOSED = ("DockerOCIImageConfig",)
 
 _ZERO = {"s": "", "b": False, "i": 0}
 # the JSON shape each kind (by its first two characters) decodes from
@@ -155,7 +163,7 @@ def _struct(record: dict, type_name: str) -> GoStruct:
         json_fields.append((go_name, json_key, omitempty))
     known = {json_key for _, json_key, _, _ in fields}
     for key, value in record.items():  # a field berth has and the list does not: as it is
-        if key not in known:
+        if key not in known and type_name not in CLOSED:
             struct[key] = value
             json_fields.append((key, key, False))
     struct.json_fields = tuple(json_fields)
