@@ -253,7 +253,7 @@ def test_a_container_writing_200mb_never_holds_more_than_max_size_times_max_file
 def test_rotation_on_a_full_disk_drops_lines_and_goes_on(tmp_path):
     """Issue 13's rule holds with rotation: a write that fails loses lines, never the writer;
     once the disk has room again, the loss is told and rotation goes on as before."""
-    from berth.monitor.logfile import LogWriter
+    from berth.monitor.lean import open_writer
 
     disk = str(tmp_path / "disk")
     os.mkdir(disk)
@@ -263,7 +263,7 @@ def test_rotation_on_a_full_disk_drops_lines_and_goes_on(tmp_path):
         with open(filler, "wb") as f:
             f.write(b"x" * 40 * 1024)
         path = os.path.join(disk, "c-json.log")
-        writer = LogWriter(path, max_size=10_000, max_files=3)
+        writer = open_writer(path, max_size=10_000, max_files=3)
         for i in range(1000):  # ~50 kB: the disk fills on the way
             writer.write("stdout", f"line {i}\n".encode())
         assert writer.lost

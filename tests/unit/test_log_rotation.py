@@ -7,7 +7,7 @@ import os
 import pytest
 
 from berth.engine.logs import read_logs
-from berth.monitor.logfile import LogWriter
+from berth.monitor.lean import open_writer
 from berth.units import from_human_size
 
 
@@ -31,7 +31,7 @@ def record(path: str, max_file: int, compress: bool = False) -> dict:
 
 
 def write_lines(path: str, count: int, **options) -> None:
-    writer = LogWriter(path, **options)
+    writer = open_writer(path, **options)
     for i in range(count):
         writer.write("stdout", f"line {i}\n".encode())
     writer.close()

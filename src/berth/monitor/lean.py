@@ -62,6 +62,16 @@ STREAM_KINDS = {"stdout": STDOUT, "stderr": STDERR}
 DRAIN_ROUNDS = 64  # after an exec'd process ended: 64 KiB reads per pipe, more than a pipe holds
 
 
+def open_writer(path: str, max_size: int = -1, max_files: int = 1, compress: bool = False,
+                attrs: dict | None = None) -> LogWriter:
+    """The writer of a json-file log: one that rotates when it has a max size."""
+    if max_size > 0:
+        from berth.monitor.logrotate import RotatingLogWriter  # lazy: only a log with a max-size
+
+        return RotatingLogWriter(path, max_size, max_files, compress, attrs)
+    return LogWriter(path, max_size, max_files, compress, attrs)
+
+
 def open_log(spec: dict | None):
     """The writer a log spec (engine.log_target, LogWriter.spec) describes: the json-file/local
     LogWriter, or the syslog driver with its cache; None: the container's output is kept nowhere
@@ -72,8 +82,8 @@ def open_log(spec: dict | None):
         from berth.monitor.syslog import SyslogWriter  # lazy: only --log-driver syslog
 
         cache = {key: value for key, value in spec.items() if key != "syslog"}
-        return SyslogWriter(spec["syslog"], LogWriter(**cache) if cache else None)
-    return LogWriter(**spec)
+        return SyslogWriter(spec["syslog"], open_writer(**cache) if cache else None)
+    return open_writer(**spec)
 
 
 def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFeed | None" = None,
