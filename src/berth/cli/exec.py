@@ -4,7 +4,7 @@ import os
 import sys
 
 from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
-from berth.cli.run import SignalForwarder, detach_keys, expand_env, read_env_file, refuse
+from berth.cli.run import SignalForwarder, detach_keys, expand_env, refuse
 from berth.cli.terminal import exec_with_terminal
 from berth.engine.execs import ExecRequest, start_exec
 from berth.errors import NotImplementedYet
@@ -35,8 +35,11 @@ def cmd_exec(engine, argv) -> int:
         engine.get(args[0])  # docker names a missing container first
         return refuse("the input device is not a TTY")
     env = []
-    for path in opts.env_file:
-        env.extend(read_env_file(path))
+    if opts.env_file:
+        from berth.cli.run_files import read_env_file  # lazy: only --env-file
+
+        for path in opts.env_file:
+            env.extend(read_env_file(path))
     env.extend(expand_env(opts.env))
     req = ExecRequest(args[1:], user=opts.user, env=env, workdir=opts.workdir, tty=opts.tty,
                       privileged=opts.privileged, attach_stdin=opts.interactive, detach=opts.detach)
