@@ -788,3 +788,49 @@ def test_proxies_from_the_environment(busybox, fresh, plain, tmp_path):
         assert proxy.seen == []
     finally:
         proxy.close()
+
+
+def test_interactive_login_prompts_on_a_terminal(busybox, tmp_path):
+    """`login REGISTRY` on a terminal asks for the username, then the password without echo."""
+    import pty
+    import select
+
+    line = subprocess.run(["htpasswd", "-Bbn", "alice", "s3cret"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(line + "\n")
+    auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}"
+    env = _env(tmp_path)
+    with registry(tmp_path, auth=auth) as reg:
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(busybox.cmd("login", reg.host), stdin=slave, stdout=slave, stderr=slave, env=env,
+                                start_new_session=True)
+        os.close(slave)
+        seen = b""
+
+        def read_until(words: bytes) -> None:
+            nonlocal seen
+            deadline = time.monotonic() + 30
+            while words not in seen and time.monotonic() < deadline:
+                if select.select([master], [], [], 1)[0]:
+                    try:
+                        seen += os.read(master, 4096)
+                    except OSError:
+                        break
+            assert words in seen, seen
+
+        try:
+            read_until(b"Username: ")
+            os.write(master, b"alice\n")
+            read_until(b"Password: ")
+            os.write(master, b"s3cret\n")
+            read_until(b"Login Succeeded")
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(master)
+        assert b"s3cret" not in seen  # the password is not echoed
+        with open(os.path.join(env["DOCKER_CONFIG"], "config.json")) as f:
+            assert json.load(f)["auths"][reg.host]["auth"] == base64.b64encode(b"alice:s3cret").decode()
