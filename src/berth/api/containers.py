@@ -228,7 +228,8 @@ def _wait_for(engine, record: dict, condition: str) -> int:
 
 def remove(req) -> Response:
     if req.flag("link"):
-        raise NotImplementedYet("removing a legacy link (?link=1): berth keeps links in the linking container only")
+        lifecycle.remove_link(req.engine, req.params["id"])
+        return no_content()
     lifecycle.remove(req.engine, req.params["id"], force=req.flag("force"), volumes=req.flag("v"))
     return no_content()
 
@@ -466,4 +467,5 @@ ROUTES = [
     ("GET", "/containers/{id}/archive", archive_get),
     ("PUT", "/containers/{id}/archive", archive_put),
     ("DELETE", "/containers/{id}", remove),
+    ("DELETE", "/containers/{id:path}", remove),  # ?link=1 of /PARENT/ALIAS
 ]

@@ -31,7 +31,7 @@ DEFAULT_PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{
 
 
 def cmd_rm(engine, argv) -> int:
-    from berth.engine.lifecycle import remove  # lazy: not for ps, which loads this module
+    from berth.engine.lifecycle import remove, remove_link  # lazy: not for ps, which loads this module
 
     opts, args = parse(RM, argv)
     if opts.help:
@@ -40,7 +40,10 @@ def cmd_rm(engine, argv) -> int:
     failed = 0
     for ref in args:
         try:
-            remove(engine, ref, force=opts.force, volumes=opts.volumes)
+            if opts.link:
+                remove_link(engine, ref)
+            else:
+                remove(engine, ref, force=opts.force, volumes=opts.volumes)
             print(ref)
         except BerthError as err:
             print(f"Error response from daemon: {err}", file=sys.stderr)

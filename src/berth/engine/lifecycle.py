@@ -23,6 +23,26 @@ def remove(engine, ref: str, force: bool = False, volumes: bool = False) -> None
     engine.remove(record, force=force, volumes=volumes)
 
 
+def remove_link(engine, ref: str) -> None:
+    """`rm --link /PARENT/ALIAS` (docker's legacy links): the link goes from the linking
+    container's HostConfig.Links; a container name alone is docker's conflict."""
+    parent, _, alias = ref.strip("/").rpartition("/")
+    if not parent:
+        raise Conflict("Conflict, cannot remove the default link name of the container")
+    missing = NotFound(f"No such container: {ref.strip('/')}")
+    try:
+        record = engine.get(parent)
+    except NotFound:
+        raise missing from None
+    with engine.locked(record["Id"]) as record:
+        links = record["HostConfig"].get("Links") or []
+        kept = [entry for entry in links if entry.partition(":")[2].rpartition("/")[2] != alias]
+        if len(kept) == len(links):
+            raise missing
+        record["HostConfig"]["Links"] = kept or None
+        engine.store.write(record)
+
+
 def remove_if_auto(engine, record: dict) -> None:
     """After a failed start: an AutoRemove (--rm) container goes with its anonymous volumes,
     as docker's daemon removes it (its CLI waits for that removal)."""
