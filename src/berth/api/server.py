@@ -24,6 +24,7 @@ MIN_API_VERSION = "1.24"  # docker 25+'s minimum; docker-compose 1.29 speaks 1.3
 MAX_HEADER = 64 << 10
 KEEPALIVE = 300.0  # seconds a connection may wait for its next request
 MAX_CONNECTIONS = 256
+MAX_DRAIN = 1 << 20  # bytes of an unread request body read to keep the connection alive
 VERSIONED = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 COMMON_HEADERS = [("Api-Version", API_VERSION), ("Docker-Experimental", "false"), ("Ostype", "linux"),
                   ("Server", f"berth/{__version__} (linux)")]
@@ -116,8 +117,14 @@ class Connection:
         """Read what the handler left of the request (its end, at least: a GET's handler reads
         no body), or the connection could not serve the client's next request; False when the
         client went away meanwhile."""
+        left = MAX_DRAIN  # more than that unread (a refused upload): closing is cheaper than reading on
         while self.h11.their_state is h11.SEND_BODY:
-            if not isinstance(self.next_event(), h11.Data | h11.EndOfMessage):
+            event = self.next_event()
+            if isinstance(event, h11.Data):
+                left -= len(event.data)
+                if left < 0:
+                    return False
+            elif not isinstance(event, h11.EndOfMessage):
                 return False
         return True
 
