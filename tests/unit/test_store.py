@@ -180,3 +180,30 @@ def test_a_container_without_a_lock_file_keeps_its_name(store):
     with pytest.raises(Conflict):
         store.begin_create(new_id(), "web")
     assert os.path.exists(store.config_path(old))
+
+
+
+def test_a_name_taken_by_a_lock_free_linker_while_we_reclaim_it_is_a_conflict(store, monkeypatch):
+    """The stress test's race: a stale name is reclaimed under the names lock, and another
+    creator links it on its lock-free first try just before we do; we see that holder and
+    refuse in docker's words (this failed with FileExistsError)."""
+    racer = new_id()
+    racer_lock = store.begin_create(racer, "other")  # a creation in progress: its name file is linked
+    target = os.path.join(store.paths.names, "race")
+    with open(target, "w") as f:
+        f.write(new_id())  # a holder that is no container: stale
+    real_link = os.link
+    calls = []
+
+    def link(source, destination):
+        calls.append(destination)
+        if destination == target and len(calls) == 2:  # our link after reclaiming: the racer is first
+            real_link(os.path.join(store.paths.names, "other"), target)
+        return real_link(source, destination)
+
+    monkeypatch.setattr(os, "link", link)
+    with pytest.raises(Conflict, match='name "/race" is already in use by container "' + racer):
+        store.begin_create(new_id(), "race")
+    monkeypatch.undo()
+    assert store.name_holder("race") == racer
+    racer_lock.__exit__()

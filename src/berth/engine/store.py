@@ -28,6 +28,7 @@ from berth.fs import RECORD, Lock, make_dirs, pid_alive, read_json, remove_tree,
 
 TRASH_PREFIX = ".removing-"
 CREATING_PREFIX = ".creating-"
+NAME_ATTEMPTS = 16  # looks at a name that changes hands while we reserve it, before giving up
 
 
 def is_container_id(text: str) -> bool:
@@ -158,12 +159,19 @@ class ContainerStore:
         except FileExistsError:
             pass
         with self._names_lock():  # the name is taken: reclaim it if its holder never was / is gone
-            holder = self.name_holder(name)
-            if holder is not None:
-                if not self._stale_holder(holder):
-                    raise name_conflict(name, holder)
-                os.unlink(path)
-            os.link(own, path)
+            for _ in range(NAME_ATTEMPTS):  # a creator linking without the lock (above) may take it meanwhile
+                holder = self.name_holder(name)
+                if holder is not None:
+                    if not self._stale_holder(holder):
+                        raise name_conflict(name, holder)
+                    os.unlink(path)
+                try:
+                    os.link(own, path)
+                    return
+                except FileExistsError:
+                    continue
+            raise Conflict(f'Conflict. The container name "/{name}" is being taken by other containers right now: '
+                           "try again")
 
     def reclaim_stale_name(self, name: str) -> bool:
         """Free `name` if its holder is no container and nobody is creating it (a create or
