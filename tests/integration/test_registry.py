@@ -366,12 +366,17 @@ def test_a_registry_dying_mid_download_is_a_clean_error_and_the_next_pull_resume
 
 # -- Basic auth, token auth, login/logout ------------------------------------------------------
 
-def test_basic_auth_login_push_pull_logout(busybox, fresh, tmp_path):
+def htpasswd_auth(tmp_path) -> str:
+    """docker-registry's auth section for Basic auth with one user, alice:s3cret."""
     line = subprocess.run(["htpasswd", "-Bbn", "alice", "s3cret"], capture_output=True, text=True,
                           check=True).stdout.strip()
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(line + "\n")
-    auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}"
+    return f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}"
+
+
+def test_basic_auth_login_push_pull_logout(busybox, fresh, tmp_path):
+    auth = htpasswd_auth(tmp_path)
     env = _env(tmp_path)
     with registry(tmp_path, auth=auth) as reg:
         name = f"{reg.host}/private/bb:1"
@@ -795,11 +800,7 @@ def test_interactive_login_prompts_on_a_terminal(busybox, tmp_path):
     import pty
     import select
 
-    line = subprocess.run(["htpasswd", "-Bbn", "alice", "s3cret"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(line + "\n")
-    auth = f"auth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}"
+    auth = htpasswd_auth(tmp_path)
     env = _env(tmp_path)
     with registry(tmp_path, auth=auth) as reg:
         master, slave = pty.openpty()
