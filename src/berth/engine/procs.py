@@ -29,8 +29,6 @@ def same_process(ident) -> bool:
 
 def wait_gone(pid: int, timeout: float) -> bool:
     """Wait until `pid` has exited (it need not be our child). True if it is gone."""
-    import select  # lazy: only waits, and `images` and `logs` load this module
-
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -43,21 +41,24 @@ def wait_gone(pid: int, timeout: float) -> bool:
             time.sleep(0.01)
         return True
     try:
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        if poller.poll(max(0, int(timeout * 1000))):
-            return True
-        return start_time(pid) is None  # a zombie nobody reaps yet counts as gone
+        return _exited(fd, timeout) or start_time(pid) is None  # a zombie nobody reaps yet counts as gone
     finally:
         os.close(fd)
 
+
+def _exited(pidfd: int, timeout: float) -> bool:
+    """Wait up to `timeout` for the process of `pidfd` to exit (its pidfd turns readable)."""
+    import select  # lazy: only waits, and `images` and `logs` load this module
+
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
 
 
 def kill_and_wait(ident, timeout: float = 5.0) -> bool:
     """SIGKILL the process `ident` names if it is still that one, and wait until it is gone.
     True if it was killed. Through a pidfd: a pid reused meanwhile is never signalled."""
     import _signal  # lazy: only processes berth ends this way
-    import select  # lazy: only waits, and `images` and `logs` load this module
 
     try:
         fd = os.pidfd_open(ident[0])
@@ -67,9 +68,7 @@ def kill_and_wait(ident, timeout: float = 5.0) -> bool:
         if not same_process(ident):  # checked after the open: the pidfd is the process checked
             return False
         _signal.pidfd_send_signal(fd, _signal.SIGKILL)
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)  # readable once it has exited
-        poller.poll(int(timeout * 1000))
+        _exited(fd, timeout)
     finally:
         os.close(fd)
     return True

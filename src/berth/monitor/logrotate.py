@@ -98,11 +98,12 @@ class RotatingLogWriter(LogWriter):
 def _gzip_rotated(fd: int, path: str) -> None:
     """In the compressor child: <path> (open on `fd`) -> <path>.gz, then <path> goes, unless it
     is another file by now. gzip.BestSpeed, as docker."""
-    os.closerange(3, fd)  # nothing of the supervisor's (pipes, sockets) is held by this child
-    os.closerange(fd + 1, 65536)
     import zlib  # lazy: only the compressor child
 
     from berth.fs import write_all  # lazy: only the compressor child
+    from berth.runtime.forked import keep_only_fds  # lazy: only the compressor child
+
+    keep_only_fds(fd)  # nothing of the supervisor's (pipes, sockets) is held by this child
 
     packer = zlib.compressobj(1, zlib.DEFLATED, 31)
     out = os.open(path + ".gz", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)

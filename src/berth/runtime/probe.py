@@ -29,6 +29,7 @@ from berth.runtime import syscalls as sc
 from berth.runtime.cgroups import CGROUP_ROOT
 from berth.runtime.cgroups.v1 import hierarchies
 from berth.runtime.container import _enter_namespaces, _load_seccomp
+from berth.runtime.forked import keep_only_fds
 from berth.runtime.reap import wait_exit_code
 
 DRAIN_ROUNDS = 64  # reads per probe once it ended: what it left in the pipe, not what its children write on
@@ -59,7 +60,9 @@ class ProbeLauncher:
             if self.pid == 0:
                 try:
                     gc.disable()
-                    _close_all_but([theirs.fileno(), *join, *leave])
+                    # its caller's fds (another launcher's socket among them, which would never see
+                    # its EOF) reach no probe and keep nothing open
+                    keep_only_fds(theirs.fileno(), *join, *leave)
                     _serve(theirs, spec, program, join, leave)
                 finally:
                     os._exit(0)
@@ -94,17 +97,6 @@ class ProbeLauncher:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
-
-
-def _close_all_but(keep: list[int]) -> None:
-    """What the launcher inherited but does not use: its caller's fds (another launcher's
-    socket among them, which would never see its EOF) reach no probe and keep nothing open."""
-    for name in os.listdir("/proc/self/fd"):
-        if int(name) > 2 and int(name) not in keep:
-            try:
-                os.close(int(name))
-            except OSError:
-                pass
 
 
 def _open_procs_files(directories: list[str]) -> list[int]:
