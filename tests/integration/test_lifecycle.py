@@ -1020,3 +1020,11 @@ def test_idle_supervisor_is_the_lean_monitor(busybox):
              what="one restart, then the end recorded")
     assert state(busybox, container_id)["ExitCode"] == 4
     assert busybox.ok("logs", container_id) == "up\nup\n"
+
+
+def test_wait_for_an_auto_removed_container_gives_its_exit_code(busybox):
+    """docker wait of a --rm container: the code it ended with, though its record is gone
+    (berth's --rm removes it without recording the end: the die event tells the code)."""
+    busybox.ok("run", "-d", "--rm", "--name", "gone-soon", "busybox", "sh", "-c", "sleep 1; exit 3")
+    assert busybox.ok("wait", "gone-soon") == "3\n"
+    busybox.fails(1, "inspect", "gone-soon", says="No such object: gone-soon")

@@ -63,19 +63,37 @@ def restart(engine, record: dict, timeout: float | None = None, signum: int | No
 
 
 def wait(engine, container_id: str) -> int:
-    """Block until the container is not running (nor restarting); its exit code."""
-    while True:
-        record = engine.load(container_id)
+    """Block until the container is not running (nor restarting); its exit code, also when
+    it was removed meanwhile (--rm): its die event's."""
+    since_ns = time.time_ns()
+
+    def ended(record: dict) -> int | None:
         state = record["State"]
-        if state["Running"] and state["Pid"]:
-            wait_gone(state["Pid"], 3600)
-        if not (state["Running"] or state["Restarting"]):
-            return state["ExitCode"]
-        record = engine.wait_recorded(container_id, timeout=3600)
-        if not record:
-            raise NotFound(f"No such container: {container_id}")
-        if not (record["State"]["Running"] or record["State"]["Restarting"]):
-            return record["State"]["ExitCode"]
+        if state["Running"] or state["Restarting"]:
+            return None
+        if Container(record).status == REMOVING:  # --rm takes it away without recording its end
+            died = exit_code_after(engine, container_id, since_ns)
+            return state["ExitCode"] if died is None else died
+        return state["ExitCode"]
+
+    try:
+        while True:
+            record = engine.load(container_id)
+            if record["State"]["Running"] and record["State"]["Pid"]:
+                wait_gone(record["State"]["Pid"], 3600)
+            code = ended(record)
+            if code is None:
+                record = engine.wait_recorded(container_id, timeout=3600)
+                if not record:
+                    raise FileNotFoundError(container_id)
+                code = ended(record)
+            if code is not None:
+                return code
+    except FileNotFoundError:
+        code = exit_code_after(engine, container_id, since_ns)
+        if code is None:
+            raise NotFound(f"No such container: {container_id}") from None
+        return code
 
 
 def exit_code_after(engine, container_id: str, since_ns: int) -> int | None:
