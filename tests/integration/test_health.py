@@ -254,3 +254,27 @@ def test_no_healthcheck_with_zero_values_is_no_conflict(busybox):
     busybox.ok("create", "--name", "zero", "--no-healthcheck", "--health-retries", "0", "busybox", "true")
     assert inspect(busybox, "zero")["Config"]["Healthcheck"] == {"Test": ["NONE"]}
     busybox.ok("rm", "zero")
+
+
+
+def test_rm_force_kills_what_is_in_one_hierarchy_only(busybox):
+    """rm -f removes the cgroup even when a process is in only one of its hierarchies (a probe
+    launcher is, for the instant it moves itself in or out for a spawn): it is killed with
+    the rest, never EBUSY."""
+    import subprocess
+
+    cid = busybox.ok("run", "-d", "--name", "half", "busybox", "sleep", "60").strip()
+    hierarchy = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
+    directory = next(os.path.join(root, name) for root, dirs, _ in os.walk(hierarchy) for name in dirs
+                     if name == cid or name.endswith(cid))
+    stray = subprocess.Popen(["sleep", "60"])
+    try:
+        with open(os.path.join(directory, "cgroup.procs"), "w") as f:
+            f.write(str(stray.pid))
+        busybox.ok("rm", "-f", "half")
+        assert not os.path.isdir(directory)
+        assert stray.wait(timeout=10) == -9
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()

@@ -132,3 +132,35 @@ def test_no_long_lived_helper_in_top_or_the_containers_ps(busybox):
     busybox.ok("stop", "-t", "1", "quiet")
     wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in launchers), what="the launcher to end")
     busybox.ok("rm", "-f", "quiet")
+
+
+def test_launcher_leaves_every_cgroup_when_joining_one_fails():
+    """The launcher moves itself into each of the container's hierarchies for a spawn; when
+    one of them is gone (rm removing the cgroup as a probe starts), it must not stay in the
+    ones it already joined: the container's cgroup could never be removed (EBUSY)."""
+    from berth.errors import BerthError
+    from berth.runtime.probe import ProbeLauncher
+
+    name = f"berth-probe-test-{os.getpid()}"
+    unified, pids = f"/sys/fs/cgroup/unified/{name}", f"/sys/fs/cgroup/pids/{name}"
+    if not os.path.isdir("/sys/fs/cgroup/unified"):  # cgroup2 alone: one hierarchy, nothing to half-join
+        unified, pids = f"/sys/fs/cgroup/{name}-a", f"/sys/fs/cgroup/{name}-b"
+    os.mkdir(unified)
+    os.mkdir(pids)
+    spec = {"process": {"cwd": "/", "env": ["PATH=/bin:/usr/bin"], "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": []}}
+    launcher = ProbeLauncher(spec, None, [unified, pids])
+    try:
+        os.rmdir(pids)  # the second hierarchy's cgroup goes first, as rm removes them in turn
+        try:
+            launcher.run(["true"], 5.0, 100)
+        except BerthError:
+            pass
+        with open(f"/proc/{launcher.pid}/cgroup") as f:
+            assert name not in f.read(), "the launcher stayed in a cgroup it joined"
+        os.rmdir(unified)  # EBUSY while it stays there
+    finally:
+        launcher.close()
+        for directory in (unified, pids):
+            if os.path.isdir(directory):
+                os.rmdir(directory)

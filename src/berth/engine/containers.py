@@ -5,6 +5,7 @@ A container lives in <root>/containers/<id>/: config.json (the shape `docker ins
 prints), upper/ and work/ (its overlay layer), hosts, hostname, resolv.conf. Names are
 reserved atomically as files in <root>/names/."""
 
+import errno
 import os
 import time
 
@@ -18,6 +19,7 @@ from berth.fs import Lock, make_dirs, pid_alive, remove_tree, secure_roots, writ
 from berth.paths import Paths
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+CLEAN_CGROUP_ROUNDS = 20  # each waits up to 0.1 s for the kernel (cgroups.files.remove_dir)
 # The modules start() imports: those creating imports too are loaded before a supervisor is
 # forked for a start (preload: it inherits them), the rest by that supervisor while the
 # caller creates (warm_up).
@@ -1273,9 +1275,17 @@ class Engine:
         if not cgroup.exists():
             return
         cgroup.thaw()
-        for pid in cgroup.pids():
-            _kill_and_wait(pid)
-        cgroup.destroy()
+        for attempt in range(CLEAN_CGROUP_ROUNDS):
+            # everything in any of its hierarchies: a health probe launcher may be moving itself
+            # in for a spawn (runtime.probe) as the container ends; it is killed with the rest
+            for pid in cgroup.members():
+                _kill_and_wait(pid)
+            try:
+                cgroup.destroy()
+                return
+            except OSError as err:
+                if err.errno != errno.EBUSY or attempt == CLEAN_CGROUP_ROUNDS - 1:
+                    raise
 
     # -- remove ----------------------------------------------------------
     def remove(self, record: dict, force: bool = False, volumes: bool = False) -> None:

@@ -186,13 +186,13 @@ def delete(root: str, container_id: str, force: bool) -> None:
     if status != "stopped":
         os.kill(state["pid"], signal.SIGKILL)
     if cgroup.exists():
-        for pid in cgroup.pids():
+        for pid in cgroup.members():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 5
-        while cgroup.pids() and time.monotonic() < deadline:
+        while cgroup.members() and time.monotonic() < deadline:
             time.sleep(0.005)
         cgroup.destroy()
     remove_tree(directory)

@@ -184,14 +184,14 @@ def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[i
     path = process.find_executable(argv[0], env)
     reader, writer = os.pipe()
     try:
-        for fd in join:
-            os.write(fd, b"0")
         try:
+            for fd in join:  # one may be gone (the container's cgroup being removed)...
+                os.write(fd, b"0")
             pid = os.posix_spawn(path, argv, environ, setpgroup=0, setsigmask=(), setsigdef=SPAWN_RESET,
                                  file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, writer, 1),
                                                (os.POSIX_SPAWN_DUP2, writer, 2)])
         finally:
-            for fd in reversed(leave):
+            for fd in reversed(leave):  # ...then we leave those joined already: they could never be removed
                 os.write(fd, b"0")
     finally:
         os.close(writer)

@@ -149,16 +149,12 @@ class V1Cgroup:
         return self.dirs.get(mount_point) if mount_point else None
 
     def pids(self) -> list[int]:
-        directory = self._dir("pids") or self._dir("memory") or next(iter(self.dirs.values()))
-        try:
-            with open(os.path.join(directory, "cgroup.procs")) as f:
-                return [int(x) for x in f.read().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            return []
-        except OSError as err:
-            if err.errno == 19:  # ENODEV: the cgroup was removed while we read it
-                return []
-            raise
+        return _procs(self._dir("pids") or self._dir("memory") or next(iter(self.dirs.values())))
+
+    def members(self) -> set[int]:
+        """Every process in any of its hierarchies: one may be in some and not (yet) in
+        others, as a probe launcher is for the instant it moves itself in or out."""
+        return {pid for directory in self.dirs.values() for pid in _procs(directory)}
 
     def oom_killed(self) -> bool:
         memory = self._dir("memory")
@@ -193,6 +189,18 @@ class V1Cgroup:
     def destroy(self) -> None:
         for directory in self.dirs.values():
             remove_dir(directory)
+
+
+def _procs(directory: str) -> list[int]:
+    try:
+        with open(os.path.join(directory, "cgroup.procs")) as f:
+            return [int(x) for x in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+    except OSError as err:
+        if err.errno == 19:  # ENODEV: the cgroup was removed while we read it
+            return []
+        raise
 
 
 def _oom_kills(path: str) -> int:

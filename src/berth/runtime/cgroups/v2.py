@@ -136,6 +136,9 @@ class V2Cgroup:
         except FileNotFoundError:
             return []
 
+    def members(self) -> set[int]:
+        return set(self.pids())
+
     def oom_killed(self) -> bool:
         return read_keyed(self.dir, "memory.events").get("oom_kill", 0) > 0
 
