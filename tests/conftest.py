@@ -52,6 +52,32 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
         delay = min(delay * 2, 0.1)
 
 
+def berth_processes(base: str, amid_exec: bool = True) -> list[str]:
+    """berth processes (CLIs, supervisors) working on the root under `base`, as "pid cmdline";
+    with `amid_exec`, any process amid an exec too (to wait for, never to kill: it may be
+    anybody's): its command line reads empty until the new program's is set up, and a
+    supervisor execs its lean monitor and back around every run, so it is never taken for
+    gone then. Kernel threads and zombies never count."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if not cmdline and amid_exec:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+                if fields[0] in "ZX" or int(fields[6]) & 0x00200000:  # zombie, or PF_KTHREAD
+                    continue
+            elif base.encode() not in cmdline:
+                continue
+        except (OSError, IndexError):  # ended meanwhile
+            continue
+        found.append(entry + " " + cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
 def wchan(pid: int) -> str:
     """Where in the kernel process `pid` sleeps ("" if it runs or is gone): a test can wait
     until a command blocks (say in poll or nanosleep), instead of sleeping and hoping it did."""

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 
-from conftest import cgroup_dirs, mounts_under, refused, wait_for, wchan
+from conftest import berth_processes, cgroup_dirs, mounts_under, refused, wait_for, wchan
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 RFC3339_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
@@ -93,12 +93,6 @@ def alive(ident) -> bool:
     """The process we identified (pid + start time) still runs (a zombie does not count)."""
     stat = proc_stat(ident[0])
     return bool(stat) and stat[1] == ident[1] and stat[0] not in ("Z", "X")
-
-
-def berth_processes(b) -> list[str]:
-    """berth processes (CLIs, supervisors) working on this test's root."""
-    out = subprocess.run(["pgrep", "-a", "-f", b.base], capture_output=True, text=True).stdout
-    return out.splitlines()
 
 
 def cgroup_procs(container_id: str) -> list[int]:
@@ -750,7 +744,7 @@ def test_restart_on_failure_max_retries_and_logs_survive(busybox):
     assert inspect(busybox, "of", "{{.RestartCount}}") == "2"
     assert json.loads(inspect(busybox, "of", "{{json .HostConfig.RestartPolicy}}")) == \
         {"Name": "on-failure", "MaximumRetryCount": 2}
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end")
     assert log_text(busybox, container_id) == "attempt\n" * 3  # all three runs' output
     assert inspect(busybox, "of", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
     assert cgroup_dirs(container_id) == []
@@ -760,7 +754,7 @@ def test_restart_always_until_stopped(busybox):
     container_id = run_d(busybox, "--name", "al", "--restart", "always", "busybox", "sh", "-c", "echo up")
     wait_for(lambda: int(inspect(busybox, "al", "{{.RestartCount}}")) >= 2, what="restarts")
     assert busybox.ok("stop", "-t", "1", "al", timeout=30) == "al\n"
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end")
     # no supervisor is left to restart it: it stays exited
     count = int(inspect(busybox, "al", "{{.RestartCount}}"))
     assert state(busybox, "al")["Status"] == "exited"
@@ -771,7 +765,7 @@ def test_restart_always_until_stopped(busybox):
     busybox.ok("start", "al")
     wait_for(lambda: log_text(busybox, container_id).count("up\n") >= runs + 3, what="restarts after start")
     busybox.ok("rm", "-f", "al")
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end after rm -f")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end after rm -f")
     assert cgroup_dirs(container_id) == []
 
 
@@ -779,10 +773,10 @@ def test_start_resets_restart_count(busybox):
     container_id = run_d(busybox, "--name", "rc", "--restart", "on-failure:2", "busybox", "sh", "-c",
                          "echo attempt; exit 1")
     wait_exited(busybox, "rc")
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end")
     assert inspect(busybox, "rc", "{{.RestartCount}}") == "2"
     busybox.ok("start", "rc")
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end")
     assert inspect(busybox, "rc", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
     assert log_text(busybox, container_id) == "attempt\n" * 6
 
@@ -790,7 +784,7 @@ def test_start_resets_restart_count(busybox):
 def test_restart_no_never_restarts(busybox):
     container_id = run_d(busybox, "--name", "rn", "--restart", "no", "busybox", "sh", "-c", "echo once; exit 1")
     assert busybox.ok("wait", "rn", timeout=20) == "1\n"
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end")
     assert inspect(busybox, "rn", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}") == "0 exited 1"
     assert log_text(busybox, container_id) == "once\n"
 
@@ -798,7 +792,7 @@ def test_restart_no_never_restarts(busybox):
 def test_restart_on_failure_does_not_restart_success(busybox):
     run_d(busybox, "--name", "ok", "--restart", "on-failure", "busybox", "true")
     assert busybox.ok("wait", "ok", timeout=20) == "0\n"
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end")
     assert inspect(busybox, "ok", "{{.RestartCount}} {{.State.Status}}") == "0 exited"
 
 
@@ -820,9 +814,9 @@ def test_rm_force_during_restart_backoff_ends_the_supervisor(busybox):
     wait_for(lambda: int(inspect(busybox, "rf", "{{.RestartCount}}")) >= 6, what="six restarts")
     busybox.ok("rm", "-f", "rf")
     try:
-        wait_for(lambda: not berth_processes(busybox), what="the supervisor to end after rm -f")
+        wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end after rm -f")
     finally:
-        for line in berth_processes(busybox):  # the lingering supervisor: this test started it
+        for line in berth_processes(busybox.base, amid_exec=False):  # the lingering supervisor: this test started it
             try:
                 os.kill(int(line.split()[0]), 9)
             except ProcessLookupError:
@@ -854,7 +848,7 @@ def test_stop_during_restart_backoff_keeps_exit_code(busybox):
     wait_for(lambda: int(inspect(busybox, "rb", "{{.RestartCount}}")) >= 3, what="restarts")
     _restarting(busybox, "rb")
     busybox.ok("stop", "-t", "1", "rb", timeout=30)
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end")
     assert inspect(busybox, "rb", "{{.State.Status}} {{.State.ExitCode}}") == "exited 0"
 
 
@@ -902,7 +896,7 @@ def test_pid1_exit_with_children_ends_cleanly_detached(busybox):
     assert busybox.ok("wait", "or", timeout=20) == "0\n"
     wait_for(lambda: cgroup_dirs(container_id) == [], what="the cgroup to be removed")
     assert not [m for m in members if alive(m)], "processes of the container outlived it"
-    wait_for(lambda: not berth_processes(busybox), what="the supervisor to end")
+    wait_for(lambda: not berth_processes(busybox.base), what="the supervisor to end")
 
 
 def test_pid1_exit_with_children_ends_cleanly_attached(busybox):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import cgroup_dirs, mounts_under, wait_for
+from conftest import berth_processes, cgroup_dirs, mounts_under, wait_for
 
 NAMES = ("race0", "race1", "race2")
 PARALLEL = 20
@@ -47,10 +47,6 @@ class IdWatcher(threading.Thread):
             except FileNotFoundError:
                 pass
             time.sleep(0.002)
-
-
-def berth_processes(base: str) -> list[str]:
-    return subprocess.run(["pgrep", "-a", "-f", base], capture_output=True, text=True).stdout.splitlines()
 
 
 def run_round(b, rng: random.Random, ids: set[str]) -> list[str]:
