@@ -668,6 +668,10 @@ class Engine:
         state = record["State"]
         if not (state["Running"] or state["Restarting"]):
             return record
+        if state.get("Health"):
+            from berth.engine.health import merge_probed  # lazy: only health-checked containers
+
+            merge_probed(self.paths, record, self.store.written_ns(record["Id"]))
         processes = self.store.processes(record["Id"])
         if same_process(processes.get("monitor")):
             return record  # alive, or about to write the exit itself
@@ -678,7 +682,7 @@ class Engine:
             state.update(Status="exited", Running=False, Restarting=False, Pid=0)
             return record
         # Nobody saw it end. The record's last write (its start) dates it, stably.
-        finished = self.store.last_written(record["Id"]) or time.time()
+        finished = (self.store.written_ns(record["Id"]) or time.time_ns()) / 1e9
         from berth.units import format_rfc3339_nano  # lazy: only times written or shown need it, not every load
 
         state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,

@@ -69,9 +69,9 @@ class ContainerStore:
         anyway (that it runs, that it is paused): no fsync on the hot path."""
         write_json(self.config_path(record["Id"]), record, durable)
 
-    def last_written(self, container_id: str) -> float | None:
+    def written_ns(self, container_id: str) -> int | None:
         try:
-            return os.stat(self.config_path(container_id)).st_mtime
+            return os.stat(self.config_path(container_id)).st_mtime_ns
         except FileNotFoundError:
             return None
 
