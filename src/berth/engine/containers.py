@@ -384,7 +384,10 @@ class Engine:
                 "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
                 "ShmSize": 67108864, "Runtime": self.settings.default_runtime, "ConsoleSize": [0, 0], "Isolation": "",
                 "CpuShares": 0,
-                "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+                "Memory": 0, "NanoCpus": 0,
+                # daemon.json's cgroup-parent, recorded (docker leaves "" and applies its current
+                # one at each start): a changed daemon.json then never loses a container's cgroup
+                "CgroupParent": self.settings.cgroup_parent, "BlkioWeight": 0, "BlkioWeightDevice": [],
                 "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
                 "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
                 "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": None,
