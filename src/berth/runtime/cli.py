@@ -1,295 +1,264 @@
-"""`berth-runtime`: the same runtime behind runc's command line, over an OCI bundle.
+"""`berth-runtime`: the runtime behind runc's command line, as containerd's runc shim (go-runc),
+dockerd, podman's conmon and people call it. This module only parses, logs and dispatches; the
+verbs live in runtime/cli_lifecycle (create/start/run/state/kill/delete/list), cli_exec (exec,
+ps), cli_cgroup (pause/resume/update/events) and cli_info (features, checkpoint/restore).
 
-    berth-runtime [--root DIR] create [-b BUNDLE] [--console-socket S] [--pid-file F] ID
-    berth-runtime start ID | state ID | kill ID [SIGNAL] | delete [-f] ID
-    berth-runtime run [-b BUNDLE] [-d] [--pid-file F] ID
+    berth-runtime [global flags] <command> [command flags] <container-id> [args...]
 
-State lives in <root>/<id>/state.json (default root /run/berth-runtime)."""
+Global flags: --root DIR (default /run/berth-runtime), --log FILE, --log-format text|json,
+--debug, --systemd-cgroup, --criu PATH, --rootless, --version. State lives in <root>/<id>/."""
 
 import os
-import signal
 import sys
-import time
 
-from berth import __version__
-from berth import fastjson as json
-from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
-from berth.fs import OutputFile, read_json, remove_tree, set_process_umask, write_json
-from berth.signals import parse_signal
+from berth.errors import BerthError, InvalidArgument
 
 DEFAULT_ROOT = "/run/berth-runtime"
+SPEC_VERSION = "1.0.2"  # the runtime-spec version `--version` and `features` name as current
+
+# runc's commands and their flags (urfave/cli, Go's flag package): kind is "bool", "str",
+# "int" or "list" (repeatable); aliases map to the first name.
+_CREATE = {"bundle": "str", "console-socket": "str", "pidfd-socket": "str", "pid-file": "str",
+           "no-pivot": "bool", "no-new-keyring": "bool", "preserve-fds": "int"}
+_UPDATE = {"resources": "str", "blkio-weight": "int", "cpu-period": "int", "cpu-quota": "int",
+           "cpu-share": "int", "cpu-rt-period": "int", "cpu-rt-runtime": "int",
+           "cpuset-cpus": "str", "cpuset-mems": "str", "kernel-memory": "str", "kernel-memory-tcp": "str",
+           "memory": "str", "memory-reservation": "str", "memory-swap": "str", "pids-limit": "int",
+           "l3-cache-schema": "str", "mem-bw-schema": "str"}
+_CHECKPOINT = {"image-path": "str", "work-path": "str", "parent-path": "str", "leave-running": "bool",
+               "tcp-established": "bool", "ext-unix-sk": "bool", "shell-job": "bool", "lazy-pages": "bool",
+               "status-fd": "int", "page-server": "str", "file-locks": "bool", "pre-dump": "bool",
+               "manage-cgroups-mode": "str", "empty-ns": "list", "auto-dedup": "bool"}
+COMMANDS = {
+    "create": _CREATE,
+    "run": {**_CREATE, "detach": "bool", "keep": "bool", "no-subreaper": "bool"},
+    "start": {},
+    "state": {},
+    "kill": {"all": "bool"},
+    "delete": {"force": "bool"},
+    "exec": {"process": "str", "detach": "bool", "pid-file": "str", "console-socket": "str",
+             "pidfd-socket": "str", "tty": "bool", "cwd": "str", "env": "list", "user": "str",
+             "additional-gids": "list", "cap": "list", "no-new-privs": "bool", "apparmor": "str",
+             "process-label": "str", "preserve-fds": "int", "cgroup": "list", "ignore-paused": "bool"},
+    "ps": {"format": "str"},
+    "pause": {},
+    "resume": {},
+    "update": _UPDATE,
+    "list": {"format": "str", "quiet": "bool"},
+    "events": {"stats": "bool", "interval": "str"},
+    "features": {},
+    "checkpoint": _CHECKPOINT,
+    "restore": {**_CHECKPOINT, "bundle": "str", "console-socket": "str", "pid-file": "str", "detach": "bool",
+                "no-subreaper": "bool", "no-pivot": "bool"},
+}
+ALIASES = {"b": "bundle", "d": "detach", "f": "force", "a": "all", "p": "process", "t": "tty", "e": "env",
+           "u": "user", "g": "additional-gids", "c": "cap", "r": "resources", "q": "quiet", "cpu-shares": "cpu-share"}
+# No container id: list and features take none.
+NO_ID = ("list", "features")
+GLOBALS = {"root": "str", "log": "str", "log-format": "str", "criu": "str", "rootless": "str",
+           "debug": "bool", "systemd-cgroup": "bool", "help": "bool", "version": "bool"}
+GLOBAL_ALIASES = {"h": "help", "v": "version"}
 
 
-def _state_dir(root: str, container_id: str) -> str:
-    if not container_id or "/" in container_id or container_id.startswith("."):
-        raise InvalidArgument(f"invalid container id {container_id!r}")
-    return os.path.join(root, container_id)
+class Options:
+    """The global flags, handed to every verb."""
+
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "criu")
+
+    def __init__(self):
+        self.root = DEFAULT_ROOT
+        self.log = None
+        self.log_format = "text"
+        self.debug = False
+        self.systemd_cgroup = False
+        self.criu = "criu"
 
 
-def _load(root: str, container_id: str) -> dict:
-    try:
-        return read_json(os.path.join(_state_dir(root, container_id), "state.json"))
-    except FileNotFoundError:
-        raise NotFound(f"container does not exist: {container_id}") from None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-
-
-def status_of(state: dict, directory: str) -> str:
-    if not state.get("pid") or not _alive(state["pid"]):
-        return "stopped"
-    if os.path.exists(os.path.join(directory, "exec.fifo")):
-        return "created"
-    return "running"
-
-
-def create(root: str, container_id: str, bundle: str, console_socket: str | None, pid_file: str | None) -> dict:
-    from berth.runtime.container import start  # lazy: only create and run load the runtime proper
-
-    directory = _state_dir(root, container_id)
-    bundle = os.path.abspath(bundle)
-    try:
-        spec = read_json(os.path.join(bundle, "config.json"))
-    except FileNotFoundError:
-        raise InvalidArgument(f"open {bundle}/config.json: no such file or directory") from None
-    _validate_bundle(spec)
-    hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
-    os.makedirs(root, exist_ok=True)
-    try:
-        os.mkdir(directory, 0o711)
-    except FileExistsError:
-        raise Conflict(f"container with id exists: {container_id}") from None
-    try:
-        rootfs = spec["root"]["path"]
-        rootfs = rootfs if os.path.isabs(rootfs) else os.path.join(bundle, rootfs)
-        linux = spec.setdefault("linux", {})
-        linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
-        fifo = os.path.join(directory, "exec.fifo")
-        os.mkfifo(fifo, 0o622)
-        launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
-                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks)
-        if launched.console_fd is not None:
-            _send_console(console_socket, launched.console_fd)
-        state = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "pid": launched.pid,
-                 "bundle": bundle, "rootfs": rootfs, "cgroupsPath": linux["cgroupsPath"],
-                 "annotations": spec.get("annotations") or {}}
-        if hooks is not None:  # poststart and poststop run from here, as config.json was at create
-            state["hooks"] = spec["hooks"]
-        write_json(os.path.join(directory, "state.json"), state)
-        if pid_file:  # runc's way: a temp file beside it, renamed (a planted symlink is replaced, not followed)
-            with OutputFile(pid_file) as fd:
-                os.write(fd, str(launched.pid).encode())
-        return state
-    except BaseException:
-        remove_tree(directory)
-        if hooks is not None:  # the spec's lifecycle: a failed create is destroyed, then poststop
-            _warn_on_failure(hooks, "poststop", 0, "stopped")
-        raise
-
-
-def _hooks_of(entries: dict | None, spec: dict, container_id: str, bundle: str):
-    """runtime.hooks.Hooks for config.json's (or state.json's) hooks, None without any."""
-    if entries is None:
-        return None
-    from berth.runtime.hooks import Hooks  # only bundles with hooks import it
-
-    return Hooks(entries, {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "bundle": bundle,
-                           "annotations": spec.get("annotations") or {}})
-
-
-def _warn_on_failure(hooks, kind: str, pid: int, status: str) -> None:
-    """poststart and poststop: a failure is a warning, the operation goes on (runtime-spec 1.0)."""
-    try:
-        hooks.run(kind, pid, status)
-    except BerthError as err:
-        print(f"berth-runtime: warning: {err}", file=sys.stderr)
-
-
-def _validate_bundle(spec: dict) -> None:
-    """runc's checks before anything is made: sysctls only in the container's own namespaces."""
-    from berth.runtime.validate import check_spec  # lazy: only create and run read a bundle
-
-    check_spec(spec)
-
-
-def _send_console(console_socket: str | None, master: int) -> None:
-    import _socket  # lazy: only --console-socket
-
-    from berth.runtime.console import send_fd  # lazy: only --console-socket
-
-    if not console_socket:
-        os.close(master)
-        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.connect(console_socket)
-        send_fd(sock, master)
-    finally:
-        sock.close()
-        os.close(master)
-
-
-def start_created(root: str, container_id: str) -> None:
-    directory = _state_dir(root, container_id)
-    state = _load(root, container_id)
-    if status_of(state, directory) != "created":
-        raise Conflict("cannot start a container that has stopped" if not _alive(state["pid"])
-                       else "cannot start an already running container")
-    fifo = os.path.join(directory, "exec.fifo")
-    fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        started = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
-    finally:
-        os.close(fd)
-        os.unlink(fifo)
-    if started[:1] == b"1":
-        raise BerthError(started[1:].decode(errors="replace"))
-    if not started:
-        raise BerthError("container init exited before it could start its process")
-    hooks = _hooks_of(state.get("hooks"), state, container_id, state["bundle"])
-    if hooks is not None:
-        _warn_on_failure(hooks, "poststart", state["pid"], "running")
-
-
-def state_json(root: str, container_id: str) -> dict:
-    directory = _state_dir(root, container_id)
-    state = _load(root, container_id)
-    status = status_of(state, directory)
-    return {"ociVersion": state["ociVersion"], "id": container_id, "status": status,
-            "pid": state["pid"] if status != "stopped" else 0, "bundle": state["bundle"],
-            "rootfs": state["rootfs"], "annotations": state.get("annotations") or {}}
-
-
-def kill(root: str, container_id: str, sig: int) -> None:
-    directory = _state_dir(root, container_id)
-    state = _load(root, container_id)
-    if status_of(state, directory) == "stopped":
-        raise Conflict("container not running")
-    os.kill(state["pid"], sig)
-
-
-def delete(root: str, container_id: str, force: bool) -> None:
-    from berth.runtime.cgroups import open_cgroup  # lazy: only delete touches cgroups
-
-    directory = _state_dir(root, container_id)
-    state = _load(root, container_id)
-    status = status_of(state, directory)
-    if status == "running" and not force:
-        raise Conflict(f"cannot delete container {container_id} that is not stopped: {status}")
-    cgroup = open_cgroup(state["cgroupsPath"])
-    if status != "stopped":
-        os.kill(state["pid"], signal.SIGKILL)
-    if cgroup.exists():
-        for pid in cgroup.members():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while cgroup.members() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        cgroup.destroy()
-    remove_tree(directory)
-    hooks = _hooks_of(state.get("hooks"), state, container_id, state["bundle"])
-    if hooks is not None:
-        _warn_on_failure(hooks, "poststop", 0, "stopped")
-
-
-def run(root: str, container_id: str, bundle: str, detach: bool, console_socket, pid_file) -> int:
-    from berth.runtime.container import become_subreaper  # lazy: only run, as create
-    from berth.runtime.reap import wait_exit_code  # lazy: only run waits
-
-    if not detach:
-        become_subreaper()
-    state = create(root, container_id, bundle, console_socket, pid_file)
-    try:
-        start_created(root, container_id)
-    except BaseException:
-        delete(root, container_id, force=True)
-        raise
-    if detach:
-        return 0
-    code = wait_exit_code(state["pid"])
-    delete(root, container_id, force=True)
-    return code
-
-
-def _take(args: list[str], names: tuple[str, ...], has_value: bool = True):
-    for i, arg in enumerate(args):
-        for name in names:
-            if arg == name and has_value and i + 1 < len(args):
-                value = args[i + 1]
-                del args[i:i + 2]
-                return value
-            if arg == name and not has_value:
-                del args[i]
-                return True
-            if has_value and arg.startswith(name + "="):
-                del args[i]
-                return arg.partition("=")[2]
-    return None
-
-
-def main(argv: list[str]) -> int:
-    args = list(argv)
-    root = DEFAULT_ROOT
-    while args and args[0].startswith("-"):
-        flag = args.pop(0)
-        name, eq, value = flag.partition("=")
-        if name in ("--root", "--log", "--log-format", "--criu", "--rootless"):
-            value = value if eq else (args.pop(0) if args else "")
-            if name == "--root":
-                root = value
-        elif name in ("--debug", "--systemd-cgroup"):
+def parse_flags(args: list[str], table: dict, aliases: dict) -> tuple[dict, list[str]]:
+    """Go's flag package: "-x", "--x", "--x=v", "--x v" until the first non-flag or "--";
+    a bool takes "=true|false" only. Returns ({name: value}, the rest)."""
+    found: dict = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, eq, value = arg.lstrip("-").partition("=")
+        name = aliases.get(name, name)
+        kind = table.get(name)
+        if kind is None:
+            raise InvalidArgument(f"flag provided but not defined: -{arg.lstrip('-').partition('=')[0]}")
+        i += 1
+        if kind == "bool":
+            if eq and value.lower() not in ("true", "false", "1", "0", "t", "f"):
+                raise InvalidArgument(f'invalid boolean value "{value}" for -{name}')
+            found[name] = not eq or value.lower() in ("true", "1", "t")
             continue
-        elif name in ("-v", "--version"):
-            print(f"berth-runtime version {__version__}\nspec: 1.0.2")
-            return 0
+        if not eq:
+            if i >= len(args):
+                raise InvalidArgument(f"flag needs an argument: -{name}")
+            value = args[i]
+            i += 1
+        if kind == "int":
+            try:
+                value = int(value, 0)
+            except ValueError:
+                raise InvalidArgument(f'invalid value "{value}" for flag -{name}: parse error') from None
+        if kind == "list":
+            found.setdefault(name, []).append(value)
         else:
-            raise InvalidArgument(f"flag provided but not defined: {flag}")
-    if not args:
+            found[name] = value
+    return found, args[i:]
+
+
+def parse_globals(args: list[str]) -> tuple[Options, dict, list[str]]:
+    flags, rest = parse_flags(args, GLOBALS, GLOBAL_ALIASES)
+    options = Options()
+    options.root = flags.get("root", options.root)
+    options.log = flags.get("log") or None
+    options.log_format = flags.get("log-format", "text")
+    if options.log_format not in ("text", "json"):
+        raise InvalidArgument(f"invalid log-format: {options.log_format}")
+    options.debug = flags.get("debug", False)
+    options.systemd_cgroup = flags.get("systemd-cgroup", False)
+    options.criu = flags.get("criu", options.criu)
+    return options, flags, rest
+
+
+def version_text() -> str:
+    """runc's `--version`, which engines parse: "runc version X", "commit: ...", "spec: 1.x"."""
+    from berth import __version__
+
+    return f"berth-runtime version {__version__}\ncommit: berth-{__version__}\nspec: {SPEC_VERSION}\n"
+
+
+def main(argv: list[str], log) -> int:
+    options, flags, args = parse_globals(argv)
+    log.configure(options)
+    if flags.get("version"):
+        sys.stdout.write(version_text())
+        return 0
+    if not args or flags.get("help"):
         print(__doc__)
         return 0
     command = args.pop(0)
-    bundle = _take(args, ("--bundle", "-b")) or "."
-    console_socket = _take(args, ("--console-socket",))
-    pid_file = _take(args, ("--pid-file",))
-    detach = bool(_take(args, ("--detach", "-d"), has_value=False))
-    force = bool(_take(args, ("--force", "-f"), has_value=False))
-    if not args:
+    table = COMMANDS.get(command)
+    if table is None:
+        raise InvalidArgument(f"unknown command {command!r}: see berth-runtime --help")
+    table = {**table, "help": "bool"}
+    aliases = {**ALIASES, "f": "format"} if command in ("ps", "list") else ALIASES
+    found, rest = parse_flags(args, table, aliases)
+    if found.get("help"):
+        print(__doc__)
+        return 0
+    if command in NO_ID:
+        container_id = None
+    elif not rest:
         raise InvalidArgument(f'"{command}" requires a container id')
-    container_id = args[0]
-    if command == "create":
-        create(root, container_id, bundle, console_socket, pid_file)
-    elif command == "start":
-        start_created(root, container_id)
-    elif command == "state":
-        print(json.dumps(state_json(root, container_id), indent=2))
-    elif command == "kill":
-        kill(root, container_id, parse_signal(args[1] if len(args) > 1 else "SIGTERM"))
-    elif command == "delete":
-        delete(root, container_id, force)
-    elif command == "run":
-        return run(root, container_id, bundle, detach, console_socket, pid_file)
     else:
-        raise InvalidArgument(f"unknown command {command!r}")
-    return 0
+        container_id = rest.pop(0)
+        validate_id(container_id)
+    log.debug(f"{command} {container_id or ''}".rstrip())
+    return _dispatch(command, options, found, container_id, rest)
+
+
+def validate_id(container_id: str) -> None:
+    """runc's idRegex: ^[\\w+-\\.]+$ and never "." or ".." (an id names a directory)."""
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
+    if not container_id or container_id in (".", "..") or not set(container_id) <= allowed:
+        raise InvalidArgument(f"invalid id format: {container_id}")
+
+
+def _dispatch(command: str, options: Options, flags: dict, container_id: str | None, rest: list[str]) -> int:
+    if command in ("create", "run", "start", "state", "kill", "delete", "list"):
+        from berth.runtime import cli_lifecycle as verbs
+    elif command in ("exec", "ps"):
+        from berth.runtime import cli_exec as verbs
+    elif command in ("pause", "resume", "update", "events"):
+        from berth.runtime import cli_cgroup as verbs
+    else:
+        from berth.runtime import cli_info as verbs
+    code = getattr(verbs, "cmd_" + command)(options, flags, container_id, rest)
+    return code or 0
+
+
+class Log:
+    """runc's logrus: with --log, lines go to that file (text or JSON with level/msg/time,
+    which containerd's shim reads back for the error it shows); errors also go to stderr."""
+
+    def __init__(self):
+        self.path = None
+        self.format = "text"
+        self.debugging = False
+
+    def configure(self, options: Options) -> None:
+        self.path, self.format, self.debugging = options.log, options.log_format, options.debug
+
+    def debug(self, message: str) -> None:
+        if self.debugging:
+            self._write("debug", message)
+
+    def error(self, message: str) -> None:
+        if self.path:
+            self._write("error", message)
+        sys.stderr.write(f"berth-runtime: {message}\n")
+
+    def _write(self, level: str, message: str) -> None:
+        from berth import fastjson as json
+
+        time = _rfc3339_now()
+        if self.format == "json":
+            line = json.dumps({"level": level, "msg": message, "time": time}) + "\n"
+        else:
+            line = f"time={json.dumps(time)} level={level} msg={json.dumps(message)}\n"
+        if not self.path:
+            sys.stderr.write(line)
+            return
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            return  # the error still reaches stderr
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
+def _rfc3339_now() -> str:
+    import time
+
+    now = time.time_ns()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 1_000_000_000))
+    return f"{stamp}.{now % 1_000_000_000:09d}Z"
 
 
 def entry() -> None:
+    from berth.fs import set_process_umask
+
     set_process_umask()
+    log = Log()
     try:
-        code = main(sys.argv[1:])
+        code = main(sys.argv[1:], log)
     except BerthError as err:
-        print(f"berth-runtime: {err}", file=sys.stderr)
+        log.error(str(err))
         code = 1
     except OSError as err:
-        print(f"berth-runtime: {err}", file=sys.stderr)
+        log.error(_os_error(err))
         code = 1
+    except ValueError as err:  # malformed JSON (config.json, --process, --resources)
+        log.error(str(err))
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
     raise SystemExit(code)
+
+
+def _os_error(err: OSError) -> str:
+    """Go's wording: "mkdir /path: read-only file system"."""
+    from berth.errors import HOST_ERRNOS
+
+    reason = HOST_ERRNOS.get(err.errno) or (err.strerror or str(err)).lower()
+    return f"{err.filename}: {reason}" if err.filename else reason

@@ -38,10 +38,11 @@ class _Plan:
     its cgroup's host directories (what a "cgroup" mount shows, bound before pid 1 is in them)
     and its OCI hooks (runtime.hooks.Hooks, None without)."""
 
-    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks")
+    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks", "preserve_fds")
 
     def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None,
-                 seccomp_program=None, hooks=None):
+                 seccomp_program=None, hooks=None, preserve_fds=0):
+        self.preserve_fds = preserve_fds  # fds 3..3+n-1 go into the container (runc's --preserve-fds)
         self.spec = spec
         self.rootfs = rootfs
         self.overlay = overlay
@@ -61,7 +62,7 @@ class _Plan:
 
 def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
           exec_fifo: str | None = None, on_created=None, seccomp_cache: str | None = None,
-          seccomp_program=None, hooks=None) -> Launched:
+          seccomp_program=None, hooks=None, preserve_fds: int = 0) -> Launched:
     """Create the container and, unless `exec_fifo` is given, exec its process.
 
     With `exec_fifo` the process stops just before exec until someone opens the fifo for
@@ -84,19 +85,21 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
     try:
         cgroup.apply(linux.get("resources"))
         plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup.host_dirs(), seccomp_program,
-                     hooks)
+                     hooks, preserve_fds)
         return _fork_container(plan, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
         raise
 
 
-def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None, seccomp_program=None) -> Launched:
+def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None, seccomp_program=None,
+            preserve_fds: int = 0) -> Launched:
     """Start another process in a running container: `spec` names the container's
     namespaces by path (/proc/<pid>/ns/...) and its existing cgroup, which is joined, not
     created, and must not be destroyed by the caller."""
     linux = spec.get("linux") or {}
-    plan = _Plan(spec, None, None, stdio, None, seccomp_cache, seccomp_program=seccomp_program)
+    plan = _Plan(spec, None, None, stdio, None, seccomp_cache, seccomp_program=seccomp_program,
+                 preserve_fds=preserve_fds)
     return _fork_container(plan, open_cgroup(linux["cgroupsPath"]))
 
 
@@ -281,7 +284,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         if plan.seccomp is not None and not no_new_privileges:
             _load_seccomp(plan.seccomp, kernel)
         process.set_credentials(proc, kernel)
-        process.close_extra_fds((status_w,), kernel)
+        process.close_extra_fds((status_w, *range(3, 3 + plan.preserve_fds)), kernel)
         if plan.seccomp is not None and no_new_privileges:
             _load_seccomp(plan.seccomp, kernel)
         if fifo_fd is not None:

@@ -166,6 +166,11 @@ class V1Cgroup:
     def thaw(self) -> None:
         self._set_freezer("THAWED")
 
+    def frozen(self) -> bool:
+        """Whether the freezer holds the cgroup (runc's "paused")."""
+        freezer = self._dir("freezer")
+        return bool(freezer) and read(freezer, "freezer.state") in ("FROZEN", "FREEZING")
+
     def _set_freezer(self, wanted: str) -> None:
         freezer = self._dir("freezer")
         if not freezer or not os.path.isdir(freezer):

@@ -148,6 +148,10 @@ class V2Cgroup:
     def thaw(self) -> None:
         self._set_freeze("0")
 
+    def frozen(self) -> bool:
+        """Whether cgroup.freeze holds the cgroup (runc's "paused")."""
+        return read(self.dir, "cgroup.freeze") == "1"
+
     def _set_freeze(self, value: str) -> None:
         try:
             write(self.dir, "cgroup.freeze", value)

@@ -1,0 +1,451 @@
+"""runc's lifecycle verbs over <root>/<id>/state.json: create, start, run, state, kill, delete,
+list; and the container's status (created -> running -> paused -> stopped) read from the
+kernel, as runc's libcontainer derives it, never stored."""
+
+import os
+import signal
+import sys
+import time
+
+from berth import fastjson as json
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.fs import OutputFile, read_json, remove_tree, write_json
+from berth.signals import parse_signal
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+SUPPORTED_SPEC = (1,)  # runtime-spec major versions we run
+SYSTEMD_MISSING = "systemd cgroup flag passed, but systemd support for managing cgroups is not available"
+
+
+class Container:
+    """One container's state directory and record, and the status the kernel says it has."""
+
+    __slots__ = ("id", "directory", "state")
+
+    def __init__(self, root: str, container_id: str, state: dict):
+        self.id = container_id
+        self.directory = os.path.join(root, container_id)
+        self.state = state
+
+    @classmethod
+    def load(cls, root: str, container_id: str) -> "Container":
+        try:
+            state = read_json(os.path.join(root, container_id, STATE_FILE))
+        except FileNotFoundError:
+            raise NotFound(f"container does not exist: {container_id}") from None
+        except ValueError:
+            raise BerthError(f"container {container_id}: state.json is corrupt") from None
+        return cls(root, container_id, state)
+
+    @property
+    def pid(self) -> int:
+        return self.state.get("pid") or 0
+
+    def init_alive(self) -> bool:
+        """The init process exists, is not a zombie and is the one we started (same start
+        time: a reused pid is not ours)."""
+        stat = _proc_stat(self.pid)
+        return stat is not None and stat[0] not in ("Z", "X") and stat[19] == self.state.get("start_time", stat[19])
+
+    def cgroup(self):
+        from berth.runtime.cgroups import open_cgroup
+
+        return open_cgroup(self.state["cgroupsPath"])
+
+    def status(self) -> str:
+        if not self.init_alive():
+            return "stopped"
+        if os.path.exists(os.path.join(self.directory, EXEC_FIFO)):
+            return "created"
+        if self.cgroup().frozen():
+            return "paused"
+        return "running"
+
+    def oci_state(self) -> dict:
+        """runc's `state` JSON (runtime-spec state plus runc's created and owner)."""
+        status = self.status()
+        state = {"ociVersion": self.state["ociVersion"], "id": self.id, "pid": self.pid if status != "stopped" else 0,
+                 "status": status, "bundle": self.state["bundle"], "rootfs": self.state["rootfs"],
+                 "created": self.state.get("created", ""), "owner": ""}
+        if self.state.get("annotations"):
+            state["annotations"] = self.state["annotations"]
+        return state
+
+    def require(self, *statuses: str, action: str) -> str:
+        status = self.status()
+        if status not in statuses:
+            raise Conflict(f"cannot {action} a {status} container" if status != "stopped"
+                           else "container not running")
+        return status
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat fields from the state on (state is [0], starttime [19])."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def read_config(bundle: str) -> dict:
+    """The bundle's config.json, checked as runc checks it before anything is made."""
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            spec = json.loads(f.read())
+    except FileNotFoundError:
+        raise InvalidArgument(f"JSON specification file {path} not found") from None
+    except ValueError as err:
+        raise InvalidArgument(f"{path}: invalid JSON: {err}") from None
+    if not isinstance(spec, dict):
+        raise InvalidArgument(f"{path}: invalid JSON: not an object")
+    version = spec.get("ociVersion")
+    major = str(version).split(".", 1)[0]
+    if not isinstance(version, str) or not major.isdigit() or int(major) not in SUPPORTED_SPEC:
+        raise InvalidArgument(f"unsupported spec version {version!r} (berth-runtime runs 1.x)")
+    if not isinstance(spec.get("root"), dict) or not spec["root"].get("path"):
+        raise InvalidArgument("root must be specified")
+    if not isinstance(spec.get("process"), dict):
+        raise InvalidArgument("process must be specified")
+    from berth.runtime.validate import check_spec  # runc's checks (sysctls in own namespaces)
+
+    check_spec(spec)
+    return spec
+
+
+def systemd_cgroups_path(path: str | None, container_id: str) -> str:
+    """--systemd-cgroup: runc's "slice:prefix:name" -> where systemd puts that scope in the
+    cgroupfs tree ("a-b.slice" nests under "a.slice"). Only where systemd runs."""
+    if not os.path.isdir("/run/systemd/system"):
+        raise BerthError(SYSTEMD_MISSING)
+    if (path or "").count(":") == 2:
+        slice_name, prefix, name = path.split(":")
+    else:
+        slice_name, prefix, name = "", "berth-runtime", container_id
+    slice_name = slice_name or "system.slice"
+    parts = slice_name.removesuffix(".slice").split("-")
+    nested = "/".join("-".join(parts[:i + 1]) + ".slice" for i in range(len(parts)))
+    unit = name if name.endswith(".slice") else f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+    return f"/{nested}/{unit}"
+
+
+def create(options, container_id: str, bundle: str, flags: dict) -> Container:
+    from berth.runtime.container import start  # lazy: only create and run load the runtime proper
+
+    root = options.root
+    bundle = os.path.abspath(bundle)
+    spec = read_config(bundle)
+    linux = spec.setdefault("linux", {})
+    if options.systemd_cgroup:
+        linux["cgroupsPath"] = systemd_cgroups_path(linux.get("cgroupsPath"), container_id)
+    else:
+        linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
+    if (spec.get("process") or {}).get("terminal") and not flags.get("console-socket"):
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
+    hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
+    preserve = _preserved_fds(flags.get("preserve-fds", 0))
+    os.makedirs(root, 0o711, exist_ok=True)
+    directory = os.path.join(root, container_id)
+    try:
+        os.mkdir(directory, 0o711)
+    except FileExistsError:
+        raise Conflict(f"container with id exists: {container_id}") from None
+    try:
+        rootfs = spec["root"]["path"]
+        rootfs = rootfs if os.path.isabs(rootfs) else os.path.join(bundle, rootfs)
+        fifo = os.path.join(directory, EXEC_FIFO)
+        os.mkfifo(fifo, 0o622)
+        launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
+                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks, preserve_fds=preserve)
+        try:
+            if launched.console_fd is not None:
+                send_fd_to(flags["console-socket"], launched.console_fd)
+            if flags.get("pidfd-socket"):
+                send_pidfd(flags["pidfd-socket"], launched.pid)
+            stat = _proc_stat(launched.pid)
+            state = {"ociVersion": spec["ociVersion"], "id": container_id, "pid": launched.pid,
+                     "start_time": stat[19] if stat else None, "bundle": bundle, "rootfs": rootfs,
+                     "cgroupsPath": linux["cgroupsPath"], "annotations": spec.get("annotations") or {},
+                     "created": rfc3339(time.time_ns()),
+                     # what `exec` needs of the config: it may change or go once we run
+                     "process": spec["process"], "namespaces": linux.get("namespaces") or [],
+                     "seccomp": linux.get("seccomp")}
+            if hooks is not None:  # poststart and poststop run from here, as config.json was at create
+                state["hooks"] = spec["hooks"]
+            write_json(os.path.join(directory, STATE_FILE), state, durable=False)
+            if flags.get("pid-file"):
+                write_pid_file(flags["pid-file"], launched.pid)
+        except BaseException:
+            _destroy(launched.pid, launched.cgroup)
+            raise
+        return Container(root, container_id, state)
+    except BaseException:
+        remove_tree(directory)
+        if hooks is not None:  # the spec's lifecycle: a failed create is destroyed, then poststop
+            _warn_on_failure(hooks, "poststop", 0, "stopped")
+        raise
+
+
+def _preserved_fds(count: int) -> int:
+    """--preserve-fds N: fds 3..3+N-1 go into the container as they are (runc's LISTEN_FDS way)."""
+    if count < 0:
+        raise InvalidArgument("--preserve-fds must be a positive number")
+    for fd in range(3, 3 + count):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            raise InvalidArgument(f"--preserve-fds: fd {fd} is not open") from None
+    return count
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    # runc's way: a temp file beside it, renamed (a planted symlink is replaced, not followed)
+    with OutputFile(path) as fd:
+        os.write(fd, str(pid).encode())
+
+
+def send_fd_to(socket_path: str, fd: int) -> None:
+    """Send `fd` (then close ours) as the one SCM_RIGHTS fd on the unix socket at `socket_path`:
+    the pty master on --console-socket, a pidfd on --pidfd-socket."""
+    import _socket  # lazy: only --console-socket and --pidfd-socket
+
+    from berth.runtime.console import send_fd
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(socket_path)
+        send_fd(sock, fd)
+    finally:
+        sock.close()
+        os.close(fd)
+
+
+def send_pidfd(socket_path: str, pid: int) -> None:
+    send_fd_to(socket_path, os.pidfd_open(pid))
+
+
+def _destroy(pid: int, cgroup) -> None:
+    """Kill what a failed create started and remove its cgroup."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _empty_and_remove(cgroup)
+
+
+def _empty_and_remove(cgroup) -> None:
+    if not cgroup.exists():
+        return
+    cgroup.thaw()
+    deadline = time.monotonic() + 5
+    while True:
+        members = cgroup.members()
+        if not members or time.monotonic() > deadline:
+            break
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.005)
+    cgroup.destroy()
+
+
+def rfc3339(ns: int) -> str:
+    """Go's time.RFC3339Nano in UTC, as runc's created field."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
+    fraction = f"{ns % 1_000_000_000:09d}".rstrip("0")
+    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
+
+
+def _hooks_of(entries: dict | None, spec: dict, container_id: str, bundle: str):
+    """runtime.hooks.Hooks for config.json's (or state.json's) hooks, None without any."""
+    if entries is None:
+        return None
+    from berth.runtime.hooks import Hooks  # only bundles with hooks import it
+
+    return Hooks(entries, {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "bundle": bundle,
+                           "annotations": spec.get("annotations") or {}})
+
+
+def _warn_on_failure(hooks, kind: str, pid: int, status: str) -> None:
+    """poststart and poststop: a failure is a warning, the operation goes on (runtime-spec 1.0)."""
+    try:
+        hooks.run(kind, pid, status)
+    except BerthError as err:
+        print(f"berth-runtime: warning: {err}", file=sys.stderr)
+
+
+def start(root: str, container_id: str) -> None:
+    container = Container.load(root, container_id)
+    status = container.status()
+    if status != "created":
+        raise Conflict("cannot start a container that has stopped" if status == "stopped"
+                       else f"cannot start an already {status} container")
+    fifo = os.path.join(container.directory, EXEC_FIFO)
+    fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        started = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
+    finally:
+        os.close(fd)
+        os.unlink(fifo)
+    if started[:1] == b"1":
+        raise BerthError(started[1:].decode(errors="replace"))
+    if not started:
+        raise BerthError("container init exited before it could start its process")
+    hooks = _hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
+    if hooks is not None:
+        _warn_on_failure(hooks, "poststart", container.pid, "running")
+
+
+def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
+    container = Container.load(root, container_id)
+    status = container.status()
+    if all_processes:  # runc: every process of the cgroup, frozen meanwhile so none forks away
+        cgroup = container.cgroup()
+        cgroup.freeze()
+        try:
+            for pid in cgroup.members():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if status != "paused" or sig == signal.SIGKILL:
+                cgroup.thaw()
+        return
+    if status == "stopped":
+        raise Conflict("container not running")
+    os.kill(container.pid, sig)
+    if status == "paused" and sig == signal.SIGKILL:  # a frozen task dies only once thawed
+        container.cgroup().thaw()
+
+
+def delete(root: str, container_id: str, force: bool) -> None:
+    try:
+        container = Container.load(root, container_id)
+    except NotFound:
+        # runc: an aborted create can leave the directory without state.json; it goes, and
+        # --force makes a missing container no error
+        remove_tree(os.path.join(root, container_id))
+        if force:
+            return
+        raise
+    status = container.status()
+    if status in ("running", "paused") and not force:
+        raise Conflict(f"cannot delete container {container_id} that is not stopped: {status}")
+    if status != "stopped":
+        try:
+            os.kill(container.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _empty_and_remove(container.cgroup())
+    remove_tree(container.directory)
+    hooks = _hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
+    if hooks is not None:
+        _warn_on_failure(hooks, "poststop", 0, "stopped")
+
+
+def containers(root: str) -> list[Container]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        try:
+            found.append(Container.load(root, name))
+        except (NotFound, BerthError, NotADirectoryError):
+            continue  # not a container (the seccomp cache), or one half made
+    return found
+
+
+# The verbs as runtime/cli dispatches them: (options, flags, container id, other args) -> exit code.
+
+
+def cmd_create(options, flags: dict, container_id: str, rest: list[str]) -> int:
+    _no_more(rest)
+    create(options, container_id, flags.get("bundle") or ".", flags)
+    return 0
+
+
+def cmd_start(options, flags: dict, container_id: str, rest: list[str]) -> int:
+    _no_more(rest)
+    start(options.root, container_id)
+    return 0
+
+
+def cmd_run(options, flags: dict, container_id: str, rest: list[str]) -> int:
+    from berth.runtime.container import become_subreaper  # lazy: only run, as create
+    from berth.runtime.reap import wait_exit_code  # lazy: only run waits
+
+    _no_more(rest)
+    detach = flags.get("detach", False)
+    if not detach and not flags.get("no-subreaper"):
+        become_subreaper()
+    container = create(options, container_id, flags.get("bundle") or ".", flags)
+    try:
+        start(options.root, container_id)
+    except BaseException:
+        delete(options.root, container_id, force=True)
+        raise
+    if detach:
+        return 0
+    code = wait_exit_code(container.pid)
+    if not flags.get("keep"):
+        delete(options.root, container_id, force=True)
+    return code
+
+
+def cmd_state(options, flags: dict, container_id: str, rest: list[str]) -> int:
+    _no_more(rest)
+    print(json.dumps(Container.load(options.root, container_id).oci_state(), indent=2))
+    return 0
+
+
+def cmd_kill(options, flags: dict, container_id: str, rest: list[str]) -> int:
+    if len(rest) > 1:
+        raise InvalidArgument(f"kill: too many arguments: {' '.join(rest)}")
+    raw = rest[0] if rest else "SIGTERM"
+    try:
+        sig = parse_signal(raw)
+    except InvalidArgument:
+        raise InvalidArgument(f"unknown signal {raw!r}") from None
+    kill(options.root, container_id, sig, flags.get("all", False))
+    return 0
+
+
+def cmd_delete(options, flags: dict, container_id: str, rest: list[str]) -> int:
+    _no_more(rest)
+    delete(options.root, container_id, flags.get("force", False))
+    return 0
+
+
+def cmd_list(options, flags: dict, container_id: None, rest: list[str]) -> int:
+    _no_more(rest)
+    found = [container.oci_state() for container in containers(options.root)]
+    if flags.get("quiet"):
+        sys.stdout.write("".join(state["id"] + "\n" for state in found))
+        return 0
+    if flags.get("format", "table") == "json":
+        for state in found:
+            state["owner"] = "root"
+        print(json.dumps(found) if found else "null")
+        return 0
+    if flags.get("format", "table") != "table":
+        raise InvalidArgument(f"invalid format option: {flags['format']}")
+    from berth.gotemplate.tabwriter import tabwrite  # lazy: only the table
+
+    lines = ["ID\tPID\tSTATUS\tBUNDLE\tCREATED\tOWNER"]
+    lines += [f"{s['id']}\t{s['pid']}\t{s['status']}\t{s['bundle']}\t{s['created']}\troot" for s in found]
+    sys.stdout.write(tabwrite("\n".join(lines) + "\n", minwidth=12, padding=3))
+    return 0
+
+
+def _no_more(rest: list[str]) -> None:
+    if rest:
+        raise InvalidArgument(f"unexpected arguments: {' '.join(rest)}")
