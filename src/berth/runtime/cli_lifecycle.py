@@ -15,6 +15,14 @@ from berth.signals import parse_signal
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 SUPPORTED_SPEC = (1,)  # runtime-spec major versions we run
+# runc's specconv.AllowedDevices: appended to every container's device rules, whatever the
+# config says (docker's own list leaves out /dev/full, the pty devices and mknod).
+ALLOWED_DEVICES = (
+    {"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"},
+    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+      for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 2), (10, 200))),
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+)
 SYSTEMD_MISSING = "systemd cgroup flag passed, but systemd support for managing cgroups is not available"
 
 
@@ -144,6 +152,8 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
         linux["cgroupsPath"] = systemd_cgroups_path(linux.get("cgroupsPath"), container_id)
     else:
         linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
+    resources = linux.setdefault("resources", {})
+    resources["devices"] = [*(resources.get("devices") or ()), *ALLOWED_DEVICES]
     if (spec.get("process") or {}).get("terminal") and not flags.get("console-socket"):
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
