@@ -23,7 +23,7 @@ ALLOWED_DEVICES = (
       for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 2), (10, 200))),
     {"allow": True, "type": "c", "major": 136, "access": "rwm"},
 )
-SYSTEMD_MISSING = "systemd cgroup flag passed, but systemd support for managing cgroups is not available"
+SYSTEMD_MISSING = "systemd not running on this host, cannot use systemd cgroups manager"  # runc 1.1
 
 
 class Container:

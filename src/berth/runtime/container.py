@@ -288,6 +288,8 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         if plan.seccomp is not None and no_new_privileges:
             _load_seccomp(plan.seccomp, kernel)
         if fifo_fd is not None:
+            if proc.get("args"):  # runc's check: a command that is not there fails create, not start
+                process.find_executable(proc["args"][0], proc.get("env") or [], kernel)
             _wait_for_start(plan, status_w, fifo_fd, proc, kernel)
         elif plan.hooks is not None:
             plan.hooks.run("startContainer", kernel.getpid(), "created", proc.get("env") or [])
