@@ -1,10 +1,14 @@
-"""`berth-runtime`, runc's command line over an OCI bundle: create/start/state/kill/delete/run.
+"""`berth-runtime`, runc's command line over an OCI bundle: create/start/state/kill/delete/run, exec,
+ps, pause/resume, update, list, events, features, checkpoint, the global flags and bad input.
 
 In crun's style: `base_config()` builds the OCI config dict, each test changes what it needs,
 writes a bundle (busybox rootfs + config.json) and drives the real binary."""
 
+import array
 import json
 import os
+import re
+import socket
 import subprocess
 import uuid
 
@@ -325,3 +329,295 @@ def _alive(pid: int) -> bool:
             return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
     except FileNotFoundError:
         return False
+
+
+# -- the rest of runc's verbs and global flags ----------------------------------------------------
+
+
+def _running(runtime, *args: str, config: dict | None = None) -> str:
+    """A started container running `args` (default: a long sleep); its id."""
+    container_id = runtime.new_id()
+    runtime.write_config(config or base_config(container_id, *(args or ("sleep", "100"))))
+    created, _ = runtime.create(container_id)
+    assert created.returncode == 0, created.stderr
+    started = runtime("start", container_id)
+    assert started.returncode == 0, started.stderr
+    return container_id
+
+
+def _cgroup_file(container_id: str, controller: str, name: str) -> str:
+    for path in cgroup_dirs(container_id):
+        if os.path.exists(os.path.join(path, name)) and (controller in path or "cgroup.controllers" in
+                                                         os.listdir(path)):
+            with open(os.path.join(path, name)) as f:
+                return f.read().strip()
+    raise AssertionError(f"no {name} for {container_id}")
+
+
+def test_version_is_in_runcs_format(runtime):
+    result = runtime("--version")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("berth-runtime version ") and lines[1].startswith("commit: ")
+    assert lines[2].startswith("spec: 1.")
+
+
+def test_exec_runs_in_the_container_and_returns_its_exit_code(runtime):
+    container_id = _running(runtime)
+    result = runtime("exec", container_id, "sh", "-c", "hostname; echo $$; tr '\\0' ' ' < /proc/1/cmdline; exit 3")
+    assert result.returncode == 3, result.stderr
+    hostname, pid, *init = result.stdout.split()
+    assert hostname == "berth-rt-test" and int(pid) > 1 and init == ["sleep", "100"]  # its pid namespace
+    flags = runtime("exec", "--env", "FOO=bar", "--cwd", "/tmp", "--user", "1000:1001", container_id,
+                    "sh", "-c", "echo $FOO; pwd; id -u; id -g")
+    assert flags.stdout.split() == ["bar", "/tmp", "1000", "1001"], flags.stderr
+    process = runtime.tmp / "process.json"
+    process.write_text(json.dumps({"args": ["sh", "-c", "echo from-process-json; exit 4"], "cwd": "/",
+                                   "env": [f"PATH={DEFAULT_PATH}"], "user": {"uid": 0, "gid": 0}}))
+    from_file = runtime("exec", "--process", str(process), container_id)
+    assert (from_file.returncode, from_file.stdout) == (4, "from-process-json\n"), from_file.stderr
+
+
+def test_exec_joins_the_cgroup_and_detaches_with_a_pid_file(runtime):
+    container_id = _running(runtime)
+    pid_file = str(runtime.tmp / "exec.pid")
+    result = _exec_detached(runtime, "--pid-file", pid_file, container_id, "sleep", "50")
+    assert result.returncode == 0
+    pid = int(open(pid_file).read())
+    listed = runtime("ps", "--format", "json", container_id)
+    assert sorted(json.loads(listed.stdout)) == sorted([runtime.state(container_id)["pid"], pid])
+    table = runtime("ps", container_id)
+    assert table.stdout.splitlines()[0].split()[:2] == ["UID", "PID"]
+    assert len(table.stdout.splitlines()) == 3 and "sleep 50" in table.stdout
+
+
+def _exec_detached(runtime, *args: str) -> subprocess.CompletedProcess:
+    """exec -d, its stdio not on pipes: the process keeps them, so a pipe would never end."""
+    return subprocess.run([runtime.binary, "--root", runtime.state_root, "exec", "-d", *args], timeout=60,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_exec_with_added_cap(runtime):
+    container_id = _running(runtime)
+    result = runtime("exec", "--cap", "CAP_SYS_ADMIN", container_id, "grep", "CapEff", "/proc/self/status")
+    assert int(result.stdout.split()[1], 16) == DEFAULT_CAPS_MASK | 1 << 21, result.stderr
+
+
+def test_exec_in_a_stopped_container_fails(runtime):
+    container_id = _running(runtime, "true")
+    runtime.wait_for(container_id, "stopped")
+    refused(runtime("exec", container_id, "true"), 1, "cannot exec in a stopped container")
+
+
+def test_pause_and_resume(runtime):
+    container_id = _running(runtime)
+    assert runtime("pause", container_id).returncode == 0
+    assert runtime.state(container_id)["status"] == "paused"
+    assert _cgroup_file(container_id, "freezer", "freezer.state") == "FROZEN" if not os.path.exists(
+        "/sys/fs/cgroup/cgroup.controllers") else True
+    refused(runtime("exec", container_id, "true"), 1, "cannot exec in a paused container")
+    refused(runtime("delete", container_id), 1, "that is not stopped: paused")
+    assert runtime("resume", container_id).returncode == 0
+    assert runtime.state(container_id)["status"] == "running"
+    refused(runtime("resume", container_id), 1, "container not paused")
+
+
+def test_kill_of_a_paused_container_kills_it(runtime):
+    container_id = _running(runtime)
+    assert runtime("pause", container_id).returncode == 0
+    assert runtime("kill", container_id, "9").returncode == 0
+    runtime.wait_for(container_id, "stopped")
+
+
+def test_kill_all_signals_every_process_of_the_cgroup(runtime):
+    container_id = _running(runtime)
+    pid_file = str(runtime.tmp / "exec.pid")
+    assert _exec_detached(runtime, "--pid-file", pid_file, container_id, "sleep", "60").returncode == 0
+    extra = int(open(pid_file).read())
+    assert runtime("kill", "--all", container_id, "SIGKILL").returncode == 0
+    wait_for(lambda: not _alive(extra), what="the exec'd process to die")
+    runtime.wait_for(container_id, "stopped")
+    refused(runtime("kill", container_id, "NOSUCHSIGNAL"), 1, "unknown signal")
+
+
+def test_update_memory_flag_and_resources_on_stdin(runtime):
+    container_id = _running(runtime)
+    assert runtime("update", "--memory", "64m", "--pids-limit", "40", container_id).returncode == 0
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        assert _cgroup_file(container_id, "", "memory.max") == str(64 << 20)
+    else:
+        assert _cgroup_file(container_id, "memory", "memory.limit_in_bytes") == str(64 << 20)
+    assert _cgroup_file(container_id, "pids", "pids.max") == "40"
+    result = subprocess.run([runtime.binary, "--root", runtime.state_root, "update", "--resources", "-", container_id],
+                            input='{"pids": {"limit": 50}}', capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert _cgroup_file(container_id, "pids", "pids.max") == "50"
+    bad = subprocess.run([runtime.binary, "--root", runtime.state_root, "update", "-r", "-", container_id],
+                         input="{not json", capture_output=True, text=True, timeout=30)
+    refused(bad, 1, "invalid JSON")
+
+
+def test_list_table_json_and_quiet(runtime):
+    container_id = _running(runtime)
+    table = runtime("list")
+    assert table.stdout.split()[:6] == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    assert container_id in table.stdout and "running" in table.stdout
+    listed = json.loads(runtime("list", "--format", "json").stdout)
+    assert [(c["id"], c["status"], c["bundle"]) for c in listed] == [(container_id, "running", runtime.bundle)]
+    assert runtime("list", "-q").stdout == container_id + "\n"
+
+
+def test_events_stats_is_one_json_object(runtime):
+    container_id = _running(runtime)
+    result = runtime("events", "--stats", container_id)
+    event = json.loads(result.stdout)
+    assert event["type"] == "stats" and event["id"] == container_id
+    assert event["data"]["pids"]["current"] == 1
+    assert event["data"]["memory"]["usage"]["usage"] > 0 and event["data"]["cpu"]["usage"]["total"] > 0
+
+
+def test_features_is_runtime_spec_features_json(runtime):
+    features = json.loads(runtime("features").stdout)
+    assert features["ociVersionMin"] == "1.0.0" and features["ociVersionMax"].startswith("1.")
+    assert features["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+                                 "poststop"]
+    assert "CAP_SYS_ADMIN" in features["linux"]["capabilities"] and "rbind" in features["mountOptions"]
+    assert set(features["linux"]["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "user", "uts"}
+
+
+def test_checkpoint_and_restore_are_refused_clearly(runtime):
+    container_id = _running(runtime)
+    refused(runtime("checkpoint", "--image-path", str(runtime.tmp / "img"), container_id), 1, "not supported")
+    refused(runtime("restore", container_id), 1, "not supported")
+    assert runtime.state(container_id)["status"] == "running"
+
+
+def test_errors_go_to_the_json_log_the_shim_reads(runtime):
+    log = runtime.tmp / "log.json"
+    result = runtime("--log", str(log), "--log-format", "json", "state", "rt-missing")
+    assert result.returncode == 1
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entries[-1]["level"] == "error" and "container does not exist" in entries[-1]["msg"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", entries[-1]["time"])
+
+
+def test_console_socket_gets_exactly_one_fd_the_pty_master(runtime):
+    container_id = runtime.new_id()
+    config = base_config(container_id, "sh", "-c", "tty")
+    config["process"]["terminal"] = True
+    runtime.write_config(config)
+    path = str(runtime.tmp / "console.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(30)
+    creating = subprocess.Popen([runtime.binary, "--root", runtime.state_root, "create", "-b", runtime.bundle,
+                                 "--console-socket", path, container_id], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        conn, _ = server.accept()
+        _, ancillary, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(4 * 8))
+        conn.close()
+        fds = [fd for _, _, data in ancillary for fd in array.array("i", data)]
+        assert creating.wait(30) == 0, creating.stderr.read()
+        assert len(fds) == 1
+        master = fds[0]
+        assert os.major(os.fstat(master).st_rdev) == 5  # the pty multiplexer (ptmx): a master
+        assert runtime("start", container_id).returncode == 0
+        assert os.read(master, 100).startswith(b"/dev/pts/0")
+        os.close(master)
+    finally:
+        server.close()
+        if creating.poll() is None:
+            creating.kill()
+            creating.wait()
+
+
+def test_preserve_fds_passes_fd_3_into_the_container(runtime):
+    container_id = runtime.new_id()
+    runtime.write_config(base_config(container_id, "sh", "-c", "echo through-fd-3 >&3"))
+    read_end, write_end = os.pipe()
+    try:
+        result = subprocess.run([runtime.binary, "--root", runtime.state_root, "run", "--preserve-fds", "1", "-b",
+                                 runtime.bundle, container_id], stdin=subprocess.DEVNULL, capture_output=True,
+                                timeout=60, close_fds=False, preexec_fn=lambda: os.dup2(write_end, 3))
+        os.close(write_end)
+        assert result.returncode == 0, result.stderr
+        assert os.read(read_end, 100) == b"through-fd-3\n"
+    finally:
+        os.close(read_end)
+
+
+def test_delete_force_of_a_missing_container_succeeds(runtime):
+    assert runtime("delete", "--force", "rt-never-made").returncode == 0
+    refused(runtime("delete", "rt-never-made"), 1, "container does not exist")
+
+
+# -- bad input: a clear error, exit 1, nothing left behind -------------------------------------
+
+
+def _nothing_left(runtime, container_id: str) -> None:
+    assert not os.path.exists(os.path.join(runtime.state_root, container_id))
+    assert cgroup_dirs(container_id) == []
+
+
+def test_malformed_config_is_refused_cleanly(runtime):
+    container_id = runtime.new_id()
+    with open(os.path.join(runtime.bundle, "config.json"), "w") as f:
+        f.write('{"ociVersion": "1.0.2", "process": ')
+    refused(runtime.create(container_id)[0], 1, "invalid JSON")
+    _nothing_left(runtime, container_id)
+
+
+def test_missing_config_is_refused_cleanly(runtime):
+    container_id = runtime.new_id()
+    refused(runtime("create", "-b", str(runtime.tmp), container_id), 1, "config.json not found")
+    _nothing_left(runtime, container_id)
+
+
+def test_unsupported_spec_version_is_refused_cleanly(runtime):
+    container_id = runtime.new_id()
+    config = base_config(container_id, "true")
+    config["ociVersion"] = "2.0.0"
+    runtime.write_config(config)
+    refused(runtime.create(container_id)[0], 1, "unsupported spec version")
+    _nothing_left(runtime, container_id)
+
+
+def test_missing_command_fails_create_not_start(runtime):
+    """runc's check: create looks the command up, so a typo never leaves a created container."""
+    container_id = runtime.new_id()
+    runtime.write_config(base_config(container_id, "no-such-command"))
+    refused(runtime.create(container_id)[0], 1, 'exec: "no-such-command": executable file not found')
+    _nothing_left(runtime, container_id)
+
+
+def test_unknown_verb_and_flag_are_refused(runtime):
+    refused(runtime("frobnicate", "x"), 1, "unknown command")
+    refused(runtime("create", "--frobnicate", "x"), 1, "flag provided but not defined: -frobnicate")
+    refused(runtime("--frobnicate", "state", "x"), 1, "flag provided but not defined")
+    refused(runtime("state", "../escape"), 1, "invalid id format")
+
+
+def test_systemd_cgroup_without_systemd_is_refused_cleanly(runtime):
+    assert not os.path.isdir("/run/systemd/system"), "this test is for hosts without systemd"
+    container_id = runtime.new_id()
+    runtime.write_config(base_config(container_id, "true"))
+    refused(runtime("--systemd-cgroup", "create", "-b", runtime.bundle, container_id), 1,
+            "systemd not running on this host")
+    _nothing_left(runtime, container_id)
+
+
+def test_state_dir_on_a_read_only_filesystem_is_refused_cleanly(runtime):
+    read_only = runtime.tmp / "ro-root"
+    read_only.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(read_only)], check=True)
+    try:
+        container_id = runtime.new_id()
+        runtime.write_config(base_config(container_id, "true"))
+        result = subprocess.run([runtime.binary, "--root", str(read_only), "create", "-b", runtime.bundle,
+                                 container_id], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        refused(result, 1, "read-only file system")
+        assert os.listdir(read_only) == [] and cgroup_dirs(container_id) == []
+    finally:
+        subprocess.run(["umount", str(read_only)], check=True)
