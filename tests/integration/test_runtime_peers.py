@@ -44,6 +44,22 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def _started(peer_class, image_tar: str):
+    """A module's peer: started with the image loaded, closed (and all it made gone) at the end."""
+    peer = peer_class(image_tar)
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+def _discard(base: str, cgroup_parent: str) -> None:
+    """What a stopped peer leaves: mounts under its directory, its cgroups, the directory."""
+    _unmount_under(base)
+    _remove_cgroup_tree(cgroup_parent)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def _unmount_under(path: str) -> None:
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f]
@@ -157,18 +173,12 @@ class Containerd:
         finally:
             _stop(self.process)
             self.log.close()
-            _unmount_under(self.base)
-            _remove_cgroup_tree(self.namespace)
-            shutil.rmtree(self.base, ignore_errors=True)
+            _discard(self.base, self.namespace)
 
 
 @pytest.fixture(scope="module")
 def containerd(image_tar):
-    daemon = Containerd(image_tar)
-    try:
-        yield daemon
-    finally:
-        daemon.close()
+    yield from _started(Containerd, image_tar)
 
 
 def _cgroup_of(namespace: str, container_id: str) -> list[str]:
@@ -332,20 +342,14 @@ class Dockerd:
         finally:
             _stop(self.process)
             self.log.close()
-            _unmount_under(self.base)
             if self.bridge:
                 subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-            _remove_cgroup_tree(self.cgroup_parent)
-            shutil.rmtree(self.base, ignore_errors=True)
+            _discard(self.base, self.cgroup_parent)
 
 
 @pytest.fixture(scope="module")
 def dockerd(image_tar):
-    daemon = Dockerd(image_tar)
-    try:
-        yield daemon
-    finally:
-        daemon.close()
+    yield from _started(Dockerd, image_tar)
 
 
 DOCKER_SHOW = ("grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status; cat /sys/fs/cgroup/memory/memory.limit_in_bytes;"
@@ -453,18 +457,12 @@ class Podman:
             self.podman(RUNC, "rm", "-af", "-t", "0")
             self.podman(RUNC, "rmi", "-af")
         finally:
-            _unmount_under(self.base)
-            _remove_cgroup_tree(self.cgroup_parent)
-            shutil.rmtree(self.base, ignore_errors=True)
+            _discard(self.base, self.cgroup_parent)
 
 
 @pytest.fixture(scope="module")
 def podman(image_tar):
-    store = Podman(image_tar)
-    try:
-        yield store
-    finally:
-        store.close()
+    yield from _started(Podman, image_tar)
 
 
 def _podman_steps(podman: Podman, runtime: str) -> list:
