@@ -1,0 +1,82 @@
+"""berth-runtime's command line as go-runc, conmon and people write it (Go's flag package rules),
+and what it makes of the parts that need no kernel: resources from update's flags, exec's process
+from its flags, the systemd cgroup path, runc's version text."""
+
+import pytest
+
+from berth.errors import InvalidArgument
+from berth.runtime.cli import ALIASES, COMMANDS, parse_flags, parse_globals, validate_id, version_text
+
+
+def test_go_flag_forms_and_the_first_non_flag_ends_them():
+    flags, rest = parse_flags(["--bundle", "/b", "-pid-file=/p", "--no-pivot", "id", "--not-a-flag"],
+                              COMMANDS["create"], ALIASES)
+    assert flags == {"bundle": "/b", "pid-file": "/p", "no-pivot": True}
+    assert rest == ["id", "--not-a-flag"]
+
+
+def test_aliases_repeatable_lists_and_double_dash():
+    flags, rest = parse_flags(["-d", "-e", "A=1", "--env=B=2", "-t", "--", "id", "sh"], COMMANDS["exec"], ALIASES)
+    assert flags == {"detach": True, "env": ["A=1", "B=2"], "tty": True}
+    assert rest == ["id", "sh"]
+
+
+def test_ints_and_bools_with_values():
+    flags, _ = parse_flags(["--preserve-fds", "2", "--no-new-keyring=false", "x"], COMMANDS["create"], ALIASES)
+    assert flags == {"preserve-fds": 2, "no-new-keyring": False}
+    with pytest.raises(InvalidArgument, match="parse error"):
+        parse_flags(["--preserve-fds", "two", "x"], COMMANDS["create"], ALIASES)
+
+
+def test_unknown_and_valueless_flags_are_refused():
+    with pytest.raises(InvalidArgument, match="flag provided but not defined: -nope"):
+        parse_flags(["--nope", "x"], COMMANDS["start"], ALIASES)
+    with pytest.raises(InvalidArgument, match="flag needs an argument: -bundle"):
+        parse_flags(["--bundle"], COMMANDS["create"], ALIASES)
+
+
+def test_globals_as_containerd_passes_them():
+    options, _, rest = parse_globals(["--root", "/run/r", "--log", "/b/log.json", "--log-format", "json",
+                                      "--systemd-cgroup", "create", "--bundle", "/b", "id"])
+    assert (options.root, options.log, options.log_format, options.systemd_cgroup) == \
+        ("/run/r", "/b/log.json", "json", True)
+    assert rest == ["create", "--bundle", "/b", "id"]
+    with pytest.raises(InvalidArgument, match="invalid log-format"):
+        parse_globals(["--log-format", "xml", "state", "x"])
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a b", "é"])
+def test_ids_that_name_no_plain_directory_are_refused(bad):
+    with pytest.raises(InvalidArgument, match="invalid id format"):
+        validate_id(bad)
+
+
+def test_version_text_has_runcs_three_lines():
+    first, commit, spec = version_text().splitlines()
+    assert first.startswith("berth-runtime version ") and commit.startswith("commit: ")
+    assert spec.startswith("spec: 1.")
+
+
+def test_update_flags_become_linux_resources():
+    from berth.runtime.cli_cgroup import resources_of
+
+    flags, _ = parse_flags(["--memory", "64m", "--memory-swap", "-1", "--cpu-shares", "512", "--pids-limit", "9",
+                            "--cpuset-cpus", "0", "x"], COMMANDS["update"], ALIASES)
+    assert resources_of(flags) == {"memory": {"limit": 64 << 20, "swap": -1}, "cpu": {"shares": 512, "cpus": "0"},
+                                   "pids": {"limit": 9}}
+
+
+def test_exec_flags_change_the_containers_process():
+    from berth.runtime.cli_exec import process_of
+    from berth.runtime.cli_lifecycle import Container
+
+    container = Container("/nonexistent", "c", {"process": {
+        "args": ["sleep", "1"], "env": ["PATH=/bin"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]}}})
+    flags, rest = parse_flags(["-e", "X=1", "--cwd", "/tmp", "-u", "5:6", "--cap", "CAP_NET_ADMIN", "-t", "c", "sh"],
+                              COMMANDS["exec"], ALIASES)
+    process = process_of(container, flags, rest[1:])
+    assert process["args"] == ["sh"] and process["env"] == ["PATH=/bin", "X=1"] and process["cwd"] == "/tmp"
+    assert process["user"] == {"uid": 5, "gid": 6} and process["terminal"] is True
+    assert process["capabilities"]["effective"] == ["CAP_KILL", "CAP_NET_ADMIN"]
+    assert container.state["process"]["args"] == ["sleep", "1"]  # the record is not changed
