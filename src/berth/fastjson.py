@@ -46,9 +46,25 @@ def loads_object(text: str | bytes) -> dict:
     return value
 
 def dumps(value, indent: int | None = None) -> str:
-    """Compact JSON (`{"a":1}`) like Go's json.Marshal; `indent` uses the stdlib encoder."""
+    """Compact JSON (`{"a":1}`) like Go's json.Marshal; with `indent`, json.MarshalIndent's
+    layout (the stdlib's with indent=, ensure_ascii=False)."""
     if indent is not None:
-        import json  # lazy: ~8 ms, only indented output
-
-        return json.dumps(value, indent=indent, ensure_ascii=False)
+        return _indented(value, " " * indent, "\n")
     return "".join(_encode(value, 0))
+
+
+def _indented(value, step: str, newline: str) -> str:
+    inner = newline + step
+    if isinstance(value, dict) and value:
+        items = (_encode(_key(k), 0)[0] + ": " + _indented(v, step, inner) for k, v in value.items())
+        return "{" + inner + ("," + inner).join(items) + newline + "}"
+    if isinstance(value, (list, tuple)) and value:
+        return "[" + inner + ("," + inner).join(_indented(v, step, inner) for v in value) + newline + "]"
+    return "".join(_encode(value, 0))
+
+
+def _key(key) -> str:
+    """A key as the stdlib writes a non-string one (True -> "true", None -> "null")."""
+    if isinstance(key, str):
+        return key
+    return "".join(_encode(key, 0)) if key is None or isinstance(key, bool) else str(key)

@@ -38,3 +38,12 @@ def test_torn_input_is_a_value_error_where_json_was_never_imported():
     result = subprocess.run([sys.executable, "-I", "-S", "-c", script, SRC, *TORN], capture_output=True, text=True)
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.split() == ["ValueError"] * len(TORN)
+
+
+def test_indented_output_is_the_stdlibs_without_importing_json():
+    import json as stdlib
+
+    for value in ({"a": 1, "b": {"c": [1, 2, {"d": None}], "e": {}}, "f": [], "g": 'é"x', "h": 1.5, "i": True},
+                  [], {}, "x", [{"a": []}], {1: 2, True: 3, None: 4}):
+        for indent in (2, 4):
+            assert fastjson.dumps(value, indent=indent) == stdlib.dumps(value, indent=indent, ensure_ascii=False)
