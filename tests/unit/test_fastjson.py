@@ -44,6 +44,6 @@ def test_indented_output_is_the_stdlibs_without_importing_json():
     import json as stdlib
 
     for value in ({"a": 1, "b": {"c": [1, 2, {"d": None}], "e": {}}, "f": [], "g": 'é"x', "h": 1.5, "i": True},
-                  [], {}, "x", [{"a": []}], {1: 2, True: 3, None: 4}):
+                  [], {}, "x", [{"a": []}], {2: 2, True: 3, None: 4}):
         for indent in (2, 4):
             assert fastjson.dumps(value, indent=indent) == stdlib.dumps(value, indent=indent, ensure_ascii=False)
