@@ -1,9 +1,10 @@
 """berth-runtime against runc (and crun where installed) on the same bundle, in one run, taking
 turns: create+start+wait+delete of /bin/true (what a shim does, each verb a process of its own)
 and `run` of /bin/true (the same in one process). Medians, p90 and the ratio to berth-runtime;
-DESIGN's budget: faster than runc.
+Then `ctr run --rm` of busybox `true` end to end through a private containerd with each
+(--ctr-runs, 0 to skip). DESIGN's budget: faster than runc.
 
-Usage: /opt/berth/venv/bin/python3 bench/runtime.py [--runs 30] [--berth-runtime PATH]"""
+Usage: /opt/berth/venv/bin/python3 bench/runtime.py [--runs 30] [--ctr-runs 10] [--berth-runtime PATH]"""
 
 import argparse
 import json
@@ -19,7 +20,7 @@ import uuid
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [os.path.join(REPO, "tests"), os.path.join(REPO, "tests", "integration")]
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import print_table, summary  # noqa: E402
+from common import BerthRoot, print_table, summary  # noqa: E402
 from test_runtime_cli import base_config  # noqa: E402  (the tests' OCI config: docker's defaults)
 
 
@@ -62,9 +63,34 @@ def run_once(binary: str, root: str, bundle: str) -> float:
     return time.perf_counter() - begin
 
 
+def ctr_end_to_end(runtimes: dict, runs: int, base: str) -> dict:
+    """`ctr run --rm` with each runtime as the runc shim's binary, taking turns (the tests'
+    private containerd, busybox saved by berth)."""
+    from test_runtime_peers import Containerd
+
+    image = os.path.join(base, "busybox-image.tar")
+    with BerthRoot() as root:
+        subprocess.run(root.cmd("save", "-o", image, "busybox:latest"), check=True)
+    containerd = Containerd(image)
+    samples = {name: [] for name in runtimes}
+    try:
+        for i in range(runs + 1):
+            for name, binary in runtimes.items():
+                begin = time.perf_counter()
+                done = containerd.ctr(*containerd.run_args(binary, "--rm"), containerd.image, f"b{name}{i}", "true")
+                if done.returncode != 0:
+                    raise SystemExit(f"ctr run with {name}: {done.stderr}")
+                if i:  # the first round warms up
+                    samples[name].append(time.perf_counter() - begin)
+    finally:
+        containerd.close()
+    return samples
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--ctr-runs", type=int, default=10)
     parser.add_argument("--berth-runtime", default=os.environ.get("BERTH_RUNTIME_BIN") or
                         shutil.which("berth-runtime") or "berth-runtime")
     args = parser.parse_args()
@@ -84,11 +110,15 @@ def main() -> None:
             for name, binary in runtimes.items():
                 samples["cycle"][name].append(cycle(binary, roots[name], bundle))
                 samples["run"][name].append(run_once(binary, roots[name], bundle))
+        if args.ctr_runs:
+            samples["ctr"] = ctr_end_to_end(runtimes, args.ctr_runs, base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print_table("create + start + wait + delete of /bin/true (4 processes of the runtime)",
                 list(samples["cycle"].items()))
     print_table("run of /bin/true (one process of the runtime)", list(samples["run"].items()))
+    if "ctr" in samples:
+        print_table("ctr run --rm busybox true, end to end (private containerd)", list(samples["ctr"].items()))
     for kind in ("cycle", "run"):
         ours, theirs = summary(samples[kind]["berth"])[0], summary(samples[kind]["runc"])[0]
         verdict = "within" if ours < theirs else "OVER"
