@@ -1,0 +1,62 @@
+"""`berth audit [OPTIONS] [CONTAINER...]`: each container's isolation report (berth.engine.audit) as
+text, JSON or a Go template, and `--strict` against a policy file."""
+
+import sys
+
+from berth.cli.flags import BOOL, STRING, Command, Flag, help_text, parse
+from berth.cli.output import print_json, render_one, render_table_text
+from berth.engine.audit import Policy, audit_containers, load_policy
+
+AUDIT = Command("audit", "berth audit [OPTIONS] [CONTAINER...]",
+                "Show where containers stand on the isolation ladder, each weakening with the flag that caused it",
+                [Flag("format", "f", STRING, None, "Format output: \"json\" (a JSON array), or a Go template run on "
+                                                   "each container's report"),
+                 Flag("policy", None, STRING, None, "Check each container against this policy file (JSON)"),
+                 Flag("strict", None, BOOL, False, "Exit with status 1 when a container is weaker than the policy "
+                                                   "(without --policy: when it has any weakening)")])
+
+ROWS = "table {{.Area}}\t{{.Setting}}\t{{.Status}}\t{{.Flag}}"
+HEADER = {"Area": "AREA", "Setting": "SETTING", "Status": "STATUS", "Flag": "FLAG"}
+
+
+def cmd_audit(engine, argv: list[str]) -> int:
+    opts, args = parse(AUDIT, argv)
+    if opts.help:
+        sys.stdout.write(help_text(AUDIT))
+        return 0
+    policy = load_policy(opts.policy) if opts.policy else Policy.strictest() if opts.strict else None
+    reports, missing = audit_containers(engine, args, policy)
+    if opts.format == "json":
+        print_json(reports)
+    elif opts.format and opts.format != "table":
+        for report in reports:
+            sys.stdout.write(render_one(opts.format, report) + "\n")
+    else:
+        sys.stdout.write("\n".join(text_report(report, policy is not None) for report in reports))
+    for error in missing:
+        print(f"Error: {error}", file=sys.stderr)
+    violating = [r for r in reports if r["Violations"]]
+    if violating:
+        count = sum(len(r["Violations"]) for r in violating)
+        print(f"{count} policy violation{'s' * (count != 1)} in {len(violating)} of {len(reports)} "
+              f"container{'s' * (len(reports) != 1)}", file=sys.stderr)
+    return 1 if missing or opts.strict and violating else 0
+
+
+def text_report(report: dict, checked: bool) -> str:
+    """One container's report as text: its checks as a table, then each weakening with what
+    it exposes and the stronger setting, then the policy's violations when one was applied."""
+    weakenings = report["Weakenings"]
+    lines = [f"{report['Name']} ({report['Id'][:12]}), image {report['Image']}: "
+             f"{len(weakenings)} weakening{'s' * (len(weakenings) != 1)}"]
+    lines += ["  " + line for line in render_table_text(ROWS, report["Checks"], HEADER).splitlines()]
+    if weakenings:
+        lines.append("  Weakenings:")
+        for w in weakenings:
+            lines.append(f"    {w['Flag']}: {w['Why']}")
+            if w["Stronger"]:
+                lines.append(f"      stronger: {w['Stronger']}")
+    if checked:
+        lines.append("  Policy violations:" if report["Violations"] else "  Policy: no violation")
+        lines += [f"    {v}" for v in report["Violations"]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,800 @@
+"""`berth audit`: where a container stands on the isolation ladder of Docker in Action (ch. 5-6),
+each weakening named with the flag that caused it and the stronger setting that would still
+work; and a policy (a JSON file) that containers are checked against.
+
+`audit()` and `Policy` are pure (a container record, the image's config and the other
+containers' records in; a report out); `audit_containers()` is the use case that reads them."""
+
+import os
+
+from berth import fastjson as json
+from berth.errors import InvalidArgument, NotFound
+from berth.runtime.caps import CAPS, DEFAULT_CAPS
+
+WEAKER, DEFAULT, STRONGER = "weaker", "default", "stronger"
+
+# The book's network archetypes, by NetworkMode (any other mode names a user network: bridged).
+NETWORK_RUNGS = {"none": "closed", "bridge": "bridged", "default": "bridged", "host": "open"}
+
+# What an added capability lets a process do, for the ones that matter most (others: their name).
+CAP_RISKS = {
+    "CAP_SYS_ADMIN": "mount, namespaces, most of root's powers: the usual way out of a container",
+    "CAP_NET_ADMIN": "configure interfaces, routes and firewall rules of its network namespace",
+    "CAP_SYS_PTRACE": "trace and inject code into processes it can see",
+    "CAP_SYS_MODULE": "load kernel modules: the host's kernel is its",
+    "CAP_SYS_RAWIO": "raw I/O ports and /dev/mem",
+    "CAP_DAC_READ_SEARCH": "read any file it can reach, and open host files by handle (the shocker escape)",
+    "CAP_SYS_TIME": "set the host's clock",
+    "CAP_SYS_BOOT": "reboot the host",
+    "CAP_SYS_NICE": "raise priorities and pin CPUs beyond its share",
+    "CAP_SYS_RESOURCE": "override resource limits",
+    "CAP_NET_BROADCAST": "broadcast and listen to multicast",
+    "CAP_MAC_ADMIN": "change the MAC (AppArmor, SELinux) policy",
+    "CAP_MAC_OVERRIDE": "ignore the MAC (AppArmor, SELinux) policy",
+    "CAP_BPF": "load BPF programs",
+    "CAP_PERFMON": "use perf events on the host's kernel",
+    "CAP_SYSLOG": "read the kernel's log and addresses",
+    "CAP_LINUX_IMMUTABLE": "change immutable and append-only file flags",
+    "CAP_IPC_LOCK": "lock memory",
+    "CAP_AUDIT_CONTROL": "change the kernel's audit rules",
+    "CAP_WAKE_ALARM": "wake the host from suspend",
+    "CAP_BLOCK_SUSPEND": "keep the host from suspending",
+    "CAP_CHECKPOINT_RESTORE": "checkpoint and restore processes",
+}
+
+# Host paths whose bind mount hands the container the host, and what each holds.
+SENSITIVE_PATHS = {
+    "/": "the host's whole filesystem",
+    "/etc": "the host's configuration (users, passwords, services)",
+    "/proc": "the host's /proc (every host process, kernel settings)",
+    "/sys": "the host's /sys (kernel and device settings)",
+    "/dev": "every host device node",
+    "/boot": "the host's kernel and boot loader",
+    "/root": "root's home on the host",
+    "/home": "the users' home directories",
+    "/usr": "the host's programs",
+    "/lib": "the host's libraries",
+    "/bin": "the host's programs",
+    "/sbin": "the host's programs",
+    "/run": "the host's runtime state and sockets (container engines' among them)",
+    "/var/run": "the host's runtime state and sockets (container engines' among them)",
+    "/var/lib/docker": "dockerd's state: every docker container's filesystem",
+    "/var/lib/berth": "berth's state: every berth container's filesystem",
+    "/var/lib/containers": "podman's state: every podman container's filesystem",
+    "/var/log": "the host's logs",
+}
+# An engine's API socket is root on the host: whoever talks to it runs privileged containers.
+ENGINE_SOCKETS = ("docker.sock", "berth.sock", "containerd.sock", "podman.sock", "crio.sock", "dockershim.sock")
+
+
+def check(area: str, setting: str, status: str, flag: str = "", why: str = "", stronger: str = "") -> dict:
+    """One row of a report: an area's setting, how it compares with docker's default, the flag
+    that caused it ("no --x" when the weakening is a flag left out), why it matters and the
+    stronger setting that would still work (when it can be inferred)."""
+    return {"Area": area, "Setting": setting, "Status": status, "Flag": flag, "Why": why, "Stronger": stronger}
+
+
+class Context:
+    """What an audit knows besides the container: the image's config and the other containers
+    (to name the ones a mode joins by name, and to tell whether a shareable IPC is joined)."""
+
+    __slots__ = ("image_config", "names", "ipc_joiners")
+
+    def __init__(self, image_config: dict | None = None, others: list[dict] = ()):
+        self.image_config = image_config or {}
+        self.names = {r["Id"]: r["Name"].lstrip("/") for r in others}
+        self.ipc_joiners: dict[str, list[str]] = {}
+        for r in others:
+            mode = (r.get("HostConfig") or {}).get("IpcMode") or ""
+            if mode.startswith("container:"):
+                self.ipc_joiners.setdefault(mode.partition(":")[2], []).append(r["Name"].lstrip("/"))
+
+    def name(self, container_id: str) -> str:
+        return self.names.get(container_id) or container_id[:12]
+
+
+# --- the areas of the ladder ---------------------------------------------------------------------
+
+
+def _network(record: dict, ctx: Context) -> tuple[str, list[dict]]:
+    mode = record["HostConfig"].get("NetworkMode") or "default"
+    if mode.startswith("container:"):
+        other = ctx.name(mode.partition(":")[2])
+        return "joined", [check("network", f"joined ({other})", WEAKER, f"--network container:{other}",
+                                f"shares {other}'s network stack: its interfaces, ports and localhost",
+                                f"--network NAME (a user network {other} is on too), reaching {other} by name")]
+    rung = NETWORK_RUNGS.get(mode, "bridged")
+    if rung == "closed":
+        return rung, [check("network", "closed", STRONGER, "--network none")]
+    if rung == "open":
+        return rung, [check("network", "open (host)", WEAKER, "--network host",
+                            "the host's network stack: every host interface and port, services bound to the "
+                            "host's localhost", _publish_instead(record))]
+    networks = sorted((record.get("NetworkSettings") or {}).get("Networks") or {}) or [mode]
+    flag = "" if mode in ("bridge", "default") else f"--network {mode}"
+    return rung, [check("network", f"bridged ({', '.join(networks)})", DEFAULT, flag)]
+
+
+def _publish_instead(record: dict) -> str:
+    """The -p flags that would serve what --network host serves: the ports the container asked
+    to publish (discarded in host mode) and the ones its image or --expose declare."""
+    ports = {}
+    for port, bindings in sorted((record["HostConfig"].get("PortBindings") or {}).items()):
+        for binding in bindings or [{}]:
+            host_ip, host_port = binding.get("HostIp") or "", binding.get("HostPort") or ""
+            ports.setdefault(port, []).append(f"{host_ip}:{host_port or port.split('/')[0]}".lstrip(":"))
+    for port in sorted(record["Config"].get("ExposedPorts") or {}):
+        ports.setdefault(port, [port.split("/")[0]])
+    if not ports:
+        return "the default bridge (leave out --network host), with -p for each port it serves"
+    flags = []
+    for port, hosts in ports.items():
+        number, _, proto = port.partition("/")
+        for host in hosts:
+            flags.append(f"-p {host}:{number}" + (f"/{proto}" if proto and proto != "tcp" else ""))
+    return " ".join(flags)
+
+
+def _ipc(record: dict, ctx: Context) -> tuple[str, list[dict]]:
+    mode = record["HostConfig"].get("IpcMode") or "private"
+    if mode == "private":
+        return "private", [check("ipc", "private", DEFAULT)]
+    if mode == "none":
+        return "none", [check("ipc", "none", STRONGER, "--ipc none")]
+    if mode == "shareable":
+        joiners = ctx.ipc_joiners.get(record["Id"]) or []
+        why = "other containers may join its System V IPC and /dev/shm (--ipc container:<it>)"
+        if joiners:
+            return "shareable", [check("ipc", "shareable", WEAKER, "--ipc shareable",
+                                       f"{why}; joined by {', '.join(sorted(joiners))}")]
+        return "shareable", [check("ipc", "shareable", WEAKER, "--ipc shareable", f"{why}; none does now",
+                                   "--ipc private (the default), when no container is to join it")]
+    if mode.startswith("container:"):
+        other = ctx.name(mode.partition(":")[2])
+        return "shared", [check("ipc", f"shared ({other})", WEAKER, f"--ipc container:{other}",
+                                f"shares System V IPC objects and /dev/shm with {other}")]
+    return "host", [check("ipc", "host", WEAKER, "--ipc host",
+                          "the host's System V IPC objects and /dev/shm",
+                          "--ipc shareable on one container and --ipc container:<it> on the other, when it "
+                          "shares memory only with a container")]
+
+
+def _pid(record: dict, ctx: Context) -> tuple[str, list[dict]]:
+    mode = record["HostConfig"].get("PidMode") or ""
+    if mode == "host":
+        return "host", [check("pid", "host", WEAKER, "--pid host",
+                              "sees every host process and, as its capabilities allow, signals and traces them",
+                              "--pid container:<x>, when it needs to see one container's processes")]
+    if mode.startswith("container:"):
+        other = ctx.name(mode.partition(":")[2])
+        return "shared", [check("pid", f"shared ({other})", WEAKER, f"--pid container:{other}",
+                                f"sees and can signal {other}'s processes")]
+    return "private", [check("pid", "private", DEFAULT)]
+
+
+def _uts(record: dict) -> tuple[str, list[dict]]:
+    if record["HostConfig"].get("UTSMode") == "host":
+        return "host", [check("uts", "host", WEAKER, "--uts host",
+                              "the host's hostname and domain name (changeable with CAP_SYS_ADMIN)",
+                              "--hostname NAME, when it only needs a name")]
+    return "private", [check("uts", "private", DEFAULT)]
+
+
+def is_root(user: str) -> bool:
+    """Is Config.User root? ("" is root, as "0", "root", "0:0" and "root:wheel"; a name that maps
+    to uid 0 in the container's own /etc/passwd is not read: that file is the container's.)"""
+    name = user.partition(":")[0]
+    return name in ("", "0", "root")
+
+
+def _user(record: dict, ctx: Context) -> tuple[str, bool, list[dict]]:
+    user = record["Config"].get("User") or ""
+    image_user = ctx.image_config.get("User") or ""
+    if not is_root(user):
+        return user, False, [check("user", user, STRONGER if user != image_user else DEFAULT,
+                                   f"--user {user}" if user != image_user else "")]
+    why = "runs as root: uid 0 is the host's uid 0 (berth has no user namespace remapping)"
+    if user != image_user and not is_root(image_user):
+        return "root", True, [check("user", user, WEAKER, f"--user {user}",
+                                    f"{why}; its image's USER is {image_user}",
+                                    f"leave out --user: the image runs as {image_user}")]
+    flag = f"--user {user}" if user and user != image_user else "no --user"
+    return "root", True, [check("user", user or "root", WEAKER, flag, why + (" (the image names no USER)"
+                                                                          if not image_user else ""),
+                                "--user UID:GID of a user that is not root")]
+
+
+def _short(cap: str) -> str:
+    return cap.removeprefix("CAP_")
+
+
+def _capabilities(record: dict) -> tuple[list[str], list[str], list[dict]]:
+    host = record["HostConfig"]
+    added = [c if c == "ALL" else "CAP_" + _short(c.upper()) for c in host.get("CapAdd") or ()]
+    dropped = [c if c == "ALL" else "CAP_" + _short(c.upper()) for c in host.get("CapDrop") or ()]
+    short_added, short_dropped = [_short(c) for c in added], [_short(c) for c in dropped]
+    if host.get("Privileged"):
+        return short_added, short_dropped, [check("capabilities", "all", WEAKER, "--privileged",
+                                                  "every capability of the host's root")]
+    rows = []
+    for cap in added:
+        if cap == "ALL":
+            rows.append(check("capabilities", "+ALL", WEAKER, "--cap-add ALL", "every capability of the host's root",
+                              "--cap-add for only the capabilities it needs"))
+        elif cap in DEFAULT_CAPS or "ALL" in added and cap != "ALL":
+            rows.append(check("capabilities", f"+{_short(cap)}", DEFAULT, f"--cap-add {_short(cap)}",
+                              "no effect: docker grants it by default"))
+        elif cap not in dropped or "ALL" in dropped:
+            rows.append(check("capabilities", f"+{_short(cap)}", WEAKER, f"--cap-add {_short(cap)}",
+                              CAP_RISKS.get(cap, f"{_short(cap)}, beyond docker's default set")))
+    for cap in dropped:
+        if cap == "ALL" or cap in DEFAULT_CAPS and cap not in added:
+            rows.append(check("capabilities", f"-{_short(cap)}", STRONGER, f"--cap-drop {_short(cap)}"))
+    if not rows:
+        rows.append(check("capabilities", f"docker's default {len(DEFAULT_CAPS)}", DEFAULT))
+    return short_added, short_dropped, rows
+
+
+def _privileged(record: dict) -> list[dict]:
+    host = record["HostConfig"]
+    if not host.get("Privileged"):
+        return [check("privileged", "no", DEFAULT)]
+    added = [f"--cap-add {_short(c)}" for c in host.get("CapAdd") or () if c != "ALL"]
+    devices = [m["Source"] for m in record.get("Mounts") or ()
+               if m.get("Type") == "bind" and (m.get("Source") or "").startswith("/dev/")]
+    if added or devices:
+        stronger = " ".join(added + [f"--device {d}" for d in devices]) + " without --privileged"
+    else:
+        stronger = "--cap-add and --device for only the capabilities and devices it needs"
+    return [check("privileged", "yes", WEAKER, "--privileged",
+                  "every capability and host device, no seccomp or AppArmor, /proc and /sys writable: root on "
+                  "the host", stronger)]
+
+
+def _seccomp_setting(record: dict) -> tuple[str, bool, str]:
+    """(the seccomp profile as the ladder names it, no-new-privileges?, AppArmor profile) from SecurityOpt."""
+    from berth.engine.security import security_options  # lazy: only audit reads SecurityOpt here
+
+    try:
+        options = security_options(record["HostConfig"].get("SecurityOpt"))
+    except InvalidArgument:  # a record written by something else: take nothing as granted
+        return "custom", False, ""
+    profile = options.seccomp_profile
+    seccomp = "default" if profile in ("", "builtin") else "unconfined" if profile == "unconfined" else "custom"
+    return seccomp, options.no_new_privileges, options.apparmor_profile
+
+
+def _seccomp(record: dict, seccomp: str) -> list[dict]:
+    if record["HostConfig"].get("Privileged"):
+        return [check("seccomp", "unconfined", WEAKER, "--privileged", "no system call filter")]
+    if seccomp == "default":
+        return [check("seccomp", "default", DEFAULT)]
+    if seccomp == "unconfined":
+        return [check("seccomp", "unconfined", WEAKER, "--security-opt seccomp=unconfined",
+                      "no system call filter: every syscall the kernel has (keyctl, bpf, unshare, mount...)",
+                      "docker's default profile (leave the option out), or a profile allowing only the "
+                      "calls it needs")]
+    profile = _custom_profile(record)
+    action = profile.get("defaultAction") if isinstance(profile, dict) else None
+    if action in ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG"):
+        return [check("seccomp", "custom", WEAKER, "--security-opt seccomp=PROFILE",
+                      f"a custom profile whose default action is {action}: every syscall it does not name "
+                      "is allowed", "a profile whose default action refuses (SCMP_ACT_ERRNO)")]
+    return [check("seccomp", "custom", DEFAULT, "--security-opt seccomp=PROFILE")]
+
+
+def _custom_profile(record: dict):
+    for opt in record["HostConfig"].get("SecurityOpt") or ():
+        if opt.startswith(("seccomp=", "seccomp:")):
+            try:
+                return json.loads(opt[len("seccomp="):])
+            except ValueError:
+                return None
+    return None
+
+
+def _mac(record: dict, no_new_privileges: bool, apparmor: str) -> list[dict]:
+    rows = []
+    if record["HostConfig"].get("Privileged"):
+        rows.append(check("apparmor", "unconfined", WEAKER, "--privileged", "no AppArmor profile"))
+    elif apparmor == "unconfined":
+        rows.append(check("apparmor", "unconfined", WEAKER, "--security-opt apparmor=unconfined",
+                          "no AppArmor profile, on a host that has AppArmor",
+                          "docker's docker-default profile (leave the option out)"))
+    elif apparmor:
+        rows.append(check("apparmor", apparmor, DEFAULT, f"--security-opt apparmor={apparmor}"))
+    else:
+        rows.append(check("apparmor", "default", DEFAULT))
+    if no_new_privileges:
+        rows.append(check("no-new-privileges", "yes", STRONGER, "--security-opt no-new-privileges"))
+    else:
+        rows.append(check("no-new-privileges", "no", DEFAULT))
+    host = record["HostConfig"]
+    if not host.get("Privileged") and host.get("MaskedPaths") == [] and host.get("ReadonlyPaths") == []:
+        rows.append(check("system paths", "unmasked", WEAKER, "--security-opt systempaths=unconfined",
+                          "the /proc and /sys paths docker masks or makes read-only (kcore, keys, sysrq-trigger, "
+                          "/proc/sys...) are there and writable",
+                          "docker's masked paths (leave the option out)"))
+    return rows
+
+
+def device_flag(device: dict) -> str:
+    """A HostConfig.Devices entry as the --device flag that makes it."""
+    host_path = device.get("PathOnHost") or ""
+    inside = device.get("PathInContainer") or host_path
+    perms = device.get("CgroupPermissions") or "rwm"
+    return "--device " + host_path + (f":{inside}" if inside != host_path or perms != "rwm" else "") + \
+        (f":{perms}" if perms != "rwm" else "")
+
+
+def _devices(record: dict) -> tuple[list[str], list[dict]]:
+    host = record["HostConfig"]
+    if host.get("Privileged"):
+        return ["all"], [check("devices", "all", WEAKER, "--privileged", "every host device node")]
+    names, rows = [], []
+    for device in host.get("Devices") or ():
+        flag = device_flag(device)
+        names.append(flag.removeprefix("--device "))
+        perms = device.get("CgroupPermissions") or "rwm"
+        what = ", ".join(w for c, w in (("r", "read"), ("w", "write"), ("m", "mknod")) if c in perms)
+        stronger = f"--device {device.get('PathOnHost')}:{device.get('PathInContainer') or device.get('PathOnHost')}" \
+                   ":r, when it only reads" if "w" in perms or "m" in perms else ""
+        rows.append(check("devices", device.get("PathOnHost") or "", WEAKER, flag,
+                          f"the host device {device.get('PathOnHost')} ({what})", stronger))
+    for rule in host.get("DeviceCgroupRules") or ():
+        names.append(rule)
+        rows.append(check("devices", rule, WEAKER, f"--device-cgroup-rule '{rule}'",
+                          "lets it use host devices the rule matches, once it has a node for them",
+                          "--device for each device it uses"))
+    for request in host.get("DeviceRequests") or ():
+        names.append("gpus")
+        rows.append(check("devices", "gpus", WEAKER, "--gpus", f"the host's GPUs ({request.get('Driver') or 'any'})"))
+    if not rows:
+        rows.append(check("devices", "none", DEFAULT))
+    return names, rows
+
+
+def cpus(host: dict) -> float:
+    """The CPU limit in CPUs (0: none): --cpus, or --cpu-quota over --cpu-period."""
+    if host.get("NanoCpus"):
+        return host["NanoCpus"] / 1e9
+    if (host.get("CpuQuota") or 0) > 0:
+        return host["CpuQuota"] / (host.get("CpuPeriod") or 100000)
+    return 0.0
+
+
+def _limits(record: dict) -> tuple[int, float, int, list[dict]]:
+    from berth.units import bytes_size  # lazy: only audit prints sizes here
+
+    host = record["HostConfig"]
+    rows = []
+    memory = host.get("Memory") or 0
+    if memory:
+        rows.append(check("memory", bytes_size(memory), STRONGER, f"--memory {bytes_size(memory)}"))
+        if host.get("MemorySwap") == -1:
+            rows.append(check("memory", "unlimited swap", WEAKER, "--memory-swap -1",
+                              "swap without limit beyond its memory limit", "--memory-swap SIZE"))
+    else:
+        rows.append(check("memory", "unlimited", WEAKER, "no --memory",
+                          "no memory limit: it can take all the host's memory", "--memory SIZE (e.g. --memory 512m)"))
+    if host.get("OomKillDisable"):
+        rows.append(check("memory", "OOM killer off", WEAKER, "--oom-kill-disable",
+                          "the kernel's OOM killer spares it" + ("" if memory else ": with no memory limit, the "
+                                                                  "host's other processes are killed instead"),
+                          "leave out --oom-kill-disable" if not memory else ""))
+    limit = cpus(host)
+    cpuset = host.get("CpusetCpus") or ""
+    if limit:
+        rows.append(check("cpu", f"{limit:g} CPUs", STRONGER,
+                          f"--cpus {limit:g}" if host.get("NanoCpus") else "--cpu-quota"))
+    elif cpuset:
+        rows.append(check("cpu", f"cpuset {cpuset}", STRONGER, f"--cpuset-cpus {cpuset}"))
+    else:
+        shares = host.get("CpuShares") or 0
+        rows.append(check("cpu", "unlimited", WEAKER, "no --cpus",
+                          "no CPU limit: it can take every CPU of the host" +
+                          (f" (--cpu-shares {shares} is only a relative weight under contention)" if shares else ""),
+                          "--cpus N (e.g. --cpus 1.5)"))
+    pids = host.get("PidsLimit") or 0
+    if pids > 0:
+        rows.append(check("pids", str(pids), STRONGER, f"--pids-limit {pids}"))
+    else:
+        rows.append(check("pids", "unlimited", WEAKER, "--pids-limit -1" if pids < 0 else "no --pids-limit",
+                          "no process limit: a fork bomb in it exhausts the host's processes",
+                          "--pids-limit N (e.g. --pids-limit 200)"))
+    return memory, limit, max(pids, 0), rows
+
+
+def _rootfs(record: dict) -> list[dict]:
+    if record["HostConfig"].get("ReadonlyRootfs"):
+        return [check("rootfs", "read-only", STRONGER, "--read-only")]
+    return [check("rootfs", "writable", WEAKER, "no --read-only",
+                  "whatever runs in it can change its programs and configuration",
+                  "--read-only, with --tmpfs or a volume for each path it writes (e.g. --tmpfs /tmp)")]
+
+
+def _sensitivity(source: str) -> str:
+    """What a host path holds that makes its bind mount dangerous ("" when nothing known)."""
+    path = os.path.normpath(source) if source else ""
+    path = "/" + path.lstrip("/") if path else path
+    if path in SENSITIVE_PATHS:
+        return SENSITIVE_PATHS[path]
+    if os.path.basename(path) in ENGINE_SOCKETS:
+        return "a container engine's API socket: whoever talks to it is root on the host"
+    inside = sorted(p for p in SENSITIVE_PATHS if p != "/" and p.startswith(path.rstrip("/") + "/"))
+    if inside:
+        return "a host directory holding " + ", ".join(inside)
+    return ""
+
+
+def mount_flag(record: dict, mount: dict) -> str:
+    """The flag that made a mount: its -v as typed, its --mount, or the --volumes-from it came by."""
+    host = record["HostConfig"]
+    source, target = mount.get("Source") or "", mount.get("Destination") or ""
+    for bind in host.get("Binds") or ():
+        parts = bind.split(":")
+        if len(parts) >= 2 and parts[1] == target and (parts[0] == source or mount.get("Type") == "volume"):
+            return f"-v {bind}"
+    for spec in host.get("Mounts") or ():
+        if spec.get("Target") == target:
+            return f"--mount type={spec.get('Type') or 'volume'}" + \
+                (f",source={spec['Source']}" if spec.get("Source") else "") + f",target={target}" + \
+                (",readonly" if spec.get("ReadOnly") else "")
+    if host.get("VolumesFrom"):
+        return "--volumes-from " + ",".join(host["VolumesFrom"])
+    if mount.get("Type") == "bind":
+        return f"--mount type=bind,source={source},target={target}" + ("" if mount.get("RW", True) else ",readonly")
+    return f"-v {target}"
+
+
+def _mounts(record: dict) -> tuple[list[str], list[dict]]:
+    host_mounts, rows = [], []
+    for mount in record.get("Mounts") or ():
+        kind = mount.get("Type") or ""
+        source, target = mount.get("Source") or "", mount.get("Destination") or ""
+        writable = mount.get("RW", True)
+        flag = mount_flag(record, mount)
+        if kind != "bind":
+            name = mount.get("Name") or source
+            setting = f"{kind} {name + ':' if kind == 'volume' and name else ''}{target}"
+            rows.append(check("mounts", setting, DEFAULT, flag))
+            continue
+        host_mounts.append(f"{source}:{target}" + ("" if writable else ":ro"))
+        mode = "writable" if writable else "read-only"
+        holds = _sensitivity(source)
+        why = f"{holds} ({mode})" if holds else f"the host path {source} ({mode})"
+        if os.path.normpath(source) == "/" or holds.startswith("a container engine"):
+            stronger = "" if holds.startswith("a container engine") else \
+                "-v for only the host paths it needs, with :ro"
+        elif writable:
+            stronger = f"-v {source}:{target}:ro, when it only reads" + \
+                ("" if holds else f"; a named volume (-v NAME:{target}) when it shares nothing with the host")
+        else:
+            stronger = "" if holds else f"a named volume (-v NAME:{target}) when it shares nothing with the host"
+        rows.append(check("mounts", f"bind {source}:{target}" + ("" if writable else " (ro)"), WEAKER, flag,
+                          why, stronger))
+    for target in sorted(record["HostConfig"].get("Tmpfs") or {}):
+        if not any(r["Setting"].endswith(f" {target}") for r in rows):
+            rows.append(check("mounts", f"tmpfs {target}", DEFAULT, f"--tmpfs {target}"))
+    if not rows:
+        rows.append(check("mounts", "none", DEFAULT))
+    return host_mounts, rows
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def audit(record: dict, ctx: Context | None = None) -> dict:
+    """A container's report (the documented JSON shape of `berth audit --format json`): its
+    place on each rung (Ladder), every area checked (Checks) and its weakenings, one per flag
+    that caused one (Weakenings). Violations stays empty until a policy is applied."""
+    ctx = ctx or Context()
+    network, network_rows = _network(record, ctx)
+    ipc, ipc_rows = _ipc(record, ctx)
+    pid, pid_rows = _pid(record, ctx)
+    uts, uts_rows = _uts(record)
+    user, root, user_rows = _user(record, ctx)
+    added, dropped, cap_rows = _capabilities(record)
+    seccomp, no_new_privileges, apparmor = _seccomp_setting(record)
+    privileged = bool(record["HostConfig"].get("Privileged"))
+    devices, device_rows = _devices(record)
+    memory, cpu_limit, pids, limit_rows = _limits(record)
+    host_mounts, mount_rows = _mounts(record)
+    checks = (network_rows + ipc_rows + pid_rows + uts_rows + user_rows + cap_rows + _privileged(record) +
+              _seccomp(record, seccomp) + _mac(record, no_new_privileges, apparmor) + device_rows + limit_rows +
+              _rootfs(record) + mount_rows)
+    weakenings, seen = [], set()
+    for row in checks:
+        if row["Status"] == WEAKER and row["Flag"] not in seen:
+            seen.add(row["Flag"])
+            weakenings.append({"Flag": row["Flag"], "Area": row["Area"], "Why": row["Why"],
+                               "Stronger": row["Stronger"]})
+    return {
+        "Id": record["Id"],
+        "Name": record["Name"].lstrip("/"),
+        "Image": record["Config"].get("Image") or record.get("Image") or "",
+        "Ladder": {
+            "Network": network, "NetworkMode": record["HostConfig"].get("NetworkMode") or "default",
+            "IPC": ipc, "PID": pid, "UTS": uts,
+            "User": user, "Root": root, "Userns": "host",
+            "Privileged": privileged, "CapAdd": added, "CapDrop": dropped,
+            "Seccomp": "unconfined" if privileged else seccomp,
+            "AppArmor": "unconfined" if privileged else apparmor or "default",
+            "NoNewPrivileges": no_new_privileges, "Devices": devices,
+            "Memory": memory, "Cpus": cpu_limit, "PidsLimit": pids,
+            "ReadonlyRootfs": bool(record["HostConfig"].get("ReadonlyRootfs")), "HostMounts": host_mounts,
+        },
+        "Checks": checks,
+        "Weakenings": weakenings,
+        "Violations": [],
+    }
+
+
+# --- policies ------------------------------------------------------------------------------------
+
+NETWORK_WORDS = ("closed", "bridged", "joined", "open")
+IPC_WORDS = ("none", "private", "shareable", "shared", "host")
+PID_WORDS = ("private", "shared", "host")
+UTS_WORDS = ("private", "host")
+SECCOMP_WORDS = ("default", "custom", "unconfined")
+
+# key -> (kind, words a list may hold or None for any); README's "Audit policies" documents each.
+POLICY_KEYS = {
+    "allowed-networks": ("list", None),
+    "allowed-ipc": ("list", IPC_WORDS),
+    "allowed-pid": ("list", PID_WORDS),
+    "allowed-uts": ("list", UTS_WORDS),
+    "allowed-seccomp": ("list", SECCOMP_WORDS),
+    "max-cap-add": ("int", None),
+    "allowed-cap-add": ("list", None),
+    "required-cap-drop": ("list", None),
+    "forbid-privileged": ("bool", None),
+    "require-non-root": ("bool", None),
+    "require-no-new-privileges": ("bool", None),
+    "forbid-devices": ("bool", None),
+    "allowed-devices": ("list", None),
+    "require-memory-limit": ("bool", None),
+    "require-cpu-limit": ("bool", None),
+    "require-pids-limit": ("bool", None),
+    "require-read-only": ("bool", None),
+    "forbid-host-mounts": ("bool", None),
+    "forbid-sensitive-host-mounts": ("bool", None),
+    "allowed-host-mounts": ("list", None),
+    "max-weakenings": ("int", None),
+}
+
+
+class Policy:
+    """What a policy file allows: each key of POLICY_KEYS that it sets (an absent key allows all)."""
+
+    __slots__ = ("rules", "source")
+
+    def __init__(self, rules: dict, source: str = "policy"):
+        self.source = source
+        self.rules = {}
+        if not isinstance(rules, dict):
+            raise InvalidArgument(f"{source}: a policy is a JSON object, not {_json_kind(rules)}")
+        for key, value in rules.items():
+            if key not in POLICY_KEYS:
+                raise InvalidArgument(f"{source}: unknown policy key {json.dumps(key)} (known: "
+                                      f"{', '.join(POLICY_KEYS)})")
+            kind, words = POLICY_KEYS[key]
+            if kind == "bool" and not isinstance(value, bool):
+                raise InvalidArgument(f"{source}: {key} must be true or false, not {_json_kind(value)}")
+            if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise InvalidArgument(f"{source}: {key} must be a number >= 0, not {json.dumps(value)}")
+            if kind == "list":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise InvalidArgument(f"{source}: {key} must be a list of strings, not {_json_kind(value)}")
+                wrong = [v for v in value if words is not None and v not in words]
+                if wrong:
+                    raise InvalidArgument(f"{source}: {key}: {json.dumps(wrong[0])} is none of "
+                                          f"{', '.join(words)}")
+                if key in ("allowed-cap-add", "required-cap-drop"):
+                    value = [_cap_name(v, source, key) for v in value]
+            self.rules[key] = value
+
+    @classmethod
+    def strictest(cls) -> "Policy":
+        """--strict without --policy: no weakening at all."""
+        return cls({"max-weakenings": 0}, "--strict")
+
+    def violations(self, report: dict) -> list[str]:
+        """Each way the report is weaker than this policy: the flag that caused it and the rule."""
+        found = []
+        for key, value in self.rules.items():
+            for flag, message in RULES[key](report, value):
+                found.append(f"{flag}: {message} ({key} in {self.source})")
+        return found
+
+
+def _json_kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _cap_name(name: str, source: str, key: str) -> str:
+    upper = name.upper()
+    if upper == "ALL":
+        return upper
+    full = upper if upper.startswith("CAP_") else "CAP_" + upper
+    if full not in CAPS:
+        raise InvalidArgument(f"{source}: {key}: unknown capability {json.dumps(name)}")
+    return _short(full)
+
+
+def _flags(report: dict, area: str, statuses=(WEAKER,)) -> list[str]:
+    return [row["Flag"] for row in report["Checks"] if row["Area"] == area and row["Status"] in statuses]
+
+
+def _first_flag(report: dict, area: str, fallback: str) -> str:
+    flags = [f for f in _flags(report, area, (WEAKER, DEFAULT, STRONGER)) if f]
+    return flags[0] if flags else fallback
+
+
+def _rule_networks(report: dict, allowed: list) -> list:
+    ladder = report["Ladder"]
+    mode = ladder["NetworkMode"]
+    names = {mode, "bridge" if mode == "default" else mode, ladder["Network"]}
+    if mode.startswith("container:"):
+        names.add("container")
+    if names & set(allowed):
+        return []
+    flag = _first_flag(report, "network", f"--network {mode}")
+    return [(flag, f"network {mode} ({ladder['Network']}) is not allowed: {', '.join(allowed) or 'none allowed'}")]
+
+
+def _rule_words(area: str, field: str):
+    def rule(report: dict, allowed: list) -> list:
+        value = report["Ladder"][field]
+        if value in allowed:
+            return []
+        return [(_first_flag(report, area, f"--{area}"), f"{area} {value} is not allowed: {', '.join(allowed)}")]
+    return rule
+
+
+def _rule_max_cap_add(report: dict, limit: int) -> list:
+    added = [row for row in report["Checks"] if row["Area"] == "capabilities" and row["Status"] == WEAKER]
+    count = sum(len(CAPS) - len(DEFAULT_CAPS) if row["Setting"] in ("all", "+ALL") else 1 for row in added)
+    if count <= limit:
+        return []
+    return [(", ".join(row["Flag"] for row in added), f"{count} capabilities added beyond docker's default, "
+             f"{limit} allowed")]
+
+
+def _rule_allowed_cap_add(report: dict, allowed: list) -> list:
+    return [(row["Flag"], f"capability {row['Setting'].lstrip('+')} is not allowed: "
+             f"{', '.join(allowed) or 'none allowed'}")
+            for row in report["Checks"]
+            if row["Area"] == "capabilities" and row["Status"] == WEAKER and row["Setting"].lstrip("+") not in allowed]
+
+
+def _rule_cap_drop(report: dict, required: list) -> list:
+    dropped = set(report["Ladder"]["CapDrop"])
+    missing = [c for c in required if c not in dropped and "ALL" not in dropped]
+    return [(f"no --cap-drop {c}", f"--cap-drop {c} is required") for c in missing]
+
+
+def _rule_flag(area: str, message: str, setting: str | None = None):
+    def rule(report: dict, on: bool) -> list:
+        if not on:
+            return []
+        return [(row["Flag"], message) for row in report["Checks"]
+                if row["Area"] == area and row["Status"] == WEAKER and (setting is None or row["Setting"] == setting)]
+    return rule
+
+
+def _rule_no_new_privileges(report: dict, on: bool) -> list:
+    if on and not report["Ladder"]["NoNewPrivileges"]:
+        return [("no --security-opt no-new-privileges", "no-new-privileges is required")]
+    return []
+
+
+def _rule_allowed_devices(report: dict, allowed: list) -> list:
+    return [(row["Flag"], f"device {row['Setting']} is not allowed: {', '.join(allowed) or 'none allowed'}")
+            for row in report["Checks"]
+            if row["Area"] == "devices" and row["Status"] == WEAKER and row["Setting"] not in allowed]
+
+
+def _host_mount_rows(report: dict) -> list[dict]:
+    return [row for row in report["Checks"] if row["Area"] == "mounts" and row["Setting"].startswith("bind ")]
+
+
+def _rule_sensitive_mounts(report: dict, on: bool) -> list:
+    if not on:
+        return []
+    return [(row["Flag"], f"a sensitive host path: {row['Why']}") for row in _host_mount_rows(report)
+            if not row["Why"].startswith("the host path ")]
+
+
+def _under(path: str, prefix: str) -> bool:
+    path, prefix = os.path.normpath(path), os.path.normpath(prefix)
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+def _rule_allowed_host_mounts(report: dict, allowed: list) -> list:
+    found = []
+    for row, spec in zip(_host_mount_rows(report), report["Ladder"]["HostMounts"], strict=False):
+        source = spec.split(":")[0]
+        if not any(_under(source, prefix) for prefix in allowed):
+            found.append((row["Flag"], f"host path {source} is not allowed: {', '.join(allowed) or 'none allowed'}"))
+    return found
+
+
+def _rule_max_weakenings(report: dict, limit: int) -> list:
+    if len(report["Weakenings"]) <= limit:
+        return []
+    return [(w["Flag"], f"a weakening ({w['Area']}): {limit} allowed") for w in report["Weakenings"]]
+
+
+RULES = {
+    "allowed-networks": _rule_networks,
+    "allowed-ipc": _rule_words("ipc", "IPC"),
+    "allowed-pid": _rule_words("pid", "PID"),
+    "allowed-uts": _rule_words("uts", "UTS"),
+    "allowed-seccomp": _rule_words("seccomp", "Seccomp"),
+    "max-cap-add": _rule_max_cap_add,
+    "allowed-cap-add": _rule_allowed_cap_add,
+    "required-cap-drop": _rule_cap_drop,
+    "forbid-privileged": _rule_flag("privileged", "privileged containers are forbidden"),
+    "require-non-root": _rule_flag("user", "running as root is forbidden"),
+    "require-no-new-privileges": _rule_no_new_privileges,
+    "forbid-devices": _rule_flag("devices", "host devices are forbidden"),
+    "allowed-devices": _rule_allowed_devices,
+    "require-memory-limit": _rule_flag("memory", "a memory limit is required", "unlimited"),
+    "require-cpu-limit": _rule_flag("cpu", "a CPU limit is required", "unlimited"),
+    "require-pids-limit": _rule_flag("pids", "a process limit is required", "unlimited"),
+    "require-read-only": _rule_flag("rootfs", "a read-only root filesystem is required"),
+    "forbid-host-mounts": lambda report, on: [(row["Flag"], "host mounts are forbidden")
+                                              for row in _host_mount_rows(report)] if on else [],
+    "forbid-sensitive-host-mounts": _rule_sensitive_mounts,
+    "allowed-host-mounts": _rule_allowed_host_mounts,
+    "max-weakenings": _rule_max_weakenings,
+}
+
+
+def load_policy(path: str) -> Policy:
+    """A policy file (JSON), checked whole before any container is audited."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(1 << 20)
+    except IsADirectoryError:
+        raise InvalidArgument(f"policy file {path}: is a directory") from None
+    except OSError as err:
+        raise InvalidArgument(f"policy file {path}: {err.strerror.lower() if err.strerror else err}") from None
+    try:
+        rules = json.loads(text)
+    except ValueError as err:
+        raise InvalidArgument(f"policy file {path}: not JSON: {err}") from None
+    return Policy(rules, f"policy file {path}")
+
+
+# --- the use case --------------------------------------------------------------------------------
+
+
+def audit_containers(engine, refs: list[str], policy: Policy | None = None) -> tuple[list[dict], list[str]]:
+    """Reports of the named containers (every container when none is named, by name), each
+    checked against `policy` when there is one; and the errors of the names no container has."""
+    everyone = engine.containers()
+    missing = []
+    if refs:
+        records = []
+        for ref in refs:
+            try:
+                records.append(engine.get(ref))
+            except NotFound as err:
+                missing.append(str(err))
+    else:
+        records = sorted(everyone, key=lambda r: r["Name"])
+    image_configs: dict[str, dict] = {}
+    reports = []
+    for record in records:
+        image_id = record.get("Image") or ""
+        if image_id not in image_configs:
+            image = engine.images.lookup(image_id) if image_id else None  # removed since: no config
+            image_configs[image_id] = (image.config.get("config") or {}) if image is not None else {}
+        report = audit(record, Context(image_configs[image_id], everyone))
+        if policy is not None:
+            report["Violations"] = policy.violations(report)
+        reports.append(report)
+    return reports, missing
