@@ -128,7 +128,7 @@ def _publish_instead(record: dict) -> str:
     if not ports:
         return "the default bridge (leave out --network host), with -p for each port it serves"
     flags = []
-    for port, hosts in ports.items():
+    for port, hosts in sorted(ports.items()):
         number, _, proto = port.partition("/")
         for host in hosts:
             flags.append(f"-p {host}:{number}" + (f"/{proto}" if proto and proto != "tcp" else ""))
@@ -500,7 +500,8 @@ def audit(record: dict, ctx: Context | None = None) -> dict:
     devices, device_rows = _devices(record)
     memory, cpu_limit, pids, limit_rows = _limits(record)
     host_mounts, mount_rows = _mounts(record)
-    checks = (network_rows + ipc_rows + pid_rows + uts_rows + user_rows + cap_rows + _privileged(record) +
+    # --privileged before the areas it weakens: its row holds the stronger setting
+    checks = (network_rows + ipc_rows + pid_rows + uts_rows + user_rows + _privileged(record) + cap_rows +
               _seccomp(record, seccomp) + _mac(record, no_new_privileges, apparmor) + device_rows + limit_rows +
               _rootfs(record) + mount_rows)
     weakenings, seen = [], set()
@@ -762,10 +763,12 @@ def load_policy(path: str) -> Policy:
         raise InvalidArgument(f"policy file {path}: is a directory") from None
     except OSError as err:
         raise InvalidArgument(f"policy file {path}: {err.strerror.lower() if err.strerror else err}") from None
+    import json as std_json  # lazy: its errors say where a hand-written file is wrong (fastjson's do not)
+
     try:
-        rules = json.loads(text)
+        rules = std_json.loads(text)
     except ValueError as err:
-        raise InvalidArgument(f"policy file {path}: not JSON: {err}") from None
+        raise InvalidArgument(f"policy file {path}: not valid JSON: {err}") from None
     return Policy(rules, f"policy file {path}")
 
 
