@@ -222,6 +222,10 @@ def test_json_shape_and_templates(busybox):
     assert out.startswith("--network host;no --user;")
     assert json.loads(b.ok("audit", "--format", "json", "web"))[0]["Name"] == "web"
     assert b.ok("audit", "--format", "table", "web") == b.ok("audit", "web")
+    out = b.ok("audit", "--format", "table {{.Name}}\t{{.Ladder.Network}}\t{{.Ladder.User}}")
+    assert [line.split() for line in out.splitlines()] == [["NAME", "NETWORK", "USER"], ["quiet", "closed", "root"],
+                                                           ["web", "open", "root"]]
+    refused(b("audit", "--format", "table {{.Name}}\t{{.Nope}}"), 1, 'map has no entry for key "Nope"')
 
 
 def test_strict_policies(busybox, tmp_path):

@@ -17,6 +17,14 @@ AUDIT = Command("audit", "berth audit [OPTIONS] [CONTAINER...]",
 
 ROWS = "table {{.Area}}\t{{.Setting}}\t{{.Status}}\t{{.Flag}}"
 HEADER = {"Area": "AREA", "Setting": "SETTING", "Status": "STATUS", "Flag": "FLAG"}
+# column titles of `--format 'table ...'` templates over whole reports (docker's: the field, upper-cased)
+REPORT_HEADER = {"Id": "CONTAINER ID", "Name": "NAME", "Image": "IMAGE", "Checks": "CHECKS",
+                 "Weakenings": "WEAKENINGS", "Violations": "VIOLATIONS",
+                 "Ladder": {key: key.upper() for key in ("Network", "NetworkMode", "IPC", "PID", "UTS", "User",
+                                                         "Root", "Userns", "Privileged", "CapAdd", "CapDrop",
+                                                         "Seccomp", "AppArmor", "NoNewPrivileges", "Devices",
+                                                         "Memory", "Cpus", "PidsLimit", "ReadonlyRootfs",
+                                                         "HostMounts")}}
 
 
 def cmd_audit(engine, argv: list[str]) -> int:
@@ -28,6 +36,10 @@ def cmd_audit(engine, argv: list[str]) -> int:
     reports, missing = audit_containers(engine, args, policy)
     if opts.format == "json":
         print_json(reports)
+    elif opts.format and opts.format.startswith("table") and opts.format.strip() != "table":
+        for report in reports:  # a field no report has is an error, as on docker's structs (not "<no value>")
+            render_one(opts.format[len("table"):].strip(" ").replace("\\t", "\t"), report)
+        sys.stdout.write(render_table_text(opts.format, reports, REPORT_HEADER))
     elif opts.format and opts.format != "table":
         for report in reports:
             sys.stdout.write(render_one(opts.format, report) + "\n")
