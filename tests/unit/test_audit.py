@@ -154,6 +154,8 @@ def test_capabilities_against_the_default_set():
     assert report["Ladder"]["CapAdd"] == ["SYS_ADMIN", "CHOWN"]
     assert "escape" in weakening(report, "--cap-add SYS_ADMIN")["Why"] or "mount" in \
         weakening(report, "--cap-add SYS_ADMIN")["Why"]
+    both = audit(record(CapAdd=["CAP_SYS_ADMIN"], CapDrop=["CAP_SYS_ADMIN"]))  # held: the add wins, as in moby
+    assert "--cap-add SYS_ADMIN" in flags(both)
     everything = audit(record(CapAdd=["ALL"]))
     assert "--cap-add ALL" in flags(everything)
     minimal = audit(record(CapAdd=["CAP_NET_BIND_SERVICE"], CapDrop=["ALL"]))

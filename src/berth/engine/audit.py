@@ -224,7 +224,7 @@ def _capabilities(record: dict) -> tuple[list[str], list[str], list[dict]]:
         elif cap in DEFAULT_CAPS or "ALL" in added and cap != "ALL":
             rows.append(check("capabilities", f"+{_short(cap)}", DEFAULT, f"--cap-add {_short(cap)}",
                               "no effect: docker grants it by default"))
-        elif cap not in dropped or "ALL" in dropped:
+        else:  # an added capability is held even when also dropped (moby's TweakCapabilities)
             rows.append(check("capabilities", f"+{_short(cap)}", WEAKER, f"--cap-add {_short(cap)}",
                               CAP_RISKS.get(cap, f"{_short(cap)}, beyond docker's default set")))
     for cap in dropped:
