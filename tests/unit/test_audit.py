@@ -264,6 +264,9 @@ def test_stronger_mounts():
     mounted = audit(record(mounts=[bind("/srv", "/srv", rw=False)],
                            Mounts=[{"Type": "bind", "Source": "/srv", "Target": "/srv", "ReadOnly": True}]))
     assert flags(mounted)[-1] == "--mount type=bind,source=/srv,target=/srv,readonly"
+    node = audit(record(mounts=[bind("/dev/fuse", "/dev/fuse")], Binds=["/dev/fuse:/dev/fuse"]))
+    w = weakening(node, "-v /dev/fuse:/dev/fuse")
+    assert w["Why"] == "the host device node /dev/fuse (writable)" and w["Stronger"] == "--device /dev/fuse"
     inherited = audit(record(mounts=[bind("/srv", "/srv")], VolumesFrom=["web"]))
     assert "--volumes-from web" in flags(inherited)
 

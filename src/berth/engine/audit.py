@@ -193,14 +193,14 @@ def _user(record: dict, ctx: Context) -> tuple[str, bool, list[dict]]:
     if not is_root(user):
         return user, False, [check("user", user, STRONGER if user != image_user else DEFAULT,
                                    f"--user {user}" if user != image_user else "")]
-    why = "runs as root: uid 0 is the host's uid 0 (berth has no user namespace remapping)"
+    why = "runs as root, the host's uid 0 (berth has no user namespace remapping)"
     if user != image_user and not is_root(image_user):
         return "root", True, [check("user", user, WEAKER, f"--user {user}",
                                     f"{why}; its image's USER is {image_user}",
                                     f"leave out --user: the image runs as {image_user}")]
     flag = f"--user {user}" if user and user != image_user else "no --user"
-    return "root", True, [check("user", user or "root", WEAKER, flag, why + (" (the image names no USER)"
-                                                                          if not image_user else ""),
+    return "root", True, [check("user", user or "root", WEAKER, flag,
+                                why + ("; the image names no USER" if not image_user else ""),
                                 "--user UID:GID of a user that is not root")]
 
 
@@ -413,6 +413,12 @@ def _rootfs(record: dict) -> list[dict]:
                   "--read-only, with --tmpfs or a volume for each path it writes (e.g. --tmpfs /tmp)")]
 
 
+def _under(path: str, prefix: str) -> bool:
+    """Is `path` the host path `prefix` or under it?"""
+    path, prefix = os.path.normpath(path), os.path.normpath(prefix)
+    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
 def _sensitivity(source: str) -> str:
     """What a host path holds that makes its bind mount dangerous ("" when nothing known)."""
     path = os.path.normpath(source) if source else ""
@@ -463,7 +469,10 @@ def _mounts(record: dict) -> tuple[list[str], list[dict]]:
         mode = "writable" if writable else "read-only"
         holds = _sensitivity(source)
         why = f"{holds} ({mode})" if holds else f"the host path {source} ({mode})"
-        if os.path.normpath(source) == "/" or holds.startswith("a container engine"):
+        if not holds and _under(source, "/dev"):  # a device node bound in: --device says so, with its cgroup rule
+            why = f"the host device node {source} ({mode})"
+            stronger = f"--device {source}" + (f":{target}" if target != source else "")
+        elif os.path.normpath(source) == "/" or holds.startswith("a container engine"):
             stronger = "" if holds.startswith("a container engine") else \
                 "-v for only the host paths it needs, with :ro"
         elif writable:
@@ -706,11 +715,6 @@ def _rule_sensitive_mounts(report: dict, on: bool) -> list:
         return []
     return [(row["Flag"], f"a sensitive host path: {row['Why']}") for row in _host_mount_rows(report)
             if not row["Why"].startswith("the host path ")]
-
-
-def _under(path: str, prefix: str) -> bool:
-    path, prefix = os.path.normpath(path), os.path.normpath(prefix)
-    return path == prefix or path.startswith(prefix.rstrip("/") + "/")
 
 
 def _rule_allowed_host_mounts(report: dict, allowed: list) -> list:
