@@ -128,7 +128,7 @@ def _publish_instead(record: dict) -> str:
     if not ports:
         return "the default bridge (leave out --network host), with -p for each port it serves"
     flags = []
-    for port, hosts in sorted(ports.items()):
+    for port, hosts in sorted(ports.items(), key=lambda item: (len(item[0].partition("/")[0]), item[0])):
         number, _, proto = port.partition("/")
         for host in hosts:
             flags.append(f"-p {host}:{number}" + (f"/{proto}" if proto and proto != "tcp" else ""))
