@@ -222,6 +222,7 @@ def test_limits():
     assert limited["Ladder"]["Cpus"] == 0.5 and limited["Ladder"]["PidsLimit"] == 100
     quota = audit(record(CpuQuota=150000, CpuPeriod=100000))
     assert quota["Ladder"]["Cpus"] == 1.5
+    assert rows(quota, "cpu") == [("1.5 CPUs", "stronger", "--cpu-quota 150000 --cpu-period 100000")]
     loose = audit(record(Memory=64 << 20, MemorySwap=-1, OomKillDisable=True, CpuShares=512, PidsLimit=-1))
     assert {"--memory-swap -1", "--oom-kill-disable", "no --cpus", "--pids-limit -1"} <= set(flags(loose))
     assert "relative weight" in weakening(loose, "no --cpus")["Why"]

@@ -385,8 +385,9 @@ def _limits(record: dict) -> tuple[int, float, int, list[dict]]:
     limit = cpus(host)
     cpuset = host.get("CpusetCpus") or ""
     if limit:
-        rows.append(check("cpu", f"{limit:g} CPUs", STRONGER,
-                          f"--cpus {limit:g}" if host.get("NanoCpus") else "--cpu-quota"))
+        quota = f"--cpu-quota {host.get('CpuQuota')}" + \
+            (f" --cpu-period {host['CpuPeriod']}" if host.get("CpuPeriod") else "")
+        rows.append(check("cpu", f"{limit:g} CPUs", STRONGER, f"--cpus {limit:g}" if host.get("NanoCpus") else quota))
     elif cpuset:
         rows.append(check("cpu", f"cpuset {cpuset}", STRONGER, f"--cpuset-cpus {cpuset}"))
     else:
