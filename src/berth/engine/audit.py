@@ -221,7 +221,7 @@ def _capabilities(record: dict) -> tuple[list[str], list[str], list[dict]]:
         if cap == "ALL":
             rows.append(check("capabilities", "+ALL", WEAKER, "--cap-add ALL", "every capability of the host's root",
                               "--cap-add for only the capabilities it needs"))
-        elif cap in DEFAULT_CAPS or "ALL" in added and cap != "ALL":
+        elif cap in DEFAULT_CAPS or "ALL" in added:
             rows.append(check("capabilities", f"+{_short(cap)}", DEFAULT, f"--cap-add {_short(cap)}",
                               "no effect: docker grants it by default"))
         else:  # an added capability is held even when also dropped (moby's TweakCapabilities)
@@ -527,7 +527,7 @@ def audit(record: dict, ctx: Context | None = None) -> dict:
         "Ladder": {
             "Network": network, "NetworkMode": record["HostConfig"].get("NetworkMode") or "default",
             "IPC": ipc, "PID": pid, "UTS": uts,
-            "User": user, "Root": root, "Userns": "host",
+            "User": user, "Root": root, "Userns": record["HostConfig"].get("UsernsMode") or "host",
             "Privileged": privileged, "CapAdd": added, "CapDrop": dropped,
             "Seccomp": "unconfined" if privileged else seccomp,
             "AppArmor": "unconfined" if privileged else apparmor or "default",
