@@ -289,3 +289,20 @@ def test_errors(busybox, tmp_path):
     refused(b("audit", "--bogus"), 125, ("unknown flag: --bogus", "See 'berth audit --help'."))
     refused(b("audit", "--format", "{{.Nope}}", "web"), 1, "template parsing error")
     assert "berth audit [OPTIONS] [CONTAINER...]" in b.ok("audit", "--help")
+
+
+def test_mount_flags_as_given(busybox, tmp_path):
+    b = busybox
+    b.ok("create", "--name", "mounted", "--mount", f"type=bind,source={tmp_path},target=/src,readonly",
+         "--mount", "type=volume,source=v2,target=/v2", "busybox")
+    b.ok("create", "--name", "heir", "--volumes-from", "mounted", "busybox")
+    text = b.ok("audit", "mounted", "heir")
+    assert row(text, "mounted", "mounts", "bind") == [
+        "mounts", f"bind {tmp_path}:/src (ro)", "weaker", f"--mount type=bind,source={tmp_path},target=/src,readonly"]
+    assert row(text, "mounted", "mounts", "volume") == ["mounts", "volume v2:/v2", "default",
+                                                        "--mount type=volume,source=v2,target=/v2"]
+    assert row(text, "heir", "mounts", "bind") == ["mounts", f"bind {tmp_path}:/src (ro)", "weaker",
+                                                   "--volumes-from mounted"]
+    heir = reports(b, "heir")["heir"]
+    assert weakenings(heir)["--volumes-from mounted"]["Stronger"] == \
+        "a named volume (-v NAME:/src) when it shares nothing with the host"
