@@ -56,7 +56,10 @@ def test_network_archetypes(busybox):
     b.ok("run", "-d", "--name", "closed", "--network", "none", "busybox", "sleep", "300")
     b.ok("run", "-d", "--name", "open", "--network", "host", "--expose", "8080", "busybox", "sleep", "300")
     b.ok("run", "-d", "--name", "joined", "--network", "container:target", "busybox", "sleep", "300")
+    b.ok("create", "--name", "published", "-p", "8080:80", "busybox")
     text = b.ok("audit")
+    assert row(text, "published", "ports") == ["ports", "0.0.0.0:8080->80/tcp", "default", "-p 8080:80"]
+    assert row(text, "target", "ports")[:3] == ["ports", "none", "default"]
     assert row(text, "closed", "network") == ["network", "closed", "stronger", "--network none"]
     assert row(text, "target", "network")[:3] == ["network", "bridged (bridge)", "default"]
     assert row(text, "open", "network") == ["network", "open (host)", "weaker", "--network host"]
@@ -66,7 +69,9 @@ def test_network_archetypes(busybox):
 
     found = reports(b)
     assert {n: r["Ladder"]["Network"] for n, r in found.items()} == \
-        {"closed": "closed", "target": "bridged", "open": "open", "joined": "joined"}
+        {"closed": "closed", "target": "bridged", "open": "open", "joined": "joined", "published": "bridged"}
+    assert [c["Stronger"] for c in found["published"]["Checks"] if c["Area"] == "ports"] == \
+        ["-p 127.0.0.1:8080:80, when only the host connects to it"]
     # what the audit says is what the kernel did
     assert ns(pid_of(b, "open"), "net") == ns("self", "net")
     assert ns(pid_of(b, "joined"), "net") == ns(pid_of(b, "target"), "net")

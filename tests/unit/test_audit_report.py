@@ -86,6 +86,22 @@ def test_network_archetypes(mode, rung, status):
         assert setting == "bridged (appnet)"
 
 
+def test_published_ports_of_a_bridged_container():
+    report = audit(record(PortBindings={"80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+                                        "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+                                        "443/tcp": [{"HostIp": "", "HostPort": ""}]}, PublishAllPorts=True))
+    assert rows(report, "ports") == [
+        ("0.0.0.0:*->443/tcp", "default", "-p 443"),
+        ("127.0.0.1:5353->53/udp", "default", "-p 127.0.0.1:5353:53/udp"),
+        ("0.0.0.0:8080->80/tcp", "default", "-p 8080:80"),
+        ("all exposed, on random host ports", "default", "-P"),
+    ]
+    stronger = [r["Stronger"] for r in report["Checks"] if r["Area"] == "ports"]
+    assert stronger[2] == "-p 127.0.0.1:8080:80, when only the host connects to it" and stronger[1] == ""
+    assert rows(audit(record()), "ports") == [("none", "default", "")]
+    assert rows(audit(record(NetworkMode="none")), "ports") == []
+
+
 def test_joined_network_names_the_container_it_joins():
     other = record()
     other["Id"], other["Name"] = OTHER, "/db"

@@ -112,7 +112,32 @@ def _network(record: dict, ctx: Context) -> tuple[str, list[dict]]:
                             "host's localhost", _publish_instead(record))]
     networks = sorted((record.get("NetworkSettings") or {}).get("Networks") or {}) or [mode]
     flag = "" if mode in ("bridge", "default") else f"--network {mode}"
-    return rung, [check("network", f"bridged ({', '.join(networks)})", DEFAULT, flag)]
+    return rung, [check("network", f"bridged ({', '.join(networks)})", DEFAULT, flag)] + _ports(record)
+
+
+def _ports(record: dict) -> list[dict]:
+    """A bridged container's published ports: docker's default (every host address) is noted
+    with the narrower -p that would still serve the host's own clients."""
+    host = record["HostConfig"]
+    rows = []
+    for port, bindings in sorted((host.get("PortBindings") or {}).items()):
+        number, _, proto = port.partition("/")
+        suffix = f"/{proto}" if proto and proto != "tcp" else ""
+        for binding in bindings or [{}]:
+            host_ip, host_port = binding.get("HostIp") or "", binding.get("HostPort") or ""
+            flag = f"-p {host_ip}:{host_port}:{number}{suffix}" if host_ip else \
+                f"-p {host_port}:{number}{suffix}" if host_port else f"-p {number}{suffix}"
+            if host_ip in ("", "0.0.0.0", "::"):
+                rows.append(check("ports", f"{host_ip or '0.0.0.0'}:{host_port or '*'}->{port}", DEFAULT, flag,
+                                  "reachable on every address of the host",
+                                  f"-p 127.0.0.1:{host_port}:{number}{suffix}, when only the host connects to it"))
+            else:
+                rows.append(check("ports", f"{host_ip}:{host_port or '*'}->{port}", DEFAULT, flag))
+    if host.get("PublishAllPorts"):
+        rows.append(check("ports", "all exposed, on random host ports", DEFAULT, "-P",
+                          "every port it exposes is reachable on every address of the host",
+                          "-p for only the ports its clients use"))
+    return rows or [check("ports", "none", DEFAULT)]
 
 
 def _publish_instead(record: dict) -> str:
