@@ -122,6 +122,19 @@ def test_users(busybox):
     # the running one's uid is what the audit says
     with open(f"/proc/{pid_of(b, 'nobody')}/status") as f:
         assert re.search(r"^Uid:\s+65534\s", f.read(), re.M)
+    assert found["nobody"]["Ladder"]["Uid"] == 65534 and found["root"]["Ladder"]["Uid"] is None
+
+
+def test_a_user_name_that_is_uid_0_in_the_image_is_root(busybox):
+    b = busybox
+    b.ok("run", "--name", "maker", "busybox", "sh", "-c", "echo toor:x:0:0:root:/root:/bin/sh >> /etc/passwd")
+    b.ok("commit", "maker", "aliased:1")
+    b.ok("run", "-d", "--name", "toor", "-u", "toor", "aliased:1", "sleep", "300")
+    text = b.ok("audit", "toor")
+    assert row(text, "toor", "user") == ["user", "toor (uid 0)", "weaker", "--user toor"]
+    assert "    --user toor: runs as root: toor is uid 0 in the container's /etc/passwd" in text
+    ladder = reports(b, "toor")["toor"]["Ladder"]
+    assert ladder["Root"] and ladder["Uid"] == 0
 
 
 def test_capabilities_and_privileged(busybox):
@@ -212,7 +225,7 @@ def test_json_shape_and_templates(busybox):
     web = out[1]
     assert set(web) == {"Id", "Name", "Image", "Ladder", "Checks", "Weakenings", "Violations"}
     assert len(web["Id"]) == 64 and web["Image"] == "busybox" and web["Violations"] == []
-    assert set(web["Ladder"]) == {"Network", "NetworkMode", "IPC", "PID", "UTS", "User", "Root", "Userns",
+    assert set(web["Ladder"]) == {"Network", "NetworkMode", "IPC", "PID", "UTS", "User", "Root", "Uid", "Userns",
                                   "Privileged", "CapAdd", "CapDrop", "Seccomp", "AppArmor", "NoNewPrivileges",
                                   "Devices", "Memory", "Cpus", "PidsLimit", "ReadonlyRootfs", "HostMounts"}
     for check in web["Checks"]:

@@ -160,6 +160,18 @@ def test_user_against_the_image():
     assert "the image names no USER" in weakening(audit(record()), "no --user")["Why"]
 
 
+def test_a_name_the_container_maps_to_uid_0_is_root_when_it_runs():
+    alias = audit(record(config={"User": "toor"}), Context(None, [], uid=0))
+    assert alias["Ladder"]["Root"] and alias["Ladder"]["Uid"] == 0
+    w = weakening(alias, "--user toor")
+    assert w["Why"] == "runs as root: toor is uid 0 in the container's /etc/passwd"
+    from_image = audit(record(config={"User": "toor"}), Context({"User": "toor"}, [], uid=0))
+    assert "no --user" in flags(from_image)
+    running = audit(record(config={"User": "nobody"}), Context(None, [], uid=65534))
+    assert not running["Ladder"]["Root"] and running["Ladder"]["Uid"] == 65534
+    assert audit(record())["Ladder"]["Uid"] is None  # not running: the kernel cannot say
+
+
 def test_capabilities_against_the_default_set():
     report = audit(record(CapAdd=["CAP_SYS_ADMIN", "CAP_CHOWN"], CapDrop=["CAP_NET_RAW", "CAP_SYS_TIME"]))
     assert rows(report, "capabilities") == [

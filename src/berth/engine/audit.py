@@ -78,10 +78,11 @@ class Context:
     """What an audit knows besides the container: the image's config and the other containers
     (to name the ones a mode joins by name, and to tell whether a shareable IPC is joined)."""
 
-    __slots__ = ("image_config", "names", "ipc_joiners")
+    __slots__ = ("image_config", "names", "ipc_joiners", "uid")
 
-    def __init__(self, image_config: dict | None = None, others: list[dict] = ()):
+    def __init__(self, image_config: dict | None = None, others: list[dict] = (), uid: int | None = None):
         self.image_config = image_config or {}
+        self.uid = uid  # the effective uid its process runs as, when it runs (the kernel's word, not a name's)
         self.names = {r["Id"]: r["Name"].lstrip("/") for r in others}
         self.ipc_joiners: dict[str, list[str]] = {}
         for r in others:
@@ -215,6 +216,11 @@ def is_root(user: str) -> bool:
 def _user(record: dict, ctx: Context) -> tuple[str, bool, list[dict]]:
     user = record["Config"].get("User") or ""
     image_user = ctx.image_config.get("User") or ""
+    if not is_root(user) and ctx.uid == 0:  # a name the container's /etc/passwd maps to uid 0
+        return user, True, [check("user", f"{user} (uid 0)", WEAKER,
+                                  f"--user {user}" if user != image_user else "no --user",
+                                  f"runs as root: {user} is uid 0 in the container's /etc/passwd",
+                                  "--user UID:GID of a user that is not root")]
     if not is_root(user):
         return user, False, [check("user", user, STRONGER if user != image_user else DEFAULT,
                                    f"--user {user}" if user != image_user else "")]
@@ -552,7 +558,7 @@ def audit(record: dict, ctx: Context | None = None) -> dict:
         "Ladder": {
             "Network": network, "NetworkMode": record["HostConfig"].get("NetworkMode") or "default",
             "IPC": ipc, "PID": pid, "UTS": uts,
-            "User": user, "Root": root, "Userns": record["HostConfig"].get("UsernsMode") or "host",
+            "User": user, "Root": root, "Uid": ctx.uid, "Userns": record["HostConfig"].get("UsernsMode") or "host",
             "Privileged": privileged, "CapAdd": added, "CapDrop": dropped,
             "Seccomp": "unconfined" if privileged else seccomp,
             "AppArmor": "unconfined" if privileged else apparmor or "default",
@@ -802,7 +808,24 @@ def load_policy(path: str) -> Policy:
     return Policy(rules, f"policy file {path}")
 
 
-# --- the use case --------------------------------------------------------------------------------
+# --- the use case ---------------------------------------------------------------------------------
+
+
+def running_uid(record: dict) -> int | None:
+    """The effective uid of a running container's process, from the kernel (None when it does
+    not run): a user name is only what the container's own /etc/passwd says it is."""
+    state = record.get("State") or {}
+    pid = state.get("Pid") or 0
+    if not state.get("Running") or pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:  # the Name: line, which the process sets, is escaped by the kernel
+                if line.startswith("Uid:"):
+                    return int(line.split()[2])
+    except (OSError, ValueError, IndexError):  # ended meanwhile
+        return None
+    return None
 
 
 def audit_containers(engine, refs: list[str], policy: Policy | None = None) -> tuple[list[dict], list[str]]:
@@ -826,7 +849,7 @@ def audit_containers(engine, refs: list[str], policy: Policy | None = None) -> t
         if image_id not in image_configs:
             image = engine.images.lookup(image_id) if image_id else None  # removed since: no config
             image_configs[image_id] = (image.config.get("config") or {}) if image is not None else {}
-        report = audit(record, Context(image_configs[image_id], everyone))
+        report = audit(record, Context(image_configs[image_id], everyone, running_uid(record)))
         if policy is not None:
             report["Violations"] = policy.violations(report)
         reports.append(report)
