@@ -324,3 +324,12 @@ def test_mount_flags_as_given(busybox, tmp_path):
     heir = reports(b, "heir")["heir"]
     assert weakenings(heir)["--volumes-from mounted"]["Stronger"] == \
         "a named volume (-v NAME:/src) when it shares nothing with the host"
+
+
+def test_escape_sequences_in_a_path_never_reach_the_terminal(busybox, tmp_path):
+    sly = tmp_path / "data\x1b[1A\x1b[2Kx"
+    sly.mkdir()
+    busybox.ok("create", "--name", "sly", "-v", f"{sly}:/data", "busybox")
+    text = busybox.ok("audit", "sly")
+    assert "\x1b" not in text and f"{tmp_path}/data\\x1b[1A\\x1b[2Kx:/data" in text
+    assert reports(busybox, "sly")["sly"]["Ladder"]["HostMounts"] == [f"{sly}:/data"]  # JSON keeps it, escaped

@@ -55,9 +55,22 @@ def cmd_audit(engine, argv: list[str]) -> int:
     return 1 if missing or opts.strict and violating else 0
 
 
+def printable(value):
+    """A report's strings with control characters shown as \\xNN: an image's USER or a path can
+    hold escape sequences that would rewrite the lines of an audit on a terminal."""
+    if isinstance(value, str):
+        return "".join(c if c >= " " and c != "\x7f" else f"\\x{ord(c):02x}" for c in value)
+    if isinstance(value, dict):
+        return {k: printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable(v) for v in value]
+    return value
+
+
 def text_report(report: dict, checked: bool) -> str:
     """One container's report as text: its checks as a table, then each weakening with what
     it exposes and the stronger setting, then the policy's violations when one was applied."""
+    report = printable(report)
     weakenings = report["Weakenings"]
     lines = [f"{report['Name']} ({report['Id'][:12]}), image {report['Image']}: "
              f"{len(weakenings)} weakening{'s' * (len(weakenings) != 1)}"]
