@@ -1,4 +1,4 @@
-"""berth.engine.audit's pure logic: a container record (and its image's config, the other
+"""berth.engine.audit's and audit_policy's pure logic: a container record (and its image's config, the other
 containers) -> its place on each rung, its weakenings with their flags and stronger settings;
 policies parsed and applied."""
 
@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from berth.engine.audit import Context, Policy, audit, device_flag, is_root, load_policy
+from berth.engine.audit import Context, audit, device_flag, is_root
+from berth.engine.audit_policy import Policy, load_policy
 from berth.errors import InvalidArgument
 
 ID = "a" * 64

@@ -5,7 +5,8 @@ import sys
 
 from berth.cli.flags import BOOL, STRING, Command, Flag, help_text, parse
 from berth.cli.output import print_json, render_one, render_table_text
-from berth.engine.audit import Policy, audit_containers, load_policy
+from berth.engine.audit import audit_containers
+from berth.engine.audit_policy import Policy, load_policy
 
 AUDIT = Command("audit", "berth audit [OPTIONS] [CONTAINER...]",
                 "Show where containers stand on the isolation ladder, each weakening with the flag that caused it",

@@ -1,15 +1,15 @@
 """`berth audit`: where a container stands on the isolation ladder of Docker in Action (ch. 5-6),
 each weakening named with the flag that caused it and the stronger setting that would still
-work; and a policy (a JSON file) that containers are checked against.
+work (policies to check reports against: engine.audit_policy).
 
-`audit()` and `Policy` are pure (a container record, the image's config and the other
-containers' records in; a report out); `audit_containers()` is the use case that reads them."""
+`audit()` is pure (a container record, the image's config and the other containers' records
+in; a report out); `audit_containers()` is the use case that reads them."""
 
 import os
 
 from berth import fastjson as json
 from berth.errors import InvalidArgument, NotFound
-from berth.runtime.caps import CAPS, DEFAULT_CAPS
+from berth.runtime.caps import DEFAULT_CAPS
 
 WEAKER, DEFAULT, STRONGER = "weaker", "default", "stronger"
 
@@ -235,15 +235,16 @@ def _user(record: dict, ctx: Context) -> tuple[str, bool, list[dict]]:
                                 "--user UID:GID of a user that is not root")]
 
 
-def _short(cap: str) -> str:
+def short_cap(cap: str) -> str:
+    """CAP_SYS_ADMIN -> SYS_ADMIN, as docker's flags take it."""
     return cap.removeprefix("CAP_")
 
 
 def _capabilities(record: dict) -> tuple[list[str], list[str], list[dict]]:
     host = record["HostConfig"]
-    added = [c if c == "ALL" else "CAP_" + _short(c.upper()) for c in host.get("CapAdd") or ()]
-    dropped = [c if c == "ALL" else "CAP_" + _short(c.upper()) for c in host.get("CapDrop") or ()]
-    short_added, short_dropped = [_short(c) for c in added], [_short(c) for c in dropped]
+    added = [c if c == "ALL" else "CAP_" + short_cap(c.upper()) for c in host.get("CapAdd") or ()]
+    dropped = [c if c == "ALL" else "CAP_" + short_cap(c.upper()) for c in host.get("CapDrop") or ()]
+    short_added, short_dropped = [short_cap(c) for c in added], [short_cap(c) for c in dropped]
     if host.get("Privileged"):
         return short_added, short_dropped, [check("capabilities", "all", WEAKER, "--privileged",
                                                   "every capability of the host's root")]
@@ -253,14 +254,14 @@ def _capabilities(record: dict) -> tuple[list[str], list[str], list[dict]]:
             rows.append(check("capabilities", "+ALL", WEAKER, "--cap-add ALL", "every capability of the host's root",
                               "--cap-add for only the capabilities it needs"))
         elif cap in DEFAULT_CAPS or "ALL" in added:
-            rows.append(check("capabilities", f"+{_short(cap)}", DEFAULT, f"--cap-add {_short(cap)}",
+            rows.append(check("capabilities", f"+{short_cap(cap)}", DEFAULT, f"--cap-add {short_cap(cap)}",
                               "no effect: docker grants it by default"))
         else:  # an added capability is held even when also dropped (moby's TweakCapabilities)
-            rows.append(check("capabilities", f"+{_short(cap)}", WEAKER, f"--cap-add {_short(cap)}",
-                              CAP_RISKS.get(cap, f"{_short(cap)}, beyond docker's default set")))
+            rows.append(check("capabilities", f"+{short_cap(cap)}", WEAKER, f"--cap-add {short_cap(cap)}",
+                              CAP_RISKS.get(cap, f"{short_cap(cap)}, beyond docker's default set")))
     for cap in dropped:
         if cap == "ALL" or cap in DEFAULT_CAPS and cap not in added:
-            rows.append(check("capabilities", f"-{_short(cap)}", STRONGER, f"--cap-drop {_short(cap)}"))
+            rows.append(check("capabilities", f"-{short_cap(cap)}", STRONGER, f"--cap-drop {short_cap(cap)}"))
     if not rows:
         rows.append(check("capabilities", f"docker's default {len(DEFAULT_CAPS)}", DEFAULT))
     return short_added, short_dropped, rows
@@ -270,7 +271,7 @@ def _privileged(record: dict) -> list[dict]:
     host = record["HostConfig"]
     if not host.get("Privileged"):
         return [check("privileged", "no", DEFAULT)]
-    added = [f"--cap-add {_short(c)}" for c in host.get("CapAdd") or () if c != "ALL"]
+    added = [f"--cap-add {short_cap(c)}" for c in host.get("CapAdd") or () if c != "ALL"]
     devices = [m["Source"] for m in record.get("Mounts") or ()
                if m.get("Type") == "bind" and (m.get("Source") or "").startswith("/dev/")]
     if added or devices:
@@ -445,7 +446,7 @@ def _rootfs(record: dict) -> list[dict]:
                   "--read-only, with --tmpfs or a volume for each path it writes (e.g. --tmpfs /tmp)")]
 
 
-def _under(path: str, prefix: str) -> bool:
+def under(path: str, prefix: str) -> bool:
     """Is `path` the host path `prefix` or under it?"""
     path, prefix = os.path.normpath(path), os.path.normpath(prefix)
     return path == prefix or path.startswith(prefix.rstrip("/") + "/")
@@ -501,7 +502,7 @@ def _mounts(record: dict) -> tuple[list[str], list[dict]]:
         mode = "writable" if writable else "read-only"
         holds = _sensitivity(source)
         why = f"{holds} ({mode})" if holds else f"the host path {source} ({mode})"
-        if not holds and _under(source, "/dev"):  # a device node bound in: --device says so, with its cgroup rule
+        if not holds and under(source, "/dev"):  # a device node bound in: --device says so, with its cgroup rule
             why = f"the host device node {source} ({mode})"
             stronger = f"--device {source}" + (f":{target}" if target != source else "")
         elif os.path.normpath(source) == "/" or holds.startswith("a container engine"):
@@ -572,242 +573,6 @@ def audit(record: dict, ctx: Context | None = None) -> dict:
     }
 
 
-# --- policies ------------------------------------------------------------------------------------
-
-NETWORK_WORDS = ("closed", "bridged", "joined", "open")
-IPC_WORDS = ("none", "private", "shareable", "shared", "host")
-PID_WORDS = ("private", "shared", "host")
-UTS_WORDS = ("private", "host")
-SECCOMP_WORDS = ("default", "custom", "unconfined")
-
-# key -> (kind, words a list may hold or None for any); README's "Audit policies" documents each.
-POLICY_KEYS = {
-    "allowed-networks": ("list", None),
-    "allowed-ipc": ("list", IPC_WORDS),
-    "allowed-pid": ("list", PID_WORDS),
-    "allowed-uts": ("list", UTS_WORDS),
-    "allowed-seccomp": ("list", SECCOMP_WORDS),
-    "max-cap-add": ("int", None),
-    "allowed-cap-add": ("list", None),
-    "required-cap-drop": ("list", None),
-    "forbid-privileged": ("bool", None),
-    "require-non-root": ("bool", None),
-    "require-no-new-privileges": ("bool", None),
-    "forbid-devices": ("bool", None),
-    "allowed-devices": ("list", None),
-    "require-memory-limit": ("bool", None),
-    "require-cpu-limit": ("bool", None),
-    "require-pids-limit": ("bool", None),
-    "require-read-only": ("bool", None),
-    "forbid-host-mounts": ("bool", None),
-    "forbid-sensitive-host-mounts": ("bool", None),
-    "allowed-host-mounts": ("list", None),
-    "max-weakenings": ("int", None),
-}
-
-
-class Policy:
-    """What a policy file allows: each key of POLICY_KEYS that it sets (an absent key allows all)."""
-
-    __slots__ = ("rules", "source")
-
-    def __init__(self, rules: dict, source: str = "policy"):
-        self.source = source
-        self.rules = {}
-        if not isinstance(rules, dict):
-            raise InvalidArgument(f"{source}: a policy is a JSON object, not {_json_kind(rules)}")
-        for key, value in rules.items():
-            if key not in POLICY_KEYS:
-                raise InvalidArgument(f"{source}: unknown policy key {json.dumps(key)} (known: "
-                                      f"{', '.join(POLICY_KEYS)})")
-            kind, words = POLICY_KEYS[key]
-            if kind == "bool" and not isinstance(value, bool):
-                raise InvalidArgument(f"{source}: {key} must be true or false, not {_json_kind(value)}")
-            if kind == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise InvalidArgument(f"{source}: {key} must be a number >= 0, not {json.dumps(value)}")
-            if kind == "list":
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise InvalidArgument(f"{source}: {key} must be a list of strings, not {_json_kind(value)}")
-                wrong = [v for v in value if words is not None and v not in words]
-                if wrong:
-                    raise InvalidArgument(f"{source}: {key}: {json.dumps(wrong[0])} is none of "
-                                          f"{', '.join(words)}")
-                if key in ("allowed-cap-add", "required-cap-drop"):
-                    value = [_cap_name(v, source, key) for v in value]
-            self.rules[key] = value
-
-    @classmethod
-    def strictest(cls) -> "Policy":
-        """--strict without --policy: no weakening at all."""
-        return cls({"max-weakenings": 0}, "--strict")
-
-    def violations(self, report: dict) -> list[str]:
-        """Each way the report is weaker than this policy: the flag that caused it and the rule."""
-        found = []
-        for key, value in self.rules.items():
-            for flag, message in RULES[key](report, value):
-                found.append(f"{flag}: {message} ({key} in {self.source})")
-        return found
-
-
-def _json_kind(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
-
-
-def _cap_name(name: str, source: str, key: str) -> str:
-    upper = name.upper()
-    if upper == "ALL":
-        return upper
-    full = upper if upper.startswith("CAP_") else "CAP_" + upper
-    if full not in CAPS:
-        raise InvalidArgument(f"{source}: {key}: unknown capability {json.dumps(name)}")
-    return _short(full)
-
-
-def _flags(report: dict, area: str, statuses=(WEAKER,)) -> list[str]:
-    return [row["Flag"] for row in report["Checks"] if row["Area"] == area and row["Status"] in statuses]
-
-
-def _first_flag(report: dict, area: str, fallback: str) -> str:
-    flags = [f for f in _flags(report, area, (WEAKER, DEFAULT, STRONGER)) if f]
-    return flags[0] if flags else fallback
-
-
-def _rule_networks(report: dict, allowed: list) -> list:
-    ladder = report["Ladder"]
-    mode = ladder["NetworkMode"]
-    names = {mode, "bridge" if mode == "default" else mode, ladder["Network"]}
-    if mode.startswith("container:"):
-        names.add("container")
-    if names & set(allowed):
-        return []
-    flag = _first_flag(report, "network", f"--network {mode}")
-    return [(flag, f"network {mode} ({ladder['Network']}) is not allowed: {', '.join(allowed) or 'none allowed'}")]
-
-
-def _rule_words(area: str, field: str):
-    def rule(report: dict, allowed: list) -> list:
-        value = report["Ladder"][field]
-        if value in allowed:
-            return []
-        return [(_first_flag(report, area, f"--{area}"), f"{area} {value} is not allowed: {', '.join(allowed)}")]
-    return rule
-
-
-def _rule_max_cap_add(report: dict, limit: int) -> list:
-    added = [row for row in report["Checks"] if row["Area"] == "capabilities" and row["Status"] == WEAKER]
-    count = sum(len(CAPS) - len(DEFAULT_CAPS) if row["Setting"] in ("all", "+ALL") else 1 for row in added)
-    if count <= limit:
-        return []
-    return [(", ".join(row["Flag"] for row in added), f"{count} capabilities added beyond docker's default, "
-             f"{limit} allowed")]
-
-
-def _rule_allowed_cap_add(report: dict, allowed: list) -> list:
-    return [(row["Flag"], f"capability {row['Setting'].lstrip('+')} is not allowed: "
-             f"{', '.join(allowed) or 'none allowed'}")
-            for row in report["Checks"]
-            if row["Area"] == "capabilities" and row["Status"] == WEAKER and row["Setting"].lstrip("+") not in allowed]
-
-
-def _rule_cap_drop(report: dict, required: list) -> list:
-    dropped = set(report["Ladder"]["CapDrop"])
-    missing = [c for c in required if c not in dropped and "ALL" not in dropped]
-    return [(f"no --cap-drop {c}", f"--cap-drop {c} is required") for c in missing]
-
-
-def _rule_flag(area: str, message: str, setting: str | None = None):
-    def rule(report: dict, on: bool) -> list:
-        if not on:
-            return []
-        return [(row["Flag"], message) for row in report["Checks"]
-                if row["Area"] == area and row["Status"] == WEAKER and (setting is None or row["Setting"] == setting)]
-    return rule
-
-
-def _rule_no_new_privileges(report: dict, on: bool) -> list:
-    if on and not report["Ladder"]["NoNewPrivileges"]:
-        return [("no --security-opt no-new-privileges", "no-new-privileges is required")]
-    return []
-
-
-def _rule_allowed_devices(report: dict, allowed: list) -> list:
-    return [(row["Flag"], f"device {row['Setting']} is not allowed: {', '.join(allowed) or 'none allowed'}")
-            for row in report["Checks"]
-            if row["Area"] == "devices" and row["Status"] == WEAKER and row["Setting"] not in allowed]
-
-
-def _host_mount_rows(report: dict) -> list[dict]:
-    return [row for row in report["Checks"] if row["Area"] == "mounts" and row["Setting"].startswith("bind ")]
-
-
-def _rule_sensitive_mounts(report: dict, on: bool) -> list:
-    if not on:
-        return []
-    return [(row["Flag"], f"a sensitive host path: {row['Why']}") for row in _host_mount_rows(report)
-            if not row["Why"].startswith("the host path ")]
-
-
-def _rule_allowed_host_mounts(report: dict, allowed: list) -> list:
-    found = []
-    for row, spec in zip(_host_mount_rows(report), report["Ladder"]["HostMounts"], strict=False):
-        source = spec.split(":")[0]
-        if not any(_under(source, prefix) for prefix in allowed):
-            found.append((row["Flag"], f"host path {source} is not allowed: {', '.join(allowed) or 'none allowed'}"))
-    return found
-
-
-def _rule_max_weakenings(report: dict, limit: int) -> list:
-    if len(report["Weakenings"]) <= limit:
-        return []
-    return [(w["Flag"], f"a weakening ({w['Area']}): {limit} allowed") for w in report["Weakenings"]]
-
-
-RULES = {
-    "allowed-networks": _rule_networks,
-    "allowed-ipc": _rule_words("ipc", "IPC"),
-    "allowed-pid": _rule_words("pid", "PID"),
-    "allowed-uts": _rule_words("uts", "UTS"),
-    "allowed-seccomp": _rule_words("seccomp", "Seccomp"),
-    "max-cap-add": _rule_max_cap_add,
-    "allowed-cap-add": _rule_allowed_cap_add,
-    "required-cap-drop": _rule_cap_drop,
-    "forbid-privileged": _rule_flag("privileged", "privileged containers are forbidden"),
-    "require-non-root": _rule_flag("user", "running as root is forbidden"),
-    "require-no-new-privileges": _rule_no_new_privileges,
-    "forbid-devices": _rule_flag("devices", "host devices are forbidden"),
-    "allowed-devices": _rule_allowed_devices,
-    "require-memory-limit": _rule_flag("memory", "a memory limit is required", "unlimited"),
-    "require-cpu-limit": _rule_flag("cpu", "a CPU limit is required", "unlimited"),
-    "require-pids-limit": _rule_flag("pids", "a process limit is required", "unlimited"),
-    "require-read-only": _rule_flag("rootfs", "a read-only root filesystem is required"),
-    "forbid-host-mounts": lambda report, on: [(row["Flag"], "host mounts are forbidden")
-                                              for row in _host_mount_rows(report)] if on else [],
-    "forbid-sensitive-host-mounts": _rule_sensitive_mounts,
-    "allowed-host-mounts": _rule_allowed_host_mounts,
-    "max-weakenings": _rule_max_weakenings,
-}
-
-
-def load_policy(path: str) -> Policy:
-    """A policy file (JSON), checked whole before any container is audited."""
-    try:
-        with open(path, "rb") as f:
-            text = f.read(1 << 20)
-    except IsADirectoryError:
-        raise InvalidArgument(f"policy file {path}: is a directory") from None
-    except OSError as err:
-        raise InvalidArgument(f"policy file {path}: {err.strerror.lower() if err.strerror else err}") from None
-    import json as std_json  # lazy: its errors say where a hand-written file is wrong (fastjson's do not)
-
-    try:
-        rules = std_json.loads(text)
-    except ValueError as err:
-        raise InvalidArgument(f"policy file {path}: not valid JSON: {err}") from None
-    return Policy(rules, f"policy file {path}")
-
-
 # --- the use case ---------------------------------------------------------------------------------
 
 
@@ -828,9 +593,10 @@ def running_uid(record: dict) -> int | None:
     return None
 
 
-def audit_containers(engine, refs: list[str], policy: Policy | None = None) -> tuple[list[dict], list[str]]:
+def audit_containers(engine, refs: list[str], policy=None) -> tuple[list[dict], list[str]]:
     """Reports of the named containers (every container when none is named, by name), each
-    checked against `policy` when there is one; and the errors of the names no container has."""
+    checked against `policy` (an engine.audit_policy.Policy) when there is one; and the errors
+    of the names no container has."""
     everyone = engine.containers()
     missing = []
     if refs:
