@@ -22,7 +22,7 @@ HEADER = {"Area": "AREA", "Setting": "SETTING", "Status": "STATUS", "Flag": "FLA
 REPORT_HEADER = {"Id": "CONTAINER ID", "Name": "NAME", "Image": "IMAGE", "Checks": "CHECKS",
                  "Weakenings": "WEAKENINGS", "Violations": "VIOLATIONS",
                  "Ladder": {key: key.upper() for key in ("Network", "NetworkMode", "IPC", "PID", "UTS", "User",
-                                                         "Root", "Userns", "Privileged", "CapAdd", "CapDrop",
+                                                         "Root", "Uid", "Userns", "Privileged", "CapAdd", "CapDrop",
                                                          "Seccomp", "AppArmor", "NoNewPrivileges", "Devices",
                                                          "Memory", "Cpus", "PidsLimit", "ReadonlyRootfs",
                                                          "HostMounts")}}
