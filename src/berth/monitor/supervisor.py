@@ -410,10 +410,22 @@ def adopt(engine, record: dict, pid: int, proc_fd: int, sources: list, notify_fd
                 "engine": [type(engine).__module__, type(engine).__qualname__],
                 "log": target, "sources": [[fd, stream] for fd, stream in sources],
                 "console": -1, "held": [], "started": time.monotonic(), "backoff": 0.0,
-                "attach": server.handoff(), "adopted": True, "proc": proc_fd}
+                "attach": server.handoff(), "adopted": True, "proc": proc_fd,
+                "probing": _probing_plan(engine, record, pid)}
         exec_python("berth.monitor.lean", "main", plan)
     finally:
         os._exit(0)
+
+
+def _probing_plan(engine, record: dict, pid: int) -> dict | None:
+    """An adopted container's health probing goes on under its new supervisor."""
+    if not engine.probed(record):
+        return None
+    try:
+        probing = engine.probing(record["Id"], pid)
+    except (BerthError, OSError):
+        return None
+    return probing.handoff() if probing is not None else None
 
 
 def pump_exec(launched, stdio: Stdio) -> int:
