@@ -188,6 +188,9 @@ class FakeKernel:
     def fstat(self, fd: int):
         return os.stat_result((self._lookup(self._fd(fd)), 0, 0, 1, 0, 0, 0, 0, 0, 0))
 
+    def statvfs(self, path: str):
+        return os.statvfs_result((4096,) * 8 + (0, 255))
+
     def readlink(self, path: str, *, dir_fd: int | None = None) -> str:
         return self._at(path, dir_fd)
 

@@ -96,11 +96,11 @@ def test_rootfs_is_built_in_runcs_order():
         f'mount("mqueue", "{ROOTFS}/dev/mqueue", "mqueue", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)',
         *nodes,
         f"write(<{ROOTFS}/proc/sys/net/ipv4/ip_forward>, '1')",  # before /proc/sys turns read-only
+        # runc's order: read-only paths, then masked ones
+        f'mount("{ROOTFS}/proc/sys", "{ROOTFS}/proc/sys", NULL, MS_BIND|MS_REC, NULL)',
+        f'mount(NULL, "{ROOTFS}/proc/sys", NULL, MS_RDONLY|MS_REMOUNT|MS_BIND, NULL)',  # keeping its nosuid...
         f'mount("/dev/null", "{ROOTFS}/proc/kcore", NULL, MS_BIND, NULL)',  # a file: /dev/null over it
         f'mount("tmpfs", "{ROOTFS}/sys/firmware", "tmpfs", MS_RDONLY, NULL)',  # a directory: an empty tmpfs
-        f'mount("{ROOTFS}/proc/sys", "{ROOTFS}/proc/sys", NULL, MS_BIND|MS_REC, NULL)',
-        f'mount(NULL, "{ROOTFS}/proc/sys", NULL, MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_REMOUNT|MS_BIND|MS_REC, '
-        'NULL)',
         f"fchdir(<{ROOTFS}>)",
         'pivot_root(".", ".")',
         "fchdir(</>)",  # the old root, by the fd opened before pivot_root
@@ -240,7 +240,6 @@ def test_a_cgroup_v1_mount_is_a_tmpfs_of_binds():
         f'symlink("cpu,cpuacct", "{cgroup}/cpu")',
         f'symlink("cpu,cpuacct", "{cgroup}/cpuacct")',
         f'mkdir("{cgroup}/memory", 0755)',
-        f'mount(NULL, "{cgroup}", NULL, MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_REMOUNT|MS_BIND, NULL)',
         f'mount("/sys/fs/cgroup/cpu,cpuacct/berth/c1", "{cgroup}/cpu,cpuacct", NULL, MS_BIND, NULL)',
         f'mount(NULL, "{cgroup}/cpu,cpuacct", NULL, {attrs}, NULL)',
         f'mount("/sys/fs/cgroup/memory/berth/c1", "{cgroup}/memory", NULL, MS_BIND, NULL)',

@@ -59,6 +59,8 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
     except FileNotFoundError:
         raise InvalidArgument(f"open {bundle}/config.json: no such file or directory") from None
     _validate_bundle(spec)
+    if (spec.get("process") or {}).get("terminal") and not console_socket:  # before anything is made
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
     os.makedirs(root, exist_ok=True)
     try:

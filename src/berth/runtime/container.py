@@ -38,10 +38,10 @@ class _Plan:
     its cgroup's host directories (what a "cgroup" mount shows, bound before pid 1 is in them)
     and its OCI hooks (runtime.hooks.Hooks, None without)."""
 
-    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks")
+    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks", "idmaps")
 
     def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None,
-                 seccomp_program=None, hooks=None):
+                 seccomp_program=None, hooks=None, idmaps=None):
         self.spec = spec
         self.rootfs = rootfs
         self.overlay = overlay
@@ -49,6 +49,7 @@ class _Plan:
         self.exec_fifo = exec_fifo
         self.cgroup_dirs = cgroup_dirs
         self.hooks = hooks
+        self.idmaps = idmaps  # mount index -> fd of its user namespace (idmapped mounts)
         # Compiled (or fetched from the cache) before forking: pid 1 cannot see the cache
         # after pivot_root, and a bad profile then fails the start cleanly.
         section = (spec.get("linux") or {}).get("seccomp")
@@ -81,14 +82,54 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
                                       "annotations": spec.get("annotations") or {}})
     cgroup = open_cgroup(linux.get("cgroupsPath") or cgroup_path(os.urandom(8).hex()))
     cgroup.create()
+    idmaps = {}
     try:
-        cgroup.apply(linux.get("resources"))
+        cgroup.apply(_with_default_devices(linux.get("resources")))
+        idmaps = _idmap_namespaces(spec.get("mounts") or ())
         plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup.host_dirs(), seccomp_program,
-                     hooks)
+                     hooks, idmaps)
         return _fork_container(plan, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
         raise
+    finally:
+        for fd in idmaps.values():
+            os.close(fd)
+
+
+# runc's specconv.AllowedDevices, appended to every container's device rules (so docker's too):
+# mknod of anything, and the default devices, /dev/pts/* and /dev/ptmx.
+RUNC_ALLOWED_DEVICES = tuple(
+    {"allow": True, "type": kind, "major": major, "minor": minor, "access": access}
+    for kind, major, minor, access in (
+        ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"),
+        ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
+    ))
+
+
+def _with_default_devices(resources: dict | None) -> dict | None:
+    """linux.resources with runc's allowed devices after the spec's own rules, when it has any."""
+    if not resources or not resources.get("devices"):
+        return resources
+    return {**resources, "devices": list(resources["devices"]) + [
+        {key: value for key, value in rule.items() if value is not None} for rule in RUNC_ALLOWED_DEVICES]}
+
+
+def _idmap_namespaces(mounts) -> dict:
+    """For each idmapped mount (uidMappings/gidMappings), the fd of a user namespace with its
+    mappings, made here, where /proc shows the pids of our children."""
+    idmaps = {}
+    try:
+        for index, m in enumerate(mounts):
+            if m.get("uidMappings") or m.get("gidMappings"):
+                from berth.runtime.userns import mapping_namespace  # lazy: only idmapped mounts
+
+                idmaps[index] = mapping_namespace(m.get("uidMappings") or [], m.get("gidMappings") or [])
+    except BaseException:
+        for fd in idmaps.values():
+            os.close(fd)
+        raise
+    return idmaps
 
 
 def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None, seccomp_program=None) -> Launched:
@@ -198,7 +239,12 @@ def _intermediate(plan: _Plan, status_w, joined_r, console_sock, kernel=sc) -> N
         # open /proc/<pid>/exe of our interpreter and write through it (runc CVE-2019-5736).
         kernel.prctl(sc.PR_SET_DUMPABLE, 0)
         process.set_oom_score_adj(plan.spec.get("process") or {}, kernel)
-        namespaces = (plan.spec.get("linux") or {}).get("namespaces") or ()
+        linux = plan.spec.get("linux") or {}
+        namespaces = linux.get("namespaces") or ()
+        if _new_user_namespace(namespaces):
+            from berth.runtime.userns import unshare_mapped  # lazy: only a user namespace
+
+            unshare_mapped(linux.get("uidMappings"), linux.get("gidMappings"), kernel)
         flags = _enter_namespaces(namespaces, kernel)
         child = kernel.fork()
         if child == 0:
@@ -209,19 +255,35 @@ def _intermediate(plan: _Plan, status_w, joined_r, console_sock, kernel=sc) -> N
     kernel._exit(0)
 
 
+def _new_user_namespace(namespaces) -> bool:
+    return any(ns.get("type") == "user" and not ns.get("path") for ns in namespaces)
+
+
 def _enter_namespaces(namespaces, kernel=sc) -> int:
     """setns into namespaces given by path, unshare the rest; returns the unshared flags.
-    All paths are opened first: joining the mount namespace changes what paths mean."""
+    All paths are opened first: joining the mount namespace changes what paths mean. The user
+    namespace is joined first (it owns the others), the mount namespace last; a new user
+    namespace was made before (runtime.userns.unshare_mapped), the others are made in it."""
     flags = 0
-    joins = [(kernel.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC), NAMESPACE_FLAGS[ns["type"]])
-             for ns in namespaces if ns.get("path")]
-    for fd, flag in sorted(joins, key=lambda j: j[1] == sc.CLONE_NEWNS):  # mount namespace last
+    joins = []
+    try:
+        for ns in namespaces:
+            if ns.get("path"):
+                joins.append((kernel.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC), NAMESPACE_FLAGS[ns["type"]]))
+    except OSError as err:
+        for fd, _ in joins:
+            kernel.close(fd)
+        raise BerthError(f"failed to open namespace path {err.filename or ''}: "
+                         f"{os.strerror(err.errno).lower()}") from None
+    order = {sc.CLONE_NEWUSER: 0, sc.CLONE_NEWNS: 2}
+    for fd, flag in sorted(joins, key=lambda j: order.get(j[1], 1)):
         try:
             kernel.setns(fd, flag)
         finally:
             kernel.close(fd)
     for ns in namespaces:
-        if not ns.get("path") and ns["type"] != "cgroup":  # cgroup: unshared by pid 1 once in its cgroup
+        # cgroup: unshared by pid 1 once in its cgroup; user: made already
+        if not ns.get("path") and ns["type"] not in ("cgroup", "user"):
             flags |= NAMESPACE_FLAGS[ns["type"]]
     if flags:
         kernel.unshare(flags)
@@ -257,6 +319,8 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         if flags & sc.CLONE_NEWUTS and spec.get("domainname"):
             kernel.setdomainname(spec["domainname"])
         process.set_rlimits(proc.get("rlimits"), kernel)
+        process.set_scheduling(proc, kernel)
+        process.set_personality((spec.get("linux") or {}).get("personality"), kernel)
         if not joined:
             _await_cgroup(joined_r, namespaces, kernel)
         if console_sock is not None:  # the pty is made by runtime.console, with the real kernel
@@ -281,6 +345,10 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         if plan.seccomp is not None and not no_new_privileges:
             _load_seccomp(plan.seccomp, kernel)
         process.set_credentials(proc, kernel)
+        # runc looks the command up now, as the user: a missing one fails `create`, not `start`
+        executable = process.find_executable((proc.get("args") or [""])[0], proc.get("env") or [], kernel)
+        process.add_home(proc, kernel)
+        process.set_security_labels(proc, kernel)
         process.close_extra_fds((status_w,), kernel)
         if plan.seccomp is not None and no_new_privileges:
             _load_seccomp(plan.seccomp, kernel)
@@ -288,7 +356,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
             _wait_for_start(plan, status_w, fifo_fd, proc, kernel)
         elif plan.hooks is not None:
             plan.hooks.run("startContainer", kernel.getpid(), "created", proc.get("env") or [])
-        process.exec_process(proc, kernel)
+        process.exec_process(proc, kernel, executable)
     except BaseException as err:
         _report_and_exit(status_w, err, kernel)
 
@@ -300,15 +368,15 @@ def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespa
     linux = spec.get("linux") or {}
     root = None
     if flags & sc.CLONE_NEWNS:
-        root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs, kernel)
+        root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs, kernel, plan.idmaps)
     joined = _hooks_before_pivot(plan)
     if joined:
         _container_hooks(plan, status_w, joined_r, namespaces, root, kernel)
     if root is not None:
         # Resolved under the rootfs fd, before pivot_root: /proc/self/fd is still the host's.
         _write_sysctls(root, linux.get("sysctl"), kernel)
+        mount.readonly_paths(root, linux.get("readonlyPaths"), kernel)  # runc's order
         mount.mask_paths(root, linux.get("maskedPaths"), kernel)
-        mount.readonly_paths(root, linux.get("readonlyPaths"), kernel)
         mount.pivot_root(root, kernel)
         kernel.close(root)
         if (spec.get("root") or {}).get("readonly"):

@@ -42,6 +42,7 @@ from os import (  # noqa: F401 (the kernel interface, see above)
     setresuid,
     setsid,
     stat,
+    statvfs,
     symlink,
     umask,
     unlink,
@@ -141,6 +142,25 @@ MS_LAZYTIME = 0x2000000
 
 MNT_DETACH = 2
 
+# mount_setattr(2) attributes (linux/mount.h) and the *at flags the new mount API takes
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
@@ -163,8 +183,12 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 _SYS = {  # syscall numbers glibc has no wrapper for
-    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436, "pidfd_getfd": 438},
-    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436, "pidfd_getfd": 438},
+    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436, "pidfd_getfd": 438,
+               "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "ioprio_set": 251,
+               "sched_setattr": 314, "personality": 135},
+    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436, "pidfd_getfd": 438,
+                "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "ioprio_set": 30,
+                "sched_setattr": 274, "personality": 92},
 }[os.uname().machine]
 
 
@@ -213,6 +237,49 @@ def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> 
     if fd < 0:
         _fail(f"openat2 {path}")
     return fd
+
+
+def mount_setattr(dir_fd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0, propagation: int = 0,
+                  userns_fd: int = 0) -> None:
+    """mount_setattr(2): change the attributes (MOUNT_ATTR_*) of the mount at `path` under
+    `dir_fd`, and with AT_RECURSIVE of every mount below it."""
+    attr = struct.pack("QQQQ", attr_set, attr_clr, propagation, userns_fd)  # struct mount_attr
+    if _syscall(_SYS["mount_setattr"], _Long(dir_fd), path.encode(), _Long(flags), attr, _Long(len(attr))) != 0:
+        _fail(f"mount_setattr {path}")
+
+
+def open_tree(dir_fd: int, path: str, flags: int) -> int:
+    """open_tree(2): an fd of the mount at `path` (with OPEN_TREE_CLONE, a detached copy of it)."""
+    fd = _syscall(_SYS["open_tree"], _Long(dir_fd), path.encode(), _Long(flags))
+    if fd < 0:
+        _fail(f"open_tree {path}")
+    return fd
+
+
+def move_mount(from_fd: int, to_fd: int) -> None:
+    """move_mount(2) of the detached mount `from_fd` onto what the fd `to_fd` is."""
+    if _syscall(_SYS["move_mount"], _Long(from_fd), b"", _Long(to_fd), b"",
+                _Long(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) != 0:
+        _fail("move_mount")
+
+
+def personality(persona: int) -> None:
+    if _syscall(_SYS["personality"], _Long(persona)) < 0:
+        _fail("personality")
+
+
+def ioprio_set(which: int, who: int, ioprio: int) -> None:
+    if _syscall(_SYS["ioprio_set"], _Long(which), _Long(who), _Long(ioprio)) != 0:
+        _fail("ioprio_set")
+
+
+def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int,
+                  period: int) -> None:
+    """sched_setattr(2) of this thread: policy (SCHED_*), its flags, nice, rt priority, and the
+    SCHED_DEADLINE runtime/deadline/period in ns."""
+    attr = struct.pack("IIQiIQQQ", 48, policy, flags, nice, priority, runtime, deadline, period)
+    if _syscall(_SYS["sched_setattr"], _Long(0), attr, _Long(0)) != 0:
+        _fail("sched_setattr")
 
 
 def pidfd_getfd(pidfd: int, target_fd: int) -> int:
