@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -471,6 +472,36 @@ def c_mount_missing_source(config, ctx):
     add_mount(config, destination="/nothing", type="bind", source=ctx.path("no-such-dir"), options=["rbind"])
 
 
+def c_malformed_json(config, ctx):
+    ctx.raw_config = '{"ociVersion": "1.0.2", "process": {'
+
+
+def c_config_not_an_object(config, ctx):
+    ctx.raw_config = '["not", "an", "object"]'
+
+
+def c_no_config(config, ctx):
+    ctx.raw_config = None
+
+
+def c_userns_devices(config, ctx):
+    user_namespace(config)
+    config["linux"]["devices"] = [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o666}]
+    shell(config, "ls -ln /dev | awk '{print $1, $5, $6, $NF}'; head -c 4 /dev/zero | wc -c; echo x > /dev/null")
+
+
+def c_userns_sysfs(config, ctx):
+    user_namespace(config)
+    config["mounts"].append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                             "options": ["nosuid", "noexec", "nodev", "ro"]})
+    shell(config, "grep ' /sys ' /proc/self/mountinfo; ls /sys | head -3")
+
+
+def c_userns_mapping_without_namespace(config, ctx):
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+
 def c_mqueue_and_shm(config, ctx):
     shell(config, "grep -E ' /dev/(shm|mqueue) ' /proc/self/mountinfo; ipcs -m | tail -n +2 | wc -l")
 
@@ -551,6 +582,12 @@ CASES = [
     ("bind-missing-source", c_mount_missing_source),
     ("mqueue-and-shm", c_mqueue_and_shm),
     ("mount-nosymfollow", c_mount_nosymfollow),
+    ("malformed-json", c_malformed_json),
+    ("config-not-an-object", c_config_not_an_object),
+    ("no-config", c_no_config),
+    ("user-namespace-devices", c_userns_devices),
+    ("user-namespace-sysfs", c_userns_sysfs),
+    ("mappings-without-user-namespace", c_userns_mapping_without_namespace),
 ]
 
 with open("/proc/sys/kernel/cap_last_cap") as _f:
@@ -586,6 +623,7 @@ class Side:
         self.ctx.unmount = []
         self.ctx.processes = []
         self.ctx.rootfs_symlinks = []
+        self.ctx.raw_config = ""
         self.id = "conf-" + uuid.uuid4().hex[:10]
         self.cgroup = f"/{CGROUP_PARENT}/{self.id}"
         os.makedirs(os.path.join(self.bundle, "rootfs"))
@@ -597,8 +635,13 @@ class Side:
         change(config, self.ctx)
         for name, target in self.ctx.rootfs_symlinks:
             os.symlink(target, os.path.join(self.bundle, "rootfs", name))
+        if self.ctx.raw_config is None:
+            return
         with open(os.path.join(self.bundle, "config.json"), "w") as f:
-            json.dump(config, f, indent=1)
+            if self.ctx.raw_config:
+                f.write(self.ctx.raw_config)
+            else:
+                json.dump(config, f, indent=1)
 
     def run(self) -> subprocess.CompletedProcess:
         return subprocess.run([self.binary, "--root", self.state_root, "run", "-b", self.bundle, self.id],
@@ -662,17 +705,53 @@ def normalise(text: str, side: Side) -> str:
 
 
 @pytest.fixture
-def sides(tmp_path, busybox_tar):
-    made = [Side("runc", RUNC, str(tmp_path), busybox_tar), Side("berth", runtime_binary(), str(tmp_path), busybox_tar)]
+def sides(busybox_tar):
+    # its own directory, traversable by anyone: a user namespace's root is nobody on the host
+    base = tempfile.mkdtemp(prefix="berth-conformance-")
+    os.chmod(base, 0o755)
+    made = []
     try:
+        made = [Side("runc", RUNC, base, busybox_tar), Side("berth", runtime_binary(), base, busybox_tar)]
         yield made
     finally:
         for side in made:
             side.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _capeff(observed: dict) -> int:
+    return int(re.search(r"CapEff:\t([0-9a-f]+)", observed["stdout"]).group(1), 16)
+
+
+def _refused(observed: dict, err: str, says: str) -> None:
+    assert observed["exit"] == 1 and says in err and len(err.strip().splitlines()) == 1, (observed, err)
+
+
+# Where runc 1.1 (this host's) and berth-runtime knowingly differ: why, and what berth-runtime shows.
+DIFFERENCES = {
+    "caps-everything": (
+        "runc refuses caps the host withholds (CAP_SYS_RESOURCE here); berth grants those it holds, so "
+        "`--privileged` works in such a sandbox",
+        lambda runc, berth, err: berth["exit"] == 0 and _capeff(berth) == int(open("/proc/self/status").read()
+                                                                              .split("CapEff:\t")[1][:16], 16)),
+    "hostname-domainname": (
+        "runc 1.1.5 leaves domainname unset; the spec (and runc 1.2) set it",
+        lambda runc, berth, err: "conformance" not in berth["stdout"] and "box.example\nexample.test" in berth["stdout"]),
+    "hooks-all-six": (
+        "runc 1.1 runs poststart during create (state \"created\", fixed in runc 1.2); berth-runtime after start",
+        lambda runc, berth, err: berth["collected"]["hooks.log"] == runc["collected"]["hooks.log"].replace(
+            "poststart-0 created\npoststart-1 created", "poststart-0 running\npoststart-1 running")),
+    "spec-version-2.0.0": (
+        "runc 1.1 runs any ociVersion; berth-runtime refuses a major version it does not implement",
+        lambda runc, berth, err: _refused(berth, err, "unsupported spec version") is None),
+    "spec-version-garbage": (
+        "as spec-version-2.0.0",
+        lambda runc, berth, err: _refused(berth, err, "unsupported spec version") is None),
+}
 
 
 @pytest.mark.parametrize("change", [case for _, case in CASES], ids=[name for name, _ in CASES])
-def test_same_result_as_runc(sides, change):
+def test_same_result_as_runc(request, sides, change):
     results = {}
     for side in sides:
         side.prepare(change)
@@ -682,6 +761,10 @@ def test_same_result_as_runc(sides, change):
     assert runc_left == [], f"runc left {runc_left}"
     assert berth_left == [], f"berth-runtime left {berth_left}"
     assert "Traceback" not in berth_err, berth_err
+    difference = DIFFERENCES.get(request.node.callspec.id)
+    if difference:
+        assert difference[1](runc, berth, berth_err), f"{difference[0]}:\nrunc: {runc}\nberth: {berth}\n{berth_err}"
+        return
     if "level=error" in runc_err:  # runc refused: berth-runtime too, with the same code, one line saying why
         assert berth["exit"] == runc["exit"], f"runc: {runc_err}\nberth: {berth_err}"
         assert berth_err.strip() and len(berth_err.strip().splitlines()) == 1, berth_err
@@ -693,3 +776,91 @@ def test_same_result_as_runc(sides, change):
                                              json.dumps(berth, indent=1).replace("\\n", "\n").splitlines(),
                                              "runc", "berth-runtime", lineterm=""))
         pytest.fail(f"berth-runtime differs from runc:\n{diff}\nrunc stderr: {runc_err}\nberth stderr: {berth_err}")
+
+
+# -- what runc 1.1 does not know: berth-runtime alone, against what the kernel shows ---------------
+
+def b_personality(config, ctx):
+    config["linux"]["personality"] = {"domain": "LINUX32"}
+    shell(config, "uname -m")
+
+
+def b_io_priority(config, ctx):
+    config["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+    shell(config, "ionice -p $$")
+
+
+def b_scheduler(config, ctx):
+    config["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5}
+    shell(config, "cut -d' ' -f19 /proc/self/stat; grep -E '^policy' /proc/self/sched")
+
+
+def b_idmapped_mount(config, ctx):
+    data = ctx.host_dir("idmapped", {"f": "x"})
+    os.chown(os.path.join(data, "f"), 1000, 1000)
+    add_mount(config, destination="/idmapped", type="bind", source=data, options=["rbind"],
+              uidMappings=[{"containerID": 1000, "hostID": 5000, "size": 1}],
+              gidMappings=[{"containerID": 1000, "hostID": 6000, "size": 1}])
+    shell(config, "stat -c '%u %g' /idmapped/f; grep ' /idmapped ' /proc/self/mountinfo | awk '{print $6}'")
+
+
+def b_idmapped_tmpfs_refused(config, ctx):
+    add_mount(config, destination="/idmapped", type="tmpfs", source="tmpfs",
+              uidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}],
+              gidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}])
+
+
+def b_recursive_readonly(config, ctx):
+    outer = ctx.host_dir("outer")
+    inner = ctx.host_dir("outer/inner")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", inner], check=True)
+    ctx.unmount.append(inner)
+    add_mount(config, destination="/outer", type="bind", source=outer, options=["rbind", "rro", "rnosuid"])
+    shell(config, "touch /outer/inner/x 2>/dev/null || echo refused; grep ' /outer/inner ' /proc/self/mountinfo | "
+                  "awk '{print $6}'")
+
+
+def b_tmpcopyup(config, ctx):
+    add_mount(config, destination="/etc", type="tmpfs", source="tmpfs", options=["tmpcopyup", "size=1m"])
+    shell(config, "grep -c root /etc/passwd; grep ' /etc ' /proc/self/mountinfo | awk '{print $9}'")
+
+
+def b_seccomp_notify_refused(config, ctx):
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": ctx.path("agent.sock"),
+                                  "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+
+
+def b_apparmor_refused(config, ctx):
+    config["process"]["apparmorProfile"] = "docker-default"
+
+
+def b_unknown_scheduler_refused(config, ctx):
+    config["process"]["scheduler"] = {"policy": "SCHED_SOMETIMES"}
+
+
+BERTH_ONLY = [
+    ("personality-linux32", b_personality, 0, "i686\n"),
+    ("io-priority-idle", b_io_priority, 0, "idle\n"),
+    ("scheduler-batch-nice", b_scheduler, 0, "5\npolicy                                       :                    3\n"),
+    ("idmapped-mount", b_idmapped_mount, 0, "5000 6000\nrw,relatime,idmapped\n"),
+    ("idmapped-tmpfs-refused", b_idmapped_tmpfs_refused, 1, "idmapped mounts are only supported for bind mounts"),
+    ("recursive-readonly", b_recursive_readonly, 0, "refused\nro,nosuid,relatime\n"),
+    ("tmpcopyup", b_tmpcopyup, 0, "1\ntmpfs\n"),
+    ("seccomp-notify-refused", b_seccomp_notify_refused, 1, "SCMP_ACT_NOTIFY"),
+    ("apparmor-refused", b_apparmor_refused, 1, "AppArmor is not enabled on this host"),
+    ("scheduler-unknown-refused", b_unknown_scheduler_refused, 1, "invalid scheduler policy"),
+]
+
+
+@pytest.mark.parametrize("change,code,wanted", [case[1:] for case in BERTH_ONLY], ids=[case[0] for case in BERTH_ONLY])
+def test_berth_runtime_alone(sides, change, code, wanted):
+    side = sides[1]
+    side.prepare(change)
+    result = side.run()
+    assert side.leftovers() == []
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == code, result.stderr
+    if code:
+        assert wanted in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    else:
+        assert result.stdout == wanted, result.stderr

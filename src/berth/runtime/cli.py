@@ -58,6 +58,8 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         spec = read_json(os.path.join(bundle, "config.json"))
     except FileNotFoundError:
         raise InvalidArgument(f"open {bundle}/config.json: no such file or directory") from None
+    except ValueError as err:
+        raise InvalidArgument(f"{bundle}/config.json: invalid JSON: {err}") from None
     _validate_bundle(spec)
     if (spec.get("process") or {}).get("terminal") and not console_socket:  # before anything is made
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
@@ -74,6 +76,7 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
         fifo = os.path.join(directory, "exec.fifo")
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # past our umask: pid 1 opens it as the container's user, maybe without DAC_OVERRIDE
         launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
                          seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks)
         if launched.console_fd is not None:

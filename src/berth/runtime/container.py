@@ -188,8 +188,8 @@ def _fork_container(plan: _Plan, cgroup, on_created=None, kernel=sc) -> Launched
             console_fd = console.recv_fd(console_parent)
         # Without a fifo, EOF (the pipe closed by exec) means the process runs its command.
         message = messages.next()
-        if message is not None and "error" in message:
-            raise _error_from(message)
+        if (message is not None and "error" in message) or (message is None and plan.exec_fifo):
+            raise _error_from(message)  # with a fifo, pid 1 says it is ready: EOF is its death
         return Launched(pid, cgroup, console_fd)
     except BaseException:
         if pid:
@@ -241,11 +241,14 @@ def _intermediate(plan: _Plan, status_w, joined_r, console_sock, kernel=sc) -> N
         process.set_oom_score_adj(plan.spec.get("process") or {}, kernel)
         linux = plan.spec.get("linux") or {}
         namespaces = linux.get("namespaces") or ()
+        userns = None
         if _new_user_namespace(namespaces):
-            from berth.runtime.userns import unshare_mapped  # lazy: only a user namespace
+            from berth.runtime import userns  # lazy: only a user namespace
 
-            unshare_mapped(linux.get("uidMappings"), linux.get("gidMappings"), kernel)
+            userns.unshare_mapped(linux.get("uidMappings"), linux.get("gidMappings"), kernel)
         flags = _enter_namespaces(namespaces, kernel)
+        if userns is not None:
+            userns.become_root_group(kernel)
         child = kernel.fork()
         if child == 0:
             _init(plan, status_w, joined_r, console_sock, flags, namespaces, kernel)

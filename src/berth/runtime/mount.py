@@ -57,7 +57,7 @@ _CGROUP_DEFAULTS = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 
 # Created in every container's /dev (runc's default devices): name, major, minor.
-DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEFAULT_DEVICES = (("null", 1, 3), ("random", 1, 8), ("full", 1, 7), ("tty", 5, 0), ("zero", 1, 5), ("urandom", 1, 9))
 DEV_SYMLINKS = (
     ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
 )
@@ -428,8 +428,9 @@ def create_devices(root: int, devices, kernel=sc, bind: bool = False) -> None:
     existing entry is replaced, never followed), then /dev's symlinks. With `bind` (a user
     namespace, where mknod is refused) each is the host's node of that path bound onto an empty
     file, as runc's bindMountDeviceNode."""
+    own = {d.get("path") for d in devices}  # a spec device replaces the default of its path (runc's dedup)
     wanted = [{"path": "/dev/" + name, "type": "c", "major": major, "minor": minor, "fileMode": 0o666}
-              for name, major, minor in DEFAULT_DEVICES]
+              for name, major, minor in DEFAULT_DEVICES if "/dev/" + name not in own]
     wanted.extend(devices)
     try:
         _make_devices(root, wanted, kernel, bind)

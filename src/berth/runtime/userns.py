@@ -32,7 +32,7 @@ def write_mappings(pid: int, uid_mappings, gid_mappings, kernel=sc) -> None:
 
 def unshare_mapped(uid_mappings, gid_mappings, kernel=sc) -> None:
     """unshare(CLONE_NEWUSER) with the mappings written by a helper forked first (it shares our
-    pid namespace and /proc), then become root of the new namespace (runc's nsexec)."""
+    pid namespace and /proc), then become its root (runc's nsexec)."""
     me = kernel.getpid()
     go_r, go_w = kernel.pipe()
     done_r, done_w = kernel.pipe()
@@ -61,8 +61,14 @@ def unshare_mapped(uid_mappings, gid_mappings, kernel=sc) -> None:
         kernel.waitpid(helper, 0)
     if result != b"0":
         raise BerthError(f"failed to set up the user namespace: {result.decode(errors='replace') or 'helper died'}")
-    kernel.setresgid(0, 0, 0)
+    # runc's nsexec: uid 0 and no groups now; gid 0 only once the other namespaces are made
+    # (become_root_group), so a new IPC namespace's mqueue root shows "nogroup" as with runc.
+    kernel.setgroups([])
     kernel.setresuid(0, 0, 0)
+
+
+def become_root_group(kernel=sc) -> None:
+    kernel.setresgid(0, 0, 0)
 
 
 def mapping_namespace(uid_mappings, gid_mappings) -> int:
