@@ -343,6 +343,46 @@ def c_cgroup_blkio(config, ctx):
               blockIO={"weight": 300})
 
 
+def c_cgroup_memory_more(config, ctx):
+    resources(config, "cd /sys/fs/cgroup/memory; cat memory.kmem.tcp.limit_in_bytes memory.oom_control "
+                      "memory.use_hierarchy memory.kmem.limit_in_bytes",
+              memory={"limit": 67108864, "kernelTCP": 16777216, "kernel": 33554432, "disableOOMKiller": True,
+                      "useHierarchy": True})
+
+
+def c_cgroup_cpu_more(config, ctx):
+    resources(config, "cd /sys/fs/cgroup/cpu; cat cpu.idle cpu.cfs_burst_us cpu.rt_runtime_us",
+              cpu={"quota": 20000, "period": 100000, "burst": 10000, "idle": 1})
+
+
+def c_cgroup_blkio_throttle(config, ctx):
+    device = os.stat("/dev/vda").st_rdev  # this VM's disk
+    major, minor = os.major(device), os.minor(device)
+    resources(config, "cd /sys/fs/cgroup/blkio; cat blkio.throttle.read_bps_device blkio.throttle.write_iops_device",
+              blockIO={"throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+                       "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]})
+
+
+def c_cgroup_hugetlb(config, ctx):
+    resources(config, "ls /sys/fs/cgroup", hugepageLimits=[{"pageSize": "2MB", "limit": 4194304}])
+
+
+def c_cgroup_network(config, ctx):
+    resources(config, "ls /sys/fs/cgroup", network={"classID": 1048577, "priorities": [{"name": "lo", "priority": 3}]})
+
+
+def c_cgroup_unified(config, ctx):
+    resources(config, "ls /sys/fs/cgroup", unified={"pids.max": "10"})
+
+
+def c_cgroup_rdma(config, ctx):
+    resources(config, "ls /sys/fs/cgroup", rdma={"mlx5_0": {"hcaHandles": 3}})
+
+
+def c_cgroup_pids_unlimited(config, ctx):
+    resources(config, "cat /sys/fs/cgroup/pids/pids.max", pids={"limit": -1})
+
+
 def c_cgroup_mount_layout(config, ctx):
     cgroup_mount(config)
     shell(config, "ls /sys/fs/cgroup; grep ' /sys/fs/cgroup' /proc/self/mountinfo | "
@@ -555,6 +595,14 @@ CASES = [
     ("cgroup-pids", c_cgroup_pids),
     ("cgroup-blkio", c_cgroup_blkio),
     ("cgroup-mount-layout", c_cgroup_mount_layout),
+    ("cgroup-memory-kernel-tcp-oom", c_cgroup_memory_more),
+    ("cgroup-cpu-idle-burst", c_cgroup_cpu_more),
+    ("cgroup-blkio-throttle", c_cgroup_blkio_throttle),
+    ("cgroup-hugetlb-unmounted", c_cgroup_hugetlb),
+    ("cgroup-network-unmounted", c_cgroup_network),
+    ("cgroup-unified-on-hybrid", c_cgroup_unified),
+    ("cgroup-rdma-unmounted", c_cgroup_rdma),
+    ("cgroup-pids-unlimited", c_cgroup_pids_unlimited),
     ("oom-score-adj", c_oom_score_adj),
     ("host-pid-namespace", c_host_pid_namespace),
     ("cgroup-namespace", c_cgroup_namespace),
@@ -741,6 +789,9 @@ DIFFERENCES = {
         "runc 1.1 runs poststart during create (state \"created\", fixed in runc 1.2); berth-runtime after start",
         lambda runc, berth, err: berth["collected"]["hooks.log"] == runc["collected"]["hooks.log"].replace(
             "poststart-0 created\npoststart-1 created", "poststart-0 running\npoststart-1 running")),
+    "cgroup-cpu-idle-burst": (
+        "runc 1.1 ignores cpu.idle and cpu.burst (runc 1.2 sets them); berth-runtime sets them",
+        lambda runc, berth, err: berth["exit"] == 0 and berth["stdout"].split("\n")[:2] == ["1", "10000"]),
     "spec-version-2.0.0": (
         "runc 1.1 runs any ociVersion; berth-runtime refuses a major version it does not implement",
         lambda runc, berth, err: _refused(berth, err, "unsupported spec version") is None),
