@@ -457,6 +457,13 @@ def c_seccomp_kill(config, ctx):
     shell(config, "echo before; exec cat /proc/self/status >/dev/null")
 
 
+def c_seccomp_denies_close_range(config, ctx):
+    config["process"]["noNewPrivileges"] = False  # the filter goes in before the runtime's last steps
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                  "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]}
+    shell(config, "ls /proc/self/fd | wc -l")
+
+
 def c_apparmor(config, ctx):
     config["process"]["apparmorProfile"] = "docker-default"
 
@@ -615,6 +622,7 @@ CASES = [
     ("hook-timeout", c_hook_timeout),
     ("seccomp-errno", c_seccomp_errno),
     ("seccomp-kill", c_seccomp_kill),
+    ("seccomp-denies-close-range", c_seccomp_denies_close_range),
     ("apparmor-without-apparmor", c_apparmor),
     ("selinux-without-selinux", c_selinux),
     ("unknown-fields", c_unknown_fields),

@@ -322,8 +322,15 @@ CLOSE_RANGE_CLOEXEC = 4
 def cloexec_from(first: int) -> None:
     """close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up closes on exec,
     without listing /proc/self/fd (after pivot_root that is the rootfs's, which may lie)."""
-    if _syscall(_SYS["close_range"], _Long(first), _Long(0xFFFFFFFF), _Long(CLOSE_RANGE_CLOEXEC)) != 0:
+    if _syscall(_SYS["close_range"], _Long(first), _Long(0xFFFFFFFF), _Long(CLOSE_RANGE_CLOEXEC)) == 0:
+        return
+    if _ctypes.get_errno() not in (1, 38):  # EPERM, ENOSYS: a seccomp profile without close_range
         _fail("close_range")
+    for fd in range(first, os.sysconf("SC_OPEN_MAX")):  # fd by fd, up to RLIMIT_NOFILE (as runc)
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
 
 
 def capget() -> tuple[int, int, int]:
