@@ -760,6 +760,17 @@ def normalise(text: str, side: Side) -> str:
     return "\n".join(out)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def cgroup_parent():
+    """Both runtimes leave the parent of the cgroups they made (runc does): removed at the end."""
+    yield
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        try:
+            os.rmdir(f"/sys/fs/cgroup/{hierarchy}/{CGROUP_PARENT}")
+        except OSError:
+            pass
+
+
 @pytest.fixture
 def sides(busybox_tar):
     # its own directory, traversable by anyone: a user namespace's root is nobody on the host

@@ -306,6 +306,33 @@ def test_the_intermediate_is_undumpable_before_any_namespace_and_reports_pid1():
     ]
 
 
+def test_a_new_user_namespace_is_mapped_by_a_helper_before_the_others_are_made():
+    """runc's nsexec order: a helper forked first writes the maps from the parent namespace
+    (where it has CAP_SETUID); we become uid 0 with no groups, make the other namespaces (owned
+    by the new one), and only then take gid 0."""
+    kernel = new_kernel(forks=[55, 77], pipes=[("status", b""), ("joined", b"j"), ("go", b""), ("done", b"0")])
+    spec = base_spec()
+    spec["linux"]["namespaces"].append({"type": "user"})
+    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    status_w, joined_r = kernel.pipe()[1], kernel.pipe()[0]
+    with pytest.raises(Exited):
+        container._intermediate(plan_of(spec), status_w, joined_r, None, kernel)
+    assert steps(kernel, "fork(", "unshare(", "write(<pipe:go>", "read(<pipe:done>", "waitpid(", "setgroups(",
+                 "setresuid(", "setresgid(") == [
+        "fork() = 55",  # the helper
+        "unshare(CLONE_NEWUSER)",
+        "write(<pipe:go>, 'u')",
+        "read(<pipe:done>) = '0'",
+        "waitpid(55)",
+        "setgroups([])",
+        "setresuid(0, 0, 0)",
+        "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET)",
+        "setresgid(0, 0, 0)",
+        "fork() = 77",  # pid 1
+    ]
+
+
 # -- pid 1 --------------------------------------------------------------------------------
 
 def test_pid1_without_hooks_waits_for_its_cgroup_after_pivot_root():
