@@ -11,8 +11,10 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import uuid
 
 import pytest
@@ -503,6 +505,19 @@ def c_proc_on_symlink(config, ctx):
     add_mount(config, destination="/newproc", type="proc", source="proc")
 
 
+def c_terminal_console_size(config, ctx):
+    config["process"]["terminal"] = True
+    config["process"]["consoleSize"] = {"height": 33, "width": 101}
+    ctx.console = True
+    shell(config, "stty size; tty; ls -l /dev/console 2>&1 | cut -c1; echo $TERM")
+
+
+def c_terminal_default_size(config, ctx):
+    config["process"]["terminal"] = True
+    ctx.console = True
+    shell(config, "stty size; [ -t 0 ] && [ -t 1 ] && echo tty")
+
+
 def c_terminal_without_socket(config, ctx):
     config["process"]["terminal"] = True
 
@@ -633,6 +648,8 @@ CASES = [
     ("mount-dotdot-escape", c_mount_relative_escape),
     ("proc-on-symlink", c_proc_on_symlink),
     ("terminal-without-console-socket", c_terminal_without_socket),
+    ("terminal-console-size", c_terminal_console_size),
+    ("terminal-default-size", c_terminal_default_size),
     ("no-process-args", c_no_mount_namespace_bad),
     ("empty-args", c_empty_args),
     ("bind-missing-source", c_mount_missing_source),
@@ -680,6 +697,8 @@ class Side:
         self.ctx.processes = []
         self.ctx.rootfs_symlinks = []
         self.ctx.raw_config = ""
+        self.ctx.console = False
+        self.console_output = b""
         self.id = "conf-" + uuid.uuid4().hex[:10]
         self.cgroup = f"/{CGROUP_PARENT}/{self.id}"
         os.makedirs(os.path.join(self.bundle, "rootfs"))
@@ -700,8 +719,41 @@ class Side:
                 json.dump(config, f, indent=1)
 
     def run(self) -> subprocess.CompletedProcess:
-        return subprocess.run([self.binary, "--root", self.state_root, "run", "-b", self.bundle, self.id],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        command = [self.binary, "--root", self.state_root, "run", "-b", self.bundle, self.id]
+        if not self.ctx.console:
+            return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+        # runc's --console-socket protocol: the pty master arrives by SCM_RIGHTS; what the
+        # container writes to its terminal is read from it until the last slave closes (EIO)
+        path = os.path.join(self.dir, "console.sock")
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        server.listen(1)
+        reader = threading.Thread(target=self._read_console, args=(server,), daemon=True)
+        reader.start()
+        try:  # runc takes a console socket only detached: the exit code is not compared here
+            result = subprocess.run(command[:-1] + ["-d", "--console-socket", path, self.id], capture_output=True,
+                                    text=True, stdin=subprocess.DEVNULL, timeout=60)
+            reader.join(20)
+        finally:
+            server.close()
+        if result.returncode == 0:
+            subprocess.run([self.binary, "--root", self.state_root, "delete", "-f", self.id], capture_output=True)
+        result.stdout = self.console_output.decode(errors="replace").replace("\r\n", "\n")
+        return result
+
+    def _read_console(self, server) -> None:
+        server.settimeout(30)
+        connection, _ = server.accept()
+        with connection:
+            _, ancillary, _, _ = connection.recvmsg(1, socket.CMSG_SPACE(4))
+        master = int.from_bytes(ancillary[0][2][:4], "little")
+        try:
+            while chunk := os.read(master, 4096):
+                self.console_output += chunk
+        except OSError:  # EIO: every slave closed
+            pass
+        finally:
+            os.close(master)
 
     def observed(self, result: subprocess.CompletedProcess) -> dict:
         collected = {}
