@@ -118,9 +118,9 @@ def _warn_on_failure(hooks, kind: str, pid: int, status: str) -> None:
 
 def _validate_bundle(spec: dict) -> None:
     """runc's checks before anything is made: sysctls only in the container's own namespaces."""
-    from berth.runtime.validate import check_spec  # lazy: only create and run read a bundle
+    from berth.runtime.validate import check_bundle  # lazy: only create and run read a bundle
 
-    check_spec(spec)
+    check_bundle(spec)
 
 
 def _send_console(console_socket: str | None, master: int) -> None:

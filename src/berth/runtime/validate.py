@@ -88,6 +88,13 @@ def spec_shares_host(spec: dict):
 
 
 def check_spec(spec: dict) -> None:
+    """runc's sysctl validation of a spec (nothing to do without linux.sysctl)."""
+    sysctls = (spec.get("linux") or {}).get("sysctl")
+    if sysctls:
+        check_sysctls(sysctls, spec_shares_host(spec))
+
+
+def check_bundle(spec: dict) -> None:
     """runc's validation of a bundle's config.json, and what this host cannot do, refused before
     anything is created."""
     if not isinstance(spec, dict):
@@ -104,9 +111,7 @@ def check_spec(spec: dict) -> None:
         if (m.get("uidMappings") or m.get("gidMappings")) and "bind" not in (m.get("type"), *(m.get("options") or ())) \
                 and "rbind" not in (m.get("options") or ()):
             raise InvalidArgument(f"mount {m.get('destination')}: idmapped mounts are only supported for bind mounts")
-    sysctls = linux.get("sysctl")
-    if sysctls:
-        check_sysctls(sysctls, spec_shares_host(spec))
+    check_spec(spec)
 
 
 def _check_version(version) -> None:
