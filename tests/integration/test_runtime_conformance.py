@@ -316,6 +316,16 @@ def c_devices(config, ctx):
     shell(config, "ls -ln /dev/fuse /dev/sub/loopish | cut -c1-10,15-")
 
 
+def c_device_fifo(config, ctx):
+    config["linux"]["devices"] = [{"path": "/dev/pipe", "type": "p", "fileMode": 0o600},
+                                  {"path": "/dev/unbuffered", "type": "u", "major": 1, "minor": 3}]
+    shell(config, "ls -ln /dev/pipe /dev/unbuffered | awk '{print $1, $3, $4, $5, $6, $NF}'")
+
+
+def c_hostname_without_uts(config, ctx):
+    namespaces(config, "pid", "network", "ipc", "mount")
+
+
 def c_device_cgroup(config, ctx):
     config["linux"]["resources"] = {"devices": [
         {"allow": False, "access": "rwm"},
@@ -612,6 +622,8 @@ CASES = [
     ("sysctl-not-namespaced-refused", c_sysctl_not_namespaced),
     ("devices", c_devices),
     ("device-cgroup-rules", c_device_cgroup),
+    ("device-fifo-and-unbuffered", c_device_fifo),
+    ("hostname-without-uts-namespace", c_hostname_without_uts),
     ("cgroup-memory", c_cgroup_memory),
     ("cgroup-cpu-cpuset", c_cgroup_cpu),
     ("cgroup-pids", c_cgroup_pids),

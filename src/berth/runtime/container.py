@@ -317,9 +317,11 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         if flags & sc.CLONE_NEWNET:
             kernel.loopback_up()
         joined = _build_rootfs(plan, flags, status_w, joined_r, namespaces, kernel)
-        if flags & sc.CLONE_NEWUTS and spec.get("hostname"):
+        # a UTS namespace joined by path is the container's too (runc sets its names as well)
+        uts = flags & sc.CLONE_NEWUTS or (plan.rootfs is not None and _listed(namespaces, "uts"))
+        if uts and spec.get("hostname"):
             kernel.sethostname(spec["hostname"])
-        if flags & sc.CLONE_NEWUTS and spec.get("domainname"):
+        if uts and spec.get("domainname"):
             kernel.setdomainname(spec["domainname"])
         process.set_rlimits(proc.get("rlimits"), kernel)
         process.set_scheduling(proc, kernel)
@@ -370,7 +372,8 @@ def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespa
     spec = plan.spec
     linux = spec.get("linux") or {}
     root = None
-    if flags & sc.CLONE_NEWNS:
+    # runc builds the rootfs in a mount namespace joined by path too (not so an exec: no rootfs)
+    if flags & sc.CLONE_NEWNS or (plan.rootfs is not None and _listed(namespaces, "mount")):
         root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs, kernel, plan.idmaps)
     joined = _hooks_before_pivot(plan)
     if joined:
@@ -385,6 +388,10 @@ def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespa
         if (spec.get("root") or {}).get("readonly"):
             mount.readonly_root(kernel)
     return joined
+
+
+def _listed(namespaces, kind: str) -> bool:
+    return any(ns.get("type") == kind for ns in namespaces)
 
 
 def _await_cgroup(joined_r: int, namespaces, kernel=sc) -> None:

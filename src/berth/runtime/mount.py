@@ -454,15 +454,19 @@ def _make_devices(root: int, wanted: list[dict], kernel, bind: bool = False) -> 
             if bind:
                 _bind_device(parent, name, d["path"], kernel)
                 continue
-            kind = stat.S_IFBLK if d.get("type") == "b" else stat.S_IFCHR
+            kind = _DEVICE_TYPES.get(d.get("type"), stat.S_IFCHR)
             mode = d.get("fileMode") or 0o666
-            kernel.mknod(name, kind | (mode & 0o7777), os.makedev(d["major"], d["minor"]), dir_fd=parent)
+            kernel.mknod(name, kind | (mode & 0o7777), os.makedev(d.get("major") or 0, d.get("minor") or 0),
+                         dir_fd=parent)
             kernel.chown(name, d.get("uid") or 0, d.get("gid") or 0, dir_fd=parent, follow_symlinks=False)
         _dev_symlinks(directories["/dev"], kernel)
     finally:
         kernel.umask(old_umask)
         for fd in directories.values():
             kernel.close(fd)
+
+
+_DEVICE_TYPES = {"b": stat.S_IFBLK, "c": stat.S_IFCHR, "u": stat.S_IFCHR, "p": stat.S_IFIFO}
 
 
 def _bind_device(parent: int, name: str, host_path: str, kernel) -> None:

@@ -105,6 +105,14 @@ def check_bundle(spec: dict) -> None:
         raise InvalidArgument("args must not be empty")
     linux = spec.get("linux") or {}
     _check_namespaces(linux)
+    kinds = {ns.get("type") for ns in linux.get("namespaces") or ()}
+    if spec.get("hostname") and "uts" not in kinds:
+        raise InvalidArgument("unable to set hostname without a private UTS namespace")
+    if spec.get("domainname") and "uts" not in kinds:
+        raise InvalidArgument("unable to set domainname without a private UTS namespace")
+    for device in linux.get("devices") or ():
+        if device.get("type") not in ("b", "c", "u", "p"):
+            raise InvalidArgument(f"device {device.get('path')}: invalid type {device.get('type')!r}")
     _check_security(process, linux)
     _check_process_fields(process, linux)
     for m in spec.get("mounts") or ():
