@@ -231,6 +231,9 @@ class FakeKernel:
     def fchdir(self, fd: int) -> None:
         self.record(f"fchdir({self.fd(fd)})")
 
+    def chroot(self, path: str) -> None:
+        self.record(f"chroot({_str(path)})")
+
     def chdir(self, path: str) -> None:
         self.record(f"chdir({_str(path)})")
 

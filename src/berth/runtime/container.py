@@ -387,6 +387,9 @@ def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespa
         kernel.close(root)
         if (spec.get("root") or {}).get("readonly"):
             mount.readonly_root(kernel)
+    elif plan.rootfs is not None:  # no mount namespace: runc's chroot, and no mount of the spec's
+        kernel.chroot(plan.rootfs)
+        kernel.chdir("/")
     return joined
 
 

@@ -20,6 +20,7 @@ from os import (  # noqa: F401 (the kernel interface, see above)
     _exit,
     chdir,
     chown,
+    chroot,
     close,
     dup,
     dup2,

@@ -106,6 +106,8 @@ def check_bundle(spec: dict) -> None:
     linux = spec.get("linux") or {}
     _check_namespaces(linux)
     kinds = {ns.get("type") for ns in linux.get("namespaces") or ()}
+    if (linux.get("maskedPaths") or linux.get("readonlyPaths")) and "mount" not in kinds:
+        raise InvalidArgument("unable to restrict sys entries without a private MNT namespace")
     if spec.get("hostname") and "uts" not in kinds:
         raise InvalidArgument("unable to set hostname without a private UTS namespace")
     if spec.get("domainname") and "uts" not in kinds:
