@@ -491,6 +491,50 @@ def c_seccomp_denies_close_range(config, ctx):
     shell(config, "ls /proc/self/fd | wc -l")
 
 
+def _seccomp_agent(ctx) -> str:
+    """A seccomp agent at agent.sock: writes what it is sent (the JSON, normalised, and what the
+    fd is) to agent.log, then closes the listener, so a notified syscall fails with ENOSYS."""
+    path = ctx.path("agent.sock")
+    log = ctx.path("agent.log")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    server.settimeout(30)
+
+    def serve():
+        with server:
+            connection, _ = server.accept()
+            with connection:
+                data, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(16))
+            fds = [int.from_bytes(a[2][i:i + 4], "little") for a in ancillary for i in range(0, len(a[2]), 4)]
+            message = json.loads(data)
+            kinds = [os.readlink(f"/proc/self/fd/{fd}") for fd in fds]
+            for fd in fds:
+                os.close(fd)
+            state = message["state"]
+            record = {"keys": sorted(message), "fds": message["fds"], "metadata": message["metadata"],
+                      "pid-is-state-pid": message["pid"] == state["pid"], "state-keys": sorted(state),
+                      "status": state["status"], "id-set": bool(state["id"]), "sent": kinds}
+            with open(log, "w") as f:
+                json.dump(record, f, sort_keys=True)
+
+    threading.Thread(target=serve, daemon=True).start()
+    ctx.collect.append(log)
+    return path
+
+
+def c_seccomp_notify(config, ctx):
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": _seccomp_agent(ctx),
+                                  "listenerMetadata": "berth-test",
+                                  "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}
+    shell(config, "mkdir /tmp/notified 2>&1; ls /tmp")
+
+
+def c_seccomp_notify_without_listener(config, ctx):
+    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                  "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
+
+
 def c_apparmor(config, ctx):
     config["process"]["apparmorProfile"] = "docker-default"
 
@@ -666,6 +710,8 @@ CASES = [
     ("hook-timeout", c_hook_timeout),
     ("seccomp-errno", c_seccomp_errno),
     ("seccomp-kill", c_seccomp_kill),
+    ("seccomp-notify-agent", c_seccomp_notify),
+    ("seccomp-notify-without-listener", c_seccomp_notify_without_listener),
     ("seccomp-denies-close-range", c_seccomp_denies_close_range),
     ("apparmor-without-apparmor", c_apparmor),
     ("selinux-without-selinux", c_selinux),
@@ -977,11 +1023,6 @@ def b_tmpcopyup(config, ctx):
     shell(config, "grep -c root /etc/passwd; grep ' /etc ' /proc/self/mountinfo | awk '{print $9}'")
 
 
-def b_seccomp_notify_refused(config, ctx):
-    config["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": ctx.path("agent.sock"),
-                                  "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
-
-
 def b_apparmor_refused(config, ctx):
     config["process"]["apparmorProfile"] = "docker-default"
 
@@ -998,7 +1039,6 @@ BERTH_ONLY = [
     ("idmapped-tmpfs-refused", b_idmapped_tmpfs_refused, 1, "idmapped mounts are only supported for bind mounts"),
     ("recursive-readonly", b_recursive_readonly, 0, "refused\nro,nosuid,relatime\n"),
     ("tmpcopyup", b_tmpcopyup, 0, "1\ntmpfs\n"),
-    ("seccomp-notify-refused", b_seccomp_notify_refused, 1, "SCMP_ACT_NOTIFY"),
     ("apparmor-refused", b_apparmor_refused, 1, "AppArmor is not enabled on this host"),
     ("scheduler-unknown-refused", b_unknown_scheduler_refused, 1, "invalid scheduler policy"),
 ]

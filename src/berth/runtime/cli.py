@@ -78,7 +78,8 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # past our umask: pid 1 opens it as the container's user, maybe without DAC_OVERRIDE
         launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
-                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks)
+                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks,
+                         state={"id": container_id, "bundle": bundle, "annotations": spec.get("annotations") or {}})
         if launched.console_fd is not None:
             _send_console(console_socket, launched.console_fd)
         state = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "pid": launched.pid,

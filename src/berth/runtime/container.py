@@ -38,10 +38,11 @@ class _Plan:
     its cgroup's host directories (what a "cgroup" mount shows, bound before pid 1 is in them)
     and its OCI hooks (runtime.hooks.Hooks, None without)."""
 
-    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks", "idmaps")
+    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks", "idmaps",
+                 "state")
 
     def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None,
-                 seccomp_program=None, hooks=None, idmaps=None):
+                 seccomp_program=None, hooks=None, idmaps=None, state=None):
         self.spec = spec
         self.rootfs = rootfs
         self.overlay = overlay
@@ -50,6 +51,7 @@ class _Plan:
         self.cgroup_dirs = cgroup_dirs
         self.hooks = hooks
         self.idmaps = idmaps  # mount index -> fd of its user namespace (idmapped mounts)
+        self.state = state  # id, bundle, annotations: what a seccomp agent is told
         # Compiled (or fetched from the cache) before forking: pid 1 cannot see the cache
         # after pivot_root, and a bad profile then fails the start cleanly.
         section = (spec.get("linux") or {}).get("seccomp")
@@ -62,7 +64,7 @@ class _Plan:
 
 def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
           exec_fifo: str | None = None, on_created=None, seccomp_cache: str | None = None,
-          seccomp_program=None, hooks=None) -> Launched:
+          seccomp_program=None, hooks=None, state: dict | None = None) -> Launched:
     """Create the container and, unless `exec_fifo` is given, exec its process.
 
     With `exec_fifo` the process stops just before exec until someone opens the fifo for
@@ -73,7 +75,8 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
     poststop are the caller's. Raises BerthError (with docker's exit code) if anything fails;
     then nothing of the container is left behind. `seccomp_cache` is the directory of
     compiled seccomp filters (none: compile every time); `seccomp_program`, a filter the
-    caller already has, replaces linux.seccomp."""
+    caller already has, replaces linux.seccomp. `state` (id, bundle, annotations) is the
+    container's, for a seccomp agent (linux.seccomp.listenerPath)."""
     linux = spec.get("linux") or {}
     if hooks is None and spec.get("hooks"):
         from berth.runtime.hooks import Hooks  # only a bundle with hooks pays for the import
@@ -87,7 +90,7 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
         cgroup.apply(_with_default_devices(linux.get("resources")))
         idmaps = _idmap_namespaces(spec.get("mounts") or ())
         plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup.host_dirs(), seccomp_program,
-                     hooks, idmaps)
+                     hooks, idmaps, state)
         return _fork_container(plan, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
@@ -188,6 +191,10 @@ def _fork_container(plan: _Plan, cgroup, on_created=None, kernel=sc) -> Launched
             console_fd = console.recv_fd(console_parent)
         # Without a fifo, EOF (the pipe closed by exec) means the process runs its command.
         message = messages.next()
+        while message is not None and "seccompFd" in message:  # pid 1 waits for our "s"
+            _hand_to_agent(plan, pid, message["seccompFd"], kernel)
+            kernel.write(joined_w, b"s")
+            message = messages.next()
         if (message is not None and "error" in message) or (message is None and plan.exec_fifo):
             raise _error_from(message)  # with a fifo, pid 1 says it is ready: EOF is its death
         return Launched(pid, cgroup, console_fd)
@@ -216,6 +223,45 @@ def _call_on_created(on_created, pid: int, messages) -> None:
             if message is not None and "error" in message:
                 raise _error_from(message) from None
         raise
+
+
+_NEW_LISTENER = 8  # SECCOMP_FILTER_FLAG_NEW_LISTENER: the filter has SCMP_ACT_NOTIFY rules
+
+
+def _notifies(plan: _Plan) -> bool:
+    return plan.seccomp is not None and bool(plan.seccomp.flags & _NEW_LISTENER)
+
+
+def _hand_to_agent(plan: _Plan, pid: int, fd_number: int, kernel=sc) -> None:
+    """The seccomp notification fd of pid 1, sent with the container's state to the seccomp
+    agent listening at linux.seccomp.listenerPath (runtime-spec's "container process state":
+    one JSON message, the fd by SCM_RIGHTS)."""
+    import _socket  # lazy: only SCMP_ACT_NOTIFY
+    import struct
+
+    section = plan.spec["linux"]["seccomp"]
+    path = section["listenerPath"]
+    state = {"ociVersion": plan.spec.get("ociVersion", "1.0.2"), **(plan.state or {}), "status": "creating",
+             "pid": pid}
+    if not state.get("annotations"):  # runc's omitempty
+        state.pop("annotations", None)
+    message = json.dumps({"ociVersion": plan.spec.get("ociVersion", "1.0.2"), "fds": ["seccompFd"], "pid": pid,
+                          "metadata": section.get("listenerMetadata", ""), "state": state}).encode()
+    pidfd = kernel.pidfd_open(pid)
+    try:
+        fd = kernel.pidfd_getfd(pidfd, fd_number)
+    finally:
+        kernel.close(pidfd)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
+    except OSError as err:
+        raise BerthError(f"failed to send seccomp fd to the agent at {path}: "
+                         f"{(err.strerror or str(err)).lower()}") from None
+    finally:
+        sock.close()
+        kernel.close(fd)
 
 
 def _hooks_before_pivot(plan: _Plan) -> bool:
@@ -327,7 +373,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         process.set_scheduling(proc, kernel)
         process.set_personality((spec.get("linux") or {}).get("personality"), kernel)
         if not joined:
-            _await_cgroup(joined_r, namespaces, kernel)
+            _await_cgroup(joined_r, namespaces, kernel, keep=_notifies(plan))
         if console_sock is not None:  # the pty is made by runtime.console, with the real kernel
             from berth.runtime import console  # lazy: only -t needs a pty
 
@@ -348,7 +394,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         # before the capabilities are dropped; with it, as late as possible.
         no_new_privileges = proc.get("noNewPrivileges")
         if plan.seccomp is not None and not no_new_privileges:
-            _load_seccomp(plan.seccomp, kernel)
+            _load_seccomp(plan.seccomp, kernel, status_w, joined_r)
         process.set_credentials(proc, kernel)
         # runc looks the command up now, as the user: a missing one fails `create`, not `start`
         executable = process.find_executable((proc.get("args") or [""])[0], proc.get("env") or [], kernel)
@@ -356,7 +402,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         process.set_security_labels(proc, kernel)
         process.close_extra_fds((status_w,), kernel)
         if plan.seccomp is not None and no_new_privileges:
-            _load_seccomp(plan.seccomp, kernel)
+            _load_seccomp(plan.seccomp, kernel, status_w, joined_r)
         if fifo_fd is not None:
             _wait_for_start(plan, status_w, fifo_fd, proc, kernel)
         elif plan.hooks is not None:
@@ -397,12 +443,14 @@ def _listed(namespaces, kind: str) -> bool:
     return any(ns.get("type") == kind for ns in namespaces)
 
 
-def _await_cgroup(joined_r: int, namespaces, kernel=sc) -> None:
+def _await_cgroup(joined_r: int, namespaces, kernel=sc, keep: bool = False) -> None:
     """Wait until the parent has put us in our cgroup (and run its hooks), then unshare the
-    cgroup namespace there."""
+    cgroup namespace there. With `keep` the pipe stays open: the parent answers on it again once
+    it has handed our seccomp listener to the agent."""
     if kernel.read(joined_r, 1) != b"j":
         raise BerthError("container was not placed in its cgroup")
-    kernel.close(joined_r)
+    if not keep:
+        kernel.close(joined_r)
     _enter_cgroup_namespace(namespaces, kernel)
 
 
@@ -410,7 +458,7 @@ def _container_hooks(plan: _Plan, status_w: int, joined_r: int, namespaces, root
     """createContainer hooks, in our namespaces before pivot_root, from the rootfs (runc's
     place), after the parent ran prestart and createRuntime against our mounts."""
     _send(status_w, {"mounted": True}, kernel)
-    _await_cgroup(joined_r, namespaces, kernel)
+    _await_cgroup(joined_r, namespaces, kernel, keep=_notifies(plan))
     if root is not None:
         kernel.fchdir(root)
     plan.hooks.run("createContainer", kernel.getpid(), "creating")
@@ -435,10 +483,18 @@ def _wait_for_start(plan: _Plan, status_w: int, fifo_fd: tuple[int, int], proc: 
     kernel.close(started)
 
 
-def _load_seccomp(program, kernel=sc) -> None:
+def _load_seccomp(program, kernel=sc, status_w: int | None = None, ack_r: int | None = None) -> None:
     """runtime.seccomp's Program, installed on this (single-threaded) process: from now on every
-    syscall, across execve, goes through it."""
-    kernel.seccomp_set_mode_filter(program.flags, program.bpf)
+    syscall, across execve, goes through it. A filter with SCMP_ACT_NOTIFY rules gives a
+    listener fd: its number goes to the parent, which takes it (pidfd_getfd) for the seccomp
+    agent; we wait for its "s" before going on (and closing ours)."""
+    listener = kernel.seccomp_set_mode_filter(program.flags, program.bpf)
+    if program.flags & _NEW_LISTENER:
+        _send(status_w, {"seccompFd": listener}, kernel)
+        if kernel.read(ack_r, 1) != b"s":
+            raise BerthError("the seccomp agent was not given the listener")
+        kernel.close(ack_r)
+        kernel.close(listener)
 
 
 def _write_sysctls(root: int, sysctls: dict | None, kernel=sc) -> None:

@@ -186,10 +186,10 @@ RESOLVE_IN_ROOT = 0x10
 _SYS = {  # syscall numbers glibc has no wrapper for
     "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436, "pidfd_getfd": 438,
                "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "ioprio_set": 251,
-               "sched_setattr": 314, "personality": 135},
+               "sched_setattr": 314, "personality": 135, "pidfd_open": 434},
     "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436, "pidfd_getfd": 438,
                 "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "ioprio_set": 30,
-                "sched_setattr": 274, "personality": 92},
+                "sched_setattr": 274, "personality": 92, "pidfd_open": 434},
 }[os.uname().machine]
 
 
@@ -356,11 +356,21 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         _fail("capset")
 
 
-def seccomp_set_mode_filter(flags: int, program: bytes) -> None:
-    """Install a classic BPF program (struct sock_filter, 8 bytes each) as this thread's seccomp filter."""
+def seccomp_set_mode_filter(flags: int, program: bytes) -> int:
+    """Install a classic BPF program (struct sock_filter, 8 bytes each) as this thread's seccomp
+    filter; returns the notification fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
     fprog = _SockFprog(len(program) // 8, program)
-    if _syscall(_SYS["seccomp"], _Long(SECCOMP_SET_MODE_FILTER), _Long(flags), _ctypes.byref(fprog)) != 0:
+    result = _syscall(_SYS["seccomp"], _Long(SECCOMP_SET_MODE_FILTER), _Long(flags), _ctypes.byref(fprog))
+    if result < 0:
         _fail("seccomp")
+    return result
+
+
+def pidfd_open(pid: int) -> int:
+    fd = _syscall(_SYS["pidfd_open"], _Long(pid), _Long(0))
+    if fd < 0:
+        _fail("pidfd_open")
+    return fd
 
 
 # asm-generic resource numbers (x86_64 and aarch64 alike)
