@@ -643,6 +643,21 @@ def c_mount_nosymfollow(config, ctx):
     shell(config, "grep ' /data ' /proc/self/mountinfo")
 
 
+def c_recursive_readonly(config, ctx):
+    outer = ctx.host_dir("outer")
+    inner = ctx.host_dir("outer/inner")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", inner], check=True)
+    ctx.unmount.append(inner)
+    add_mount(config, destination="/outer", type="bind", source=outer, options=["rbind", "rro", "rnosuid"])
+    shell(config, "touch /outer/inner/x 2>/dev/null || echo refused; grep ' /outer/inner ' /proc/self/mountinfo | "
+                  "awk '{print $6}'")
+
+
+def c_tmpcopyup(config, ctx):
+    add_mount(config, destination="/etc", type="tmpfs", source="tmpfs", options=["tmpcopyup", "size=1m"])
+    shell(config, "grep -c root /etc/passwd; grep ' /etc ' /proc/self/mountinfo | awk '{print $9}'")
+
+
 CASES = [
     ("default", lambda config, ctx: None),
     ("user-and-groups", c_user),
@@ -730,6 +745,8 @@ CASES = [
     ("bind-missing-source", c_mount_missing_source),
     ("mqueue-and-shm", c_mqueue_and_shm),
     ("mount-nosymfollow", c_mount_nosymfollow),
+    ("mount-recursive-readonly", c_recursive_readonly),
+    ("tmpfs-tmpcopyup", c_tmpcopyup),
     ("malformed-json", c_malformed_json),
     ("config-not-an-object", c_config_not_an_object),
     ("no-config", c_no_config),
@@ -1008,21 +1025,6 @@ def b_idmapped_tmpfs_refused(config, ctx):
               gidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}])
 
 
-def b_recursive_readonly(config, ctx):
-    outer = ctx.host_dir("outer")
-    inner = ctx.host_dir("outer/inner")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", inner], check=True)
-    ctx.unmount.append(inner)
-    add_mount(config, destination="/outer", type="bind", source=outer, options=["rbind", "rro", "rnosuid"])
-    shell(config, "touch /outer/inner/x 2>/dev/null || echo refused; grep ' /outer/inner ' /proc/self/mountinfo | "
-                  "awk '{print $6}'")
-
-
-def b_tmpcopyup(config, ctx):
-    add_mount(config, destination="/etc", type="tmpfs", source="tmpfs", options=["tmpcopyup", "size=1m"])
-    shell(config, "grep -c root /etc/passwd; grep ' /etc ' /proc/self/mountinfo | awk '{print $9}'")
-
-
 def b_apparmor_refused(config, ctx):
     config["process"]["apparmorProfile"] = "docker-default"
 
@@ -1037,8 +1039,6 @@ BERTH_ONLY = [
     ("scheduler-batch-nice", b_scheduler, 0, "5\npolicy : 3\n"),
     ("idmapped-mount", b_idmapped_mount, 0, "5000 6000\nrw,relatime,idmapped\n"),
     ("idmapped-tmpfs-refused", b_idmapped_tmpfs_refused, 1, "idmapped mounts are only supported for bind mounts"),
-    ("recursive-readonly", b_recursive_readonly, 0, "refused\nro,nosuid,relatime\n"),
-    ("tmpcopyup", b_tmpcopyup, 0, "1\ntmpfs\n"),
     ("apparmor-refused", b_apparmor_refused, 1, "AppArmor is not enabled on this host"),
     ("scheduler-unknown-refused", b_unknown_scheduler_refused, 1, "invalid scheduler policy"),
 ]
