@@ -524,6 +524,28 @@ def test_the_parent_runs_runtime_hooks_between_mounted_and_joined():
     assert not kernel.fds  # both pipes closed
 
 
+def test_pid1_saying_mounted_before_the_intermediate_gives_its_pid_is_kept_for_later():
+    """Both write the status pipe: on a loaded host pid 1 can make its mounts and say so before
+    the intermediate (descheduled after fork) has written the pid."""
+    kernel = new_kernel(forks=[41], pipes=[("status", b'{"mounted":true}\n{"pid":42}\n'), ("joined", b"")])
+    hooks = RecordingHooks(kernel, "prestart", "createRuntime", "createContainer")
+    assert fork_container(kernel, plan_of(base_spec(), hooks=hooks)).pid == 42
+    assert steps(kernel, "cgroup.add(", "hook ", "write(") == [
+        "cgroup.add(42)", "hook prestart(42, creating)", "hook createRuntime(42, creating)", "write(<pipe:joined>, 'j')",
+    ]
+
+
+def test_a_seccomp_listener_is_handed_to_the_agent_before_pid1_goes_on(monkeypatch):
+    """pid 1 says which fd its notification listener is; the parent takes it and sends it to the
+    agent, then answers "s" on the joined pipe (pid 1 waits for that before exec)."""
+    kernel = new_kernel(forks=[41], pipes=[("status", b'{"pid":42}\n{"seccompFd":7}\n'), ("joined", b"")])
+    handed = []  # the agent's side (a unix socket, a real pidfd) is the integration test's
+    monkeypatch.setattr(container, "_hand_to_agent", lambda plan, pid, fd, kernel: handed.append((pid, fd)))
+    fork_container(kernel, plan_of(base_spec()))
+    assert handed == [(42, 7)]
+    assert steps(kernel, "write(") == ["write(<pipe:joined>, 'j')", "write(<pipe:joined>, 's')"]
+
+
 def test_without_hooks_the_parent_does_not_wait_for_the_mounts():
     kernel = new_kernel(forks=[41], pipes=[("status", b'{"pid":42}\n'), ("joined", b"")])
     fork_container(kernel, plan_of(base_spec()))

@@ -172,6 +172,11 @@ def _fork_container(plan: _Plan, cgroup, on_created=None, kernel=sc) -> Launched
     try:
         kernel.waitpid(intermediate, 0)
         first = messages.next()
+        early = []  # pid 1 may speak ("mounted") before the intermediate has told us its pid
+        while first is not None and "error" not in first and "pid" not in first:
+            early.append(first)
+            first = messages.next()
+        messages.pending = early
         if first is None or "error" in first:
             raise _error_from(first)
         pid = first["pid"]
@@ -546,8 +551,11 @@ class _Messages:
         self.fd = fd
         self.kernel = kernel
         self.buffer = b""
+        self.pending = []  # read already, not yet taken
 
     def next(self) -> dict | None:
+        if self.pending:
+            return self.pending.pop(0)
         while b"\n" not in self.buffer:
             chunk = self.kernel.read(self.fd, 4096)
             if not chunk:
