@@ -531,7 +531,8 @@ def test_pid1_saying_mounted_before_the_intermediate_gives_its_pid_is_kept_for_l
     hooks = RecordingHooks(kernel, "prestart", "createRuntime", "createContainer")
     assert fork_container(kernel, plan_of(base_spec(), hooks=hooks)).pid == 42
     assert steps(kernel, "cgroup.add(", "hook ", "write(") == [
-        "cgroup.add(42)", "hook prestart(42, creating)", "hook createRuntime(42, creating)", "write(<pipe:joined>, 'j')",
+        "cgroup.add(42)", "hook prestart(42, creating)", "hook createRuntime(42, creating)",
+        "write(<pipe:joined>, 'j')",
     ]
 
 
