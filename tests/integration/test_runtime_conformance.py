@@ -323,14 +323,12 @@ def c_device_fifo(config, ctx):
 
 
 def c_no_namespaces(config, ctx):
+    """No namespace at all: the process is chrooted into the rootfs (no /proc there to look at)."""
     namespaces(config)
     del config["hostname"]
-    host = {kind: os.readlink(f"/proc/self/ns/{kind}") for kind in ("pid", "net", "mnt", "uts", "ipc")}
-    checks = "; ".join(f'[ "$(readlink /proc/self/ns/{kind})" = "{link}" ] && echo host-{kind}'
-                       for kind, link in host.items())
     config["mounts"] = []
     config["linux"]["maskedPaths"] = config["linux"]["readonlyPaths"] = []
-    shell(config, checks + "; ls /bin/busybox; pwd")
+    shell(config, "ls /bin/busybox; pwd; ls /proc | wc -l")
 
 
 def c_masked_without_mount_namespace(config, ctx):
@@ -698,7 +696,6 @@ CASES = [
     ("device-cgroup-rules", c_device_cgroup),
     ("device-fifo-and-unbuffered", c_device_fifo),
     ("hostname-without-uts-namespace", c_hostname_without_uts),
-    ("no-namespaces-chroot", c_no_namespaces),
     ("masked-paths-without-mount-namespace", c_masked_without_mount_namespace),
     ("cgroup-memory", c_cgroup_memory),
     ("cgroup-cpu-cpuset", c_cgroup_cpu),
@@ -1034,6 +1031,10 @@ def b_unknown_scheduler_refused(config, ctx):
 
 
 BERTH_ONLY = [
+    # runc 1.1.5 chroots too, but then fails "error closing exec fds: open /proc/self/fd" more
+    # often than not (the rootfs has no /proc mounted without a mount namespace)
+    ("no-namespaces-chroot", c_no_namespaces, 0,
+     "/bin/busybox\n/\n0\n"),
     ("personality-linux32", b_personality, 0, "i686\n"),
     ("io-priority-idle", b_io_priority, 0, "idle\n"),
     ("scheduler-batch-nice", b_scheduler, 0, "5\npolicy : 3\n"),
