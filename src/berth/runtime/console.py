@@ -11,14 +11,16 @@ TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 
 
-def open_pty_in_container() -> tuple[int, int]:
-    """After pivot_root: (master, slave) from the container's /dev/ptmx; the slave is bound on
-    /dev/console too (runc's mountConsole)."""
+def open_pty_in_container(bind_console: bool = False) -> tuple[int, int]:
+    """After pivot_root: (master, slave) from the container's /dev/ptmx. For the container's
+    own process (`bind_console`, not an exec) the slave is bound on /dev/console too (runc's
+    mountConsole)."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
     slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
-    _bind_console(f"/dev/pts/{number}")
+    if bind_console:
+        _bind_console(f"/dev/pts/{number}")
     return master, slave
 
 

@@ -382,7 +382,7 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         if console_sock is not None:  # the pty is made by runtime.console, with the real kernel
             from berth.runtime import console  # lazy: only -t needs a pty
 
-            master, slave = console.open_pty_in_container()
+            master, slave = console.open_pty_in_container(bind_console=plan.rootfs is not None)
             size = proc.get("consoleSize")
             if size:
                 console.set_winsize(master, size.get("height", 24), size.get("width", 80))
