@@ -58,7 +58,11 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         spec = read_json(os.path.join(bundle, "config.json"))
     except FileNotFoundError:
         raise InvalidArgument(f"open {bundle}/config.json: no such file or directory") from None
+    except ValueError as err:
+        raise InvalidArgument(f"{bundle}/config.json: invalid JSON: {err}") from None
     _validate_bundle(spec)
+    if (spec.get("process") or {}).get("terminal") and not console_socket:  # before anything is made
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
     os.makedirs(root, exist_ok=True)
     try:
@@ -72,8 +76,10 @@ def create(root: str, container_id: str, bundle: str, console_socket: str | None
         linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
         fifo = os.path.join(directory, "exec.fifo")
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # past our umask: pid 1 opens it as the container's user, maybe without DAC_OVERRIDE
         launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
-                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks)
+                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks,
+                         state={"id": container_id, "bundle": bundle, "annotations": spec.get("annotations") or {}})
         if launched.console_fd is not None:
             _send_console(console_socket, launched.console_fd)
         state = {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "pid": launched.pid,
@@ -113,9 +119,9 @@ def _warn_on_failure(hooks, kind: str, pid: int, status: str) -> None:
 
 def _validate_bundle(spec: dict) -> None:
     """runc's checks before anything is made: sysctls only in the container's own namespaces."""
-    from berth.runtime.validate import check_spec  # lazy: only create and run read a bundle
+    from berth.runtime.validate import check_bundle  # lazy: only create and run read a bundle
 
-    check_spec(spec)
+    check_bundle(spec)
 
 
 def _send_console(console_socket: str | None, master: int) -> None:
