@@ -342,3 +342,18 @@ def test_killed_supervisor_in_the_restart_back_off_restarts_it(busybox):
     busybox.ok("stop", "-t", "1", "bo", timeout=30)
     assert state(busybox, "bo")["Status"] == "exited"
     busybox.ok("rm", "bo")
+
+
+def test_adopted_container_is_still_probed(busybox):
+    """A health-checked container whose supervisor was killed keeps its probes under the
+    supervisor that adopts it (its launcher died with the old one)."""
+    container_id = run_d(busybox, "--name", "hp", "--health-cmd", "echo alive", "--health-interval", "200ms",
+                         "busybox", "sleep", "60")
+    wait_for(lambda: state(busybox, "hp").get("Health", {}).get("Status") == "healthy", what="healthy")
+    kill_supervisor(busybox, container_id)
+    assert status_of(busybox, "hp").startswith("Up ")  # ps adopts it
+    last = state(busybox, "hp")["Health"]["Log"][-1]["Start"]
+    wait_for(lambda: state(busybox, "hp")["Health"]["Log"][-1]["Start"] != last, what="a probe by the adopter")
+    entry = state(busybox, "hp")["Health"]["Log"][-1]
+    assert (entry["ExitCode"], entry["Output"]) == (0, "alive\n")
+    busybox.ok("rm", "-f", "hp")

@@ -112,6 +112,8 @@ def _bundle_run(runtime, namespaces: list[dict], sysctls: dict) -> subprocess.Co
     config = base_config(container_id, "true")
     config["linux"]["namespaces"] = namespaces
     config["linux"]["sysctl"] = sysctls
+    if not any(ns["type"] == "uts" for ns in namespaces):  # runc refuses a hostname without one, first
+        del config["hostname"]
     runtime.write_config(config)
     result = runtime("run", "-b", runtime.bundle, container_id)
     assert not os.path.exists(os.path.join(runtime.state_root, container_id))  # nothing made

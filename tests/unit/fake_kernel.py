@@ -188,6 +188,9 @@ class FakeKernel:
     def fstat(self, fd: int):
         return os.stat_result((self._lookup(self._fd(fd)), 0, 0, 1, 0, 0, 0, 0, 0, 0))
 
+    def statvfs(self, path: str):
+        return os.statvfs_result((4096,) * 8 + (0, 255))
+
     def readlink(self, path: str, *, dir_fd: int | None = None) -> str:
         return self._at(path, dir_fd)
 
@@ -227,6 +230,9 @@ class FakeKernel:
 
     def fchdir(self, fd: int) -> None:
         self.record(f"fchdir({self.fd(fd)})")
+
+    def chroot(self, path: str) -> None:
+        self.record(f"chroot({_str(path)})")
 
     def chdir(self, path: str) -> None:
         self.record(f"chdir({_str(path)})")

@@ -96,11 +96,11 @@ def test_rootfs_is_built_in_runcs_order():
         f'mount("mqueue", "{ROOTFS}/dev/mqueue", "mqueue", MS_NOSUID|MS_NODEV|MS_NOEXEC, NULL)',
         *nodes,
         f"write(<{ROOTFS}/proc/sys/net/ipv4/ip_forward>, '1')",  # before /proc/sys turns read-only
+        # runc's order: read-only paths, then masked ones
+        f'mount("{ROOTFS}/proc/sys", "{ROOTFS}/proc/sys", NULL, MS_BIND|MS_REC, NULL)',
+        f'mount(NULL, "{ROOTFS}/proc/sys", NULL, MS_RDONLY|MS_REMOUNT|MS_BIND, NULL)',  # keeping its nosuid...
         f'mount("/dev/null", "{ROOTFS}/proc/kcore", NULL, MS_BIND, NULL)',  # a file: /dev/null over it
         f'mount("tmpfs", "{ROOTFS}/sys/firmware", "tmpfs", MS_RDONLY, NULL)',  # a directory: an empty tmpfs
-        f'mount("{ROOTFS}/proc/sys", "{ROOTFS}/proc/sys", NULL, MS_BIND|MS_REC, NULL)',
-        f'mount(NULL, "{ROOTFS}/proc/sys", NULL, MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_REMOUNT|MS_BIND|MS_REC, '
-        'NULL)',
         f"fchdir(<{ROOTFS}>)",
         'pivot_root(".", ".")',
         "fchdir(</>)",  # the old root, by the fd opened before pivot_root
@@ -240,7 +240,6 @@ def test_a_cgroup_v1_mount_is_a_tmpfs_of_binds():
         f'symlink("cpu,cpuacct", "{cgroup}/cpu")',
         f'symlink("cpu,cpuacct", "{cgroup}/cpuacct")',
         f'mkdir("{cgroup}/memory", 0755)',
-        f'mount(NULL, "{cgroup}", NULL, MS_RDONLY|MS_NOSUID|MS_NODEV|MS_NOEXEC|MS_REMOUNT|MS_BIND, NULL)',
         f'mount("/sys/fs/cgroup/cpu,cpuacct/berth/c1", "{cgroup}/cpu,cpuacct", NULL, MS_BIND, NULL)',
         f'mount(NULL, "{cgroup}/cpu,cpuacct", NULL, {attrs}, NULL)',
         f'mount("/sys/fs/cgroup/memory/berth/c1", "{cgroup}/memory", NULL, MS_BIND, NULL)',
@@ -304,6 +303,33 @@ def test_the_intermediate_is_undumpable_before_any_namespace_and_reports_pid1():
         "fork() = 77",
         "write(<pipe:status>, '{\"pid\":77}')",
         "exit(0)",
+    ]
+
+
+def test_a_new_user_namespace_is_mapped_by_a_helper_before_the_others_are_made():
+    """runc's nsexec order: a helper forked first writes the maps from the parent namespace
+    (where it has CAP_SETUID); we become uid 0 with no groups, make the other namespaces (owned
+    by the new one), and only then take gid 0."""
+    kernel = new_kernel(forks=[55, 77], pipes=[("status", b""), ("joined", b"j"), ("go", b""), ("done", b"0")])
+    spec = base_spec()
+    spec["linux"]["namespaces"].append({"type": "user"})
+    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    status_w, joined_r = kernel.pipe()[1], kernel.pipe()[0]
+    with pytest.raises(Exited):
+        container._intermediate(plan_of(spec), status_w, joined_r, None, kernel)
+    assert steps(kernel, "fork(", "unshare(", "write(<pipe:go>", "read(<pipe:done>", "waitpid(", "setgroups(",
+                 "setresuid(", "setresgid(") == [
+        "fork() = 55",  # the helper
+        "unshare(CLONE_NEWUSER)",
+        "write(<pipe:go>, 'u')",
+        "read(<pipe:done>) = '0'",
+        "waitpid(55)",
+        "setgroups([])",
+        "setresuid(0, 0, 0)",
+        "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET)",
+        "setresgid(0, 0, 0)",
+        "fork() = 77",  # pid 1
     ]
 
 
@@ -496,6 +522,29 @@ def test_the_parent_runs_runtime_hooks_between_mounted_and_joined():
         "read(<pipe:status>) = ''",  # EOF: exec closed the pipe
     ]
     assert not kernel.fds  # both pipes closed
+
+
+def test_pid1_saying_mounted_before_the_intermediate_gives_its_pid_is_kept_for_later():
+    """Both write the status pipe: on a loaded host pid 1 can make its mounts and say so before
+    the intermediate (descheduled after fork) has written the pid."""
+    kernel = new_kernel(forks=[41], pipes=[("status", b'{"mounted":true}\n{"pid":42}\n'), ("joined", b"")])
+    hooks = RecordingHooks(kernel, "prestart", "createRuntime", "createContainer")
+    assert fork_container(kernel, plan_of(base_spec(), hooks=hooks)).pid == 42
+    assert steps(kernel, "cgroup.add(", "hook ", "write(") == [
+        "cgroup.add(42)", "hook prestart(42, creating)", "hook createRuntime(42, creating)",
+        "write(<pipe:joined>, 'j')",
+    ]
+
+
+def test_a_seccomp_listener_is_handed_to_the_agent_before_pid1_goes_on(monkeypatch):
+    """pid 1 says which fd its notification listener is; the parent takes it and sends it to the
+    agent, then answers "s" on the joined pipe (pid 1 waits for that before exec)."""
+    kernel = new_kernel(forks=[41], pipes=[("status", b'{"pid":42}\n{"seccompFd":7}\n'), ("joined", b"")])
+    handed = []  # the agent's side (a unix socket, a real pidfd) is the integration test's
+    monkeypatch.setattr(container, "_hand_to_agent", lambda plan, pid, fd, kernel: handed.append((pid, fd)))
+    fork_container(kernel, plan_of(base_spec()))
+    assert handed == [(42, 7)]
+    assert steps(kernel, "write(") == ["write(<pipe:joined>, 'j')", "write(<pipe:joined>, 's')"]
 
 
 def test_without_hooks_the_parent_does_not_wait_for_the_mounts():

@@ -13,15 +13,6 @@ from berth.fs import OutputFile, read_json, remove_tree, write_json
 SIGKILL = 9  # numbers, not the signal module: it imports enum (~10 ms) on every verb's path
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-SUPPORTED_SPEC = (1,)  # runtime-spec major versions we run
-# runc's specconv.AllowedDevices: appended to every container's device rules, whatever the
-# config says (docker's own list leaves out /dev/full, the pty devices and mknod).
-ALLOWED_DEVICES = (
-    {"allow": True, "type": "c", "access": "m"}, {"allow": True, "type": "b", "access": "m"},
-    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
-      for major, minor in ((1, 3), (1, 8), (1, 7), (5, 0), (1, 5), (1, 9), (5, 2), (10, 200))),
-    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
-)
 SYSTEMD_MISSING = "systemd not running on this host, cannot use systemd cgroups manager"  # runc 1.1
 
 
@@ -108,19 +99,11 @@ def read_config(bundle: str) -> dict:
         raise InvalidArgument(f"JSON specification file {path} not found") from None
     except ValueError as err:
         raise InvalidArgument(f"{path}: invalid JSON: {err}") from None
-    if not isinstance(spec, dict):
-        raise InvalidArgument(f"{path}: invalid JSON: not an object")
-    version = spec.get("ociVersion")
-    major = str(version).split(".", 1)[0]
-    if not isinstance(version, str) or not major.isdigit() or int(major) not in SUPPORTED_SPEC:
-        raise InvalidArgument(f"unsupported spec version {version!r} (berth-runtime runs 1.x)")
+    from berth.runtime.validate import check_bundle  # runc's checks: version, process, namespaces...
+
+    check_bundle(spec)
     if not isinstance(spec.get("root"), dict) or not spec["root"].get("path"):
         raise InvalidArgument("root must be specified")
-    if not isinstance(spec.get("process"), dict):
-        raise InvalidArgument("process must be specified")
-    from berth.runtime.validate import check_spec  # runc's checks (sysctls in own namespaces)
-
-    check_spec(spec)
     return spec
 
 
@@ -151,8 +134,6 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
         linux["cgroupsPath"] = systemd_cgroups_path(linux.get("cgroupsPath"), container_id)
     else:
         linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
-    resources = linux.setdefault("resources", {})
-    resources["devices"] = [*(resources.get("devices") or ()), *ALLOWED_DEVICES]
     if (spec.get("process") or {}).get("terminal") and not flags.get("console-socket"):
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
@@ -168,8 +149,10 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
         rootfs = rootfs if os.path.isabs(rootfs) else os.path.join(bundle, rootfs)
         fifo = os.path.join(directory, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # past our umask: pid 1 opens it as the container's user, maybe without DAC_OVERRIDE
         launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
-                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks, preserve_fds=preserve)
+                         seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks, preserve_fds=preserve,
+                         state={"id": container_id, "bundle": bundle, "annotations": spec.get("annotations") or {}})
         try:
             if launched.console_fd is not None:
                 send_fd_to(flags["console-socket"], launched.console_fd)

@@ -11,13 +11,38 @@ TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
 
 
-def open_pty_in_container() -> tuple[int, int]:
-    """After pivot_root: (master, slave) from the container's /dev/ptmx."""
+def open_pty_in_container(bind_console: bool = False) -> tuple[int, int]:
+    """After pivot_root: (master, slave) from the container's /dev/ptmx. For the container's
+    own process (`bind_console`, not an exec) the slave is bound on /dev/console too (runc's
+    mountConsole)."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
     number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
     slave = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY)
+    if bind_console:
+        _bind_console(f"/dev/pts/{number}")
     return master, slave
+
+
+def _bind_console(slave_path: str) -> None:
+    """An empty file at /dev/console (whatever was there replaced, never followed) with the
+    slave bound onto it through its fd."""
+    from berth.runtime import syscalls as sc
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open("/dev/console", flags, 0o600)
+    except OSError:  # a symlink, a directory or a device node: made anew
+        try:
+            os.unlink("/dev/console")
+        except IsADirectoryError:
+            os.rmdir("/dev/console")
+        fd = os.open("/dev/console", flags | os.O_EXCL, 0o600)
+    try:
+        sc.mount(slave_path, f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else "/dev/console", None,
+                 sc.MS_BIND)
+    finally:
+        os.close(fd)
 
 
 def make_controlling(slave: int) -> None:

@@ -38,10 +38,11 @@ class _Plan:
     its cgroup's host directories (what a "cgroup" mount shows, bound before pid 1 is in them)
     and its OCI hooks (runtime.hooks.Hooks, None without)."""
 
-    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks", "preserve_fds")
+    __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks", "idmaps",
+                 "state", "preserve_fds")
 
     def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None,
-                 seccomp_program=None, hooks=None, preserve_fds=0):
+                 seccomp_program=None, hooks=None, idmaps=None, state=None, preserve_fds=0):
         self.preserve_fds = preserve_fds  # fds 3..3+n-1 go into the container (runc's --preserve-fds)
         self.spec = spec
         self.rootfs = rootfs
@@ -50,6 +51,8 @@ class _Plan:
         self.exec_fifo = exec_fifo
         self.cgroup_dirs = cgroup_dirs
         self.hooks = hooks
+        self.idmaps = idmaps  # mount index -> fd of its user namespace (idmapped mounts)
+        self.state = state  # id, bundle, annotations: what a seccomp agent is told
         # Compiled (or fetched from the cache) before forking: pid 1 cannot see the cache
         # after pivot_root, and a bad profile then fails the start cleanly.
         section = (spec.get("linux") or {}).get("seccomp")
@@ -62,7 +65,7 @@ class _Plan:
 
 def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
           exec_fifo: str | None = None, on_created=None, seccomp_cache: str | None = None,
-          seccomp_program=None, hooks=None, preserve_fds: int = 0) -> Launched:
+          seccomp_program=None, hooks=None, state: dict | None = None, preserve_fds: int = 0) -> Launched:
     """Create the container and, unless `exec_fifo` is given, exec its process.
 
     With `exec_fifo` the process stops just before exec until someone opens the fifo for
@@ -73,7 +76,8 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
     poststop are the caller's. Raises BerthError (with docker's exit code) if anything fails;
     then nothing of the container is left behind. `seccomp_cache` is the directory of
     compiled seccomp filters (none: compile every time); `seccomp_program`, a filter the
-    caller already has, replaces linux.seccomp."""
+    caller already has, replaces linux.seccomp. `state` (id, bundle, annotations) is the
+    container's, for a seccomp agent (linux.seccomp.listenerPath)."""
     linux = spec.get("linux") or {}
     if hooks is None and spec.get("hooks"):
         from berth.runtime.hooks import Hooks  # only a bundle with hooks pays for the import
@@ -82,14 +86,54 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
                                       "annotations": spec.get("annotations") or {}})
     cgroup = open_cgroup(linux.get("cgroupsPath") or cgroup_path(os.urandom(8).hex()))
     cgroup.create()
+    idmaps = {}
     try:
-        cgroup.apply(linux.get("resources"))
+        cgroup.apply(_with_default_devices(linux.get("resources")))
+        idmaps = _idmap_namespaces(spec.get("mounts") or ())
         plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup.host_dirs(), seccomp_program,
-                     hooks, preserve_fds)
+                     hooks, idmaps, state, preserve_fds)
         return _fork_container(plan, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
         raise
+    finally:
+        for fd in idmaps.values():
+            os.close(fd)
+
+
+# runc's specconv.AllowedDevices, appended to every container's device rules (so docker's too):
+# mknod of anything, and the default devices, /dev/pts/* and /dev/ptmx.
+RUNC_ALLOWED_DEVICES = tuple(
+    {"allow": True, "type": kind, "major": major, "minor": minor, "access": access}
+    for kind, major, minor, access in (
+        ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"),
+        ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 136, None, "rwm"), ("c", 5, 2, "rwm"),
+    ))
+
+
+def _with_default_devices(resources: dict | None) -> dict | None:
+    """linux.resources with runc's allowed devices after the spec's own rules, when it has any."""
+    if not resources or not resources.get("devices"):
+        return resources
+    return {**resources, "devices": list(resources["devices"]) + [
+        {key: value for key, value in rule.items() if value is not None} for rule in RUNC_ALLOWED_DEVICES]}
+
+
+def _idmap_namespaces(mounts) -> dict:
+    """For each idmapped mount (uidMappings/gidMappings), the fd of a user namespace with its
+    mappings, made here, where /proc shows the pids of our children."""
+    idmaps = {}
+    try:
+        for index, m in enumerate(mounts):
+            if m.get("uidMappings") or m.get("gidMappings"):
+                from berth.runtime.userns import mapping_namespace  # lazy: only idmapped mounts
+
+                idmaps[index] = mapping_namespace(m.get("uidMappings") or [], m.get("gidMappings") or [])
+    except BaseException:
+        for fd in idmaps.values():
+            os.close(fd)
+        raise
+    return idmaps
 
 
 def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None, seccomp_program=None,
@@ -131,6 +175,11 @@ def _fork_container(plan: _Plan, cgroup, on_created=None, kernel=sc) -> Launched
     try:
         kernel.waitpid(intermediate, 0)
         first = messages.next()
+        early = []  # pid 1 may speak ("mounted") before the intermediate has told us its pid
+        while first is not None and "error" not in first and "pid" not in first:
+            early.append(first)
+            first = messages.next()
+        messages.pending = early
         if first is None or "error" in first:
             raise _error_from(first)
         pid = first["pid"]
@@ -150,8 +199,12 @@ def _fork_container(plan: _Plan, cgroup, on_created=None, kernel=sc) -> Launched
             console_fd = console.recv_fd(console_parent)
         # Without a fifo, EOF (the pipe closed by exec) means the process runs its command.
         message = messages.next()
-        if message is not None and "error" in message:
-            raise _error_from(message)
+        while message is not None and "seccompFd" in message:  # pid 1 waits for our "s"
+            _hand_to_agent(plan, pid, message["seccompFd"], kernel)
+            kernel.write(joined_w, b"s")
+            message = messages.next()
+        if (message is not None and "error" in message) or (message is None and plan.exec_fifo):
+            raise _error_from(message)  # with a fifo, pid 1 says it is ready: EOF is its death
         return Launched(pid, cgroup, console_fd)
     except BaseException:
         if pid:
@@ -180,6 +233,45 @@ def _call_on_created(on_created, pid: int, messages) -> None:
         raise
 
 
+_NEW_LISTENER = 8  # SECCOMP_FILTER_FLAG_NEW_LISTENER: the filter has SCMP_ACT_NOTIFY rules
+
+
+def _notifies(plan: _Plan) -> bool:
+    return plan.seccomp is not None and bool(plan.seccomp.flags & _NEW_LISTENER)
+
+
+def _hand_to_agent(plan: _Plan, pid: int, fd_number: int, kernel=sc) -> None:
+    """The seccomp notification fd of pid 1, sent with the container's state to the seccomp
+    agent listening at linux.seccomp.listenerPath (runtime-spec's "container process state":
+    one JSON message, the fd by SCM_RIGHTS)."""
+    import _socket  # lazy: only SCMP_ACT_NOTIFY
+    import struct
+
+    section = plan.spec["linux"]["seccomp"]
+    path = section["listenerPath"]
+    state = {"ociVersion": plan.spec.get("ociVersion", "1.0.2"), **(plan.state or {}), "status": "creating",
+             "pid": pid}
+    if not state.get("annotations"):  # runc's omitempty
+        state.pop("annotations", None)
+    message = json.dumps({"ociVersion": plan.spec.get("ociVersion", "1.0.2"), "fds": ["seccompFd"], "pid": pid,
+                          "metadata": section.get("listenerMetadata", ""), "state": state}).encode()
+    pidfd = kernel.pidfd_open(pid)
+    try:
+        fd = kernel.pidfd_getfd(pidfd, fd_number)
+    finally:
+        kernel.close(pidfd)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+        sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
+    except OSError as err:
+        raise BerthError(f"failed to send seccomp fd to the agent at {path}: "
+                         f"{(err.strerror or str(err)).lower()}") from None
+    finally:
+        sock.close()
+        kernel.close(fd)
+
+
 def _hooks_before_pivot(plan: _Plan) -> bool:
     return plan.hooks is not None and plan.hooks.before_pivot()
 
@@ -201,8 +293,16 @@ def _intermediate(plan: _Plan, status_w, joined_r, console_sock, kernel=sc) -> N
         # open /proc/<pid>/exe of our interpreter and write through it (runc CVE-2019-5736).
         kernel.prctl(sc.PR_SET_DUMPABLE, 0)
         process.set_oom_score_adj(plan.spec.get("process") or {}, kernel)
-        namespaces = (plan.spec.get("linux") or {}).get("namespaces") or ()
+        linux = plan.spec.get("linux") or {}
+        namespaces = linux.get("namespaces") or ()
+        userns = None
+        if _new_user_namespace(namespaces):
+            from berth.runtime import userns  # lazy: only a user namespace
+
+            userns.unshare_mapped(linux.get("uidMappings"), linux.get("gidMappings"), kernel)
         flags = _enter_namespaces(namespaces, kernel)
+        if userns is not None:
+            userns.become_root_group(kernel)
         child = kernel.fork()
         if child == 0:
             _init(plan, status_w, joined_r, console_sock, flags, namespaces, kernel)
@@ -212,19 +312,35 @@ def _intermediate(plan: _Plan, status_w, joined_r, console_sock, kernel=sc) -> N
     kernel._exit(0)
 
 
+def _new_user_namespace(namespaces) -> bool:
+    return any(ns.get("type") == "user" and not ns.get("path") for ns in namespaces)
+
+
 def _enter_namespaces(namespaces, kernel=sc) -> int:
     """setns into namespaces given by path, unshare the rest; returns the unshared flags.
-    All paths are opened first: joining the mount namespace changes what paths mean."""
+    All paths are opened first: joining the mount namespace changes what paths mean. The user
+    namespace is joined first (it owns the others), the mount namespace last; a new user
+    namespace was made before (runtime.userns.unshare_mapped), the others are made in it."""
     flags = 0
-    joins = [(kernel.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC), NAMESPACE_FLAGS[ns["type"]])
-             for ns in namespaces if ns.get("path")]
-    for fd, flag in sorted(joins, key=lambda j: j[1] == sc.CLONE_NEWNS):  # mount namespace last
+    joins = []
+    try:
+        for ns in namespaces:
+            if ns.get("path"):
+                joins.append((kernel.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC), NAMESPACE_FLAGS[ns["type"]]))
+    except OSError as err:
+        for fd, _ in joins:
+            kernel.close(fd)
+        raise BerthError(f"failed to open namespace path {err.filename or ''}: "
+                         f"{os.strerror(err.errno).lower()}") from None
+    order = {sc.CLONE_NEWUSER: 0, sc.CLONE_NEWNS: 2}
+    for fd, flag in sorted(joins, key=lambda j: order.get(j[1], 1)):
         try:
             kernel.setns(fd, flag)
         finally:
             kernel.close(fd)
     for ns in namespaces:
-        if not ns.get("path") and ns["type"] != "cgroup":  # cgroup: unshared by pid 1 once in its cgroup
+        # cgroup: unshared by pid 1 once in its cgroup; user: made already
+        if not ns.get("path") and ns["type"] not in ("cgroup", "user"):
             flags |= NAMESPACE_FLAGS[ns["type"]]
     if flags:
         kernel.unshare(flags)
@@ -255,17 +371,21 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         if flags & sc.CLONE_NEWNET:
             kernel.loopback_up()
         joined = _build_rootfs(plan, flags, status_w, joined_r, namespaces, kernel)
-        if flags & sc.CLONE_NEWUTS and spec.get("hostname"):
+        # a UTS namespace joined by path is the container's too (runc sets its names as well)
+        uts = flags & sc.CLONE_NEWUTS or (plan.rootfs is not None and _listed(namespaces, "uts"))
+        if uts and spec.get("hostname"):
             kernel.sethostname(spec["hostname"])
-        if flags & sc.CLONE_NEWUTS and spec.get("domainname"):
+        if uts and spec.get("domainname"):
             kernel.setdomainname(spec["domainname"])
         process.set_rlimits(proc.get("rlimits"), kernel)
+        process.set_scheduling(proc, kernel)
+        process.set_personality((spec.get("linux") or {}).get("personality"), kernel)
         if not joined:
-            _await_cgroup(joined_r, namespaces, kernel)
+            _await_cgroup(joined_r, namespaces, kernel, keep=_notifies(plan))
         if console_sock is not None:  # the pty is made by runtime.console, with the real kernel
             from berth.runtime import console  # lazy: only -t needs a pty
 
-            master, slave = console.open_pty_in_container()
+            master, slave = console.open_pty_in_container(bind_console=plan.rootfs is not None)
             size = proc.get("consoleSize")
             if size:
                 console.set_winsize(master, size.get("height", 24), size.get("width", 80))
@@ -282,18 +402,20 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
         # before the capabilities are dropped; with it, as late as possible.
         no_new_privileges = proc.get("noNewPrivileges")
         if plan.seccomp is not None and not no_new_privileges:
-            _load_seccomp(plan.seccomp, kernel)
+            _load_seccomp(plan.seccomp, kernel, status_w, joined_r)
         process.set_credentials(proc, kernel)
+        # runc looks the command up now, as the user: a missing one fails `create`, not `start`
+        executable = process.find_executable((proc.get("args") or [""])[0], proc.get("env") or [], kernel)
+        process.add_home(proc, kernel)
+        process.set_security_labels(proc, kernel)
         process.close_extra_fds((status_w, *range(3, 3 + plan.preserve_fds)), kernel)
         if plan.seccomp is not None and no_new_privileges:
-            _load_seccomp(plan.seccomp, kernel)
+            _load_seccomp(plan.seccomp, kernel, status_w, joined_r)
         if fifo_fd is not None:
-            if proc.get("args"):  # runc's check: a command that is not there fails create, not start
-                process.find_executable(proc["args"][0], proc.get("env") or [], kernel)
             _wait_for_start(plan, status_w, fifo_fd, proc, kernel)
         elif plan.hooks is not None:
             plan.hooks.run("startContainer", kernel.getpid(), "created", proc.get("env") or [])
-        process.exec_process(proc, kernel)
+        process.exec_process(proc, kernel, executable)
     except BaseException as err:
         _report_and_exit(status_w, err, kernel)
 
@@ -304,29 +426,39 @@ def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespa
     spec = plan.spec
     linux = spec.get("linux") or {}
     root = None
-    if flags & sc.CLONE_NEWNS:
-        root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs, kernel)
+    # runc builds the rootfs in a mount namespace joined by path too (not so an exec: no rootfs)
+    if flags & sc.CLONE_NEWNS or (plan.rootfs is not None and _listed(namespaces, "mount")):
+        root = mount.prepare_rootfs(spec, plan.rootfs, plan.overlay, plan.cgroup_dirs, kernel, plan.idmaps)
     joined = _hooks_before_pivot(plan)
     if joined:
         _container_hooks(plan, status_w, joined_r, namespaces, root, kernel)
     if root is not None:
         # Resolved under the rootfs fd, before pivot_root: /proc/self/fd is still the host's.
         _write_sysctls(root, linux.get("sysctl"), kernel)
+        mount.readonly_paths(root, linux.get("readonlyPaths"), kernel)  # runc's order
         mount.mask_paths(root, linux.get("maskedPaths"), kernel)
-        mount.readonly_paths(root, linux.get("readonlyPaths"), kernel)
         mount.pivot_root(root, kernel)
         kernel.close(root)
         if (spec.get("root") or {}).get("readonly"):
             mount.readonly_root(kernel)
+    elif plan.rootfs is not None:  # no mount namespace: runc's chroot, and no mount of the spec's
+        kernel.chroot(plan.rootfs)
+        kernel.chdir("/")
     return joined
 
 
-def _await_cgroup(joined_r: int, namespaces, kernel=sc) -> None:
+def _listed(namespaces, kind: str) -> bool:
+    return any(ns.get("type") == kind for ns in namespaces)
+
+
+def _await_cgroup(joined_r: int, namespaces, kernel=sc, keep: bool = False) -> None:
     """Wait until the parent has put us in our cgroup (and run its hooks), then unshare the
-    cgroup namespace there."""
+    cgroup namespace there. With `keep` the pipe stays open: the parent answers on it again once
+    it has handed our seccomp listener to the agent."""
     if kernel.read(joined_r, 1) != b"j":
         raise BerthError("container was not placed in its cgroup")
-    kernel.close(joined_r)
+    if not keep:
+        kernel.close(joined_r)
     _enter_cgroup_namespace(namespaces, kernel)
 
 
@@ -334,7 +466,7 @@ def _container_hooks(plan: _Plan, status_w: int, joined_r: int, namespaces, root
     """createContainer hooks, in our namespaces before pivot_root, from the rootfs (runc's
     place), after the parent ran prestart and createRuntime against our mounts."""
     _send(status_w, {"mounted": True}, kernel)
-    _await_cgroup(joined_r, namespaces, kernel)
+    _await_cgroup(joined_r, namespaces, kernel, keep=_notifies(plan))
     if root is not None:
         kernel.fchdir(root)
     plan.hooks.run("createContainer", kernel.getpid(), "creating")
@@ -359,10 +491,18 @@ def _wait_for_start(plan: _Plan, status_w: int, fifo_fd: tuple[int, int], proc: 
     kernel.close(started)
 
 
-def _load_seccomp(program, kernel=sc) -> None:
+def _load_seccomp(program, kernel=sc, status_w: int | None = None, ack_r: int | None = None) -> None:
     """runtime.seccomp's Program, installed on this (single-threaded) process: from now on every
-    syscall, across execve, goes through it."""
-    kernel.seccomp_set_mode_filter(program.flags, program.bpf)
+    syscall, across execve, goes through it. A filter with SCMP_ACT_NOTIFY rules gives a
+    listener fd: its number goes to the parent, which takes it (pidfd_getfd) for the seccomp
+    agent; we wait for its "s" before going on (and closing ours)."""
+    listener = kernel.seccomp_set_mode_filter(program.flags, program.bpf)
+    if program.flags & _NEW_LISTENER:
+        _send(status_w, {"seccompFd": listener}, kernel)
+        if kernel.read(ack_r, 1) != b"s":
+            raise BerthError("the seccomp agent was not given the listener")
+        kernel.close(ack_r)
+        kernel.close(listener)
 
 
 def _write_sysctls(root: int, sysctls: dict | None, kernel=sc) -> None:
@@ -414,8 +554,11 @@ class _Messages:
         self.fd = fd
         self.kernel = kernel
         self.buffer = b""
+        self.pending = []  # read already, not yet taken
 
     def next(self) -> dict | None:
+        if self.pending:
+            return self.pending.pop(0)
         while b"\n" not in self.buffer:
             chunk = self.kernel.read(self.fd, 4096)
             if not chunk:

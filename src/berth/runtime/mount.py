@@ -25,6 +25,11 @@ _FLAGS = {  # option -> (clear, flag); like runc's parseMountOptions
     "bind": (False, sc.MS_BIND), "rbind": (False, sc.MS_BIND | sc.MS_REC),
     "relatime": (False, sc.MS_RELATIME), "norelatime": (True, sc.MS_RELATIME),
     "strictatime": (False, sc.MS_STRICTATIME), "nostrictatime": (True, sc.MS_STRICTATIME),
+    "nosymfollow": (False, sc.MS_NOSYMFOLLOW), "symfollow": (True, sc.MS_NOSYMFOLLOW),
+    "lazytime": (False, sc.MS_LAZYTIME), "nolazytime": (True, sc.MS_LAZYTIME),
+    "silent": (False, sc.MS_SILENT), "loud": (True, sc.MS_SILENT),
+    "iversion": (False, 1 << 23), "noiversion": (True, 1 << 23),
+    "acl": (False, 1 << 16), "noacl": (True, 1 << 16), "defaults": (False, 0),
 }
 _PROPAGATION = {
     "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
@@ -32,33 +37,75 @@ _PROPAGATION = {
     "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
     "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
 }
+# Recursive mount attributes (runc's "rro", "rnosuid", ...): option -> (clear, MOUNT_ATTR_*),
+# applied with mount_setattr(AT_RECURSIVE) to the mount and every mount below it.
+_RECURSIVE = {
+    "rro": (False, sc.MOUNT_ATTR_RDONLY), "rrw": (True, sc.MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, sc.MOUNT_ATTR_NOSUID), "rsuid": (True, sc.MOUNT_ATTR_NOSUID),
+    "rnodev": (False, sc.MOUNT_ATTR_NODEV), "rdev": (True, sc.MOUNT_ATTR_NODEV),
+    "rnoexec": (False, sc.MOUNT_ATTR_NOEXEC), "rexec": (True, sc.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, sc.MOUNT_ATTR_NODIRATIME), "rdiratime": (True, sc.MOUNT_ATTR_NODIRATIME),
+    "rnosymfollow": (False, sc.MOUNT_ATTR_NOSYMFOLLOW), "rsymfollow": (True, sc.MOUNT_ATTR_NOSYMFOLLOW),
+}
+_RECURSIVE_ATIME = {"rrelatime": sc.MOUNT_ATTR_RELATIME, "rnoatime": sc.MOUNT_ATTR_NOATIME,
+                    "rstrictatime": sc.MOUNT_ATTR_STRICTATIME}
 
 # Per-mount flags a bind takes by remounting; runc's defaultMountFlags for what it mounts for a cgroup.
 _MOUNT_ATTRS = (sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOATIME | sc.MS_NODIRATIME
-                | sc.MS_RELATIME | sc.MS_STRICTATIME)
+                | sc.MS_RELATIME | sc.MS_STRICTATIME | sc.MS_NOSYMFOLLOW)
 _CGROUP_DEFAULTS = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 
 # Created in every container's /dev (runc's default devices): name, major, minor.
-DEFAULT_DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0))
+DEFAULT_DEVICES = (("null", 1, 3), ("random", 1, 8), ("full", 1, 7), ("tty", 5, 0), ("zero", 1, 5), ("urandom", 1, 9))
 DEV_SYMLINKS = (
     ("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr"),
 )
 
 
+class MountOptions:
+    """OCI mount options, parsed: mount(2) flags, propagation flags, fs-specific data, the
+    recursive attributes to set and clear, and runc's tmpcopyup."""
+
+    __slots__ = ("flags", "propagation", "data", "attr_set", "attr_clr", "tmpcopyup")
+
+    def __init__(self, options):
+        self.flags = self.propagation = self.attr_set = self.attr_clr = 0
+        self.tmpcopyup = False
+        data = []
+        for opt in options or ():
+            if opt in _FLAGS:
+                clear, flag = _FLAGS[opt]
+                self.flags = self.flags & ~flag if clear else self.flags | flag
+            elif opt in _PROPAGATION:
+                self.propagation |= _PROPAGATION[opt]
+            elif opt in _RECURSIVE:
+                clear, attr = _RECURSIVE[opt]
+                self._recursive(attr, clear)
+            elif opt in _RECURSIVE_ATIME:
+                self.attr_clr |= sc.MOUNT_ATTR__ATIME
+                self.attr_set = (self.attr_set & ~sc.MOUNT_ATTR__ATIME) | _RECURSIVE_ATIME[opt]
+            elif opt in ("ratime", "rnorelatime", "rnostrictatime"):
+                self.attr_clr |= sc.MOUNT_ATTR__ATIME
+            elif opt == "tmpcopyup":
+                self.tmpcopyup = True
+            else:
+                data.append(opt)
+        self.data = ",".join(data)
+
+    def _recursive(self, attr: int, clear: bool) -> None:
+        if clear:
+            self.attr_set &= ~attr
+            self.attr_clr |= attr
+        else:
+            self.attr_clr &= ~attr
+            self.attr_set |= attr
+
+
 def parse_options(options) -> tuple[int, int, str]:
     """OCI mount options -> (mount flags, propagation flags, fs-specific data)."""
-    flags = propagation = 0
-    data = []
-    for opt in options or ():
-        if opt in _FLAGS:
-            clear, flag = _FLAGS[opt]
-            flags = flags & ~flag if clear else flags | flag
-        elif opt in _PROPAGATION:
-            propagation |= _PROPAGATION[opt]
-        else:
-            data.append(opt)
-    return flags, propagation, ",".join(data)
+    parsed = MountOptions(options)
+    return parsed.flags, parsed.propagation, parsed.data
 
 
 def secure_join(root: str, unsafe: str) -> str:
@@ -97,10 +144,12 @@ def secure_join(root: str, unsafe: str) -> str:
 
 
 def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: dict | None = None,
-                   kernel=sc) -> int:
+                   kernel=sc, idmaps: dict | None = None) -> int:
     """The mounts and device nodes, before pivot_root. `overlay` is the overlayfs option string
     to mount at `rootfs`, or None when `rootfs` is a ready directory (plain OCI bundle).
     `cgroup_dirs` is the container's cgroup's host_dirs(), what a mount of type "cgroup" shows.
+    `idmaps` maps the index of an idmapped mount to the fd of its user namespace (made by the
+    runtime before forking: runtime.userns.mapping_namespace).
     Returns an O_PATH fd of the mounted rootfs: every later step resolves its paths from it."""
     linux = spec.get("linux") or {}
     propagation = _PROPAGATION.get(linux.get("rootfsPropagation") or "rslave")
@@ -115,18 +164,21 @@ def prepare_rootfs(spec: dict, rootfs: str, overlay: str | None, cgroup_dirs: di
         kernel.mount(rootfs, rootfs, None, sc.MS_BIND | sc.MS_REC)
     root = kernel.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for m in spec.get("mounts") or ():
-            mount_one(root, m, cgroup_dirs, kernel)
-        create_devices(root, linux.get("devices") or (), kernel)
+        for index, m in enumerate(spec.get("mounts") or ()):
+            mount_one(root, m, cgroup_dirs, kernel, (idmaps or {}).get(index))
+        in_userns = any(ns.get("type") == "user" for ns in linux.get("namespaces") or ())
+        create_devices(root, linux.get("devices") or (), kernel, bind=in_userns)
     except BaseException:
         kernel.close(root)
         raise
     return root
 
 
-def mount_one(root: int, m: dict, cgroup_dirs: dict | None = None, kernel=sc) -> None:
-    """One OCI mount, onto its destination resolved under the rootfs fd `root`."""
-    flags, propagation, data = parse_options(m.get("options"))
+def mount_one(root: int, m: dict, cgroup_dirs: dict | None = None, kernel=sc, userns_fd: int | None = None) -> None:
+    """One OCI mount, onto its destination resolved under the rootfs fd `root`; `userns_fd`, the
+    user namespace of an idmapped one."""
+    options = MountOptions(m.get("options"))
+    flags, propagation = options.flags, options.propagation
     kind = m.get("type") or ("bind" if flags & sc.MS_BIND else "")
     source = m.get("source") or kind
     destination = m["destination"]
@@ -137,18 +189,98 @@ def mount_one(root: int, m: dict, cgroup_dirs: dict | None = None, kernel=sc) ->
         try:
             if kind == "cgroup":
                 _mount_cgroup_on(target, flags, cgroup_dirs)
+            elif userns_fd is not None:
+                _idmapped_bind(target, m, source, flags, userns_fd, kernel)
             elif bind:
                 _bind(target, source, flags)
+            elif kind == "tmpfs":
+                _tmpfs(target, source, options, kernel)
             else:
-                kernel.mount(source, target.path, kind, flags, data)
-                if propagation:
-                    target.reopen()
+                kernel.mount(source, target.path, kind, flags, options.data)
+                target.reopen()
+            if options.attr_set or options.attr_clr:
+                kernel.mount_setattr(target.fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, options.attr_set,
+                                     options.attr_clr)
             if propagation:
                 kernel.mount(None, target.path, None, propagation)
         finally:
             target.close()
     except OSError as err:
         raise BerthError(f'error mounting "{source}" to rootfs at "{destination}": {_reason(err)}') from None
+
+
+def _tmpfs(target: "_Target", source: str, options: MountOptions, kernel) -> None:
+    """runc's tmpfs: mounted writable (so tmpcopyup can fill it), made read-only after by a
+    bind remount: "ro" is the mount's, the tmpfs itself stays rw."""
+    under = None
+    if options.tmpcopyup:  # the directory's content before the tmpfs hides it
+        under = kernel.open(target.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        kernel.mount(source, target.path, "tmpfs", options.flags & ~sc.MS_RDONLY, options.data)
+        target.reopen()
+        if under is not None:
+            _copy_tree(under, target.fd, kernel)
+    finally:
+        if under is not None:
+            kernel.close(under)
+    if options.flags & sc.MS_RDONLY:
+        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | (options.flags & _MOUNT_ATTRS))
+
+
+def _copy_tree(source: int, target: int, kernel) -> None:
+    """tmpcopyup: copy the directory `source` (an fd, of the rootfs, hidden by the new tmpfs)
+    into the directory `target`, fd-relative, never following a symlink."""
+    import shutil  # lazy: only a tmpcopyup mount
+
+    for entry in os.scandir(fd_path(source)):
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            kernel.symlink(os.readlink(entry.name, dir_fd=source), entry.name, dir_fd=target)
+        elif stat.S_ISDIR(st.st_mode):
+            kernel.mkdir(entry.name, stat.S_IMODE(st.st_mode), dir_fd=target)
+            inner_src = kernel.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                    dir_fd=source)
+            inner_dst = kernel.open(entry.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                    dir_fd=target)
+            try:
+                _copy_tree(inner_src, inner_dst, kernel)
+            finally:
+                kernel.close(inner_src)
+                kernel.close(inner_dst)
+        elif stat.S_ISREG(st.st_mode):
+            src = kernel.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=source)
+            dst = kernel.open(entry.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                              stat.S_IMODE(st.st_mode), dir_fd=target)
+            try:
+                with open(src, "rb", closefd=False) as fin, open(dst, "wb", closefd=False) as fout:
+                    shutil.copyfileobj(fin, fout)
+            finally:
+                kernel.close(src)
+                kernel.close(dst)
+        else:
+            continue
+        kernel.chown(entry.name, st.st_uid, st.st_gid, dir_fd=target, follow_symlinks=False)
+
+
+def _idmapped_bind(target: "_Target", m: dict, source: str, flags: int, userns: int, kernel) -> None:
+    """An idmapped bind (OCI mount uidMappings/gidMappings): a detached copy of `source`
+    (open_tree), given a user namespace with those mappings (mount_setattr MOUNT_ATTR_IDMAP),
+    moved onto the target. Kernels without idmapped mounts (< 5.12, or a filesystem without
+    them) refuse with their errno."""
+    if not (flags & sc.MS_BIND or m.get("type") == "bind"):
+        raise OSError(22, "idmapped mounts are only supported for bind mounts")
+    tree = kernel.open_tree(-100, source, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+                            | (sc.AT_RECURSIVE if flags & sc.MS_REC else 0))
+    try:
+        kernel.mount_setattr(tree, "", sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if flags & sc.MS_REC else 0),
+                             sc.MOUNT_ATTR_IDMAP, 0, 0, userns)
+        kernel.move_mount(tree, target.fd)
+    finally:
+        kernel.close(tree)
+    target.reopen()
+    extra = flags & _MOUNT_ATTRS
+    if extra:
+        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | extra)
 
 
 def _is_dir(path: str, kernel) -> bool:
@@ -277,8 +409,6 @@ def _mount_cgroup_on(target: _Target, flags: int, host_dirs: dict | None) -> Non
         if "," in name:
             for controller in name.split(","):
                 _symlink(name, controller, target.fd, kernel)
-    if attrs & sc.MS_RDONLY:
-        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | _CGROUP_DEFAULTS | sc.MS_RDONLY)
     for name, directory in host_dirs.items():
         _mount_at(target.fd, name, directory, sc.MS_BIND, kernel)
         _mount_at(target.fd, name, None, sc.MS_BIND | sc.MS_REMOUNT | attrs, kernel)  # looked up again: onto the bind
@@ -293,19 +423,22 @@ def _mount_at(dir_fd: int, name: str, source: str | None, flags: int, kernel) ->
         kernel.close(fd)
 
 
-def create_devices(root: int, devices, kernel=sc) -> None:
+def create_devices(root: int, devices, kernel=sc, bind: bool = False) -> None:
     """runc's default devices and linux.devices, made with mknodat in their directory's fd (an
-    existing entry is replaced, never followed), then /dev's symlinks."""
+    existing entry is replaced, never followed), then /dev's symlinks. With `bind` (a user
+    namespace, where mknod is refused) each is the host's node of that path bound onto an empty
+    file, as runc's bindMountDeviceNode."""
+    own = {d.get("path") for d in devices}  # a spec device replaces the default of its path (runc's dedup)
     wanted = [{"path": "/dev/" + name, "type": "c", "major": major, "minor": minor, "fileMode": 0o666}
-              for name, major, minor in DEFAULT_DEVICES]
+              for name, major, minor in DEFAULT_DEVICES if "/dev/" + name not in own]
     wanted.extend(devices)
     try:
-        _make_devices(root, wanted, kernel)
+        _make_devices(root, wanted, kernel, bind)
     except OSError as err:
         raise BerthError(f"error creating device nodes: {_reason(err)}") from None
 
 
-def _make_devices(root: int, wanted: list[dict], kernel) -> None:
+def _make_devices(root: int, wanted: list[dict], kernel, bind: bool = False) -> None:
     directories = {}  # "/dev" -> its fd, resolved once
     old_umask = kernel.umask(0)
     try:
@@ -318,15 +451,32 @@ def _make_devices(root: int, wanted: list[dict], kernel) -> None:
                 kernel.unlink(name, dir_fd=parent)
             except FileNotFoundError:
                 pass
-            kind = stat.S_IFBLK if d.get("type") == "b" else stat.S_IFCHR
+            if bind:
+                _bind_device(parent, name, d["path"], kernel)
+                continue
+            kind = _DEVICE_TYPES.get(d.get("type"), stat.S_IFCHR)
             mode = d.get("fileMode") or 0o666
-            kernel.mknod(name, kind | (mode & 0o7777), os.makedev(d["major"], d["minor"]), dir_fd=parent)
+            kernel.mknod(name, kind | (mode & 0o7777), os.makedev(d.get("major") or 0, d.get("minor") or 0),
+                         dir_fd=parent)
             kernel.chown(name, d.get("uid") or 0, d.get("gid") or 0, dir_fd=parent, follow_symlinks=False)
         _dev_symlinks(directories["/dev"], kernel)
     finally:
         kernel.umask(old_umask)
         for fd in directories.values():
             kernel.close(fd)
+
+
+_DEVICE_TYPES = {"b": stat.S_IFBLK, "c": stat.S_IFCHR, "u": stat.S_IFCHR, "p": stat.S_IFIFO}
+
+
+def _bind_device(parent: int, name: str, host_path: str, kernel) -> None:
+    kernel.close(kernel.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                             dir_fd=parent))
+    fd = kernel.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+    try:
+        kernel.mount(host_path, fd_path(fd), None, sc.MS_BIND)
+    finally:
+        kernel.close(fd)
 
 
 def _dev_symlinks(dev: int, kernel) -> None:
@@ -376,16 +526,38 @@ def pivot_root(root: int, kernel=sc) -> None:
 
 
 def mask_paths(root: int, paths, kernel=sc) -> None:
-    """linux.maskedPaths, resolved under the rootfs fd (a missing one is skipped)."""
-    for path in paths or ():
-        try:
-            _mask(root, path, kernel)
-        except OSError as err:
-            raise BerthError(f"can't mask path {path!r}: {_reason(err)}") from None
+    """linux.maskedPaths, resolved under the rootfs fd (a missing one is skipped). Files get the
+    container's own /dev/null (runc masks after pivot_root, with the /dev it made)."""
+    if not paths:
+        return
+    null = _container_null(root, kernel)
+    try:
+        for path in paths:
+            try:
+                _mask(root, path, null, kernel)
+            except OSError as err:
+                raise BerthError(f"can't mask path {path!r}: {_reason(err)}") from None
+    finally:
+        if null != "/dev/null":
+            kernel.close(int(null.rpartition("/")[2]))
 
 
-def _mask(root: int, path: str, kernel) -> None:
-    """A directory gets an empty read-only tmpfs, anything else the host's /dev/null."""
+def _container_null(root: int, kernel) -> str:
+    """The rootfs's /dev/null as a /proc/self/fd path, if it is the null device (it is ours, made
+    by create_devices or bound from the host); else the host's."""
+    try:
+        fd = open_in_root(root, "/dev/null", kernel=kernel)
+    except OSError:
+        return "/dev/null"
+    st = kernel.fstat(fd)
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+        return fd_path(fd)
+    kernel.close(fd)
+    return "/dev/null"
+
+
+def _mask(root: int, path: str, null: str, kernel) -> None:
+    """A directory gets an empty read-only tmpfs, anything else /dev/null."""
     try:
         target = open_in_root(root, path, kernel=kernel)
     except FileNotFoundError:
@@ -394,7 +566,7 @@ def _mask(root: int, path: str, kernel) -> None:
         if stat.S_ISDIR(kernel.fstat(target).st_mode):
             kernel.mount("tmpfs", fd_path(target), "tmpfs", sc.MS_RDONLY, None)
         else:
-            kernel.mount("/dev/null", fd_path(target), None, sc.MS_BIND, None)
+            kernel.mount(null, fd_path(target), None, sc.MS_BIND, None)
     finally:
         kernel.close(target)
 
@@ -409,7 +581,8 @@ def readonly_paths(root: int, paths, kernel=sc) -> None:
 
 
 def _make_readonly(root: int, path: str, kernel) -> None:
-    """Bound onto itself, then the new mount made read-only."""
+    """Bound onto itself, then the new mount made read-only keeping its nosuid, nodev and noexec
+    (runc's readonlyPath)."""
     try:
         target = _Target(root, path, open_in_root(root, path, kernel=kernel), kernel)
     except FileNotFoundError:
@@ -417,8 +590,8 @@ def _make_readonly(root: int, path: str, kernel) -> None:
     try:
         kernel.mount(target.path, target.path, None, sc.MS_BIND | sc.MS_REC, None)
         target.reopen()
-        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
-                     | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
+        kept = kernel.statvfs(target.path).f_flag & (sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+        kernel.mount(None, target.path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | kept, None)
     finally:
         target.close()
 

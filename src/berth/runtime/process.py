@@ -91,6 +91,101 @@ def set_rlimits(rlimits, kernel=sc) -> None:
             raise BerthError(f"error setting rlimit type {number}: {os.strerror(err.errno).lower()}") from None
 
 
+def add_home(process: dict, kernel=sc) -> None:
+    """HOME from the user's /etc/passwd entry when process.env has none (runc's setupUser)."""
+    env = process.get("env") or []
+    if not any(item.startswith("HOME=") for item in env):
+        process["env"] = [*env, "HOME=" + home_of((process.get("user") or {}).get("uid") or 0, kernel)]
+
+
+def home_of(uid: int, kernel=sc) -> str:
+    """The home directory of `uid` in this root's /etc/passwd, "/" without one. The file is the
+    container's: opened non-blocking and read only if it is a regular file, 1 MiB at most."""
+    try:
+        fd = kernel.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return "/"
+    try:
+        if (kernel.fstat(fd).st_mode & 0o170000) != 0o100000:
+            return "/"
+        text = kernel.read(fd, 1 << 20).decode(errors="replace")
+    except OSError:
+        return "/"
+    finally:
+        kernel.close(fd)
+    for line in text.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 6 and fields[2] == str(uid):
+            return fields[5] or "/"
+    return "/"
+
+
+_IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+_SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+                   "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+_SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x1, "SCHED_FLAG_RECLAIM": 0x2, "SCHED_FLAG_DL_OVERRUN": 0x4,
+                "SCHED_FLAG_KEEP_POLICY": 0x8, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+_PERSONALITIES = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def set_scheduling(process: dict, kernel=sc) -> None:
+    """OCI process.scheduler (sched_setattr) and process.ioPriority (ioprio_set), for this
+    process and so everything it forks (runc's setupScheduler and setIOPriority)."""
+    scheduler = process.get("scheduler")
+    if scheduler:
+        flags = 0
+        for name in scheduler.get("flags") or ():
+            flags |= _SCHED_FLAGS[name]
+        try:
+            kernel.sched_setattr(_SCHED_POLICIES[scheduler["policy"]], flags, scheduler.get("nice", 0),
+                                 scheduler.get("priority", 0), scheduler.get("runtime", 0),
+                                 scheduler.get("deadline", 0), scheduler.get("period", 0))
+        except OSError as err:
+            raise BerthError(f"error setting scheduler: {os.strerror(err.errno).lower()}") from None
+    priority = process.get("ioPriority")
+    if priority:
+        value = _IOPRIO_CLASSES[priority["class"]] << 13 | priority.get("priority", 0)
+        try:
+            kernel.ioprio_set(1, 0, value)  # IOPRIO_WHO_PROCESS, this one
+        except OSError as err:
+            raise BerthError(f"failed to set io priority: {os.strerror(err.errno).lower()}") from None
+
+
+def set_personality(personality: dict | None, kernel=sc) -> None:
+    """OCI linux.personality: its execution domain (LINUX or LINUX32, as runc)."""
+    if personality:
+        kernel.personality(_PERSONALITIES[personality["domain"]])
+
+
+def set_security_labels(process: dict, kernel=sc) -> None:
+    """process.apparmorProfile and selinuxLabel, for the coming execve. runtime.validate has
+    refused them already on a host without AppArmor or SELinux."""
+    profile = process.get("apparmorProfile")
+    if profile:
+        _write_attr(("/proc/self/attr/apparmor/exec", "/proc/self/attr/exec"), f"exec {profile}",
+                    "apparmor failed to apply profile", kernel)
+    label = process.get("selinuxLabel")
+    if label:
+        _write_attr(("/proc/self/attr/exec",), label, "failed to set selinux label", kernel)
+
+
+def _write_attr(paths, value: str, what: str, kernel) -> None:
+    for path in paths:
+        try:
+            fd = kernel.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            kernel.write(fd, value.encode())
+            return
+        except OSError as err:
+            raise BerthError(f"{what}: write {path}: {os.strerror(err.errno).lower()}") from None
+        finally:
+            kernel.close(fd)
+    raise BerthError(f"{what}: no {paths[-1]}")
+
+
 def reset_signals(kernel=sc) -> None:
     """Python ignores SIGPIPE and SIGXFSZ and handles SIGINT; a container must start clean."""
     for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
@@ -107,12 +202,13 @@ def close_extra_fds(keep=(), kernel=sc) -> None:
         kernel.set_inheritable(fd, True)
 
 
-def exec_process(process: dict, kernel=sc) -> None:
+def exec_process(process: dict, kernel=sc, path: str | None = None) -> None:
+    """execve the process's args (`path`: its executable, looked up already) with its env."""
     args = process.get("args") or []
     if not args:
         raise BerthError("no command specified")
     env = process.get("env") or []
-    path = find_executable(args[0], env, kernel)
+    path = path or find_executable(args[0], env, kernel)
     environ = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     reset_signals(kernel)
     try:

@@ -51,9 +51,25 @@ class SeccompError(BerthError):
     pass
 
 
+# seccomp(2) SECCOMP_FILTER_FLAG_NEW_LISTENER: the load returns a notification fd (SCMP_ACT_NOTIFY)
+FLAG_NEW_LISTENER = 8
+
+
+def uses_notify(section: dict) -> bool:
+    return any(rule.get("action") == "SCMP_ACT_NOTIFY" for rule in section.get("syscalls") or ())
+
+
 def check(section: dict) -> None:
     """The errors runc would give at start, raised early (create time)."""
     _action(section.get("defaultAction"), section.get("defaultErrnoRet"))
+    if section.get("defaultAction") == "SCMP_ACT_NOTIFY":
+        raise SeccompError("seccomp: SCMP_ACT_NOTIFY cannot be used as default action")
+    if uses_notify(section):
+        if not section.get("listenerPath"):
+            raise SeccompError("seccomp: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath (the seccomp agent)")
+        if any(rule.get("action") == "SCMP_ACT_NOTIFY" and "write" in (rule.get("names") or ())
+               for rule in section.get("syscalls") or ()):
+            raise SeccompError("seccomp: SCMP_ACT_NOTIFY cannot be used for the write syscall")
     for arch in section.get("architectures") or ():
         if arch not in ARCHES:
             raise SeccompError(f"seccomp: string {arch} is not a valid arch for seccomp")
@@ -85,6 +101,8 @@ def compile_section(section: dict) -> tuple[bytes, int]:
     flags = 0
     for flag in section.get("flags") or ():
         flags |= FLAGS[flag]
+    if uses_notify(section):
+        flags |= FLAG_NEW_LISTENER
     if _wants_enosys_stub(section):
         program = _enosys_stub(arches, [name for name, _ in rules]) + program
     if len(program) // 8 > _MAX_INSNS:
@@ -110,7 +128,7 @@ def _action(name, errno_ret) -> int:
     if name == "SCMP_ACT_LOG":
         return ls.ACT_LOG
     if name == "SCMP_ACT_NOTIFY":
-        raise SeccompError("seccomp: SCMP_ACT_NOTIFY is not supported by berth (no seccomp agent)")
+        return ls.ACT_NOTIFY
     raise SeccompError(f"seccomp: string {name} is not a valid action for seccomp")
 
 

@@ -20,6 +20,7 @@ from os import (  # noqa: F401 (the kernel interface, see above)
     _exit,
     chdir,
     chown,
+    chroot,
     close,
     dup,
     dup2,
@@ -42,6 +43,7 @@ from os import (  # noqa: F401 (the kernel interface, see above)
     setresuid,
     setsid,
     stat,
+    statvfs,
     symlink,
     umask,
     unlink,
@@ -141,6 +143,25 @@ MS_LAZYTIME = 0x2000000
 
 MNT_DETACH = 2
 
+# mount_setattr(2) attributes (linux/mount.h) and the *at flags the new mount API takes
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_IDMAP = 0x100000
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
@@ -163,8 +184,12 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 _SYS = {  # syscall numbers glibc has no wrapper for
-    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436, "pidfd_getfd": 438},
-    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436, "pidfd_getfd": 438},
+    "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436, "pidfd_getfd": 438,
+               "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "ioprio_set": 251,
+               "sched_setattr": 314, "personality": 135, "pidfd_open": 434},
+    "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436, "pidfd_getfd": 438,
+                "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "ioprio_set": 30,
+                "sched_setattr": 274, "personality": 92, "pidfd_open": 434},
 }[os.uname().machine]
 
 
@@ -215,6 +240,49 @@ def openat2(dir_fd: int, path: str, flags: int, resolve: int, mode: int = 0) -> 
     return fd
 
 
+def mount_setattr(dir_fd: int, path: str, flags: int, attr_set: int, attr_clr: int = 0, propagation: int = 0,
+                  userns_fd: int = 0) -> None:
+    """mount_setattr(2): change the attributes (MOUNT_ATTR_*) of the mount at `path` under
+    `dir_fd`, and with AT_RECURSIVE of every mount below it."""
+    attr = struct.pack("QQQQ", attr_set, attr_clr, propagation, userns_fd)  # struct mount_attr
+    if _syscall(_SYS["mount_setattr"], _Long(dir_fd), path.encode(), _Long(flags), attr, _Long(len(attr))) != 0:
+        _fail(f"mount_setattr {path}")
+
+
+def open_tree(dir_fd: int, path: str, flags: int) -> int:
+    """open_tree(2): an fd of the mount at `path` (with OPEN_TREE_CLONE, a detached copy of it)."""
+    fd = _syscall(_SYS["open_tree"], _Long(dir_fd), path.encode(), _Long(flags))
+    if fd < 0:
+        _fail(f"open_tree {path}")
+    return fd
+
+
+def move_mount(from_fd: int, to_fd: int) -> None:
+    """move_mount(2) of the detached mount `from_fd` onto what the fd `to_fd` is."""
+    if _syscall(_SYS["move_mount"], _Long(from_fd), b"", _Long(to_fd), b"",
+                _Long(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) != 0:
+        _fail("move_mount")
+
+
+def personality(persona: int) -> None:
+    if _syscall(_SYS["personality"], _Long(persona)) < 0:
+        _fail("personality")
+
+
+def ioprio_set(which: int, who: int, ioprio: int) -> None:
+    if _syscall(_SYS["ioprio_set"], _Long(which), _Long(who), _Long(ioprio)) != 0:
+        _fail("ioprio_set")
+
+
+def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int,
+                  period: int) -> None:
+    """sched_setattr(2) of this thread: policy (SCHED_*), its flags, nice, rt priority, and the
+    SCHED_DEADLINE runtime/deadline/period in ns."""
+    attr = struct.pack("IIQiIQQQ", 48, policy, flags, nice, priority, runtime, deadline, period)
+    if _syscall(_SYS["sched_setattr"], _Long(0), attr, _Long(0)) != 0:
+        _fail("sched_setattr")
+
+
 def pidfd_getfd(pidfd: int, target_fd: int) -> int:
     """pidfd_getfd(2): a duplicate, in this process, of fd `target_fd` of the process `pidfd`."""
     fd = _syscall(_SYS["pidfd_getfd"], _Long(pidfd), _Long(target_fd), _Long(0))
@@ -255,8 +323,15 @@ CLOSE_RANGE_CLOEXEC = 4
 def cloexec_from(first: int) -> None:
     """close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every fd from `first` up closes on exec,
     without listing /proc/self/fd (after pivot_root that is the rootfs's, which may lie)."""
-    if _syscall(_SYS["close_range"], _Long(first), _Long(0xFFFFFFFF), _Long(CLOSE_RANGE_CLOEXEC)) != 0:
+    if _syscall(_SYS["close_range"], _Long(first), _Long(0xFFFFFFFF), _Long(CLOSE_RANGE_CLOEXEC)) == 0:
+        return
+    if _ctypes.get_errno() not in (1, 38):  # EPERM, ENOSYS: a seccomp profile without close_range
         _fail("close_range")
+    for fd in range(first, os.sysconf("SC_OPEN_MAX")):  # fd by fd, up to RLIMIT_NOFILE (as runc)
+        try:
+            os.set_inheritable(fd, False)
+        except OSError:
+            pass
 
 
 def capget() -> tuple[int, int, int]:
@@ -281,11 +356,21 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         _fail("capset")
 
 
-def seccomp_set_mode_filter(flags: int, program: bytes) -> None:
-    """Install a classic BPF program (struct sock_filter, 8 bytes each) as this thread's seccomp filter."""
+def seccomp_set_mode_filter(flags: int, program: bytes) -> int:
+    """Install a classic BPF program (struct sock_filter, 8 bytes each) as this thread's seccomp
+    filter; returns the notification fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0."""
     fprog = _SockFprog(len(program) // 8, program)
-    if _syscall(_SYS["seccomp"], _Long(SECCOMP_SET_MODE_FILTER), _Long(flags), _ctypes.byref(fprog)) != 0:
+    result = _syscall(_SYS["seccomp"], _Long(SECCOMP_SET_MODE_FILTER), _Long(flags), _ctypes.byref(fprog))
+    if result < 0:
         _fail("seccomp")
+    return result
+
+
+def pidfd_open(pid: int) -> int:
+    fd = _syscall(_SYS["pidfd_open"], _Long(pid), _Long(0))
+    if fd < 0:
+        _fail("pidfd_open")
+    return fd
 
 
 # asm-generic resource numbers (x86_64 and aarch64 alike)

@@ -88,7 +88,99 @@ def spec_shares_host(spec: dict):
 
 
 def check_spec(spec: dict) -> None:
-    """runc's sysctl validation of a bundle's config.json (nothing to do without linux.sysctl)."""
+    """runc's sysctl validation of a spec (nothing to do without linux.sysctl)."""
     sysctls = (spec.get("linux") or {}).get("sysctl")
     if sysctls:
         check_sysctls(sysctls, spec_shares_host(spec))
+
+
+def check_bundle(spec: dict) -> None:
+    """runc's validation of a bundle's config.json, and what this host cannot do, refused before
+    anything is created."""
+    if not isinstance(spec, dict):
+        raise InvalidArgument("config.json: not a JSON object")
+    _check_version(spec.get("ociVersion"))
+    process = spec.get("process") or {}
+    if not isinstance(process, dict) or not process.get("args"):
+        raise InvalidArgument("args must not be empty")
+    linux = spec.get("linux") or {}
+    _check_namespaces(linux)
+    kinds = {ns.get("type") for ns in linux.get("namespaces") or ()}
+    if (linux.get("maskedPaths") or linux.get("readonlyPaths")) and "mount" not in kinds:
+        raise InvalidArgument("unable to restrict sys entries without a private MNT namespace")
+    if spec.get("hostname") and "uts" not in kinds:
+        raise InvalidArgument("unable to set hostname without a private UTS namespace")
+    if spec.get("domainname") and "uts" not in kinds:
+        raise InvalidArgument("unable to set domainname without a private UTS namespace")
+    for device in linux.get("devices") or ():
+        if device.get("type") not in ("b", "c", "u", "p"):
+            raise InvalidArgument(f"device {device.get('path')}: invalid type {device.get('type')!r}")
+    _check_security(process, linux)
+    _check_process_fields(process, linux)
+    for m in spec.get("mounts") or ():
+        if (m.get("uidMappings") or m.get("gidMappings")) and "bind" not in (m.get("type"), *(m.get("options") or ())) \
+                and "rbind" not in (m.get("options") or ()):
+            raise InvalidArgument(f"mount {m.get('destination')}: idmapped mounts are only supported for bind mounts")
+    check_spec(spec)
+
+
+def _check_version(version) -> None:
+    """runtime-spec 1.x: a config of another major version means something else."""
+    major = str(version or "").partition(".")[0]
+    if major != "1":
+        raise InvalidArgument(f"unsupported spec version {version!r}: berth-runtime implements runtime-spec 1.x")
+
+
+_NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+
+def _check_namespaces(linux: dict) -> None:
+    seen = set()
+    for ns in linux.get("namespaces") or ():
+        kind = ns.get("type")
+        if kind not in _NAMESPACE_TYPES or kind == "time":
+            raise InvalidArgument(f"namespace {kind!r} is not supported")
+        if kind in seen:
+            raise InvalidArgument(f"malformed spec file: duplicated ns {kind!r}")
+        seen.add(kind)
+    new_user = any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or ())
+    if new_user and not (linux.get("uidMappings") and linux.get("gidMappings")):  # without one: ignored, as runc
+        raise InvalidArgument("user namespaces enabled, but no uid or gid mappings found")
+
+
+def _enabled(path: str, wanted: str) -> bool:
+    try:
+        with open(path) as f:
+            return f.read().strip() == wanted
+    except OSError:
+        return False
+
+
+def _check_security(process: dict, linux: dict) -> None:
+    """AppArmor and SELinux fields on a host without them: refused, as runc does (it refuses
+    an SELinux label, and fails to apply an AppArmor profile)."""
+    if process.get("apparmorProfile") and not _enabled("/sys/module/apparmor/parameters/enabled", "Y"):
+        raise InvalidArgument(f"apparmor profile {process['apparmorProfile']!r} is specified in config, "
+                              "but AppArmor is not enabled on this host")
+    if (process.get("selinuxLabel") or linux.get("mountLabel")) and not os.path.exists("/sys/fs/selinux/enforce"):
+        raise InvalidArgument("selinux label is specified in config, but selinux is disabled or not supported")
+
+
+def _check_process_fields(process: dict, linux: dict) -> None:
+    from berth.runtime import process as proc  # lazy: its tables; loaded by the runtime anyway
+
+    personality = linux.get("personality")
+    if personality and personality.get("domain") not in proc._PERSONALITIES:
+        raise InvalidArgument(f"personality domain {personality.get('domain')!r} is not supported (LINUX, LINUX32)")
+    if personality and personality.get("flags"):
+        raise InvalidArgument("personality flags are not supported")
+    priority = process.get("ioPriority")
+    if priority and priority.get("class") not in proc._IOPRIO_CLASSES:
+        raise InvalidArgument(f"invalid io priority class: {priority.get('class')}")
+    scheduler = process.get("scheduler")
+    if scheduler:
+        if scheduler.get("policy") not in proc._SCHED_POLICIES:
+            raise InvalidArgument(f"invalid scheduler policy: {scheduler.get('policy')}")
+        for flag in scheduler.get("flags") or ():
+            if flag not in proc._SCHED_FLAGS:
+                raise InvalidArgument(f"invalid scheduler flag: {flag}")

@@ -87,6 +87,11 @@ class V1Cgroup:
         """Its directory in every hierarchy, the ones a process is moved into."""
         return list(self.dirs.values())
 
+    def freeze_file(self) -> str | None:
+        """The file that tells whether it is frozen (THAWED when not); None without a freezer."""
+        freezer = self._dir("freezer")
+        return os.path.join(freezer, "freezer.state") if freezer else None
+
     def add(self, pid: int) -> None:
         for directory in self.dirs.values():
             write(directory, "cgroup.procs", str(pid))
@@ -95,6 +100,8 @@ class V1Cgroup:
         """Write OCI linux.resources, in runc's order and with its checks."""
         if not resources:
             return
+        if resources.get("unified"):
+            raise BerthError("invalid configuration: cannot use unified on cgroup v1")
         cpu = resources.get("cpu") or {}
         cpuset_dir = self._dir("cpuset")
         if cpuset_dir and (cpu.get("cpus") or cpu.get("mems")):
@@ -116,6 +123,23 @@ class V1Cgroup:
             set_value(self._dir("pids"), "pids.max", pids["limit"] if pids["limit"] > 0 else "max")
         if resources.get("blockIO"):
             _apply_blkio(self._dir("blkio"), resources["blockIO"])
+        for limit in resources.get("hugepageLimits") or ():
+            set_value(self._needed("hugetlb"), f"hugetlb.{limit['pageSize']}.limit_in_bytes", limit["limit"])
+        network = resources.get("network") or {}
+        if network.get("classID") is not None:
+            set_value(self._needed("net_cls"), "net_cls.classid", network["classID"])
+        for priority in network.get("priorities") or ():
+            set_value(self._needed("net_prio"), "net_prio.ifpriomap", f"{priority['name']} {priority['priority']}")
+        for device, limits in (resources.get("rdma") or {}).items():
+            set_value(self._needed("rdma"), "rdma.max", rdma_line(device, limits))
+
+    def _needed(self, controller: str) -> str:
+        """The directory of a controller a limit needs; runc's words when this host lacks it."""
+        directory = self._dir(controller)
+        if directory is None:
+            name = "net_cls" if controller == "net_prio" else controller
+            raise BerthError(f"cannot set {name} limit: container could not join or create cgroup")
+        return directory
 
     def update(self, resources: dict) -> None:
         """Change the limits of a live cgroup (`berth update`): the same writes as apply,
@@ -231,6 +255,14 @@ def _device_rule(rule: dict) -> str:
     return f"{kind} {major}:{minor} {rule.get('access') or 'rwm'}"
 
 
+def rdma_line(device: str, limits: dict) -> str:
+    """An rdma.max line: "mlx5_0 hca_handle=3 hca_object=max"."""
+    handles = limits.get("hcaHandles")
+    objects = limits.get("hcaObjects")
+    return (f"{device} hca_handle={'max' if handles is None else handles} "
+            f"hca_object={'max' if objects is None else objects}")
+
+
 def _apply_memory(directory: str, memory: dict) -> None:
     limit = memory.get("limit") or 0
     swap = memory.get("swap") or 0
@@ -259,6 +291,7 @@ def _apply_memory(directory: str, memory: dict) -> None:
         raise BerthError(f"invalid memory swappiness value: {swappiness} (valid range is 0-100)")
     if memory.get("disableOOMKiller"):
         set_value(directory, "memory.oom_control", 1)
+    # kernel and kernelTCP: ignored, as runc 1.1 ignores kernel memory settings
 
 
 def _set_limit(directory: str, limit: int) -> None:
@@ -311,6 +344,8 @@ def _apply_cpu(directory: str, cpu: dict) -> None:
             except OSError as err:
                 hint = " (more than the parent cgroup's real-time budget)" if err.errno == 22 else ""
                 raise BerthError(f"{write_error(directory, name, cpu[key], err)}{hint}") from None
+    if cpu.get("idle") is not None and os.path.exists(os.path.join(directory, "cpu.idle")):
+        set_value(directory, "cpu.idle", cpu["idle"])
     shares = cpu.get("shares")
     if shares:
         set_value(directory, "cpu.shares", shares)
@@ -334,6 +369,8 @@ def _apply_cpu(directory: str, cpu: dict) -> None:
         set_value(directory, "cpu.cfs_quota_us", quota)
         if retry_period:
             set_value(directory, "cpu.cfs_period_us", period)
+    if cpu.get("burst") is not None:  # after the quota it may not exceed
+        set_value(directory, "cpu.cfs_burst_us", cpu["burst"])
 
 
 def _blkio_bytes(directory: str) -> tuple[int, int]:

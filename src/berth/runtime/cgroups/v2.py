@@ -46,6 +46,10 @@ class V2Cgroup:
         """Its directory, the one a process is moved into."""
         return [self.dir]
 
+    def freeze_file(self) -> str | None:
+        """The file that tells whether it is frozen (0 when not)."""
+        return os.path.join(self.dir, "cgroup.freeze")
+
     def add(self, pid: int) -> None:
         write(self.dir, "cgroup.procs", str(pid))
 
@@ -69,6 +73,18 @@ class V2Cgroup:
             from berth.runtime.cgroups.devicefilter import attach  # lazy: only --device rules load BPF
 
             attach(self.dir, resources["devices"])
+        for limit in resources.get("hugepageLimits") or ():
+            set_value(self.dir, f"hugetlb.{limit['pageSize']}.max", limit["limit"])
+        if resources.get("rdma"):
+            from berth.runtime.cgroups.v1 import rdma_line  # lazy: one line format for both
+
+            for device, limits in resources["rdma"].items():
+                set_value(self.dir, "rdma.max", rdma_line(device, limits))
+        for name, value in (resources.get("unified") or {}).items():
+            # runc's checks: a plain file name of this cgroup, of a controller (or cgroup.*)
+            if "/" in name or name.startswith(".") or "." not in name:
+                raise BerthError(f"unified resource {name!r} is not a cgroup file name")
+            set_value(self.dir, name, value)
 
     def update(self, resources: dict) -> None:
         """Change the limits of a live cgroup (`berth update`); device rules are not changed."""
@@ -93,6 +109,10 @@ class V2Cgroup:
             set_value(self.dir, "cpu.weight", cpu_weight(cpu["shares"]))
         if cpu.get("quota") or cpu.get("period"):
             set_value(self.dir, "cpu.max", cpu_max(cpu.get("quota") or 0, cpu.get("period") or 0))
+        if cpu.get("burst") is not None:
+            set_value(self.dir, "cpu.max.burst", cpu["burst"])
+        if cpu.get("idle") is not None:
+            set_value(self.dir, "cpu.idle", cpu["idle"])
 
     def _apply_io(self, block_io: dict) -> None:
         """runc's setIo: BFQ's weight where the kernel has it, else io.weight converted from
