@@ -14,14 +14,14 @@ from berth.network.nft import nft, sync_forward_exception, table_name
 class UserBridge:
     """What the host side of one user network is: bridge name, subnet, gateway, options."""
 
-    __slots__ = ("id", "name", "subnet", "gateway", "mtu", "icc", "internal")
+    __slots__ = ("id", "name", "subnet", "gateway", "mtu", "icc", "internal", "masquerade")
 
     def __init__(self, network_id: str, name: str, subnet: str, gateway: str, mtu: int = 1500, icc: bool = True,
-                 internal: bool = False):
+                 internal: bool = False, masquerade: bool = True):
         if not name or len(name) > 15 or any(c in name for c in ' "\\/\t\n:') or not name.isprintable():
             raise InvalidArgument(f"invalid bridge name: {name!r}")
         self.id, self.name, self.subnet, self.gateway = network_id, name, subnet, gateway
-        self.mtu, self.icc, self.internal = mtu, icc, internal
+        self.mtu, self.icc, self.internal, self.masquerade = mtu, icc, internal, masquerade
 
     @property
     def prefix_len(self) -> int:
@@ -116,8 +116,9 @@ def _network_rules(t: str, bridge: UserBridge, default_bridge: str | None) -> st
     if bridge.internal:  # nothing in or out but its own bridge
         lines += [f"add rule ip {t} from_{c} drop", f'add rule ip {t} to_{c} iifname != "{b}" drop']
     else:  # to and from berth's other bridges (the default one too): docker's isolation
-        lines += [f"add rule ip {t} from_{c} oifname @bridges drop", f"add rule ip {t} to_{c} iifname @bridges drop",
-                  f'add rule ip {t} nat_{c} oifname != "{b}" masquerade']
+        lines += [f"add rule ip {t} from_{c} oifname @bridges drop", f"add rule ip {t} to_{c} iifname @bridges drop"]
+        if bridge.masquerade:
+            lines.append(f'add rule ip {t} nat_{c} oifname != "{b}" masquerade')
     lines += [f'add element ip {t} bridges {{ "{b}" }}',
               f'add element ip {t} from_net {{ "{b}" : jump from_{c} }}',
               f'add element ip {t} to_net {{ "{b}" : jump to_{c} }}',
