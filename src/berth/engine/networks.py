@@ -373,7 +373,7 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
     try:
         os.rename(path, claimed)  # of two commands releasing at once (rm -f, the supervisor) one does it
     except FileNotFoundError:
-        if not _take_over_abandoned_claim(path, claimed):
+        if not take_over_abandoned_claim(path, claimed):
             return False
     try:
         _undo(engine, container_id, read_json(claimed), unplug)
@@ -489,7 +489,7 @@ def release_orphan(engine, container_id: str) -> None:
         bridge.pool(engine.paths.root, current).release_all(container_id)
 
 
-def _take_over_abandoned_claim(path: str, claimed: str) -> bool:
+def take_over_abandoned_claim(path: str, claimed: str) -> bool:
     """A release killed midway left its claim (network.json.releasing-<pid>): take it over."""
     directory, base = os.path.split(path)
     try:
