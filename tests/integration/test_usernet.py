@@ -380,3 +380,19 @@ def test_docker_cli_create_connect_disconnect(api):
     api.docker_ok("network", "rm", "mine")
     result = api.docker("network", "rm", "bridge")
     assert result.returncode == 1 and "pre-defined network" in result.stderr
+
+
+def test_published_port_on_a_user_network(busybox):
+    from test_publish import free_ports, http_get
+
+    b = busybox
+    make_network(b, "pub")
+    port = free_ports(1)[0]
+    b.ok("run", "-d", "--name", "srv", "--network", "pub", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c",
+         "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www")
+    ports = inspect(b, "srv", "container")["NetworkSettings"]["Ports"]
+    assert ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert b.ok("port", "srv").strip() == f"80/tcp -> 127.0.0.1:{port}"
+    wait_for(lambda: http_get("127.0.0.1", port, timeout=1.0) == "hello", 30, f"the page on 127.0.0.1:{port}")
+    b.ok("rm", "-f", "srv")
+    assert http_get("127.0.0.1", port, timeout=1.0) is None
