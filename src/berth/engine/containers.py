@@ -1304,6 +1304,7 @@ class Engine:
             self.store.rename(container_id, new_name)
             try:
                 record["Name"] = "/" + new_name
+                _rename_dns_names(record)
                 self.store.write(record)
             except BaseException:
                 self.store.release_name(new_name, container_id)
@@ -1445,6 +1446,17 @@ def _clear_network_settings(record: dict) -> None:
     for network in networks.values():
         network.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="", DNSNames=None)
     record["NetworkSettings"] = _networks().network_settings(networks)
+
+
+def _rename_dns_names(record: dict) -> None:
+    """A running container's DNSNames on its user-defined networks follow its new name."""
+    networks = record["NetworkSettings"].get("Networks") or {}
+    if any(entry.get("DNSNames") for entry in networks.values()):
+        from berth.engine.usernets import dns_names  # lazy: only user-defined networks
+
+        for entry in networks.values():
+            if entry.get("DNSNames"):
+                entry["DNSNames"] = dns_names(record, entry.get("Aliases"))
 
 
 def _on_created(endpoint, user):
