@@ -160,10 +160,10 @@ def create(engine, req: NetworkRequest) -> dict:
     with _create_lock(root):
         if by_name(root, name) is not None:
             raise Conflict(f"network with name {name} already exists")
-        taken = _taken_subnets(engine, exclude_bridge=bridge_dev)
-        if any(r["Berth"]["bridge"] == bridge_dev for r in records(root)):
-            raise Conflict(f"bridge name {bridge_dev} is already in use by network "
-                           f"{[r['Name'] for r in records(root) if r['Berth']['bridge'] == bridge_dev][0]}")
+        taken = _taken_subnets(engine)
+        for other in records(root):
+            if other["Berth"]["bridge"] == bridge_dev:
+                raise Conflict(f"bridge name {bridge_dev} is already in use by network {other['Name']}")
         if configs:
             for config in configs:
                 if any(_overlaps(config["Subnet"], subnet) for subnet in taken):
@@ -280,7 +280,7 @@ def _overlaps(a: str, b: str) -> bool:
     return network_contains(a, b) or network_contains(b, a)
 
 
-def _taken_subnets(engine, exclude_bridge: str) -> list[str]:
+def _taken_subnets(engine) -> list[str]:
     """Subnets a new network must not overlap: this root's networks, the default bridge's, and
     every route of the host (other roots' and other engines' bridges among them)."""
     from berth.network import bridge  # lazy: only create
@@ -409,12 +409,6 @@ def active_endpoints(engine, record: dict) -> dict:
     return pool(engine.paths.root, record).leases()
 
 
-def attached_containers(engine, record: dict) -> list[dict]:
-    """Containers whose record names the network (running or not)."""
-    return [c for c in engine.containers() if record["Name"] in (c["NetworkSettings"].get("Networks") or {})
-            and (c["NetworkSettings"]["Networks"][record["Name"]].get("NetworkID") == record["Id"])]
-
-
 # -- remove, prune -----------------------------------------------------------------------------
 
 def remove(engine, ref: str) -> dict:
@@ -424,9 +418,9 @@ def remove(engine, ref: str) -> dict:
     if record is None:
         from berth.engine.networks import network_ids  # lazy: only rm
 
-        if any(i == ref or len(ref) >= 1 and i.startswith(ref) for i in network_ids(engine.paths.root).values()):
-            name = [n for n, i in network_ids(engine.paths.root).items() if i.startswith(ref)][0]
-            raise Conflict(f"{name} is a pre-defined network and cannot be removed")
+        for name, network_id in network_ids(engine.paths.root).items():
+            if ref and network_id.startswith(ref):  # a built-in one by its ID
+                raise Conflict(f"{name} is a pre-defined network and cannot be removed")
         raise NotFound(f"network {ref} not found")
     with _create_lock(engine.paths.root), network_lock(engine.paths.root, record["Id"]):
         _release_abandoned(engine, record)
