@@ -355,11 +355,19 @@ def host_bridge(record: dict):
                       record["Internal"], berth["masquerade"])
 
 
-def _make_bridge(engine, record: dict) -> None:
+def _ready_marker(engine, network_id: str) -> str:
+    """Exists while the network's bridge and firewall are made, this boot (in the run root)."""
+    return os.path.join(engine.paths.run_root, "networks", network_id + ".ready")
+
+
+def _make_bridge(engine, record: dict, again: bool = False) -> None:
     from berth.network import usernet  # lazy: only networks
 
-    bridge = host_bridge(record)
-    usernet.create(engine.paths.root, bridge, _default_bridge_name(engine))
+    usernet.create(engine.paths.root, host_bridge(record), _default_bridge_name(engine), again)
+    marker = _ready_marker(engine, record["Id"])
+    make_dirs(os.path.dirname(marker))
+    with open(marker, "w"):
+        pass
 
 
 def _default_bridge_name(engine) -> str | None:
@@ -367,12 +375,14 @@ def _default_bridge_name(engine) -> str | None:
 
 
 def ensure_bridge(engine, record: dict):
-    """The network's bridge, made again if it is gone (a reboot, a create killed midway)."""
+    """The network's bridge and firewall, made again unless made this boot (after a reboot,
+    or a create killed midway: then isolation is never left half-applied)."""
     bridge = host_bridge(record)
-    if not os.path.exists(f"/sys/class/net/{bridge.name}"):
+    marker = _ready_marker(engine, record["Id"])
+    if not os.path.exists(marker):
         with _create_lock(engine.paths.root):
-            if not os.path.exists(f"/sys/class/net/{bridge.name}"):
-                _make_bridge(engine, record)
+            if not os.path.exists(marker) and os.path.exists(_record_path(engine.paths.root, record["Id"])):
+                _make_bridge(engine, record, again=True)
     return bridge
 
 
@@ -383,6 +393,10 @@ def _discard(engine, record: dict) -> None:
     root = engine.paths.root
     others = [r for r in records(root) if r["Id"] != record["Id"]]
     usernet.remove(root, host_bridge(record), last=not others)
+    try:
+        os.unlink(_ready_marker(engine, record["Id"]))
+    except FileNotFoundError:
+        pass
     remove_tree(os.path.join(directory(root), record["Id"]))
     path = os.path.join(_names(root), record["Name"])
     try:
