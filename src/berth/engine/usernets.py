@@ -449,16 +449,24 @@ def remove(engine, ref: str) -> dict:
 
 
 def _release_abandoned(engine, record: dict) -> None:
-    """Leases whose container no longer runs (a removal or a supervisor killed midway) go."""
+    """Leases whose container no longer runs (a removal or a supervisor killed midway) go;
+    one whose container is locked (being started right now) stays."""
     leases = pool(engine.paths.root, record)
     for address, holder in leases.leases().items():
-        try:
-            state = engine.load(holder)["State"]
-        except FileNotFoundError:
+        if not os.path.isdir(engine.paths.container(holder)):
             leases.release(address, holder)
             continue
-        if not (state["Running"] or state["Restarting"]):
+        fd = engine.store.try_lock(holder)
+        if fd is None:
+            continue
+        try:
+            state = engine.load(holder)["State"]
+            if not (state["Running"] or state["Restarting"]):
+                leases.release(address, holder)
+        except FileNotFoundError:
             leases.release(address, holder)
+        finally:
+            os.close(fd)
 
 
 def prune(engine, filters: list[str]) -> list[str]:
