@@ -332,11 +332,16 @@ services:
   db:
     image: busybox:latest
     command: ["sleep", "300"]
+    networks: [default, back]
 networks:
   default:
     ipam:
       config:
         - subnet: {subnet}
+  back:
+    ipam:
+      config:
+        - subnet: {back}
 """
 
 
@@ -348,7 +353,7 @@ def test_compose_project_network(api):
     os.makedirs(workdir)
     subnet = free_test_subnet()
     with open(os.path.join(workdir, "docker-compose.yml"), "w") as f:
-        f.write(COMPOSE.format(subnet=subnet))
+        f.write(COMPOSE.format(subnet=subnet, back=free_test_subnet()))
     compose_ok(api, workdir, "up", "-d")
     network = inspect(b, "berthapp_default")
     assert network["IPAM"]["Config"][0]["Subnet"] == subnet
@@ -356,8 +361,12 @@ def test_compose_project_network(api):
     assert sorted(c["Name"] for c in network["Containers"].values()) == ["berthapp_db_1", "berthapp_web_1"]
     web = inspect(b, "berthapp_web_1", "container")["NetworkSettings"]["Networks"]["berthapp_default"]
     assert "web" in web["Aliases"] and "web" in web["DNSNames"]
-    db = inspect(b, "berthapp_db_1", "container")["NetworkSettings"]["Networks"]["berthapp_default"]
+    db_networks = inspect(b, "berthapp_db_1", "container")["NetworkSettings"]["Networks"]
+    assert sorted(db_networks) == ["berthapp_back", "berthapp_default"]  # the second one by /connect
+    assert "db" in db_networks["berthapp_back"]["Aliases"] and db_networks["berthapp_back"]["IPAddress"]
+    db = db_networks["berthapp_default"]
     assert pings(b, "berthapp_web_1", db["IPAddress"])
+    assert not pings(b, "berthapp_web_1", db_networks["berthapp_back"]["IPAddress"])  # web is not on back
     # the docker CLI sees the same through the API
     assert api.docker_ok("network", "inspect", "-f", "{{.Name}} {{.Driver}}", "berthapp_default") == \
         "berthapp_default bridge\n"
