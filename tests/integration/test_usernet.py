@@ -444,3 +444,16 @@ def test_bridge_and_firewall_made_again_after_a_reboot(busybox):
     address = inspect(b, "back", "container")["NetworkSettings"]["Networks"]["durable"]["IPAddress"]
     result = b("run", "--rm", "--network", "durable", "busybox", "ping", "-c", "1", "-W", "2", address)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_default_bridge_made_later_under_another_name_is_isolated_too(busybox):
+    b = busybox
+    make_network(b, "first")
+    b.ok("run", "-d", "--name", "f1", "--network", "first", "busybox", "sleep", "300")
+    # the default bridge is made (first use) under a name it did not have when the network was
+    b.bridge = "bt" + os.urandom(4).hex()
+    b.configure()
+    b.ok("run", "-d", "--name", "plain", "busybox", "sleep", "300")
+    assert f'"{b.bridge}"' in nft_table(b)
+    address = inspect(b, "f1", "container")["NetworkSettings"]["Networks"]["first"]["IPAddress"]
+    assert not pings(b, "plain", address)
