@@ -141,6 +141,7 @@ def test_bad_input_makes_nothing(busybox):
     assert b.ok("network", "ls", "--format", "{{.Name}}", "-f", "type=custom").split() == ["taken"]
     # no bridge of a refused network (berth-<id> by default; other tests' devices come and go)
     assert {name for name in links() - before if name.startswith("berth-")} == set()
+    assert nft_table(b).count(": jump from_n") == 1  # the rules of "taken" alone
 
     # endpoints: --ip outside, taken, on a network without a user subnet, aliases on the bridge
     b.ok("run", "-d", "--name", "holder", "--network", "taken", "--ip", f"{base}.50", "busybox", "sleep", "300")
