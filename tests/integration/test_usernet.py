@@ -458,3 +458,16 @@ def test_a_default_bridge_made_later_under_another_name_is_isolated_too(busybox)
     assert f'"{b.bridge}"' in nft_table(b)
     address = inspect(b, "f1", "container")["NetworkSettings"]["Networks"]["first"]["IPAddress"]
     assert not pings(b, "plain", address)
+
+
+def test_docker_cli_runs_a_container_on_two_networks(api):
+    b = api.berth
+    first, second = free_test_subnet(), free_test_subnet()
+    api.docker_ok("network", "create", "--subnet", first, "one")
+    api.docker_ok("network", "create", "--subnet", second, "two")
+    api.docker_ok("run", "-d", "--name", "both", "--network", "one", "--network", "two", "busybox", "sleep", "300")
+    networks = inspect(b, "both", "container")["NetworkSettings"]["Networks"]
+    assert sorted(networks) == ["one", "two"] and all(n["IPAddress"] for n in networks.values())
+    addresses = b.ok("exec", "both", "ip", "-4", "-o", "addr")
+    assert networks["one"]["IPAddress"] in addresses and networks["two"]["IPAddress"] in addresses
+    api.docker_ok("rm", "-f", "both")
