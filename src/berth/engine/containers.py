@@ -264,7 +264,7 @@ class Engine:
         network_mode, joined = self._network_mode(req.network)
         if req.config.get("MacAddress") and (network_mode in ("host", "none") or joined is not None):
             raise InvalidArgument("conflicting options: mac-address and the network mode "
-                                  f"{network_mode.partition(':')[0]} (only a container on the bridge has its own)")
+                                  f"{network_mode.partition(':')[0]} (only a container on a bridge network has its own)")
         if req.dns or req.extra_hosts:
             from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
                 parse_extra_hosts,
@@ -864,8 +864,7 @@ class Engine:
                     record["NetworkSettings"] = {**_networks().network_settings(networks), "SandboxID": sandbox,
                                                  "SandboxKey": f"/proc/{launched.pid}/ns/net"}
                 else:  # the bridge's settings knew only its own network: the others are kept
-                    record["NetworkSettings"]["Networks"] = {**{n: v for n, v in networks_before.items()},
-                                                             **record["NetworkSettings"]["Networks"]}
+                    record["NetworkSettings"]["Networks"] = {**networks_before, **record["NetworkSettings"]["Networks"]}
                 usernet.network_settings(record["NetworkSettings"])
                 if published is not None:
                     record["NetworkSettings"]["Ports"] = published.ports
