@@ -264,7 +264,8 @@ class Engine:
         network_mode, joined = self._network_mode(req.network)
         if req.config.get("MacAddress") and (network_mode in ("host", "none") or joined is not None):
             raise InvalidArgument("conflicting options: mac-address and the network mode "
-                                  f"{network_mode.partition(':')[0]} (only a container on a bridge network has its own)")
+                                  f"{network_mode.partition(':')[0]} (only a container on a bridge network has its "
+                                  "own)")
         if req.dns or req.extra_hosts:
             from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
                 parse_extra_hosts,
