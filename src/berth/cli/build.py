@@ -33,7 +33,7 @@ BUILDER_PRUNE = Command("builder prune", "berth builder prune", "Remove build ca
 
 
 def cmd_build(engine, argv: list[str]) -> int:
-    from berth.engine.build import BuildOptions, build  # lazy: only build
+    from berth.engine.build import BuildOptions, RunFailed, build  # lazy: only build
 
     opts, args = parse(BUILD, argv)
     if opts.help:
@@ -57,7 +57,12 @@ def cmd_build(engine, argv: list[str]) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    image_id = build(engine, options, out)
+    try:
+        image_id = build(engine, options, out)
+    except RunFailed as err:  # docker's CLI: the message alone, and the command's exit code
+        sys.stdout.flush()
+        print(str(err), file=sys.stderr)
+        return err.code or 1
     if opts.iidfile:
         from berth.fs import OutputFile  # lazy: only --iidfile
 

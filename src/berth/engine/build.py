@@ -210,8 +210,11 @@ class _Builder:
         return stage
 
     def _check_arg(self, node) -> None:
-        if len(node.args) != 1:
-            raise _line_error(node, "ARG requires exactly one argument")
+        if not node.args:
+            raise _line_error(node, "ARG requires at least one argument")
+        for word in node.args:
+            if not word.partition("=")[0]:
+                raise _line_error(node, "ARG names can not be blank")
 
     def _check(self, node) -> _Step:
         name = node.name.lower()
@@ -263,24 +266,29 @@ class _Builder:
         return provided if provided is not None else default
 
     def _meta_arg(self, node) -> None:
-        name, has_default, default = node.args[0].partition("=")
-        env = {k: v for k, v in self.meta.items() if v is not None}
-        if has_default:
-            default = self._expand(node, default, env)
-        self.meta[name] = self._arg_value(name, default if has_default else None)
+        for word in node.args:
+            name, has_default, default = word.partition("=")
+            env = {k: v for k, v in self.meta.items() if v is not None}
+            if has_default:
+                default = self._expand(node, default, env)
+            self.meta[name] = self._arg_value(name, default if has_default else None)
 
     def _stage_arg(self, stage: _Stage, node) -> None:
-        raw_name, has_default, default = node.args[0].partition("=")
-        name = raw_name
-        if has_default:
-            default = self._expand(node, default, stage.state.env())
-        value = self._arg_value(name, default if has_default else None)
-        if value is None and name in self.meta:
-            value = self.meta[name]  # ARG NAME in a stage takes the global's value
-        stage.declared[name] = value
-        self._refresh_args(stage)
-        comment = f"ARG {name}" + (f"={value}" if has_default or value is not None else "")
-        self._config_step(stage, "ARG " + node.args[0] if not has_default else comment, comment)
+        shown = []
+        for word in node.args:
+            name, has_default, default = word.partition("=")
+            if has_default:
+                default = self._expand(node, default, stage.state.env())
+                shown.append(f"{name}={default}")
+            else:
+                shown.append(name)
+            value = self._arg_value(name, default if has_default else None)
+            if value is None and name in self.meta:
+                value = self.meta[name]  # ARG NAME in a stage takes the global's value
+            stage.declared[name] = value
+            self._refresh_args(stage)
+        comment = "ARG " + " ".join(shown)
+        self._config_step(stage, comment, comment)
 
     def _refresh_args(self, stage: _Stage) -> None:
         """The args a stage's expansion and RUN see: those declared, with values, and the
@@ -585,8 +593,16 @@ class _Builder:
         words = []
         for word in node.args:
             heredoc = _heredoc_of_word(word, heredocs)
-            words.append(heredoc if heredoc is not None else self._expand(node, word, state.env()))
+            if heredoc is None:
+                words.append(self._expand(node, word, state.env()))
+            else:
+                text = heredoc.text()
+                if heredoc.expand:
+                    text = _expand_heredoc(text, lambda token: self._expand(node, token, state.env()))
+                words.append((heredoc.name, text.encode()))
         dest = words[-1]
+        if isinstance(dest, tuple):
+            raise _line_error(node, f"{name} destination can not be a heredoc")
         sources = words[:-1]
         dest_is_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith("/.")
         workdir = state.config.get("WorkingDir") or "/"
@@ -798,6 +814,13 @@ def _heredoc_of_word(word: str, heredocs: dict):
         return None
     name = word[2:].lstrip("-").strip().strip("'\"")
     return heredocs.get(name)
+
+
+def _expand_heredoc(text: str, expand) -> str:
+    """$VAR and ${VAR...} in a heredoc's content (quotes are text there, not syntax)."""
+    import re
+
+    return re.sub(r"\$(\{[^}]*\}|[A-Za-z_][A-Za-z0-9_]*)", lambda m: expand(m.group(0)), text)
 
 
 def _literal_label(key: str, value: str):

@@ -163,16 +163,24 @@ class Sources:
         for pattern in patterns:
             if isinstance(pattern, tuple):
                 raise ValueError("a heredoc cannot be copied --from another stage")
-        sources = cls([_Item("image", posixpath.basename(p.rstrip("/")) or "/", rel=p) for p in patterns],
-                      owner, mode)
-        sources.image_layers = store.unpacked_layer_dirs(image)
+        layers = store.unpacked_layer_dirs(image)
+        items = []
+        for pattern in patterns:
+            rel = posixpath.normpath(pattern.lstrip("/") or ".")
+            kind = _layered_kind(list(reversed(layers)), rel)
+            if kind is None:
+                raise ValueError(f"file not found in build context or excluded by .dockerignore: stat {pattern}: "
+                                 "file does not exist")
+            items.append(_Item(kind, posixpath.basename(rel), rel=rel))
+        sources = cls(items, owner, mode)
+        sources.image_layers = layers
         sources.patterns = list(patterns)
         sources.image_id = image.id
         return sources
 
     @property
     def has_dir_source(self) -> bool:
-        return any(item.kind in ("dir", "archive") for item in self.items)
+        return any(item.kind in ("dir", "archive", "image-dir") for item in self.items)
 
     def summary(self):
         return None
@@ -329,8 +337,23 @@ class Sources:
                 yield from self._host_entry(tarfile, info, path, st)
 
 
-def content_hash(sources: Sources) -> str:
-    return sources.digest()
+def _layered_kind(layers_top_first: list[str], rel: str) -> str | None:
+    """"image-dir" or "image-file" for what `rel` is in an image's layers (the topmost layer
+    holding it wins; a whiteout hides it), None when absent. Symlinks are resolved later,
+    inside the mounted image; here one counts as a file."""
+    if rel == ".":
+        return "image-dir"
+    parent, name = posixpath.split(rel)
+    for layer in layers_top_first:
+        if os.path.lexists(os.path.join(layer, parent, ".wh." + name)):
+            return None
+        path = os.path.join(layer, rel)
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        return "image-dir" if stat.S_ISDIR(st.st_mode) else "image-file"
+    return None
 
 
 class RunMount:

@@ -388,6 +388,11 @@ def _parse_words(rest: str, escape: str = ESCAPE) -> list[str]:
     return words
 
 
+def _parse_name_or_name_val(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
+    """ARG: `name`, `name=value` (quotes kept for expansion), several on one line."""
+    return _parse_words(rest, escape), False
+
+
 def _parse_ignore(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
     return [], False
 
@@ -476,7 +481,7 @@ def _parse_sub_command(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool
 
 _LINE_PARSERS: dict[str, Callable[..., tuple[list[str], bool]]] = {
     "add": _parse_maybe_json_to_list,
-    "arg": _parse_ignore,
+    "arg": _parse_name_or_name_val,
     "cmd": _parse_maybe_json,
     "copy": _parse_maybe_json_to_list,
     "entrypoint": _parse_maybe_json,
