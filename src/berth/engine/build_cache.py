@@ -6,7 +6,7 @@ the image store, untagged, until `builder prune` lets them go."""
 import json
 import os
 
-from berth.fs import make_dirs, remove_tree, write_bytes
+from berth.fs import make_dirs, write_bytes
 from berth.image.store import sha256_hex
 
 
@@ -14,7 +14,6 @@ class BuildCache:
     def __init__(self, root: str):
         self.dir = os.path.join(root, "build-cache")
         self.steps = os.path.join(self.dir, "steps")
-        self.mounts = os.path.join(self.dir, "mounts")  # RUN --mount=type=cache directories
 
     @staticmethod
     def key(*parts) -> str:
@@ -45,34 +44,18 @@ class BuildCache:
                     found[name] = image_id
         return found
 
-    def mount_dir(self, mount_id: str) -> str:
-        path = os.path.join(self.mounts, sha256_hex(mount_id.encode())[:32])
-        make_dirs(self.mounts)
-        try:
-            os.mkdir(path, 0o755)
-        except FileExistsError:
-            pass
-        return path
-
     def forget(self, key: str) -> None:
         try:
             os.unlink(os.path.join(self.steps, key))
         except FileNotFoundError:
             pass
 
-    def mount_dirs(self) -> list[str]:
-        try:
-            return [os.path.join(self.mounts, n) for n in os.listdir(self.mounts)]
-        except FileNotFoundError:
-            return []
 
 
 def prune(engine, all_cache: bool = False) -> int:
     """`builder prune`: every cached step goes, and each untagged image only the cache kept
     (no container uses it); with `all_cache`, the RUN --mount=type=cache directories too.
     The bytes reclaimed."""
-    from berth.image.store import _bytes_under  # the store's own measure of a tree
-
     cache = BuildCache(engine.paths.root)
     store = engine.images
     reclaimed = 0
@@ -89,7 +72,13 @@ def prune(engine, all_cache: bool = False) -> int:
             layers = store.delete(image)
             reclaimed += size if layers else 0
     if all_cache:
-        for path in cache.mount_dirs():
-            reclaimed += _bytes_under(path)
-            remove_tree(path)
+        from berth.engine.build_context import CACHE_VOLUME_PREFIX
+        from berth.engine.volumes import VolumeStore
+
+        volumes = VolumeStore(engine.paths)
+        for name in volumes.names():
+            if name.startswith(CACHE_VOLUME_PREFIX):
+                size = volumes.size(name)
+                if volumes.remove(name):
+                    reclaimed += size
     return reclaimed

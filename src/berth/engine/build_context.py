@@ -337,6 +337,14 @@ class Sources:
                 yield from self._host_entry(tarfile, info, path, st)
 
 
+CACHE_VOLUME_PREFIX = "berth-build-cache-"
+
+
+def cache_volume(mount_id: str) -> str:
+    """The volume that keeps RUN --mount=type=cache,id=`mount_id` across builds."""
+    return CACHE_VOLUME_PREFIX + sha256_hex(mount_id.encode())[:24]
+
+
 def _layered_kind(layers_top_first: list[str], rel: str) -> str | None:
     """"image-dir" or "image-file" for what `rel` is in an image's layers (the topmost layer
     holding it wins; a whiteout hides it), None when absent. Symlinks are resolved later,
@@ -388,8 +396,10 @@ class RunMount:
             if fields.get("size"):
                 mount.options = f"size={fields['size']}"
         elif mount.kind == "cache":
+            # A named volume: a bind of a directory under the root would need rslave propagation
+            # there (dockerd's rule for binds of its own root), which a private / cannot give.
             mount.mount_id = fields.get("id") or mount.target
-            mount.host = builder.cache.mount_dir(mount.mount_id)
+            mount.host = cache_volume(mount.mount_id)
         else:
             if fields.get("rw", fields.get("readwrite", "false")).lower() in ("true", "1"):
                 raise ValueError("RUN --mount=type=bind,rw is not supported by berth: its writes would reach "
