@@ -746,6 +746,8 @@ class _Builder:
                                "size": os.path.getsize(store.blob_path(diff_id))})
             image_config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
             image_id = store.add_image(image_config, layers)
+            if base is not None:
+                self.cache.put_parent(image_id, base.id)
             stage.image = store.get(image_id)
 
 

@@ -14,6 +14,7 @@ class BuildCache:
     def __init__(self, root: str):
         self.dir = os.path.join(root, "build-cache")
         self.steps = os.path.join(self.dir, "steps")
+        self.parents = os.path.join(self.dir, "parents")  # <child ID hex>: its parent's ID
 
     @staticmethod
     def key(*parts) -> str:
@@ -29,6 +30,10 @@ class BuildCache:
     def put(self, key: str, image_id: str) -> None:
         make_dirs(self.steps)
         write_bytes(os.path.join(self.steps, key), image_id.encode(), durable=False)
+
+    def put_parent(self, child: str, parent: str) -> None:
+        make_dirs(self.parents)
+        write_bytes(os.path.join(self.parents, child.partition(":")[2]), parent.encode(), durable=False)
 
     def image_ids(self) -> dict[str, str]:
         """{step key: image ID} of every step cached."""
@@ -52,6 +57,26 @@ class BuildCache:
 
 
 
+def intermediate_ids(root: str, existing: set[str]) -> set[str]:
+    """IDs of images a build made that have a child among `existing` (docker's intermediate
+    images: `images` hides them unless -a, `image prune` keeps them unless -a)."""
+    parents = os.path.join(root, "build-cache", "parents")
+    found = set()
+    try:
+        names = os.listdir(parents)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        if "sha256:" + name not in existing:
+            continue
+        try:
+            with open(os.path.join(parents, name), "rb") as f:
+                found.add(f.read().decode())
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def prune(engine, all_cache: bool = False) -> int:
     """`builder prune`: every cached step goes, and each untagged image only the cache kept
     (no container uses it); with `all_cache`, the RUN --mount=type=cache directories too.
@@ -71,6 +96,10 @@ def prune(engine, all_cache: bool = False) -> int:
             size = image.size()
             layers = store.delete(image)
             reclaimed += size if layers else 0
+            try:
+                os.unlink(os.path.join(cache.parents, image.id.partition(":")[2]))
+            except FileNotFoundError:
+                pass
     if all_cache:
         from berth.engine.build_context import CACHE_VOLUME_PREFIX
         from berth.engine.volumes import VolumeStore
