@@ -21,8 +21,8 @@ EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ac
 NETWORKS = {"default": None, "bridge": None, "none": "none", "host": "host"}
 _KNOWN = {"from", "run", "copy", "add", "arg", "maintainer", "workdir"} | set(dockerfile.CONFIG_INSTRUCTIONS)
 _RUN_FLAGS = ("mount", "network", "security")
-_COPY_FLAGS = ("from", "chown", "chmod", "link", "parents", "exclude")
-_ADD_FLAGS = ("chown", "chmod", "link", "checksum", "keep-git-dir", "exclude")
+_COPY_FLAGS = ("from", "chown", "chmod", "link")  # --link changes only how buildkit reuses layers
+_ADD_FLAGS = ("chown", "chmod", "link")
 
 
 class BuildOptions:
@@ -154,7 +154,9 @@ class _Builder:
         for name in tags:
             from berth.engine.images import familiar, tag  # lazy: as above
 
-            tag(self.engine, final.image_id, name)
+            named = self.store.lookup(name)
+            if named is None or named.id != final.image_id:  # a rebuild that changed nothing writes nothing
+                tag(self.engine, final.image_id, name)
             self.say(f"Successfully tagged {familiar(name)}\n")
         return final.image_id
 
@@ -425,21 +427,35 @@ class _Builder:
         if self._cached(stage, key):
             return
         self._add_image(stage, created_by, None, None)
-        self.cache.put(key, stage.image_id)
+        self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _cached(self, stage: _Stage, key: str) -> bool:
         if self.options.no_cache:
             return False
-        image_id = self.cache.get(key)
-        if image_id is None:
+        cached = self.cache.get(key)
+        if cached is None:
             return False
-        image = self.store.lookup(image_id)
-        if image is None or image.id != image_id:
+        image = self._image_by_manifest(*cached)
+        if image is None:
             return False
         stage.image = image
         stage.state.config = _copy_config(image.config.get("config") or {})
         self.say(" ---> Using cache\n")
         return True
+
+    def _image_by_manifest(self, image_id: str, manifest_digest: str):
+        """The cached image, read by its manifest (a lookup by ID reads every manifest); None
+        once it is gone (an rmi or prune takes the manifest blob with it)."""
+        from berth import fastjson
+        from berth.image.store import Image
+
+        try:
+            manifest = fastjson.loads(self.store.read_blob(manifest_digest))
+            if manifest["config"]["digest"] != image_id:
+                return None
+            return Image(self.store, image_id, manifest_digest, fastjson.loads(self.store.read_blob(image_id)), [])
+        except (OSError, ValueError, KeyError, InvalidArgument):
+            return None
 
     # -- WORKDIR ------------------------------------------------------------------------
     def _workdir(self, stage: _Stage, step: _Step) -> None:
@@ -457,7 +473,7 @@ class _Builder:
         else:
             self._in_container(stage, created_by, lambda record: self._copy_into(
                 record, workdir, Sources([]), (0, 0)))
-        self.cache.put(key, stage.image_id)
+        self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _is_dir_in_image(self, stage: _Stage, path: str) -> bool:
         """Whether `path` is a directory in the image as it is (no symlink on the way)."""
@@ -525,7 +541,7 @@ class _Builder:
                 raise RunFailed(f"The command '{shown_cmd}' returned a non-zero code: {code}", code)
 
         self._in_container(stage, created_by, run, req, announce=True)
-        self.cache.put(key, stage.image_id)
+        self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _run_argv(self, stage: _Stage, node) -> list[str]:
         args = list(node.args)
@@ -632,7 +648,7 @@ class _Builder:
             return
         self._in_container(stage, created_by, lambda record: self._copy_into(
             record, dest_path, found, owner, single))
-        self.cache.put(key, stage.image_id)
+        self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _source_of(self, node, ref: str):
         for other in self.stages:
@@ -759,10 +775,13 @@ def _valid_stage_name(name: str) -> bool:
     return re.fullmatch(r"[a-z][a-z0-9\-_.]*", name) is not None
 
 
-def _copy_config(config: dict) -> dict:
-    import copy
-
-    return copy.deepcopy(config)
+def _copy_config(config):
+    """A deep copy of a config (JSON data), without the `copy` module's import."""
+    if isinstance(config, dict):
+        return {k: _copy_config(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_copy_config(v) for v in config]
+    return config
 
 
 def _shell(stage: _Stage) -> list[str]:

@@ -3,9 +3,9 @@
 small file per step under <root>/build-cache/steps/, written atomically; the images stay in
 the image store, untagged, until `builder prune` lets them go."""
 
-import json
 import os
 
+from berth import fastjson
 from berth.fs import make_dirs, write_bytes
 from berth.image.store import sha256_hex
 
@@ -18,18 +18,20 @@ class BuildCache:
 
     @staticmethod
     def key(*parts) -> str:
-        return sha256_hex(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode())
+        return sha256_hex(fastjson.dumps(_canonical(list(parts))).encode())
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> tuple[str, str] | None:
+        """(image ID, manifest digest) the step made, if cached."""
         try:
             with open(os.path.join(self.steps, key), "rb") as f:
-                return f.read().decode()
+                image_id, _, manifest = f.read().decode().partition("\n")
         except FileNotFoundError:
             return None
+        return (image_id, manifest) if image_id and manifest else None
 
-    def put(self, key: str, image_id: str) -> None:
+    def put(self, key: str, image_id: str, manifest_digest: str) -> None:
         make_dirs(self.steps)
-        write_bytes(os.path.join(self.steps, key), image_id.encode(), durable=False)
+        write_bytes(os.path.join(self.steps, key), f"{image_id}\n{manifest_digest}".encode(), durable=False)
 
     def put_parent(self, child: str, parent: str) -> None:
         make_dirs(self.parents)
@@ -44,9 +46,9 @@ class BuildCache:
             return found
         for name in names:
             if len(name) == 64:
-                image_id = self.get(name)
-                if image_id:
-                    found[name] = image_id
+                cached = self.get(name)
+                if cached:
+                    found[name] = cached[0]
         return found
 
     def forget(self, key: str) -> None:
@@ -55,6 +57,15 @@ class BuildCache:
         except FileNotFoundError:
             pass
 
+
+
+def _canonical(value):
+    """Dicts with sorted keys, all the way down: one text for one value."""
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    return value
 
 
 def intermediate_ids(root: str, existing: set[str]) -> set[str]:
