@@ -63,6 +63,7 @@ def build(engine, options: BuildOptions, out) -> str:
 
 
 def _short(image_id: str) -> str:
+    """12 hex digits of an ID; "" for FROM scratch (docker prints " ---> " then)."""
     return image_id.partition(":")[2][:12]
 
 
@@ -321,7 +322,7 @@ class _Builder:
         for step in stage.steps:
             self._step_header(step.node)
             self._dispatch(stage, step)
-            self.say(f" ---> {_short(stage.image_id) if stage.image is not None else '<scratch>'}\n")
+            self.say(f" ---> {_short(stage.image_id)}\n")
 
     def _from(self, stage: _Stage) -> None:
         node = stage.node
@@ -351,7 +352,7 @@ class _Builder:
             config["Env"] = list(config.get("Env") or []) + [f"PATH={DEFAULT_PATH}"]
         stage.state = dockerfile.State(config, {}, self.escape)
         self._refresh_args(stage)
-        self.say(f" ---> {_short(stage.image_id) if stage.image is not None else '<scratch>'}\n")
+        self.say(f" ---> {_short(stage.image_id)}\n")
         triggers = list(config.get("OnBuild") or ())
         if triggers:
             self._run_triggers(stage, triggers)
@@ -382,7 +383,7 @@ class _Builder:
                 raise InvalidArgument(f"failed to parse ONBUILD trigger {quote(trigger)}: {err}") from None
             node.line = stage.node.line
             self._dispatch(stage, self._check(node))
-            self.say(f" ---> {_short(stage.image_id) if stage.image is not None else '<scratch>'}\n")
+            self.say(f" ---> {_short(stage.image_id)}\n")
 
     def _dispatch(self, stage: _Stage, step: _Step) -> None:
         kind = step.kind

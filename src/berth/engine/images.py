@@ -230,7 +230,8 @@ def history(engine, ref: str) -> list[HistoryEntry]:
     store = engine.images
     image = store.get(ref)
     steps = list(image.config.get("history") or [])
-    sizes = [store.layer_size(chain) for chain in chain_ids(image.diff_ids)]
+    sizes = [store.layer_size(chain, diff_id)  # a layer not unpacked yet (a build's last): its tar's size
+             for chain, diff_id in zip(chain_ids(image.diff_ids), image.diff_ids, strict=True)]
     entries = []
     layer_index = 0
     for i, step in enumerate(steps):
