@@ -87,10 +87,11 @@ class _Step:
 class _Stage:
     """A FROM and what follows it, and the state of its build so far."""
 
-    __slots__ = ("name", "index", "node", "steps", "image", "state", "declared", "author")
+    __slots__ = ("name", "index", "node", "platform", "steps", "image", "state", "declared", "author")
 
-    def __init__(self, index: int, node, name: str):
+    def __init__(self, index: int, node, name: str, platform: str = ""):
         self.index = index
+        self.platform = platform  # FROM --platform, unexpanded
         self.node = node
         self.name = name
         self.steps: list[_Step] = []
@@ -206,11 +207,7 @@ class _Builder:
                                         "name can't start with a number or contain symbols")
         elif len(args) != 1:
             raise _line_error(node, "FROM requires either one or three arguments")
-        stage = _Stage(len(self.stages), node, name)
-        stage.steps = []
-        stage.declared = {}
-        self._from_platform = flags.get("platform")
-        return stage
+        return _Stage(len(self.stages), node, name, flags.get("platform", ""))
 
     def _check_arg(self, node) -> None:
         if not node.args:
@@ -328,7 +325,7 @@ class _Builder:
         node = stage.node
         env = {k: v for k, v in self.meta.items() if v is not None}
         base = self._expand(node, node.args[0], env)
-        platform = self._from_platform
+        platform = stage.platform
         if platform:
             platform = self._expand(node, platform, env)
             if platform not in ("linux/amd64", "linux"):
