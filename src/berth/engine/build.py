@@ -881,7 +881,7 @@ def _commit_comment(node, config: dict) -> str:
 
 
 def _go_healthcheck(health: dict) -> str:
-    from berth.engine.health import go_duration  # lazy: only a HEALTHCHECK step
+    from berth.gotime import go_duration  # lazy: only a HEALTHCHECK step
 
     durations = " ".join(quote(go_duration(health.get(k) or 0))
                          for k in ("Interval", "Timeout", "StartPeriod", "StartInterval"))
