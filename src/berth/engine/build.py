@@ -404,6 +404,7 @@ class _Builder:
     # -- config-only steps --------------------------------------------------------------
     def _config_instruction(self, stage: _Stage, step: _Step) -> None:
         node = step.node
+        previous_health = stage.state.config.get("Healthcheck")
         try:
             pairs = None
             if node.name.upper() in ("ENV", "LABEL"):  # moby's message: the values expanded as applied
@@ -415,8 +416,23 @@ class _Builder:
         if pairs is not None:
             comment = node.name.upper() + "".join(f" {k}={v}" for k, v in pairs)
         else:
-            comment = _commit_comment(node, stage.state.config)
+            comment = _commit_comment(node, stage.state)
+        if node.name.upper() == "HEALTHCHECK" and previous_health:
+            self._merge_healthcheck(stage.state.config, previous_health)
         self._config_step(stage, comment, comment)
+
+    def _merge_healthcheck(self, config: dict, previous: dict) -> None:
+        """moby commits a step merging its config with the image's: what the new HEALTHCHECK
+        leaves unset (0) comes from the previous one; and its builder says when it replaces one."""
+        health = dict(config["Healthcheck"])
+        old_test = previous.get("Test") or []
+        if old_test and old_test[0] != "NONE":
+            self.say(f"Note that overriding HEALTHCHECK CMD {_go_quote_list(old_test)} with "
+                     f"{_go_quote_list(health.get('Test'))}\n")
+        for key in ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+            if not health.get(key) and previous.get(key):
+                health[key] = previous[key]
+        config["Healthcheck"] = health
 
     def _config_step(self, stage: _Stage, key_text: str, comment: str) -> None:
         """A step that changes only the config: an image with an empty layer, as docker's."""
@@ -856,15 +872,18 @@ def _go_quote_list(values) -> str:
     return "[" + " ".join(quote(v) for v in values or ()) + "]"
 
 
-def _commit_comment(node, config: dict) -> str:
+def _commit_comment(node, state) -> str:
     """What moby's dispatchers write after "#(nop) " for a config-only instruction."""
     name = node.name.upper()
+    config = state.config
     if name == "CMD":
         return f"CMD {_go_quote_list(config.get('Cmd'))}"
     if name == "ENTRYPOINT":
         return f"ENTRYPOINT {_go_quote_list(config.get('Entrypoint'))}"
     if name == "SHELL":
         return f"SHELL [{' '.join(config.get('Shell') or ())}]"
+    if name == "EXPOSE":  # buildkit's parser sorts the words, moby writes them so
+        return "EXPOSE " + " ".join(_unquoted(word, state) for word in sorted(node.args))
     if name == "VOLUME":
         return f"VOLUME [{' '.join(node.args)}]"
     if name == "HEALTHCHECK":
@@ -880,11 +899,19 @@ def _commit_comment(node, config: dict) -> str:
     return node.original.strip()
 
 
+def _unquoted(word: str, state) -> str:
+    try:
+        return state.expand(word)
+    except ValueError:
+        return word
+
+
 def _go_healthcheck(health: dict) -> str:
     from berth.gotime import go_duration  # lazy: only a HEALTHCHECK step
 
-    durations = " ".join(quote(go_duration(health.get(k) or 0))
-                         for k in ("Interval", "Timeout", "StartPeriod", "StartInterval"))
+    # StartInterval only when set: dockerd before 25 (its struct had no such field) prints 4
+    keys = ("Interval", "Timeout", "StartPeriod") + (("StartInterval",) if health.get("StartInterval") else ())
+    durations = " ".join(quote(go_duration(health.get(k) or 0)) for k in keys)
     return f"&{{{_go_quote_list(health.get('Test'))} {durations} {_go_char(health.get('Retries') or 0)}}}"
 
 

@@ -264,7 +264,9 @@ class Sources:
     def image_digest(self) -> str:
         """For --from: the source image is immutable, so its ID and the paths stand for the content."""
         text = "\0".join([self.image_id, repr(self.owner), repr(self.mode)] + list(self.patterns))
-        return ("multi:" if len(self.patterns) > 1 else "file:") + sha256_hex(text.encode())
+        if len(self.items) > 1:
+            return "multi:" + sha256_hex(text.encode())
+        return ("dir:" if self.items[0].kind == "image-dir" else "file:") + sha256_hex(text.encode())
 
     def _describe(self, name: str, path, st, item) -> str:
         if item.kind == "data":
