@@ -324,12 +324,13 @@ def test_run_does_not_import_build_modules(busybox):
 
 
 # Recorded from dockerd 20.10's classic builder (DOCKER_BUILDKIT=0) for the same Dockerfiles:
-# the config (Env and Image left out) and the history's created_by, newest first, hashes masked.
+# the config (Env and Image left out) and the history's created_by, newest first, hashes masked;
+# HEALTHCHECK's as dockerd 25+ writes it (its HealthConfig gained StartInterval: one more "0s").
 RECORDED = {
     "health": ("FROM busybox\nHEALTHCHECK --timeout=3s CMD [\"true\"]\nHEALTHCHECK NONE\n",
                {"Cmd": ["sh"], "Healthcheck": {"Test": ["NONE"], "Timeout": 3000000000}},
-               ["/bin/sh -c #(nop)  HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}",
-                "/bin/sh -c #(nop)  HEALTHCHECK &{[\"CMD\" \"true\"] \"0s\" \"3s\" \"0s\" '\\x00'}"]),
+               ["/bin/sh -c #(nop)  HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" \"0s\" '\\x00'}",
+                "/bin/sh -c #(nop)  HEALTHCHECK &{[\"CMD\" \"true\"] \"0s\" \"3s\" \"0s\" \"0s\" '\\x00'}"]),
     "expose": ("FROM busybox\nARG P=8080\nEXPOSE $P 53/udp 9000-9001/tcp\n",
                {"Cmd": ["sh"], "ExposedPorts": {"53/udp": {}, "8080/tcp": {}, "9000/tcp": {}, "9001/tcp": {}}},
                ["/bin/sh -c #(nop)  EXPOSE 8080 53/udp 9000-9001/tcp", "/bin/sh -c #(nop)  ARG P=8080"]),

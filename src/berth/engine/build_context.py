@@ -27,7 +27,7 @@ class Context:
             raise InvalidArgument(f'unable to prepare context: path "{root}" not found')
         self.root = os.path.realpath(root)
         self.dockerfile = dockerfile if os.path.isabs(dockerfile) else os.path.join(self.root, dockerfile)
-        self.ignore = dockerignore.load(self.root)
+        self.ignore = dockerignore.load(self.root, self.dockerfile)
 
     def read_dockerfile(self) -> str:
         try:

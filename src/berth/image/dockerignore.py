@@ -9,5 +9,5 @@ class Matcher:
         return False
 
 
-def load(context_dir: str) -> Matcher:
+def load(context_dir: str, dockerfile: str | None = None) -> Matcher:
     return Matcher()
