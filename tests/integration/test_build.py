@@ -361,3 +361,26 @@ def test_config_and_history_as_dockers_classic_builder(busybox, tmp_path, case):
     assert got == config
     shown = [re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:H", line) for line in _history(busybox, "recorded")]
     assert shown[:-1] == history  # the last: busybox's own import
+
+
+def test_a_build_ended_by_sigterm_removes_its_step_container(busybox, tmp_path):
+    import signal
+
+    from conftest import wait_for
+
+    ctx = _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started-step; sleep 60\n"})
+    log = str(tmp_path / "out")
+    with open(log, "w") as out:
+        build = subprocess.Popen(busybox.cmd("build", ctx), stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "started-step\n" in open(log).read() or build.poll() is not None, 30, "the RUN's output")
+        assert build.poll() is None and len(busybox.container_ids()) == 1
+        build.send_signal(signal.SIGTERM)
+        assert build.wait(timeout=30) == 130
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+    assert busybox.container_ids() == []
+    assert "Removing intermediate container" in open(log).read()

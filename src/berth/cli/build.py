@@ -59,6 +59,13 @@ def cmd_build(engine, argv: list[str]) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
+    import signal
+
+    def stop(_signum, _frame):  # as ctrl-c: the step's container is removed on the way out
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     try:
         image_id = build(engine, options, out)
     except RunFailed as err:  # docker's CLI: the message alone, and the command's exit code
