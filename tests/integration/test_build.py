@@ -132,6 +132,7 @@ COPY --from=0 /out /all
 """})
     busybox.ok("build", "-t", "final", ctx)
     assert _run(busybox, "final", "sh", "-c", "cat /app/artifact; ls /all").split() == ["built", "artifact"]
+    assert not [n for n in os.listdir(os.path.join(busybox.root, "image", "tmp")) if n.startswith("build")]
     out = busybox.ok("build", "--target", "tester", "-t", "tester", ctx)
     assert "Step 4/4 : RUN echo tested > /out/tested" in out
     assert _run(busybox, "tester", "cat", "/out/tested").strip() == "tested"

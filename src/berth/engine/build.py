@@ -660,8 +660,12 @@ class _Builder:
         key = self.cache.key(stage.image_id, created_by, state.config, mode, owner, dest_path, stage.author)
         if self._cached(stage, key):
             return
-        self._in_container(stage, created_by, lambda record: self._copy_into(
-            record, dest_path, found, owner, single))
+        found.prepare(self.store)
+        try:
+            self._in_container(stage, created_by, lambda record: self._copy_into(
+                record, dest_path, found, owner, single))
+        finally:
+            found.close()
         self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _source_of(self, node, ref: str):
