@@ -176,6 +176,21 @@ def test_the_cache_survives_across_builds_and_builder_prune_clears_it(busybox, t
     assert "Using cache" not in rebuilt and "Running in" in rebuilt
 
 
+def test_intermediate_images_hidden_and_removed_with_the_image(busybox, tmp_path):
+    ctx = _write(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo x > /x\nCMD [\"x\"]\n"})
+    busybox.ok("build", "-t", "layered", ctx)
+    shown = busybox.ok("images", "--format", "{{.Repository}}").split()
+    assert sorted(shown) == ["busybox", "layered"]  # the steps' images only with -a, as docker
+    assert len(busybox.ok("images", "-aq").split()) == 1 + 3  # busybox and one image a step
+    assert "Deleted Images" not in busybox.ok("image", "prune", "-f")  # they are not dangling
+    kept = busybox.ok("rmi", "--no-prune", "layered")
+    assert kept.count("Deleted: sha256:") >= 1 and len(busybox.ok("images", "-aq").split()) == 1 + 2
+    busybox.ok("build", "-t", "layered", ctx)
+    removed = busybox.ok("rmi", "layered")
+    assert removed.startswith("Untagged: layered:latest\n")
+    assert busybox.ok("images", "-aq").split() == [_inspect(busybox, "busybox")["Id"][7:19]]
+
+
 def test_build_args(busybox, tmp_path):
     ctx = _write(tmp_path, {"Dockerfile": """
 ARG BASE=busybox
