@@ -326,6 +326,9 @@ def test_image_build_alias_and_dockerfile_flag(busybox, tmp_path):
     assert _inspect(busybox, "custom:1")["Id"] == _inspect(busybox, "custom:2")["Id"]
     assert _inspect(busybox, "custom:2")["Config"]["Cmd"] == ["custom"]
     busybox.fails(1, "build", "-f", "nonexistent", ctx, says="Cannot locate specified Dockerfile")
+    busybox.fails(125, "build", "-t", "UPPER", ctx, says='invalid argument "UPPER" for "-t, --tag" flag: '
+                  "invalid reference format: repository name (library/UPPER) must be lowercase")
+    busybox.fails(1, "build", str(tmp_path / "nowhere"), says="unable to prepare context: path")
 
 
 def test_run_does_not_import_build_modules(busybox):

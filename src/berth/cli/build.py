@@ -4,7 +4,7 @@ classic builder's progress on stdout."""
 import os
 import sys
 
-from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse, usage_error
 from berth.errors import InvalidArgument
 
 BUILD = Command("build", "berth build [OPTIONS] PATH", "Build an image from a Dockerfile",
@@ -41,6 +41,13 @@ def cmd_build(engine, argv: list[str]) -> int:
         return 0
     if opts.progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
         raise InvalidArgument(f'invalid progress mode "{opts.progress}": use auto, plain or tty')
+    from berth.engine.images import tag_name  # lazy: reference parsing
+
+    for tag in opts.tag:  # docker's CLI checks them as flag values: exit 125
+        try:
+            tag_name(tag)
+        except InvalidArgument as err:
+            raise usage_error(BUILD, f'invalid argument "{tag}" for "-t, --tag" flag: {err}') from None
     context = args[0]
     dockerfile = opts.file or "Dockerfile"
     if opts.file and opts.file != "-" and not os.path.isabs(opts.file):
