@@ -326,6 +326,8 @@ def test_image_build_alias_and_dockerfile_flag(busybox, tmp_path):
     assert _inspect(busybox, "custom:1")["Id"] == _inspect(busybox, "custom:2")["Id"]
     assert _inspect(busybox, "custom:2")["Config"]["Cmd"] == ["custom"]
     busybox.fails(1, "build", "-f", "nonexistent", ctx, says="Cannot locate specified Dockerfile")
+    busybox.ok("build", "-f", "-", "-t", "fromstdin", ctx, input="FROM busybox\nCMD [\"stdin\"]\n")
+    assert _inspect(busybox, "fromstdin")["Config"]["Cmd"] == ["stdin"]
     busybox.fails(125, "build", "-t", "UPPER", ctx, says='invalid argument "UPPER" for "-t, --tag" flag: '
                   "invalid reference format: repository name (library/UPPER) must be lowercase")
     busybox.fails(1, "build", str(tmp_path / "nowhere"), says="unable to prepare context: path")

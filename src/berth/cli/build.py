@@ -50,11 +50,13 @@ def cmd_build(engine, argv: list[str]) -> int:
             raise usage_error(BUILD, f'invalid argument "{tag}" for "-t, --tag" flag: {err}') from None
     context = args[0]
     dockerfile = opts.file or "Dockerfile"
-    if opts.file and opts.file != "-" and not os.path.isabs(opts.file):
+    stdin_file = None
+    if opts.file == "-":  # docker's -f -: the Dockerfile on stdin, the context a directory still
+        stdin_file = _dockerfile_from_stdin()
+        dockerfile = stdin_file
+    elif opts.file and not os.path.isabs(opts.file):
         # docker's CLI: -f is relative to the current directory, then made relative to the context
         dockerfile = os.path.abspath(opts.file)
-    elif opts.file == "-":
-        raise InvalidArgument("berth build -f -: reading the Dockerfile from stdin is not supported yet")
     labels = {}
     if opts.label:
         from berth.cli.run import parse_labels  # docker's "k=v" / "k" labels, as run reads them (lazy: 10 ms)
@@ -82,6 +84,9 @@ def cmd_build(engine, argv: list[str]) -> int:
         sys.stdout.flush()
         print(str(err), file=sys.stderr)
         return err.code or 1
+    finally:
+        if stdin_file is not None:
+            os.unlink(stdin_file)
     if opts.iidfile:
         from berth.fs import OutputFile  # lazy: only --iidfile
 
@@ -90,6 +95,20 @@ def cmd_build(engine, argv: list[str]) -> int:
     if options.quiet:
         print(image_id)
     return 0
+
+
+def _dockerfile_from_stdin() -> str:
+    """Our stdin, in a private file of its own (O_EXCL, 0600) the build reads as the Dockerfile."""
+    import tempfile  # lazy: only -f -
+
+    fd, path = tempfile.mkstemp(prefix="berth-build-", suffix=".Dockerfile")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(sys.stdin.buffer.read())
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path
 
 
 def _build_args(values: list[str]) -> dict:
