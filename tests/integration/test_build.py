@@ -233,10 +233,16 @@ hello $WHO
 EOF
 RUN echo a `
     b > /continued
+RUN <<EOF
+#!/bin/awk -f
+BEGIN { print "awk ran this" > "/by-awk" }
+EOF
 """})
     busybox.ok("build", "-t", "here", ctx)
-    out = _run(busybox, "here", "sh", "-c", "cat /script /shelled /copied.txt /literal.txt /continued")
-    assert out.splitlines() == ["one", "two", "kept heredoc", "hello heredoc", "hello $WHO", "a b"]
+    out = _run(busybox, "here", "sh", "-c", "cat /script /shelled /copied.txt /literal.txt /continued /by-awk")
+    assert out.splitlines() == ["one", "two", "kept heredoc", "hello heredoc", "hello $WHO", "a b", "awk ran this"]
+    # a script with #! runs with its interpreter (buildkit's), not the shell
+    assert _history(busybox, "here")[:2] == ["/bin/awk -f /dev/stdin <<EOF", "#!/bin/awk -f"]
 
 
 def test_onbuild_triggers_run_in_the_child_build(busybox, tmp_path):

@@ -516,7 +516,7 @@ class _Builder:
     def _run(self, stage: _Stage, step: _Step) -> None:
         node = step.node
         state = stage.state
-        argv = self._run_argv(stage, node)
+        argv, script = self._run_argv(stage, node)
         env_names = {e.partition("=")[0] for e in state.config.get("Env") or ()}
         run_args = {k: v for k, v in state.args.items() if k not in env_names}
         save = list(argv)
@@ -525,6 +525,8 @@ class _Builder:
                            if k not in PROXY_ARGS or k in stage.declared)
             save = [f"|{len(shown)}"] + shown + argv
         created_by = " ".join(save)
+        if script is not None:  # what the interpreter reads is part of the step
+            created_by += " <<" + script[0] + "\n" + script[1] + script[0]
         network = step.flags.get("network") or self.options.network
         mounts = [self._parse_mount(node, m) for m in step.flags.get("mount", ())]
         key = self.cache.key(stage.image_id, created_by, state.config, sorted(run_args.items()), network,
@@ -550,35 +552,53 @@ class _Builder:
 
         def run(record: dict) -> None:
             self.say(f" ---> Running in {record['Id'][:12]}\n")
-            code = self._run_container(record)
+            code = self._run_container(record, script[1].encode() if script is not None else None)
             if code != 0:
                 raise RunFailed(f"The command '{shown_cmd}' returned a non-zero code: {code}", code)
 
         self._in_container(stage, created_by, run, req, announce=True)
         self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
-    def _run_argv(self, stage: _Stage, node) -> list[str]:
+    def _run_argv(self, stage: _Stage, node) -> tuple[list[str], tuple[str, str] | None]:
+        """The RUN's command line, and (name, text) of a script its interpreter reads on stdin."""
         args = list(node.args)
         if node.heredocs and not node.is_json:
             # buildkit: a lone heredoc is the script; otherwise the shell gets the heredocs too.
-            if len(node.heredocs) == 1 and args and args[0].strip() == "<<" + ("-" if node.heredocs[0].chomp else "") \
-                    + _heredoc_word(node, node.heredocs[0]):
-                return dockerfile.with_shell(stage.state, [node.heredocs[0].text()])
+            heredoc = node.heredocs[0]
+            if len(node.heredocs) == 1 and args and args[0].strip() == "<<" + ("-" if heredoc.chomp else "") \
+                    + _heredoc_word(node, heredoc):
+                text = heredoc.text()
+                if text.startswith("#!"):  # buildkit runs it as a file: its interpreter, as the kernel would
+                    line = text.partition("\n")[0][2:].strip()
+                    interpreter, _, argument = line.partition(" ")
+                    argv = [interpreter] + ([argument.strip()] if argument.strip() else []) + ["/dev/stdin"]
+                    return argv, (heredoc.name, text)
+                return dockerfile.with_shell(stage.state, [text]), None
             full = args[0] if args else ""
             for heredoc in node.heredocs:
                 full += "\n" + heredoc.content + heredoc.name
-            return dockerfile.with_shell(stage.state, [full])
+            return dockerfile.with_shell(stage.state, [full]), None
         line = dockerfile.cmd_line(args, node.is_json)
-        return line if node.is_json else dockerfile.with_shell(stage.state, line)
+        return (line if node.is_json else dockerfile.with_shell(stage.state, line)), None
 
-    def _run_container(self, record: dict) -> int:
-        """Start the step's container with its output on ours (through out), wait for it."""
+    def _run_container(self, record: dict, stdin: bytes | None = None) -> int:
+        """Start the step's container with its output on ours (through out), wait for it;
+        `stdin`: what its stdin reads (else nothing)."""
         import codecs
 
         from berth.runtime.reap import reap_orphans, wait_exit_code
 
         reader, writer = os.pipe()
-        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        if stdin is None:
+            null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        else:  # a file nobody else can open: unlinked at once, read from its start
+            import tempfile
+
+            with tempfile.TemporaryFile() as script:
+                script.write(stdin)
+                script.flush()
+                null = os.dup(script.fileno())
+            os.lseek(null, 0, os.SEEK_SET)
         try:
             launched = self.engine.start(record, stdio=(null, writer, writer))
         except BaseException:
