@@ -288,7 +288,7 @@ class _Builder:
             stage.declared[name] = value
             self._refresh_args(stage)
         comment = "ARG " + " ".join(shown)
-        self._config_step(stage, comment, comment)
+        self._config_step(stage, comment)
 
     def _refresh_args(self, stage: _Stage) -> None:
         """The args a stage's expansion and RUN see: those declared, with values, and the
@@ -388,12 +388,12 @@ class _Builder:
             self._config_instruction(stage, step)
         elif kind == "label-option":
             step.apply(stage.state)
-            self._config_step(stage, step.node.original, step.node.original)
+            self._config_step(stage, step.node.original)
         elif kind == "arg":
             self._stage_arg(stage, step.node)
         elif kind == "maintainer":
             stage.author = " ".join(step.node.args)
-            self._config_step(stage, "MAINTAINER " + stage.author, "MAINTAINER " + stage.author)
+            self._config_step(stage, "MAINTAINER " + stage.author)
         elif kind == "workdir":
             self._workdir(stage, step)
         elif kind == "run":
@@ -419,7 +419,7 @@ class _Builder:
             comment = _commit_comment(node, stage.state)
         if node.name.upper() == "HEALTHCHECK" and previous_health:
             self._merge_healthcheck(stage.state.config, previous_health)
-        self._config_step(stage, comment, comment)
+        self._config_step(stage, comment)
 
     def _merge_healthcheck(self, config: dict, previous: dict) -> None:
         """moby commits a step merging its config with the image's: what the new HEALTHCHECK
@@ -434,7 +434,7 @@ class _Builder:
                 health[key] = previous[key]
         config["Healthcheck"] = health
 
-    def _config_step(self, stage: _Stage, key_text: str, comment: str) -> None:
+    def _config_step(self, stage: _Stage, comment: str) -> None:
         """A step that changes only the config: an image with an empty layer, as docker's."""
         created_by = " ".join(_shell(stage) + ["#(nop) ", comment])
         key = self.cache.key(stage.image_id, created_by, stage.state.config, stage.author)
@@ -538,7 +538,6 @@ class _Builder:
 
         binds, tmpfs = [], {}
         for mount in mounts:
-            mount.prepare(self)
             if mount.kind == "tmpfs":
                 tmpfs[mount.target] = mount.options
             else:

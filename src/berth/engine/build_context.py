@@ -449,8 +449,5 @@ class RunMount:
     def key(self) -> str:
         return self.spec
 
-    def prepare(self, builder) -> None:
-        pass
-
     def bind(self) -> str:
         return f"{self.host}:{self.target}:{'rw' if self.kind == 'cache' else 'ro'}"
