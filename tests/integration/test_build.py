@@ -76,6 +76,13 @@ CMD run this
     assert _run(busybox, "cfg", "stat", "-c", "%U %F", "/srv/app").strip() == "root directory"
 
 
+def test_workdir_is_made_again_after_a_step_deleted_it(busybox, tmp_path):
+    ctx = _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN mkdir -p /app/x && echo hi > /app/x/f\n"
+                                          "RUN rm -rf /app\nWORKDIR /app/x\nRUN pwd > /where && ls -A\n"})
+    busybox.ok("build", "-t", "rewd", ctx)
+    assert _run(busybox, "rewd", "cat", "/where").strip() == "/app/x"
+
+
 def _inspect_history(berth, ref: str) -> list[dict]:
     """The image config's history entries, oldest first (from the store's config blob)."""
     image_id = _inspect(berth, ref)["Id"]

@@ -496,16 +496,18 @@ class _Builder:
         import stat
 
         parts = [p for p in path.split("/") if p]
-        for layer in reversed(self.store.unpacked_layer_dirs(stage.image)):
+        for layer in reversed(self.store.unpacked_layer_dirs(stage.image)):  # the top layer first
             probe = layer
             for i, part in enumerate(parts):
-                probe = os.path.join(probe, part)
+                parent, probe = probe, os.path.join(probe, part)
                 try:
                     st = os.lstat(probe)
                 except FileNotFoundError:
+                    # deleted here (a whiteout), or hidden below an opaque directory: absent
+                    if os.path.lexists(os.path.join(parent, ".wh." + part)) or \
+                            os.path.lexists(os.path.join(parent, ".wh..wh..opq")):
+                        return False
                     break
-                if os.path.lexists(os.path.join(os.path.dirname(probe), ".wh." + part)):
-                    return False
                 if not stat.S_ISDIR(st.st_mode):
                     return False
                 if i == len(parts) - 1:
