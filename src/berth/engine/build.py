@@ -503,12 +503,10 @@ class _Builder:
                 try:
                     st = os.lstat(probe)
                 except FileNotFoundError:
-                    # deleted here (a whiteout), or hidden below an opaque directory: absent
-                    if os.path.lexists(os.path.join(parent, ".wh." + part)) or \
-                            os.path.lexists(os.path.join(parent, ".wh..wh..opq")):
+                    if _opaque(parent):  # what lower layers hold below it is hidden: absent
                         return False
                     break
-                if not stat.S_ISDIR(st.st_mode):
+                if not stat.S_ISDIR(st.st_mode):  # a file, a symlink, or a whiteout (0/0 device)
                     return False
                 if i == len(parts) - 1:
                     return True
@@ -807,6 +805,16 @@ class _Builder:
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+def _opaque(directory: str) -> bool:
+    """An unpacked layer's directory that hides the lower layers' (overlay's opaque xattr)."""
+    from berth.image.layers import OVERLAY_OPAQUE_XATTR
+
+    try:
+        return os.getxattr(directory, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
 
 def _valid_stage_name(name: str) -> bool:
     import re
