@@ -9,7 +9,7 @@ import posixpath
 import time
 
 from berth.engine.build_cache import BuildCache
-from berth.engine.build_context import Context, Sources
+from berth.engine.build_context import Context, Sources, opaque
 from berth.errors import BerthError, InvalidArgument, NotFound
 from berth.image import instructions as dockerfile
 from berth.strconv import quote
@@ -503,7 +503,7 @@ class _Builder:
                 try:
                     st = os.lstat(probe)
                 except FileNotFoundError:
-                    if _opaque(parent):  # what lower layers hold below it is hidden: absent
+                    if opaque(parent):  # what lower layers hold below it is hidden: absent
                         return False
                     break
                 if not stat.S_ISDIR(st.st_mode):  # a file, a symlink, or a whiteout (0/0 device)
@@ -805,16 +805,6 @@ class _Builder:
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-def _opaque(directory: str) -> bool:
-    """An unpacked layer's directory that hides the lower layers' (overlay's opaque xattr)."""
-    from berth.image.layers import OVERLAY_OPAQUE_XATTR
-
-    try:
-        return os.getxattr(directory, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
-
 
 def _valid_stage_name(name: str) -> bool:
     import re

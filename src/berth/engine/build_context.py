@@ -377,21 +377,32 @@ def cache_volume(mount_id: str) -> str:
     return CACHE_VOLUME_PREFIX + sha256_hex(mount_id.encode())[:24]
 
 
+def opaque(directory: str) -> bool:
+    """An unpacked layer's directory that hides the lower layers' (overlay's opaque xattr)."""
+    from berth.image.layers import OVERLAY_OPAQUE_XATTR
+
+    try:
+        return os.getxattr(directory, OVERLAY_OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
 def _layered_kind(layers_top_first: list[str], rel: str) -> str | None:
-    """"image-dir" or "image-file" for what `rel` is in an image's layers (the topmost layer
-    holding it wins; a whiteout hides it), None when absent. Symlinks are resolved later,
-    inside the mounted image; here one counts as a file."""
+    """"image-dir" or "image-file" for what `rel` is in an image's unpacked layers (the topmost
+    layer holding it wins; a 0/0 whiteout or an opaque parent hides the lower ones), None when
+    absent. Symlinks are resolved later, inside the mounted image; here one counts as a file."""
     if rel == ".":
         return "image-dir"
-    parent, name = posixpath.split(rel)
+    parent = posixpath.dirname(rel)
     for layer in layers_top_first:
-        if os.path.lexists(os.path.join(layer, parent, ".wh." + name)):
-            return None
-        path = os.path.join(layer, rel)
         try:
-            st = os.stat(path)
+            st = os.lstat(os.path.join(layer, rel))
         except (FileNotFoundError, NotADirectoryError):
+            if parent and opaque(os.path.join(layer, parent)):
+                return None
             continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return None
         return "image-dir" if stat.S_ISDIR(st.st_mode) else "image-file"
     return None
 
