@@ -36,6 +36,7 @@ COMMANDS = {
     "commit": ("berth.cli.commit", "cmd_commit"),
     "history": ("berth.cli.commit", "cmd_history"),
     "export": ("berth.cli.commit", "cmd_export"),
+    "build": ("berth.cli.build", "cmd_build"),
     "save": ("berth.cli.archive", "cmd_save"),
     "load": ("berth.cli.archive", "cmd_load"),
     "inspect": ("berth.cli.inspect", "cmd_inspect"),
@@ -52,8 +53,9 @@ COMMANDS = {
     "logout": ("berth.cli.registry", "cmd_logout"),
 }
 GROUPS = {
+    "builder": {"build": "build", "prune": ("berth.cli.build", "cmd_builder_prune")},
     "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi", "history": "history",
-              "save": "save", "load": "load", "remove": "rmi", "pull": "pull", "push": "push",
+              "build": "build", "save": "save", "load": "load", "remove": "rmi", "pull": "pull", "push": "push",
               "inspect": ("berth.cli.inspect", "cmd_image_inspect"),
               "prune": ("berth.cli.prune", "cmd_image_prune")},
     "container": {"run": "run", "create": "create", "start": "start", "attach": "attach", "rm": "rm", "ls": "ps",
@@ -100,6 +102,7 @@ Global Options:
 
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
+  build       Build an image from a Dockerfile
   commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
@@ -139,6 +142,7 @@ Commands:
   wait        Block until one or more containers stop, then print their exit codes
 
 Management Commands:
+  builder     Manage builds
   container   Manage containers
   image       Manage images
   network     Manage networks
