@@ -151,6 +151,10 @@ def test_bad_query_is_a_400(api):
     assert status in (400, 500) and "Cannot locate specified Dockerfile: nope" in json.loads(body)["message"]
     status, _, body = request(api, "POST", "/build", body=b"this is not a tar archive" * 40)
     assert status in (400, 500) and "tar" in json.loads(body)["message"]
+    # a member cut short is an error (only a missing padding after whole data is docker's CLI's way)
+    cut = _tar(("Dockerfile", b"FROM busybox\n"), ("big", b"x" * 5000))[:512 * 3 + 1000]
+    status, _, body = request(api, "POST", "/build", body=cut)
+    assert status == 400 and "invalid tar archive" in json.loads(body)["message"], body
 
 
 def _tar(*members) -> bytes:
@@ -205,3 +209,16 @@ def test_hostile_context_writes_nothing_outside(api, tmp_path):
     staging = os.path.join(api.berth.root, "image", "tmp")
     assert not [name for name in os.listdir(staging) if name.startswith("build-")]
     assert "evil" not in api.berth.ok("images")
+
+
+def test_dockerfile_outside_the_context(api, tmp_path):
+    """docker's CLI sends a -f Dockerfile from outside the context inside the tar, under a random
+    .dockerfile.<hex> name, and names it in ?dockerfile."""
+    ctx = context(tmp_path)
+    outside = tmp_path / "elsewhere.Dockerfile"
+    outside.write_text("FROM busybox\nCOPY . /ctx\n")
+    done = classic(api, "-f", str(outside), "-t", "outside", ctx)
+    assert done.returncode == 0, done.stderr
+    # the .dockerignore the CLI adds for it leaves the sent Dockerfile (and itself) out of COPY
+    listing = api.berth.ok("run", "--rm", "--network", "none", "outside", "find", "/ctx").split()
+    assert sorted(listing) == ["/ctx", "/ctx/Dockerfile", "/ctx/app.txt"]

@@ -23,6 +23,7 @@ def unpacked_context(engine, stream) -> Iterator[str]:
     make_dirs(staging)  # 0700: the context is nobody else's to read
     try:
         _, tar_path = store_tar(stream, staging)
+        _complete_unpadded_end(tar_path)
         context = os.path.join(staging, "context")
         unpack(tar_path, context)
         os.unlink(tar_path)
@@ -30,6 +31,33 @@ def unpacked_context(engine, stream) -> Iterator[str]:
         yield context
     finally:
         remove_tree(staging)
+
+
+def _complete_unpadded_end(tar_path: str) -> None:
+    """docker's CLI (28) sends a context it added a -f Dockerfile to ending right after the last
+    member's data: no padding to the block, no end-of-archive blocks. Go's archive/tar reads that
+    as the end; Python's tarfile calls it truncated. Pad such a tar (and only one that ends exactly
+    there: a member cut short stays an error)."""
+    import tarfile  # lazy: as above
+
+    size = os.path.getsize(tar_path)
+    with open(tar_path, "rb+") as f:
+        offset = 0
+        while offset + 512 <= size:
+            f.seek(offset)
+            block = f.read(512)
+            if block.count(0) == 512:
+                return  # an end-of-archive block: a proper end
+            try:
+                member = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+            except tarfile.HeaderError:
+                return  # unpack reports it
+            data = member.size if member.type not in (tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE) else 0
+            offset += 512 + data + (-data % 512)
+            if offset > size and offset - size == -data % 512:  # the data is whole, only its padding is missing
+                f.seek(size)
+                f.write(bytes(offset - size + 1024))
+                return
 
 
 def dockerfile_in(context: str, name: str | None) -> str:
