@@ -5,8 +5,9 @@ of each process, plus cutime+cstime: the probe processes they reaped), and the P
 process each container keeps beside its own. Budget: <= 1 % of one core for 10 containers;
 the supervisor's PSS <= 4 MB (DESIGN).
 
-  berth:  each container's supervisor (berth-monitor), its prober (berth-health) and the
-          prober's launcher (berth-probe, the probes' parent).
+  berth:  each container's supervisor (berth-monitor), which keeps the schedule, and the probe
+          launcher it forks (berth-probe, the probes' parent); a berth from before the probing
+          moved into the supervisor (--before) had a prober (berth-health) between them.
   docker: dockerd and containerd (all their work is the probes while nothing else runs) and
           each container's containerd-shim (which reaps the runc of every probe).
   podman: runs probes from systemd timers, which this host lacks: `podman healthcheck run`
@@ -105,12 +106,11 @@ def bench_berth(count: int, seconds: float, binary: str | None = None, label: st
             ids = [quiet(root.cmd("inspect", "--format", "{{.Id}}", n)).strip() for n in names]
             monitors = berth_supervisors(os.path.join(root.base, "run"))(ids)
             probers = children_named(monitors, "berth-health")
-            launchers = children_named(probers, "berth-probe")
-            used = measure({"supervisors": monitors, "probers": probers, "launchers": launchers}, seconds)
+            launchers = children_named(monitors + probers, "berth-probe")
+            groups = {"supervisors": monitors, "probers": probers, "launchers": launchers}
+            used = measure({name: pids for name, pids in groups.items() if pids}, seconds)
             statuses = quiet(root.cmd("ps", "--format", "{{.Status}}")).split()
-            pss = {"supervisor": [pss_kb(p) / 1024 for p in monitors],
-                   "prober": [pss_kb(p) / 1024 for p in probers],
-                   "launcher": [pss_kb(p) / 1024 for p in launchers]}
+            pss = {name.rstrip("s"): [pss_kb(p) / 1024 for p in pids] for name, pids in groups.items() if pids}
         finally:
             subprocess.run(root.cmd("rm", "-f", *names), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     report(label, count, seconds, used, pss, statuses.count("(healthy)"))

@@ -60,7 +60,7 @@ def events_cost_ms(per_run: float, runs: int) -> float:
     with tempfile.TemporaryDirectory() as root:
         for i in range(runs):
             start = time.perf_counter()
-            for n in range(round(per_run)):
+            for _n in range(round(per_run)):
                 events.emit(root, "container", "start", f"{i:064x}", attributes)
             times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)

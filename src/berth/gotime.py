@@ -1,6 +1,6 @@
-"""docker's timetypes (--since/--until values: GetTimestamp, ParseTimestamps) and the Go time
-layouts they try, on top of berth.units' Go time parsing: only `logs` needs it. It imports
-units, never the other way round."""
+"""docker's timetypes (--since/--until values: GetTimestamp, ParseTimestamps), the Go time
+layouts they try, on top of berth.units' Go time parsing, and Go's Duration.String (health
+checks). It imports units, never the other way round."""
 
 import time
 
@@ -72,3 +72,31 @@ def go_parse_int(s: str) -> int:
     if not -(1 << 63) <= number < 1 << 63:
         raise ValueError(f'strconv.ParseInt: parsing {quote(s)}: value out of range')
     return number
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String(): 200ms, 1.5s, 1m30s, 1h0m0s."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return sign + _fraction(ns, size) + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = _fraction(rest, 1_000_000_000) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{sign}{minutes}m{text}"
+    return sign + text
+
+
+def _fraction(value: int, unit: int) -> str:
+    whole, part = divmod(value, unit)
+    if not part:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}." + f"{part:0{digits}d}".rstrip("0")

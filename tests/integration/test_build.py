@@ -321,3 +321,42 @@ def test_run_does_not_import_build_modules(busybox):
     for module in ("berth.engine.build", "berth.engine.build_context", "berth.engine.build_cache",
                    "berth.image.dockerignore", "berth.cli.build"):
         assert f" {module}\n" not in result.stderr
+
+
+# Recorded from dockerd 20.10's classic builder (DOCKER_BUILDKIT=0) for the same Dockerfiles:
+# the config (Env and Image left out) and the history's created_by, newest first, hashes masked.
+RECORDED = {
+    "health": ("FROM busybox\nHEALTHCHECK --timeout=3s CMD [\"true\"]\nHEALTHCHECK NONE\n",
+               {"Cmd": ["sh"], "Healthcheck": {"Test": ["NONE"], "Timeout": 3000000000}},
+               ["/bin/sh -c #(nop)  HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}",
+                "/bin/sh -c #(nop)  HEALTHCHECK &{[\"CMD\" \"true\"] \"0s\" \"3s\" \"0s\" '\\x00'}"]),
+    "expose": ("FROM busybox\nARG P=8080\nEXPOSE $P 53/udp 9000-9001/tcp\n",
+               {"Cmd": ["sh"], "ExposedPorts": {"53/udp": {}, "8080/tcp": {}, "9000/tcp": {}, "9001/tcp": {}}},
+               ["/bin/sh -c #(nop)  EXPOSE 8080 53/udp 9000-9001/tcp", "/bin/sh -c #(nop)  ARG P=8080"]),
+    "args": ("FROM busybox\nARG X=1\nARG Y\nENV X=env\nRUN echo $X $Y\nARG Z=3\nRUN true\n", {"Cmd": ["sh"]},
+             ["|1 Z=3 /bin/sh -c true", "/bin/sh -c #(nop)  ARG Z=3", "/bin/sh -c echo $X $Y",
+              "/bin/sh -c #(nop)  ENV X=env", "/bin/sh -c #(nop)  ARG Y", "/bin/sh -c #(nop)  ARG X=1"]),
+    "entrypoint": ("FROM busybox\nCMD [\"a\"]\nENTRYPOINT [\"b\"]\n", {"Cmd": ["a"], "Entrypoint": ["b"]},
+                   ["/bin/sh -c #(nop)  ENTRYPOINT [\"b\"]", "/bin/sh -c #(nop)  CMD [\"a\"]"]),
+    "env": ("FROM busybox\nENV A b c\nENV B=$A\nENV C=\"${A} x\" D='$A'\n", {"Cmd": ["sh"]},
+            ["/bin/sh -c #(nop)  ENV C=b c x D=$A", "/bin/sh -c #(nop)  ENV B=b c", "/bin/sh -c #(nop)  ENV A=b c"]),
+    "copy": ("FROM busybox\nCOPY f1 /x/\nCOPY f1 f2 /y/\nCOPY d /z\nCOPY f1 rel\nWORKDIR /w\nCOPY f2 .\n",
+             {"Cmd": ["sh"], "WorkingDir": "/w"},
+             ["/bin/sh -c #(nop) COPY file:H in . ", "/bin/sh -c #(nop) WORKDIR /w",
+              "/bin/sh -c #(nop) COPY file:H in rel ", "/bin/sh -c #(nop) COPY dir:H in /z ",
+              "/bin/sh -c #(nop) COPY multi:H in /y/ ", "/bin/sh -c #(nop) COPY file:H in /x/ "]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECORDED))
+def test_config_and_history_as_dockers_classic_builder(busybox, tmp_path, case):
+    import re
+
+    dockerfile, config, history = RECORDED[case]
+    ctx = _write(tmp_path, {"Dockerfile": dockerfile, "f1": "1\n", "f2": "2\n", "d/f3": "3\n"})
+    busybox.ok("build", "-t", "recorded", ctx)
+    got = {k: v for k, v in _inspect(busybox, "recorded")["Config"].items()
+           if v not in (None, "", [], {}, False) and k not in ("Image", "Env")}
+    assert got == config
+    shown = [re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:H", line) for line in _history(busybox, "recorded")]
+    assert shown[:-1] == history  # the last: busybox's own import

@@ -33,24 +33,27 @@ def ps_status(b, name: str) -> str:
     return b.ok("ps", "-a", "--filter", f"name=^{name}$", "--format", "{{.Status}}").strip()
 
 
-def probers_of(container_id: str) -> list[int]:
-    """Live berth-health processes probing this container (its ID is in their command line)."""
-    found = []
+def supervisor_children(b, name: str) -> dict[int, str]:
+    """The processes whose parent is the container's supervisor, by pid: their names. Its pid 1
+    and, once it was probed, the probe launcher (berth-probe): nothing else is kept for probing."""
+    supervisor = int(b.ok("inspect", "--format", "{{.State.Pid}}", name))
+    with open(f"/proc/{supervisor}/stat") as f:
+        supervisor = int(f.read().rpartition(")")[2].split()[1])  # pid 1's parent
+    found = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
         try:
-            with open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() != "berth-health":
-                    continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if container_id.encode() in f.read():
-                    with open(f"/proc/{entry}/stat") as s:
-                        if s.read().rpartition(")")[2].split()[0] != "Z":
-                            found.append(int(entry))
-        except OSError:
+            with open(f"/proc/{entry}/stat") as f:
+                text = f.read()
+        except OSError:  # not a process, or ended meanwhile
             continue
+        fields = text.rpartition(")")[2].split()
+        if int(fields[1]) == supervisor and fields[0] != "Z":
+            found[int(entry)] = text[text.index("(") + 1:text.rindex(")")]
     return found
+
+
+def launchers(b, name: str) -> list[int]:
+    return [pid for pid, comm in supervisor_children(b, name).items() if comm == "berth-probe"]
 
 
 def test_healthy_probe_is_logged_as_docker_shows_it(busybox):
@@ -74,16 +77,56 @@ def test_healthy_probe_is_logged_as_docker_shows_it(busybox):
         assert list(entry) == ["Start", "End", "ExitCode", "Output"]
         assert RFC3339_NANO.match(entry["Start"]) and RFC3339_NANO.match(entry["End"])
         assert entry["ExitCode"] == 0 and entry["Output"] == "hi\n"
-    assert probers_of(cid)
+    pid1 = int(busybox.ok("inspect", "--format", "{{.State.Pid}}", "web"))
+    kept = supervisor_children(busybox, "web")
+    assert len(kept) == 2 and kept[pid1] == "sleep" and len(launchers(busybox, "web")) == 1
     busybox.ok("stop", "-t", "0", "web")  # docker: a stopped container is unhealthy, its log kept
     stopped = health(busybox, "web")
     assert stopped["Status"] == "unhealthy" and len(stopped["Log"]) == 5
-    wait_for(lambda: not probers_of(cid), what="the prober to end with the run")
+    time.sleep(0.6)  # three intervals: probing ended with the run, and its launcher
+    assert health(busybox, "web") == stopped
+    assert not any(os.path.exists(f"/proc/{p}") for p in kept if p != pid1)
     busybox.ok("start", "web")
     assert health(busybox, "web")["Status"] in ("starting", "healthy")
     wait_status(busybox, "web", "healthy")
+    assert inspect(busybox, "web")["Id"] == cid
     busybox.ok("rm", "-f", "web")
-    wait_for(lambda: not probers_of(cid), what="the prober to end with the container")
+
+
+def test_foreground_run_and_an_attached_client_keep_probing(busybox):
+    """The probes run in whichever loop supervises the container: a foreground `run` (the
+    CLI itself), and a supervisor that a client attached to and left (it hands the probing
+    over to its lean monitor)."""
+    import subprocess
+
+    front = subprocess.Popen(busybox.cmd("run", "--name", "front", "--health-cmd", "echo up",
+                                         "--health-interval", "200ms", "busybox", "sleep", "3"),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: busybox("inspect", "front").returncode == 0, what="the foreground container")
+        state = wait_status(busybox, "front", "healthy")
+        assert state["Log"][-1]["Output"] == "up\n"
+        assert front.wait(timeout=20) == 0
+    finally:
+        if front.poll() is None:
+            front.kill()
+            front.wait()
+    busybox.ok("run", "-d", "--name", "att", "--health-cmd", "echo ok", "--health-interval", "200ms",
+               "busybox", "sh", "-c", "while sleep 0.1; do echo tick; done")
+    wait_status(busybox, "att", "healthy")
+    attached = subprocess.Popen(busybox.cmd("attach", "--no-stdin", "att"), stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+    try:
+        assert attached.stdout.readline() == b"tick\n"
+        during = health(busybox, "att")["Log"][-1]["Start"]
+        wait_for(lambda: health(busybox, "att")["Log"][-1]["Start"] != during, what="probes while attached")
+    finally:
+        attached.kill()
+        attached.wait()
+    after = health(busybox, "att")["Log"][-1]["Start"]
+    wait_for(lambda: health(busybox, "att")["Log"][-1]["Start"] != after, what="probes after the client left")
+    assert health(busybox, "att")["Status"] == "healthy"
+    busybox.ok("rm", "-f", "front", "att")
 
 
 def test_unhealthy_after_retries_with_output_and_exit_code(busybox):

@@ -1,6 +1,7 @@
-"""Health probes started from the container's probe launcher (runtime.probe) keep docker's
-exec semantics: the container's user, environment, working directory, capabilities, seccomp
-and cgroup; a timeout kills the probe and what it started. Probes and `berth exec` emit
+"""Health probes started by the container's probe launcher (runtime.probe, forked by its
+supervisor, which keeps the schedule: monitor.probing) keep docker's exec semantics: the
+container's user, environment, working directory, capabilities, seccomp, cgroup and pid
+namespace; a timeout kills the probe and what it started. Probes and `berth exec` emit
 docker's exec_create / exec_start / exec_die events. The launcher is no process of the
 container: neither `top` nor the container's own `ps` shows it, and it ends with the run."""
 
@@ -8,7 +9,7 @@ import json
 import os
 import time
 
-from test_health import probers_of
+from test_health import launchers
 
 from conftest import wait_for
 
@@ -20,21 +21,6 @@ def health(b, name: str) -> dict | None:
 def first_output(b, name: str) -> str:
     state = wait_for(lambda: (h := health(b, name)) and h["Log"] and h, what=f"a first probe of {name}")
     return state["Log"][0]["Output"]
-
-
-def launchers_of(b, name: str) -> list[int]:
-    """The berth-probe processes whose parent is this container's prober (berth-health)."""
-    probers = {str(p) for p in probers_of(b.ok("inspect", "--format", "{{.Id}}", name).strip())}
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                text = f.read()
-        except OSError:  # not a process, or ended meanwhile
-            continue
-        if "(berth-probe)" in text and text.rpartition(")")[2].split()[1] in probers:
-            found.append(int(entry))
-    return found
 
 
 def nspid_depth(pid: int) -> int:
@@ -119,27 +105,40 @@ def test_no_long_lived_helper_in_top_or_the_containers_ps(busybox):
     busybox.ok("run", "-d", "--name", "quiet", "--health-cmd", "true", "--health-interval", "200ms",
                "busybox", "sleep", "60")
     first_output(busybox, "quiet")
-    launchers = wait_for(lambda: launchers_of(busybox, "quiet"), what="the probe launcher")
+    found = wait_for(lambda: launchers(busybox, "quiet"), what="the probe launcher")
     for _ in range(10):  # while probes come and go: a probe may show, never the launcher
         top_pids = {int(line.split()[1]) for line in busybox.ok("top", "quiet").splitlines()[1:]}
-        assert not top_pids & set(launchers)
+        assert not top_pids & set(found)
         time.sleep(0.05)
     # The container cannot even name it: it has no pid in the container's pid namespace.
     pid1 = int(busybox.ok("inspect", "--format", "{{.State.Pid}}", "quiet"))
-    assert [nspid_depth(p) for p in launchers] == [nspid_depth(pid1) - 1]
+    assert [nspid_depth(p) for p in found] == [nspid_depth(pid1) - 1]
     wait_for(lambda: sorted(busybox.ok("exec", "quiet", "ps", "-o", "comm").split()[1:]) == ["ps", "sleep"],
              what="the container's ps to show its own processes only")
     busybox.ok("stop", "-t", "1", "quiet")
-    wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in launchers), what="the launcher to end")
+    wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in found), what="the launcher to end")
     busybox.ok("rm", "-f", "quiet")
+
+
+def test_a_missing_probe_command_is_dockers_probe_error(busybox):
+    busybox.ok("create", "--name", "base", "busybox", "true")  # the exec form comes from an image
+    busybox.ok("commit", "-c", 'HEALTHCHECK --interval=200ms --retries=1 CMD ["nosuch"]', "base", "missing:1")
+    busybox.ok("run", "-d", "--name", "missing", "missing:1", "sleep", "60")
+    state = wait_for(lambda: (h := health(busybox, "missing")) and h["Status"] == "unhealthy" and h,
+                     what="an unhealthy container")
+    assert state["Log"][0]["ExitCode"] == -1
+    assert state["Log"][0]["Output"] == ('OCI runtime exec failed: exec failed: unable to start container '
+                                         'process: exec: "nosuch": executable file not found in $PATH: unknown')
+    busybox.ok("rm", "-f", "missing", "base")
 
 
 def test_launcher_leaves_every_cgroup_when_joining_one_fails():
     """The launcher moves itself into each of the container's hierarchies for a spawn; when
     one of them is gone (rm removing the cgroup as a probe starts), it must not stay in the
     ones it already joined: the container's cgroup could never be removed (EBUSY)."""
-    from berth.errors import BerthError
-    from berth.runtime.probe import ProbeLauncher
+    import select
+
+    from berth.runtime.probe import ProbeLauncher, join_files, leave_files
 
     name = f"berth-probe-test-{os.getpid()}"
     unified, pids = f"/sys/fs/cgroup/unified/{name}", f"/sys/fs/cgroup/pids/{name}"
@@ -147,15 +146,13 @@ def test_launcher_leaves_every_cgroup_when_joining_one_fails():
         unified, pids = f"/sys/fs/cgroup/{name}-a", f"/sys/fs/cgroup/{name}-b"
     os.mkdir(unified)
     os.mkdir(pids)
-    spec = {"process": {"cwd": "/", "env": ["PATH=/bin:/usr/bin"], "user": {"uid": 0, "gid": 0}},
-            "linux": {"namespaces": []}}
-    launcher = ProbeLauncher(spec, None, [unified, pids])
+    process = {"cwd": "/", "env": ["PATH=/bin:/usr/bin"], "user": {"uid": 0, "gid": 0}}
+    launcher = ProbeLauncher(process, [], None, join_files([unified, pids]), leave_files([unified, pids]))
     try:
         os.rmdir(pids)  # the second hierarchy's cgroup goes first, as rm removes them in turn
-        try:
-            launcher.run(["true"], 5.0, 100)
-        except BerthError:
-            pass
+        launcher.request(["true"], 5.0, 100)
+        assert select.select([launcher.answers], [], [], 10)[0]
+        assert "error" in launcher.answer()
         with open(f"/proc/{launcher.pid}/cgroup") as f:
             assert name not in f.read(), "the launcher stayed in a cgroup it joined"
         os.rmdir(unified)  # EBUSY while it stays there

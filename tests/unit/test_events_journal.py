@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from berth import journal as event_journal
 from berth.cli import events as cli
 from berth.engine import events
 from berth.gotemplate import parse
@@ -228,7 +229,7 @@ def test_a_writer_that_saw_the_old_file_full_does_not_rotate_again(tmp_path):
         events.volume(root, "create", "fresh")
         full, fresh = (os.stat(os.path.join(directory, n)).st_ino for n in (events.PREVIOUS, events.JOURNAL))
         assert os.fstat(stale).st_ino == full
-        events._rotate(directory, stale)
+        event_journal._rotate(directory, stale)
         assert os.stat(os.path.join(directory, events.PREVIOUS)).st_ino == full
         assert os.stat(os.path.join(directory, events.JOURNAL)).st_ino == fresh
     finally:

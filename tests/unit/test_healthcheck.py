@@ -6,8 +6,10 @@ import time
 
 import pytest
 
-from berth.engine.health import Schedule, go_duration, merge, probe_command, validate
+from berth.engine.health import Schedule, merge, probe_command, validate
 from berth.errors import InvalidArgument
+from berth.gotime import go_duration
+from berth.monitor.probing import apply_result, next_delay
 
 IMAGE = {"Test": ["CMD", "check"], "Interval": 5_000_000_000, "Retries": 2}
 
@@ -57,10 +59,30 @@ def test_schedule_defaults_and_start_interval():
     schedule = Schedule({})
     assert (schedule.interval, schedule.timeout, schedule.start_interval, schedule.retries) == (30, 30, 5, 3)
     schedule = Schedule({"Interval": 2_000_000_000, "StartPeriod": 60_000_000_000, "StartInterval": 100_000_000})
-    now = time.time()
-    assert schedule.next_delay(now, "starting") == 0.1
-    assert schedule.next_delay(now, "healthy") == 2  # a first success ends the start interval
-    assert schedule.next_delay(now - 61, "starting") == 2
+    plan = {"interval": schedule.interval, "start_period": schedule.start_period,
+            "start_interval": schedule.start_interval, "started": time.time()}
+    assert next_delay(plan, "starting") == 0.1
+    assert next_delay(plan, "healthy") == 2  # a first success ends the start interval
+    assert next_delay(dict(plan, started=time.time() - 61), "starting") == 2
+
+
+def test_probe_results_follow_dockers_rules():
+    plan = {"retries": 2, "start_period": 60.0, "started": time.time()}
+    health = {"Status": "starting", "FailingStreak": 0, "Log": []}
+    failed = {"Start": "2099-01-01T00:00:00Z", "End": "2099-01-01T00:00:00Z", "ExitCode": 1, "Output": ""}
+    early = dict(failed, Start="1970-01-01T00:00:00Z")
+    apply_result(health, dict(early, Start=_rfc3339(time.time())), plan)  # in the start period: not counted
+    assert (health["Status"], health["FailingStreak"]) == ("starting", 0)
+    apply_result(health, failed, plan)
+    apply_result(health, failed, plan)
+    assert (health["Status"], health["FailingStreak"]) == ("unhealthy", 2)
+    for _ in range(5):
+        apply_result(health, dict(failed, ExitCode=0), plan)
+    assert (health["Status"], health["FailingStreak"], len(health["Log"])) == ("healthy", 0, 5)
+
+
+def _rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 @pytest.mark.parametrize("ns, text", [

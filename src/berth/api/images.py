@@ -28,7 +28,8 @@ def summary_json(req, summary, shared: bool = False) -> dict:
 
 def list_images(req) -> Response:
     shared = req.flag("shared-size")
-    return Response([summary_json(req, s, shared) for s in images.list_images(req.engine, req.filter_args())])
+    return Response([summary_json(req, s, shared) for s in images.list_images(req.engine, req.filter_args(),
+                                                                                 all_images=req.flag("all"))])
 
 
 def inspect_image(req) -> Response:

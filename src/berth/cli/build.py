@@ -48,9 +48,11 @@ def cmd_build(engine, argv: list[str]) -> int:
         dockerfile = os.path.abspath(opts.file)
     elif opts.file == "-":
         raise InvalidArgument("berth build -f -: reading the Dockerfile from stdin is not supported yet")
+    from berth.cli.run import parse_labels  # docker's "k=v" / "k" labels, as run reads them
+
     options = BuildOptions(context, dockerfile, tags=opts.tag, build_args=_build_args(opts.build_arg),
-                           labels=_labels(opts.label), target=opts.target, no_cache=opts.no_cache, pull=opts.pull,
-                           network=opts.network, quiet=opts.quiet or opts.progress == "quiet",
+                           labels=parse_labels(opts.label, ()), target=opts.target, no_cache=opts.no_cache,
+                           pull=opts.pull, network=opts.network, quiet=opts.quiet or opts.progress == "quiet",
                            platform=opts.platform, cache_from=opts.cache_from)
 
     def out(text: str) -> None:
@@ -80,14 +82,6 @@ def _build_args(values: list[str]) -> dict:
         key, has_value, text = value.partition("=")
         args[key] = text if has_value else os.environ.get(key)
     return args
-
-
-def _labels(values: list[str]) -> dict:
-    labels = {}
-    for value in values:
-        key, _, text = value.partition("=")
-        labels[key] = text
-    return labels
 
 
 def cmd_builder_prune(engine, argv: list[str]) -> int:

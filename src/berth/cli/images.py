@@ -129,7 +129,7 @@ def cmd_images(engine, argv) -> int:
         raise NotImplementedYet("--tree: the multi-platform tree view is not supported (berth stores one platform "
                                 "per image)")
     filters = opts.filter + [f"reference={args[0]}"] if args else opts.filter  # docker's CLI does the same
-    rows = image_rows(images.list_images(engine, filters), opts.no_trunc)
+    rows = image_rows(images.list_images(engine, filters, all_images=opts.all), opts.no_trunc)
     if opts.quiet:
         seen = []
         for row in rows:

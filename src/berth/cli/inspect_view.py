@@ -131,7 +131,7 @@ def typed(value, kind: str):
     if kind == "time":
         return GoTime(value or "0001-01-01T00:00:00Z")
     if kind == "duration":
-        from berth.engine.health import go_duration  # lazy: only health checks have durations
+        from berth.gotime import go_duration  # lazy: only health checks have durations
 
         return Stringer(value or 0, go_duration(value or 0), "time.Duration")
     if kind.startswith("*"):

@@ -16,6 +16,7 @@ COMMANDS = {
     "create": ("berth.cli.run", "cmd_create"),
     "start": ("berth.cli.run", "cmd_start"),
     "attach": ("berth.cli.attach", "cmd_attach"),
+    "audit": ("berth.cli.audit", "cmd_audit"),
     "rm": ("berth.cli.containers", "cmd_rm"),
     "ps": ("berth.cli.containers", "cmd_ps"),
     "stop": ("berth.cli.lifecycle", "cmd_stop"),
@@ -102,6 +103,7 @@ Global Options:
 
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
+  audit       Show each container's isolation, weakenings and the flags that caused them
   build       Build an image from a Dockerfile
   commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem

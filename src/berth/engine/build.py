@@ -21,8 +21,8 @@ EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ac
 NETWORKS = {"default": None, "bridge": None, "none": "none", "host": "host"}
 _KNOWN = {"from", "run", "copy", "add", "arg", "maintainer", "workdir"} | set(dockerfile.CONFIG_INSTRUCTIONS)
 _RUN_FLAGS = ("mount", "network", "security")
-_COPY_FLAGS = ("from", "chown", "chmod", "link", "parents", "exclude")
-_ADD_FLAGS = ("chown", "chmod", "link", "checksum", "keep-git-dir", "exclude")
+_COPY_FLAGS = ("from", "chown", "chmod", "link")  # --link changes only how buildkit reuses layers
+_ADD_FLAGS = ("chown", "chmod", "link")
 
 
 class BuildOptions:
@@ -63,6 +63,7 @@ def build(engine, options: BuildOptions, out) -> str:
 
 
 def _short(image_id: str) -> str:
+    """12 hex digits of an ID; "" for FROM scratch (docker prints " ---> " then)."""
     return image_id.partition(":")[2][:12]
 
 
@@ -86,10 +87,11 @@ class _Step:
 class _Stage:
     """A FROM and what follows it, and the state of its build so far."""
 
-    __slots__ = ("name", "index", "node", "steps", "image", "state", "declared", "author")
+    __slots__ = ("name", "index", "node", "platform", "steps", "image", "state", "declared", "author")
 
-    def __init__(self, index: int, node, name: str):
+    def __init__(self, index: int, node, name: str, platform: str = ""):
         self.index = index
+        self.platform = platform  # FROM --platform, unexpanded
         self.node = node
         self.name = name
         self.steps: list[_Step] = []
@@ -154,7 +156,9 @@ class _Builder:
         for name in tags:
             from berth.engine.images import familiar, tag  # lazy: as above
 
-            tag(self.engine, final.image_id, name)
+            named = self.store.lookup(name)
+            if named is None or named.id != final.image_id:  # a rebuild that changed nothing writes nothing
+                tag(self.engine, final.image_id, name)
             self.say(f"Successfully tagged {familiar(name)}\n")
         return final.image_id
 
@@ -203,11 +207,7 @@ class _Builder:
                                         "name can't start with a number or contain symbols")
         elif len(args) != 1:
             raise _line_error(node, "FROM requires either one or three arguments")
-        stage = _Stage(len(self.stages), node, name)
-        stage.steps = []
-        stage.declared = {}
-        self._from_platform = flags.get("platform")
-        return stage
+        return _Stage(len(self.stages), node, name, flags.get("platform", ""))
 
     def _check_arg(self, node) -> None:
         if not node.args:
@@ -319,13 +319,13 @@ class _Builder:
         for step in stage.steps:
             self._step_header(step.node)
             self._dispatch(stage, step)
-            self.say(f" ---> {_short(stage.image_id) if stage.image is not None else '<scratch>'}\n")
+            self.say(f" ---> {_short(stage.image_id)}\n")
 
     def _from(self, stage: _Stage) -> None:
         node = stage.node
         env = {k: v for k, v in self.meta.items() if v is not None}
         base = self._expand(node, node.args[0], env)
-        platform = self._from_platform
+        platform = stage.platform
         if platform:
             platform = self._expand(node, platform, env)
             if platform not in ("linux/amd64", "linux"):
@@ -349,7 +349,7 @@ class _Builder:
             config["Env"] = list(config.get("Env") or []) + [f"PATH={DEFAULT_PATH}"]
         stage.state = dockerfile.State(config, {}, self.escape)
         self._refresh_args(stage)
-        self.say(f" ---> {_short(stage.image_id) if stage.image is not None else '<scratch>'}\n")
+        self.say(f" ---> {_short(stage.image_id)}\n")
         triggers = list(config.get("OnBuild") or ())
         if triggers:
             self._run_triggers(stage, triggers)
@@ -380,7 +380,7 @@ class _Builder:
                 raise InvalidArgument(f"failed to parse ONBUILD trigger {quote(trigger)}: {err}") from None
             node.line = stage.node.line
             self._dispatch(stage, self._check(node))
-            self.say(f" ---> {_short(stage.image_id) if stage.image is not None else '<scratch>'}\n")
+            self.say(f" ---> {_short(stage.image_id)}\n")
 
     def _dispatch(self, stage: _Stage, step: _Step) -> None:
         kind = step.kind
@@ -404,6 +404,7 @@ class _Builder:
     # -- config-only steps --------------------------------------------------------------
     def _config_instruction(self, stage: _Stage, step: _Step) -> None:
         node = step.node
+        previous_health = stage.state.config.get("Healthcheck")
         try:
             pairs = None
             if node.name.upper() in ("ENV", "LABEL"):  # moby's message: the values expanded as applied
@@ -415,8 +416,23 @@ class _Builder:
         if pairs is not None:
             comment = node.name.upper() + "".join(f" {k}={v}" for k, v in pairs)
         else:
-            comment = _commit_comment(node, stage.state.config)
+            comment = _commit_comment(node, stage.state)
+        if node.name.upper() == "HEALTHCHECK" and previous_health:
+            self._merge_healthcheck(stage.state.config, previous_health)
         self._config_step(stage, comment, comment)
+
+    def _merge_healthcheck(self, config: dict, previous: dict) -> None:
+        """moby commits a step merging its config with the image's: what the new HEALTHCHECK
+        leaves unset (0) comes from the previous one; and its builder says when it replaces one."""
+        health = dict(config["Healthcheck"])
+        old_test = previous.get("Test") or []
+        if old_test and old_test[0] != "NONE":
+            self.say(f"Note that overriding HEALTHCHECK CMD {_go_quote_list(old_test)} with "
+                     f"{_go_quote_list(health.get('Test'))}\n")
+        for key in ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+            if not health.get(key) and previous.get(key):
+                health[key] = previous[key]
+        config["Healthcheck"] = health
 
     def _config_step(self, stage: _Stage, key_text: str, comment: str) -> None:
         """A step that changes only the config: an image with an empty layer, as docker's."""
@@ -425,21 +441,35 @@ class _Builder:
         if self._cached(stage, key):
             return
         self._add_image(stage, created_by, None, None)
-        self.cache.put(key, stage.image_id)
+        self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _cached(self, stage: _Stage, key: str) -> bool:
         if self.options.no_cache:
             return False
-        image_id = self.cache.get(key)
-        if image_id is None:
+        cached = self.cache.get(key)
+        if cached is None:
             return False
-        image = self.store.lookup(image_id)
-        if image is None or image.id != image_id:
+        image = self._image_by_manifest(*cached)
+        if image is None:
             return False
         stage.image = image
         stage.state.config = _copy_config(image.config.get("config") or {})
         self.say(" ---> Using cache\n")
         return True
+
+    def _image_by_manifest(self, image_id: str, manifest_digest: str):
+        """The cached image, read by its manifest (a lookup by ID reads every manifest); None
+        once it is gone (an rmi or prune takes the manifest blob with it)."""
+        from berth import fastjson
+        from berth.image.store import Image
+
+        try:
+            manifest = fastjson.loads(self.store.read_blob(manifest_digest))
+            if manifest["config"]["digest"] != image_id:
+                return None
+            return Image(self.store, image_id, manifest_digest, fastjson.loads(self.store.read_blob(image_id)), [])
+        except (OSError, ValueError, KeyError, InvalidArgument):
+            return None
 
     # -- WORKDIR ------------------------------------------------------------------------
     def _workdir(self, stage: _Stage, step: _Step) -> None:
@@ -457,7 +487,7 @@ class _Builder:
         else:
             self._in_container(stage, created_by, lambda record: self._copy_into(
                 record, workdir, Sources([]), (0, 0)))
-        self.cache.put(key, stage.image_id)
+        self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _is_dir_in_image(self, stage: _Stage, path: str) -> bool:
         """Whether `path` is a directory in the image as it is (no symlink on the way)."""
@@ -525,7 +555,7 @@ class _Builder:
                 raise RunFailed(f"The command '{shown_cmd}' returned a non-zero code: {code}", code)
 
         self._in_container(stage, created_by, run, req, announce=True)
-        self.cache.put(key, stage.image_id)
+        self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _run_argv(self, stage: _Stage, node) -> list[str]:
         args = list(node.args)
@@ -632,7 +662,7 @@ class _Builder:
             return
         self._in_container(stage, created_by, lambda record: self._copy_into(
             record, dest_path, found, owner, single))
-        self.cache.put(key, stage.image_id)
+        self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _source_of(self, node, ref: str):
         for other in self.stages:
@@ -746,6 +776,8 @@ class _Builder:
                                "size": os.path.getsize(store.blob_path(diff_id))})
             image_config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
             image_id = store.add_image(image_config, layers)
+            if base is not None:
+                self.cache.put_parent(image_id, base.id)
             stage.image = store.get(image_id)
 
 
@@ -757,10 +789,13 @@ def _valid_stage_name(name: str) -> bool:
     return re.fullmatch(r"[a-z][a-z0-9\-_.]*", name) is not None
 
 
-def _copy_config(config: dict) -> dict:
-    import copy
-
-    return copy.deepcopy(config)
+def _copy_config(config):
+    """A deep copy of a config (JSON data), without the `copy` module's import."""
+    if isinstance(config, dict):
+        return {k: _copy_config(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_copy_config(v) for v in config]
+    return config
 
 
 def _shell(stage: _Stage) -> list[str]:
@@ -837,15 +872,18 @@ def _go_quote_list(values) -> str:
     return "[" + " ".join(quote(v) for v in values or ()) + "]"
 
 
-def _commit_comment(node, config: dict) -> str:
+def _commit_comment(node, state) -> str:
     """What moby's dispatchers write after "#(nop) " for a config-only instruction."""
     name = node.name.upper()
+    config = state.config
     if name == "CMD":
         return f"CMD {_go_quote_list(config.get('Cmd'))}"
     if name == "ENTRYPOINT":
         return f"ENTRYPOINT {_go_quote_list(config.get('Entrypoint'))}"
     if name == "SHELL":
         return f"SHELL [{' '.join(config.get('Shell') or ())}]"
+    if name == "EXPOSE":  # buildkit's parser sorts the words, moby writes them so
+        return "EXPOSE " + " ".join(_unquoted(word, state) for word in sorted(node.args))
     if name == "VOLUME":
         return f"VOLUME [{' '.join(node.args)}]"
     if name == "HEALTHCHECK":
@@ -861,11 +899,19 @@ def _commit_comment(node, config: dict) -> str:
     return node.original.strip()
 
 
-def _go_healthcheck(health: dict) -> str:
-    from berth.engine.health import go_duration  # lazy: only a HEALTHCHECK step
+def _unquoted(word: str, state) -> str:
+    try:
+        return state.expand(word)
+    except ValueError:
+        return word
 
-    durations = " ".join(quote(go_duration(health.get(k) or 0))
-                         for k in ("Interval", "Timeout", "StartPeriod", "StartInterval"))
+
+def _go_healthcheck(health: dict) -> str:
+    from berth.gotime import go_duration  # lazy: only a HEALTHCHECK step
+
+    # StartInterval only when set: dockerd before 25 (its struct had no such field) prints 4
+    keys = ("Interval", "Timeout", "StartPeriod") + (("StartInterval",) if health.get("StartInterval") else ())
+    durations = " ".join(quote(go_duration(health.get(k) or 0)) for k in keys)
     return f"&{{{_go_quote_list(health.get('Test'))} {durations} {_go_char(health.get('Retries') or 0)}}}"
 
 

@@ -2,15 +2,12 @@
 sources of COPY/ADD as docker resolves them: globs, .dockerignore, never outside the context,
 a content hash of what is copied) and the RUN --mount specs."""
 
-import fnmatch
-import io
 import os
 import posixpath
 import stat
 
 from berth.errors import InvalidArgument
 from berth.image.store import sha256_hex
-from berth.runtime.mount import secure_join
 
 _CHUNK = 1 << 20
 _REMOTE = ("http://", "https://", "git://", "git@", "ssh://")
@@ -69,7 +66,7 @@ class Context:
         return Sources(items, owner, mode, self)
 
     def _item(self, rel: str, pattern: str, add: bool) -> "_Item":
-        path = secure_join(self.root, rel)  # a symlink on the way resolves inside the context
+        path = _resolve(self.root, rel)
         if rel != "." and self.ignore.excluded(rel):
             path = None
         try:
@@ -87,6 +84,8 @@ class Context:
 
     def _glob(self, rel: str) -> list[str]:
         """filepath.Match per path component, over what .dockerignore leaves."""
+        import fnmatch
+
         found = [""]
         for part in rel.split("/"):
             following = []
@@ -108,6 +107,16 @@ class Context:
                             following.append(candidate)
             found = following
         return found
+
+
+def _resolve(root: str, rel: str) -> str:
+    """`rel` in the context, a symlink on the way resolved inside it (docker's scoped path)."""
+    plain = os.path.join(root, rel) if rel != "." else root
+    if os.path.realpath(plain) == plain:  # no symlink on the way: the common case, no import
+        return plain
+    from berth.runtime.mount import secure_join  # lazy: ctypes and more
+
+    return secure_join(root, rel)
 
 
 def _has_magic(pattern: str) -> bool:
@@ -227,7 +236,10 @@ class Sources:
     def digest(self) -> str:
         """docker's source hash form (file:, dir:, multi:) over names, modes, owners and
         content: a changed file changes it, so the step and every later one miss the cache."""
-        from hashlib import sha256  # lazy: only COPY/ADD
+        try:
+            from _sha256 import sha256  # the builtin: hashlib loads OpenSSL
+        except ImportError:
+            from hashlib import sha256  # Python >= 3.12 has no _sha256
 
         total = sha256()
         per_item: dict[int, object] = {}
@@ -252,7 +264,9 @@ class Sources:
     def image_digest(self) -> str:
         """For --from: the source image is immutable, so its ID and the paths stand for the content."""
         text = "\0".join([self.image_id, repr(self.owner), repr(self.mode)] + list(self.patterns))
-        return ("multi:" if len(self.patterns) > 1 else "file:") + sha256_hex(text.encode())
+        if len(self.items) > 1:
+            return "multi:" + sha256_hex(text.encode())
+        return ("dir:" if self.items[0].kind == "image-dir" else "file:") + sha256_hex(text.encode())
 
     def _describe(self, name: str, path, st, item) -> str:
         if item.kind == "data":
@@ -263,6 +277,7 @@ class Sources:
 
     def entries(self):
         """(TarInfo, readable or None) for each thing to write, in the copy's child."""
+        import io
         import tarfile  # lazy: only the copy's child
 
         if self.image_layers is not None:
@@ -305,6 +320,7 @@ class Sources:
         import tempfile
 
         from berth.runtime import syscalls as sc
+        from berth.runtime.mount import secure_join
 
         top = tempfile.mkdtemp(prefix="build-from-")
         layers = list(reversed(self.image_layers))
@@ -404,6 +420,8 @@ class RunMount:
             if fields.get("rw", fields.get("readwrite", "false")).lower() in ("true", "1"):
                 raise ValueError("RUN --mount=type=bind,rw is not supported by berth: its writes would reach "
                                  "the build context")
+            from berth.runtime.mount import secure_join
+
             rel = posixpath.normpath(mount.source.lstrip("/") or ".")
             if rel == ".." or rel.startswith("../"):
                 raise ValueError(f"forbidden path outside the build context: {mount.source}")

@@ -672,9 +672,9 @@ class Engine:
         if not (state["Running"] or state["Restarting"]):
             return record
         if state.get("Health"):
-            from berth.engine.health import merge_probed  # lazy: only health-checked containers
+            from berth.monitor.probing import read_probed  # lazy: only health-checked containers
 
-            merge_probed(self.paths, record, self.store.written_ns(record["Id"]))
+            read_probed(self.paths.container_run(record["Id"]), record, self.store.written_ns(record["Id"]))
         processes = self.store.processes(record["Id"])
         if same_process(processes.get("monitor")):
             return record  # alive, or about to write the exit itself
@@ -962,18 +962,24 @@ class Engine:
 
     # -- health checks ---------------------------------------------------
     def probed(self, record: dict) -> bool:
-        """Whether the container has a health probe to run (a supervisor then starts its prober)."""
+        """Whether the container has a health probe to run (its supervisor then probes it)."""
         if not record["Config"].get("Healthcheck"):
             return False
         from berth.engine.health import probe_command  # lazy: only containers with a health check
 
         return probe_command(record) is not None
 
-    def health_prober(self, container_id: str, pid: int):
-        """The probing of its run `pid` (engine.health.Prober), for the prober process."""
-        from berth.engine.health import Prober  # lazy: only containers with a health check
+    def probing(self, container_id: str, pid: int):
+        """The probing of its run `pid` (monitor.probing.Probing), for its supervisor's loop;
+        None when there is nothing to probe."""
+        from berth.engine.health import probe_plan  # lazy: only containers with a health check
 
-        return Prober(self, container_id, pid)
+        plan = probe_plan(self, container_id, pid)
+        if plan is None:
+            return None
+        from berth.monitor.probing import Probing  # lazy: only containers with a health check
+
+        return Probing(plan)
 
     # -- exec ------------------------------------------------------------
     def exec(self, record: dict, argv: list[str], user: str | None = None, env=(), workdir: str | None = None,
@@ -1218,7 +1224,7 @@ class Engine:
             cgroup.freeze() if paused else cgroup.thaw()
             Container(record).transition(PAUSED if paused else RUNNING, "pause" if paused else "unpause")
             if paused:
-                _stop_probing(record)  # its prober skips a paused container (engine.health.record_result)
+                _stop_probing(record)  # its supervisor skips a paused container (monitor.probing)
             self.store.write(record, durable=False)
             events.container(self.paths.root, record, "pause" if paused else "unpause")
 
@@ -1283,8 +1289,8 @@ class Engine:
             return
         cgroup.thaw()
         for attempt in range(CLEAN_CGROUP_ROUNDS):
-            # everything in any of its hierarchies: a health probe launcher may be moving itself
-            # in for a spawn (runtime.probe) as the container ends; it is killed with the rest
+            # everything in any of its hierarchies: a health probe (monitor.probe_child) may be
+            # joining them one by one as the container ends; it is killed with the rest
             for pid in cgroup.members():
                 _kill_and_wait(pid)
             try:

@@ -24,9 +24,8 @@ def top(record: dict, ps_args: str = "-ef") -> tuple[list[bytes], list[list[byte
 
 def in_pid_namespace(pids: set[int], pid1: int) -> set[int]:
     """The container's processes: those of its cgroup that live in its pid namespace or one
-    made inside it (as deep as its pid 1, or deeper). A health probe's launcher (runtime.probe)
-    is in the cgroup for the instant of each spawn, never in the namespace (unless the
-    container shares the host's: --pid host)."""
+    made inside it (as deep as its pid 1, or deeper); not a process that is joining it (an
+    exec's or a health probe's child, in the cgroup an instant before its namespaces)."""
     depth = _pid_namespace_depth(pid1)
     if depth is None:
         return pids

@@ -11,12 +11,9 @@ change list (moby's dispatchEntrypoint clears Cmd only while !cmdSet).
 
 from __future__ import annotations
 
-import copy
-import json
 import posixpath
-import re
 
-from berth import strconv
+from berth import fastjson, strconv
 from berth.errors import InvalidArgument
 from berth.signals import parse_signal
 from berth.units import parse_duration_ns
@@ -101,6 +98,8 @@ def apply_changes(config: dict, changes: list[str]) -> dict:
     """Return a copy of image `config` with Dockerfile `changes` applied,
     e.g. ["CMD [\"sh\"]", "ENV A=1", "EXPOSE 80"]. Raises ValueError with
     docker's message for anything docker would refuse."""
+    import copy  # lazy: a build copies configs its own way, without this import
+
     config = copy.deepcopy(config)
     if not changes:
         return config
@@ -131,8 +130,6 @@ class Dockerfile:
         self.escape = escape
 
 
-_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
-_HEREDOC = re.compile(r"^(\d*)<<(-?)([^<]*)$")
 _HEREDOC_INSTRUCTIONS = ("run", "copy", "add")
 
 
@@ -155,16 +152,17 @@ def parse_dockerfile(text: str) -> Dockerfile:
         i += 1
         start = i
         if directives:
-            match = _DIRECTIVE.match(raw)
-            if match is None:
+            directive = _directive(raw)
+            if directive is None:
                 directives = False
             else:
-                if match.group(1).lower() == "escape":
+                name, value = directive
+                if name.lower() == "escape":
                     if seen_escape:
                         raise LineError("only one escape parser directive can be used", start)
-                    if match.group(2) not in ("\\", "`"):
-                        raise LineError(f"invalid escape token '{match.group(2)}' does not match ` or \\", start)
-                    escape, seen_escape = match.group(2), True
+                    if value not in ("\\", "`"):
+                        raise LineError(f"invalid escape token '{value}' does not match ` or \\", start)
+                    escape, seen_escape = value, True
                 continue
         line = raw.lstrip()
         if line.startswith("#"):
@@ -187,7 +185,7 @@ def parse_dockerfile(text: str) -> Dockerfile:
         except ValueError as err:
             raise LineError(str(err), start) from None
         node.line = start
-        if node.name.lower() in _HEREDOC_INSTRUCTIONS:
+        if node.name.lower() in _HEREDOC_INSTRUCTIONS and "<<" in node.original:
             node.heredocs = _heredocs_of(node.original)
             for heredoc in node.heredocs:
                 i = _read_heredoc(heredoc, lines, i, start)
@@ -195,6 +193,22 @@ def parse_dockerfile(text: str) -> Dockerfile:
     if not nodes:
         raise ValueError("file with no instructions")
     return Dockerfile(nodes, escape)
+
+
+def _directive(line: str) -> tuple[str, str] | None:
+    """A parser directive line (buildkit: ^#\\s*([a-zA-Z][a-zA-Z0-9]*)\\s*=\\s*(.+?)\\s*$),
+    as (name, value); without `re`, which a cached build need not import."""
+    if not line.startswith("#"):
+        return None
+    body = line[1:].lstrip()
+    end = 0
+    while end < len(body) and body[end].isascii() and body[end].isalnum():
+        end += 1
+    name, rest = body[:end], body[end:].lstrip()
+    if not name or not name[0].isalpha() or not rest.startswith("="):
+        return None
+    value = rest[1:].strip()
+    return (name, value) if value else None
 
 
 class LineError(ValueError):
@@ -207,13 +221,15 @@ class LineError(ValueError):
 
 def _heredocs_of(line: str) -> list[Heredoc]:
     """buildkit's heredocsFromLine: each word like <<EOF, <<-EOF, <<"EOF" names one."""
+    import re  # lazy: only lines with "<<"
+
     try:
         words = _Lexer(line, {}).process_words()
     except ValueError:
         return []
     found = []
     for word in words:
-        match = _HEREDOC.match(word)
+        match = re.match(r"^(\d*)<<(-?)([^<]*)$", word)
         if match is None or not match.group(3).strip():
             continue
         name = match.group(3).strip()
@@ -411,7 +427,7 @@ def _parse_json(rest: str) -> list[str] | None:
     if not rest.startswith("["):
         return None
     try:
-        value = json.loads(rest)
+        value = fastjson.loads(rest)
     except ValueError:
         return None
     if not isinstance(value, list):
@@ -1134,6 +1150,8 @@ class _Lexer:
 
 def _shell_pattern_regex(pattern: str, greedy: bool, anchored: bool):
     """A shell glob (*, ?, \\x) as a Python regular expression."""
+    import re  # lazy: only ${VAR#...}, ${VAR%...} and ${VAR/...}
+
     out = ["^"] if anchored else []
     i, n = 0, len(pattern)
     while i < n:

@@ -31,7 +31,14 @@ def main(plan_text: str) -> None:
         if server.exit_seen:
             orphan.seen_exit()
     log = open_log(plan["log"])
-    copy_output(sources, log, server=server)
+    probing = None
+    if plan.get("probing"):
+        from berth.monitor.probing import Probing  # lazy: only a container with a health check
+
+        probing = Probing(plan["probing"])
+    copy_output(sources, log, server=server, probing=probing)
+    if probing is not None:
+        probing.close()
     if log is not None:
         log.close()
     server.stop_listening()
@@ -87,7 +94,7 @@ def open_log(spec: dict | None):
 
 
 def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFeed | None" = None,
-                exited: int | None = None, server: AttachServer | None = None) -> bool:
+                exited: int | None = None, server: AttachServer | None = None, probing=None) -> bool:
     """Copy the container's output ({fd: "stdout"|"stderr"}) to the json-file log until every
     source closes; with `echo(fd, data)`, also to our own stdout/stderr (an exec).
     With `feed`, our stdin goes into the container's stdin pipe meanwhile. With `exited` (a
@@ -95,7 +102,8 @@ def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFee
     pipes: a child it started may hold them open for ever, and docker's exec returns then.
     With `server` (the attach socket), the output also goes to its clients and their input
     to the container; copying ends once the container has ended and every source closed, or
-    (False) as soon as nobody is attached if the server asks for that (server.idle_return)."""
+    (False) as soon as nobody is attached if the server asks for that (server.idle_return).
+    With `probing` (monitor.probing), the container's health probes run meanwhile."""
     try:
         while sources or exited is not None or server is not None and not server.exit_seen:
             readers = [] if server is not None and server.paused() else list(sources)
@@ -110,10 +118,16 @@ def copy_output(sources: dict, log: LogWriter | None, echo=None, feed: "StdinFee
             if server is not None:
                 readers += server.readers()
                 writers += server.writers()
+            timeout = None
+            if probing is not None:
+                readers += probing.readers()
+                timeout = probing.timeout()
             try:
-                ready, writable, _ = select.select(readers, writers, [])
+                ready, writable, _ = select.select(readers, writers, [], timeout)
             except InterruptedError:
                 continue
+            if probing is not None:
+                probing.handle(ready)
             if server is not None:
                 server.handle(ready, writable)
                 if server.idle():

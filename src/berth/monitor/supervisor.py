@@ -123,30 +123,17 @@ class Supervisor:
         stdio.started()
         if config["Tty"]:
             stdio.ours = [(launched.console_fd, "stdout")]
-        if self.engine.probed(record):
-            self.spawn_prober(launched.pid)
         return launched, stdio
 
-    def spawn_prober(self, pid: int) -> None:
-        """Fork the health prober (monitor.health) of the run `pid`; returns at once. The
-        run is our child, so its pid cannot be reused before we reap it: the pidfd opened
-        here is that run's, and the prober ends when it does."""
-        engine = self.engine
-        run = os.pidfd_open(pid)
+    def probing(self, record: dict, launched):
+        """The health probing of this run (monitor.probing), None without a health check:
+        built once it runs, after the caller was told (it costs an exec's spec)."""
+        if not self.engine.probed(record):
+            return None
         try:
-            if os.fork() == 0:
-                try:
-                    _detach_stdio(keep=(run,))
-                    os.set_inheritable(run, True)
-                    plan = {"id": self.container_id, "pid": pid, "run": run, "root": engine.paths.root,
-                            "run_root": engine.paths.run_root, "config_file": engine.config_file,
-                            "overrides": engine.overrides,
-                            "engine": [type(engine).__module__, type(engine).__qualname__]}
-                    exec_python("berth.monitor.health", "main", plan)
-                finally:
-                    os._exit(0)
-        finally:
-            os.close(run)
+            return self.engine.probing(self.container_id, launched.pid)
+        except (BerthError, OSError):  # it ended already, or was paused: no probing of this run
+            return None
 
     def serve(self, record: dict, first: int = -1, open_stdin: bool = True) -> AttachServer:
         """The attach socket for this run of the container; `first`, a client connected
@@ -197,7 +184,8 @@ class Supervisor:
                     os.close(notify_fd)
                     notify_fd = -1
                 started = time.monotonic()
-                self._supervise(record, launched, dict(stdio.ours), server, started, backoff)
+                probing = self.probing(record, launched)
+                self._supervise(record, launched, dict(stdio.ours), server, started, backoff, probing)
                 server.stop_listening()
                 server.drain()
                 code = wait_exit_code(launched.pid)
@@ -232,13 +220,16 @@ class Supervisor:
             on_started(launched.pid)
         log = open_log(self.engine.log_target(record))
         code = None
+        probing = self.probing(record, launched)
         try:
-            copy_output(dict(stdio.ours), log, _write_all, stdio.stdin_feed(), server=server)
+            copy_output(dict(stdio.ours), log, _write_all, stdio.stdin_feed(), server=server, probing=probing)
             server.stop_listening()
             server.drain()
             code = wait_exit_code(launched.pid)
             reap_orphans()
         finally:
+            if probing is not None:
+                probing.close()
             if log is not None:
                 log.close()
             stdio.close()
@@ -250,9 +241,10 @@ class Supervisor:
         return code
 
     def _supervise(self, record: dict, launched, sources: dict, server: AttachServer, started: float,
-                   backoff: float) -> None:
-        """Copy the output to the log and the clients until the container ends; whenever
-        nobody is attached, the lean monitor takes over (and this never returns)."""
+                   backoff: float, probing=None) -> None:
+        """Copy the output to the log and the clients (and probe the container's health)
+        until the container ends; whenever nobody is attached, the lean monitor takes over
+        (and this never returns)."""
         log = open_log(self.engine.log_target(record))
         try:
             server.idle_return = True
@@ -260,11 +252,14 @@ class Supervisor:
                 if server.idle():
                     if log is not None:
                         log.flush()
-                    self._go_lean(launched, sources, server, started, backoff, log)  # returns if it cannot
+                    # returns if it cannot
+                    self._go_lean(launched, sources, server, started, backoff, log, probing)
                     server.idle_return = False
-                if copy_output(sources, log, server=server):
+                if copy_output(sources, log, server=server, probing=probing):
                     return
         finally:
+            if probing is not None:
+                probing.close()
             if log is not None:
                 log.close()
 
@@ -290,7 +285,7 @@ class Supervisor:
         return backoff
 
     def _go_lean(self, launched, sources: dict, server: AttachServer, started: float, backoff: float,
-                 log) -> None:
+                 log, probing=None) -> None:
         """Exec the lean monitor (berth.monitor.lean) with what it needs, fds kept open."""
         engine = self.engine
         held = engine.held_sockets(self.container_id)
@@ -304,7 +299,8 @@ class Supervisor:
                 "engine": [type(engine).__module__, type(engine).__qualname__],
                 "log": log.spec() if log is not None else None,
                 "sources": [[fd, stream] for fd, stream in sources.items()], "console": console, "held": held,
-                "started": started, "backoff": backoff, "attach": server.handoff()}
+                "started": started, "backoff": backoff, "attach": server.handoff(),
+                "probing": probing.handoff() if probing is not None else None}
         try:
             exec_python("berth.monitor.lean", "main", plan)
         except OSError:  # nothing inheritable may reach the next container we start

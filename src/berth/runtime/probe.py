@@ -1,8 +1,9 @@
-"""A probe launcher: one process per running container that has joined it once, as an exec's
-process joins it (namespaces, rlimits, working directory, seccomp, user, groups, capabilities,
-no_new_privs: the OCI spec of an exec), and then starts each probe with posix_spawn (vfork and
-exec: no Python runs in the probe, nothing is copied). A health check every second then costs
-a spawn, not two forks of an interpreter and a spec built anew.
+"""A probe launcher: one process per running container with a health check, forked by its
+supervisor at the first probe, that has joined the container once as an exec's process joins
+it (namespaces, rlimits, working directory, seccomp, user, groups, capabilities,
+no_new_privs: the OCI spec of an exec), and then starts each probe with posix_spawn (vfork
+and exec: no Python runs in the probe, nothing is copied). A health check every second then
+costs a spawn, not a fork of the supervisor (whose pages both would then copy) and a join.
 
 The launcher itself is no process of the container: its pid namespace is the host's (joining
 a pid namespace applies to the children only) and it stays in its creator's cgroup, except
@@ -10,25 +11,22 @@ for the instant of each spawn, when it moves itself into the container's (v1: th
 `tasks`, which takes no global lock), so that the probe is born there and counts there, as an
 exec's process does. `top` and the container's `ps` see the probes while they run, never it.
 
-The caller (the container's prober, engine.health) speaks to it over a socketpair: a request
-is {"argv", "timeout", "limit"}; the answer {"code", "output" (its bytes as latin-1),
-"truncated", "timed_out"}, or {"error", "kind"} when the command cannot start (docker's exec
-errors)."""
+Its caller (monitor.probing, in the supervisor's poll loop) speaks to it over two pipes, one
+JSON line each way, and never waits for it: a request is {"argv", "timeout", "limit"}; the
+answer {"code", "output" (its bytes as latin-1), "truncated", "timed_out"}, or {"error"} when
+the command cannot start (docker's exec errors). Imports nothing the supervisor does not
+need anyway beyond runtime.process and runtime.syscalls."""
 
 import _signal as signal  # `signal` imports enum
 import gc
 import os
 import select
-import socket
 import time
 
 from berth import fastjson
-from berth.errors import BerthError, from_kind
+from berth.errors import BerthError
 from berth.runtime import process
 from berth.runtime import syscalls as sc
-from berth.runtime.cgroups import CGROUP_ROOT
-from berth.runtime.cgroups.v1 import hierarchies
-from berth.runtime.container import _enter_namespaces, _load_seccomp
 from berth.runtime.forked import keep_only_fds
 from berth.runtime.reap import wait_exit_code
 
@@ -36,89 +34,99 @@ DRAIN_ROUNDS = 64  # reads per probe once it ended: what it left in the pipe, no
 SPAWN_RESET = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
 
 
+NAMESPACE_FLAGS = {"ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "network": sc.CLONE_NEWNET,
+                   "pid": sc.CLONE_NEWPID, "cgroup": sc.CLONE_NEWCGROUP, "mount": sc.CLONE_NEWNS}
+
+
 class ProbeLauncher:
-    """The caller's handle on a launcher forked for `spec` (an exec's OCI spec: its namespaces
-    by path, its cgroup) with the container's seccomp `program` (None: none)."""
+    """The caller's handle on a launcher forked for an exec's OCI `process` and `namespaces`
+    ([[type, path]]), with the container's seccomp filter (flags, BPF bytes; None: none);
+    `join` and `leave` are the cgroup files that move a thread into the container's cgroups
+    and back into ours (join_files, leave_files)."""
 
-    __slots__ = ("pid", "alive", "_sock")
+    __slots__ = ("pid", "answers", "_requests", "_pending")
 
-    def __init__(self, spec: dict, program, cgroup_dirs: list[str]):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        join = _open_procs_files(cgroup_dirs)
+    def __init__(self, process_spec: dict, namespaces: list, seccomp, join: list[str], leave: list[str]):
+        requests, self._requests = os.pipe()
+        self.answers, answering = os.pipe()
+        fds = []
         try:
-            leave = _open_procs_files(_own_cgroup_dirs(cgroup_dirs))
-        except BaseException:
-            for fd in join:
-                os.close(fd)
-            raise
-        # The collector writes a header in every object it walks: the launcher never runs it,
-        # and what the caller has so far is left out of the caller's walks, so fewer of the
-        # pages both share get copied.
-        gc.freeze()
-        try:
+            fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in join + leave]
+            # The collector writes a header in every object it walks: the launcher never runs it,
+            # and what the caller has so far is left out of the caller's walks, so fewer of the
+            # pages both share get copied.
+            gc.freeze()
             self.pid = os.fork()
             if self.pid == 0:
                 try:
                     gc.disable()
-                    # its caller's fds (another launcher's socket among them, which would never see
-                    # its EOF) reach no probe and keep nothing open
-                    keep_only_fds(theirs.fileno(), *join, *leave)
-                    _serve(theirs, spec, program, join, leave)
+                    # its caller's fds (the container's pipes, the attach socket) reach no probe
+                    keep_only_fds(requests, answering, *fds)
+                    _serve(requests, answering, process_spec, namespaces, seccomp, fds[:len(join)],
+                           fds[len(join):])
                 finally:
                     os._exit(0)
-        finally:
-            theirs.close()
-            for fd in join + leave:
+        except BaseException:
+            for fd in (self.answers, self._requests):
                 os.close(fd)
-        self._sock = ours
-        self.alive = True
+            raise
+        finally:
+            for fd in [requests, answering] + fds:
+                os.close(fd)
+        self._pending = b""
 
-    def run(self, argv: list[str], timeout: float, limit: int) -> tuple[int, bytes, bool, bool]:
-        """Run `argv` to its end: (exit code, stdout and stderr together up to `limit` bytes,
-        truncated, timed out). Raises BerthError when it cannot start."""
-        try:
-            self._sock.send(fastjson.dumps({"argv": argv, "timeout": timeout, "limit": limit}).encode())
-            answer = self._sock.recv(2 * limit + 65536)
-        except OSError:
-            answer = b""
-        if not answer:
-            self.alive = False
-            raise BerthError("the container's probe launcher ended")
-        result = fastjson.loads(answer)
-        if "error" in result:
-            raise from_kind(result["kind"], result["error"])
-        return result["code"], result["output"].encode("latin-1"), result["truncated"], \
-            result["timed_out"]
+    def request(self, argv: list[str], timeout: float, limit: int) -> None:
+        """Start `argv`; its answer becomes readable on `answers` once it ended (or timed out)."""
+        os.write(self._requests, (fastjson.dumps({"argv": argv, "timeout": timeout, "limit": limit}) + "\n").encode())
+
+    def answer(self) -> dict | None:
+        """The answer, once whole ({"code", "output", "truncated", "timed_out"} or {"error"});
+        None while it is still coming; {"error"} too if the launcher ended."""
+        data = os.read(self.answers, 1 << 16)
+        if not data:
+            return {"error": "the container's probe launcher ended", "ended": True}
+        self._pending += data
+        if not self._pending.endswith(b"\n"):
+            return None
+        answer, self._pending = fastjson.loads(self._pending), b""
+        return answer
 
     def close(self) -> None:
-        """The launcher ends (it reads EOF) and is reaped."""
-        self._sock.close()
+        """The launcher ends (it reads EOF) and is reaped; a probe it runs is killed with it."""
+        for fd in (self._requests, self.answers):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
 
 
-def _open_procs_files(directories: list[str]) -> list[int]:
+def join_files(directories: list[str]) -> list[str]:
     """The file that moves the writing thread into each cgroup: v1's `tasks` (a thread of its
     own: no global lock), cgroup2's `cgroup.procs` first. A cgroup.procs write may wait for an
     RCU grace period before it moves us: on a hybrid host, while we are not yet in (joining)
     or no longer in (leaving) the v1 hierarchies that list the container's processes."""
-    fds = []
-    try:
-        for directory in sorted(directories, key=lambda d: os.path.exists(os.path.join(d, "tasks"))):
-            name = "tasks" if os.path.exists(os.path.join(directory, "tasks")) else "cgroup.procs"
-            fds.append(os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CLOEXEC))
-    except BaseException:
-        for fd in fds:
-            os.close(fd)
-        raise
-    return fds
+    found = []
+    for directory in directories:
+        tasks = os.path.join(directory, "tasks")
+        found.append(tasks if os.path.exists(tasks) else os.path.join(directory, "cgroup.procs"))
+    return sorted(found, key=lambda path: path.endswith("/tasks"))
 
 
-def _own_cgroup_dirs(container_dirs: list[str]) -> list[str]:
-    """Our own cgroup in each hierarchy the container's directories are in (a directory is
-    <mount point>/<path>; /proc/self/cgroup gives our path per hierarchy)."""
+def leave_files(container_dirs: list[str]) -> list[str]:
+    """join_files of our own cgroup in each hierarchy the container's directories are in (a
+    directory is <mount point>/<path>; /proc/self/cgroup gives our path per hierarchy), in
+    the order to leave them (the reverse of joining)."""
+    from berth.runtime.cgroups import CGROUP_ROOT  # lazy: only the engine plans a probing
+    from berth.runtime.cgroups.v1 import hierarchies
+
     mounts = hierarchies(CGROUP_ROOT)
     ours = {}
     with open("/proc/self/cgroup") as f:
@@ -135,47 +143,53 @@ def _own_cgroup_dirs(container_dirs: list[str]) -> list[str]:
         if mount_point is None:  # cgroup2 alone: the whole hierarchy
             mount_point = CGROUP_ROOT
         found.append(mount_point.rstrip("/") + ours.get(mount_point, "/"))
-    return found
+    return list(reversed(join_files(found)))
 
 
-def _serve(sock: socket.socket, spec: dict, program, join: list[int], leave: list[int]) -> None:
+def _serve(requests: int, answering: int, process_spec: dict, namespaces: list, seccomp, join: list[int],
+           leave: list[int]) -> None:
     """The launcher's life: join the container, then one probe per request until EOF."""
-    proc = _join(spec, program)
+    _join(process_spec, namespaces, seccomp)
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # after the credentials: changing them clears it
-    env = proc.get("env") or []
+    env = process_spec.get("env") or []
     environ = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    pending = b""
     while True:
-        request = sock.recv(65536)
-        if not request:
+        data = os.read(requests, 1 << 16)
+        if not data:
             return
-        request = fastjson.loads(request)
-        try:
-            result = _probe(request, env, environ, null, join, leave)
-        except BerthError as err:
-            result = {"error": str(err), "kind": err.kind}
-        except OSError as err:
-            result = {"error": f'exec: "{request["argv"][0]}": {(err.strerror or str(err)).lower()}',
-                      "kind": "cannot_invoke"}
-        sock.send(fastjson.dumps(result).encode())
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            request = fastjson.loads(line)
+            try:
+                result = _probe(request, env, environ, null, join, leave)
+            except BerthError as err:
+                result = {"error": str(err)}
+            except OSError as err:
+                result = {"error": f'exec: "{request["argv"][0]}": {(err.strerror or str(err)).lower()}'}
+            os.write(answering, (fastjson.dumps(result) + "\n").encode())
 
 
-def _join(spec: dict, program) -> dict:
-    """An exec's steps (runtime.container: _intermediate, then _init), on ourselves."""
-    proc = spec.get("process") or {}
+def _join(process_spec: dict, namespaces: list, seccomp) -> None:
+    """An exec's steps (runtime.container: _intermediate, then _init), on ourselves; the mount
+    namespace last (all paths are opened first: joining it changes what paths mean)."""
     sc.prctl(sc.PR_SET_NAME, b"berth-probe")  # what ps shows on the host (the container never sees it)
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
-    process.set_oom_score_adj(proc)
-    _enter_namespaces((spec.get("linux") or {}).get("namespaces") or ())
-    process.set_rlimits(proc.get("rlimits"))
-    os.chdir(proc.get("cwd") or "/")
-    no_new_privileges = proc.get("noNewPrivileges")
-    if program is not None and not no_new_privileges:
-        _load_seccomp(program)
-    process.set_credentials(proc)
-    if program is not None and no_new_privileges:
-        _load_seccomp(program)
-    return proc
+    process.set_oom_score_adj(process_spec)
+    joins = [(os.open(path, os.O_RDONLY | os.O_CLOEXEC), NAMESPACE_FLAGS[kind]) for kind, path in namespaces]
+    for fd, flag in sorted(joins, key=lambda join: join[1] == sc.CLONE_NEWNS):
+        sc.setns(fd, flag)
+        os.close(fd)
+    process.set_rlimits(process_spec.get("rlimits"))
+    os.chdir(process_spec.get("cwd") or "/")
+    no_new_privileges = process_spec.get("noNewPrivileges")
+    if seccomp is not None and not no_new_privileges:
+        sc.seccomp_set_mode_filter(*seccomp)
+    process.set_credentials(process_spec)
+    if seccomp is not None and no_new_privileges:
+        sc.seccomp_set_mode_filter(*seccomp)
 
 
 def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[int], leave: list[int]) -> dict:
@@ -191,7 +205,7 @@ def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[i
                                  file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, writer, 1),
                                                (os.POSIX_SPAWN_DUP2, writer, 2)])
         finally:
-            for fd in reversed(leave):  # ...then we leave those joined already: they could never be removed
+            for fd in leave:  # ...then we leave those joined already: they could never be removed
                 os.write(fd, b"0")
     finally:
         os.close(writer)

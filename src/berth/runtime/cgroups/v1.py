@@ -87,6 +87,11 @@ class V1Cgroup:
         """Its directory in every hierarchy, the ones a process is moved into."""
         return list(self.dirs.values())
 
+    def freeze_file(self) -> str | None:
+        """The file that tells whether it is frozen (THAWED when not); None without a freezer."""
+        freezer = self._dir("freezer")
+        return os.path.join(freezer, "freezer.state") if freezer else None
+
     def add(self, pid: int) -> None:
         for directory in self.dirs.values():
             write(directory, "cgroup.procs", str(pid))

@@ -46,6 +46,10 @@ class V2Cgroup:
         """Its directory, the one a process is moved into."""
         return [self.dir]
 
+    def freeze_file(self) -> str | None:
+        """The file that tells whether it is frozen (0 when not)."""
+        return os.path.join(self.dir, "cgroup.freeze")
+
     def add(self, pid: int) -> None:
         write(self.dir, "cgroup.procs", str(pid))
 

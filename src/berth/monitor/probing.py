@@ -1,0 +1,271 @@
+"""A container's health checks, run by its supervisor (docker's health monitor): the schedule
+kept in the supervisor's own poll loop (monitor.lean.copy_output), each probe started by the
+container's probe launcher (runtime.probe: forked from the supervisor at the first probe, it
+has joined the container as an exec does, with the exec's OCI spec that the engine built at
+the start: engine.health.probe_plan), its answer awaited in the same loop, its result
+recorded as docker's handleProbeResult does.
+
+Recording needs no engine: the last 5 results, the failing streak and the status. A probe
+that leaves the status as it was only rewrites the run's health file (read_probed merges it
+into State.Health when it is newer than the record); one that changes it rewrites the record,
+under the container's lock, and emits health_status. Probes emit docker's exec_create,
+exec_start and exec_die events.
+
+Nothing here imports more than os, time, binascii and fastjson until a probe starts: the
+engine reads health files (read_probed) on every look at such a container."""
+
+import binascii
+import os
+import time
+
+from berth import fastjson
+
+MAX_LOG_ENTRIES = 5
+FROZEN_NOT = (b"THAWED", b"0")  # v1 freezer.state, v2 cgroup.freeze of a cgroup that runs
+MAX_OUTPUT = 4096  # docker's maxOutputLen
+LATE = 10.0  # seconds past a probe's timeout before its launcher is taken for stuck (and ended)
+EXEC_FAILED = "OCI runtime exec failed: exec failed: unable to start container process: {}: unknown"
+
+
+# -- the health file -------------------------------------------------------------------------
+
+def probed_path(run_dir: str) -> str:
+    """The run's health file, in the container's run directory."""
+    return os.path.join(run_dir, "health.json")
+
+
+def write_probed(run_dir: str, pid: int, health: dict) -> None:
+    """The health file rewritten in place, its checksum first: a temp file renamed over it
+    costs ext4 a flush of its data (auto_da_alloc), ten times the write; a reader that
+    catches it half-written sees a wrong checksum and keeps the record's State.Health."""
+    text = fastjson.dumps({"Pid": pid, "Health": health}).encode()
+    data = b"%08x " % binascii.crc32(text) + text
+    fd = os.open(probed_path(run_dir), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
+def read_probed(run_dir: str, record: dict, record_written: int | None) -> None:
+    """State.Health of a running container from its health file, when that file is of this
+    run (its pid), whole, and newer than the record (`record_written`, its st_mtime_ns):
+    whatever rewrites the record later (a pause, a stop, a status change) carries the merged
+    health on."""
+    try:
+        with open(probed_path(run_dir), "rb") as f:
+            # <=: times are the kernel's coarse clock, a record written in the same tick wins
+            if record_written is not None and os.fstat(f.fileno()).st_mtime_ns <= record_written:
+                return
+            checksum, _, text = f.read().partition(b" ")
+        if int(checksum, 16) != binascii.crc32(text):
+            return
+        probed = fastjson.loads(text)
+    except (FileNotFoundError, ValueError):
+        return
+    if probed.get("Pid") == record["State"]["Pid"] and isinstance(probed.get("Health"), dict):
+        record["State"]["Health"] = probed["Health"]
+
+
+# -- docker's rules ---------------------------------------------------------------------------
+
+def next_delay(plan: dict, current: str) -> float:
+    """docker's getInterval: the start interval while starting within the start period."""
+    if time.time() - plan["started"] < plan["start_period"] and current == "starting":
+        return plan["start_interval"]
+    return plan["interval"]
+
+
+def apply_result(health: dict, result: dict, plan: dict) -> None:
+    """docker's handleProbeResult on State.Health: the result logged (last 5), the streak and
+    the status updated; failures within the start period do not count."""
+    before = health["Status"]
+    health["Log"] = (health.get("Log") or [])[-(MAX_LOG_ENTRIES - 1):] + [result]
+    if result["ExitCode"] == 0:
+        health.update(Status="healthy", FailingStreak=0)
+    elif before != "starting" or _unix(result["Start"]) - plan["started"] >= plan["start_period"]:
+        health["FailingStreak"] = health.get("FailingStreak", 0) + 1
+        if health["FailingStreak"] >= plan["retries"]:
+            health["Status"] = "unhealthy"
+
+
+def _unix(rfc3339: str) -> float:
+    from berth.units import parse_rfc3339  # lazy: only failing probes in a start period read times
+
+    return parse_rfc3339(rfc3339)
+
+
+def _result(begun: int, code: int, output: str) -> dict:
+    from berth.units import format_rfc3339_nano_ns  # the lean monitor has units already
+
+    return {"Start": format_rfc3339_nano_ns(begun), "End": format_rfc3339_nano_ns(time.time_ns()),
+            "ExitCode": code, "Output": output}
+
+
+# -- probing ----------------------------------------------------------------------------------
+
+class Probing:
+    """The probing of one run of a container, for the poll loop of whoever supervises it:
+    `timeout()` until it needs the loop again, `readers()` to watch, `handle(ready)` after
+    each wake-up; `handoff()` before its supervisor execs, `close()` when the run ended.
+
+    `plan` (engine.health.probe_plan, JSON: it crosses execs): id, pid (the run), root,
+    run_dir, argv, interval/timeout/start_period/start_interval (seconds), retries, started
+    (unix time of the start), health (State.Health now), process (the exec's OCI process),
+    namespaces ([[type, path]]), join/leave (cgroup files), freeze_file, seccomp ([flags,
+    bpf hex] or None), actor ([id, attributes] of its events), due (unix time of the next
+    probe, once scheduled)."""
+
+    __slots__ = ("plan", "health", "due", "launcher", "probe", "seen")
+
+    def __init__(self, plan: dict):
+        self.plan = plan
+        self.health = plan["health"]
+        self.due = plan.get("due") or time.time() + next_delay(plan, self.health["Status"])
+        self.launcher = None  # runtime.probe.ProbeLauncher, made at the first probe
+        self.probe = None  # the probe in flight: (begun ns, exec ID, monotonic time it is late)
+        self.seen = None  # the record's st_mtime_ns when we last took its State.Health
+
+    def timeout(self) -> float:
+        """Seconds until the loop must call handle() even if nothing is ready."""
+        if self.probe is not None:
+            return max(0.0, self.probe[2] - time.monotonic())
+        return max(0.0, self.due - time.time())
+
+    def readers(self) -> list[int]:
+        return [self.launcher.answers] if self.probe is not None else []
+
+    def handle(self, ready) -> None:
+        if self.probe is not None:
+            if self.launcher.answers in ready:
+                answer = self.launcher.answer()
+                if answer is not None:
+                    self._finish(answer)
+            elif time.monotonic() >= self.probe[2]:  # its launcher is stuck (a frozen container)
+                self._end_launcher()
+                self._finish({"error": "the container's probe launcher ended", "ended": True})
+            return
+        if time.time() >= self.due:
+            self._start()
+
+    def handoff(self) -> dict:
+        """What the next exec of the supervisor needs: a probe in flight is ended, not
+        recorded, and the next one is due at once (the next launcher is made by it)."""
+        if self.probe is not None:
+            self.probe = None
+            self.due = time.time()
+        self._end_launcher()
+        return dict(self.plan, health=self.health, due=self.due)
+
+    def close(self) -> None:
+        """The run ended: the launcher ends, and a probe in flight with it."""
+        self.probe = None
+        self._end_launcher()
+
+    # -- one probe ----------------------------------------------------------------------------
+    def _start(self) -> None:
+        plan = self.plan
+        if _frozen(plan.get("freeze_file")):  # docker does not probe a paused container
+            self.due = time.time() + plan["interval"]
+            return
+        exec_id = os.urandom(32).hex()
+        command = " ".join(plan["argv"])
+        self._event("exec_create: " + command, {"execID": exec_id})
+        self._event("exec_start: " + command, {"execID": exec_id})
+        self.probe = (time.time_ns(), exec_id, time.monotonic() + plan["timeout"] + LATE)
+        try:
+            if self.launcher is None:
+                from berth.runtime.probe import ProbeLauncher  # lazy: only once a probe starts
+
+                seccomp = plan.get("seccomp")
+                self.launcher = ProbeLauncher(plan["process"], plan["namespaces"],
+                                              None if seccomp is None else (seccomp[0], bytes.fromhex(seccomp[1])),
+                                              plan["join"], plan["leave"])
+            self.launcher.request(plan["argv"], plan["timeout"], MAX_OUTPUT)
+        except OSError as err:  # the run is ending (its namespaces, its cgroup are going)
+            self._end_launcher()
+            self._finish({"error": str(err), "ended": True})
+
+    def _finish(self, answer: dict) -> None:
+        """docker's handleProbeResult for one probe's `answer` (engine-free: the record is read
+        and written as files, under the container's lock)."""
+        plan = self.plan
+        begun, exec_id, _ = self.probe
+        self.probe = None
+        if "error" in answer:
+            if answer.get("ended"):
+                self._end_launcher()  # made again for the next probe
+                result = _result(begun, -1, answer["error"])
+            else:
+                result = _result(begun, -1, EXEC_FAILED.format(answer["error"]))
+        else:
+            self._event("exec_die", {"execID": exec_id, "exitCode": str(answer["code"])})
+            if answer["timed_out"]:
+                from berth.gotime import go_duration  # lazy: only a probe that timed out
+
+                timeout = go_duration(round(plan["timeout"] * 1e9))
+                result = _result(begun, -1, f"Health check exceeded timeout ({timeout})")
+            else:
+                output = answer["output"].encode("latin-1").decode("utf-8", "replace")
+                result = _result(begun, answer["code"], output + ("..." if answer["truncated"] else ""))
+        changed = self._save(result)
+        if changed is not None:
+            self._event("health_status: " + changed, {})
+        self.due = time.time() + next_delay(plan, self.health["Status"])
+
+    def _end_launcher(self) -> None:
+        if self.launcher is not None:
+            self.launcher.close()
+            self.launcher = None
+
+    def _save(self, result: dict) -> str | None:
+        """The result applied and written; the new status if it changed (None otherwise, or
+        when the result is dropped: the run is over, or it is paused)."""
+        from berth.fs import Lock, read_json, write_json  # lazy: the fs module is small, and only probes write
+
+        plan = self.plan
+        record_path = os.path.join(plan["root"], "containers", plan["id"], "config.json")
+        try:
+            with Lock(os.path.join(plan["root"], "containers", plan["id"], "lock")):
+                written = os.stat(record_path).st_mtime_ns
+                record = None
+                if written != self.seen:  # written by someone else (a pause, a stop...): theirs is the truth
+                    record = read_json(record_path)
+                    state = record["State"]
+                    if not state["Running"] or state["Pid"] != plan["pid"] or state.get("Health") is None:
+                        return None
+                    if state["Paused"]:
+                        return None
+                    read_probed(plan["run_dir"], record, written)
+                    self.health = record["State"]["Health"]
+                    self.seen = written
+                before = self.health["Status"]
+                apply_result(self.health, result, plan)
+                if self.health["Status"] == before:
+                    write_probed(plan["run_dir"], plan["pid"], self.health)
+                    return None
+                if record is None:
+                    record = read_json(record_path)
+                record["State"]["Health"] = self.health
+                write_json(record_path, record, durable=False)
+                self.seen = os.stat(record_path).st_mtime_ns
+                return self.health["Status"]
+        except (FileNotFoundError, NotADirectoryError):  # removed meanwhile
+            return None
+
+    def _event(self, action: str, extra: dict) -> None:
+        from berth.journal import emit  # lazy: the journal module is small, and only probes emit
+
+        actor_id, attributes = self.plan["actor"]
+        emit(self.plan["root"], "container", action, actor_id, attributes, None, extra)
+
+
+def _frozen(path: str | None) -> bool:
+    if not path:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read().strip() not in FROZEN_NOT
+    except OSError:
+        return False
