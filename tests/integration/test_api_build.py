@@ -222,3 +222,13 @@ def test_dockerfile_outside_the_context(api, tmp_path):
     # the .dockerignore the CLI adds for it leaves the sent Dockerfile (and itself) out of COPY
     listing = api.berth.ok("run", "--rm", "--network", "none", "outside", "find", "/ctx").split()
     assert sorted(listing) == ["/ctx", "/ctx/Dockerfile", "/ctx/app.txt"]
+
+
+def test_plain_docker_build_picks_the_classic_builder(api, tmp_path):
+    """berth's /_ping says Builder-Version 1, as a dockerd without BuildKit does: docker's CLI then
+    builds with the classic builder without being told (DOCKER_BUILDKIT unset)."""
+    env = {k: v for k, v in api.env.items() if k != "DOCKER_BUILDKIT"}
+    done = subprocess.run([ApiService.DOCKER_28, "build", "-q", "-t", "plain", context(tmp_path)], capture_output=True,
+                          text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == image_id(api, "plain")
