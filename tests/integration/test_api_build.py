@@ -232,3 +232,11 @@ def test_plain_docker_build_picks_the_classic_builder(api, tmp_path):
                           text=True, env=env, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == image_id(api, "plain")
+
+
+def test_buildkit_clients_are_told_to_use_the_classic_builder(api, tmp_path):
+    done = subprocess.run([ApiService.DOCKER_20, "build", "-t", "bk", context(tmp_path)], capture_output=True, text=True,
+                          env={**api.env, "DOCKER_BUILDKIT": "1"}, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode != 0
+    assert "classic builder" in done.stderr and "DOCKER_BUILDKIT=0" in done.stderr, done.stderr
+    assert "bk" not in api.berth.ok("images", "--format", "{{.Repository}}").split()

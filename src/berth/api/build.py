@@ -10,7 +10,7 @@ import contextlib
 import json
 import os
 
-from berth.api.http import Request, Stream, json_lines
+from berth.api.http import Hijack, Request, Stream, json_lines
 from berth.errors import BerthError, InvalidArgument, NotImplementedYet, from_kind
 
 NETWORK_MODES = ("default", "bridge", "none", "host")
@@ -20,11 +20,11 @@ def build(req: Request) -> Stream:
     from berth.engine import build_upload  # lazy: only builds
     from berth.engine.build import BuildOptions
 
+    if req.arg("version", "1") == "2":  # (its context comes through the session: remote=client-session)
+        raise InvalidArgument("berth serves the classic builder only (version=1): set DOCKER_BUILDKIT=0")
     if req.arg("remote"):
         raise NotImplementedYet("building from a remote context (git or URL) is not supported by berth: "
                                 "send the context as the request body")
-    if req.arg("version", "1") == "2":
-        raise InvalidArgument("berth serves the classic builder only (version=1): set DOCKER_BUILDKIT=0")
     network = req.arg("networkmode") or "default"
     if network not in NETWORK_MODES:
         raise InvalidArgument(f'network mode "{network}" is not supported for builds: use default, none or host')
@@ -124,6 +124,22 @@ def _messages(reader: int, pid: int):
             os.waitpid(pid, 0)
 
 
+def session(req: Request) -> Hijack:
+    """POST /session, which a BuildKit client (docker 20.10's CLI with DOCKER_BUILDKIT=1) opens
+    beside its build: upgraded and held open, unused, so that the client reads the build's refusal
+    (version=2) instead of failing on a 404 here with gRPC's words."""
+
+    def run(sock, early: bytes) -> None:
+        sock.settimeout(60)
+        try:
+            while sock.recv(1 << 16):
+                pass
+        except OSError:
+            pass
+
+    return Hijack(run, "application/octet-stream", {"Upgrade": req.headers.get("upgrade", "h2c")})
+
+
 def _string_map(req: Request, name: str, nullable: bool = False) -> dict:
     """A JSON object of strings (buildargs may name an arg without a value: null)."""
     value = req.json_arg(name)
@@ -146,4 +162,5 @@ def _string_list(req: Request, name: str) -> list:
 
 ROUTES = [
     ("POST", "/build", build),
+    ("POST", "/session", session),
 ]
