@@ -235,8 +235,33 @@ def test_plain_docker_build_picks_the_classic_builder(api, tmp_path):
 
 
 def test_buildkit_clients_are_told_to_use_the_classic_builder(api, tmp_path):
-    done = subprocess.run([ApiService.DOCKER_20, "build", "-t", "bk", context(tmp_path)], capture_output=True, text=True,
-                          env={**api.env, "DOCKER_BUILDKIT": "1"}, timeout=120, stdin=subprocess.DEVNULL)
+    done = subprocess.run([ApiService.DOCKER_20, "build", "-t", "bk", context(tmp_path)], capture_output=True,
+                          text=True, env={**api.env, "DOCKER_BUILDKIT": "1"}, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode != 0
     assert "classic builder" in done.stderr and "DOCKER_BUILDKIT=0" in done.stderr, done.stderr
     assert "bk" not in api.berth.ok("images", "--format", "{{.Repository}}").split()
+
+
+def test_a_client_gone_cancels_its_build(api, tmp_path):
+    """dockerd cancels a build whose client hangs up: its step's container is killed and removed,
+    nothing is tagged; berth's staging copy of the context goes too."""
+    import socket
+
+    from conftest import wait_for
+
+    body = _tar(("Dockerfile", b"FROM busybox\nRUN echo started && sleep 60\n"))
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(api.sock)
+    sock.sendall(b"POST /build?t=gone&networkmode=none HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\n"
+                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    seen = b""
+    while b"started" not in seen:
+        chunk = sock.recv(4096)
+        assert chunk, seen
+        seen += chunk
+    assert api.berth.ok("ps", "-aq").strip()  # the RUN step's container
+    sock.close()
+    wait_for(lambda: api.berth.ok("ps", "-aq") == "", 30, "the cancelled step's container to go")
+    staging = os.path.join(api.berth.root, "image", "tmp")
+    wait_for(lambda: not [n for n in os.listdir(staging) if n.startswith("build-")], 30, "the context to go")
+    assert "gone" not in api.berth.ok("images", "--format", "{{.Repository}}").split()

@@ -9,6 +9,7 @@ clean up its containers) with nobody listening."""
 import contextlib
 import json
 import os
+import signal
 
 from berth.api.http import Hijack, Request, Stream, json_lines
 from berth.errors import BerthError, InvalidArgument, NotImplementedYet, from_kind
@@ -38,7 +39,7 @@ def build(req: Request) -> Stream:
     with contextlib.ExitStack() as cleanup:
         context_dir = cleanup.enter_context(build_upload.unpacked_context(req.engine, req.stream()))
         dockerfile = build_upload.dockerfile_in(context_dir, req.arg("dockerfile"))
-        messages = _run(req.engine, BuildOptions(context_dir, dockerfile, **options))
+        messages = _run(req, BuildOptions(context_dir, dockerfile, **options))
         cleanup.callback(messages.close)  # waits for the build (LIFO: before the context goes)
         # dockerd answers an error before any output as the request's error (docker's CLI prints
         # "Error response from daemon: ..."), one after it inside the stream
@@ -70,14 +71,19 @@ def _chain(first, rest):
     yield from rest
 
 
-def _run(engine, options):
+def _run(req: Request, options):
     """Fork the build; yield what it says ({"out"}, then {"id"} or {"error", "kind", "code"})."""
     from berth.engine.build import RunFailed, build
 
+    engine = req.engine
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # the build
         os.close(reader)
+        if req.sock is not None:
+            req.sock.close()  # the client's connection ends with the connection's process, not ours
+        # a cancel (the client gone) interrupts the build, which then removes its step's container
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         code = 0
         try:
             with os.fdopen(writer, "w", encoding="utf-8", errors="surrogateescape") as pipe:
@@ -110,18 +116,26 @@ def _run(engine, options):
 
 def _messages(reader: int, pid: int):
     with os.fdopen(reader, "r", encoding="utf-8", errors="surrogateescape") as pipe:
-        ended = False
+        ended = False  # the build said its result, or its end of output came
         try:
             for line in pipe:
                 message = json.loads(line)
                 ended = "id" in message or "error" in message
                 yield message
             if not ended:
+                ended = True
                 yield {"error": "the build ended without a result", "kind": "system"}
         finally:
-            for _ in pipe:  # a client gone: let the build finish rather than block on a full pipe
-                pass
-            os.waitpid(pid, 0)
+            # the SIGIO of a client's hang-up (api.server.ClientWatch) has said all it had to
+            previous = signal.signal(signal.SIGIO, signal.SIG_IGN)
+            try:
+                if not ended:  # the client went away: cancel the build, as dockerd does
+                    os.kill(pid, signal.SIGINT)
+                for _ in pipe:  # what it still says until it has removed its step's container
+                    pass
+                os.waitpid(pid, 0)
+            finally:
+                signal.signal(signal.SIGIO, previous)
 
 
 def session(req: Request) -> Hijack:
