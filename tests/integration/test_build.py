@@ -132,6 +132,7 @@ COPY --from=0 /out /all
 """})
     busybox.ok("build", "-t", "final", ctx)
     assert _run(busybox, "final", "sh", "-c", "cat /app/artifact; ls /all").split() == ["built", "artifact"]
+    assert not [n for n in os.listdir(os.path.join(busybox.root, "image", "tmp")) if n.startswith("build")]
     out = busybox.ok("build", "--target", "tester", "-t", "tester", ctx)
     assert "Step 4/4 : RUN echo tested > /out/tested" in out
     assert _run(busybox, "tester", "cat", "/out/tested").strip() == "tested"
@@ -173,6 +174,21 @@ def test_the_cache_survives_across_builds_and_builder_prune_clears_it(busybox, t
     assert out.startswith("Total reclaimed space: ")
     rebuilt = busybox.ok("build", "-t", "p", ctx)
     assert "Using cache" not in rebuilt and "Running in" in rebuilt
+
+
+def test_intermediate_images_hidden_and_removed_with_the_image(busybox, tmp_path):
+    ctx = _write(tmp_path, {"Dockerfile": "FROM busybox\nENV A=1\nRUN echo x > /x\nCMD [\"x\"]\n"})
+    busybox.ok("build", "-t", "layered", ctx)
+    shown = busybox.ok("images", "--format", "{{.Repository}}").split()
+    assert sorted(shown) == ["busybox", "layered"]  # the steps' images only with -a, as docker
+    assert len(busybox.ok("images", "-aq").split()) == 1 + 3  # busybox and one image a step
+    assert "Deleted Images" not in busybox.ok("image", "prune", "-f")  # they are not dangling
+    kept = busybox.ok("rmi", "--no-prune", "layered")
+    assert kept.count("Deleted: sha256:") >= 1 and len(busybox.ok("images", "-aq").split()) == 1 + 2
+    busybox.ok("build", "-t", "layered", ctx)
+    removed = busybox.ok("rmi", "layered")
+    assert removed.startswith("Untagged: layered:latest\n")
+    assert busybox.ok("images", "-aq").split() == [_inspect(busybox, "busybox")["Id"][7:19]]
 
 
 def test_build_args(busybox, tmp_path):
@@ -310,6 +326,9 @@ def test_image_build_alias_and_dockerfile_flag(busybox, tmp_path):
     assert _inspect(busybox, "custom:1")["Id"] == _inspect(busybox, "custom:2")["Id"]
     assert _inspect(busybox, "custom:2")["Config"]["Cmd"] == ["custom"]
     busybox.fails(1, "build", "-f", "nonexistent", ctx, says="Cannot locate specified Dockerfile")
+    busybox.fails(125, "build", "-t", "UPPER", ctx, says='invalid argument "UPPER" for "-t, --tag" flag: '
+                  "invalid reference format: repository name (library/UPPER) must be lowercase")
+    busybox.fails(1, "build", str(tmp_path / "nowhere"), says="unable to prepare context: path")
 
 
 def test_run_does_not_import_build_modules(busybox):
@@ -324,12 +343,13 @@ def test_run_does_not_import_build_modules(busybox):
 
 
 # Recorded from dockerd 20.10's classic builder (DOCKER_BUILDKIT=0) for the same Dockerfiles:
-# the config (Env and Image left out) and the history's created_by, newest first, hashes masked.
+# the config (Env and Image left out) and the history's created_by, newest first, hashes masked;
+# HEALTHCHECK's as dockerd 25+ writes it (its HealthConfig gained StartInterval: one more "0s").
 RECORDED = {
     "health": ("FROM busybox\nHEALTHCHECK --timeout=3s CMD [\"true\"]\nHEALTHCHECK NONE\n",
                {"Cmd": ["sh"], "Healthcheck": {"Test": ["NONE"], "Timeout": 3000000000}},
-               ["/bin/sh -c #(nop)  HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}",
-                "/bin/sh -c #(nop)  HEALTHCHECK &{[\"CMD\" \"true\"] \"0s\" \"3s\" \"0s\" '\\x00'}"]),
+               ["/bin/sh -c #(nop)  HEALTHCHECK &{[\"NONE\"] \"0s\" \"0s\" \"0s\" \"0s\" '\\x00'}",
+                "/bin/sh -c #(nop)  HEALTHCHECK &{[\"CMD\" \"true\"] \"0s\" \"3s\" \"0s\" \"0s\" '\\x00'}"]),
     "expose": ("FROM busybox\nARG P=8080\nEXPOSE $P 53/udp 9000-9001/tcp\n",
                {"Cmd": ["sh"], "ExposedPorts": {"53/udp": {}, "8080/tcp": {}, "9000/tcp": {}, "9001/tcp": {}}},
                ["/bin/sh -c #(nop)  EXPOSE 8080 53/udp 9000-9001/tcp", "/bin/sh -c #(nop)  ARG P=8080"]),
@@ -360,3 +380,26 @@ def test_config_and_history_as_dockers_classic_builder(busybox, tmp_path, case):
     assert got == config
     shown = [re.sub(r"(file|dir|multi):[0-9a-f]{64}", r"\1:H", line) for line in _history(busybox, "recorded")]
     assert shown[:-1] == history  # the last: busybox's own import
+
+
+def test_a_build_ended_by_sigterm_removes_its_step_container(busybox, tmp_path):
+    import signal
+
+    from conftest import wait_for
+
+    ctx = _write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo started-step; sleep 60\n"})
+    log = str(tmp_path / "out")
+    with open(log, "w") as out:
+        build = subprocess.Popen(busybox.cmd("build", ctx), stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: "started-step\n" in open(log).read() or build.poll() is not None, 30, "the RUN's output")
+        assert build.poll() is None and len(busybox.container_ids()) == 1
+        build.send_signal(signal.SIGTERM)
+        assert build.wait(timeout=30) == 130
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+    assert busybox.container_ids() == []
+    assert "Removing intermediate container" in open(log).read()

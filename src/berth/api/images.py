@@ -60,8 +60,8 @@ def tag(req) -> Response:
 
 
 def remove(req) -> Response:
-    """?noprune is moot: berth's images have no parent images to prune."""
-    return Response(list(images.remove(req.engine, req.params["name"], req.flag("force"))))
+    """?noprune keeps a built image's untagged parents."""
+    return Response(list(images.remove(req.engine, req.params["name"], req.flag("force"), not req.flag("noprune"))))
 
 
 def prune(req) -> Response:

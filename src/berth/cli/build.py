@@ -4,7 +4,7 @@ classic builder's progress on stdout."""
 import os
 import sys
 
-from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse
+from berth.cli.flags import BOOL, LIST, STRING, Command, Flag, help_text, parse, usage_error
 from berth.errors import InvalidArgument
 
 BUILD = Command("build", "berth build [OPTIONS] PATH", "Build an image from a Dockerfile",
@@ -41,6 +41,13 @@ def cmd_build(engine, argv: list[str]) -> int:
         return 0
     if opts.progress not in ("auto", "plain", "tty", "quiet", "rawjson"):
         raise InvalidArgument(f'invalid progress mode "{opts.progress}": use auto, plain or tty')
+    from berth.engine.images import tag_name  # lazy: reference parsing
+
+    for tag in opts.tag:  # docker's CLI checks them as flag values: exit 125
+        try:
+            tag_name(tag)
+        except InvalidArgument as err:
+            raise usage_error(BUILD, f'invalid argument "{tag}" for "-t, --tag" flag: {err}') from None
     context = args[0]
     dockerfile = opts.file or "Dockerfile"
     if opts.file and opts.file != "-" and not os.path.isabs(opts.file):
@@ -59,6 +66,13 @@ def cmd_build(engine, argv: list[str]) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
+    import signal
+
+    def stop(_signum, _frame):  # as ctrl-c: the step's container is removed on the way out
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     try:
         image_id = build(engine, options, out)
     except RunFailed as err:  # docker's CLI: the message alone, and the command's exit code

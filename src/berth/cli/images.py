@@ -162,7 +162,8 @@ def cmd_rmi(engine, argv) -> int:
     failed = 0
     for ref in args:
         try:
-            for item in images.remove(engine, ref, opts.force):  # {"Untagged": name} or {"Deleted": id}
+            # {"Untagged": name} or {"Deleted": id}
+            for item in images.remove(engine, ref, opts.force, prune_parents=not opts.no_prune):
                 for action, what in item.items():
                     print(f"{action}: {what}")
         except (NotFound, Conflict, InvalidArgument) as err:

@@ -660,8 +660,12 @@ class _Builder:
         key = self.cache.key(stage.image_id, created_by, state.config, mode, owner, dest_path, stage.author)
         if self._cached(stage, key):
             return
-        self._in_container(stage, created_by, lambda record: self._copy_into(
-            record, dest_path, found, owner, single))
+        found.prepare(self.store)
+        try:
+            self._in_container(stage, created_by, lambda record: self._copy_into(
+                record, dest_path, found, owner, single))
+        finally:
+            found.close()
         self.cache.put(key, stage.image_id, stage.image.manifest_digest)
 
     def _source_of(self, node, ref: str):
@@ -909,8 +913,8 @@ def _unquoted(word: str, state) -> str:
 def _go_healthcheck(health: dict) -> str:
     from berth.gotime import go_duration  # lazy: only a HEALTHCHECK step
 
-    # StartInterval only when set: dockerd before 25 (its struct had no such field) prints 4
-    keys = ("Interval", "Timeout", "StartPeriod") + (("StartInterval",) if health.get("StartInterval") else ())
+    # dockerd 25+ (its HealthConfig gained StartInterval; 20.10 printed three durations)
+    keys = ("Interval", "Timeout", "StartPeriod", "StartInterval")
     durations = " ".join(quote(go_duration(health.get(k) or 0)) for k in keys)
     return f"&{{{_go_quote_list(health.get('Test'))} {durations} {_go_char(health.get('Retries') or 0)}}}"
 

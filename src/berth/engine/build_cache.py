@@ -68,6 +68,15 @@ def _canonical(value):
     return value
 
 
+def parent_of(root: str, image_id: str) -> str | None:
+    """The image a build made `image_id` from (its previous step's), if a build made it."""
+    try:
+        with open(os.path.join(root, "build-cache", "parents", image_id.partition(":")[2]), "rb") as f:
+            return f.read().decode() or None
+    except FileNotFoundError:
+        return None
+
+
 def intermediate_ids(root: str, existing: set[str]) -> set[str]:
     """IDs of images a build made that have a child among `existing` (docker's intermediate
     images: `images` hides them unless -a, `image prune` keeps them unless -a)."""

@@ -27,7 +27,7 @@ class Context:
             raise InvalidArgument(f'unable to prepare context: path "{root}" not found')
         self.root = os.path.realpath(root)
         self.dockerfile = dockerfile if os.path.isabs(dockerfile) else os.path.join(self.root, dockerfile)
-        self.ignore = dockerignore.load(self.root)
+        self.ignore = dockerignore.load(self.root, self.dockerfile)
 
     def read_dockerfile(self) -> str:
         try:
@@ -153,7 +153,8 @@ class Sources:
     """What one COPY/ADD copies: its items, the owner and mode it gives them. `entries()`
     yields (TarInfo, file) named relative to the destination (berth.engine.copy.build_copy)."""
 
-    __slots__ = ("items", "owner", "mode", "context", "_listing", "image_layers", "patterns", "image_id")
+    __slots__ = ("items", "owner", "mode", "context", "_listing", "image_layers", "patterns", "image_id",
+                 "scratch_dirs")
 
     def __init__(self, items: list, owner=(0, 0), mode: int | None = None, context: Context | None = None):
         self.items = items
@@ -164,6 +165,7 @@ class Sources:
         self.image_layers = None
         self.patterns = ()
         self.image_id = ""
+        self.scratch_dirs: list[str] = []  # --from: where the copy's child mounts the image
 
     @classmethod
     def from_image(cls, store, image, patterns: list, owner, mode) -> "Sources":
@@ -186,6 +188,25 @@ class Sources:
         sources.patterns = list(patterns)
         sources.image_id = image.id
         return sources
+
+    def prepare(self, store) -> None:
+        """Before the copy: --from's mount points, in the store's tmp/ under our pid (what a
+        build killed meanwhile leaves there is swept)."""
+        if self.image_layers is None:
+            return
+        staging = store.staging_dir()
+        for kind in ("buildfrom", "buildempty"):
+            path = os.path.join(staging, f"{kind}-{os.getpid()}-{os.urandom(8).hex()}")
+            os.mkdir(path, 0o700)
+            self.scratch_dirs.append(path)
+
+    def close(self) -> None:
+        for path in self.scratch_dirs:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+        self.scratch_dirs = []
 
     @property
     def has_dir_source(self) -> bool:
@@ -317,20 +338,15 @@ class Sources:
     def _image_entries(self, tarfile):
         """--from: mount the image read-only here (the child's own mount namespace) and walk
         the sources in it, every path resolved inside it."""
-        import tempfile
-
         from berth.runtime import syscalls as sc
         from berth.runtime.mount import secure_join
 
-        top = tempfile.mkdtemp(prefix="build-from-")
+        root, empty = self.scratch_dirs
         layers = list(reversed(self.image_layers))
-        if not layers:
-            root = top
-        else:
+        if layers:
             if len(layers) == 1:
-                layers.append(tempfile.mkdtemp(prefix="build-empty-"))
-            sc.mount("overlay", top, "overlay", 1, "lowerdir=" + ":".join(layers))  # MS_RDONLY
-            root = top
+                layers.append(empty)  # overlay wants two lower dirs when it has no upper one
+            sc.mount("overlay", root, "overlay", 1, "lowerdir=" + ":".join(layers))  # MS_RDONLY
         for pattern in self.patterns:
             rel = posixpath.normpath(pattern.lstrip("/") or ".")
             path = secure_join(root, rel)

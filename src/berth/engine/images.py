@@ -296,14 +296,41 @@ def tag(engine, source: str, target: str) -> None:
         engine.images.tag(image, name)
 
 
-def remove(engine, ref: str, force: bool = False):
+def remove(engine, ref: str, force: bool = False, prune_parents: bool = True):
     """`rmi REF`, as docker's daemon does it: yields {"Untagged": name} and {"Deleted": id}
     as each happens (docker's ImageDeleteResponseItem); Conflict when a name or a container
-    still needs the image (unless `force`, which untags but keeps an image in use)."""
+    still needs the image (unless `force`, which untags but keeps an image in use). With
+    `prune_parents` (no --no-prune), a built image's untagged parents nothing else uses go too."""
     # Exclusively: no container can be created from the image (nor its layers unpacked, nor
     # content added) between the check that nothing uses it and its removal.
     with engine.images.collecting():
-        yield from _remove(engine, ref, force)
+        deleted = []
+        for item in _remove(engine, ref, force):
+            deleted += [item["Deleted"]] if "Deleted" in item and item["Deleted"].startswith("sha256:") else []
+            yield item
+        if prune_parents and deleted and os.path.isdir(os.path.join(engine.paths.root, "build-cache", "parents")):
+            yield from _remove_parents(engine, deleted[0])
+
+
+def _remove_parents(engine, image_id: str):
+    """docker's rmi of a built image: each untagged parent no container uses and no other
+    image has for parent goes, up the chain."""
+    from berth.engine.build_cache import intermediate_ids, parent_of  # lazy: only roots that built images
+
+    store = engine.images
+    used = {record["Image"] for record in engine.containers()}
+    parent = parent_of(engine.paths.root, image_id)
+    while parent:
+        image = store.lookup(parent)
+        if image is None or image.id != parent or image.names or parent in used:
+            return
+        if parent in intermediate_ids(engine.paths.root, {i.id for i in store.images()}):
+            return  # another child still builds on it
+        layers = store.delete(image)
+        yield {"Deleted": parent}
+        for chain in layers:
+            yield {"Deleted": chain}
+        parent = parent_of(engine.paths.root, parent)
 
 
 def _remove(engine, ref: str, force: bool):
