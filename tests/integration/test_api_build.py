@@ -98,7 +98,10 @@ def test_docker_py_builds(api, tmp_path):
     assert image.id == image_id(api, "py:1")
     assert "py:1" in image.tags
     assert any("Step 1/8 : FROM busybox" in entry.get("stream", "") for entry in logs)  # --label: one more
-    assert {"aux": {"ID": image.id}} in logs
+    # in dockerd's order: the ID (aux), then "Successfully built", then the tags
+    streams = [entry.get("stream") or entry for entry in logs]
+    at = streams.index({"aux": {"ID": image.id}})
+    assert streams[at + 1:] == [f"Successfully built {image.id[7:19]}\n", "Successfully tagged py:1\n"], streams
     assert "GREETING=from-py" in image.attrs["Config"]["Env"] and image.attrs["Config"]["Labels"]["k"] == "v"
     # a gzip-compressed context, a Dockerfile in a subdirectory, a target stage, no network for RUN
     ctx = context(tmp_path, "FROM busybox AS one\nRUN echo one > /stage\nFROM one AS two\nRUN echo two >> /stage\n",

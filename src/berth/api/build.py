@@ -94,8 +94,19 @@ def _run(req: Request, options):
                     except (BrokenPipeError, ValueError):
                         pass  # nobody listens any more: the build still finishes and cleans up
 
+                # dockerd emits the image's ID (aux) before "Successfully built" and the tags
+                held: list[str] = []
+
+                def out(text: str) -> None:
+                    if held or text.startswith("Successfully built "):
+                        held.append(text)
+                    else:
+                        send({"out": text})
+
                 try:
-                    send({"id": build(engine, options, lambda text: send({"out": text}))})
+                    send({"id": build(engine, options, out)})
+                    for text in held:
+                        send({"out": text})
                 except RunFailed as err:
                     send({"error": str(err), "kind": err.kind, "code": err.code})
                 except BerthError as err:
@@ -120,7 +131,7 @@ def _messages(reader: int, pid: int):
         try:
             for line in pipe:
                 message = json.loads(line)
-                ended = "id" in message or "error" in message
+                ended = ended or "id" in message or "error" in message
                 yield message
             if not ended:
                 ended = True
