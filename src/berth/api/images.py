@@ -28,7 +28,8 @@ def summary_json(req, summary, shared: bool = False) -> dict:
 
 def list_images(req) -> Response:
     shared = req.flag("shared-size")
-    return Response([summary_json(req, s, shared) for s in images.list_images(req.engine, req.filter_args())])
+    return Response([summary_json(req, s, shared) for s in images.list_images(req.engine, req.filter_args(),
+                                                                                 all_images=req.flag("all"))])
 
 
 def inspect_image(req) -> Response:
@@ -59,8 +60,8 @@ def tag(req) -> Response:
 
 
 def remove(req) -> Response:
-    """?noprune is moot: berth's images have no parent images to prune."""
-    return Response(list(images.remove(req.engine, req.params["name"], req.flag("force"))))
+    """?noprune keeps a built image's untagged parents."""
+    return Response(list(images.remove(req.engine, req.params["name"], req.flag("force"), not req.flag("noprune"))))
 
 
 def prune(req) -> Response:

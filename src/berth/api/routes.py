@@ -8,7 +8,7 @@ from berth.api.http import ApiError
 
 # endpoint modules, in the order their routes are tried
 MODULES = ("berth.api.system", "berth.api.containers", "berth.api.streams", "berth.api.execs",
-           "berth.api.images", "berth.api.volumes", "berth.api.networks", "berth.api.disk")
+           "berth.api.images", "berth.api.build", "berth.api.volumes", "berth.api.networks", "berth.api.disk")
 
 _TABLE: list[tuple[str, re.Pattern, object]] | None = None
 

@@ -129,7 +129,7 @@ def cmd_images(engine, argv) -> int:
         raise NotImplementedYet("--tree: the multi-platform tree view is not supported (berth stores one platform "
                                 "per image)")
     filters = opts.filter + [f"reference={args[0]}"] if args else opts.filter  # docker's CLI does the same
-    rows = image_rows(images.list_images(engine, filters), opts.no_trunc)
+    rows = image_rows(images.list_images(engine, filters, all_images=opts.all), opts.no_trunc)
     if opts.quiet:
         seen = []
         for row in rows:
@@ -162,7 +162,8 @@ def cmd_rmi(engine, argv) -> int:
     failed = 0
     for ref in args:
         try:
-            for item in images.remove(engine, ref, opts.force):  # {"Untagged": name} or {"Deleted": id}
+            # {"Untagged": name} or {"Deleted": id}
+            for item in images.remove(engine, ref, opts.force, prune_parents=not opts.no_prune):
                 for action, what in item.items():
                     print(f"{action}: {what}")
         except (NotFound, Conflict, InvalidArgument) as err:

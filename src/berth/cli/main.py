@@ -37,6 +37,7 @@ COMMANDS = {
     "commit": ("berth.cli.commit", "cmd_commit"),
     "history": ("berth.cli.commit", "cmd_history"),
     "export": ("berth.cli.commit", "cmd_export"),
+    "build": ("berth.cli.build", "cmd_build"),
     "save": ("berth.cli.archive", "cmd_save"),
     "load": ("berth.cli.archive", "cmd_load"),
     "inspect": ("berth.cli.inspect", "cmd_inspect"),
@@ -53,8 +54,9 @@ COMMANDS = {
     "logout": ("berth.cli.registry", "cmd_logout"),
 }
 GROUPS = {
+    "builder": {"build": "build", "prune": ("berth.cli.build", "cmd_builder_prune")},
     "image": {"ls": "images", "list": "images", "import": "import", "tag": "tag", "rm": "rmi", "history": "history",
-              "save": "save", "load": "load", "remove": "rmi", "pull": "pull", "push": "push",
+              "build": "build", "save": "save", "load": "load", "remove": "rmi", "pull": "pull", "push": "push",
               "inspect": ("berth.cli.inspect", "cmd_image_inspect"),
               "prune": ("berth.cli.prune", "cmd_image_prune")},
     "container": {"run": "run", "create": "create", "start": "start", "attach": "attach", "rm": "rm", "ls": "ps",
@@ -69,7 +71,12 @@ GROUPS = {
                "reset": ("berth.cli.system_prune", "cmd_system_reset"),
                "service": ("berth.cli.service", "cmd_service")},
     "network": {"ls": ("berth.cli.network", "cmd_network_ls"), "list": ("berth.cli.network", "cmd_network_ls"),
-                "inspect": ("berth.cli.network", "cmd_network_inspect")},
+                "inspect": ("berth.cli.network", "cmd_network_inspect"),
+                "create": ("berth.cli.network", "cmd_network_create"),
+                "rm": ("berth.cli.network", "cmd_network_rm"), "remove": ("berth.cli.network", "cmd_network_rm"),
+                "prune": ("berth.cli.network", "cmd_network_prune"),
+                "connect": ("berth.cli.network", "cmd_network_connect"),
+                "disconnect": ("berth.cli.network", "cmd_network_disconnect")},
     "volume": {"create": ("berth.cli.volume", "cmd_volume_create"), "ls": ("berth.cli.volume", "cmd_volume_ls"),
                "list": ("berth.cli.volume", "cmd_volume_ls"), "inspect": ("berth.cli.volume", "cmd_volume_inspect"),
                "rm": ("berth.cli.volume", "cmd_volume_rm"), "remove": ("berth.cli.volume", "cmd_volume_rm"),
@@ -102,6 +109,7 @@ Global Options:
 Commands:
   attach      Attach local standard input, output, and error streams to a running container
   audit       Show each container's isolation, weakenings and the flags that caused them
+  build       Build an image from a Dockerfile
   commit      Create a new image from a container's changes
   cp          Copy files/folders between a container and the local filesystem
   create      Create a new container
@@ -141,6 +149,7 @@ Commands:
   wait        Block until one or more containers stop, then print their exit codes
 
 Management Commands:
+  builder     Manage builds
   container   Manage containers
   image       Manage images
   network     Manage networks

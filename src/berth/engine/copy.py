@@ -205,6 +205,35 @@ def extract_archive(engine, ref: str, path: str, in_fd: int, keep_owner: bool = 
     _in_container(engine, ref, work, writing=True)
 
 
+def build_copy(engine, ref: str, dest: str, source, owner: tuple[int, int], single_file: bool = False):
+    """A build's COPY/ADD into the stopped container `ref` (berth.engine.build), in the child
+    that mounts its overlay: `source.entries()` yields (tarfile.TarInfo, readable file or None)
+    named relative to `dest`, which is made (new directories owned by `owner`) when missing.
+    With `single_file`, `dest` names the one file yielded unless it is a directory there.
+    Returns `source.summary()` (marshal-able), asked once every entry is written."""
+
+    def work(tree: "_Tree"):
+        base_path, rename = dest, None
+        if single_file:
+            try:
+                is_dir = stat.S_ISDIR(os.stat(tree.resolve(dest) or ".", dir_fd=tree.fd,
+                                              follow_symlinks=False).st_mode)
+            except FileNotFoundError:
+                is_dir = False
+            if not is_dir:
+                base_path, rename = posixpath.split(dest)
+        os.close(tree.open_dir(tree.resolve(base_path), create=True, owner=owner))
+        with _Extractor(tree, tree.resolve(base_path), base_path, _source_owner, _daemon_error,
+                        parent_owner=owner) as extractor:
+            for info, content in source.entries():
+                if rename is not None:
+                    info.name = rename
+                extractor.add(info, content)
+        return source.summary()
+
+    return _in_container(engine, ref, work, writing=True)
+
+
 def _unpack(tree: "_Tree", base: str, in_fd: int, owner) -> int:
     """Unpack the tar stream on `in_fd` at `base` (resolved, in `tree`); the bytes read."""
     stream = _CountingReader(open(in_fd, "rb", closefd=False))

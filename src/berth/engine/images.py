@@ -104,13 +104,18 @@ def _created_of(image) -> float:
         return 0.0
 
 
-def list_images(engine, filters: list[str] = (), count_containers: bool = False) -> list[ImageSummary]:
+def list_images(engine, filters: list[str] = (), count_containers: bool = False,
+                all_images: bool = True) -> list[ImageSummary]:
     """The images, newest first, that pass docker's `filters` (`key=value`: dangling, label,
     before, since, until, reference; `images busybox` is reference=busybox: every tag of
-    busybox, `busybox:1` only that one, dangling images then never match)."""
+    busybox, `busybox:1` only that one, dangling images then never match). Without
+    `all_images`, a build's intermediate images (untagged, with a child) are left out, as
+    `docker images` leaves them."""
     wanted = _image_filters(engine, filters) if filters else {}
     users = _container_counts(engine) if count_containers else {}
     images = engine.images.images()
+    if not all_images:
+        images = _without_intermediates(engine, images)
     shared_size, unique_size = _layer_sharing(engine.images, images)
     found = []
     for image in images:
@@ -132,6 +137,16 @@ def list_images(engine, filters: list[str] = (), count_containers: bool = False)
         found.append(summary)
     found.sort(key=lambda summary: summary.created, reverse=True)
     return found
+
+
+def _without_intermediates(engine, images: list) -> list:
+    parents_dir = os.path.join(engine.paths.root, "build-cache", "parents")
+    if not os.path.isdir(parents_dir):  # nothing was ever built here: one stat
+        return images
+    from berth.engine.build_cache import intermediate_ids  # lazy: only roots that built images
+
+    hidden = intermediate_ids(engine.paths.root, {image.id for image in images})
+    return [image for image in images if image.names or image.id not in hidden]
 
 
 def _listed_names(image) -> list[str]:
@@ -215,7 +230,8 @@ def history(engine, ref: str) -> list[HistoryEntry]:
     store = engine.images
     image = store.get(ref)
     steps = list(image.config.get("history") or [])
-    sizes = [store.layer_size(chain) for chain in chain_ids(image.diff_ids)]
+    sizes = [store.layer_size(chain, diff_id)  # a layer not unpacked yet (a build's last): its tar's size
+             for chain, diff_id in zip(chain_ids(image.diff_ids), image.diff_ids, strict=True)]
     entries = []
     layer_index = 0
     for i, step in enumerate(steps):
@@ -280,14 +296,41 @@ def tag(engine, source: str, target: str) -> None:
         engine.images.tag(image, name)
 
 
-def remove(engine, ref: str, force: bool = False):
+def remove(engine, ref: str, force: bool = False, prune_parents: bool = True):
     """`rmi REF`, as docker's daemon does it: yields {"Untagged": name} and {"Deleted": id}
     as each happens (docker's ImageDeleteResponseItem); Conflict when a name or a container
-    still needs the image (unless `force`, which untags but keeps an image in use)."""
+    still needs the image (unless `force`, which untags but keeps an image in use). With
+    `prune_parents` (no --no-prune), a built image's untagged parents nothing else uses go too."""
     # Exclusively: no container can be created from the image (nor its layers unpacked, nor
     # content added) between the check that nothing uses it and its removal.
     with engine.images.collecting():
-        yield from _remove(engine, ref, force)
+        deleted = []
+        for item in _remove(engine, ref, force):
+            deleted += [item["Deleted"]] if "Deleted" in item and item["Deleted"].startswith("sha256:") else []
+            yield item
+        if prune_parents and deleted and os.path.isdir(os.path.join(engine.paths.root, "build-cache", "parents")):
+            yield from _remove_parents(engine, deleted[0])
+
+
+def _remove_parents(engine, image_id: str):
+    """docker's rmi of a built image: each untagged parent no container uses and no other
+    image has for parent goes, up the chain."""
+    from berth.engine.build_cache import intermediate_ids, parent_of  # lazy: only roots that built images
+
+    store = engine.images
+    used = {record["Image"] for record in engine.containers()}
+    parent = parent_of(engine.paths.root, image_id)
+    while parent:
+        image = store.lookup(parent)
+        if image is None or image.id != parent or image.names or parent in used:
+            return
+        if parent in intermediate_ids(engine.paths.root, {i.id for i in store.images()}):
+            return  # another child still builds on it
+        layers = store.delete(image)
+        yield {"Deleted": parent}
+        for chain in layers:
+            yield {"Deleted": chain}
+        parent = parent_of(engine.paths.root, parent)
 
 
 def _remove(engine, ref: str, force: bool):
@@ -357,7 +400,11 @@ def prune(engine, all_images: bool = False, filters: dict | None = None) -> dict
     deleted, reclaimed = [], 0
     with store.collecting():  # as rmi: nothing starts using an image between the check and the removal
         used = {record["Image"] for record in engine.containers()}
-        for image in store.images():
+        candidates = store.images()
+        if not all_images:  # a build's intermediate images have children: not dangling, as docker's
+            used |= {image.id for image in candidates} - {image.id for image in
+                                                        _without_intermediates(engine, candidates)}
+        for image in candidates:
             if image.id in used or (image.names and not all_images):
                 continue
             if spared_by(filters, _created_of(image), (image.config.get("config") or {}).get("Labels")):

@@ -1,5 +1,6 @@
-"""Dockerfile instructions applied to an image config, for `import -c` and
-`commit -c` (moby's dockerfile.BuildFromConfig).
+"""Dockerfile parsing (buildkit's parser: directives, continuations, heredocs) and the
+instructions that only change an image config, for `import -c`, `commit -c` (moby's
+dockerfile.BuildFromConfig) and `build` (berth.engine.build runs the rest).
 
 Like moby, the changes are joined into one Dockerfile and handled in three
 passes: parse every line, check and parse every instruction, then apply them
@@ -10,12 +11,9 @@ change list (moby's dispatchEntrypoint clears Cmd only while !cmdSet).
 
 from __future__ import annotations
 
-import copy
-import json
 import posixpath
-import re
 
-from berth import strconv
+from berth import fastjson, strconv
 from berth.errors import InvalidArgument
 from berth.signals import parse_signal
 from berth.units import parse_duration_ns
@@ -34,31 +32,54 @@ ESCAPE = "\\"
 _SPLIT_WS = "\t\v\f\r "  # buildkit's reWhitespace: [\t\v\f\r ]+
 
 
-class _Node:
-    """One parsed Dockerfile line, as buildkit's parser leaves it."""
+class Heredoc:
+    """A here-document of a RUN, COPY or ADD line (buildkit's parser.Heredoc)."""
 
-    __slots__ = ("args", "flags", "is_json", "name", "original")
+    __slots__ = ("chomp", "content", "expand", "name")
+
+    def __init__(self, name: str, expand: bool, chomp: bool) -> None:
+        self.name = name
+        self.expand = expand  # False when the name was quoted: no $VAR expansion of content
+        self.chomp = chomp  # <<-: leading tabs are removed
+        self.content = ""
+
+    def text(self) -> str:
+        if not self.chomp:
+            return self.content
+        return "".join(line.lstrip("\t") for line in self.content.splitlines(True))
+
+
+class Node:
+    """One parsed Dockerfile instruction, as buildkit's parser leaves it; `line` is where it
+    starts (1-based), for docker's "dockerfile parse error on line N" messages."""
+
+    __slots__ = ("args", "flags", "heredocs", "is_json", "line", "name", "original")
 
     def __init__(self, name: str, flags: list[str], args: list[str], is_json: bool,
-                 original: str) -> None:
+                 original: str, line: int = 0) -> None:
         self.name = name
         self.flags = flags
         self.args = args
         self.is_json = is_json
         self.original = original
+        self.line = line
+        self.heredocs: list[Heredoc] = []
 
 
-class _State:
-    """The config being changed, and whether a CMD has been set so far."""
+class State:
+    """The config being changed, whether a CMD has been set so far (in this stage), and the
+    build args visible to variable expansion (ENV wins over an ARG of the same name)."""
 
-    __slots__ = ("cmd_set", "config")
+    __slots__ = ("args", "cmd_set", "config", "escape")
 
-    def __init__(self, config: dict) -> None:
+    def __init__(self, config: dict, args: dict[str, str] | None = None, escape: str = ESCAPE) -> None:
         self.config = config
         self.cmd_set = False
+        self.args = args if args is not None else {}
+        self.escape = escape
 
     def env(self) -> dict[str, str]:
-        env = {}
+        env = dict(self.args)
         for entry in self.config.get("Env") or ():
             key, _, value = entry.partition("=")
             env[key] = value
@@ -66,13 +87,19 @@ class _State:
 
     def expand(self, word: str) -> str:
         """Quote removal and $VAR expansion of one word (shell.ProcessWord)."""
-        return _Lexer(word, self.env()).process_word()
+        return _Lexer(word, self.env(), self.escape).process_word()
+
+    def expand_words(self, text: str) -> list[str]:
+        """Expansion, then splitting into words (shell.ProcessWords)."""
+        return _Lexer(text, self.env(), self.escape).process_words()
 
 
 def apply_changes(config: dict, changes: list[str]) -> dict:
     """Return a copy of image `config` with Dockerfile `changes` applied,
     e.g. ["CMD [\"sh\"]", "ENV A=1", "EXPOSE 80"]. Raises ValueError with
     docker's message for anything docker would refuse."""
+    import copy  # lazy: a build copies configs its own way, without this import
+
     config = copy.deepcopy(config)
     if not changes:
         return config
@@ -83,7 +110,7 @@ def apply_changes(config: dict, changes: list[str]) -> dict:
         if parse is None:
             raise ValueError(f"{node.name} is not a valid change command")
         commands.append(parse(node))
-    state = _State(config)
+    state = State(config)
     for command in commands:
         command(state)
     return state.config
@@ -93,53 +120,159 @@ def apply_changes(config: dict, changes: list[str]) -> dict:
 # Pass 1: lines to nodes (buildkit frontend/dockerfile/parser).
 
 
-def _parse_dockerfile(text: str) -> list[_Node]:
+class Dockerfile:
+    """A whole Dockerfile: its instructions and the escape token its directive chose."""
+
+    __slots__ = ("escape", "nodes")
+
+    def __init__(self, nodes: list[Node], escape: str) -> None:
+        self.nodes = nodes
+        self.escape = escape
+
+
+_HEREDOC_INSTRUCTIONS = ("run", "copy", "add")
+
+
+def _parse_dockerfile(text: str) -> list[Node]:
+    return parse_dockerfile(text).nodes
+
+
+def parse_dockerfile(text: str) -> Dockerfile:
+    """Lines to instructions as buildkit's parser does: parser directives at the top
+    (`# escape=`), comments, line continuations, heredocs of RUN/COPY/ADD. Raises
+    ValueError (for build: LineError, which knows the line)."""
     nodes = []
     lines = text.split("\n")
+    escape = ESCAPE
+    seen_escape = False
+    directives = True
     i = 0
     while i < len(lines):
-        line = lines[i].rstrip("\r\n").lstrip()
+        raw = lines[i].rstrip("\r")
         i += 1
+        start = i
+        if directives:
+            directive = _directive(raw)
+            if directive is None:
+                directives = False
+            else:
+                name, value = directive
+                if name.lower() == "escape":
+                    if seen_escape:
+                        raise LineError("only one escape parser directive can be used", start)
+                    if value not in ("\\", "`"):
+                        raise LineError(f"invalid escape token '{value}' does not match ` or \\", start)
+                    escape, seen_escape = value, True
+                continue
+        line = raw.lstrip()
         if line.startswith("#"):
             line = ""
-        line, complete = _trim_continuation(line)
-        if complete and not line:
+        line, complete = _trim_continuation(line, escape)
+        if complete and not line.strip():
             continue
         parts = [line]
         while not complete and i < len(lines):
-            cont = lines[i].rstrip("\r\n")
+            cont = lines[i].rstrip("\r")
             i += 1
             if cont.lstrip().startswith("#") or not cont.strip():
                 continue  # comments and empty lines inside a continuation
-            cont, complete = _trim_continuation(cont)
+            cont, complete = _trim_continuation(cont, escape)
             parts.append(cont)
-        nodes.append(_node_from_line("".join(parts)))
+        try:
+            node = _node_from_line("".join(parts), escape)
+        except LineError:
+            raise
+        except ValueError as err:
+            raise LineError(str(err), start) from None
+        node.line = start
+        if node.name.lower() in _HEREDOC_INSTRUCTIONS and "<<" in node.original:
+            node.heredocs = _heredocs_of(node.original)
+            for heredoc in node.heredocs:
+                i = _read_heredoc(heredoc, lines, i, start)
+        nodes.append(node)
     if not nodes:
         raise ValueError("file with no instructions")
-    return nodes
+    return Dockerfile(nodes, escape)
 
 
-def _trim_continuation(line: str) -> tuple[str, bool]:
+def _directive(line: str) -> tuple[str, str] | None:
+    """A parser directive line (buildkit: ^#\\s*([a-zA-Z][a-zA-Z0-9]*)\\s*=\\s*(.+?)\\s*$),
+    as (name, value); without `re`, which a cached build need not import."""
+    if not line.startswith("#"):
+        return None
+    body = line[1:].lstrip()
+    end = 0
+    while end < len(body) and body[end].isascii() and body[end].isalnum():
+        end += 1
+    name, rest = body[:end], body[end:].lstrip()
+    if not name or not name[0].isalpha() or not rest.startswith("="):
+        return None
+    value = rest[1:].strip()
+    return (name, value) if value else None
+
+
+class LineError(ValueError):
+    """A Dockerfile error at a line: docker's "dockerfile parse error on line N: ..."."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _heredocs_of(line: str) -> list[Heredoc]:
+    """buildkit's heredocsFromLine: each word like <<EOF, <<-EOF, <<"EOF" names one."""
+    import re  # lazy: only lines with "<<"
+
+    try:
+        words = _Lexer(line, {}).process_words()
+    except ValueError:
+        return []
+    found = []
+    for word in words:
+        match = re.match(r"^(\d*)<<(-?)([^<]*)$", word)
+        if match is None or not match.group(3).strip():
+            continue
+        name = match.group(3).strip()
+        # The lexer removed any quotes: quoted in the line, the content is not expanded.
+        quoted = re.search("<<-?[ \t]*[\"'][^\"']*" + re.escape(name), line) is not None
+        found.append(Heredoc(name, expand=not quoted, chomp=match.group(2) == "-"))
+    return found
+
+
+def _read_heredoc(heredoc: Heredoc, lines: list[str], i: int, start: int) -> int:
+    """Take the lines of `heredoc` from lines[i:], up to its terminator; the next index."""
+    content = []
+    while i < len(lines):
+        raw = lines[i].rstrip("\r")
+        i += 1
+        if (raw.lstrip("\t") if heredoc.chomp else raw) == heredoc.name:
+            heredoc.content = "".join(content)
+            return i
+        content.append(raw + "\n")
+    raise LineError("unterminated heredoc", start)
+
+
+def _trim_continuation(line: str, escape: str = ESCAPE) -> tuple[str, bool]:
     """Strip a trailing escape (line continues) unless it is itself escaped."""
     stripped = line.rstrip(" \t")
-    if stripped.endswith(ESCAPE):
+    if stripped.endswith(escape):
         body = stripped[:-1]
-        if not body.endswith(ESCAPE):
+        if not body.endswith(escape):
             return body, False
     return line, True
 
 
-def _node_from_line(line: str) -> _Node:
+def _node_from_line(line: str, escape: str = ESCAPE) -> Node:
     parts = _split_ws(line.strip(), 1)
     cmd = parts[0] if parts else ""
     rest = parts[1] if len(parts) == 2 else ""
     flags: list[str] = []
     if rest:
-        rest, flags = _extract_builder_flags(rest)
+        rest, flags = _extract_builder_flags(rest, escape)
     rest = rest.strip()
     parse_args = _LINE_PARSERS.get(cmd.lower(), _parse_ignore)
-    args, is_json = parse_args(rest)
-    return _Node(cmd, flags, args, is_json, line)
+    args, is_json = parse_args(rest, escape)
+    return Node(cmd, flags, args, is_json, line)
 
 
 def _split_ws(s: str, maxsplit: int = -1) -> list[str]:
@@ -162,7 +295,7 @@ def _split_ws(s: str, maxsplit: int = -1) -> list[str]:
     return out
 
 
-def _extract_builder_flags(line: str) -> tuple[str, list[str]]:
+def _extract_builder_flags(line: str, escape: str = ESCAPE) -> tuple[str, list[str]]:
     """Leading "--flag[=value]" words (quotes and escapes allowed)."""
     words: list[str] = []
     word: list[str] = []
@@ -196,7 +329,7 @@ def _extract_builder_flags(line: str) -> tuple[str, list[str]]:
                 word, blank_ok, phase = [], False, "spaces"
             elif ch in "'\"":
                 quote, blank_ok, phase = ch, True, "quote"
-            elif ch == ESCAPE:
+            elif ch == escape:
                 if pos + 1 < n:
                     pos += 1
                     word.append(line[pos])
@@ -205,7 +338,7 @@ def _extract_builder_flags(line: str) -> tuple[str, list[str]]:
         else:  # in quotes
             if ch == quote:
                 phase = "word"
-            elif ch == ESCAPE:
+            elif ch == escape:
                 if pos + 1 == n:
                     phase = "word"
                 else:
@@ -216,7 +349,7 @@ def _extract_builder_flags(line: str) -> tuple[str, list[str]]:
         pos += 1
 
 
-def _parse_words(rest: str) -> list[str]:
+def _parse_words(rest: str, escape: str = ESCAPE) -> list[str]:
     """Split on whitespace outside quotes, keeping quotes and escapes in the
     words: they are removed later, when the word is expanded."""
     words: list[str] = []
@@ -247,7 +380,7 @@ def _parse_words(rest: str) -> list[str]:
                 continue
             if ch in "'\"":
                 quote, blank_ok, phase = ch, True, "quote"
-            if ch == ESCAPE:
+            if ch == escape:
                 if pos + 1 == n:
                     pos += 1
                     continue  # an escape at the very end is dropped
@@ -258,7 +391,7 @@ def _parse_words(rest: str) -> list[str]:
         else:  # in quotes
             if ch == quote:
                 phase = "word"
-            if ch == ESCAPE and quote != "'":
+            if ch == escape and quote != "'":
                 if pos + 1 == n:
                     phase = "word"
                     pos += 1
@@ -271,15 +404,20 @@ def _parse_words(rest: str) -> list[str]:
     return words
 
 
-def _parse_ignore(rest: str) -> tuple[list[str], bool]:
+def _parse_name_or_name_val(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
+    """ARG: `name`, `name=value` (quotes kept for expansion), several on one line."""
+    return _parse_words(rest, escape), False
+
+
+def _parse_ignore(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
     return [], False
 
 
-def _parse_string(rest: str) -> tuple[list[str], bool]:
+def _parse_string(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
     return ([rest] if rest else []), False
 
 
-def _parse_whitespace_delimited(rest: str) -> tuple[list[str], bool]:
+def _parse_whitespace_delimited(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
     return (_split_ws(rest) if rest else []), False
 
 
@@ -289,7 +427,7 @@ def _parse_json(rest: str) -> list[str] | None:
     if not rest.startswith("["):
         return None
     try:
-        value = json.loads(rest)
+        value = fastjson.loads(rest)
     except ValueError:
         return None
     if not isinstance(value, list):
@@ -299,7 +437,7 @@ def _parse_json(rest: str) -> list[str] | None:
     return value
 
 
-def _parse_maybe_json(rest: str) -> tuple[list[str], bool]:
+def _parse_maybe_json(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
     if not rest:
         return [], False
     value = _parse_json(rest)
@@ -308,19 +446,19 @@ def _parse_maybe_json(rest: str) -> tuple[list[str], bool]:
     return [rest], False
 
 
-def _parse_maybe_json_to_list(rest: str) -> tuple[list[str], bool]:
+def _parse_maybe_json_to_list(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
     value = _parse_json(rest)
     if value is not None:
         return value, True
-    return _parse_whitespace_delimited(rest)
+    return _parse_whitespace_delimited(rest, escape)
 
 
-def _name_val_parser(key: str) -> Callable[[str], tuple[list[str], bool]]:
+def _name_val_parser(key: str) -> Callable[..., tuple[list[str], bool]]:
     """ENV and LABEL: `k=v k2="v 2"`, or the legacy `k some value`.
     Arguments come out as [key, value, "=" or "", ...]."""
 
-    def parse(rest: str) -> tuple[list[str], bool]:
-        words = _parse_words(rest)
+    def parse(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
+        words = _parse_words(rest, escape)
         if not words:
             return [], False
         if "=" not in words[0]:
@@ -340,26 +478,26 @@ def _name_val_parser(key: str) -> Callable[[str], tuple[list[str], bool]]:
     return parse
 
 
-def _parse_health_config(rest: str) -> tuple[list[str], bool]:
+def _parse_health_config(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
     sep = 0
     while sep < len(rest) and not rest[sep].isspace():
         sep += 1
     if sep == 0:
         return [], False
-    args, is_json = _parse_maybe_json(rest[sep:].lstrip())
+    args, is_json = _parse_maybe_json(rest[sep:].lstrip(), escape)
     return [rest[:sep]] + args, is_json
 
 
-def _parse_sub_command(rest: str) -> tuple[list[str], bool]:
+def _parse_sub_command(rest: str, escape: str = ESCAPE) -> tuple[list[str], bool]:
     if not rest:
         return [], False
-    child = _node_from_line(rest)
+    child = _node_from_line(rest, escape)
     return [child.name] + child.args, False
 
 
-_LINE_PARSERS: dict[str, Callable[[str], tuple[list[str], bool]]] = {
+_LINE_PARSERS: dict[str, Callable[..., tuple[list[str], bool]]] = {
     "add": _parse_maybe_json_to_list,
-    "arg": _parse_ignore,
+    "arg": _parse_name_or_name_val,
     "cmd": _parse_maybe_json,
     "copy": _parse_maybe_json_to_list,
     "entrypoint": _parse_maybe_json,
@@ -384,7 +522,7 @@ _LINE_PARSERS: dict[str, Callable[[str], tuple[list[str], bool]]] = {
 # function that applies it (buildkit instructions + moby dispatchers).
 
 
-def _parse_flags(node: _Node, allowed: tuple[str, ...] = ()) -> dict[str, str]:
+def _parse_flags(node: Node, allowed: tuple[str, ...] = ()) -> dict[str, str]:
     values: dict[str, str] = {}
     for flag in node.flags:
         flag_name, has_value, value = flag.partition("=")
@@ -399,18 +537,18 @@ def _parse_flags(node: _Node, allowed: tuple[str, ...] = ()) -> dict[str, str]:
     return values
 
 
-def _exactly_one(node: _Node, instruction: str) -> str:
+def _exactly_one(node: Node, instruction: str) -> str:
     if len(node.args) != 1:
         raise ValueError(f"{instruction} requires exactly one argument")
     return node.args[0]
 
 
-def _at_least_one(node: _Node, instruction: str) -> None:
+def _at_least_one(node: Node, instruction: str) -> None:
     if not node.args:
         raise ValueError(f"{instruction} requires at least one argument")
 
 
-def _key_value_pairs(node: _Node, instruction: str) -> list[tuple[str, str]]:
+def _key_value_pairs(node: Node, instruction: str) -> list[tuple[str, str]]:
     _parse_flags(node)
     _at_least_one(node, instruction)
     pairs = []
@@ -428,14 +566,14 @@ def _cmd_line(args: list[str], is_json: bool) -> list[str]:
     return [" ".join(args)]
 
 
-def _with_shell(state: _State, cmd_line: list[str]) -> list[str]:
+def _with_shell(state: State, cmd_line: list[str]) -> list[str]:
     return list(state.config.get("Shell") or DEFAULT_SHELL) + cmd_line
 
 
-def _parse_env(node: _Node) -> Callable[[_State], None]:
+def _parse_env(node: Node) -> Callable[[State], None]:
     pairs = _key_value_pairs(node, "ENV")
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         expanded = [(state.expand(k), state.expand(v)) for k, v in pairs]
         env = list(state.config.get("Env") or [])
         for key, value in expanded:
@@ -451,10 +589,10 @@ def _parse_env(node: _Node) -> Callable[[_State], None]:
     return dispatch
 
 
-def _parse_label(node: _Node) -> Callable[[_State], None]:
+def _parse_label(node: Node) -> Callable[[State], None]:
     pairs = _key_value_pairs(node, "LABEL")
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         expanded = [(state.expand(k), state.expand(v)) for k, v in pairs]
         labels = dict(state.config.get("Labels") or {})
         labels.update(expanded)
@@ -463,11 +601,11 @@ def _parse_label(node: _Node) -> Callable[[_State], None]:
     return dispatch
 
 
-def _parse_cmd(node: _Node) -> Callable[[_State], None]:
+def _parse_cmd(node: Node) -> Callable[[State], None]:
     _parse_flags(node)
     cmd_line = _cmd_line(node.args, node.is_json)
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         state.config["Cmd"] = cmd_line if node.is_json else _with_shell(state, cmd_line)
         state.config.pop("ArgsEscaped", None)
         if cmd_line:
@@ -476,11 +614,11 @@ def _parse_cmd(node: _Node) -> Callable[[_State], None]:
     return dispatch
 
 
-def _parse_entrypoint(node: _Node) -> Callable[[_State], None]:
+def _parse_entrypoint(node: Node) -> Callable[[State], None]:
     _parse_flags(node)
     cmd_line = _cmd_line(node.args, node.is_json) or None  # an empty ENTRYPOINT removes it
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         if cmd_line is not None and not node.is_json:
             state.config["Entrypoint"] = _with_shell(state, cmd_line)
         else:
@@ -492,12 +630,12 @@ def _parse_entrypoint(node: _Node) -> Callable[[_State], None]:
     return dispatch
 
 
-def _parse_expose(node: _Node) -> Callable[[_State], None]:
+def _parse_expose(node: Node) -> Callable[[State], None]:
     _at_least_one(node, "EXPOSE")
     _parse_flags(node)
     ports = sorted(node.args)
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         env = state.env()
         words = [w for p in ports for w in _Lexer(p, env).process_words()]
         exposed = dict(state.config.get("ExposedPorts") or {})
@@ -509,35 +647,35 @@ def _parse_expose(node: _Node) -> Callable[[_State], None]:
     return dispatch
 
 
-def _parse_user(node: _Node) -> Callable[[_State], None]:
+def _parse_user(node: Node) -> Callable[[State], None]:
     user = _exactly_one(node, "USER")
     _parse_flags(node)
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         state.config["User"] = state.expand(user)
 
     return dispatch
 
 
-def _parse_workdir(node: _Node) -> Callable[[_State], None]:
+def _parse_workdir(node: Node) -> Callable[[State], None]:
     path = _exactly_one(node, "WORKDIR")
     _parse_flags(node)
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         state.config["WorkingDir"] = _normalize_workdir(
             state.config.get("WorkingDir") or "", state.expand(path))
 
     return dispatch
 
 
-def _parse_volume(node: _Node) -> Callable[[_State], None]:
+def _parse_volume(node: Node) -> Callable[[State], None]:
     _at_least_one(node, "VOLUME")
     _parse_flags(node)
     volumes = [v.strip() for v in node.args]
     if "" in volumes:
         raise ValueError("VOLUME specified can not be an empty string")
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         expanded = [state.expand(v) for v in volumes]
         if "" in expanded:
             raise ValueError("VOLUME specified can not be an empty string")
@@ -549,11 +687,11 @@ def _parse_volume(node: _Node) -> Callable[[_State], None]:
     return dispatch
 
 
-def _parse_stopsignal(node: _Node) -> Callable[[_State], None]:
+def _parse_stopsignal(node: Node) -> Callable[[State], None]:
     # Like buildkit, STOPSIGNAL never looks at flags.
     signal = _exactly_one(node, "STOPSIGNAL")
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         expanded = state.expand(signal)
         _check_signal(expanded)
         state.config["StopSignal"] = expanded
@@ -561,7 +699,7 @@ def _parse_stopsignal(node: _Node) -> Callable[[_State], None]:
     return dispatch
 
 
-def _parse_onbuild(node: _Node) -> Callable[[_State], None]:
+def _parse_onbuild(node: Node) -> Callable[[State], None]:
     _at_least_one(node, "ONBUILD")
     _parse_flags(node)
     trigger = node.args[0].strip().upper()
@@ -573,7 +711,7 @@ def _parse_onbuild(node: _Node) -> Callable[[_State], None]:
     if expression[:7].upper() == "ONBUILD":
         expression = expression[7:].lstrip()
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         state.config["OnBuild"] = list(state.config.get("OnBuild") or []) + [expression]
 
     return dispatch
@@ -586,7 +724,7 @@ _HEALTHCHECK_DURATIONS = (
 )
 
 
-def _parse_healthcheck(node: _Node) -> Callable[[_State], None]:
+def _parse_healthcheck(node: Node) -> Callable[[State], None]:
     _at_least_one(node, "HEALTHCHECK")
     kind = node.args[0].upper()
     args = node.args[1:]
@@ -613,13 +751,13 @@ def _parse_healthcheck(node: _Node) -> Callable[[_State], None]:
         if retries:
             health["Retries"] = retries
 
-    def dispatch(state: _State) -> None:
+    def dispatch(state: State) -> None:
         state.config["Healthcheck"] = health
 
     return dispatch
 
 
-_INSTRUCTIONS: dict[str, Callable[[_Node], Callable[[_State], None]]] = {
+_INSTRUCTIONS: dict[str, Callable[[Node], Callable[[State], None]]] = {
     "cmd": _parse_cmd,
     "entrypoint": _parse_entrypoint,
     "env": _parse_env,
@@ -632,6 +770,42 @@ _INSTRUCTIONS: dict[str, Callable[[_Node], Callable[[_State], None]]] = {
     "volume": _parse_volume,
     "workdir": _parse_workdir,
 }
+
+
+def _parse_shell(node: Node) -> Callable[[State], None]:
+    _parse_flags(node)
+    if not node.is_json:
+        raise ValueError("SHELL requires the arguments to be in JSON form")
+    _at_least_one(node, "SHELL")
+    shell = list(node.args)
+
+    def dispatch(state: State) -> None:
+        state.config["Shell"] = shell
+
+    return dispatch
+
+
+# What a build applies to the config alone (commit -c and import -c allow fewer: no SHELL).
+CONFIG_INSTRUCTIONS: dict[str, Callable[[Node], Callable[[State], None]]] = dict(_INSTRUCTIONS, shell=_parse_shell)
+
+
+def parse_flags(node: Node, allowed: tuple[str, ...] = ()) -> dict[str, str]:
+    """The instruction's --flag=value flags; ValueError for unknown, repeated or empty ones."""
+    return _parse_flags(node, allowed)
+
+
+def cmd_line(args: list[str], is_json: bool) -> list[str]:
+    """RUN/CMD arguments: the exec form as given, the shell form joined into one string."""
+    return _cmd_line(args, is_json)
+
+
+def with_shell(state: State, line: list[str]) -> list[str]:
+    """A shell-form command line behind the stage's SHELL (default /bin/sh -c)."""
+    return _with_shell(state, line)
+
+
+def normalize_workdir(current: str, requested: str) -> str:
+    return _normalize_workdir(current, requested)
 
 
 def _interval(flag: str, value: str) -> int:
@@ -775,12 +949,13 @@ class _Lexer:
     '...', "...", \\x, $VAR, ${VAR}, ${VAR:-word}, ${VAR:+word},
     ${VAR:?message}, ${VAR#pattern}, ${VAR%pattern}, ${VAR/from/to}."""
 
-    __slots__ = ("env", "pos", "raw_escapes", "src")
+    __slots__ = ("env", "escape", "pos", "raw_escapes", "src")
 
-    def __init__(self, src: str, env: dict[str, str]) -> None:
+    def __init__(self, src: str, env: dict[str, str], escape: str = ESCAPE) -> None:
         self.src = src
         self.pos = 0
         self.env = env
+        self.escape = escape
         self.raw_escapes = False
 
     def process_word(self) -> str:
@@ -828,7 +1003,7 @@ class _Lexer:
                 words.add_raw(text)
             else:
                 self.pos += 1
-                if ch == ESCAPE:
+                if ch == self.escape:
                     if self.raw_escapes:
                         words.add_raw(ch)
                         result.append(ch)
@@ -867,13 +1042,13 @@ class _Lexer:
                 out.append(self._dollar())
                 continue
             self.pos += 1
-            if ch == ESCAPE:
+            if ch == self.escape:
                 if self.raw_escapes:
                     out.append(ch)
                 following = self._peek()
                 if not following:
                     continue
-                if following in ('"', "$", ESCAPE):
+                if following in ('"', "$", self.escape):
                     ch = self._next()
             out.append(ch)
 
@@ -975,6 +1150,8 @@ class _Lexer:
 
 def _shell_pattern_regex(pattern: str, greedy: bool, anchored: bool):
     """A shell glob (*, ?, \\x) as a Python regular expression."""
+    import re  # lazy: only ${VAR#...}, ${VAR%...} and ${VAR/...}
+
     out = ["^"] if anchored else []
     i, n = 0, len(pattern)
     while i < n:

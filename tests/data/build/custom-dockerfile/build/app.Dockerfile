@@ -1,0 +1,3 @@
+FROM busybox
+COPY ctx.txt /
+CMD ["cat", "/ctx.txt"]
