@@ -290,24 +290,37 @@ def test_ctr_systemd_cgroup_is_refused_clearly_where_systemd_does_not_run(contai
 
 class Dockerd:
     """A private Debian dockerd: own data root, exec root (its own containerd under it), socket,
-    pidfile and cgroup parent; no default bridge, no iptables; berth-runtime as runtime "berth"."""
+    pidfile and cgroup parent; its default network on a bridge of our own (never --bridge=none:
+    dockerd then deletes the host's docker0, the shared dockerd's), no iptables; berth-runtime
+    as runtime "berth"."""
 
     def __init__(self, image_tar: str):
         self.base = tempfile.mkdtemp(prefix="berth-dkd-")
         self.sock = os.path.join(self.base, "docker.sock")
         self.cgroup_parent = "berth-test-dockerd-" + uuid.uuid4().hex[:8]
         self.log = open(os.path.join(self.base, "dockerd.log"), "wb")
-        self.process = subprocess.Popen(
-            [require_peer("dockerd"), "--data-root", os.path.join(self.base, "data"),
-             "--exec-root", os.path.join(self.base, "exec"), "-H", "unix://" + self.sock,
-             "--pidfile", os.path.join(self.base, "docker.pid"), "--bridge=none", "--iptables=false",
-             "--ip6tables=false", "--ip-masq=false", "--cgroup-parent", "/" + self.cgroup_parent,
-             "--add-runtime", "berth=" + runtime_binary()],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        wait_for(lambda: self.docker("version").returncode == 0 or self.process.poll() is not None, 60, "dockerd")
-        assert self.process.poll() is None, "dockerd ended at start"
-        loaded = self.docker("load", "-i", image_tar)
-        assert loaded.returncode == 0, loaded.stderr
+        self.default_bridge = "bd" + uuid.uuid4().hex[:8]
+        subprocess.run(["ip", "link", "add", self.default_bridge, "type", "bridge"], check=True)
+        subprocess.run(["ip", "addr", "add", free_test_subnet().rsplit(".", 1)[0] + ".1/24", "dev",
+                        self.default_bridge], check=True)
+        try:
+            self.process = subprocess.Popen(
+                [require_peer("dockerd"), "--data-root", os.path.join(self.base, "data"),
+                 "--exec-root", os.path.join(self.base, "exec"), "-H", "unix://" + self.sock,
+                 "--pidfile", os.path.join(self.base, "docker.pid"), "--bridge", self.default_bridge,
+                 "--iptables=false",
+                 "--ip6tables=false", "--ip-masq=false", "--cgroup-parent", "/" + self.cgroup_parent,
+                 "--add-runtime", "berth=" + runtime_binary()],
+                stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            wait_for(lambda: self.docker("version").returncode == 0 or self.process.poll() is not None, 60, "dockerd")
+            assert self.process.poll() is None, "dockerd ended at start"
+            loaded = self.docker("load", "-i", image_tar)
+            assert loaded.returncode == 0, loaded.stderr
+        except BaseException:
+            if getattr(self, "process", None) is not None:
+                _stop(self.process)
+            subprocess.run(["ip", "link", "del", self.default_bridge], capture_output=True)
+            raise
         self.network = self.bridge = None
 
     def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -334,8 +347,9 @@ class Dockerd:
         finally:
             _stop(self.process)
             self.log.close()
-            if self.bridge:
-                subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+            for bridge in (self.bridge, self.default_bridge):
+                if bridge:
+                    subprocess.run(["ip", "link", "del", bridge], capture_output=True)
             _discard(self.base, self.cgroup_parent)
 
 
