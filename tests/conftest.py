@@ -351,6 +351,48 @@ def _delete_link(name: str) -> None:
     subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
 
 
+def _user_networks(root: str) -> list[dict]:
+    """The user-defined networks' records of a root, read from outside berth."""
+    import json
+
+    found = []
+    for path in glob.glob(os.path.join(root, "networks", "*", "network.json")):
+        with contextlib.suppress(OSError, ValueError):
+            with open(path) as f:
+                found.append(json.load(f))
+    return found
+
+
+def _remove_user_networks(b: Berth) -> list[str]:
+    """Every user-defined network of `b`'s root removed with `berth network rm` (its containers
+    are gone by now), then looked for from outside: leases, bridges, nftables, FORWARD exception."""
+    from berth.network.nft import table_name
+
+    leaks = []
+    networks = _user_networks(b.root)
+    for network in networks:
+        leases = _leases_of_this_boot(os.path.join(b.root, "networks", network["Id"], "leases"))
+        if leases:
+            leaks.append(f"IPAM leases left on network {network['Name']}: {leases}")
+        result = b("network", "rm", network["Id"])
+        if result.returncode != 0:
+            leaks.append(f"berth network rm {network['Name']} -> {result.returncode}: {result.stderr.strip()}")
+    for network in networks:
+        name = network["Berth"]["bridge"]
+        if os.path.exists(f"/sys/class/net/{name}"):
+            leaks.append(f"bridge of network {network['Name']} left: {name}")
+            _delete_link(name)
+    table = table_name(b.root) + "_net"
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    for family in ("ip", "bridge"):
+        if f"table {family} {table} " in ruleset:
+            leaks.append(f"nftables table left: {family} {table}")
+            subprocess.run(["nft", "delete", "table", family, table], capture_output=True, check=False)
+    if f'"berth:{table}:' in ruleset:
+        leaks.append(f"firewall exception berth:{table}:... left in table ip filter")
+    return leaks
+
+
 def remove_and_check(b: Berth, cgroups_before: set[str]) -> list[str]:
     """Remove everything of `b`'s root with berth's own commands, then look from outside berth
     (mountinfo, /sys/class/net, nftables, cgroupfs, lease files) for what remains; remove that
@@ -402,6 +444,7 @@ def remove_and_check(b: Berth, cgroups_before: set[str]) -> list[str]:
     leases = _leases_of_this_boot(os.path.join(bridges.directory(b.root), "leases"))
     if leases:
         leaks.append(f"IPAM leases left: {leases}")
+    leaks += _remove_user_networks(b)
 
     mounts = mounts_under(b.base)
     if mounts:

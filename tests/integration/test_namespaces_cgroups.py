@@ -452,3 +452,23 @@ def test_host_config_has_the_fields_docker_prints(busybox):
             "KernelMemory", "KernelMemoryTCP", "MemorySwappiness", "Ulimits", "CpuCount", "CpuPercent",
             "IOMaximumIOps", "IOMaximumBandwidth", "PidsLimit")
     assert {key: ours[key] for key in same} == {key: theirs[key] for key in same}
+
+
+def test_daemon_json_cgroup_parent_is_the_default_parent(busybox):
+    """daemon.json's cgroup-parent holds every container that names no --cgroup-parent; a
+    container's own --cgroup-parent still wins."""
+    name = "berth-test-parent-" + os.urandom(4).hex()
+    with cgroup_parent(name) as parent:
+        busybox.configure(**{"cgroup-parent": name})
+        try:
+            cid = busybox.ok("run", "-d", "-m", "32m", "busybox", "sleep", "60").strip()
+            path = f"{parent}/{cid}"
+            assert cgroup_file(path, "memory", "memory.max" if V2 else "memory.limit_in_bytes") == str(32 << 20)
+            assert str(host_pid(busybox, cid)) in cgroup_file(path, "pids", "cgroup.procs").split()
+            own = busybox.ok("run", "--rm", "--cgroup-parent", f"{name}/own", "busybox", "cat",
+                             "/proc/self/cgroup").splitlines()
+            assert V2 or all(line.split(":", 2)[2].startswith(f"{parent}/own/") for line in own), own
+            busybox.ok("rm", "-f", cid)
+            assert not os.path.exists(os.path.join(CGROUP_ROOT, path.strip("/")) if V2 else v1_dir("memory", path))
+        finally:
+            busybox.configure()

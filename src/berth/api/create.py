@@ -94,7 +94,7 @@ def create_request(body: dict, name: str | None, engine) -> CreateRequest:
     image = body.get("Image")
     if not image or not isinstance(image, str):
         raise InvalidArgument("Config cannot be empty in order to create a container")
-    check_endpoints(body)
+    endpoint = check_endpoints(body, host.get("NetworkMode") or None)
     warnings: list[str] = []
     fields = {**_config_fields(body), **_network_fields(host), **_mount_fields(body, host)}
     return CreateRequest(
@@ -109,6 +109,7 @@ def create_request(body: dict, name: str | None, engine) -> CreateRequest:
         host_config={**_isolation_fields(host), **_resource_fields(host, warnings), **_log_fields(host),
                      **_runtime_fields(host, engine)},
         warnings=warnings,
+        endpoint=endpoint,
         **fields,
     )
 
@@ -344,16 +345,21 @@ def _runtime_fields(host: dict, engine) -> dict:
     return out
 
 
-def check_endpoints(body: dict) -> None:
-    """NetworkingConfig: an endpoint asking for addresses, aliases or links is refused as the
-    run flags asking for them are (berth has no user-defined networks)."""
+def check_endpoints(body: dict, mode: str | None) -> dict | None:
+    """NetworkingConfig: the endpoint on the container's network (NetworkMode), checked as the
+    run flags asking for the same are (addresses and aliases only on a user-defined network).
+    Returns its EndpointSettings for the engine."""
     endpoints = _object(_object(body, "NetworkingConfig"), "EndpointsConfig")
-    for endpoint in endpoints.values():
+    found = None
+    for name, endpoint in endpoints.items():
         endpoint = endpoint or {}
         ipam = endpoint.get("IPAMConfig") or {}
         ip, ip6 = ipam.get("IPv4Address") or None, ipam.get("IPv6Address") or None
         aliases, link_local = endpoint.get("Aliases") or [], ipam.get("LinkLocalIPs") or []
         if ip or ip6 or aliases or link_local:
-            from berth.engine.run_options import check_endpoint  # lazy: only endpoint settings
+            from berth.engine.run_options import check_endpoint, endpoint_settings  # lazy: only endpoint settings
 
-            check_endpoint(ip, ip6, aliases, link_local)
+            check_endpoint(ip, ip6, aliases, link_local, name)
+            if name == (mode or name):
+                found = endpoint_settings(ip, aliases, link_local)
+    return found

@@ -222,8 +222,17 @@ def request_from(opts, args: list[str], engine=None) -> CreateRequest:
         config=config,
         mounts=mount_request(opts),
         healthcheck=health_request(opts),
-        endpoint={"IPAMConfig": {"LinkLocalIPs": list(opts.link_local_ip)}} if opts.link_local_ip else None,
+        endpoint=endpoint_request(opts),
     )
+
+
+def endpoint_request(opts) -> dict | None:
+    """--ip, --network-alias, --link-local-ip: the EndpointSettings of the container's network."""
+    if not (opts.ip or opts.network_alias or opts.link_local_ip):
+        return None
+    from berth.engine.run_options import endpoint_settings  # lazy: only these flags
+
+    return endpoint_settings(opts.ip, opts.network_alias, opts.link_local_ip)
 
 
 def health_request(opts) -> dict | None:
@@ -286,7 +295,7 @@ def ergonomics_request(engine, opts, image: str) -> tuple[dict, dict]:
     if opts.runtime is not None and engine is not None:
         host["Runtime"] = run_options.check_runtime(opts.runtime, engine.settings)
     if opts.ip or opts.ip6 or opts.network_alias or opts.link_local_ip:
-        run_options.check_endpoint(opts.ip, opts.ip6, opts.network_alias, opts.link_local_ip)
+        run_options.check_endpoint(opts.ip, opts.ip6, opts.network_alias, opts.link_local_ip, opts.network or opts.net)
     return config, host
 
 

@@ -74,6 +74,7 @@ def cmd_system_prune(engine, argv) -> int:
             return 0
     report = prune_system(engine, opts.all, opts.volumes, opts.filter)
     _section("Deleted Containers", report["ContainersDeleted"])
+    _section("Deleted Networks", report.get("NetworksDeleted") or [])
     _section("Deleted Volumes", report["VolumesDeleted"])
     _section("Deleted Images", [f"{action.lower()}: {what}" for item in report["ImagesDeleted"]
                                 for action, what in item.items()])

@@ -259,7 +259,7 @@ class Engine:
         if req.name is not None and not valid_name(req.name):
             raise InvalidArgument(f'Invalid container name ({req.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         network_mode, joined = self._network_mode(req.network)
-        if req.config.get("MacAddress") and network_mode != "bridge":
+        if req.config.get("MacAddress") and (network_mode in ("host", "none") or joined is not None):
             raise InvalidArgument("conflicting options: mac-address and the network mode "
                                   f"{network_mode.partition(':')[0]} (only a container on the bridge has its own)")
         if req.dns or req.extra_hosts:
@@ -384,7 +384,10 @@ class Engine:
                 "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "", "UsernsMode": "",
                 "ShmSize": 67108864, "Runtime": self.settings.default_runtime, "ConsoleSize": [0, 0], "Isolation": "",
                 "CpuShares": 0,
-                "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+                "Memory": 0, "NanoCpus": 0,
+                # daemon.json's cgroup-parent, recorded (docker leaves "" and applies its current
+                # one at each start): a changed daemon.json then never loses a container's cgroup
+                "CgroupParent": self.settings.cgroup_parent, "BlkioWeight": 0, "BlkioWeightDevice": [],
                 "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [], "BlkioDeviceReadIOps": [],
                 "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0,
                 "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "", "Devices": [], "DeviceCgroupRules": None,
@@ -441,8 +444,12 @@ class Engine:
             return "container:" + target["Id"], target
         if mode == "default":
             mode = "bridge"
-        if mode not in ("none", "host", "bridge") or mode == "bridge" and not self.settings.bridged:
+        if mode == "bridge" and not self.settings.bridged:
             raise NotFound(f"network {mode} not found")
+        if mode not in ("none", "host", "bridge"):
+            from berth.engine.usernets import get  # lazy: only user-defined networks
+
+            return get(self.paths.root, mode)["Name"], None
         return mode, None
 
     def _log_config(self, record: dict, directory: str) -> None:
@@ -587,6 +594,16 @@ class Engine:
             for key in ("HostsPath", "ResolvConfPath", "HostnamePath"):
                 record[key] = joined[key]
             return
+        if mode not in ("bridge", "host", "none"):
+            from berth.engine.usernets import endpoint_config, get  # lazy: only user-defined networks
+
+            network = get(self.paths.root, mode)
+            ipam = requested.get("IPAMConfig") or {}
+            entry = endpoint_config(record, network, requested.get("Aliases"), ipam.get("IPv4Address"))
+            if ipam:
+                entry["IPAMConfig"] = dict(ipam)
+            settings["Networks"] = {mode: entry}
+            return
         settings["Networks"] = {mode: endpoint(network_ids(self.paths.root)[mode])}
         if requested.get("IPAMConfig"):  # kept across starts; the bridge endpoint adds its link-local IPs
             settings["Networks"][mode]["IPAMConfig"] = requested["IPAMConfig"]
@@ -621,11 +638,25 @@ class Engine:
         else:
             hosts = dnsfiles.hosts(extra)
             settings = self.settings  # the engine's dns, dns-search, dns-opts: defaults for every container
+            # on a user-defined network, docker's embedded resolver (127.0.0.11) answers, and
+            # forwards what it does not know to these as its upstream
+            internal = host["NetworkMode"] not in ("bridge", "none")
             resolv = dnsfiles.resolv_conf(host_resolv, host["Dns"] or settings.dns,
                                           host["DnsSearch"] or settings.dns_search,
-                                          host["DnsOptions"] or settings.dns_opts)
+                                          host["DnsOptions"] or settings.dns_opts, internal_resolver=internal)
         write_bytes(os.path.join(directory, "hosts"), hosts.encode(), durable=False, mode=0o644)
         write_bytes(os.path.join(directory, "resolv.conf"), resolv.encode(), durable=False, mode=0o644)
+
+    def _write_user_hosts(self, record: dict, ip: str) -> None:
+        """/etc/hosts of a container on user-defined networks only: its address on the first."""
+        from berth.engine import dnsfiles  # lazy: only a start writes /etc/hosts
+
+        config = record["Config"]
+        names = config["Hostname"]
+        if config.get("Domainname"):
+            names = f"{names}.{config['Domainname']} {names}"
+        text = dnsfiles.hosts(self.extra_hosts(record)) + (f"{ip}\t{names}\n" if ip else "")
+        write_bytes(record["HostsPath"], text.encode(), durable=False, mode=0o644)
 
     def extra_hosts(self, record: dict) -> list[tuple[str, str]]:
         """--add-host entries, `host-gateway` resolved to the bridge's address like docker's."""
@@ -724,18 +755,30 @@ class Engine:
             data = record["GraphDriver"]["Data"]
             overlay = f"lowerdir={data['LowerDir']},upperdir={data['UpperDir']},workdir={data['WorkDir']}"
             runtime.become_subreaper()
-            endpoint = None
+            networks_before = dict(record["NetworkSettings"].get("Networks") or {})
+            endpoint = usernet = None
             if record["HostConfig"].get("NetworkMode") == "bridge":
                 from berth.engine.networks import (
                     Endpoint,  # lazy: only bridged starts and releases need it (ps, images do not)
                 )
 
                 endpoint = Endpoint(self, record)
+            user_names = [n for n in record["NetworkSettings"].get("Networks") or ()
+                          if n not in ("bridge", "host", "none")]
+            if user_names:
+                from berth.engine.usernets import UserEndpoints  # lazy: only user-defined networks
+
+                usernet = UserEndpoints(self, record, user_names, first_if=1 if endpoint is not None else 0,
+                                     route=endpoint is None)
             try:
                 if endpoint is not None:
                     endpoint.prepare()
                     write_bytes(record["HostsPath"], endpoint.hosts(self.extra_hosts(record)).encode(), durable=False,
                                 mode=0o644)
+                if usernet is not None:
+                    usernet.prepare()
+                    if endpoint is None:
+                        self._write_user_hosts(record, usernet.first_ip())
                 inputs = oci.StartInputs(net_pid=self._joined_pid(record),
                                          link_env=endpoint.link_env if endpoint is not None else (),
                                          pid_pid=self.pid_donor_pid(record),
@@ -747,18 +790,19 @@ class Engine:
                     prepare(self, record)
                 spec = oci.build(record, user, directory, console_size, inputs)
                 self._realtime_budget(record, spec)
-                on_created = endpoint.attach if endpoint is not None else None
+                on_created = _on_created(endpoint, usernet)
                 if (record["HostConfig"].get("Runtime") or "berth") != "berth":
                     launched = self._start_external(record, spec, overlay, stdio, on_created)
                 else:
                     launched = runtime.start(spec, data["MergedDir"], overlay, stdio, on_created=on_created,
                                              seccomp_program=self.seccomp_program(record))
             except BaseException as err:
-                if endpoint is not None:
-                    try:
-                        endpoint.release()
-                    except (BerthError, OSError):
-                        pass  # its network.json stays: the next start or rm releases it
+                for made in (endpoint, usernet):
+                    if made is not None:
+                        try:
+                            made.release()
+                        except (BerthError, OSError):
+                            pass  # its network.json stays: the next start or rm releases it
                 ran_before = record["State"]["StartedAt"] != ZERO_TIME
                 record["State"].update(Status=EXITED if ran_before else "created", Running=False, Restarting=False,
                                        Pid=0, Error=str(err), ExitCode=start_exit_code(err))
@@ -775,9 +819,24 @@ class Engine:
                 health.on_start(record)
             if endpoint is not None:
                 record["NetworkSettings"] = endpoint.network_settings(launched.pid)
+            if usernet is not None:
+                if endpoint is None:
+                    networks = record["NetworkSettings"].get("Networks") or {}
+                    sandbox = usernet.endpoints[0][2]["endpoint"] if usernet.endpoints else ""
+                    record["NetworkSettings"] = {**_networks().network_settings(networks), "SandboxID": sandbox,
+                                                 "SandboxKey": f"/proc/{launched.pid}/ns/net"}
+                else:  # the bridge's settings knew only its own network: the others are kept
+                    record["NetworkSettings"]["Networks"] = {**{n: v for n, v in networks_before.items()},
+                                                             **record["NetworkSettings"]["Networks"]}
+                usernet.network_settings(record["NetworkSettings"])
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
             self.store.write(record, durable=False)
             events.started(self.paths.root, record)
+        if usernet is not None:
+            from berth.engine import dns  # lazy: only user-defined networks
+
+            dns.serve_container(self, record)
+            dns.refresh(self)
         return launched
 
     def _start_external(self, record: dict, spec: dict, overlay: str, stdio, on_created):
@@ -912,7 +971,8 @@ class Engine:
         # the namespace lingers (orphaned TCP sockets keep it for seconds): a detached
         # supervisor (allow_restart) has the time, and deletes it as docker does.
         shared = os.path.join(self.paths.container_run(container_id), "netns-shared")
-        self._disconnect(container_id, unplug=allow_restart or os.path.exists(shared))
+        if self._disconnect(container_id, unplug=allow_restart or os.path.exists(shared)):
+            _forget_in_dns(self, container_id)
         self._release_shm(container_id)
         try:
             os.unlink(shared)
@@ -1160,6 +1220,10 @@ class Engine:
 
         if not os.path.isdir(self.paths.container(container_id)):
             release_orphan(self, container_id)  # removed, or its removal was killed midway
+            if os.path.isdir(os.path.join(self.paths.root, "networks")):
+                from berth.engine.usernets import release_orphan as release_user  # lazy: only user networks
+
+                release_user(self, container_id)
             return True
         fd = self.store.try_lock(container_id)
         if fd is None:
@@ -1237,20 +1301,31 @@ class Engine:
                 raise
             self.store.release_name(old, container_id)
         events.container(self.paths.root, record, "rename", {"oldName": "/" + old})
+        if any(n not in ("bridge", "host", "none") for n in record["NetworkSettings"].get("Networks") or ()):
+            from berth.engine import dns  # lazy: only user-defined networks
 
-    def _disconnect(self, container_id: str, unplug: bool = True) -> None:
-        """Release what a run took on the bridge (see networks.release), also what a release
-        killed midway left; cheap when there is nothing."""
+            dns.refresh(self)
+
+    def _disconnect(self, container_id: str, unplug: bool = True) -> bool:
+        """Release what a run took on the bridge (see networks.release) and on user-defined
+        networks (usernets.release_all), also what a release killed midway left; cheap when
+        there is nothing. True if it held endpoints on user-defined networks."""
         try:
             entries = os.listdir(self.paths.container_run(container_id))
         except FileNotFoundError:
-            return
+            return False
         if any(e.startswith("network.json") for e in entries):
             from berth.engine.networks import (
                 release,  # lazy: only bridged starts and releases need it (ps, images do not)
             )
 
             release(self, container_id, unplug)
+        if any(e.startswith("endpoint-") for e in entries):
+            from berth.engine.usernets import release_all  # lazy: only user-defined networks
+
+            release_all(self, container_id, unplug)
+            return True
+        return False
 
     def _wait_released(self, container_id: str, timeout: float = 5.0) -> None:
         """rm -f returns only once the network is released, by whoever claimed it (the dying
@@ -1328,7 +1403,8 @@ class Engine:
         if container.status != REMOVING:
             container.transition(REMOVING, "rm")
             self.store.write(record, durable=False)
-        self._disconnect(container_id)
+        if self._disconnect(container_id):
+            _forget_in_dns(self, container_id)
         self._wait_released(container_id)
         self._release_shm(container_id)
         self.store.remove_run_dir(container_id)
@@ -1353,12 +1429,33 @@ DOCKERENV = ".dockerenv"  # docker's marker file: tools test for it to know they
 def _clear_network_settings(record: dict) -> None:
     """docker empties a stopped container's addresses and published ports."""
     settings = record["NetworkSettings"]
-    if not settings.get("IPAddress") and not settings.get("Ports"):
-        return
     networks = settings.get("Networks") or {}
+    if not settings.get("IPAddress") and not settings.get("Ports") and not settings.get("SandboxKey") and \
+            not any(n.get("IPAddress") for n in networks.values()):
+        return
     for network in networks.values():
-        network.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="")
+        network.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="", DNSNames=None)
     record["NetworkSettings"] = _networks().network_settings(networks)
+
+
+def _on_created(endpoint, user):
+    """The runtime's hook once the container's namespaces exist: plug its networks in."""
+    if user is None:
+        return endpoint.attach if endpoint is not None else None
+
+    def attach(pid: int) -> None:
+        if endpoint is not None:
+            endpoint.attach(pid)
+        user.attach(pid)
+    return attach
+
+
+def _forget_in_dns(engine, container_id: str) -> None:
+    """The embedded resolver stops answering for a container that left its user networks."""
+    from berth.engine import dns  # lazy: only user-defined networks
+
+    dns.forget_container(engine, container_id)
+    dns.refresh(engine)
 
 
 def _stop_probing(record: dict) -> None:

@@ -22,9 +22,12 @@ def hosts(extra: list[tuple[str, str]] = (), own: tuple[str, str] | None = None)
 
 
 def resolv_conf(host_text: str, dns: list[str] = (), search: list[str] = (), options: list[str] = (),
-                keep_loopback: bool = False) -> str:
+                keep_loopback: bool = False, internal_resolver: bool = False) -> str:
     """Derive the container's resolv.conf from the host's like docker: loopback nameservers
-    cannot work from another network namespace, so they are dropped (kept with the host's)."""
+    cannot work from another network namespace, so they are dropped (kept with the host's).
+    With `internal_resolver` (a user-defined network), docker's: `nameserver 127.0.0.11` and
+    `options ndots:0`, the servers it would have named kept as the resolver's upstream in an
+    `# ExtServers: [...]` comment."""
     nameservers, searches, opts, others = [], [], [], []
     for line in host_text.splitlines():
         fields = line.split()
@@ -39,15 +42,30 @@ def resolv_conf(host_text: str, dns: list[str] = (), search: list[str] = (), opt
             opts.extend(fields[1:])
         else:
             others.append(line)
-    nameservers = list(dns) or nameservers or list(DEFAULT_NAMESERVERS)
+    if internal_resolver:
+        upstream = list(dns) or [ns if not _is_loopback(ns) else f"host({ns})" for ns in host_servers(host_text)] \
+            or list(DEFAULT_NAMESERVERS)
+        nameservers = ["127.0.0.11"]
+        opts = list(options) or opts
+        if not any(o.startswith("ndots:") for o in opts):
+            opts = ["ndots:0", *opts]
+    else:
+        nameservers = list(dns) or nameservers or list(DEFAULT_NAMESERVERS)
+        opts = list(options) or opts
     searches = list(search) or searches
-    opts = list(options) or opts
     out = "".join(f"nameserver {ns}\n" for ns in nameservers)
     if searches and searches != ["."]:
         out += "search " + " ".join(searches) + "\n"
     if opts:
         out += "options " + " ".join(opts) + "\n"
+    if internal_resolver:
+        out += f"\n# ExtServers: [{' '.join(upstream)}]\n"
     return out
+
+
+def host_servers(host_text: str) -> list[str]:
+    """The nameservers a resolv.conf names, in order."""
+    return [f[1] for f in (line.split() for line in host_text.splitlines()) if len(f) > 1 and f[0] == "nameserver"]
 
 
 def _is_loopback(address: str) -> bool:

@@ -197,7 +197,7 @@ def _network(root: str, record: dict) -> tuple[str, dict] | None:
     network_id = ((record.get("NetworkSettings") or {}).get("Networks") or {}).get(mode, {}).get("NetworkID")
     if not network_id:
         network_id = network_ids(root).get(mode, "")
-    return network_id, {"name": mode, "type": DRIVERS.get(mode, mode)}
+    return network_id, {"name": mode, "type": DRIVERS.get(mode, "bridge")}  # a user-defined one is a bridge
 
 
 @_quiet

@@ -45,8 +45,8 @@ def prune_system(engine, all_images: bool = False, volumes: bool = False, filter
     """`system prune`: stopped containers, then (anonymous) volumes no container uses with
     `volumes`, then dangling images (every unused one with `all_images`), each passing
     `filters` (berth.filters.prune_filters: until applies to containers and images), with the image
-    store's full sweep of unreferenced blobs and temp files. Networks: only the built-in
-    ones exist, and they are never pruned."""
+    store's full sweep of unreferenced blobs and temp files; then the user-defined networks
+    no container refers to (the built-in ones are never pruned)."""
     from berth.engine.images import prune as prune_images  # lazy: the image store, only for system prune
 
     report = prune_containers(engine, filters)
@@ -59,6 +59,12 @@ def prune_system(engine, all_images: bool = False, volumes: bool = False, filter
         report["VolumesDeleted"], volume_space = prune_volumes(VolumeStore(engine.paths), False, volume_filters)
     images = prune_images(engine, all_images, filters)
     report["ImagesDeleted"] = images["ImagesDeleted"]
+    report["NetworksDeleted"] = []
+    if os.path.isdir(os.path.join(engine.paths.root, "networks")):
+        from berth.engine.usernets import prune as prune_networks  # lazy: only with user-defined networks
+
+        network_filters = [f"{k}={v}" for k, values in (filters or {}).items() if k != "until" for v in values]
+        report["NetworksDeleted"] = prune_networks(engine, network_filters)
     report["SpaceReclaimed"] += volume_space + images["SpaceReclaimed"]
     return report
 
@@ -81,6 +87,11 @@ def reset(engine) -> None:
     current = bridges.load(engine.paths.root)
     if current is not None:
         bridges.remove(engine.paths.root, current)
+    if os.path.isdir(os.path.join(engine.paths.root, "networks")):
+        from berth.engine.usernets import records, remove  # lazy: only with user-defined networks
+
+        for network in records(engine.paths.root):
+            remove(engine, network["Id"])
     directories = (engine.paths.root, engine.paths.run_root)
     for directory in directories:
         mounted = mounts_under(directory)

@@ -115,9 +115,10 @@ def check_mac_address(value: str) -> str:
     return ":".join(parts).lower()
 
 
-def check_endpoint(ip: str | None, ip6: str | None, aliases: list[str], link_local: list[str]) -> None:
-    """--ip/--ip6/--network-alias/--link-local-ip for a container on one of docker's
-    predefined networks (bridge, host, none, container:<x>): berth has no user-defined ones yet."""
+def check_endpoint(ip: str | None, ip6: str | None, aliases: list[str], link_local: list[str],
+                   network: str | None = None) -> None:
+    """--ip/--ip6/--network-alias/--link-local-ip: well-formed, and --ip and aliases only on a
+    user-defined network (`network` not one of docker's predefined ones nor container:<x>)."""
     import ipaddress  # lazy: only these flags
 
     for value, version, flag in ((ip, 4, "IPv4"), (ip6, 6, "IPv6")):
@@ -135,7 +136,18 @@ def check_endpoint(ip: str | None, ip6: str | None, aliases: list[str], link_loc
             parsed = None
         if parsed is None or not parsed.is_link_local:
             raise InvalidArgument(f"invalid link local IP address: {value}")
-    if aliases:
+    user_network = bool(network) and network not in ("bridge", "host", "none", "default") and \
+        not network.startswith("container:")
+    if aliases and not user_network:
         raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
-    if ip or ip6:
+    if (ip or ip6) and not user_network:
         raise InvalidArgument("user specified IP address is supported on user defined networks only")
+    if ip6:
+        raise NotImplementedYet("--ip6: berth's user-defined networks are IPv4 only")
+
+
+def endpoint_settings(ip: str | None, aliases: list[str], link_local: list[str]) -> dict | None:
+    """NetworkingConfig's EndpointSettings for the container's network from the run flags."""
+    ipam = {**({"IPv4Address": ip} if ip else {}), **({"LinkLocalIPs": list(link_local)} if link_local else {})}
+    endpoint = {**({"IPAMConfig": ipam} if ipam else {}), **({"Aliases": list(aliases)} if aliases else {})}
+    return endpoint or None

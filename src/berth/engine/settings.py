@@ -32,6 +32,7 @@ KEYS = {
     "log-driver": ("str", "json-file"),  # containers' default LogConfig (engine.logconfig)
     "log-opts": ("dict", {}),
     "default-cgroupns-mode": ("str", ""),  # "" is docker's default: private on cgroup v2, host on v1
+    "cgroup-parent": ("str", ""),  # containers' parent cgroup when they name none (--cgroup-parent)
     "cpu-rt-period": ("int", 0),  # the real-time budget given to the parents of a real-time container
     "cpu-rt-runtime": ("int", 0),
     "default-runtime": ("str", "berth"),
@@ -52,6 +53,7 @@ class Settings:
 
     __slots__ = ("bridge", "default_bridge", "bip", "fixed_cidr", "mtu", "icc", "ip_forward", "iptables",
                  "userland_proxy", "dns", "dns_search", "dns_opts", "log_driver", "log_opts", "default_cgroupns_mode",
+                 "cgroup_parent",
                  "cpu_rt_period", "cpu_rt_runtime", "default_runtime", "runtimes", "init_path", "insecure_registries",
                  "registry_mirrors", "config_file")
 

@@ -230,23 +230,26 @@ def veth_name(endpoint_id: str) -> str:
     return "berth" + endpoint_id[:10]
 
 
-def attach(pid: int, bridge: Bridge, ip: str, veth: str, mac: str | None = None, link_local: list[str] = ()) -> None:
-    """Give the container whose pid 1 is `pid` its eth0 on the bridge (its MAC `mac`, else
+def attach(pid: int, bridge: Bridge, ip: str, veth: str, mac: str | None = None, link_local: list[str] = (),
+           ifname: str = "eth0", route: bool = True) -> None:
+    """Give the container whose pid 1 is `pid` its `ifname` on the bridge (its MAC `mac`, else
     docker's derived from `ip`, and its --link-local-ip addresses as docker adds them: /16 for
     IPv4, /64 for IPv6): the veth's peer is created directly inside its network namespace, then
-    addressed and routed there."""
+    addressed there, and the default route goes through the bridge's gateway if `route`.
+    `bridge` is any object with name, mtu, prefix_len and gateway (a user network's too)."""
     netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         with Netlink() as nl:
-            nl.add_veth(veth, "eth0", mtu=bridge.mtu, master=bridge.name, up=True, peer_netns_fd=netns,
+            nl.add_veth(veth, ifname, mtu=bridge.mtu, master=bridge.name, up=True, peer_netns_fd=netns,
                         peer_mac=mac or mac_address(ip))
         _sysctl(f"/sys/class/net/{veth}/brport/hairpin_mode", "1")  # to itself via a published port, as docker
         with in_netns(netns), Netlink() as nl:
-            nl.add_address("eth0", ip, bridge.prefix_len)
+            nl.add_address(ifname, ip, bridge.prefix_len)
             for address in link_local:
-                nl.add_address("eth0", address, 64 if ":" in address else 16)
-            nl.set_link("eth0", up=True)
-            nl.add_default_route(bridge.gateway, "eth0")
+                nl.add_address(ifname, address, 64 if ":" in address else 16)
+            nl.set_link(ifname, up=True)
+            if route:
+                nl.add_default_route(bridge.gateway, ifname)
     finally:
         os.close(netns)
 

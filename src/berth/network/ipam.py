@@ -132,6 +132,28 @@ class Pool:
             os.close(fd)
         raise OSError(f"no available IPv4 address in {_dotted(self.range[0])}/{self.range[1]}")
 
+    def claim(self, address: str, container_id: str) -> bool:
+        """Take `address` itself (--ip) for `container_id`; False if it is taken (a lease of an
+        earlier boot is void and taken back). The gateway, the subnet's own addresses and one
+        outside the range are never free."""
+        number = _number(address)
+        first, length = self.range
+        broadcast = self.network + (1 << (32 - self.prefix_len)) - 1
+        if not first <= number < first + (1 << (32 - length)) or number in (_number(self.gateway), self.network,
+                                                                             broadcast):
+            return False
+        make_dirs(self.directory)
+        draft = os.path.join(self.directory, f".draft-{os.getpid()}-{os.urandom(4).hex()}")
+        fd = os.open(draft, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, f"{container_id}\n{boot_id()}".encode())
+            path = os.path.join(self.directory, address)
+            return self._take(draft, path) or self._reclaim(path) and self._take(draft, path)
+        finally:
+            os.unlink(draft)
+            os.close(fd)
+
     @staticmethod
     def _take(draft: str, path: str) -> bool:
         try:

@@ -319,29 +319,32 @@ table bridge {t} {{
 
     # -- the exception in iptables-nft's table --------------------------------------------
     def _sync_forward_exception(self, install: bool) -> None:
-        """Docker sets `ip filter` FORWARD to policy drop, and an accept in our table cannot
-        override another table's drop: with br_netfilter even traffic bridged between two of
-        our containers passes that chain. So we accept our bridge's traffic in docker's
-        DOCKER-USER chain (else at the top of FORWARD), through iptables as that table is
-        iptables-nft's, commented so that we remove exactly ours."""
-        chains = _filter_chains()
-        if not chains:
-            return  # no `ip filter` table: nothing of ours can be in it
-        forward = chains.get("FORWARD", {})
-        target = None
-        if install and forward.get("hook") == "forward" and forward.get("policy") == "drop":
-            target = "DOCKER-USER" if "DOCKER-USER" in chains else "FORWARD"
-        comment = f"berth:{self.table}"
-        wanted = [[target, "-i", self.bridge, "-m", "comment", "--comment", comment, "-j", "ACCEPT"],
-                  [target, "-o", self.bridge, "-m", "comment", "--comment", comment, "-j", "ACCEPT"]]
-        ours = [rule for rule in _iptables_rules(strict=target is not None) if _comment(rule) == comment]
-        if target and sorted(ours) == sorted(wanted):
-            return
-        for rule in ours:
-            _iptables("-D", *rule)
-        if target:
-            for position, rule in enumerate(wanted, 1):
-                _iptables("-I", rule[0], str(position), *rule[1:])
+        sync_forward_exception(self.bridge, f"berth:{self.table}", install)
+
+
+def sync_forward_exception(bridge: str, comment: str, install: bool) -> None:
+    """Docker sets `ip filter` FORWARD to policy drop, and an accept in our table cannot
+    override another table's drop: with br_netfilter even traffic bridged between two of
+    our containers passes that chain. So we accept `bridge`'s traffic in docker's
+    DOCKER-USER chain (else at the top of FORWARD), through iptables as that table is
+    iptables-nft's, marked with `comment` so that we remove exactly ours."""
+    chains = _filter_chains()
+    if not chains:
+        return  # no `ip filter` table: nothing of ours can be in it
+    forward = chains.get("FORWARD", {})
+    target = None
+    if install and forward.get("hook") == "forward" and forward.get("policy") == "drop":
+        target = "DOCKER-USER" if "DOCKER-USER" in chains else "FORWARD"
+    wanted = [[target, "-i", bridge, "-m", "comment", "--comment", comment, "-j", "ACCEPT"],
+              [target, "-o", bridge, "-m", "comment", "--comment", comment, "-j", "ACCEPT"]]
+    ours = [rule for rule in _iptables_rules(strict=target is not None) if _comment(rule) == comment]
+    if target and sorted(ours) == sorted(wanted):
+        return
+    for rule in ours:
+        _iptables("-D", *rule)
+    if target:
+        for position, rule in enumerate(wanted, 1):
+            _iptables("-I", rule[0], str(position), *rule[1:])
 
 
 def _failed_line(err: str) -> int | None:
