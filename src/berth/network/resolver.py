@@ -414,9 +414,13 @@ class Resolver:
         return {"Pid": os.getpid(), "Served": sorted(self.served), "Pending": len(self.pending), **self.stats}
 
     def _serve(self, container_id: str, pidfd: int, netns: int, upstreams: list) -> None:
+        upstreams = [(str(address), bool(host)) for address, host in upstreams]
+        known = self.served.get(container_id)
+        if known is not None and _same_file(known.netns, netns):  # connected to one more network
+            known.upstreams = upstreams[:MAX_UPSTREAMS]
+            return
         self._drop(container_id)  # a restart: its old namespace is gone
-        served = Served(container_id, os.dup(pidfd), os.dup(netns),
-                        [(str(address), bool(host)) for address, host in upstreams])
+        served = Served(container_id, os.dup(pidfd), os.dup(netns), upstreams)
         try:
             served.udp, served.tcp = self._in_namespace(served.netns, _listeners)
         except BaseException:
@@ -720,6 +724,11 @@ class Resolver:
         client.served.clients.pop(fd, None)
         self.forget(fd)
         client.sock.close()
+
+
+def _same_file(fd: int, other: int) -> bool:
+    mine, theirs = os.fstat(fd), os.fstat(other)
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _listeners():
