@@ -1294,6 +1294,9 @@ class Engine:
             self.store.rename(container_id, new_name)
             try:
                 record["Name"] = "/" + new_name
+                for endpoint in (record["NetworkSettings"].get("Networks") or {}).values():
+                    if endpoint.get("DNSNames"):  # the embedded resolver answers the new name, not the old
+                        endpoint["DNSNames"] = [new_name if n == old else n for n in endpoint["DNSNames"]]
                 self.store.write(record)
             except BaseException:
                 self.store.release_name(new_name, container_id)

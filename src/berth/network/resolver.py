@@ -59,18 +59,54 @@ def main() -> None:
 
 class Table:
     """Names and addresses per network, from the records of the root's containers. Rebuilt
-    whenever told (a record re-read only when it changed: a new inode, size or mtime)."""
+    when told, and before a query is answered once a record was written since the last build
+    (inotify: a record is replaced by a rename into its directory, queued by the kernel before
+    the writer goes on, so no answer is older than a record written before the query was
+    sent). A record is re-read only when it changed (a new inode, size or mtime)."""
 
     def __init__(self, root: str):
+        from berth.runtime import syscalls as sc  # lazy: only the resolver process
+
+        self.sc = sc
         self.containers = os.path.join(root, "containers")
         self.cache = {}  # container ID -> ((ino, size, mtime_ns), record)
         self.names = {}  # network ID -> {name: ([IPv4], [IPv6])}
         self.addresses = {}  # network ID -> {address: "name.network"}
         self.network_names = {}  # network name (lower case) -> network ID
         self.owned = set()  # every name and address of every container: never forwarded
+        self.inotify = sc.inotify_init1(sc.IN_NONBLOCK | sc.IN_CLOEXEC)
+        self.watched = set()  # the directories watched: containers/ ("") and each container's
+        self.dirty = True
+
+    def fresh(self) -> None:
+        """Rebuild if a record was written (or a container made or removed) since the last build."""
+        try:
+            while os.read(self.inotify, 65536):
+                self.dirty = True
+        except BlockingIOError:
+            pass
+        if self.dirty:
+            self.rebuild()
+
+    def _watch(self, ids) -> None:
+        sc = self.sc
+        for key in ("", *ids):
+            if key in self.watched:
+                continue
+            mask = sc.IN_MOVED_TO | sc.IN_ONLYDIR | sc.IN_DONT_FOLLOW
+            if not key:
+                mask |= sc.IN_CREATE | sc.IN_DELETE | sc.IN_MOVED_FROM
+            try:
+                sc.inotify_add_watch(self.inotify, os.path.join(self.containers, key), mask)
+            except OSError:
+                continue  # gone meanwhile, or no containers/ yet: looked at again next build
+            self.watched.add(key)
+        self.watched &= {"", *ids}  # a removed directory's watch went with it
 
     def rebuild(self) -> None:
+        self.dirty = not os.path.isdir(self.containers)  # nothing to watch yet: look every time
         records = self._read_records()
+        self._watch(list(self.cache))
         names, addresses, network_names, owned = {}, {}, {}, set()
         for container_id, record in records.items():
             try:
@@ -514,6 +550,7 @@ class Resolver:
     def _answer(self, served: Served, data: bytes, tcp: bool, reply_to) -> bytes | None:
         """The reply to one query, or None: dropped, or forwarded (answered when the upstream does)."""
         self.stats["queries"] += 1
+        self.table.fresh()
         if len(data) < 12 or data[2] & 0x80:  # no header, or a response: never answer one
             self.stats["malformed"] += 1
             return None
@@ -736,7 +773,16 @@ def _listeners():
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     try:
-        udp.bind((LISTEN_ADDRESS, 53))
+        try:
+            udp.bind((LISTEN_ADDRESS, 53))
+        except OSError as err:
+            if err.errno != errno.EADDRNOTAVAIL:
+                raise
+            # pid 1 brings its loopback up while the runtime calls us (on_created): we may be first
+            from berth.runtime.netlink_lo import loopback_up  # lazy: only then
+
+            loopback_up()
+            udp.bind((LISTEN_ADDRESS, 53))
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         tcp.bind((LISTEN_ADDRESS, 53))
         tcp.listen(64)
