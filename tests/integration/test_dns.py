@@ -18,10 +18,10 @@ from berth.runtime import syscalls as sc
 from conftest import free_test_subnet, wait_for
 
 
-def make_network(b, name: str) -> str:
+def make_network(b, name: str, *flags: str) -> str:
     subnet = free_test_subnet()
     b.ok("network", "create", "--subnet", subnet, "-o", f"com.docker.network.bridge.name=bd{os.urandom(4).hex()}",
-         name)
+         *flags, name)
     return subnet
 
 
@@ -192,6 +192,22 @@ def across_networks(b):
     b.ok("network", "disconnect", "blue", "r1")
     assert "NXDOMAIN" in nslookup(b, "r1", "bee")[1]
     assert "NXDOMAIN" in nslookup(b, "b1", "r1")[1]
+
+
+def test_internal_network_resolves_its_names_and_forwards_nothing(busybox):
+    b = busybox
+    with networks(b, "open") as upstream:
+        make_network(b, "sealed", "--internal")
+        b.ok("run", "-d", "--name", "vault", "--network", "sealed", "busybox", "sleep", "300")
+        b.ok("run", "-d", "--name", "guard", "--network", "sealed", "busybox", "sleep", "300")
+        guard = pid_of(b, "guard")
+        assert answers(query(guard, "vault")) == [address(b, "vault", "sealed")]
+        reply = query(guard, "www.upstream.test")  # docker's resolver forwards nothing from there
+        assert rcode(reply) == "SERVFAIL" and not reply.rr
+        # connected to a network with a way out, it forwards again
+        b.ok("network", "connect", "open", "guard")
+        assert answers(query(guard, "www.upstream.test")) == ["192.0.2.53"]
+        assert upstream.names() == {"www.upstream.test."}
 
 
 def test_churn_of_connects_and_disconnects_leaves_no_stale_answer(busybox):

@@ -53,27 +53,23 @@ def status(engine) -> dict | None:
 
 
 def upstreams(engine, record: dict) -> list:
-    """[(address, from the host's namespace)]: where names that are not ours go, as docker's
-    resolver sends them: the container's --dns servers, else daemon.json's `dns`, else the
-    host's resolv.conf nameservers (one on the host's loopback is asked from the host's
-    namespace, the others from the container's), else docker's public fallback."""
-    servers = list(record["HostConfig"].get("Dns") or []) or list(engine.settings.dns)
-    if servers:
-        return [(server, False) for server in servers]
-    from berth.engine.dnsfiles import DEFAULT_NAMESERVERS  # lazy: only when nothing names a server
+    """[(address, asked from the host's namespace)]: where the resolver sends the names that
+    are not the networks' (dnsfiles.external_servers, as the container's resolv.conf says in
+    its ExtServers comment). None for a container whose every network is --internal: docker's
+    resolver forwards nothing for it (SERVFAIL)."""
+    from berth.engine import dnsfiles  # lazy: only a container on a user network
+    from berth.engine.usernets import find  # lazy: only a container on a user network
 
+    networks = record["NetworkSettings"].get("Networks") or {}
+    if "bridge" not in networks and all((find(engine.paths.root, name) or {}).get("Internal")
+                                        for name in networks if name not in ("host", "none")):
+        return []
     try:
         with open("/etc/resolv.conf") as f:
-            text = f.read()
+            host_text = f.read()
     except OSError:
-        text = ""
-    found = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) > 1 and fields[0] == "nameserver":
-            server = fields[1].partition("%")[0]
-            found.append((server, server.startswith("127.") or server == "::1"))
-    return found or [(server, False) for server in DEFAULT_NAMESERVERS]
+        host_text = ""
+    return dnsfiles.external_servers(host_text, record["HostConfig"].get("Dns") or engine.settings.dns)
 
 
 def _request(engine, message: dict, fds: tuple = (), start: bool = False) -> dict | None:

@@ -33,7 +33,7 @@ UPSTREAM_TIMEOUT = 4.0  # docker's extIOTimeout: per upstream server tried
 MAX_PENDING = 100  # forwarded queries in flight per container (docker's maxConcurrent)
 MAX_TCP_CLIENTS = 32  # TCP connections per container; the oldest makes room for a new one
 TCP_IDLE = 10.0  # seconds a TCP client may stay silent
-IDLE_EXIT = 5.0  # seconds with nothing to serve before the resolver ends
+IDLE_EXIT = 2.0  # seconds with nothing to serve before the resolver ends (a restart keeps it)
 MAX_RECORD = 8 << 20  # a container record bigger than this is not one of ours
 BATCH = 32  # datagrams or connections taken per wake-up: one busy container cannot starve the rest
 _DEFAULT_UDP = 512
@@ -506,7 +506,10 @@ class Resolver:
     def _try_exit(self) -> None:
         """End, unless a starter holds the lock (it is about to ask us to serve): the lock is
         held from here to the exit, so a starter after us finds no resolver and starts one."""
-        lock = os.open(self.files.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            lock = os.open(self.files.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:  # the run-root is gone: nobody can start or reach us any more
+            os._exit(0)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
