@@ -351,6 +351,17 @@ def _delete_link(name: str) -> None:
     subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
 
 
+def _tables_left(table: str, leaks: list[str]) -> str:
+    """Report and delete nftables table `table` (families ip and bridge) if it is still there;
+    the host's whole ruleset as it was."""
+    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
+    for family in ("ip", "bridge"):
+        if f"table {family} {table} " in ruleset:
+            leaks.append(f"nftables table left: {family} {table}")
+            subprocess.run(["nft", "delete", "table", family, table], capture_output=True, check=False)
+    return ruleset
+
+
 def _user_networks(root: str) -> list[dict]:
     """The user-defined networks' records of a root, read from outside berth."""
     import json
@@ -383,11 +394,7 @@ def _remove_user_networks(b: Berth) -> list[str]:
             leaks.append(f"bridge of network {network['Name']} left: {name}")
             _delete_link(name)
     table = table_name(b.root) + "_net"
-    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    for family in ("ip", "bridge"):
-        if f"table {family} {table} " in ruleset:
-            leaks.append(f"nftables table left: {family} {table}")
-            subprocess.run(["nft", "delete", "table", family, table], capture_output=True, check=False)
+    ruleset = _tables_left(table, leaks)
     if f'"berth:{table}:' in ruleset:
         leaks.append(f"firewall exception berth:{table}:... left in table ip filter")
     return leaks
@@ -463,11 +470,7 @@ def remove_and_check(b: Berth, cgroups_before: set[str]) -> list[str]:
             leaks.append(f"network device left: {name}")
             _delete_link(name)
     table = table_name(b.root)
-    ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
-    for family in ("ip", "bridge"):
-        if f"table {family} {table} " in ruleset:
-            leaks.append(f"nftables table left: {family} {table}")
-            subprocess.run(["nft", "delete", "table", family, table], capture_output=True, check=False)
+    ruleset = _tables_left(table, leaks)
     if f'"berth:{table}"' in ruleset:
         leaks.append(f"firewall exception berth:{table} left in table ip filter")
     return leaks

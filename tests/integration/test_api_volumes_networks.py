@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import ApiService
+from conftest import ApiService, free_test_subnet
 
 docker_py = pytest.importorskip("docker")
 
@@ -95,10 +95,9 @@ def test_networks_are_the_predefined_ones(api):
     fails_with(api, "network", "inspect", "nope", says="network nope not found")
 
     fails_with(api, "network", "rm", "bridge", says="bridge is a pre-defined network and cannot be removed")
-    fails_with(api, "network", "create", "mine", says="user-defined networks are not supported yet")
     fails_with(api, "network", "create", "host", says="network with name host already exists")
     container = api.berth.ok("create", "busybox", "true").strip()
-    fails_with(api, "network", "connect", "bridge", container, says="user-defined networks are not supported yet")
+    fails_with(api, "network", "connect", "host", container, says="connected to host network")
     fails_with(api, "network", "disconnect", "nope", container, says="network nope not found")
     api.docker_ok("network", "prune", "-f")
     api.berth.ok("rm", container)
@@ -111,6 +110,13 @@ def test_docker_py_networks(api):
     assert networks["host"].attrs["Driver"] == "host" and docker.networks.get("none").attrs["Driver"] == "null"
     assert [n.name for n in docker.networks.list(names=["host"])] == ["host"]
     assert docker.networks.prune() == {"NetworksDeleted": []}
+    mine = docker.networks.create("mine", labels={"k": "v"},
+                                  ipam=docker_py.types.IPAMConfig(pool_configs=[
+                                      docker_py.types.IPAMPool(subnet=free_test_subnet())]))
+    assert docker.networks.get("mine").attrs["Labels"] == {"k": "v"}
     with pytest.raises(docker_py.errors.APIError) as err:
         docker.networks.create("mine")
-    assert err.value.status_code == 501
+    assert err.value.status_code == 409
+    assert docker.networks.prune() == {"NetworksDeleted": ["mine"]}
+    with pytest.raises(docker_py.errors.NotFound):
+        mine.reload()

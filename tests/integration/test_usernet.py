@@ -380,3 +380,37 @@ def test_docker_cli_create_connect_disconnect(api):
     api.docker_ok("network", "rm", "mine")
     result = api.docker("network", "rm", "bridge")
     assert result.returncode == 1 and "pre-defined network" in result.stderr
+
+
+def test_published_port_on_a_user_network(busybox):
+    from test_publish import free_ports, http_get
+
+    b = busybox
+    make_network(b, "pub")
+    port = free_ports(1)[0]
+    b.ok("run", "-d", "--name", "srv", "--network", "pub", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c",
+         "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www")
+    ports = inspect(b, "srv", "container")["NetworkSettings"]["Ports"]
+    assert ports == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert b.ok("port", "srv").strip() == f"80/tcp -> 127.0.0.1:{port}"
+    wait_for(lambda: http_get("127.0.0.1", port, timeout=1.0) == "hello", 30, f"the page on 127.0.0.1:{port}")
+    b.ok("rm", "-f", "srv")
+    assert http_get("127.0.0.1", port, timeout=1.0) is None
+
+
+def test_names_follow_a_rename_and_creates_race_for_a_name(busybox):
+    b = busybox
+    make_network(b, "named")
+    b.ok("run", "-d", "--name", "old", "--network", "named", "--network-alias", "a", "busybox", "sleep", "300")
+    b.ok("rename", "old", "new")
+    record = inspect(b, "new", "container")
+    assert record["NetworkSettings"]["Networks"]["named"]["DNSNames"] == ["new", "a", record["Id"][:12]]
+
+    # five creates of one name at once: exactly one network, one bridge
+    procs = [subprocess.Popen(b.cmd("network", "create", "--subnet", free_test_subnet(), "-o",
+                                    f"com.docker.network.bridge.name={bridge_name()}", "race"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(5)]
+    results = [(p.wait(60), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 1, 1, 1, 1], results
+    assert all("network with name race already exists" in err for code, err in results if code)
+    assert b.ok("network", "ls", "--format", "{{.Name}}", "-f", "name=race").split() == ["race"]

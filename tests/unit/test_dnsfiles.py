@@ -22,3 +22,13 @@ def test_hosts_order_is_current_dockers():
     lines = text.splitlines()
     assert lines[0] == "127.0.0.1\tlocalhost"
     assert lines[-2:] == ["192.0.2.5\tdb", "172.17.0.2\tabc123"]
+
+
+def test_resolv_conf_on_a_user_network_names_the_embedded_resolver():
+    host = "nameserver 127.0.0.53\nsearch corp.test\noptions edns0\n"
+    text = resolv_conf(host, internal_resolver=True)
+    assert text == ("nameserver 127.0.0.11\nsearch corp.test\noptions ndots:0 edns0\n\n"
+                    "# ExtServers: [host(127.0.0.53)]\n")
+    text = resolv_conf(host, dns=["10.0.0.53"], options=["ndots:2"], internal_resolver=True)
+    assert text == "nameserver 127.0.0.11\nsearch corp.test\noptions ndots:2\n\n# ExtServers: [10.0.0.53]\n"
+    assert "# ExtServers: [8.8.8.8 8.8.4.4]" in resolv_conf("", internal_resolver=True)

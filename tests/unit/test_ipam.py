@@ -80,3 +80,15 @@ def test_lease_of_an_earlier_boot_is_reclaimed(tmp_path):
     assert pool.allocate("new") == first
     assert pool.leases() == {first: "new"}
     assert sorted(os.listdir(tmp_path)) == [first]
+
+
+def test_claim_takes_one_address_once(tmp_path):
+    pool = Pool(str(tmp_path / "leases"), "10.9.8.0/24", "10.9.8.1", "10.9.8.128/25")
+    assert pool.claim("10.9.8.200", "a" * 64)
+    assert not pool.claim("10.9.8.200", "b" * 64)  # taken
+    assert not pool.claim("10.9.8.1", "b" * 64)  # the gateway
+    assert not pool.claim("10.9.8.5", "b" * 64)  # outside the range
+    assert not pool.claim("10.9.8.255", "b" * 64)  # the broadcast address
+    assert pool.leases() == {"10.9.8.200": "a" * 64}
+    assert pool.allocate("b" * 64) == "10.9.8.129"  # the range's own network address is skipped
+    assert [n for n in os.listdir(tmp_path / "leases") if n.startswith(".")] == []  # no draft left

@@ -757,11 +757,11 @@ class Engine:
             runtime.become_subreaper()
             networks_before = dict(record["NetworkSettings"].get("Networks") or {})
             endpoint = usernet = None
-            if record["HostConfig"].get("NetworkMode") == "bridge":
+            if record["HostConfig"].get("NetworkMode") not in ("host", "none"):
                 from berth.engine.networks import (
                     Endpoint,  # lazy: only bridged starts and releases need it (ps, images do not)
                 )
-
+            if record["HostConfig"].get("NetworkMode") == "bridge":
                 endpoint = Endpoint(self, record)
             user_names = [n for n in record["NetworkSettings"].get("Networks") or ()
                           if n not in ("bridge", "host", "none")]
@@ -769,7 +769,12 @@ class Engine:
                 from berth.engine.usernets import UserEndpoints  # lazy: only user-defined networks
 
                 usernet = UserEndpoints(self, record, user_names, first_if=1 if endpoint is not None else 0,
-                                     route=endpoint is None)
+                                        route=endpoint is None)
+            published = None
+            host_config = record["HostConfig"]
+            if usernet is not None and endpoint is None and (host_config.get("PortBindings") or
+                                                             host_config.get("PublishAllPorts")):
+                published = Endpoint(self, record)
             try:
                 if endpoint is not None:
                     endpoint.prepare()
@@ -779,6 +784,8 @@ class Engine:
                     usernet.prepare()
                     if endpoint is None:
                         self._write_user_hosts(record, usernet.first_ip())
+                    if published is not None:
+                        published.prepare_ports(usernet.first_ip())
                 inputs = oci.StartInputs(net_pid=self._joined_pid(record),
                                          link_env=endpoint.link_env if endpoint is not None else (),
                                          pid_pid=self.pid_donor_pid(record),
@@ -790,14 +797,14 @@ class Engine:
                     prepare(self, record)
                 spec = oci.build(record, user, directory, console_size, inputs)
                 self._realtime_budget(record, spec)
-                on_created = _on_created(endpoint, usernet)
+                on_created = _on_created(endpoint or published, usernet)
                 if (record["HostConfig"].get("Runtime") or "berth") != "berth":
                     launched = self._start_external(record, spec, overlay, stdio, on_created)
                 else:
                     launched = runtime.start(spec, data["MergedDir"], overlay, stdio, on_created=on_created,
                                              seccomp_program=self.seccomp_program(record))
             except BaseException as err:
-                for made in (endpoint, usernet):
+                for made in (endpoint, usernet, published):
                     if made is not None:
                         try:
                             made.release()
@@ -829,6 +836,8 @@ class Engine:
                     record["NetworkSettings"]["Networks"] = {**{n: v for n, v in networks_before.items()},
                                                              **record["NetworkSettings"]["Networks"]}
                 usernet.network_settings(record["NetworkSettings"])
+                if published is not None:
+                    record["NetworkSettings"]["Ports"] = published.ports
             # Atomic but not fsynced: after a host crash "running" is false whatever the disk says.
             self.store.write(record, durable=False)
             events.started(self.paths.root, record)
@@ -1294,9 +1303,7 @@ class Engine:
             self.store.rename(container_id, new_name)
             try:
                 record["Name"] = "/" + new_name
-                for endpoint in (record["NetworkSettings"].get("Networks") or {}).values():
-                    if endpoint.get("DNSNames"):  # the embedded resolver answers the new name, not the old
-                        endpoint["DNSNames"] = [new_name if n == old else n for n in endpoint["DNSNames"]]
+                _rename_dns_names(record)
                 self.store.write(record)
             except BaseException:
                 self.store.release_name(new_name, container_id)
@@ -1438,6 +1445,17 @@ def _clear_network_settings(record: dict) -> None:
     for network in networks.values():
         network.update(EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="", DNSNames=None)
     record["NetworkSettings"] = _networks().network_settings(networks)
+
+
+def _rename_dns_names(record: dict) -> None:
+    """A running container's DNSNames on its user-defined networks follow its new name."""
+    networks = record["NetworkSettings"].get("Networks") or {}
+    if any(entry.get("DNSNames") for entry in networks.values()):
+        from berth.engine.usernets import dns_names  # lazy: only user-defined networks
+
+        for entry in networks.values():
+            if entry.get("DNSNames"):
+                entry["DNSNames"] = dns_names(record, entry.get("Aliases"))
 
 
 def _on_created(endpoint, user):

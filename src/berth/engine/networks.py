@@ -98,6 +98,7 @@ class Endpoint:
         self.link_env = []
         self.link_hosts = []
         self.reserving = False  # host ports may be held: release must look
+        self.ports_only = False  # the container's address is on a user-defined network (prepare_ports)
 
     @property
     def state_path(self) -> str:
@@ -114,6 +115,29 @@ class Endpoint:
         try:
             self.ip = bridge.pool(self.engine.paths.root, self.bridge).allocate(container_id)
             self._save()
+            self._reserve_ports()
+            self._save()
+        except BaseException:
+            self.release()
+            raise
+
+    def prepare_ports(self, ip: str) -> None:
+        """Only the published ports of a container whose address `ip` is on a user-defined
+        network: kernel DNAT through the maps of the default bridge's table (made if needed),
+        host ports held as for a container on the bridge; no lease, no veth."""
+        if not self.engine.settings.bridged:
+            from berth.errors import NotImplementedYet  # lazy: only this refusal
+
+            raise NotImplementedYet("publishing ports of a container on a user-defined network needs the default "
+                                    "bridge's firewall, which is disabled (bridge: none)")
+        from berth.network import bridge  # lazy: only published ports
+
+        self.ports_only = True
+        self.bridge = bridge.ensure(self.engine.paths.root, self.engine.settings)
+        self.ip = ip
+        make_dirs(os.path.dirname(self.state_path))
+        self._save()
+        try:
             self._reserve_ports()
             self._save()
         except BaseException:
@@ -284,8 +308,9 @@ class Endpoint:
     def attach(self, pid: int) -> None:
         from berth.network import bridge  # lazy: only a container on the bridge
 
-        bridge.attach(pid, self.bridge, self.ip, bridge.veth_name(self.endpoint_id), self.mac_address(),
-                      self.link_local_ips())
+        if not self.ports_only:
+            bridge.attach(pid, self.bridge, self.ip, bridge.veth_name(self.endpoint_id), self.mac_address(),
+                          self.link_local_ips())
         if self.bridge.iptables and (self.mappings or self.links and not self.bridge.icc):
             firewall = self.bridge.firewall()
             if self.mappings:
@@ -373,7 +398,7 @@ def release(engine, container_id: str, unplug: bool = True) -> bool:
     try:
         os.rename(path, claimed)  # of two commands releasing at once (rm -f, the supervisor) one does it
     except FileNotFoundError:
-        if not _take_over_abandoned_claim(path, claimed):
+        if not take_over_abandoned_claim(path, claimed):
             return False
     try:
         _undo(engine, container_id, read_json(claimed), unplug)
@@ -489,7 +514,7 @@ def release_orphan(engine, container_id: str) -> None:
         bridge.pool(engine.paths.root, current).release_all(container_id)
 
 
-def _take_over_abandoned_claim(path: str, claimed: str) -> bool:
+def take_over_abandoned_claim(path: str, claimed: str) -> bool:
     """A release killed midway left its claim (network.json.releasing-<pid>): take it over."""
     directory, base = os.path.split(path)
     try:

@@ -671,7 +671,9 @@ def release_endpoint(engine, container_id: str, network_id: str, unplug: bool = 
     try:
         os.rename(path, claimed)
     except FileNotFoundError:
-        if not _take_over(path, claimed):
+        from berth.engine.networks import take_over_abandoned_claim  # lazy: only a killed release
+
+        if not take_over_abandoned_claim(path, claimed):
             return False
     state = read_json(claimed)
     if unplug and state.get("veth"):
@@ -687,23 +689,6 @@ def release_endpoint(engine, container_id: str, network_id: str, unplug: bool = 
             leases.release_all(container_id)
     os.unlink(claimed)
     return True
-
-
-def _take_over(path: str, claimed: str) -> bool:
-    run, base = os.path.split(path)
-    try:
-        entries = os.listdir(run)
-    except FileNotFoundError:
-        return False
-    for entry in entries:
-        pid = entry.rpartition("-")[2]
-        if entry.startswith(base + ".releasing-") and pid.isdigit() and not pid_alive(int(pid)):
-            try:
-                os.rename(os.path.join(run, entry), claimed)
-                return True
-            except FileNotFoundError:
-                continue
-    return False
 
 
 def release_all(engine, container_id: str, unplug: bool = True) -> None:

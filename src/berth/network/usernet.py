@@ -55,6 +55,9 @@ def create(root: str, bridge: UserBridge, default_bridge: str | None) -> None:
             nl.set_link(bridge.name, up=True)
         if not bridge.internal:
             _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            # ports published on 127.0.0.1 reach its containers by kernel NAT, as the default
+            # bridge's do; the input chain below guards loopback as nft.Firewall.loopback_guard
+            _sysctl(f"/proc/sys/net/ipv4/conf/{bridge.name}/route_localnet", "1")
         table = firewall_table(root)
         nft(script=_base(table) + _network_rules(table, bridge, default_bridge))
         sync_forward_exception(bridge.name, f"berth:{table}:{bridge.name}", install=True)
@@ -83,7 +86,9 @@ def remove(root: str, bridge: UserBridge, last: bool) -> None:
 
 def _base(t: str) -> str:
     """The table's frame, (re)written idempotently: base chains dispatch by bridge to each
-    network's chains through verdict maps, so a network is added or removed as elements."""
+    network's chains through verdict maps, so a network is added or removed as elements.
+    Published ports go through the default bridge's DNAT maps; a client on the host's
+    loopback is masqueraded into our bridges, and CVE-2020-8558's guard applies to them."""
     return f"""add table ip {t}
 add set ip {t} bridges {{ type ifname; }}
 add map ip {t} from_net {{ type ifname : verdict; }}
@@ -96,6 +101,13 @@ add rule ip {t} forward oifname vmap @to_net
 add chain ip {t} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
 flush chain ip {t} postrouting
 add rule ip {t} postrouting iifname vmap @nat_net
+add rule ip {t} postrouting oifname @bridges ip saddr 127.0.0.0/8 masquerade
+add chain ip {t} input {{ type filter hook input priority filter; policy accept; }}
+flush chain ip {t} input
+add rule ip {t} input iifname @bridges ip saddr 127.0.0.0/8 drop
+add rule ip {t} input iifname @bridges ip daddr 127.0.0.0/8 ct status dnat accept
+add rule ip {t} input iifname @bridges ip daddr 127.0.0.0/8 ct state established accept
+add rule ip {t} input iifname @bridges ip daddr 127.0.0.0/8 drop
 add table bridge {t}
 add set bridge {t} noicc {{ type ipv4_addr; flags interval; }}
 add chain bridge {t} forward {{ type filter hook forward priority filter; policy accept; }}
