@@ -77,6 +77,7 @@ class Table:
         self.inotify = sc.inotify_init1(sc.IN_NONBLOCK | sc.IN_CLOEXEC)
         self.watched = set()  # the directories watched: containers/ ("") and each container's
         self.dirty = True
+        self.builds = 0
 
     def fresh(self) -> None:
         """Rebuild if a record was written (or a container made or removed) since the last build."""
@@ -104,6 +105,7 @@ class Table:
         self.watched &= {"", *ids}  # a removed directory's watch went with it
 
     def rebuild(self) -> None:
+        self.builds += 1
         self.dirty = not os.path.isdir(self.containers)  # nothing to watch yet: look every time
         records = self._read_records()
         self._watch(list(self.cache))
@@ -447,7 +449,8 @@ class Resolver:
             raise ValueError(f"unknown request {op!r}")
         if op != "status":
             self.table.rebuild()
-        return {"Pid": os.getpid(), "Served": sorted(self.served), "Pending": len(self.pending), **self.stats}
+        return {"Pid": os.getpid(), "Served": sorted(self.served), "Pending": len(self.pending), **self.stats,
+                "Rebuilds": self.table.builds}
 
     def _serve(self, container_id: str, pidfd: int, netns: int, upstreams: list) -> None:
         upstreams = [(str(address), bool(host)) for address, host in upstreams]
