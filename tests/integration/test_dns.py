@@ -15,7 +15,7 @@ import subprocess
 import threading
 
 from berth.runtime import syscalls as sc
-from conftest import free_test_subnet, wait_for
+from conftest import free_test_subnet, processes_named, wait_for
 
 
 def make_network(b, name: str, *flags: str) -> str:
@@ -51,21 +51,7 @@ def addresses_in(output: str) -> list[str]:
 
 def resolver_processes(b) -> list[int]:
     """Pids of berth-dns processes serving `b`'s root (its run-root on their command line)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() != "berth-dns":
-                    continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if b.run_root.encode() not in f.read().split(b"\0"):
-                    continue
-        except OSError:
-            continue
-        found.append(int(entry))
-    return found
+    return processes_named("berth-dns", b.run_root)
 
 
 def in_netns(pid: int, work) -> object:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import processes_named, wait_for
 
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 
@@ -35,22 +35,7 @@ def ps_status(b, name: str) -> str:
 
 def probers_of(container_id: str) -> list[int]:
     """Live berth-health processes probing this container (its ID is in their command line)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/comm") as f:
-                if f.read().strip() != "berth-health":
-                    continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if container_id.encode() in f.read():
-                    with open(f"/proc/{entry}/stat") as s:
-                        if s.read().rpartition(")")[2].split()[0] != "Z":
-                            found.append(int(entry))
-        except OSError:
-            continue
-    return found
+    return processes_named("berth-health", container_id)
 
 
 def test_healthy_probe_is_logged_as_docker_shows_it(busybox):
