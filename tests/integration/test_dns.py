@@ -305,46 +305,67 @@ def malformed(b):
 
 
 class Upstream:
-    """A tiny DNS server the test runs on port 53 of `address`, in the network namespace of
-    process `pid` (the host's without one): it answers NAME.upstream.test (A) with 192.0.2.53
-    (an answer only: no traffic goes there) and NXDOMAIN otherwise, and records what it was
-    asked and from where. The tests' containers forward to one, never to a real resolver."""
+    """A tiny DNS server the test runs on port 53 (UDP and TCP) of `address`, in the network
+    namespace of process `pid` (the host's without one): it answers NAME.upstream.test (A) with
+    192.0.2.53 (an answer only: no traffic goes there) and NXDOMAIN otherwise, and records what
+    it was asked, from where and how. The tests' containers forward to one, never to a real
+    resolver."""
 
     def __init__(self, address: str, pid: int | None = None):
         self.asked = []
-        self.sock = in_netns(pid, lambda: self._bind(address)) if pid else self._bind(address)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        self.sock, self.listener = in_netns(pid, lambda: self._bind(address)) if pid else self._bind(address)
+        for serve in (self._serve_udp, self._serve_tcp):
+            threading.Thread(target=serve, daemon=True).start()
 
     @staticmethod
     def _bind(address: str):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((address, 53))
-        return sock
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((address, 53))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((address, 53))
+        tcp.listen(8)
+        return udp, tcp
 
-    def _serve(self) -> None:
+    def _answer(self, data: bytes, client: str, proto: str) -> bytes:
         from dnslib import RR, A, DNSRecord
 
+        request = DNSRecord.parse(data)
+        name = str(request.q.qname).lower()
+        self.asked.append((name, client, proto))
+        reply = request.reply()
+        if name.endswith(".upstream.test.") and request.q.qtype == 1:
+            reply.add_answer(RR(request.q.qname, rdata=A("192.0.2.53")))
+        elif not name.endswith(".upstream.test."):
+            reply.header.rcode = 3
+        return reply.pack()
+
+    def _serve_udp(self) -> None:
         while True:
             try:
                 data, client = self.sock.recvfrom(65535)
             except OSError:
                 return
-            request = DNSRecord.parse(data)
-            name = str(request.q.qname).lower()
-            self.asked.append((name, client[0]))
-            reply = request.reply()
-            if name.endswith(".upstream.test.") and request.q.qtype == 1:
-                reply.add_answer(RR(request.q.qname, rdata=A("192.0.2.53")))
-            elif not name.endswith(".upstream.test."):
-                reply.header.rcode = 3
-            self.sock.sendto(reply.pack(), client)
+            self.sock.sendto(self._answer(data, client[0], "udp"), client)
+
+    def _serve_tcp(self) -> None:
+        while True:
+            try:
+                conn, client = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                size = int.from_bytes(_read(conn, 2), "big")
+                reply = self._answer(_read(conn, size), client[0], "tcp")
+                conn.sendall(len(reply).to_bytes(2, "big") + reply)
 
     def names(self) -> set[str]:
-        return {name for name, _ in self.asked}
+        return {name for name, _, _ in self.asked}
 
     def close(self) -> None:
         self.sock.close()
+        self.listener.close()
 
 
 @contextlib.contextmanager
@@ -383,10 +404,11 @@ def forwarding(b):
         assert rcode(query(pid_of(b, "client"), "nothing.test")) == "NXDOMAIN"
         assert answers(query(pid_of(b, "client"), "dns")) == [upstream_ip]
         # forwarded from the container's own namespace (its address), as docker's resolver does
-        assert upstream.asked and all(source == client_ip for _, source in upstream.asked), upstream.asked
+        assert upstream.asked and all(source == client_ip for _, source, _ in upstream.asked), upstream.asked
         assert upstream.names() == {"www.upstream.test.", "nothing.test."}
-        # TCP queries are forwarded too
+        # a query over TCP is forwarded over TCP
         assert answers(query(pid_of(b, "client"), "tcp.upstream.test", tcp=True)) == ["192.0.2.53"]
+        assert upstream.asked[-1] == ("tcp.upstream.test.", client_ip, "tcp")
         # an upstream that does not answer (a container with no DNS server): SERVFAIL once every
         # server had its time
         b.ok("run", "-d", "--name", "lonely", "--network", "app", "--dns", client_ip, "busybox", "sleep", "300")

@@ -307,16 +307,20 @@ class Served:
 
 
 class _Pending:
-    """A forwarded query: who asked, and which upstream we wait for."""
+    """A forwarded query: who asked, and which upstream we wait for. A query that came over
+    TCP goes over TCP (docker's: a truncated answer is not the end of it), a connection of
+    its own per upstream tried."""
 
-    __slots__ = ("served", "query", "reply_to", "attempt", "sock", "server", "deadline", "query_id")
+    __slots__ = ("served", "query", "reply_to", "tcp", "attempt", "sock", "server", "deadline", "query_id",
+                 "inbox")
 
-    def __init__(self, served: Served, query: bytes, reply_to):
-        self.served, self.query, self.reply_to = served, query, reply_to
+    def __init__(self, served: Served, query: bytes, reply_to, tcp: bool):
+        self.served, self.query, self.reply_to, self.tcp = served, query, reply_to, tcp
         self.attempt = -1
         self.sock = self.server = None
         self.deadline = 0.0
         self.query_id = 0
+        self.inbox = None  # a TCP upstream's answer so far (None: the query is not sent yet)
 
 
 class _TcpClient:
@@ -478,7 +482,7 @@ class Resolver:
         if served is None:
             return
         for query_id in [k for k, p in self.pending.items() if p.served is served]:
-            del self.pending[query_id]
+            self._close_upstream(self.pending.pop(query_id))
         for client in list(served.clients.values()):
             self._close_client(client)
         for sock in (served.udp, served.tcp, *served.forwarders.values()):
@@ -605,13 +609,13 @@ class Resolver:
         if reply is not None:
             self.stats["answered"] += 1
             return _fit(reply, query, tcp)
-        return self._forward(served, data, reply_to)
+        return self._forward(served, data, reply_to, tcp)
 
     # -- forwarding ------------------------------------------------------------------------------
-    def _forward(self, served: Served, data: bytes, reply_to) -> bytes | None:
+    def _forward(self, served: Served, data: bytes, reply_to, tcp: bool) -> bytes | None:
         if not served.upstreams or served.pending >= MAX_PENDING:
             return _error_reply(data, SERVFAIL)
-        pending = _Pending(served, data, reply_to)
+        pending = _Pending(served, data, reply_to, tcp)
         served.pending += 1
         self.stats["forwarded"] += 1
         self._try_next(pending, None)
@@ -621,13 +625,17 @@ class Resolver:
         """Send the query to the next upstream; after the last, the client gets the last
         upstream's reply, or SERVFAIL if none answered."""
         served = pending.served
+        self._close_upstream(pending)
         while pending.attempt + 1 < len(served.upstreams):
             pending.attempt += 1
             address, from_host = served.upstreams[pending.attempt]
+            query_id = self._new_id()
             try:
-                sock = self._forwarder(served, address, from_host)
-                query_id = self._new_id()
-                sock.sendto(query_id.to_bytes(2, "big") + pending.query[2:], (address, 53))
+                if pending.tcp:
+                    sock = self._connect(served, address, from_host, pending)
+                else:
+                    sock = self._forwarder(served, address, from_host)
+                    sock.sendto(query_id.to_bytes(2, "big") + pending.query[2:], (address, 53))
             except OSError:
                 continue
             pending.sock, pending.server, pending.query_id = sock, _normal_address(address), query_id
@@ -660,6 +668,60 @@ class Resolver:
             self.watch(sock.fileno(), lambda events: self._on_upstream(sock))
         return sock
 
+    def _connect(self, served: Served, address: str, from_host: bool, pending: _Pending):
+        """A TCP connection to upstream `address` (from the namespace _forwarder would send
+        from), under way: the query is sent once it is made."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+        def make():
+            return socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+        sock = make() if from_host else self._in_namespace(served.netns, make)
+        if sock.connect_ex((address, 53)) not in (0, errno.EINPROGRESS):
+            sock.close()
+            raise OSError(errno.ECONNREFUSED, "connect")
+        pending.inbox = None  # not sent yet
+        self.watch(sock.fileno(), lambda events: self._on_tcp_upstream(pending, sock, events), _OUT)
+        return sock
+
+    def _on_tcp_upstream(self, pending: _Pending, sock, events: int) -> None:
+        if pending.sock is not sock or self.pending.get(pending.query_id) is not pending:
+            return
+        try:
+            if pending.inbox is None:  # connected (or not): send the whole query
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if error:
+                    raise OSError(error, "connect")
+                message = pending.query_id.to_bytes(2, "big") + pending.query[2:]
+                sock.sendall(len(message).to_bytes(2, "big") + message)  # small: the buffer takes it
+                self.epoll.modify(sock.fileno(), _IN)
+                pending.inbox = b""
+                return
+            data = sock.recv(65537)
+            if not data:
+                raise OSError(errno.ECONNRESET, "closed")
+        except OSError:
+            del self.pending[pending.query_id]
+            self._try_next(pending, None)
+            return
+        pending.inbox += data
+        if len(pending.inbox) < 2 or len(pending.inbox) < 2 + int.from_bytes(pending.inbox[:2], "big"):
+            return
+        reply = pending.inbox[2:2 + int.from_bytes(pending.inbox[:2], "big")]
+        if len(reply) < 12 or reply[:2] != pending.query_id.to_bytes(2, "big") \
+                or not _same_question(pending.query, reply):
+            del self.pending[pending.query_id]
+            self._try_next(pending, None)
+            return
+        del self.pending[pending.query_id]
+        self._upstream_replied(pending, reply)
+
+    def _close_upstream(self, pending: _Pending) -> None:
+        """The TCP connection of a forwarded query that is done with it (UDP sockets are shared)."""
+        if pending.tcp and pending.sock is not None:
+            self.forget(pending.sock.fileno())
+            pending.sock.close()
+            pending.sock = None
+
     def _on_upstream(self, sock) -> None:
         for _ in range(BATCH):
             try:
@@ -676,14 +738,18 @@ class Resolver:
                     or source[1] != 53 or not _same_question(pending.query, data):
                 continue  # not the answer we wait for (late, or spoofed)
             del self.pending[query_id]
-            reply = pending.query[:2] + data[2:]
-            rcode, authoritative = data[3] & 0x0F, data[2] & 0x04
-            if rcode in (SERVFAIL, REFUSED) or (rcode == NXDOMAIN and not authoritative) \
-                    or rcode not in (NOERROR, NXDOMAIN):
-                self._try_next(pending, reply)  # docker's: the next server may know better
-                continue
-            pending.served.pending -= 1
-            self._reply(pending, reply)
+            self._upstream_replied(pending, data)
+
+    def _upstream_replied(self, pending: _Pending, data: bytes) -> None:
+        reply = pending.query[:2] + data[2:]
+        rcode, authoritative = data[3] & 0x0F, data[2] & 0x04
+        if rcode in (SERVFAIL, REFUSED) or (rcode == NXDOMAIN and not authoritative) \
+                or rcode not in (NOERROR, NXDOMAIN):
+            self._try_next(pending, reply)  # docker's: the next server may know better
+            return
+        self._close_upstream(pending)
+        pending.served.pending -= 1
+        self._reply(pending, reply)
 
     def _reply(self, pending: _Pending, reply: bytes) -> None:
         sock, target = pending.reply_to
