@@ -394,7 +394,9 @@ def test_forwarding_to_the_containers_upstream(busybox):
 def forwarding(b):
     b.ok("run", "-d", "--name", "dns", "--network", "app", "busybox", "sleep", "300")
     upstream_ip = address(b, "dns", "app")
-    upstream = Upstream(upstream_ip, pid_of(b, "dns"))
+    # on *:53 of its container, as a DNS server in a container binds (127.0.0.11:53 is translated
+    # to the resolver's own ports, as docker's is: it does not take the container's port 53)
+    upstream = Upstream("0.0.0.0", pid_of(b, "dns"))
     try:
         b.ok("run", "-d", "--name", "client", "--network", "app", "--dns", upstream_ip, "busybox", "sleep", "300")
         client_ip = address(b, "client", "app")

@@ -840,13 +840,28 @@ def _same_file(fd: int, other: int) -> bool:
     return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
+# As docker's: the resolver listens on ports of its own, and the container's 127.0.0.11:53 is
+# translated to them, so that the container may run its own DNS server on *:53. The table is
+# made anew each time (a resolver that was restarted leaves its old ports behind).
+_DNAT = """table ip berth_dns
+delete table ip berth_dns
+table ip berth_dns {{
+    chain output {{
+        type nat hook output priority -100; policy accept;
+        ip daddr {address} udp dport 53 dnat to {address}:{udp}
+        ip daddr {address} tcp dport 53 dnat to {address}:{tcp}
+    }}
+}}
+"""
+
+
 def _listeners():
-    """The UDP and TCP sockets of 127.0.0.11:53, made in the current network namespace."""
+    """The UDP and TCP sockets of 127.0.0.11:53 (by DNAT), made in the current network namespace."""
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     try:
         try:
-            udp.bind((LISTEN_ADDRESS, 53))
+            udp.bind((LISTEN_ADDRESS, 0))
         except OSError as err:
             if err.errno != errno.EADDRNOTAVAIL:
                 raise
@@ -854,15 +869,60 @@ def _listeners():
             from berth.runtime.netlink_lo import loopback_up  # lazy: only then
 
             loopback_up()
-            udp.bind((LISTEN_ADDRESS, 53))
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind((LISTEN_ADDRESS, 53))
+            udp.bind((LISTEN_ADDRESS, 0))
+        tcp.bind((LISTEN_ADDRESS, 0))
         tcp.listen(64)
-    except OSError as err:
+        _nft_here(_DNAT.format(address=LISTEN_ADDRESS, udp=udp.getsockname()[1], tcp=tcp.getsockname()[1]))
+    except BaseException as err:
         udp.close()
         tcp.close()
-        raise OSError(err.errno, f"cannot listen on {LISTEN_ADDRESS}:53 in the container: {err.strerror}") from None
+        if isinstance(err, OSError):
+            raise OSError(err.errno, f"cannot listen on {LISTEN_ADDRESS}:53 in the container: {err.strerror}") \
+                from None
+        raise
     return udp, tcp
+
+
+_libnftables = None
+
+
+def _nft_here(script: str) -> None:
+    """Apply an nft script in the current network namespace: through libnftables in this
+    process (a context made here: its netlink socket belongs to the namespace it is made in),
+    which spares a process per container; the nft program where the library is missing."""
+    global _libnftables
+    if _libnftables is None:
+        import ctypes  # lazy: the resolver alone
+
+        try:
+            lib = ctypes.CDLL("libnftables.so.1")
+        except OSError:
+            lib = False
+        else:
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+        _libnftables = lib
+    if not _libnftables:
+        from berth.network.nft import nft  # lazy: only without libnftables
+
+        nft(script=script)
+        return
+    lib = _libnftables
+    context = lib.nft_ctx_new(0)
+    if not context:
+        raise OSError(errno.ENOMEM, "nft_ctx_new failed")
+    try:
+        lib.nft_ctx_buffer_error(context)
+        if lib.nft_run_cmd_from_buffer(context, script.encode()) != 0:
+            message = (lib.nft_ctx_get_error_buffer(context) or b"").decode(errors="replace").strip()
+            raise OSError(errno.EINVAL, f"nft: {message.splitlines()[0] if message else 'failed'}")
+    finally:
+        lib.nft_ctx_free(context)
 
 
 def _error_reply(query: bytes, rcode: int) -> bytes:
