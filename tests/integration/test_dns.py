@@ -458,8 +458,14 @@ def one_resolver(b):
     assert sorted(os.listdir(os.path.join(b.run_root, "dns"))) == ["lock"]
     # the next container starts a new one
     b.ok("start", "c5")
-    assert len(resolver_processes(b)) == 1
+    [resolver] = resolver_processes(b)
     assert addresses_in(nslookup(b, "c5", "c5")[1]) == [address(b, "c5", "one")]
+    # a resolver killed: the next one started serves every running container again
+    os.kill(resolver, 9)
+    wait_for(lambda: not resolver_processes(b), what="the killed resolver to go")
+    b.ok("run", "-d", "--name", "c7", "--network", "one", "busybox", "sleep", "300")
+    assert addresses_in(nslookup(b, "c5", "c7")[1]) == [address(b, "c7", "one")]
+    assert addresses_in(nslookup(b, "c7", "c5")[1]) == [address(b, "c5", "one")]
 
 
 def _status(b) -> dict:

@@ -17,23 +17,55 @@ _GONE = (FileNotFoundError, ConnectionRefusedError, ConnectionResetError, Broken
 def serve_container(engine, record: dict) -> None:
     """Serve 127.0.0.11:53 (UDP and TCP) inside the running container's network namespace,
     from the root's resolver (started if none runs); the resolver's table now holds it."""
-    pid = record["State"]["Pid"]
+    _request(engine, record, start=True)
+
+
+def _send_serve(engine, files: Files, record: dict, ident: list | None = None) -> dict | None:
+    """The serve request of a running container, its pidfd and network namespace passed along;
+    None if it has ended already (nobody to serve). With `ident` ([pid, start time] of this
+    boot's run), a pid that is somebody else's by now is never taken for the container's."""
+    pid = ident[0] if ident else record["State"]["Pid"]
     try:
         pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return  # it has ended already: nobody to serve
+    except (ProcessLookupError, ValueError, TypeError):
+        return None
     try:
+        if ident and not same_process(ident):  # checked after the open: the pidfd pins it
+            return None
         try:
             netns = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, ProcessLookupError):
-            return
+            return None
         try:
             message = {"Op": "serve", "Id": record["Id"], "Upstreams": upstreams(engine, record)}
-            _request(engine, message, (pidfd, netns), start=True)
+            return exchange(files.socket, message, (pidfd, netns))
         finally:
             os.close(netns)
     finally:
         os.close(pidfd)
+
+
+def _adopt(engine, files: Files, but: str) -> None:
+    """A resolver that was just started serves every other running container on a user network
+    too (its predecessor was killed, or ended as one of them started): none is left without."""
+    # The records as stored (no repair: the caller may hold a container's lock, in a start),
+    # each run's process checked by its identity of this boot.
+    for container_id in engine.store.ids():
+        if container_id == but:
+            continue
+        try:
+            record = engine.store.read(container_id)
+        except (FileNotFoundError, ValueError):
+            continue
+        networks = record["NetworkSettings"].get("Networks") or {}
+        ident = engine.store.processes(container_id).get("pid")
+        if not record["State"].get("Running") or not ident or \
+                all(name in ("bridge", "host", "none") for name in networks):
+            continue
+        try:
+            _send_serve(engine, files, record, ident)
+        except (ResolverError, OSError):
+            continue  # it ended meanwhile: its namespace is gone
 
 
 def forget_container(engine, container_id: str) -> None:
@@ -72,15 +104,16 @@ def upstreams(engine, record: dict) -> list:
     return dnsfiles.external_servers(host_text, record["HostConfig"].get("Dns") or engine.settings.dns)
 
 
-def _request(engine, message: dict, fds: tuple = (), start: bool = False) -> dict | None:
-    """One request to the root's resolver and its reply. With `start`, one is started if none
-    runs, under the root's resolver lock (two starters never make two, and the resolver
-    cannot end while it is held); without, None when none runs (it serves nobody then)."""
+def _request(engine, message: dict, start: bool = False) -> dict | None:
+    """One request to the root's resolver and its reply. With `start` (`message` is then the
+    record of a container to serve), one is started if none runs, under the root's resolver
+    lock (two starters never make two, and the resolver cannot end while it is held); without,
+    None when none runs (it serves nobody then)."""
     files = Files(engine.paths.run_root)
     try:
         if not start:
             try:
-                return exchange(files.socket, message, fds)
+                return exchange(files.socket, message)
             except _GONE:
                 return None
         make_dirs(files.directory, PRIVATE_DIR)
@@ -90,12 +123,14 @@ def _request(engine, message: dict, fds: tuple = (), start: bool = False) -> dic
             ident = _running(files)
             if ident is not None:
                 try:
-                    return exchange(files.socket, message, fds)
+                    return _send_serve(engine, files, message)
                 except _GONE:  # it runs and does not answer while we hold the lock: broken
                     kill_and_wait(ident)
             pid = spawn(files, [engine.paths.root, engine.paths.run_root])
             write_json(files.pid_file, identity(pid), durable=False)
-            return exchange(files.socket, message, fds)
+            reply = _send_serve(engine, files, message)
+            _adopt(engine, files, message["Id"])
+            return reply
         finally:
             os.close(lock)
     except (ResolverError, OSError) as err:
