@@ -33,6 +33,7 @@ UPSTREAM_TIMEOUT = 4.0  # docker's extIOTimeout: per upstream server tried
 MAX_PENDING = 100  # forwarded queries in flight per container (docker's maxConcurrent)
 MAX_TCP_CLIENTS = 32  # TCP connections per container; the oldest makes room for a new one
 TCP_IDLE = 10.0  # seconds a TCP client may stay silent
+MAX_TCP_BACKLOG = 1 << 18  # bytes of answers a TCP client may leave unread
 IDLE_EXIT = 2.0  # seconds with nothing to serve before the resolver ends (a restart keeps it)
 MAX_RECORD = 8 << 20  # a container record bigger than this is not one of ours
 BATCH = 32  # datagrams or connections taken per wake-up: one busy container cannot starve the rest
@@ -811,6 +812,9 @@ class Resolver:
 
     def _send_tcp(self, client: _TcpClient, reply: bytes) -> None:
         if client.sock.fileno() < 0:
+            return
+        if len(client.outbox) > MAX_TCP_BACKLOG:  # it asks and never reads: not ours to buffer
+            self._close_client(client)
             return
         client.outbox += len(reply).to_bytes(2, "big") + reply
         self._flush(client)
