@@ -602,6 +602,10 @@ class Engine:
             entry = endpoint_config(record, network, requested.get("Aliases"), ipam.get("IPv4Address"))
             if ipam:
                 entry["IPAMConfig"] = dict(ipam)
+            links = record["HostConfig"].get("Links")
+            if links:  # docker keeps a user network's links on its endpoint: names for its resolver
+                entry["Links"] = [f"{target.lstrip('/')}:{alias.rpartition('/')[2]}"
+                                  for target, _, alias in (link.partition(":") for link in links)]
             settings["Networks"] = {mode: entry}
             return
         settings["Networks"] = {mode: endpoint(network_ids(self.paths.root)[mode])}
@@ -979,8 +983,11 @@ class Engine:
         # the namespace lingers (orphaned TCP sockets keep it for seconds): a detached
         # supervisor (allow_restart) has the time, and deletes it as docker does.
         shared = os.path.join(self.paths.container_run(container_id), "netns-shared")
-        if self._disconnect(container_id, unplug=allow_restart or os.path.exists(shared)):
-            _forget_in_dns(self, container_id)
+        left_user_networks = self._disconnect(container_id, unplug=allow_restart or os.path.exists(shared))
+        if left_user_networks:
+            from berth.engine import dns  # lazy: only user-defined networks
+
+            dns.forget_container(self, container_id)
         self._release_shm(container_id)
         try:
             os.unlink(shared)
@@ -1012,6 +1019,10 @@ class Engine:
             return restart
         finally:
             lock.__exit__(None, None, None)
+            if left_user_networks:  # its addresses are cleared (or it is gone) by now
+                from berth.engine import dns  # lazy: only user-defined networks
+
+                dns.refresh(self)
 
     def _policy_restarts(self, record: dict, exit_code: int) -> bool:
         """docker's restart policies: no, always, unless-stopped, on-failure[:max-retries];

@@ -152,8 +152,7 @@ def exec_died(root: str, record: dict, exec_id: str, exit_code: int) -> None:
 @_quiet
 def started(root: str, record: dict) -> None:
     """A start as docker reports it: network connect, volume mount for each volume, start."""
-    network = _network(root, record)
-    if network is not None:
+    for network in _networks(root, record):
         emit(root, "network", "connect", network[0], {"container": record["Id"], **network[1]})
     for mount in record.get("Mounts") or ():
         if mount.get("Type") == "volume" and mount.get("Name"):
@@ -168,8 +167,7 @@ def started(root: str, record: dict) -> None:
 def died(root: str, record: dict, exit_code: int) -> None:
     """An end as docker (23+) reports it: the network disconnected and the volumes unmounted
     (its cleanup), then die with the exit code and how many seconds it ran."""
-    network = _network(root, record)
-    if network is not None:
+    for network in _networks(root, record):
         emit(root, "network", "disconnect", network[0], {"container": record["Id"], **network[1]})
     for mount in record.get("Mounts") or ():
         if mount.get("Type") == "volume" and mount.get("Name"):
@@ -185,6 +183,18 @@ def died(root: str, record: dict, exit_code: int) -> None:
         except ValueError:
             pass
     container(root, record, "die", {"exitCode": str(exit_code), "execDuration": str(ran)})
+
+
+def _networks(root: str, record: dict) -> list[tuple[str, dict]]:
+    """(network ID, {name, type}) of each network the container is on: its network mode's,
+    then the user-defined ones it was connected to, as docker reports each."""
+    first = _network(root, record)
+    found = [first] if first is not None else []
+    mode = (record.get("HostConfig") or {}).get("NetworkMode") or ""
+    for name, entry in ((record.get("NetworkSettings") or {}).get("Networks") or {}).items():
+        if name != mode and name not in ("bridge", "host", "none") and (entry or {}).get("NetworkID"):
+            found.append((entry["NetworkID"], {"name": name, "type": "bridge"}))
+    return found
 
 
 def _network(root: str, record: dict) -> tuple[str, dict] | None:

@@ -160,10 +160,10 @@ def create(engine, req: NetworkRequest) -> dict:
     with _create_lock(root):
         if by_name(root, name) is not None:
             raise Conflict(f"network with name {name} already exists")
-        taken = _taken_subnets(engine, exclude_bridge=bridge_dev)
-        if any(r["Berth"]["bridge"] == bridge_dev for r in records(root)):
-            raise Conflict(f"bridge name {bridge_dev} is already in use by network "
-                           f"{[r['Name'] for r in records(root) if r['Berth']['bridge'] == bridge_dev][0]}")
+        taken = _taken_subnets(engine)
+        for other in records(root):
+            if other["Berth"]["bridge"] == bridge_dev:
+                raise Conflict(f"bridge name {bridge_dev} is already in use by network {other['Name']}")
         if configs:
             for config in configs:
                 if any(_overlaps(config["Subnet"], subnet) for subnet in taken):
@@ -280,7 +280,7 @@ def _overlaps(a: str, b: str) -> bool:
     return network_contains(a, b) or network_contains(b, a)
 
 
-def _taken_subnets(engine, exclude_bridge: str) -> list[str]:
+def _taken_subnets(engine) -> list[str]:
     """Subnets a new network must not overlap: this root's networks, the default bridge's, and
     every route of the host (other roots' and other engines' bridges among them)."""
     from berth.network import bridge  # lazy: only create
@@ -355,11 +355,19 @@ def host_bridge(record: dict):
                       record["Internal"], berth["masquerade"])
 
 
-def _make_bridge(engine, record: dict) -> None:
+def _ready_marker(engine, network_id: str) -> str:
+    """Exists while the network's bridge and firewall are made, this boot (in the run root)."""
+    return os.path.join(engine.paths.run_root, "networks", network_id + ".ready")
+
+
+def _make_bridge(engine, record: dict, again: bool = False) -> None:
     from berth.network import usernet  # lazy: only networks
 
-    bridge = host_bridge(record)
-    usernet.create(engine.paths.root, bridge, _default_bridge_name(engine))
+    usernet.create(engine.paths.root, host_bridge(record), _default_bridge_name(engine), again)
+    marker = _ready_marker(engine, record["Id"])
+    make_dirs(os.path.dirname(marker))
+    with open(marker, "w"):
+        pass
 
 
 def _default_bridge_name(engine) -> str | None:
@@ -367,12 +375,14 @@ def _default_bridge_name(engine) -> str | None:
 
 
 def ensure_bridge(engine, record: dict):
-    """The network's bridge, made again if it is gone (a reboot, a create killed midway)."""
+    """The network's bridge and firewall, made again unless made this boot (after a reboot,
+    or a create killed midway: then isolation is never left half-applied)."""
     bridge = host_bridge(record)
-    if not os.path.exists(f"/sys/class/net/{bridge.name}"):
+    marker = _ready_marker(engine, record["Id"])
+    if not os.path.exists(marker):
         with _create_lock(engine.paths.root):
-            if not os.path.exists(f"/sys/class/net/{bridge.name}"):
-                _make_bridge(engine, record)
+            if not os.path.exists(marker) and os.path.exists(_record_path(engine.paths.root, record["Id"])):
+                _make_bridge(engine, record, again=True)
     return bridge
 
 
@@ -383,6 +393,10 @@ def _discard(engine, record: dict) -> None:
     root = engine.paths.root
     others = [r for r in records(root) if r["Id"] != record["Id"]]
     usernet.remove(root, host_bridge(record), last=not others)
+    try:
+        os.unlink(_ready_marker(engine, record["Id"]))
+    except FileNotFoundError:
+        pass
     remove_tree(os.path.join(directory(root), record["Id"]))
     path = os.path.join(_names(root), record["Name"])
     try:
@@ -409,12 +423,6 @@ def active_endpoints(engine, record: dict) -> dict:
     return pool(engine.paths.root, record).leases()
 
 
-def attached_containers(engine, record: dict) -> list[dict]:
-    """Containers whose record names the network (running or not)."""
-    return [c for c in engine.containers() if record["Name"] in (c["NetworkSettings"].get("Networks") or {})
-            and (c["NetworkSettings"]["Networks"][record["Name"]].get("NetworkID") == record["Id"])]
-
-
 # -- remove, prune -----------------------------------------------------------------------------
 
 def remove(engine, ref: str) -> dict:
@@ -424,9 +432,9 @@ def remove(engine, ref: str) -> dict:
     if record is None:
         from berth.engine.networks import network_ids  # lazy: only rm
 
-        if any(i == ref or len(ref) >= 1 and i.startswith(ref) for i in network_ids(engine.paths.root).values()):
-            name = [n for n, i in network_ids(engine.paths.root).items() if i.startswith(ref)][0]
-            raise Conflict(f"{name} is a pre-defined network and cannot be removed")
+        for name, network_id in network_ids(engine.paths.root).items():
+            if ref and network_id.startswith(ref):  # a built-in one by its ID
+                raise Conflict(f"{name} is a pre-defined network and cannot be removed")
         raise NotFound(f"network {ref} not found")
     with _create_lock(engine.paths.root), network_lock(engine.paths.root, record["Id"]):
         _release_abandoned(engine, record)
@@ -441,16 +449,24 @@ def remove(engine, ref: str) -> dict:
 
 
 def _release_abandoned(engine, record: dict) -> None:
-    """Leases whose container no longer runs (a removal or a supervisor killed midway) go."""
+    """Leases whose container no longer runs (a removal or a supervisor killed midway) go;
+    one whose container is locked (being started right now) stays."""
     leases = pool(engine.paths.root, record)
     for address, holder in leases.leases().items():
-        try:
-            state = engine.load(holder)["State"]
-        except FileNotFoundError:
+        if not os.path.isdir(engine.paths.container(holder)):
             leases.release(address, holder)
             continue
-        if not (state["Running"] or state["Restarting"]):
+        fd = engine.store.try_lock(holder)
+        if fd is None:
+            continue
+        try:
+            state = engine.load(holder)["State"]
+            if not (state["Running"] or state["Restarting"]):
+                leases.release(address, holder)
+        except FileNotFoundError:
             leases.release(address, holder)
+        finally:
+            os.close(fd)
 
 
 def prune(engine, filters: list[str]) -> list[str]:

@@ -42,17 +42,25 @@ def bridge_name(network_id: str) -> str:
     return "berth-" + network_id[:9]
 
 
-def create(root: str, bridge: UserBridge, default_bridge: str | None) -> None:
-    """Make the bridge device and its firewall; on any failure, nothing of it is left."""
-    if os.path.exists(f"/sys/class/net/{bridge.name}"):
+def create(root: str, bridge: UserBridge, default_bridge: str | None, again: bool = False) -> None:
+    """Make the bridge device and its firewall; on any failure, nothing of it is left. `again`:
+    the network exists and its making is being completed (a create killed midway, a reboot):
+    a device of that name with nothing plugged in is made afresh, one in use is kept as it is,
+    and the firewall (idempotent) is applied either way."""
+    device = f"/sys/class/net/{bridge.name}"
+    if os.path.exists(device) and not again:
         raise Conflict(f"bridge name {bridge.name} is already in use by another interface")
     try:
-        with Netlink() as nl:
-            nl.add_bridge(bridge.name)
-            nl.set_link(bridge.name, mtu=bridge.mtu)
-            nl.set_link(bridge.name, mac=_random_mac())  # as docker: the gateway's MAC stays put
-            nl.add_address(bridge.name, bridge.gateway, bridge.prefix_len)
-            nl.set_link(bridge.name, up=True)
+        if again and os.path.exists(device) and not os.listdir(f"{device}/brif"):
+            with Netlink() as nl:
+                nl.delete_link(bridge.name)
+        if not os.path.exists(device):
+            with Netlink() as nl:
+                nl.add_bridge(bridge.name)
+                nl.set_link(bridge.name, mtu=bridge.mtu)
+                nl.set_link(bridge.name, mac=_random_mac())  # as docker: the gateway's MAC stays put
+                nl.add_address(bridge.name, bridge.gateway, bridge.prefix_len)
+                nl.set_link(bridge.name, up=True)
         if not bridge.internal:
             _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
             # ports published on 127.0.0.1 reach its containers by kernel NAT, as the default
@@ -62,7 +70,8 @@ def create(root: str, bridge: UserBridge, default_bridge: str | None) -> None:
         nft(script=_base(table) + _network_rules(table, bridge, default_bridge))
         sync_forward_exception(bridge.name, f"berth:{table}:{bridge.name}", install=True)
     except BaseException:
-        remove(root, bridge, last=False)
+        if not again:  # a network being completed keeps what it has: the next use tries again
+            remove(root, bridge, last=False)
         raise
 
 
