@@ -408,6 +408,12 @@ def forwarding(b):
         # forwarded from the container's own namespace (its address), as docker's resolver does
         assert upstream.asked and all(source == client_ip for _, source, _ in upstream.asked), upstream.asked
         assert upstream.names() == {"www.upstream.test.", "nothing.test."}
+        # with ndots set by the user, a single-label name nobody here knows stays here (docker's)
+        b.ok("run", "-d", "--name", "dotted", "--network", "app", "--dns", upstream_ip, "--dns-opt", "ndots:2",
+             "busybox", "sleep", "300")
+        reply = query(pid_of(b, "dotted"), "intranet")
+        assert rcode(reply) == "NOERROR" and not reply.rr and "intranet." not in upstream.names()
+        assert answers(query(pid_of(b, "dotted"), "www.upstream.test")) == ["192.0.2.53"]
         # a query over TCP is forwarded over TCP
         assert answers(query(pid_of(b, "client"), "tcp.upstream.test", tcp=True)) == ["192.0.2.53"]
         assert upstream.asked[-1] == ("tcp.upstream.test.", client_ip, "tcp")

@@ -37,7 +37,8 @@ def _send_serve(engine, files: Files, record: dict, ident: list | None = None) -
         except (FileNotFoundError, ProcessLookupError):
             return None
         try:
-            message = {"Op": "serve", "Id": record["Id"], "Upstreams": upstreams(engine, record)}
+            message = {"Op": "serve", "Id": record["Id"], "Upstreams": upstreams(engine, record),
+                       "NdotsSet": ndots_set(engine, record)}
             return exchange(files.socket, message, (pidfd, netns))
         finally:
             os.close(netns)
@@ -102,6 +103,17 @@ def upstreams(engine, record: dict) -> list:
     except OSError:
         host_text = ""
     return dnsfiles.external_servers(host_text, record["HostConfig"].get("Dns") or engine.settings.dns)
+
+
+def ndots_set(engine, record: dict) -> bool:
+    """Whether the container's resolv.conf sets ndots above 0 (a --dns-opt, or daemon.json's
+    dns-opts): docker's resolver then keeps single-label names it does not know to itself,
+    so the client goes on to its search domains."""
+    for option in record["HostConfig"].get("DnsOptions") or engine.settings.dns_opts or ():
+        name, _, value = option.partition(":")
+        if name == "ndots" and value.isdigit() and int(value) > 0:
+            return True
+    return False
 
 
 def _request(engine, message: dict, start: bool = False) -> dict | None:

@@ -295,7 +295,7 @@ class Served:
     sockets made there), its listeners, its upstreams, and its queries in flight."""
 
     __slots__ = ("container_id", "pidfd", "netns", "udp", "tcp", "upstreams", "forwarders", "pending",
-                 "clients")
+                 "clients", "ndots_set")
 
     def __init__(self, container_id: str, pidfd: int, netns: int, upstreams: list):
         self.container_id = container_id
@@ -305,6 +305,7 @@ class Served:
         self.forwarders = {}  # address family -> UDP socket made in the container's namespace
         self.pending = 0
         self.clients = {}  # fd -> _TcpClient, oldest first
+        self.ndots_set = False  # its resolv.conf sets ndots > 0: single-label names stay here
 
 
 class _Pending:
@@ -447,7 +448,8 @@ class Resolver:
         if op == "serve":
             if len(fds) != 2:
                 raise ValueError("serve needs the container's pidfd and network namespace")
-            self._serve(str(message["Id"]), fds[0], fds[1], message.get("Upstreams") or [])
+            self._serve(str(message["Id"]), fds[0], fds[1], message.get("Upstreams") or [],
+                        bool(message.get("NdotsSet")))
         elif op == "forget":
             self._drop(str(message["Id"]))
         elif op != "refresh" and op != "status":
@@ -457,14 +459,15 @@ class Resolver:
         return {"Pid": os.getpid(), "Served": sorted(self.served), "Pending": len(self.pending), **self.stats,
                 "Rebuilds": self.table.builds}
 
-    def _serve(self, container_id: str, pidfd: int, netns: int, upstreams: list) -> None:
+    def _serve(self, container_id: str, pidfd: int, netns: int, upstreams: list, ndots_set: bool) -> None:
         upstreams = [(str(address), bool(host)) for address, host in upstreams]
         known = self.served.get(container_id)
         if known is not None and _same_file(known.netns, netns):  # connected to one more network
-            known.upstreams = upstreams[:MAX_UPSTREAMS]
+            known.upstreams, known.ndots_set = upstreams[:MAX_UPSTREAMS], ndots_set
             return
         self._drop(container_id)  # a restart: its old namespace is gone
         served = Served(container_id, os.dup(pidfd), os.dup(netns), upstreams)
+        served.ndots_set = ndots_set
         try:
             served.udp, served.tcp = self._in_namespace(served.netns, _listeners)
         except BaseException:
@@ -607,6 +610,9 @@ class Resolver:
                         reply.add_answer(dns.RR(question.qname, AAAA, ttl=TTL, rdata=dns.AAAA(address)))
             elif self.table.owns(name):
                 reply = _nxdomain(query)
+            elif served.ndots_set and question.qtype in (A, AAAA) and len(labels) == 1:
+                reply = query.reply()  # docker's: empty, so the client tries its search domains
+                reply.header.aa = 0
         if reply is not None:
             self.stats["answered"] += 1
             return _fit(reply, query, tcp)
