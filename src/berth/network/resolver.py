@@ -460,6 +460,8 @@ class Resolver:
                 "Rebuilds": self.table.builds}
 
     def _serve(self, container_id: str, pidfd: int, netns: int, upstreams: list, ndots_set: bool) -> None:
+        if _same_file(self.home, netns):  # never a listener and a NAT rule in the host's namespace
+            raise ValueError("the container has no network namespace of its own")
         upstreams = [(str(address), bool(host)) for address, host in upstreams]
         known = self.served.get(container_id)
         if known is not None and _same_file(known.netns, netns):  # connected to one more network
