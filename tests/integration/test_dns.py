@@ -193,7 +193,9 @@ def test_internal_network_resolves_its_names_and_forwards_nothing(busybox):
         # connected to a network with a way out, it forwards again
         b.ok("network", "connect", "open", "guard")
         assert answers(query(guard, "www.upstream.test")) == ["192.0.2.53"]
-        assert upstream.names() == {"www.upstream.test."}
+        b.ok("network", "disconnect", "open", "guard")  # and no more once it is only on the internal one
+        assert rcode(query(guard, "www.upstream.test")) == "SERVFAIL"
+        assert upstream.names() == {"www.upstream.test."} and len(upstream.asked) == 1
 
 
 def test_churn_of_connects_and_disconnects_leaves_no_stale_answer(busybox):
