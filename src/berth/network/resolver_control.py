@@ -84,11 +84,18 @@ def spawn(files: Files, names: list) -> int:
             os.umask(old)
         listener.listen(64)
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
-            _become_resolver(listener.fileno(), write_end, names, files)
-        os.close(write_end)
-        os.waitpid(pid, 0)  # the middle process: it exits as soon as the resolver is forked
+        # A supervisor (a start's on_created calls us) is a subreaper: the resolver would be its
+        # child, a zombie of it once ended. It is init's: the caller is no subreaper meanwhile.
+        subreaper = _set_subreaper(False)
+        try:
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child never returns
+                _become_resolver(listener.fileno(), write_end, names, files)
+            os.close(write_end)
+            os.waitpid(pid, 0)  # the middle process: it exits as soon as the resolver is forked
+        finally:
+            if subreaper:
+                _set_subreaper(True)
         with os.fdopen(read_end, "rb") as pipe:
             report = pipe.read()
     finally:
@@ -98,6 +105,18 @@ def spawn(files: Files, names: list) -> int:
     if failure or not pid_text.isdigit():
         raise ResolverError(f"cannot start the embedded DNS resolver: {failure or 'it did not start'}")
     return int(pid_text)
+
+
+def _set_subreaper(on: bool) -> bool:
+    """Set this process's PR_SET_CHILD_SUBREAPER; whether it was set before."""
+    import ctypes  # lazy: only when a resolver is started (once per root, not per run)
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    was = ctypes.c_int(0)
+    libc.prctl(37, ctypes.byref(was), 0, 0, 0)  # PR_GET_CHILD_SUBREAPER
+    if bool(was.value) != on:
+        libc.prctl(36, int(on), 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    return bool(was.value)
 
 
 def _become_resolver(listener: int, report: int, names: list, files: Files) -> None:
