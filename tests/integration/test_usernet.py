@@ -141,6 +141,7 @@ def test_bad_input_makes_nothing(busybox):
     assert b.ok("network", "ls", "--format", "{{.Name}}", "-f", "type=custom").split() == ["taken"]
     # no bridge of a refused network (berth-<id> by default; other tests' devices come and go)
     assert {name for name in links() - before if name.startswith("berth-")} == set()
+    assert nft_table(b).count(": jump from_n") == 1  # the rules of "taken" alone
 
     # endpoints: --ip outside, taken, on a network without a user subnet, aliases on the bridge
     b.ok("run", "-d", "--name", "holder", "--network", "taken", "--ip", f"{base}.50", "busybox", "sleep", "300")
@@ -444,3 +445,29 @@ def test_bridge_and_firewall_made_again_after_a_reboot(busybox):
     address = inspect(b, "back", "container")["NetworkSettings"]["Networks"]["durable"]["IPAddress"]
     result = b("run", "--rm", "--network", "durable", "busybox", "ping", "-c", "1", "-W", "2", address)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_default_bridge_made_later_under_another_name_is_isolated_too(busybox):
+    b = busybox
+    make_network(b, "first")
+    b.ok("run", "-d", "--name", "f1", "--network", "first", "busybox", "sleep", "300")
+    # the default bridge is made (first use) under a name it did not have when the network was
+    b.bridge = "bt" + os.urandom(4).hex()
+    b.configure()
+    b.ok("run", "-d", "--name", "plain", "busybox", "sleep", "300")
+    assert f'"{b.bridge}"' in nft_table(b)
+    address = inspect(b, "f1", "container")["NetworkSettings"]["Networks"]["first"]["IPAddress"]
+    assert not pings(b, "plain", address)
+
+
+def test_docker_cli_runs_a_container_on_two_networks(api):
+    b = api.berth
+    first, second = free_test_subnet(), free_test_subnet()
+    api.docker_ok("network", "create", "--subnet", first, "one")
+    api.docker_ok("network", "create", "--subnet", second, "two")
+    api.docker_ok("run", "-d", "--name", "both", "--network", "one", "--network", "two", "busybox", "sleep", "300")
+    networks = inspect(b, "both", "container")["NetworkSettings"]["Networks"]
+    assert sorted(networks) == ["one", "two"] and all(n["IPAddress"] for n in networks.values())
+    addresses = b.ok("exec", "both", "ip", "-4", "-o", "addr")
+    assert networks["one"]["IPAddress"] in addresses and networks["two"]["IPAddress"] in addresses
+    api.docker_ok("rm", "-f", "both")

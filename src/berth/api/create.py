@@ -94,7 +94,7 @@ def create_request(body: dict, name: str | None, engine) -> CreateRequest:
     image = body.get("Image")
     if not image or not isinstance(image, str):
         raise InvalidArgument("Config cannot be empty in order to create a container")
-    endpoint = check_endpoints(body, host.get("NetworkMode") or None)
+    endpoint, networks = check_endpoints(body, host.get("NetworkMode") or None)
     warnings: list[str] = []
     fields = {**_config_fields(body), **_network_fields(host), **_mount_fields(body, host)}
     return CreateRequest(
@@ -110,6 +110,7 @@ def create_request(body: dict, name: str | None, engine) -> CreateRequest:
                      **_runtime_fields(host, engine)},
         warnings=warnings,
         endpoint=endpoint,
+        networks=networks,
         **fields,
     )
 
@@ -345,12 +346,17 @@ def _runtime_fields(host: dict, engine) -> dict:
     return out
 
 
-def check_endpoints(body: dict, mode: str | None) -> dict | None:
+def check_endpoints(body: dict, mode: str | None) -> tuple[dict | None, dict]:
     """NetworkingConfig: the endpoint on the container's network (NetworkMode), checked as the
     run flags asking for the same are (addresses and aliases only on a user-defined network).
-    Returns its EndpointSettings for the engine."""
+    Returns its EndpointSettings for the engine, and those of the other networks named (API
+    1.44+: a container created on several networks)."""
     endpoints = _object(_object(body, "NetworkingConfig"), "EndpointsConfig")
     found = None
+    others = {name: endpoint or {} for name, endpoint in endpoints.items() if name != (mode or "default")
+              and not (mode in (None, "default") and name == "bridge")}
+    if others and len(endpoints) == 1 and not mode:
+        others = {}  # one endpoint and no mode: it is the container's network (the docker CLI's default)
     for name, endpoint in endpoints.items():
         endpoint = endpoint or {}
         ipam = endpoint.get("IPAMConfig") or {}
@@ -362,4 +368,4 @@ def check_endpoints(body: dict, mode: str | None) -> dict | None:
             check_endpoint(ip, ip6, aliases, link_local, name)
             if name == (mode or name):
                 found = endpoint_settings(ip, aliases, link_local)
-    return found
+    return found, {name: endpoint for name, endpoint in others.items() if isinstance(endpoint, dict)}

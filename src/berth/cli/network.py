@@ -122,11 +122,12 @@ def cmd_network_create(engine, argv) -> int:
     if opts.help:
         sys.stdout.write(help_text(CREATE))
         return 0
-    if opts.aux_address or opts.config_only or opts.config_from or opts.ingress or opts.scope not in ("", "local"):
+    if opts.aux_address or opts.config_only or opts.config_from or opts.ingress or opts.scope not in ("", "local") \
+            or not opts.ipv4:
         from berth.errors import NotImplementedYet  # lazy: only refused flags
 
-        raise NotImplementedYet("--aux-address, --config-only, --config-from, --ingress and --scope other than local "
-                                "are not supported by berth's bridge networks")
+        raise NotImplementedYet("--aux-address, --config-only, --config-from, --ingress, --ipv4=false and --scope "
+                                "other than local are not supported by berth's bridge networks")
     labels = {}
     for value in opts.label:
         key, _, item = value.partition("=")

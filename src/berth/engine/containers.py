@@ -41,7 +41,8 @@ class CreateRequest:
     __slots__ = ("image", "name", "cmd", "entrypoint", "env", "workdir", "user", "hostname", "labels",
                  "tty", "open_stdin", "detached", "auto_remove", "network", "restart", "stop_signal", "stop_timeout",
                  "init", "dns", "dns_search", "dns_options", "extra_hosts", "exposed_ports", "port_bindings",
-                 "publish_all", "links", "host_config", "config", "mounts", "healthcheck", "endpoint", "warnings")
+                 "publish_all", "links", "host_config", "config", "mounts", "healthcheck", "endpoint", "networks",
+                 "warnings")
 
     def __init__(self, image: str, **fields):
         self.image = image
@@ -76,6 +77,8 @@ class CreateRequest:
         self.healthcheck = fields.pop("healthcheck", None)  # Config.Healthcheck: the --health-* flags
         # NetworkingConfig's EndpointSettings on the container's network: IPAMConfig (--link-local-ip)
         self.endpoint = fields.pop("endpoint", None) or {}
+        # more networks to join at create (the API's other EndpointsConfig): name -> EndpointSettings
+        self.networks = fields.pop("networks", None) or {}
         # docker's Warnings of the create response: the engine adds, the front door shows them
         self.warnings = list(fields.pop("warnings", None) or ())
         if fields:
@@ -261,7 +264,8 @@ class Engine:
         network_mode, joined = self._network_mode(req.network)
         if req.config.get("MacAddress") and (network_mode in ("host", "none") or joined is not None):
             raise InvalidArgument("conflicting options: mac-address and the network mode "
-                                  f"{network_mode.partition(':')[0]} (only a container on the bridge has its own)")
+                                  f"{network_mode.partition(':')[0]} (only a container on a bridge network has its "
+                                  "own)")
         if req.dns or req.extra_hosts:
             from berth.engine.networks import (  # lazy: only bridged starts and releases need it (ps, images do not)
                 parse_extra_hosts,
@@ -311,6 +315,8 @@ class Engine:
             self._log_config(record, directory)
             self.exec_user(record)  # -u and --group-add must resolve now: nothing is made for a typo
             self._network_settings(record, network_mode, joined, req.endpoint)
+            if req.networks:
+                self._more_networks(record, network_mode, joined, req.networks)
             self._write_etc_files(record, directory, joined)
             if volumes is not None:
                 req.warnings.extend(volumes.apply(record))
@@ -614,6 +620,28 @@ class Engine:
         if mode == "host":
             record["Config"]["Hostname"] = os.uname().nodename
 
+    def _more_networks(self, record: dict, mode: str, joined: dict | None, requested: dict) -> None:
+        """The other user-defined networks a create asks for (API 1.44+: several EndpointsConfig),
+        after the network mode's, by name: they are plugged in at start as connected ones are."""
+        from berth.engine.usernets import endpoint_config, get  # lazy: only several networks
+
+        networks = record["NetworkSettings"]["Networks"]
+        for name in sorted(requested):
+            if name in networks or name == mode:
+                continue
+            if mode in ("host", "none") or joined is not None:
+                raise InvalidArgument("conflicting options: a container on the host's, none or another container's "
+                                      "network cannot be connected to other networks")
+            if name in ("bridge", "host", "none", "default"):
+                from berth.errors import NotImplementedYet  # lazy: only this refusal
+
+                raise NotImplementedYet(f"joining {name} as a container's second network")
+            network = get(self.paths.root, name)
+            wanted = requested[name] or {}
+            ipam = wanted.get("IPAMConfig") or {}
+            networks[network["Name"]] = endpoint_config(record, network, wanted.get("Aliases"),
+                                                        ipam.get("IPv4Address"))
+
     def _write_etc_files(self, record: dict, directory: str, joined: dict | None = None) -> None:
         """hostname, hosts and resolv.conf in the container's directory; a container that
         joins another's network uses that one's files (HostsPath... point at them)."""
@@ -837,8 +865,7 @@ class Engine:
                     record["NetworkSettings"] = {**_networks().network_settings(networks), "SandboxID": sandbox,
                                                  "SandboxKey": f"/proc/{launched.pid}/ns/net"}
                 else:  # the bridge's settings knew only its own network: the others are kept
-                    record["NetworkSettings"]["Networks"] = {**{n: v for n, v in networks_before.items()},
-                                                             **record["NetworkSettings"]["Networks"]}
+                    record["NetworkSettings"]["Networks"] = {**networks_before, **record["NetworkSettings"]["Networks"]}
                 usernet.network_settings(record["NetworkSettings"])
                 if published is not None:
                     record["NetworkSettings"]["Ports"] = published.ports

@@ -175,6 +175,9 @@ def _make(root: str, settings, previous: Bridge | None) -> Bridge:
             # Published ports reach containers from the host's 127.0.0.1 by kernel NAT, not a proxy.
             _sysctl(f"/proc/sys/net/ipv4/conf/{name}/route_localnet", "1")
             bridge.firewall().setup()
+            from berth.network.nft import isolate_from_user_networks  # lazy: only creating the bridge
+
+            isolate_from_user_networks(root, name)
     except BaseException:
         remove(root, bridge)  # nothing half-made stays behind
         raise

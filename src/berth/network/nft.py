@@ -31,6 +31,20 @@ def table_name(root: str) -> str:
     return "berth_" + sha256(root.encode()).hexdigest()[:8]
 
 
+def user_table_name(root: str) -> str:
+    """The table of the root's user-defined networks (network.usernet)."""
+    return table_name(root) + "_net"
+
+
+def isolate_from_user_networks(root: str, bridge: str) -> None:
+    """The default bridge was (re)made, maybe under another name: the user networks' table,
+    when there is one, isolates it from them as well."""
+    table = user_table_name(root)
+    status, _, _ = nft("list", "set", "ip", table, "bridges", check=False)
+    if status == 0:
+        nft(script=f'add element ip {table} bridges {{ "{bridge}" }}\n')
+
+
 # -- running a command -----------------------------------------------------------------------
 
 def find_program(name: str, *preferred: str) -> str | None:

@@ -8,7 +8,7 @@ import os
 from berth.errors import Conflict, InvalidArgument
 from berth.network.bridge import _random_mac, _sysctl
 from berth.network.netlink import Netlink
-from berth.network.nft import nft, sync_forward_exception, table_name
+from berth.network.nft import nft, sync_forward_exception, user_table_name
 
 
 class UserBridge:
@@ -33,7 +33,7 @@ class UserBridge:
 
 
 def firewall_table(root: str) -> str:
-    return table_name(root) + "_net"
+    return user_table_name(root)
 
 
 def bridge_name(network_id: str) -> str:
