@@ -8,6 +8,7 @@ Only names this root owns are ever looked up, except `*.upstream.test`, which th
 upstream answers."""
 
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -398,7 +399,7 @@ def forwarding(b):
     upstream_ip = address(b, "dns", "app")
     # on *:53 of its container, as a DNS server in a container binds (127.0.0.11:53 is translated
     # to the resolver's own ports, as docker's is: it does not take the container's port 53)
-    upstream = Upstream("0.0.0.0", pid_of(b, "dns"))
+    upstream = wait_for(lambda: _bound_upstream(pid_of(b, "dns")), what="*:53 free in the container (NAT set up)")
     try:
         b.ok("run", "-d", "--name", "client", "--network", "app", "--dns", upstream_ip, "busybox", "sleep", "300")
         client_ip = address(b, "client", "app")
@@ -426,6 +427,17 @@ def forwarding(b):
         assert rcode(reply) == "SERVFAIL" and not reply.rr
     finally:
         upstream.close()
+
+
+def _bound_upstream(pid: int):
+    """An Upstream on *:53 of a container, or None while the resolver still holds 127.0.0.11:53
+    itself (it moves behind NAT right after the container started)."""
+    try:
+        return Upstream("0.0.0.0", pid)
+    except OSError as err:
+        if err.errno != errno.EADDRINUSE:
+            raise
+        return None
 
 
 def gateway(b, network: str) -> str:

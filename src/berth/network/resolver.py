@@ -350,6 +350,7 @@ class Resolver:
         self.handlers = {}  # fd -> callable(events)
         self.dropped = set()
         self.served = {}  # container ID -> Served
+        self.translate = []  # container IDs served on 127.0.0.11:53 itself, to move behind NAT
         self.pending = {}  # upstream query ID -> _Pending, by deadline
         self.host_forwarders = {}  # family -> UDP socket in our own namespace (host loopback servers)
         self.home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -440,6 +441,7 @@ class Resolver:
             for fd in fds:  # what a request kept (serve) it has dup'ed
                 os.close(fd)
             conn.close()
+        self._translate()
         if not self.served:
             self.idle_since = time.monotonic()
 
@@ -471,15 +473,47 @@ class Resolver:
         served = Served(container_id, os.dup(pidfd), os.dup(netns), upstreams)
         served.ndots_set = ndots_set
         try:
-            served.udp, served.tcp = self._in_namespace(served.netns, _listeners)
+            try:
+                served.udp, served.tcp = self._in_namespace(served.netns, lambda: _listeners(53))
+            except OSError as err:
+                if err.errno != errno.EADDRINUSE:
+                    raise
+                # the container's own DNS server has *:53 (we serve it again): NAT at once
+                served.udp, served.tcp = self._in_namespace(served.netns, lambda: _listeners(0))
         except BaseException:
             os.close(served.pidfd)
             os.close(served.netns)
             raise
         self.served[container_id] = served
         self.watch(served.pidfd, lambda events: self._drop(container_id, ended=True))
-        self.watch(served.udp.fileno(), lambda events: self._on_udp(served))
-        self.watch(served.tcp.fileno(), lambda events: self._on_accept(served))
+        self._watch_listeners(served)
+        self.translate.append(container_id)
+
+    def _watch_listeners(self, served: Served) -> None:
+        udp, tcp = served.udp, served.tcp
+        self.watch(udp.fileno(), lambda events: self._on_udp(served) if served.udp is udp else None)
+        self.watch(tcp.fileno(), lambda events: self._on_accept(served) if served.tcp is tcp else None)
+
+    def _translate(self) -> None:
+        """After the serve is answered (off the start's path: the NAT setup of a fresh
+        namespace costs ~12 ms): move to ports of our own, the container's 127.0.0.11:53
+        translated to them as docker's is, so the container may run a DNS server of its own
+        on *:53. What the direct sockets hold is answered first; without NAT they stay."""
+        while self.translate:
+            served = self.served.get(self.translate.pop(0))
+            if served is None:
+                continue
+            try:
+                udp, tcp = self._in_namespace(served.netns, lambda: _listeners(0))
+            except OSError:
+                continue  # no NAT here: 127.0.0.11:53 stays ours
+            self._on_udp(served)
+            self._on_accept(served)
+            for sock in (served.udp, served.tcp):
+                self.forget(sock.fileno())
+                sock.close()
+            served.udp, served.tcp = udp, tcp
+            self._watch_listeners(served)
 
     def _drop(self, container_id: str, ended: bool = False) -> None:
         """Stop serving a container: its sockets hold its network namespace (and so its veth)
@@ -867,13 +901,14 @@ table ip berth_dns {{
 """
 
 
-def _listeners():
-    """The UDP and TCP sockets of 127.0.0.11:53 (by DNAT), made in the current network namespace."""
+def _listeners(port: int):
+    """The UDP and TCP sockets of 127.0.0.11:53, made in the current network namespace: on that
+    port itself, or (port 0) on ports of their own that 127.0.0.11:53 is translated to (DNAT)."""
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     try:
         try:
-            udp.bind((LISTEN_ADDRESS, 0))
+            udp.bind((LISTEN_ADDRESS, port))
         except OSError as err:
             if err.errno != errno.EADDRNOTAVAIL:
                 raise
@@ -881,10 +916,13 @@ def _listeners():
             from berth.runtime.netlink_lo import loopback_up  # lazy: only then
 
             loopback_up()
-            udp.bind((LISTEN_ADDRESS, 0))
-        tcp.bind((LISTEN_ADDRESS, 0))
+            udp.bind((LISTEN_ADDRESS, port))
+        if port == 53:
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((LISTEN_ADDRESS, port))
         tcp.listen(64)
-        _nft_here(_DNAT.format(address=LISTEN_ADDRESS, udp=udp.getsockname()[1], tcp=tcp.getsockname()[1]))
+        if port != 53:
+            _nft_here(_DNAT.format(address=LISTEN_ADDRESS, udp=udp.getsockname()[1], tcp=tcp.getsockname()[1]))
     except BaseException as err:
         udp.close()
         tcp.close()
