@@ -78,6 +78,29 @@ def berth_processes(base: str, amid_exec: bool = True) -> list[str]:
     return found
 
 
+def processes_named(comm: str, needle: str) -> list[int]:
+    """Live processes (no zombies) whose kernel name is `comm` with `needle` in their command
+    line (berth's helper processes: berth-dns names its run-root, berth-health its container)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != comm:
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if needle.encode() not in f.read():
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rpartition(")")[2].split()[0] == "Z":
+                    continue
+        except OSError:  # ended meanwhile
+            continue
+        found.append(int(entry))
+    return found
+
+
 def wchan(pid: int) -> str:
     """Where in the kernel process `pid` sleeps ("" if it runs or is gone): a test can wait
     until a command blocks (say in poll or nanosleep), instead of sleeping and hoping it did."""

@@ -875,8 +875,7 @@ class Engine:
         if usernet is not None:
             from berth.engine import dns  # lazy: only user-defined networks
 
-            dns.serve_container(self, record)
-            dns.refresh(self)
+            dns.refresh(self)  # served since on_created; now the others find it at its addresses
         return launched
 
     def _start_external(self, record: dict, spec: dict, overlay: str, stdio, on_created):
@@ -1512,6 +1511,11 @@ def _on_created(endpoint, user):
         if endpoint is not None:
             endpoint.attach(pid)
         user.attach(pid)
+        # Served before the container's first process runs (as docker's resolver is): a lookup
+        # it makes at once is answered, never refused.
+        from berth.engine import dns  # lazy: only user-defined networks
+
+        dns.serve_container(user.engine, {**user.record, "State": {**user.record["State"], "Pid": pid}})
     return attach
 
 

@@ -43,8 +43,7 @@ def resolv_conf(host_text: str, dns: list[str] = (), search: list[str] = (), opt
         else:
             others.append(line)
     if internal_resolver:
-        upstream = list(dns) or [ns if not _is_loopback(ns) else f"host({ns})" for ns in host_servers(host_text)] \
-            or list(DEFAULT_NAMESERVERS)
+        upstream = [f"host({ns})" if from_host else ns for ns, from_host in external_servers(host_text, dns)]
         nameservers = ["127.0.0.11"]
         opts = list(options) or opts
         if not any(o.startswith("ndots:") for o in opts):
@@ -61,6 +60,18 @@ def resolv_conf(host_text: str, dns: list[str] = (), search: list[str] = (), opt
     if internal_resolver:
         out += f"\n# ExtServers: [{' '.join(upstream)}]\n"
     return out
+
+
+def external_servers(host_text: str, dns: list[str] = ()) -> list[tuple[str, bool]]:
+    """docker's ExtServers of a container on a user network, where its embedded resolver sends
+    the names that are not the networks': [(address, asked from the host's namespace)]. The
+    --dns (or daemon.json) servers, asked from the container's namespace; else the host's
+    nameservers, those on the host's loopback asked from the host's (docker's HostLoopback);
+    else docker's public fallback."""
+    if dns:
+        return [(server, False) for server in dns]
+    return [(ns, _is_loopback(ns)) for ns in host_servers(host_text)] or \
+        [(server, False) for server in DEFAULT_NAMESERVERS]
 
 
 def host_servers(host_text: str) -> list[str]:

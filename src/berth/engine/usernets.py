@@ -819,4 +819,6 @@ def disconnect(engine, ref: str, container_ref: str, force: bool = False) -> Non
                 {"container": container_id, "name": network["Name"], "type": "bridge"})
     if not user_networks(record):
         dns.forget_container(engine, container_id)
+    elif record["State"].get("Running"):
+        dns.serve_container(engine, record)  # its upstreams: none once only --internal networks are left
     dns.refresh(engine)

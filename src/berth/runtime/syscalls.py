@@ -383,3 +383,29 @@ def setrlimit(resource: int, soft: int, hard: int) -> None:
     disk, so it works after pivot_root (Python's `resource` module is a file to import)."""
     if _libc("setrlimit")(resource, struct.pack("QQ", soft, hard)) != 0:
         _fail(f"setrlimit({resource})")
+
+
+_inotify_init1 = _libc("inotify_init1")
+_inotify_add_watch = _libc("inotify_add_watch")
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_ONLYDIR = 0x01000000
+IN_DONT_FOLLOW = 0x02000000
+
+
+def inotify_init1(flags: int) -> int:
+    fd = _inotify_init1(flags)
+    if fd < 0:
+        _fail("inotify_init1")
+    return fd
+
+
+def inotify_add_watch(fd: int, path: str, mask: int) -> int:
+    watch = _inotify_add_watch(fd, os.fsencode(path), mask)
+    if watch < 0:
+        _fail("inotify_add_watch")
+    return watch
