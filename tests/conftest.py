@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -54,10 +55,12 @@ def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
 
 def berth_processes(base: str, amid_exec: bool = True) -> list[str]:
     """berth processes (CLIs, supervisors) working on the root under `base`, as "pid cmdline";
-    with `amid_exec`, any process amid an exec too (to wait for, never to kill: it may be
-    anybody's): its command line reads empty until the new program's is set up, and a
-    supervisor execs its lean monitor and back around every run, so it is never taken for
-    gone then. Kernel threads and zombies never count."""
+    with `amid_exec`, any process of berth's interpreter amid an exec too (to wait for, never
+    to kill: it may be another test's): its command line reads empty until the new program's
+    is set up, and a supervisor execs its lean monitor and back around every run, so it is
+    never taken for gone then. (A process whose exe cannot be read has no memory left: it is
+    exiting, not amid an exec.)"""
+    interpreter = os.path.realpath(sys.executable)
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -66,16 +69,36 @@ def berth_processes(base: str, amid_exec: bool = True) -> list[str]:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read()
             if not cmdline and amid_exec:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rpartition(")")[2].split()
-                if fields[0] in "ZX" or int(fields[6]) & 0x00200000:  # zombie, or PF_KTHREAD
+                if os.readlink(f"/proc/{entry}/exe") != interpreter:
                     continue
             elif base.encode() not in cmdline:
                 continue
-        except (OSError, IndexError):  # ended meanwhile
+        except OSError:  # ended meanwhile, or exiting
             continue
         found.append(entry + " " + cmdline.replace(b"\0", b" ").decode(errors="replace"))
     return found
+
+
+def reap_adopted_container_processes() -> None:
+    """Kill and reap this test process's children that live in a container's pid namespace.
+    An in-process engine call made us a child subreaper (engine.start, exec), so a detached
+    exec's process is re-parented to us when its parent ends; once killed it would stay our
+    zombie, and its container's pid 1 could never finish exiting (the kernel waits for every
+    process of the namespace to be reaped)."""
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if fields["PPid"].strip() != me or len(fields["NSpid"].split()) < 2:
+                continue
+            if not fields["State"].strip().startswith("Z"):
+                os.kill(int(entry), 9)
+            os.waitpid(int(entry), 0)
+        except (OSError, KeyError):  # ended meanwhile, or not ours after all
+            continue
 
 
 def processes_named(comm: str, needle: str) -> list[int]:
@@ -427,6 +450,7 @@ def remove_and_check(b: Berth, cgroups_before: set[str]) -> list[str]:
     """Remove everything of `b`'s root with berth's own commands, then look from outside berth
     (mountinfo, /sys/class/net, nftables, cgroupfs, lease files) for what remains; remove that
     too, and return what was found (each a line of the failure message)."""
+    reap_adopted_container_processes()
     from berth.network import bridge as bridges
     from berth.network.nft import table_name
 
