@@ -45,11 +45,12 @@ def loads_object(text: str | bytes) -> dict:
         raise ValueError("not a JSON object")
     return value
 
-def dumps(value, indent: int | None = None) -> str:
-    """Compact JSON (`{"a":1}`) like Go's json.Marshal; with `indent`, json.MarshalIndent's
-    layout (the stdlib's with indent=, ensure_ascii=False)."""
+def dumps(value, indent: int | str | None = None) -> str:
+    """Compact JSON (`{"a":1}`) like Go's json.Marshal; with `indent` (a number of spaces, or
+    the string to indent with, as the stdlib takes it), json.MarshalIndent's layout (the
+    stdlib's with indent=, ensure_ascii=False)."""
     if indent is not None:
-        return _indented(value, " " * indent, "\n")
+        return _indented(value, indent if isinstance(indent, str) else " " * indent, "\n")
     return "".join(_encode(value, 0))
 
 

@@ -47,3 +47,11 @@ def test_indented_output_is_the_stdlibs_without_importing_json():
                   [], {}, "x", [{"a": []}], {2: 2, True: 3, None: 4}):
         for indent in (2, 4):
             assert fastjson.dumps(value, indent=indent) == stdlib.dumps(value, indent=indent, ensure_ascii=False)
+
+
+def test_indent_with_a_string_as_the_stdlib():
+    """docker's config.json is indented with a tab (image.credentials)."""
+    import json
+
+    value = {"auths": {"127.0.0.1:5000": {"auth": "eA=="}}, "list": [1, "é", {}], "empty": []}
+    assert fastjson.dumps(value, indent="\t") == json.dumps(value, indent="\t", ensure_ascii=False)
