@@ -446,6 +446,18 @@ def _remove_user_networks(b: Berth) -> list[str]:
     return leaks
 
 
+@pytest.fixture(autouse=True)
+def _not_a_subreaper():
+    """In-process engine calls (engine.start, exec) make the test process a child subreaper, and it
+    would stay one for every later test: a process a later test's runtime leaves behind in a
+    container (a detached exec) would become our zombie instead of init's, and that container's
+    pid 1 could never finish exiting. Each test ends as an ordinary parent again."""
+    yield
+    from berth.runtime import syscalls
+
+    syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 0)
+
+
 def remove_and_check(b: Berth, cgroups_before: set[str]) -> list[str]:
     """Remove everything of `b`'s root with berth's own commands, then look from outside berth
     (mountinfo, /sys/class/net, nftables, cgroupfs, lease files) for what remains; remove that
