@@ -57,6 +57,52 @@ def children_named(parents: list[int], name: str) -> list[int]:
     return found
 
 
+def schedstat_ns(pid: int) -> int:
+    """The CPU time a live process has used, in ns (/proc/<pid>/schedstat: exact, where
+    /proc/<pid>/stat counts 10 ms ticks)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0])
+
+
+def cgroup_cpu_ns(container_id: str) -> int:
+    """The CPU time of everything that ran in a berth container's cgroup, in ns."""
+    for path, scale in ((f"/sys/fs/cgroup/cpuacct/berth/{container_id}/cpuacct.usage", 1),
+                        (f"/sys/fs/cgroup/berth/{container_id}/cpu.stat", 1000)):
+        try:
+            with open(path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            continue
+        return int(text.split()[1] if text.startswith("usage_usec") else text) * scale
+    raise FileNotFoundError(f"no cgroup of container {container_id}")
+
+
+def measure_exact(groups: dict, ids: list[str], seconds: float) -> dict:
+    """As measure, for berth: each group's own CPU from schedstat, and the probe processes'
+    from the containers' cgroups (where they run and are charged; their own process sleeps).
+    A launcher that lives in its container's cgroup (cgroup v1: all but pids and memory) is
+    taken out of that; one that joins it only to spawn counts twice then: an upper bound."""
+    before = {name: [schedstat_ns(p) for p in pids] for name, pids in groups.items()}
+    cgroups = [cgroup_cpu_ns(i) for i in ids]
+    time.sleep(seconds)
+    used = {name: ((sum(schedstat_ns(p) for p in pids) - sum(before[name])) / 1e9, 0.0)
+            for name, pids in groups.items()}
+    inside = sum(schedstat_ns(p) - b for p, b in zip(groups.get("launchers", []), before.get("launchers", []),
+                                                       strict=True) if in_container_cpu_cgroup(p, ids))
+    used["probe processes"] = (0.0, (sum(cgroup_cpu_ns(i) for i in ids) - sum(cgroups) - inside) / 1e9)
+    return used
+
+
+def in_container_cpu_cgroup(pid: int, ids: list[str]) -> bool:
+    """The process lives in one of the containers' cpuacct (v1) or only (v2) cgroup."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            if ("cpuacct" in controllers.split(",") or not controllers) and any(i in path for i in ids):
+                return True
+    return False
+
+
 def measure(groups: dict, seconds: float) -> dict:
     """{group: (own, reaped children's) CPU seconds} its processes used over `seconds`."""
     before = {name: [cpu_ticks(p) for p in pids] for name, pids in groups.items()}
@@ -71,12 +117,15 @@ def measure(groups: dict, seconds: float) -> dict:
 
 def report(engine: str, count: int, seconds: float, used: dict, pss: dict, healthy: int) -> None:
     print(f"{engine}: {count} containers, a probe (`true`) every 1 s each, over {seconds:.0f} s:")
-    total = 0.0
+    total = machinery = 0.0
     for group, (own, children) in used.items():
         total += own + children
-        print(f"  {group:<16} own {own:6.2f} s CPU   reaped probe processes {children:6.2f} s CPU")
+        machinery += own
+        print(f"  {group:<16} own {own:6.3f} s CPU   reaped probe processes {children:6.3f} s CPU")
     print(f"  total: {100 * total / seconds:.2f} % of one core "
           f"({1000 * total / (seconds * count):.2f} ms CPU per probe)   budget: <= 1 %")
+    print(f"  of which the probing itself (all but the probe commands): {100 * machinery / seconds:.2f} % "
+          f"({1000 * machinery / (seconds * count):.2f} ms per probe)")
     print(f"  healthy: {healthy} of {count}")
     for group, values in pss.items():
         if values:
@@ -108,7 +157,7 @@ def bench_berth(count: int, seconds: float, binary: str | None = None, label: st
             probers = children_named(monitors, "berth-health")
             launchers = children_named(monitors + probers, "berth-probe")
             groups = {"supervisors": monitors, "probers": probers, "launchers": launchers}
-            used = measure({name: pids for name, pids in groups.items() if pids}, seconds)
+            used = measure_exact({name: pids for name, pids in groups.items() if pids}, ids, seconds)
             statuses = quiet(root.cmd("ps", "--format", "{{.Status}}")).split()
             pss = {name.rstrip("s"): [pss_kb(p) / 1024 for p in pids] for name, pids in groups.items() if pids}
         finally:

@@ -91,6 +91,74 @@ def _write_line(events_dir: str, line: bytes) -> None:
         os.close(fd)
 
 
+class Appender:
+    """A long-lived writer's journal (a supervisor's health probes: a few events a second
+    for as long as the container runs): the file stays open, so an append is one write and
+    the fstat that notices a full file. A rotation by anyone else leaves our fd on the old
+    file, which is past LIMIT then: the next append sees that, and reopens the path once it
+    wrote that event (into journal.1, where readers look too)."""
+
+    __slots__ = ("events_dir", "fd")
+
+    def __init__(self, root: str):
+        self.events_dir = directory(root)
+        self.fd = -1
+
+    def append(self, lines: bytes) -> None:
+        """Whole lines (each under MAX_LINE; together under PIPE_BUF: one write, never
+        interleaved). Never raises: a failed event is dropped, the file reopened next time."""
+        try:
+            if self.fd < 0:
+                path = os.path.join(self.events_dir, JOURNAL)
+                try:
+                    self.fd = os.open(path, _APPEND, 0o600)
+                except FileNotFoundError:
+                    make_dirs(self.events_dir)
+                    self.fd = os.open(path, _APPEND, 0o600)
+            if os.write(self.fd, lines) != len(lines):
+                os.write(self.fd, b"\n")
+            if os.fstat(self.fd).st_size > LIMIT:
+                _rotate(self.events_dir, self.fd)
+                self.close()
+        except Exception:  # noqa: BLE001 - as emit: an event never fails what made it
+            self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
+
+
+class Template:
+    """One kind of event of one actor formatted once, with marks where `fields` (attributes
+    that change from event to event: an exec ID, an exit code) and the time go:
+    fill(values, time_ns) is then a few str.replace, not a dict walked and encoded."""
+
+    __slots__ = ("text", "marks", "time_mark")
+
+    def __init__(self, kind: str, action: str, actor_id: str, attributes: dict, fields: tuple = ()):
+        token = os.urandom(8).hex()
+        self.marks = [f'"{token}{i}"' for i in range(len(fields))]
+        self.time_mark = f'"{token}t"'
+        marked = {name: f"{token}{i}" for i, name in enumerate(fields)}
+        msg = message(kind, action, actor_id, {**marked, **attributes}, 0)
+        if len(fastjson.dumps(msg)) > MAX_LINE - 200:  # as emit: keep the event, not huge attributes
+            msg = message(kind, action, actor_id, {**marked, **{k: str(v)[:200] for k, v in attributes.items()}}, 0)
+        msg["time"] = msg["timeNano"] = f"{token}t"
+        self.text = fastjson.dumps(msg) + "\n"
+
+    def fill(self, values: tuple, time_ns: int) -> bytes:
+        """The line: `values` (strings, in the order of `fields`) and the time put in."""
+        text = self.text.replace(self.time_mark, str(time_ns // 1_000_000_000), 1)
+        text = text.replace(self.time_mark, str(time_ns), 1)
+        for mark, value in zip(self.marks, values, strict=True):
+            text = text.replace(mark, fastjson.dumps(value), 1)
+        return text.encode()
+
+
 def _rotate(events_dir: str, fd: int) -> None:
     """Rename the full journal away, once: of the writers that saw it full, the first to take
     the lock renames it; the others find a new file at the path and leave it. A writer that

@@ -11,7 +11,7 @@ import time
 
 from test_health import launchers
 
-from conftest import wait_for
+from conftest import berth_processes, wait_for
 
 
 def health(b, name: str) -> dict | None:
@@ -138,7 +138,7 @@ def test_launcher_leaves_every_cgroup_when_joining_one_fails():
     ones it already joined: the container's cgroup could never be removed (EBUSY)."""
     import select
 
-    from berth.runtime.probe import ProbeLauncher, join_files, leave_files
+    from berth.runtime.probe import ProbeLauncher, join_files, leave_files, request_line
 
     name = f"berth-probe-test-{os.getpid()}"
     unified, pids = f"/sys/fs/cgroup/unified/{name}", f"/sys/fs/cgroup/pids/{name}"
@@ -150,7 +150,7 @@ def test_launcher_leaves_every_cgroup_when_joining_one_fails():
     launcher = ProbeLauncher(process, [], None, join_files([unified, pids]), leave_files([unified, pids]))
     try:
         os.rmdir(pids)  # the second hierarchy's cgroup goes first, as rm removes them in turn
-        launcher.request(["true"], 5.0, 100)
+        launcher.send(request_line(["true"], 5.0, 100))
         assert select.select([launcher.answers], [], [], 10)[0]
         assert "error" in launcher.answer()
         with open(f"/proc/{launcher.pid}/cgroup") as f:
@@ -161,3 +161,55 @@ def test_launcher_leaves_every_cgroup_when_joining_one_fails():
         for directory in (unified, pids):
             if os.path.isdir(directory):
                 os.rmdir(directory)
+
+
+def _cgroup_paths(pid: int) -> dict:
+    """{hierarchy (controllers or name=...): path} of a process, from /proc/<pid>/cgroup."""
+    with open(f"/proc/{pid}/cgroup") as f:
+        return {fields[1] or "unified": fields[2] for fields in (line.rstrip("\n").split(":", 2) for line in f)}
+
+
+def test_the_launcher_counts_in_neither_pids_nor_memory_of_the_container(busybox):
+    """docker's `stats` PIDS and memory usage are the container's own processes': the launcher
+    joins the container's pids and memory cgroups only while it spawns a probe (the probe
+    stays there, as an exec's process). On cgroup v1 it lives in the container's other
+    hierarchies (one move each way per probe instead of ten)."""
+    busybox.ok("run", "-d", "--name", "counted", "--health-cmd", "true", "--health-interval", "100ms",
+               "busybox", "sleep", "60")
+    first_output(busybox, "counted")
+    [launcher] = wait_for(lambda: launchers(busybox, "counted"), what="the probe launcher")
+    container_id = busybox.ok("inspect", "--format", "{{.Id}}", "counted").strip()
+    counted = []
+    for _ in range(50):  # while probes come and go: in its spawn's instant it is in them, at most
+        paths = _cgroup_paths(launcher)
+        per_probe = {h for h in paths if h in ("pids", "memory") or h == "unified" and "pids" not in paths}
+        assert all(container_id in path for h, path in paths.items() if h not in per_probe), paths
+        counted.append(any(container_id in paths[h] for h in per_probe))
+        time.sleep(0.01)
+    assert counted.count(True) <= 5, counted
+    assert busybox.ok("stats", "--no-stream", "--format", "{{.PIDs}}", "counted").strip() in ("1", "2")
+    busybox.ok("rm", "-f", "counted")
+
+
+def test_a_probe_frozen_by_pause_does_not_stall_the_supervisor(busybox):
+    """Paused while a probe runs: the launcher (frozen with the container on cgroup v1) is
+    given up once late, without waiting for it to die (it can only once thawed); the
+    supervisor goes on serving (logs, stop), and probing resumes after unpause."""
+    busybox.ok("run", "-d", "--name", "frozen", "--health-cmd", "sleep 0.5", "--health-interval", "100ms",
+               "--health-timeout", "200ms", "busybox", "sh", "-c", "while true; do echo tick; sleep 0.2; done")
+    wait_for(lambda: launchers(busybox, "frozen"), what="the probe launcher")
+    busybox.ok("pause", "frozen")
+    time.sleep(11)  # past the probe's timeout and LATE: the launcher is taken for stuck
+    busybox.ok("unpause", "frozen")
+    before = busybox.ok("logs", "frozen").count("tick")
+    wait_for(lambda: busybox.ok("logs", "frozen").count("tick") > before + 2, what="output copied on")
+    wait_for(lambda: (h := health(busybox, "frozen")) and len(h["Log"]) == 5
+             and h["Log"][-1]["Output"] == "Health check exceeded timeout (200ms)", what="probes after unpause")
+    container_id = busybox.ok("inspect", "--format", "{{.Id}}", "frozen").strip()
+    busybox.ok("stop", "-t", "1", "frozen")
+    # the probe that outlived its launcher was killed and reaped: nothing keeps the container's
+    # init from ending (it waits for every process of its pid namespace), nor its supervisor
+    wait_for(lambda: not [p for p in berth_processes(busybox.base, amid_exec=False) if container_id in p],
+             what="the supervisor to end")
+    assert busybox.ok("inspect", "--format", "{{.State.Status}}", "frozen").strip() == "exited"
+    busybox.ok("rm", "-f", "frozen")

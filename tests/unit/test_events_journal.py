@@ -302,3 +302,34 @@ def test_cli_templates_see_go_field_names_and_json_sees_dockers():
     assert parse("{{json .}}").execute(cli.message_value(network)) == json.dumps(network, separators=(",", ":"))
     with pytest.raises(Exception, match="can't evaluate field status in type events.Message"):
         parse("{{.status}}").execute(value)
+
+
+def test_a_template_fills_in_the_line_emit_would_write():
+    """A long-lived writer's Template (a supervisor's health probe events) gives, byte for
+    byte, the line emit writes for the same event: docker's shape, attributes sorted, the
+    changing fields (any JSON string) and the time put in."""
+    attributes = {"name": "web", "image": "busybox", "zeta": "last", "a": "first"}
+    template = event_journal.Template("container", "exec_die", CID, attributes, ("execID", "exitCode"))
+    when = 1_765_000_000_123_456_789
+    values = ("e" * 64, 'odd "quoted" \\ value')
+    expected = event_journal._line("container", "exec_die", CID,
+                                   {"execID": values[0], "exitCode": values[1], **attributes}, when)
+    assert template.fill(values, when) == expected
+    assert json.loads(expected)["Actor"]["Attributes"]["exitCode"] == values[1]
+
+
+def test_an_appender_follows_a_rotation_by_another_writer(tmp_path):
+    """An Appender keeps the journal open; once another writer rotated it, the next append
+    still lands in journal.1 (where readers look), and the one after in the new journal."""
+    root = str(tmp_path)
+    appender = event_journal.Appender(root)
+    line = event_journal._line("container", "start", CID, {"name": "web"}, 1)
+    appender.append(line)
+    fill_past_limit(root, "n")  # emit rotates: journal.1 is the file our fd is on
+    before = os.path.getsize(os.path.join(root, "events", event_journal.PREVIOUS))
+    appender.append(line)
+    assert os.path.getsize(os.path.join(root, "events", event_journal.PREVIOUS)) == before + len(line)
+    appender.append(line + line)
+    with open(os.path.join(root, "events", event_journal.JOURNAL), "rb") as f:
+        assert f.read().endswith(line + line)
+    appender.close()

@@ -76,7 +76,7 @@ def probe_plan(engine, container_id: str, pid: int) -> dict | None:
     (monitor.probing.Probing): the command, the schedule, the exec's OCI process, namespaces,
     cgroup and seccomp filter (as `berth exec` gets them), the health so far and its events'
     actor. None when there is nothing to probe, or the run is over already."""
-    from berth.runtime.probe import join_files, leave_files  # lazy: only containers with a health check
+    from berth.runtime.probe import PER_PROBE, join_files, leave_files  # lazy: only containers with a health check
     from berth.units import parse_rfc3339  # lazy: only probes read times
 
     record = engine.load(container_id)
@@ -87,6 +87,7 @@ def probe_plan(engine, container_id: str, pid: int) -> dict | None:
     schedule = Schedule(record["Config"].get("Healthcheck") or {})
     spec, program = engine.exec_spec(record, argv)
     cgroup = engine.cgroup(record)
+    per_probe, launcher = cgroup.split_directories(PER_PROBE)
     config = record["Config"]
     attributes = {**(config.get("Labels") or {}), "name": record["Name"].lstrip("/")}
     if config.get("Image"):
@@ -98,7 +99,7 @@ def probe_plan(engine, container_id: str, pid: int) -> dict | None:
             "started": parse_rfc3339(state["StartedAt"]),
             "health": state.get("Health") or {"Status": "starting", "FailingStreak": 0, "Log": []},
             "process": spec["process"], "namespaces": [[ns["type"], ns["path"]] for ns in spec["linux"]["namespaces"]],
-            "join": join_files(cgroup.directories()), "leave": leave_files(cgroup.directories()),
+            "join": join_files(per_probe), "leave": leave_files(per_probe), "stay": join_files(launcher),
             "freeze_file": cgroup.freeze_file(),
             "seccomp": None if program is None else [program.flags, program.bpf.hex()],
             "actor": [container_id, attributes]}

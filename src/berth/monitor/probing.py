@@ -34,18 +34,34 @@ def probed_path(run_dir: str) -> str:
     return os.path.join(run_dir, "health.json")
 
 
-def write_probed(run_dir: str, pid: int, health: dict) -> None:
-    """The health file rewritten in place, its checksum first: a temp file renamed over it
-    costs ext4 a flush of its data (auto_da_alloc), ten times the write; a reader that
-    catches it half-written sees a wrong checksum and keeps the record's State.Health."""
-    text = fastjson.dumps({"Pid": pid, "Health": health}).encode()
-    data = b"%08x " % binascii.crc32(text) + text
-    fd = os.open(probed_path(run_dir), os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.pwrite(fd, data, 0)
-        os.ftruncate(fd, len(data))
-    finally:
-        os.close(fd)
+class ProbedFile:
+    """The health file, kept open by the prober and rewritten in place, its checksum first:
+    a temp file renamed over it costs ext4 a flush of its data (auto_da_alloc), ten times the
+    write; a reader that catches it half-written, or longer than what was last written (cut
+    only when shorter), sees a wrong checksum and keeps the record's State.Health."""
+
+    __slots__ = ("path", "fd", "size")
+
+    def __init__(self, run_dir: str):
+        self.path = probed_path(run_dir)
+        self.fd = -1
+        self.size = -1
+
+    def write(self, pid: int, health: dict) -> None:
+        text = fastjson.dumps({"Pid": pid, "Health": health}).encode()
+        data = b"%08x " % binascii.crc32(text) + text
+        if self.fd < 0:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            self.size = -1
+        os.pwrite(self.fd, data, 0)
+        if len(data) != self.size:
+            os.ftruncate(self.fd, len(data))
+            self.size = len(data)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def read_probed(run_dir: str, record: dict, record_written: int | None) -> None:
@@ -117,7 +133,8 @@ class Probing:
     bpf hex] or None), actor ([id, attributes] of its events), due (unix time of the next
     probe, once scheduled)."""
 
-    __slots__ = ("plan", "health", "due", "launcher", "probe", "seen")
+    __slots__ = ("plan", "health", "due", "launcher", "probe", "seen", "record_path", "freezer", "probed",
+                 "journal", "events", "request", "sweeping")
 
     def __init__(self, plan: dict):
         self.plan = plan
@@ -126,6 +143,15 @@ class Probing:
         self.launcher = None  # runtime.probe.ProbeLauncher, made at the first probe
         self.probe = None  # the probe in flight: (begun ns, exec ID, monotonic time it is late)
         self.seen = None  # the record's st_mtime_ns when we last took its State.Health
+        self.record_path = os.path.join(plan["root"], "containers", plan["id"], "config.json")
+        # What every probe uses, made at the first: kept open, formatted once (a probe a second
+        # for the container's life: each open, dict and encoding saved counts)
+        self.freezer = -1  # the freezer state file's fd
+        self.probed = ProbedFile(plan["run_dir"])
+        self.journal = None  # journal.Appender
+        self.events = None  # (exec_create + exec_start, exec_die) journal.Templates
+        self.request = None  # the launcher's request line
+        self.sweeping = False  # a launcher was ended amid a probe: its probe becomes ours (_sweep)
 
     def timeout(self) -> float:
         """Seconds until the loop must call handle() even if nothing is ready."""
@@ -137,6 +163,8 @@ class Probing:
         return [self.launcher.answers] if self.probe is not None else []
 
     def handle(self, ready) -> None:
+        if self.sweeping:
+            self._sweep()
         if self.probe is not None:
             if self.launcher.answers in ready:
                 answer = self.launcher.answer()
@@ -155,25 +183,33 @@ class Probing:
         if self.probe is not None:
             self.probe = None
             self.due = time.time()
-        self._end_launcher()
+        self.close()
         return dict(self.plan, health=self.health, due=self.due)
 
     def close(self) -> None:
         """The run ended: the launcher ends, and a probe in flight with it."""
         self.probe = None
         self._end_launcher()
+        self.probed.close()
+        if self.journal is not None:
+            self.journal.close()
+        if self.freezer >= 0:
+            os.close(self.freezer)
+            self.freezer = -1
 
     # -- one probe ----------------------------------------------------------------------------
     def _start(self) -> None:
         plan = self.plan
-        if _frozen(plan.get("freeze_file")):  # docker does not probe a paused container
+        if self._frozen():  # docker does not probe a paused container
             self.due = time.time() + plan["interval"]
             return
+        if self.events is None:
+            self._prepare()
         exec_id = os.urandom(32).hex()
-        command = " ".join(plan["argv"])
-        self._event("exec_create: " + command, {"execID": exec_id})
-        self._event("exec_start: " + command, {"execID": exec_id})
-        self.probe = (time.time_ns(), exec_id, time.monotonic() + plan["timeout"] + LATE)
+        begun = time.time_ns()
+        started, _ = self.events
+        self.journal.append(started[0].fill((exec_id,), begun) + started[1].fill((exec_id,), begun))
+        self.probe = (begun, exec_id, time.monotonic() + plan["timeout"] + LATE)
         try:
             if self.launcher is None:
                 from berth.runtime.probe import ProbeLauncher  # lazy: only once a probe starts
@@ -181,8 +217,8 @@ class Probing:
                 seccomp = plan.get("seccomp")
                 self.launcher = ProbeLauncher(plan["process"], plan["namespaces"],
                                               None if seccomp is None else (seccomp[0], bytes.fromhex(seccomp[1])),
-                                              plan["join"], plan["leave"])
-            self.launcher.request(plan["argv"], plan["timeout"], MAX_OUTPUT)
+                                              plan["join"], plan["leave"], plan.get("stay") or [])
+            self.launcher.send(self.request)
         except OSError as err:  # the run is ending (its namespaces, its cgroup are going)
             self._end_launcher()
             self._finish({"error": str(err), "ended": True})
@@ -200,7 +236,8 @@ class Probing:
             else:
                 result = _result(begun, -1, EXEC_FAILED.format(answer["error"]))
         else:
-            self._event("exec_die", {"execID": exec_id, "exitCode": str(answer["code"])})
+            died = self.events[1]
+            self.journal.append(died.fill((exec_id, str(answer["code"])), time.time_ns()))
             if answer["timed_out"]:
                 from berth.gotime import go_duration  # lazy: only a probe that timed out
 
@@ -218,15 +255,52 @@ class Probing:
         if self.launcher is not None:
             self.launcher.close()
             self.launcher = None
+            self.sweeping = True
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """A probe outlives its ended launcher (one frozen with a paused container, say) and
+        becomes our child, we being a subreaper: it is killed and reaped here, on each wake-up
+        until none is left, or the container's init, once it ends, waits for ever for it in
+        its pid namespace (zap_pid_ns_processes) while we wait for the init."""
+        from berth.runtime.probe import launchers_unreaped  # lazy: only after a launcher ended
+
+        pid = os.getpid()
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                children = {int(child) for child in f.read().split()}
+        except OSError:
+            return
+        ours = {self.plan["pid"], *launchers_unreaped()}
+        if self.launcher is not None:
+            ours.add(self.launcher.pid)
+        orphans = children - ours
+        for child in orphans:
+            try:
+                os.kill(child, 9)  # SIGKILL (the signal module imports enum)
+                os.waitpid(child, os.WNOHANG)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self.sweeping = bool(orphans or launchers_unreaped())
 
     def _save(self, result: dict) -> str | None:
         """The result applied and written; the new status if it changed (None otherwise, or
-        when the result is dropped: the run is over, or it is paused)."""
+        when the result is dropped: the run is over, or it is paused). A result that leaves
+        the status as it was, while the record is as we last saw it, only rewrites the health
+        file, without the lock: the record is not ours to change then, and whoever rewrites
+        it meanwhile (a pause, a stop) keeps its State.Health or, for this run, merges ours."""
         from berth.fs import Lock, read_json, write_json  # lazy: the fs module is small, and only probes write
 
         plan = self.plan
-        record_path = os.path.join(plan["root"], "containers", plan["id"], "config.json")
+        record_path = self.record_path
         try:
+            if os.stat(record_path).st_mtime_ns == self.seen:
+                health = dict(self.health)
+                apply_result(health, result, plan)
+                if health["Status"] == self.health["Status"]:
+                    self.health = health
+                    self.probed.write(plan["pid"], health)
+                    return None
             with Lock(os.path.join(plan["root"], "containers", plan["id"], "lock")):
                 written = os.stat(record_path).st_mtime_ns
                 record = None
@@ -243,7 +317,7 @@ class Probing:
                 before = self.health["Status"]
                 apply_result(self.health, result, plan)
                 if self.health["Status"] == before:
-                    write_probed(plan["run_dir"], plan["pid"], self.health)
+                    self.probed.write(plan["pid"], self.health)
                     return None
                 if record is None:
                     record = read_json(record_path)
@@ -260,12 +334,27 @@ class Probing:
         actor_id, attributes = self.plan["actor"]
         emit(self.plan["root"], "container", action, actor_id, attributes, None, extra)
 
+    def _prepare(self) -> None:
+        """The journal, the probe events' templates and the request line, at the first probe."""
+        from berth.journal import Appender, Template  # lazy: the journal module is small, and only probes emit
+        from berth.runtime.probe import request_line  # lazy: only once a probe starts
 
-def _frozen(path: str | None) -> bool:
-    if not path:
-        return False
-    try:
-        with open(path, "rb") as f:
-            return f.read().strip() not in FROZEN_NOT
-    except OSError:
-        return False
+        plan = self.plan
+        actor_id, attributes = plan["actor"]
+        command = " ".join(plan["argv"])
+        self.journal = Appender(plan["root"])
+        self.events = ((Template("container", "exec_create: " + command, actor_id, attributes, ("execID",)),
+                        Template("container", "exec_start: " + command, actor_id, attributes, ("execID",))),
+                       Template("container", "exec_die", actor_id, attributes, ("execID", "exitCode")))
+        self.request = request_line(plan["argv"], plan["timeout"], MAX_OUTPUT)
+
+    def _frozen(self) -> bool:
+        """The container's cgroup is frozen (paused): its state file, kept open, read again."""
+        try:
+            if self.freezer < 0:
+                if not self.plan.get("freeze_file"):
+                    return False
+                self.freezer = os.open(self.plan["freeze_file"], os.O_RDONLY | os.O_CLOEXEC)
+            return os.pread(self.freezer, 64, 0).strip() not in FROZEN_NOT
+        except OSError:
+            return False

@@ -6,10 +6,15 @@ and exec: no Python runs in the probe, nothing is copied). A health check every 
 costs a spawn, not a fork of the supervisor (whose pages both would then copy) and a join.
 
 The launcher itself is no process of the container: its pid namespace is the host's (joining
-a pid namespace applies to the children only) and it stays in its creator's cgroup, except
-for the instant of each spawn, when it moves itself into the container's (v1: the thread's
-`tasks`, which takes no global lock), so that the probe is born there and counts there, as an
-exec's process does. `top` and the container's `ps` see the probes while they run, never it.
+a pid namespace applies to the children only), so `top` and the container's `ps` see the
+probes while they run, never it. Its probes are born in the container's cgroups and count
+there, as an exec's process does. On cgroup v1 the launcher lives in the container's
+hierarchies but PER_PROBE ones (its CPU counts with the container's, as docker's exec
+machinery's does not, ~0.04 % of a core; it is frozen with it), and joins the pids and
+memory cgroups only for the instant of each spawn (the thread's `tasks`: no global lock), so
+that the container's pids.current and memory usage are its own processes', as in docker;
+joining all ~10 hierarchies and leaving them again was most of a probe's cost. On cgroup2,
+where one directory holds every controller, it joins and leaves that one.
 
 Its caller (monitor.probing, in the supervisor's poll loop) speaks to it over two pipes, one
 JSON line each way, and never waits for it: a request is {"argv", "timeout", "limit"}; the
@@ -34,6 +39,7 @@ DRAIN_ROUNDS = 64  # reads per probe once it ended: what it left in the pipe, no
 SPAWN_RESET = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
 
 
+PER_PROBE = ("pids", "memory")  # the controllers a probe joins alone (see above)
 NAMESPACE_FLAGS = {"ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "network": sc.CLONE_NEWNET,
                    "pid": sc.CLONE_NEWPID, "cgroup": sc.CLONE_NEWCGROUP, "mount": sc.CLONE_NEWNS}
 
@@ -41,17 +47,20 @@ NAMESPACE_FLAGS = {"ipc": sc.CLONE_NEWIPC, "uts": sc.CLONE_NEWUTS, "network": sc
 class ProbeLauncher:
     """The caller's handle on a launcher forked for an exec's OCI `process` and `namespaces`
     ([[type, path]]), with the container's seccomp filter (flags, BPF bytes; None: none);
-    `join` and `leave` are the cgroup files that move a thread into the container's cgroups
-    and back into ours (join_files, leave_files)."""
+    `join` and `leave` are the cgroup files that move a thread into the container's PER_PROBE
+    cgroups and back into ours (join_files, leave_files), `stay` those of the container's other
+    cgroups, which the launcher joins for its life (v1)."""
 
     __slots__ = ("pid", "answers", "_requests", "_pending")
 
-    def __init__(self, process_spec: dict, namespaces: list, seccomp, join: list[str], leave: list[str]):
+    def __init__(self, process_spec: dict, namespaces: list, seccomp, join: list[str], leave: list[str],
+                 stay: list[str] = ()):
+        _reap_ended(0)  # those killed while frozen, since thawed
         requests, self._requests = os.pipe()
         self.answers, answering = os.pipe()
         fds = []
         try:
-            fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in join + leave]
+            fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in [*join, *leave, *stay]]
             # The collector writes a header in every object it walks: the launcher never runs it,
             # and what the caller has so far is left out of the caller's walks, so fewer of the
             # pages both share get copied.
@@ -62,8 +71,10 @@ class ProbeLauncher:
                     gc.disable()
                     # its caller's fds (the container's pipes, the attach socket) reach no probe
                     keep_only_fds(requests, answering, *fds)
+                    for fd in fds[len(join) + len(leave):]:
+                        os.write(fd, b"0")
                     _serve(requests, answering, process_spec, namespaces, seccomp, fds[:len(join)],
-                           fds[len(join):])
+                           fds[len(join):len(join) + len(leave)])
                 finally:
                     os._exit(0)
         except BaseException:
@@ -75,9 +86,10 @@ class ProbeLauncher:
                 os.close(fd)
         self._pending = b""
 
-    def request(self, argv: list[str], timeout: float, limit: int) -> None:
-        """Start `argv`; its answer becomes readable on `answers` once it ended (or timed out)."""
-        os.write(self._requests, (fastjson.dumps({"argv": argv, "timeout": timeout, "limit": limit}) + "\n").encode())
+    def send(self, request: bytes) -> None:
+        """Start the probe of a request_line; its answer becomes readable on `answers` once it
+        ended (or timed out)."""
+        os.write(self._requests, request)
 
     def answer(self) -> dict | None:
         """The answer, once whole ({"code", "output", "truncated", "timed_out"} or {"error"});
@@ -102,10 +114,42 @@ class ProbeLauncher:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        _UNREAPED.append(self.pid)
+        _reap_ended(CLOSE_WAIT)
+
+
+CLOSE_WAIT = 1.0  # seconds to wait for a killed launcher: a frozen one (a paused container) dies once thawed
+_UNREAPED = []  # the launchers killed and not reaped yet
+
+
+def launchers_unreaped() -> list[int]:
+    """The launchers killed and not reaped yet (frozen ones, say), after a last look."""
+    _reap_ended(0)
+    return list(_UNREAPED)
+
+
+def _reap_ended(wait: float) -> None:
+    """Reap the killed launchers (ours: we forked them) that have ended, waiting up to `wait`
+    seconds for the last one; a frozen one stays listed, for the next call (or reap_orphans)."""
+    for pid in list(_UNREAPED):
         try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+            if pid == _UNREAPED[-1] and wait:
+                exited = os.pidfd_open(pid)
+                try:
+                    select.select([exited], [], [], wait)
+                finally:
+                    os.close(exited)
+            done = os.waitpid(pid, os.WNOHANG)[0]
+        except (ChildProcessError, ProcessLookupError):
+            done = True
+        if done:
+            _UNREAPED.remove(pid)
+
+
+def request_line(argv: list[str], timeout: float, limit: int) -> bytes:
+    """The request that starts `argv` (run at most `timeout` seconds, `limit` bytes of output
+    kept): made once, sent for each probe."""
+    return (fastjson.dumps({"argv": argv, "timeout": timeout, "limit": limit}) + "\n").encode()
 
 
 def join_files(directories: list[str]) -> list[str]:
@@ -155,6 +199,7 @@ def _serve(requests: int, answering: int, process_spec: dict, namespaces: list, 
     environ = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     pending = b""
+    left = [False]  # a probe outlived its timeout: reap it once it ends
     while True:
         data = os.read(requests, 1 << 16)
         if not data:
@@ -164,7 +209,7 @@ def _serve(requests: int, answering: int, process_spec: dict, namespaces: list, 
             line, pending = pending.split(b"\n", 1)
             request = fastjson.loads(line)
             try:
-                result = _probe(request, env, environ, null, join, leave)
+                result = _probe(request, env, environ, null, join, leave, left)
             except BerthError as err:
                 result = {"error": str(err)}
             except OSError as err:
@@ -192,8 +237,10 @@ def _join(process_spec: dict, namespaces: list, seccomp) -> None:
         sc.seccomp_set_mode_filter(*seccomp)
 
 
-def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[int], leave: list[int]) -> dict:
-    _reap_left()
+def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[int], leave: list[int],
+           left: list[bool]) -> dict:
+    if left[0]:
+        left[0] = _reap_left()
     argv = request["argv"]
     path = process.find_executable(argv[0], env)
     reader, writer = os.pipe()
@@ -214,6 +261,7 @@ def _probe(request: dict, env: list[str], environ: dict, null: int, join: list[i
     finally:
         os.close(reader)
     if timed_out and not os.waitpid(pid, os.WNOHANG)[0]:  # out of our reach, running on
+        left[0] = True
         return {"code": -1, "output": output.decode("latin-1"), "truncated": truncated,
                 "timed_out": True}
     return {"code": wait_exit_code(pid), "output": output.decode("latin-1"),
@@ -273,10 +321,11 @@ def _kill_group(pid: int) -> bool:
     return True
 
 
-def _reap_left() -> None:
-    """Reap the probes that outlived their timeout and have ended since."""
+def _reap_left() -> bool:
+    """Reap the probes that outlived their timeout and have ended since; True while one runs."""
     try:
         while os.waitpid(-1, os.WNOHANG)[0]:
             pass
     except ChildProcessError:
-        pass
+        return False
+    return True

@@ -87,6 +87,11 @@ class V1Cgroup:
         """Its directory in every hierarchy, the ones a process is moved into."""
         return list(self.dirs.values())
 
+    def split_directories(self, controllers: tuple) -> tuple[list[str], list[str]]:
+        """(its directories in the hierarchies of `controllers`, its directories in all others)."""
+        chosen = {self.mounts[name] for name in controllers if name in self.mounts}
+        return ([self.dirs[m] for m in self.dirs if m in chosen], [self.dirs[m] for m in self.dirs if m not in chosen])
+
     def freeze_file(self) -> str | None:
         """The file that tells whether it is frozen (THAWED when not); None without a freezer."""
         freezer = self._dir("freezer")

@@ -46,6 +46,10 @@ class V2Cgroup:
         """Its directory, the one a process is moved into."""
         return [self.dir]
 
+    def split_directories(self, controllers: tuple) -> tuple[list[str], list[str]]:
+        """As V1Cgroup's: every controller is in its one directory."""
+        return [self.dir], []
+
     def freeze_file(self) -> str | None:
         """The file that tells whether it is frozen (0 when not)."""
         return os.path.join(self.dir, "cgroup.freeze")
