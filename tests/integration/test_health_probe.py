@@ -138,7 +138,7 @@ def test_launcher_leaves_every_cgroup_when_joining_one_fails():
     ones it already joined: the container's cgroup could never be removed (EBUSY)."""
     import select
 
-    from berth.runtime.probe import ProbeLauncher, join_files, leave_files, request_line
+    from berth.runtime.probe import ProbeLauncher, join_files, leave_files, schedule_line
 
     name = f"berth-probe-test-{os.getpid()}"
     unified, pids = f"/sys/fs/cgroup/unified/{name}", f"/sys/fs/cgroup/pids/{name}"
@@ -150,7 +150,7 @@ def test_launcher_leaves_every_cgroup_when_joining_one_fails():
     launcher = ProbeLauncher(process, [], None, join_files([unified, pids]), leave_files([unified, pids]))
     try:
         os.rmdir(pids)  # the second hierarchy's cgroup goes first, as rm removes them in turn
-        launcher.send(request_line(["true"], 5.0, 100))
+        launcher.send(schedule_line(["true"], 5.0, 100, time.time(), 60.0))
         assert select.select([launcher.answers], [], [], 10)[0]
         assert "error" in launcher.answer()
         with open(f"/proc/{launcher.pid}/cgroup") as f:

@@ -1,15 +1,16 @@
-"""A container's health checks, run by its supervisor (docker's health monitor): the schedule
-kept in the supervisor's own poll loop (monitor.lean.copy_output), each probe started by the
+"""A container's health checks, run by its supervisor (docker's health monitor): the
 container's probe launcher (runtime.probe: forked from the supervisor at the first probe, it
 has joined the container as an exec does, with the exec's OCI spec that the engine built at
-the start: engine.health.probe_plan), its answer awaited in the same loop, its result
-recorded as docker's handleProbeResult does.
+the start: engine.health.probe_plan) keeps the schedule and starts each probe; each answer
+wakes the supervisor's own poll loop (monitor.lean.copy_output) once, and its result is
+recorded as docker's handleProbeResult does. The loop's timeout watches for a launcher that
+does not answer in time.
 
 Recording needs no engine: the last 5 results, the failing streak and the status. A probe
 that leaves the status as it was only rewrites the run's health file (read_probed merges it
 into State.Health when it is newer than the record); one that changes it rewrites the record,
 under the container's lock, and emits health_status. Probes emit docker's exec_create,
-exec_start and exec_die events.
+exec_start and exec_die events (written together when the probe ended, each with its time).
 
 Nothing here imports more than os, time, binascii and fastjson until a probe starts: the
 engine reads health files (read_probed) on every look at such a container."""
@@ -133,15 +134,14 @@ class Probing:
     bpf hex] or None), actor ([id, attributes] of its events), due (unix time of the next
     probe, once scheduled)."""
 
-    __slots__ = ("plan", "health", "due", "launcher", "probe", "seen", "record_path", "freezer", "probed",
-                 "journal", "events", "request", "sweeping")
+    __slots__ = ("plan", "health", "due", "launcher", "seen", "record_path", "freezer", "probed", "journal",
+                 "events", "sweeping")
 
     def __init__(self, plan: dict):
         self.plan = plan
         self.health = plan["health"]
         self.due = plan.get("due") or time.time() + next_delay(plan, self.health["Status"])
-        self.launcher = None  # runtime.probe.ProbeLauncher, made at the first probe
-        self.probe = None  # the probe in flight: (begun ns, exec ID, monotonic time it is late)
+        self.launcher = None  # runtime.probe.ProbeLauncher, made at the first probe; it keeps the schedule
         self.seen = None  # the record's st_mtime_ns when we last took its State.Health
         self.record_path = os.path.join(plan["root"], "containers", plan["id"], "config.json")
         # What every probe uses, made at the first: kept open, formatted once (a probe a second
@@ -149,46 +149,46 @@ class Probing:
         self.freezer = -1  # the freezer state file's fd
         self.probed = ProbedFile(plan["run_dir"])
         self.journal = None  # journal.Appender
-        self.events = None  # (exec_create + exec_start, exec_die) journal.Templates
-        self.request = None  # the launcher's request line
+        self.events = None  # (exec_create, exec_start, exec_die) journal.Templates
         self.sweeping = False  # a launcher was ended amid a probe: its probe becomes ours (_sweep)
 
     def timeout(self) -> float:
-        """Seconds until the loop must call handle() even if nothing is ready."""
-        if self.probe is not None:
-            return max(0.0, self.probe[2] - time.monotonic())
+        """Seconds until the loop must call handle() even if nothing is ready: the first probe,
+        then the watchdog of the launcher's next answer."""
+        if self.launcher is not None:
+            return max(0.0, self.due + self.plan["timeout"] + LATE - time.time())
         return max(0.0, self.due - time.time())
 
     def readers(self) -> list[int]:
-        return [self.launcher.answers] if self.probe is not None else []
+        return [self.launcher.answers] if self.launcher is not None else []
 
     def handle(self, ready) -> None:
         if self.sweeping:
             self._sweep()
-        if self.probe is not None:
+        if self.launcher is not None:
             if self.launcher.answers in ready:
                 answer = self.launcher.answer()
                 if answer is not None:
                     self._finish(answer)
-            elif time.monotonic() >= self.probe[2]:  # its launcher is stuck (a frozen container)
-                self._end_launcher()
-                self._finish({"error": "the container's probe launcher ended", "ended": True})
+            elif time.time() >= self.due + self.plan["timeout"] + LATE:
+                if self._frozen():  # paused: the launcher waits (on cgroup v1, frozen with it)
+                    self.due = time.time() + self.plan["interval"]
+                else:  # its launcher is stuck
+                    begun = int(self.due * 1e9)
+                    self._end_launcher()
+                    self._finish({"error": "the container's probe launcher ended", "ended": True, "begun": begun})
             return
         if time.time() >= self.due:
             self._start()
 
     def handoff(self) -> dict:
         """What the next exec of the supervisor needs: a probe in flight is ended, not
-        recorded, and the next one is due at once (the next launcher is made by it)."""
-        if self.probe is not None:
-            self.probe = None
-            self.due = time.time()
+        recorded, and is due again (the next launcher is made by it)."""
         self.close()
         return dict(self.plan, health=self.health, due=self.due)
 
     def close(self) -> None:
         """The run ended: the launcher ends, and a probe in flight with it."""
-        self.probe = None
         self._end_launcher()
         self.probed.close()
         if self.journal is not None:
@@ -199,45 +199,46 @@ class Probing:
 
     # -- one probe ----------------------------------------------------------------------------
     def _start(self) -> None:
+        """The launcher made, with the schedule from now on (a first probe at once)."""
+        from berth.runtime.probe import ProbeLauncher, schedule_line  # lazy: only once a probe starts
+
         plan = self.plan
         if self._frozen():  # docker does not probe a paused container
             self.due = time.time() + plan["interval"]
             return
         if self.events is None:
             self._prepare()
-        exec_id = os.urandom(32).hex()
-        begun = time.time_ns()
-        started, _ = self.events
-        self.journal.append(started[0].fill((exec_id,), begun) + started[1].fill((exec_id,), begun))
-        self.probe = (begun, exec_id, time.monotonic() + plan["timeout"] + LATE)
+        self.due = time.time()
         try:
-            if self.launcher is None:
-                from berth.runtime.probe import ProbeLauncher  # lazy: only once a probe starts
-
-                seccomp = plan.get("seccomp")
-                self.launcher = ProbeLauncher(plan["process"], plan["namespaces"],
-                                              None if seccomp is None else (seccomp[0], bytes.fromhex(seccomp[1])),
-                                              plan["join"], plan["leave"], plan.get("stay") or [])
-            self.launcher.send(self.request)
+            seccomp = plan.get("seccomp")
+            self.launcher = ProbeLauncher(plan["process"], plan["namespaces"],
+                                          None if seccomp is None else (seccomp[0], bytes.fromhex(seccomp[1])),
+                                          plan["join"], plan["leave"], plan.get("stay") or [], plan.get("freeze_file"))
+            self.launcher.send(schedule_line(plan["argv"], plan["timeout"], MAX_OUTPUT, self.due, plan["interval"],
+                                             plan["start_interval"], plan["started"] + plan["start_period"],
+                                             self.health["Status"] == "starting"))
         except OSError as err:  # the run is ending (its namespaces, its cgroup are going)
             self._end_launcher()
-            self._finish({"error": str(err), "ended": True})
+            self._finish({"error": str(err), "ended": True, "begun": time.time_ns()})
 
     def _finish(self, answer: dict) -> None:
         """docker's handleProbeResult for one probe's `answer` (engine-free: the record is read
-        and written as files, under the container's lock)."""
+        and written as files, under the container's lock), and the probe's exec events, all
+        three at once with their own times (the supervisor is woken by answers only)."""
         plan = self.plan
-        begun, exec_id, _ = self.probe
-        self.probe = None
+        begun = answer.get("begun") or time.time_ns()
+        exec_id = os.urandom(32).hex()
+        created, started, died = self.events
+        events = created.fill((exec_id,), begun) + started.fill((exec_id,), begun)
         if "error" in answer:
+            self.journal.append(events)
             if answer.get("ended"):
                 self._end_launcher()  # made again for the next probe
                 result = _result(begun, -1, answer["error"])
             else:
                 result = _result(begun, -1, EXEC_FAILED.format(answer["error"]))
         else:
-            died = self.events[1]
-            self.journal.append(died.fill((exec_id, str(answer["code"])), time.time_ns()))
+            self.journal.append(events + died.fill((exec_id, str(answer["code"])), time.time_ns()))
             if answer["timed_out"]:
                 from berth.gotime import go_duration  # lazy: only a probe that timed out
 
@@ -249,6 +250,8 @@ class Probing:
         changed = self._save(result)
         if changed is not None:
             self._event("health_status: " + changed, {})
+            if self.launcher is not None and changed != "starting":  # its schedule's start interval ends
+                self.launcher.send(b'{"starting":false}\n')
         self.due = time.time() + next_delay(plan, self.health["Status"])
 
     def _end_launcher(self) -> None:
@@ -335,18 +338,16 @@ class Probing:
         emit(self.plan["root"], "container", action, actor_id, attributes, None, extra)
 
     def _prepare(self) -> None:
-        """The journal, the probe events' templates and the request line, at the first probe."""
+        """The journal and the probe events' templates, at the first probe."""
         from berth.journal import Appender, Template  # lazy: the journal module is small, and only probes emit
-        from berth.runtime.probe import request_line  # lazy: only once a probe starts
 
         plan = self.plan
         actor_id, attributes = plan["actor"]
         command = " ".join(plan["argv"])
         self.journal = Appender(plan["root"])
-        self.events = ((Template("container", "exec_create: " + command, actor_id, attributes, ("execID",)),
-                        Template("container", "exec_start: " + command, actor_id, attributes, ("execID",))),
+        self.events = (Template("container", "exec_create: " + command, actor_id, attributes, ("execID",)),
+                       Template("container", "exec_start: " + command, actor_id, attributes, ("execID",)),
                        Template("container", "exec_die", actor_id, attributes, ("execID", "exitCode")))
-        self.request = request_line(plan["argv"], plan["timeout"], MAX_OUTPUT)
 
     def _frozen(self) -> bool:
         """The container's cgroup is frozen (paused): its state file, kept open, read again."""

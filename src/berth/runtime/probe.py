@@ -16,11 +16,18 @@ that the container's pids.current and memory usage are its own processes', as in
 joining all ~10 hierarchies and leaving them again was most of a probe's cost. On cgroup2,
 where one directory holds every controller, it joins and leaves that one.
 
-Its caller (monitor.probing, in the supervisor's poll loop) speaks to it over two pipes, one
-JSON line each way, and never waits for it: a request is {"argv", "timeout", "limit"}; the
-answer {"code", "output" (its bytes as latin-1), "truncated", "timed_out"}, or {"error"} when
-the command cannot start (docker's exec errors). Imports nothing the supervisor does not
-need anyway beyond runtime.process and runtime.syscalls."""
+It keeps the schedule itself: its caller (monitor.probing, in the supervisor's poll loop)
+sends it a schedule_line once, and is woken only by answers, one per probe, never waiting
+for them: a probe a second costs the supervisor one wake-up, not two. The schedule is JSON:
+{"argv", "timeout", "limit", "due" (unix time of the first probe), "interval",
+"start_interval" (docker's: used while "starting" and before "start_until")}; a later line
+updates it ({"starting": false} once the health leaves "starting" by failures: a success
+tells the launcher itself). Each answer is {"begun" (ns), "code", "output" (its bytes as
+latin-1), "truncated", "timed_out"}, or {"begun", "error"} when the command cannot start
+(docker's exec errors). The next probe is due an interval after an answer, as docker's next
+one after a result; while the container's freezer says frozen (paused), none is started.
+Imports nothing the supervisor does not need anyway beyond runtime.process and
+runtime.syscalls."""
 
 import _signal as signal  # `signal` imports enum
 import gc
@@ -54,13 +61,16 @@ class ProbeLauncher:
     __slots__ = ("pid", "answers", "_requests", "_pending")
 
     def __init__(self, process_spec: dict, namespaces: list, seccomp, join: list[str], leave: list[str],
-                 stay: list[str] = ()):
+                 stay: list[str] = (), freeze_file: str | None = None):
         _reap_ended(0)  # those killed while frozen, since thawed
         requests, self._requests = os.pipe()
         self.answers, answering = os.pipe()
         fds = []
+        freezer = -1
         try:
             fds = [os.open(path, os.O_WRONLY | os.O_CLOEXEC) for path in [*join, *leave, *stay]]
+            if freeze_file:
+                freezer = os.open(freeze_file, os.O_RDONLY | os.O_CLOEXEC)
             # The collector writes a header in every object it walks: the launcher never runs it,
             # and what the caller has so far is left out of the caller's walks, so fewer of the
             # pages both share get copied.
@@ -70,11 +80,11 @@ class ProbeLauncher:
                 try:
                     gc.disable()
                     # its caller's fds (the container's pipes, the attach socket) reach no probe
-                    keep_only_fds(requests, answering, *fds)
+                    keep_only_fds(requests, answering, freezer, *fds)
                     for fd in fds[len(join) + len(leave):]:
                         os.write(fd, b"0")
                     _serve(requests, answering, process_spec, namespaces, seccomp, fds[:len(join)],
-                           fds[len(join):len(join) + len(leave)])
+                           fds[len(join):len(join) + len(leave)], freezer)
                 finally:
                     os._exit(0)
         except BaseException:
@@ -82,14 +92,13 @@ class ProbeLauncher:
                 os.close(fd)
             raise
         finally:
-            for fd in [requests, answering] + fds:
+            for fd in [requests, answering] + fds + ([freezer] if freezer >= 0 else []):
                 os.close(fd)
         self._pending = b""
 
-    def send(self, request: bytes) -> None:
-        """Start the probe of a request_line; its answer becomes readable on `answers` once it
-        ended (or timed out)."""
-        os.write(self._requests, request)
+    def send(self, line: bytes) -> None:
+        """A schedule_line, or an update of it ({"starting": false}, encoded as one line)."""
+        os.write(self._requests, line)
 
     def answer(self) -> dict | None:
         """The answer, once whole ({"code", "output", "truncated", "timed_out"} or {"error"});
@@ -146,10 +155,21 @@ def _reap_ended(wait: float) -> None:
             _UNREAPED.remove(pid)
 
 
-def request_line(argv: list[str], timeout: float, limit: int) -> bytes:
-    """The request that starts `argv` (run at most `timeout` seconds, `limit` bytes of output
-    kept): made once, sent for each probe."""
-    return (fastjson.dumps({"argv": argv, "timeout": timeout, "limit": limit}) + "\n").encode()
+def schedule_line(argv: list[str], timeout: float, limit: int, due: float, interval: float,
+                  start_interval: float | None = None, start_until: float = 0.0, starting: bool = False) -> bytes:
+    """The schedule that runs `argv` (at most `timeout` seconds, `limit` bytes of output kept)
+    at `due`, then `interval` seconds after each answer (`start_interval` while `starting`,
+    until the unix time `start_until`)."""
+    return (fastjson.dumps({"argv": argv, "timeout": timeout, "limit": limit, "due": due, "interval": interval,
+                            "start_interval": start_interval or interval, "start_until": start_until,
+                            "starting": starting}) + "\n").encode()
+
+
+def _delay(schedule: dict) -> float:
+    """docker's getInterval: the start interval while starting within the start period."""
+    if schedule["starting"] and time.time() < schedule["start_until"]:
+        return schedule["start_interval"]
+    return schedule["interval"]
 
 
 def join_files(directories: list[str]) -> list[str]:
@@ -191,8 +211,8 @@ def leave_files(container_dirs: list[str]) -> list[str]:
 
 
 def _serve(requests: int, answering: int, process_spec: dict, namespaces: list, seccomp, join: list[int],
-           leave: list[int]) -> None:
-    """The launcher's life: join the container, then one probe per request until EOF."""
+           leave: list[int], freezer: int) -> None:
+    """The launcher's life: join the container, then probe on schedule until EOF."""
     _join(process_spec, namespaces, seccomp)
     sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # after the credentials: changing them clears it
     env = process_spec.get("env") or []
@@ -200,21 +220,53 @@ def _serve(requests: int, answering: int, process_spec: dict, namespaces: list, 
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     pending = b""
     left = [False]  # a probe outlived its timeout: reap it once it ends
+    schedule = None
+    due = ended = 0.0
     while True:
-        data = os.read(requests, 1 << 16)
-        if not data:
-            return
-        pending += data
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            request = fastjson.loads(line)
-            try:
-                result = _probe(request, env, environ, null, join, leave, left)
-            except BerthError as err:
-                result = {"error": str(err)}
-            except OSError as err:
-                result = {"error": f'exec: "{request["argv"][0]}": {(err.strerror or str(err)).lower()}'}
-            os.write(answering, (fastjson.dumps(result) + "\n").encode())
+        wait = None if schedule is None else max(0.0, due - time.time())
+        if select.select([requests], [], [], wait)[0]:
+            data = os.read(requests, 1 << 16)
+            if not data:
+                return
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if schedule is None:
+                    schedule = fastjson.loads(line)
+                    due = schedule["due"]
+                else:  # an update: the next probe is due as it says, after the last
+                    schedule.update(fastjson.loads(line))
+                    due = (ended or time.time()) + _delay(schedule)
+            continue
+        if time.time() < due:
+            continue
+        if _frozen(freezer):  # docker does not probe a paused container
+            due = time.time() + schedule["interval"]
+            continue
+        begun = time.time_ns()
+        try:
+            result = _probe(schedule, env, environ, null, join, leave, left)
+        except BerthError as err:
+            result = {"error": str(err)}
+        except OSError as err:
+            result = {"error": f'exec: "{schedule["argv"][0]}": {(err.strerror or str(err)).lower()}'}
+        result["begun"] = begun
+        if result.get("code") == 0 and not result["timed_out"]:
+            schedule["starting"] = False  # a success makes the container healthy
+        os.write(answering, (fastjson.dumps(result) + "\n").encode())
+        ended = time.time()
+        due = ended + _delay(schedule)
+
+
+def _frozen(freezer: int) -> bool:
+    """The container's freezer says frozen (a launcher in a v1 freezer is frozen itself then;
+    on cgroup2 it is not in the container's cgroup between probes)."""
+    if freezer < 0:
+        return False
+    try:
+        return os.pread(freezer, 64, 0).strip() not in (b"THAWED", b"0")
+    except OSError:
+        return False
 
 
 def _join(process_spec: dict, namespaces: list, seccomp) -> None:
