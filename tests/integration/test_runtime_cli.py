@@ -486,10 +486,32 @@ def test_features_is_runtime_spec_features_json(runtime):
 
 
 def test_checkpoint_and_restore_are_refused_clearly(runtime):
+    """The refusal says why: CRIU missing, or CRIU present but `criu check` failing (its last
+    Error line quoted); as a JSON log line with --log-format json."""
     container_id = _running(runtime)
-    refused(runtime("checkpoint", "--image-path", str(runtime.tmp / "img"), container_id), 1, "not supported")
-    refused(runtime("restore", container_id), 1, "not supported")
+    missing = runtime("--criu", str(runtime.tmp / "no-criu"), "restore", container_id)
+    refused(missing, 1, ("restore is not supported", "CRIU is not installed"))
+    log = runtime.tmp / "log.json"
+    result = runtime("--log", str(log), "--log-format", "json", "checkpoint", "--image-path",
+                     str(runtime.tmp / "img"), container_id)
+    refused(result, 1, "checkpoint is not supported")
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "checkpoint is not supported" in entry["msg"]
+    criu = subprocess.run(["criu", "check"], capture_output=True, text=True) if _which("criu") else None
+    if criu is None:
+        assert "CRIU is not installed" in entry["msg"]
+    elif criu.returncode != 0:
+        last = [line.strip() for line in (criu.stderr + criu.stdout).splitlines() if "Error" in line][-1]
+        assert "fails `criu check`" in entry["msg"] and last in entry["msg"], entry["msg"]
+    else:
+        assert "berth-runtime does not drive it" in entry["msg"]
     assert runtime.state(container_id)["status"] == "running"
+
+
+def _which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
 
 
 def test_errors_go_to_the_json_log_the_shim_reads(runtime):
