@@ -643,3 +643,71 @@ def test_state_dir_on_a_read_only_filesystem_is_refused_cleanly(runtime):
         assert os.listdir(read_only) == [] and cgroup_dirs(container_id) == []
     finally:
         subprocess.run(["umount", str(read_only)], check=True)
+
+
+# -- runc's create flags: --no-new-keyring, --no-pivot ---------------------------------------------
+
+RUNC = "/usr/bin/runc"
+
+
+def _session_keyrings(container_id: str) -> list[str]:
+    """The host's /proc/keys lines of the keyring "_ses.<id>" (runc's name), its serial dropped."""
+    with open("/proc/keys") as f:
+        return [" ".join(line.split()[1:2] + line.split()[3:5] + line.split()[7:8]) for line in f
+                if line.split()[8].rstrip(":") == f"_ses.{container_id}"]
+
+
+def _runc(runtime, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([RUNC, "--root", str(runtime.tmp / "runc-state"), *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/keys"), reason="kernel without keyrings")
+def test_init_joins_a_session_keyring_of_its_own_unless_no_new_keyring(runtime):
+    """runc's default: the container joins a new session keyring "_ses.<id>", made searchable by
+    its uid (perm 3f1b0000, as runc's); --no-new-keyring keeps the caller's (no such keyring)."""
+    container_id = _running(runtime)
+    ours = _session_keyrings(container_id)
+    assert [line.split()[1:] for line in ours] == [["perm", "3f1b0000", "keyring"]], ours
+    assert runtime("exec", container_id, "true").returncode == 0
+    kept = runtime.new_id()
+    runtime.write_config(base_config(kept, "sleep", "100"))
+    detached = subprocess.run([runtime.binary, "--root", runtime.state_root, "run", "-d", "--no-new-keyring", "-b",
+                               runtime.bundle, kept], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=60)  # the container keeps them: no pipes
+    assert detached.returncode == 0
+    assert runtime.state(kept)["status"] == "running" and _session_keyrings(kept) == []
+    if os.path.exists(RUNC):  # the same as runc's, flag for flag
+        runc_id = runtime.new_id()
+        runtime.write_config(base_config(runc_id, "sleep", "100"))
+        try:
+            created = subprocess.run([RUNC, "--root", str(runtime.tmp / "runc-state"), "create", "-b", runtime.bundle,
+                                      runc_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, timeout=60)
+            assert created.returncode == 0
+            assert [line.split()[1:] for line in _session_keyrings(runc_id)] == [["perm", "3f1b0000", "keyring"]]
+        finally:
+            _runc(runtime, "delete", "-f", runc_id)
+
+
+def test_no_pivot_runs_with_the_rootfs_moved_onto_root(runtime):
+    """--no-pivot: MS_MOVE of the rootfs onto / and chroot instead of pivot_root; the container
+    sees its rootfs as /, with the mountinfo runc shows with the same flag."""
+    with open(os.path.join(runtime.bundle, "rootfs", "marker-of-this-rootfs"), "w"):
+        pass
+    script = "ls /marker-of-this-rootfs && cat /proc/self/mountinfo"
+    results = {}
+    for name, command in (("berth", runtime), ("runc", lambda *a: _runc(runtime, *a))):
+        if name == "runc" and not os.path.exists(RUNC):
+            continue
+        container_id = runtime.new_id()
+        runtime.write_config(base_config(container_id, "sh", "-c", script))
+        result = command("run", "--no-pivot", "-b", runtime.bundle, container_id)
+        assert result.returncode == 0, (name, result.stderr)
+        lines = result.stdout.splitlines()
+        assert lines[0] == "/marker-of-this-rootfs"
+        # mount ids and device numbers differ from run to run
+        results[name] = [" ".join(line.split()[3:]) for line in lines[1:]]
+    assert results["berth"][0].startswith(os.path.join(runtime.bundle, "rootfs") + " / ")
+    if "runc" in results:
+        assert results["berth"] == results["runc"]

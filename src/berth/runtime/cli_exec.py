@@ -101,7 +101,7 @@ def cmd_exec(options, flags: dict, container_id: str, rest: list[str]) -> int:
     if not detach:
         become_subreaper()  # the process is our grandchild: we reap it for its exit code
     launched = exec_in(exec_spec(container, process), seccomp_cache=os.path.join(options.root, "seccomp"),
-                       preserve_fds=preserve)
+                       preserve_fds=preserve, session_keyring=container.state.get("sessionKeyring"))
     if launched.console_fd is not None:
         send_fd_to(flags["console-socket"], launched.console_fd)
     if flags.get("pidfd-socket"):

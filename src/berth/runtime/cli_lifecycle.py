@@ -150,9 +150,11 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
         fifo = os.path.join(directory, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # past our umask: pid 1 opens it as the container's user, maybe without DAC_OVERRIDE
+        keyring = None if flags.get("no-new-keyring") else "_ses." + container_id  # runc's name
         launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
                          seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks, preserve_fds=preserve,
-                         state={"id": container_id, "bundle": bundle, "annotations": spec.get("annotations") or {}})
+                         state={"id": container_id, "bundle": bundle, "annotations": spec.get("annotations") or {}},
+                         session_keyring=keyring, no_pivot=flags.get("no-pivot", False))
         try:
             if launched.console_fd is not None:
                 send_fd_to(flags["console-socket"], launched.console_fd)
@@ -165,7 +167,7 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
                      "created": rfc3339(time.time_ns()),
                      # what `exec` needs of the config: it may change or go once we run
                      "process": spec["process"], "namespaces": linux.get("namespaces") or [],
-                     "seccomp": linux.get("seccomp")}
+                     "seccomp": linux.get("seccomp"), "sessionKeyring": keyring}
             if hooks is not None:  # poststart and poststop run from here, as config.json was at create
                 state["hooks"] = spec["hooks"]
             write_json(os.path.join(directory, STATE_FILE), state, durable=False)
