@@ -378,6 +378,32 @@ def test_exec_runs_in_the_container_and_returns_its_exit_code(runtime):
     assert (from_file.returncode, from_file.stdout) == (4, "from-process-json\n"), from_file.stderr
 
 
+def test_exec_user_takes_numbers_only_as_runc_does(runtime):
+    """runc 1.1's exec --user is "uid[:gid]" read by strconv.Atoi (it looks no name up in the
+    container's /etc/passwd); a name fails with runc's words and exit code, 255; without a gid
+    the process keeps the one it had."""
+    container_id = _running(runtime)
+    refused(runtime("exec", "--user", "nobody", container_id, "id"), 255,
+            'exec failed: parsing nobody as int for uid failed: strconv.Atoi: parsing "nobody": invalid syntax')
+    refused(runtime("exec", "--user", "abc:def", container_id, "id"), 255,
+            'exec failed: parsing def as int for gid failed: strconv.Atoi: parsing "def": invalid syntax')
+    only_uid = runtime("exec", "--user", "65534", container_id, "sh", "-c", "id -u; id -g")
+    assert only_uid.stdout.split() == ["65534", "0"], only_uid.stderr
+    if os.path.exists(RUNC):  # runc, on the same bundle, says the same
+        runc_id = runtime.new_id()
+        created = subprocess.run([RUNC, "--root", str(runtime.tmp / "runc-state"), "run", "-d", "-b", runtime.bundle,
+                                  runc_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, timeout=60)
+        try:
+            assert created.returncode == 0
+            theirs = _runc(runtime, "exec", "--user", "nobody", runc_id, "id")
+            ours = runtime("exec", "--user", "nobody", container_id, "id")
+            assert theirs.returncode == ours.returncode == 255
+            assert re.search(r'msg="(.*)"', theirs.stderr).group(1).replace('\\"', '"') in ours.stderr
+        finally:
+            _runc(runtime, "delete", "-f", runc_id)
+
+
 def test_exec_joins_the_cgroup_and_detaches_with_a_pid_file(runtime):
     container_id = _running(runtime)
     pid_file = str(runtime.tmp / "exec.pid")
@@ -406,7 +432,7 @@ def test_exec_with_added_cap(runtime):
 def test_exec_in_a_stopped_container_fails(runtime):
     container_id = _running(runtime, "true")
     runtime.wait_for(container_id, "stopped")
-    refused(runtime("exec", container_id, "true"), 1, "cannot exec in a stopped container")
+    refused(runtime("exec", container_id, "true"), 255, "exec failed: cannot exec in a stopped container")
 
 
 def test_pause_and_resume(runtime):
@@ -415,7 +441,7 @@ def test_pause_and_resume(runtime):
     assert runtime.state(container_id)["status"] == "paused"
     assert _cgroup_file(container_id, "freezer", "freezer.state") == "FROZEN" if not os.path.exists(
         "/sys/fs/cgroup/cgroup.controllers") else True
-    refused(runtime("exec", container_id, "true"), 1, "cannot exec in a paused container")
+    refused(runtime("exec", container_id, "true"), 255, "exec failed: cannot exec in a paused container")
     refused(runtime("delete", container_id), 1, "that is not stopped: paused")
     assert runtime("resume", container_id).returncode == 0
     assert runtime.state(container_id)["status"] == "running"

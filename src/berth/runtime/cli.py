@@ -60,6 +60,14 @@ GLOBALS = {"root": "str", "log": "str", "log-format": "str", "criu": "str", "roo
 GLOBAL_ALIASES = {"h": "help", "v": "version"}
 
 
+class VerbFailed(BerthError):
+    """A failure a verb reports with runc's exit code for it (exec's 255) instead of 1."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class Options:
     """The global flags, handed to every verb."""
 
@@ -244,7 +252,7 @@ def entry() -> None:
         code = main(sys.argv[1:], log)
     except BerthError as err:
         log.error(str(err))
-        code = 1
+        code = getattr(err, "exit_code", 1)
     except OSError as err:
         log.error(_os_error(err))
         code = 1
