@@ -737,3 +737,49 @@ def test_no_pivot_runs_with_the_rootfs_moved_onto_root(runtime):
     assert results["berth"][0].startswith(os.path.join(runtime.bundle, "rootfs") + " / ")
     if "runc" in results:
         assert results["berth"] == results["runc"]
+
+
+def test_events_stats_report_blkio_and_hugetlb_as_runc_does(runtime):
+    """events --stats: "blkio" as libcontainer's BlkioStats (per device and op, omitempty fields)
+    and "hugetlb" per page size; the same keys and ops as runc's for the same bundle and I/O.
+    Throttle rules on the bundle's disk make a v1 kernel account the container's I/O."""
+    st_dev = os.stat(runtime.bundle).st_dev
+    device = {"major": os.major(st_dev), "minor": os.minor(st_dev), "rate": 1 << 40}
+    script = ("dd if=/dev/zero of=/io-test bs=4096 count=20 oflag=direct 2>/dev/null; "
+              "dd if=/io-test of=/dev/null bs=4096 iflag=direct 2>/dev/null; rm /io-test; sleep 100")
+    shapes = {}
+    for name, binary, state in (("berth", runtime.binary, runtime.state_root),
+                                ("runc", RUNC, str(runtime.tmp / "runc-state"))):
+        if name == "runc" and not os.path.exists(RUNC):
+            continue
+        container_id = runtime.new_id()
+        config = base_config(container_id, "sh", "-c", script)
+        config["linux"]["resources"] = {"blockIO": {"throttleReadBpsDevice": [device],
+                                                    "throttleWriteBpsDevice": [device]}}
+        runtime.write_config(config)
+        started = subprocess.run([binary, "--root", state, "run", "-d", "-b", runtime.bundle, container_id],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 timeout=60)
+        try:
+            if started.returncode != 0:
+                pytest.skip(f"{name} cannot throttle the bundle's device {device}")
+
+            def read_all(binary=binary, state=state, container_id=container_id):
+                stats = subprocess.run([binary, "--root", state, "events", "--stats", container_id],
+                                       capture_output=True, text=True, timeout=30)
+                data = json.loads(stats.stdout)["data"]
+                served = data["blkio"].get("ioServicedRecursive", [])
+                done = any(e.get("op") == "Read" and e.get("value", 0) >= 20 for e in served)
+                return done and data
+            data = wait_for(read_all, what=f"{name}'s container I/O to be accounted")
+            shapes[name] = ({key: [entry.get("op") for entry in entries] for key, entries in data["blkio"].items()},
+                            sorted(data["hugetlb"]))
+            entry = data["blkio"]["ioServiceBytesRecursive"][0]
+            assert entry["major"] == device["major"] and entry.get("minor", 0) == device["minor"]
+            assert all(set(stat) <= {"usage", "max", "failcnt"} and "failcnt" in stat
+                       for stat in data["hugetlb"].values())
+        finally:
+            subprocess.run([binary, "--root", state, "delete", "-f", container_id], capture_output=True)
+    assert "Read" in shapes["berth"][0]["ioServiceBytesRecursive"]
+    if "runc" in shapes:
+        assert shapes["berth"] == shapes["runc"]
