@@ -783,3 +783,79 @@ def test_events_stats_report_blkio_and_hugetlb_as_runc_does(runtime):
     assert "Read" in shapes["berth"][0]["ioServiceBytesRecursive"]
     if "runc" in shapes:
         assert shapes["berth"] == shapes["runc"]
+
+
+# -- a foreground terminal without --console-socket: runc's own pty proxy ------------------------
+
+def _on_a_terminal(args: list[str], typed: bytes = b"") -> tuple[bytes, int]:
+    """Run `args` with a new pty as its controlling terminal and stdio (the caller's terminal),
+    type `typed` into it, and return (all it printed, its exit code)."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    output = b""
+    try:
+        if typed:
+            import select
+            import time
+
+            deadline = time.monotonic() + 30
+            while b"ready" not in output and time.monotonic() < deadline:
+                if select.select([master], [], [], 0.1)[0]:
+                    output += os.read(master, 4096)
+            assert b"ready" in output, output
+            os.write(master, typed)
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every slave fd closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        return output, process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+TTY_SCRIPT = "tty; echo out-$((6*7)); echo ready; read x; echo got-$x; exit 5"
+
+
+def test_run_and_exec_with_a_terminal_in_the_foreground_proxy_the_pty(runtime):
+    """run -t / exec -t without --console-socket: berth-runtime makes the pty and copies between it
+    and its own stdio, as runc does; the process's exit code is passed. A detached run or a
+    create without a socket is still refused (runc's refusal)."""
+    container_id = runtime.new_id()
+    config = base_config(container_id, "sh", "-c", TTY_SCRIPT)
+    config["process"]["terminal"] = True
+    runtime.write_config(config)
+    output, code = _on_a_terminal([runtime.binary, "--root", runtime.state_root, "run", "-b", runtime.bundle,
+                                   container_id], typed=b"hello\r")
+    assert code == 5, output
+    assert output.startswith(b"/dev/pts/0\r\nout-42\r\n") and b"got-hello\r\n" in output, output
+    if os.path.exists(RUNC):  # byte for byte what runc prints on the same terminal
+        runc_id = runtime.new_id()
+        theirs = _on_a_terminal([RUNC, "--root", str(runtime.tmp / "runc-state"), "run", "-b", runtime.bundle,
+                                 runc_id], typed=b"hello\r")
+        assert theirs == (output, code)
+    refused(runtime("run", "-d", "-b", runtime.bundle, runtime.new_id()), 1,
+            "cannot allocate tty if runc will detach without setting console socket")
+    refused(runtime("create", "-b", runtime.bundle, runtime.new_id()), 1,
+            "cannot allocate tty if runc will detach without setting console socket")
+    running = _running(runtime)
+    output, code = _on_a_terminal([runtime.binary, "--root", runtime.state_root, "exec", "-t", running,
+                                   "sh", "-c", TTY_SCRIPT], typed=b"again\r")
+    assert code == 5 and b"out-42\r\n" in output and b"got-again\r\n" in output, output
+    assert re.match(rb"/dev/pts/\d+\r\n", output), output
+    refused(_exec_detached_capturing(runtime, "-t", running, "true"), 255,
+            "exec failed: cannot allocate tty if runc will detach without setting console socket")
+
+
+def _exec_detached_capturing(runtime, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([runtime.binary, "--root", runtime.state_root, "exec", "-d", *args], timeout=60,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)

@@ -126,26 +126,28 @@ def _exec(options, flags: dict, container_id: str, rest: list[str]) -> int:
         raise Conflict("cannot exec in a paused container (use --ignore-paused to override)")
     process = process_of(container, flags, rest)
     detach = flags.get("detach", False)
-    if process.get("terminal") and not flags.get("console-socket"):
-        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket"
-                              if detach else "exec --tty needs --console-socket (berth-runtime proxies no pty)")
+    if process.get("terminal") and not flags.get("console-socket") and detach:
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     preserve = _preserved_fds(flags.get("preserve-fds", 0))
     if not detach:
         become_subreaper()  # the process is our grandchild: we reap it for its exit code
     launched = exec_in(exec_spec(container, process), seccomp_cache=os.path.join(options.root, "seccomp"),
                        preserve_fds=preserve, session_keyring=container.state.get("sessionKeyring"))
-    if launched.console_fd is not None:
+    console_fd = None
+    if launched.console_fd is not None and flags.get("console-socket"):
         send_fd_to(flags["console-socket"], launched.console_fd)
+    elif launched.console_fd is not None:
+        console_fd = launched.console_fd  # runc's own pty proxy, in the foreground
     if flags.get("pidfd-socket"):
         send_pidfd(flags["pidfd-socket"], launched.pid)
     if flags.get("pid-file"):
         write_pid_file(flags["pid-file"], launched.pid)
     if detach:
         return 0
-    return _wait_forwarding(launched.pid)
+    return _wait_forwarding(launched.pid, console_fd)
 
 
-def _wait_forwarding(pid: int) -> int:
+def _wait_forwarding(pid: int, console_fd: int | None = None) -> int:
     import signal
 
     from berth.runtime.reap import wait_exit_code
@@ -157,7 +159,13 @@ def _wait_forwarding(pid: int) -> int:
             pass
 
     for name in FORWARDED:
+        if name == "SIGWINCH" and console_fd is not None:
+            continue  # the proxy resizes the pty instead
         signal.signal(getattr(signal, name), forward)
+    if console_fd is not None:
+        from berth.runtime.cli_tty import proxy
+
+        return proxy(console_fd, pid)
     return wait_exit_code(pid)
 
 

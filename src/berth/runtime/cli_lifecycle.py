@@ -19,9 +19,10 @@ SYSTEMD_MISSING = "systemd not running on this host, cannot use systemd cgroups 
 class Container:
     """One container's state directory and record, and the status the kernel says it has."""
 
-    __slots__ = ("id", "directory", "state")
+    __slots__ = ("id", "directory", "state", "console_fd")
 
     def __init__(self, root: str, container_id: str, state: dict):
+        self.console_fd = None  # the pty master `run -t` keeps, without --console-socket
         self.id = container_id
         self.directory = os.path.join(root, container_id)
         self.state = state
@@ -123,7 +124,9 @@ def systemd_cgroups_path(path: str | None, container_id: str) -> str:
     return f"/{nested}/{unit}"
 
 
-def create(options, container_id: str, bundle: str, flags: dict) -> Container:
+def create(options, container_id: str, bundle: str, flags: dict, keep_console: bool = False) -> Container:
+    """runc's create; with `keep_console` (a foreground `run`) a terminal's pty master goes to the
+    returned container's console_fd instead of --console-socket."""
     from berth.runtime.container import start  # lazy: only create and run load the runtime proper
 
     root = options.root
@@ -134,7 +137,7 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
         linux["cgroupsPath"] = systemd_cgroups_path(linux.get("cgroupsPath"), container_id)
     else:
         linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
-    if (spec.get("process") or {}).get("terminal") and not flags.get("console-socket"):
+    if (spec.get("process") or {}).get("terminal") and not flags.get("console-socket") and not keep_console:
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
     preserve = _preserved_fds(flags.get("preserve-fds", 0))
@@ -155,9 +158,12 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
                          seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks, preserve_fds=preserve,
                          state={"id": container_id, "bundle": bundle, "annotations": spec.get("annotations") or {}},
                          session_keyring=keyring, no_pivot=flags.get("no-pivot", False))
+        console_fd = None
         try:
-            if launched.console_fd is not None:
+            if launched.console_fd is not None and flags.get("console-socket"):
                 send_fd_to(flags["console-socket"], launched.console_fd)
+            elif launched.console_fd is not None:
+                console_fd = launched.console_fd
             if flags.get("pidfd-socket"):
                 send_pidfd(flags["pidfd-socket"], launched.pid)
             stat = _proc_stat(launched.pid)
@@ -174,9 +180,13 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
             if flags.get("pid-file"):
                 write_pid_file(flags["pid-file"], launched.pid)
         except BaseException:
+            if console_fd is not None:
+                os.close(console_fd)
             _destroy(launched.pid, launched.cgroup)
             raise
-        return Container(root, container_id, state)
+        container = Container(root, container_id, state)
+        container.console_fd = console_fd
+        return container
     except BaseException:
         remove_tree(directory)
         if hooks is not None:  # the spec's lifecycle: a failed create is destroyed, then poststop
@@ -381,15 +391,22 @@ def cmd_run(options, flags: dict, container_id: str, rest: list[str]) -> int:
     detach = flags.get("detach", False)
     if not detach and not flags.get("no-subreaper"):
         become_subreaper()
-    container = create(options, container_id, flags.get("bundle") or ".", flags)
+    container = create(options, container_id, flags.get("bundle") or ".", flags, keep_console=not detach)
     try:
         start(options.root, container_id)
     except BaseException:
+        if container.console_fd is not None:
+            os.close(container.console_fd)
         delete(options.root, container_id, force=True)
         raise
     if detach:
         return 0
-    code = wait_exit_code(container.pid)
+    if container.console_fd is not None:  # runc's own pty proxy: no --console-socket
+        from berth.runtime.cli_tty import proxy
+
+        code = proxy(container.console_fd, container.pid)
+    else:
+        code = wait_exit_code(container.pid)
     if not flags.get("keep"):
         delete(options.root, container_id, force=True)
     return code
