@@ -8,11 +8,20 @@ import time
 
 from berth import fastjson as json
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
-from berth.fs import OutputFile, read_json, remove_tree, write_json
+from berth.fs import OutputFile, remove_tree, write_json
+from berth.runtime.cli_start import (  # noqa: F401 (start: cmd_run's, and the verb's home)
+    EXEC_FIFO,
+    STATE_FILE,
+    hooks_of,
+    init_alive,
+    load_state,
+    proc_stat,
+    start,
+    status_of,
+    warn_on_failure,
+)
 
 SIGKILL = 9  # numbers, not the signal module: it imports enum (~10 ms) on every verb's path
-STATE_FILE = "state.json"
-EXEC_FIFO = "exec.fifo"
 SYSTEMD_MISSING = "systemd not running on this host, cannot use systemd cgroups manager"  # runc 1.1
 
 
@@ -29,13 +38,7 @@ class Container:
 
     @classmethod
     def load(cls, root: str, container_id: str) -> "Container":
-        try:
-            state = read_json(os.path.join(root, container_id, STATE_FILE))
-        except FileNotFoundError:
-            raise NotFound(f"container does not exist: {container_id}") from None
-        except ValueError:
-            raise BerthError(f"container {container_id}: state.json is corrupt") from None
-        return cls(root, container_id, state)
+        return cls(root, container_id, load_state(root, container_id))
 
     @property
     def pid(self) -> int:
@@ -44,8 +47,7 @@ class Container:
     def init_alive(self) -> bool:
         """The init process exists, is not a zombie and is the one we started (same start
         time: a reused pid is not ours)."""
-        stat = _proc_stat(self.pid)
-        return stat is not None and stat[0] not in ("Z", "X") and stat[19] == self.state.get("start_time", stat[19])
+        return init_alive(self.state)
 
     def cgroup(self):
         from berth.runtime.cgroups import open_cgroup
@@ -53,13 +55,7 @@ class Container:
         return open_cgroup(self.state["cgroupsPath"])
 
     def status(self) -> str:
-        if not self.init_alive():
-            return "stopped"
-        if os.path.exists(os.path.join(self.directory, EXEC_FIFO)):
-            return "created"
-        if self.cgroup().frozen():
-            return "paused"
-        return "running"
+        return status_of(self.directory, self.state)
 
     def oci_state(self) -> dict:
         """runc's `state` JSON (runtime-spec state plus runc's created and owner)."""
@@ -77,17 +73,6 @@ class Container:
             raise Conflict(f"cannot {action} a {status} container" if status != "stopped"
                            else "container not running")
         return status
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat fields from the state on (state is [0], starttime [19])."""
-    if pid <= 0:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
 
 
 def read_config(bundle: str) -> dict:
@@ -139,7 +124,7 @@ def create(options, container_id: str, bundle: str, flags: dict, keep_console: b
         linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
     if (spec.get("process") or {}).get("terminal") and not flags.get("console-socket") and not keep_console:
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
-    hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
+    hooks = hooks_of(spec.get("hooks"), spec, container_id, bundle)
     preserve = _preserved_fds(flags.get("preserve-fds", 0))
     os.makedirs(root, 0o711, exist_ok=True)
     directory = os.path.join(root, container_id)
@@ -166,7 +151,7 @@ def create(options, container_id: str, bundle: str, flags: dict, keep_console: b
                 console_fd = launched.console_fd
             if flags.get("pidfd-socket"):
                 send_pidfd(flags["pidfd-socket"], launched.pid)
-            stat = _proc_stat(launched.pid)
+            stat = proc_stat(launched.pid)
             state = {"ociVersion": spec["ociVersion"], "id": container_id, "pid": launched.pid,
                      "start_time": stat[19] if stat else None, "bundle": bundle, "rootfs": rootfs,
                      "cgroupsPath": linux["cgroupsPath"], "annotations": spec.get("annotations") or {},
@@ -190,7 +175,7 @@ def create(options, container_id: str, bundle: str, flags: dict, keep_console: b
     except BaseException:
         remove_tree(directory)
         if hooks is not None:  # the spec's lifecycle: a failed create is destroyed, then poststop
-            _warn_on_failure(hooks, "poststop", 0, "stopped")
+            warn_on_failure(hooks, "poststop", 0, "stopped")
         raise
 
 
@@ -266,46 +251,6 @@ def rfc3339(ns: int) -> str:
     return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
 
 
-def _hooks_of(entries: dict | None, spec: dict, container_id: str, bundle: str):
-    """runtime.hooks.Hooks for config.json's (or state.json's) hooks, None without any."""
-    if entries is None:
-        return None
-    from berth.runtime.hooks import Hooks  # only bundles with hooks import it
-
-    return Hooks(entries, {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "bundle": bundle,
-                           "annotations": spec.get("annotations") or {}})
-
-
-def _warn_on_failure(hooks, kind: str, pid: int, status: str) -> None:
-    """poststart and poststop: a failure is a warning, the operation goes on (runtime-spec 1.0)."""
-    try:
-        hooks.run(kind, pid, status)
-    except BerthError as err:
-        print(f"berth-runtime: warning: {err}", file=sys.stderr)
-
-
-def start(root: str, container_id: str) -> None:
-    container = Container.load(root, container_id)
-    status = container.status()
-    if status != "created":
-        raise Conflict("cannot start a container that has stopped" if status == "stopped"
-                       else f"cannot start an already {status} container")
-    fifo = os.path.join(container.directory, EXEC_FIFO)
-    fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        started = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
-    finally:
-        os.close(fd)
-        os.unlink(fifo)
-    if started[:1] == b"1":
-        raise BerthError(started[1:].decode(errors="replace"))
-    if not started:
-        raise BerthError("container init exited before it could start its process")
-    hooks = _hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
-    if hooks is not None:
-        _warn_on_failure(hooks, "poststart", container.pid, "running")
-
-
 def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
     container = Container.load(root, container_id)
     status = container.status()
@@ -349,9 +294,9 @@ def delete(root: str, container_id: str, force: bool) -> None:
             pass
     _empty_and_remove(container.cgroup())
     remove_tree(container.directory)
-    hooks = _hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
+    hooks = hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
     if hooks is not None:
-        _warn_on_failure(hooks, "poststop", 0, "stopped")
+        warn_on_failure(hooks, "poststop", 0, "stopped")
 
 
 def containers(root: str) -> list[Container]:
@@ -374,12 +319,6 @@ def containers(root: str) -> list[Container]:
 def cmd_create(options, flags: dict, container_id: str, rest: list[str]) -> int:
     _no_more(rest)
     create(options, container_id, flags.get("bundle") or ".", flags)
-    return 0
-
-
-def cmd_start(options, flags: dict, container_id: str, rest: list[str]) -> int:
-    _no_more(rest)
-    start(options.root, container_id)
     return 0
 
 
