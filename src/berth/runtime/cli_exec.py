@@ -128,6 +128,11 @@ def _exec(options, flags: dict, container_id: str, rest: list[str]) -> int:
     detach = flags.get("detach", False)
     if process.get("terminal") and not flags.get("console-socket") and detach:
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
+    console = None
+    if process.get("terminal") and not flags.get("console-socket"):
+        from berth.runtime.cli_tty import host_console
+
+        console = host_console()  # runc's order: no host terminal, nothing is started
     preserve = _preserved_fds(flags.get("preserve-fds", 0))
     if not detach:
         become_subreaper()  # the process is our grandchild: we reap it for its exit code
@@ -144,10 +149,10 @@ def _exec(options, flags: dict, container_id: str, rest: list[str]) -> int:
         write_pid_file(flags["pid-file"], launched.pid)
     if detach:
         return 0
-    return _wait_forwarding(launched.pid, console_fd)
+    return _wait_forwarding(launched.pid, console_fd, console)
 
 
-def _wait_forwarding(pid: int, console_fd: int | None = None) -> int:
+def _wait_forwarding(pid: int, console_fd: int | None = None, console: int | None = None) -> int:
     import signal
 
     from berth.runtime.reap import wait_exit_code
@@ -165,7 +170,7 @@ def _wait_forwarding(pid: int, console_fd: int | None = None) -> int:
     if console_fd is not None:
         from berth.runtime.cli_tty import proxy
 
-        return proxy(console_fd, pid)
+        return proxy(console_fd, pid, console)
     return wait_exit_code(pid)
 
 

@@ -330,7 +330,12 @@ def cmd_run(options, flags: dict, container_id: str, rest: list[str]) -> int:
     detach = flags.get("detach", False)
     if not detach and not flags.get("no-subreaper"):
         become_subreaper()
-    container = create(options, container_id, flags.get("bundle") or ".", flags, keep_console=not detach)
+    console = None
+    if not detach and not flags.get("console-socket") and _wants_terminal(flags.get("bundle") or "."):
+        from berth.runtime.cli_tty import host_console
+
+        console = host_console()  # runc's order: no host terminal, nothing is made
+    container = create(options, container_id, flags.get("bundle") or ".", flags, keep_console=console is not None)
     try:
         start(options.root, container_id)
     except BaseException:
@@ -343,12 +348,19 @@ def cmd_run(options, flags: dict, container_id: str, rest: list[str]) -> int:
     if container.console_fd is not None:  # runc's own pty proxy: no --console-socket
         from berth.runtime.cli_tty import proxy
 
-        code = proxy(container.console_fd, container.pid)
+        code = proxy(container.console_fd, container.pid, console)
     else:
         code = wait_exit_code(container.pid)
     if not flags.get("keep"):
         delete(options.root, container_id, force=True)
     return code
+
+
+def _wants_terminal(bundle: str) -> bool:
+    try:
+        return bool((read_config(os.path.abspath(bundle)).get("process") or {}).get("terminal"))
+    except BerthError:
+        return False  # create says what is wrong with the bundle
 
 
 def cmd_state(options, flags: dict, container_id: str, rest: list[str]) -> int:

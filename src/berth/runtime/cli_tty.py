@@ -6,32 +6,44 @@ import os
 import select
 import signal
 
+from berth.errors import BerthError
 from berth.runtime.reap import wait_exit_code
 
 CHUNK = 65536
 
 
-def proxy(master: int, pid: int) -> int:
+def host_console() -> int:
+    """runc's initHostConsole, before anything is made: the first of our stderr, stdout, stdin
+    that is a terminal, else our controlling terminal (/dev/tty); none is runc's error."""
+    for fd in (2, 1, 0):
+        if os.isatty(fd):
+            return fd
+    try:
+        return os.open("/dev/tty", os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as err:
+        raise BerthError(f"open /dev/tty: {os.strerror(err.errno).lower()}") from None
+
+
+def proxy(master: int, pid: int, console: int) -> int:
     """Copy between our stdio and `master` until `pid` (our child, or ours to reap as subreaper)
-    exits and the pty is drained; its exit code."""
+    exits and the pty is drained; its exit code. `console` (host_console()) is made raw
+    meanwhile and gives the pty its size."""
     import termios
+    import tty
 
-    saved = None
-    if os.isatty(0):
-        import tty
-
-        saved = termios.tcgetattr(0)
-        tty.setraw(0, termios.TCSANOW)
-    _copy_size(master)
-    previous = signal.signal(signal.SIGWINCH, lambda *_: _copy_size(master))
+    saved = termios.tcgetattr(console)
+    tty.setraw(console, termios.TCSANOW)
+    _copy_size(console, master)
+    previous = signal.signal(signal.SIGWINCH, lambda *_: _copy_size(console, master))
     pidfd = os.pidfd_open(pid)
     try:
         _copy(master, pidfd)
     finally:
         os.close(pidfd)
         signal.signal(signal.SIGWINCH, previous)
-        if saved is not None:
-            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        termios.tcsetattr(console, termios.TCSADRAIN, saved)
+        if console > 2:
+            os.close(console)
     code = wait_exit_code(pid)
     os.close(master)
     return code
@@ -98,9 +110,9 @@ def _write_all(fd: int, data: bytes) -> None:
         data = data[written:]
 
 
-def _copy_size(master: int) -> None:
+def _copy_size(console: int, master: int) -> None:
     from berth.runtime.console import get_winsize, set_winsize
 
-    size = get_winsize(0)
+    size = get_winsize(console)
     if size is not None:
         set_winsize(master, *size)
