@@ -1,7 +1,8 @@
 """`berth-runtime`: the runtime behind runc's command line, as containerd's runc shim (go-runc),
 dockerd, podman's conmon and people call it. This module only parses, logs and dispatches; the
-verbs live in runtime/cli_lifecycle (create/start/run/state/kill/delete/list), cli_exec (exec,
-ps), cli_cgroup (pause/resume/update/events) and cli_info (features, checkpoint/restore).
+verbs live in runtime/cli_lifecycle (create/run/state/kill/delete/list), cli_start (start, kept
+free of `os`), cli_exec (exec, ps), cli_cgroup (pause/resume/update/events), cli_info (features,
+checkpoint/restore) and cli_tty (the foreground pty proxy of run -t / exec -t).
 
     berth-runtime [global flags] <command> [command flags] <container-id> [args...]
 
