@@ -84,9 +84,10 @@ def test_exec_flags_change_the_containers_process():
     assert container.state["process"]["args"] == ["sleep", "1"]  # the record is not changed
 
 
-def test_start_sets_berths_umask_without_importing_os(tmp_path):
-    """`start` is on every container's path: it sets berth.fs's umask through posix and loads
-    neither berth.fs nor `os` (~1.5 ms of its cost)."""
+@pytest.mark.parametrize("verb, imports_os", [("start", False), ("delete", True)])
+def test_start_and_delete_set_berths_umask_without_berth_fs(tmp_path, verb, imports_os):
+    """`start` and `delete` are on every container's path: they set berth.fs's umask through
+    posix and load no berth.fs; start not even `os` (~1.5 ms of its cost; delete's cgroups need it)."""
     import subprocess
     import sys
 
@@ -95,11 +96,11 @@ def test_start_sets_berths_umask_without_importing_os(tmp_path):
 
     assert cli.START_UMASK == fs.PROCESS_UMASK
     src = os.path.dirname(os.path.dirname(fs.__file__))
-    probe = ("import sys; sys.path.insert(0, %r); sys.argv = ['berth-runtime', '--root', %r, 'start', 'nothing']\n"
+    probe = ("import sys; sys.path.insert(0, %r); sys.argv = ['berth-runtime', '--root', %r, %r, 'nothing']\n"
              "from berth.runtime.cli import entry\n"
              "try:\n    entry()\nexcept SystemExit as exit:\n"
              "    import posix; print(exit.code, 'os' in sys.modules, 'berth.fs' in sys.modules, oct(posix.umask(0)))")
-    result = subprocess.run([sys.executable, "-IS", "-c", probe % (src, str(tmp_path))], capture_output=True,
+    result = subprocess.run([sys.executable, "-IS", "-c", probe % (src, str(tmp_path), verb)], capture_output=True,
                             text=True, timeout=30)
-    assert result.stdout.split() == ["1", "False", "False", oct(fs.PROCESS_UMASK)], result.stderr
+    assert result.stdout.split() == ["1", str(imports_os), "False", oct(fs.PROCESS_UMASK)], result.stderr
     assert "container does not exist: nothing" in result.stderr

@@ -8,7 +8,6 @@ import time
 
 from berth import fastjson as json
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
-from berth.fs import OutputFile, remove_tree, write_json
 from berth.runtime.cli_start import (  # noqa: F401 (start: cmd_run's, and the verb's home)
     EXEC_FIFO,
     STATE_FILE,
@@ -112,6 +111,7 @@ def systemd_cgroups_path(path: str | None, container_id: str) -> str:
 def create(options, container_id: str, bundle: str, flags: dict, keep_console: bool = False) -> Container:
     """runc's create; with `keep_console` (a foreground `run`) a terminal's pty master goes to the
     returned container's console_fd instead of --console-socket."""
+    from berth.fs import remove_tree, write_json  # lazy: delete and start do without berth.fs
     from berth.runtime.container import start  # lazy: only create and run load the runtime proper
 
     root = options.root
@@ -193,6 +193,8 @@ def _preserved_fds(count: int) -> int:
 
 def write_pid_file(path: str, pid: int) -> None:
     # runc's way: a temp file beside it, renamed (a planted symlink is replaced, not followed)
+    from berth.fs import OutputFile
+
     with OutputFile(path) as fd:
         os.write(fd, str(pid).encode())
 
@@ -280,7 +282,7 @@ def delete(root: str, container_id: str, force: bool) -> None:
     except NotFound:
         # runc: an aborted create can leave the directory without state.json; it goes, and
         # --force makes a missing container no error
-        remove_tree(os.path.join(root, container_id))
+        _remove_state_dir(os.path.join(root, container_id))
         if force:
             return
         raise
@@ -293,10 +295,41 @@ def delete(root: str, container_id: str, force: bool) -> None:
         except ProcessLookupError:
             pass
     _empty_and_remove(container.cgroup())
-    remove_tree(container.directory)
+    _remove_state_dir(container.directory)
     hooks = hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
     if hooks is not None:
         warn_on_failure(hooks, "poststop", 0, "stopped")
+
+
+def _remove_state_dir(directory: str) -> None:
+    """A container's state directory: what berth-runtime puts there (state.json, exec.fifo)
+    unlinked through the directory's fd, then the directory; anything else there (or not a plain
+    directory), with berth.fs's remove_tree."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            for name in (STATE_FILE, EXEC_FIFO):
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+        finally:
+            os.close(fd)
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
+    from berth.fs import remove_tree  # lazy: only a directory with more in it
+
+    remove_tree(directory)
 
 
 def containers(root: str) -> list[Container]:
