@@ -378,6 +378,32 @@ def test_exec_runs_in_the_container_and_returns_its_exit_code(runtime):
     assert (from_file.returncode, from_file.stdout) == (4, "from-process-json\n"), from_file.stderr
 
 
+def test_exec_user_takes_numbers_only_as_runc_does(runtime):
+    """runc 1.1's exec --user is "uid[:gid]" read by strconv.Atoi (it looks no name up in the
+    container's /etc/passwd); a name fails with runc's words and exit code, 255; without a gid
+    the process keeps the one it had."""
+    container_id = _running(runtime)
+    refused(runtime("exec", "--user", "nobody", container_id, "id"), 255,
+            'exec failed: parsing nobody as int for uid failed: strconv.Atoi: parsing "nobody": invalid syntax')
+    refused(runtime("exec", "--user", "abc:def", container_id, "id"), 255,
+            'exec failed: parsing def as int for gid failed: strconv.Atoi: parsing "def": invalid syntax')
+    only_uid = runtime("exec", "--user", "65534", container_id, "sh", "-c", "id -u; id -g")
+    assert only_uid.stdout.split() == ["65534", "0"], only_uid.stderr
+    if os.path.exists(RUNC):  # runc, on the same bundle, says the same
+        runc_id = runtime.new_id()
+        created = subprocess.run([RUNC, "--root", str(runtime.tmp / "runc-state"), "run", "-d", "-b", runtime.bundle,
+                                  runc_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, timeout=60)
+        try:
+            assert created.returncode == 0
+            theirs = _runc(runtime, "exec", "--user", "nobody", runc_id, "id")
+            ours = runtime("exec", "--user", "nobody", container_id, "id")
+            assert theirs.returncode == ours.returncode == 255
+            assert re.search(r'msg="(.*)"', theirs.stderr).group(1).replace('\\"', '"') in ours.stderr
+        finally:
+            _runc(runtime, "delete", "-f", runc_id)
+
+
 def test_exec_joins_the_cgroup_and_detaches_with_a_pid_file(runtime):
     container_id = _running(runtime)
     pid_file = str(runtime.tmp / "exec.pid")
@@ -406,7 +432,7 @@ def test_exec_with_added_cap(runtime):
 def test_exec_in_a_stopped_container_fails(runtime):
     container_id = _running(runtime, "true")
     runtime.wait_for(container_id, "stopped")
-    refused(runtime("exec", container_id, "true"), 1, "cannot exec in a stopped container")
+    refused(runtime("exec", container_id, "true"), 255, "exec failed: cannot exec in a stopped container")
 
 
 def test_pause_and_resume(runtime):
@@ -415,7 +441,7 @@ def test_pause_and_resume(runtime):
     assert runtime.state(container_id)["status"] == "paused"
     assert _cgroup_file(container_id, "freezer", "freezer.state") == "FROZEN" if not os.path.exists(
         "/sys/fs/cgroup/cgroup.controllers") else True
-    refused(runtime("exec", container_id, "true"), 1, "cannot exec in a paused container")
+    refused(runtime("exec", container_id, "true"), 255, "exec failed: cannot exec in a paused container")
     refused(runtime("delete", container_id), 1, "that is not stopped: paused")
     assert runtime("resume", container_id).returncode == 0
     assert runtime.state(container_id)["status"] == "running"
@@ -486,10 +512,32 @@ def test_features_is_runtime_spec_features_json(runtime):
 
 
 def test_checkpoint_and_restore_are_refused_clearly(runtime):
+    """The refusal says why: CRIU missing, or CRIU present but `criu check` failing (its last
+    Error line quoted); as a JSON log line with --log-format json."""
     container_id = _running(runtime)
-    refused(runtime("checkpoint", "--image-path", str(runtime.tmp / "img"), container_id), 1, "not supported")
-    refused(runtime("restore", container_id), 1, "not supported")
+    missing = runtime("--criu", str(runtime.tmp / "no-criu"), "restore", container_id)
+    refused(missing, 1, ("restore is not supported", "CRIU is not installed"))
+    log = runtime.tmp / "log.json"
+    result = runtime("--log", str(log), "--log-format", "json", "checkpoint", "--image-path",
+                     str(runtime.tmp / "img"), container_id)
+    refused(result, 1, "checkpoint is not supported")
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "checkpoint is not supported" in entry["msg"]
+    criu = subprocess.run(["criu", "check"], capture_output=True, text=True) if _which("criu") else None
+    if criu is None:
+        assert "CRIU is not installed" in entry["msg"]
+    elif criu.returncode != 0:
+        last = [line.strip() for line in (criu.stderr + criu.stdout).splitlines() if "Error" in line][-1]
+        assert "fails `criu check`" in entry["msg"] and last in entry["msg"], entry["msg"]
+    else:
+        assert "berth-runtime does not drive it" in entry["msg"]
     assert runtime.state(container_id)["status"] == "running"
+
+
+def _which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)
 
 
 def test_errors_go_to_the_json_log_the_shim_reads(runtime):
@@ -621,3 +669,193 @@ def test_state_dir_on_a_read_only_filesystem_is_refused_cleanly(runtime):
         assert os.listdir(read_only) == [] and cgroup_dirs(container_id) == []
     finally:
         subprocess.run(["umount", str(read_only)], check=True)
+
+
+# -- runc's create flags: --no-new-keyring, --no-pivot ---------------------------------------------
+
+RUNC = "/usr/bin/runc"
+
+
+def _session_keyrings(container_id: str) -> list[str]:
+    """The host's /proc/keys lines of the keyring "_ses.<id>" (runc's name), its serial dropped."""
+    with open("/proc/keys") as f:
+        return [" ".join(line.split()[1:2] + line.split()[3:5] + line.split()[7:8]) for line in f
+                if line.split()[8].rstrip(":") == f"_ses.{container_id}"]
+
+
+def _runc(runtime, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([RUNC, "--root", str(runtime.tmp / "runc-state"), *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/keys"), reason="kernel without keyrings")
+def test_init_joins_a_session_keyring_of_its_own_unless_no_new_keyring(runtime):
+    """runc's default: the container joins a new session keyring "_ses.<id>", made searchable by
+    its uid (perm 3f1b0000, as runc's); --no-new-keyring keeps the caller's (no such keyring)."""
+    container_id = _running(runtime)
+    ours = _session_keyrings(container_id)
+    assert [line.split()[1:] for line in ours] == [["perm", "3f1b0000", "keyring"]], ours
+    assert runtime("exec", container_id, "true").returncode == 0
+    kept = runtime.new_id()
+    runtime.write_config(base_config(kept, "sleep", "100"))
+    detached = subprocess.run([runtime.binary, "--root", runtime.state_root, "run", "-d", "--no-new-keyring", "-b",
+                               runtime.bundle, kept], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=60)  # the container keeps them: no pipes
+    assert detached.returncode == 0
+    assert runtime.state(kept)["status"] == "running" and _session_keyrings(kept) == []
+    if os.path.exists(RUNC):  # the same as runc's, flag for flag
+        runc_id = runtime.new_id()
+        runtime.write_config(base_config(runc_id, "sleep", "100"))
+        try:
+            created = subprocess.run([RUNC, "--root", str(runtime.tmp / "runc-state"), "create", "-b", runtime.bundle,
+                                      runc_id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, timeout=60)
+            assert created.returncode == 0
+            assert [line.split()[1:] for line in _session_keyrings(runc_id)] == [["perm", "3f1b0000", "keyring"]]
+        finally:
+            _runc(runtime, "delete", "-f", runc_id)
+
+
+def test_no_pivot_runs_with_the_rootfs_moved_onto_root(runtime):
+    """--no-pivot: MS_MOVE of the rootfs onto / and chroot instead of pivot_root; the container
+    sees its rootfs as /, with the mountinfo runc shows with the same flag."""
+    with open(os.path.join(runtime.bundle, "rootfs", "marker-of-this-rootfs"), "w"):
+        pass
+    script = "ls /marker-of-this-rootfs && cat /proc/self/mountinfo"
+    results = {}
+    for name, command in (("berth", runtime), ("runc", lambda *a: _runc(runtime, *a))):
+        if name == "runc" and not os.path.exists(RUNC):
+            continue
+        container_id = runtime.new_id()
+        runtime.write_config(base_config(container_id, "sh", "-c", script))
+        result = command("run", "--no-pivot", "-b", runtime.bundle, container_id)
+        assert result.returncode == 0, (name, result.stderr)
+        lines = result.stdout.splitlines()
+        assert lines[0] == "/marker-of-this-rootfs"
+        # mount ids and device numbers differ from run to run
+        results[name] = [" ".join(line.split()[3:]) for line in lines[1:]]
+    assert results["berth"][0].startswith(os.path.join(runtime.bundle, "rootfs") + " / ")
+    if "runc" in results:
+        assert results["berth"] == results["runc"]
+
+
+def test_events_stats_report_blkio_and_hugetlb_as_runc_does(runtime):
+    """events --stats: "blkio" as libcontainer's BlkioStats (per device and op, omitempty fields)
+    and "hugetlb" per page size; the same keys and ops as runc's for the same bundle and I/O.
+    Throttle rules on the bundle's disk make a v1 kernel account the container's I/O."""
+    st_dev = os.stat(runtime.bundle).st_dev
+    device = {"major": os.major(st_dev), "minor": os.minor(st_dev), "rate": 1 << 40}
+    script = ("dd if=/dev/zero of=/io-test bs=4096 count=20 oflag=direct 2>/dev/null; "
+              "dd if=/io-test of=/dev/null bs=4096 iflag=direct 2>/dev/null; rm /io-test; sleep 100")
+    shapes = {}
+    for name, binary, state in (("berth", runtime.binary, runtime.state_root),
+                                ("runc", RUNC, str(runtime.tmp / "runc-state"))):
+        if name == "runc" and not os.path.exists(RUNC):
+            continue
+        container_id = runtime.new_id()
+        config = base_config(container_id, "sh", "-c", script)
+        config["linux"]["resources"] = {"blockIO": {"throttleReadBpsDevice": [device],
+                                                    "throttleWriteBpsDevice": [device]}}
+        runtime.write_config(config)
+        started = subprocess.run([binary, "--root", state, "run", "-d", "-b", runtime.bundle, container_id],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 timeout=60)
+        try:
+            if started.returncode != 0:
+                pytest.skip(f"{name} cannot throttle the bundle's device {device}")
+
+            def read_all(binary=binary, state=state, container_id=container_id):
+                stats = subprocess.run([binary, "--root", state, "events", "--stats", container_id],
+                                       capture_output=True, text=True, timeout=30)
+                data = json.loads(stats.stdout)["data"]
+                served = data["blkio"].get("ioServicedRecursive", [])
+                done = any(e.get("op") == "Read" and e.get("value", 0) >= 20 for e in served)
+                return done and data
+            data = wait_for(read_all, what=f"{name}'s container I/O to be accounted")
+            shapes[name] = ({key: [entry.get("op") for entry in entries] for key, entries in data["blkio"].items()},
+                            sorted(data["hugetlb"]))
+            entry = data["blkio"]["ioServiceBytesRecursive"][0]
+            assert entry["major"] == device["major"] and entry.get("minor", 0) == device["minor"]
+            assert all(set(stat) <= {"usage", "max", "failcnt"} and "failcnt" in stat
+                       for stat in data["hugetlb"].values())
+        finally:
+            subprocess.run([binary, "--root", state, "delete", "-f", container_id], capture_output=True)
+    assert "Read" in shapes["berth"][0]["ioServiceBytesRecursive"]
+    if "runc" in shapes:
+        assert shapes["berth"] == shapes["runc"]
+
+
+# -- a foreground terminal without --console-socket: runc's own pty proxy ------------------------
+
+def _on_a_terminal(args: list[str], typed: bytes = b"") -> tuple[bytes, int]:
+    """Run `args` with a new pty as its controlling terminal and stdio (the caller's terminal),
+    type `typed` into it, and return (all it printed, its exit code)."""
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    output = b""
+    try:
+        if typed:
+            import select
+            import time
+
+            deadline = time.monotonic() + 30
+            while b"ready" not in output and time.monotonic() < deadline:
+                if select.select([master], [], [], 0.1)[0]:
+                    output += os.read(master, 4096)
+            assert b"ready" in output, output
+            os.write(master, typed)
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: every slave fd closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        return output, process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+
+TTY_SCRIPT = "tty; echo out-$((6*7)); echo ready; read x; echo got-$x; exit 5"
+
+
+def test_run_and_exec_with_a_terminal_in_the_foreground_proxy_the_pty(runtime):
+    """run -t / exec -t without --console-socket: berth-runtime makes the pty and copies between it
+    and its own stdio, as runc does; the process's exit code is passed. A detached run or a
+    create without a socket is still refused (runc's refusal)."""
+    container_id = runtime.new_id()
+    config = base_config(container_id, "sh", "-c", TTY_SCRIPT)
+    config["process"]["terminal"] = True
+    runtime.write_config(config)
+    output, code = _on_a_terminal([runtime.binary, "--root", runtime.state_root, "run", "-b", runtime.bundle,
+                                   container_id], typed=b"hello\r")
+    assert code == 5, output
+    assert output.startswith(b"/dev/pts/0\r\nout-42\r\n") and b"got-hello\r\n" in output, output
+    if os.path.exists(RUNC):  # byte for byte what runc prints on the same terminal
+        runc_id = runtime.new_id()
+        theirs = _on_a_terminal([RUNC, "--root", str(runtime.tmp / "runc-state"), "run", "-b", runtime.bundle,
+                                 runc_id], typed=b"hello\r")
+        assert theirs == (output, code)
+    refused(runtime("run", "-d", "-b", runtime.bundle, runtime.new_id()), 1,
+            "cannot allocate tty if runc will detach without setting console socket")
+    refused(runtime("create", "-b", runtime.bundle, runtime.new_id()), 1,
+            "cannot allocate tty if runc will detach without setting console socket")
+    running = _running(runtime)
+    output, code = _on_a_terminal([runtime.binary, "--root", runtime.state_root, "exec", "-t", running,
+                                   "sh", "-c", TTY_SCRIPT], typed=b"again\r")
+    assert code == 5 and b"out-42\r\n" in output and b"got-again\r\n" in output, output
+    assert re.match(rb"/dev/pts/\d+\r\n", output), output
+    refused(_exec_detached_capturing(runtime, "-t", running, "true"), 255,
+            "exec failed: cannot allocate tty if runc will detach without setting console socket")
+
+
+def _exec_detached_capturing(runtime, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([runtime.binary, "--root", runtime.state_root, "exec", "-d", *args], timeout=60,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)

@@ -255,6 +255,17 @@ class FakeKernel:
     def unshare(self, flags: int) -> None:
         self.record(f"unshare({_bits(flags, 'CLONE_')})")
 
+    # -- keyrings -------------------------------------------------------------------------
+    def join_session_keyring(self, name: str) -> int:
+        self.record(f"keyctl(KEYCTL_JOIN_SESSION_KEYRING, {_str(name)}) = 1234")
+        return 1234
+
+    def key_permissions(self, serial: int) -> int:
+        return 0x3F130000  # a new keyring's: possessor all, user view|read|link
+
+    def set_key_permissions(self, serial: int, permissions: int) -> None:
+        self.record(f"keyctl(KEYCTL_SETPERM, {serial}, {permissions:#010x})")
+
     def sethostname(self, name: str) -> None:
         self.record(f"sethostname({_str(name)})")
 

@@ -357,6 +357,33 @@ def test_pid1_without_hooks_waits_for_its_cgroup_after_pivot_root():
     ]
 
 
+def test_pid1_joins_a_session_keyring_of_its_own_searchable_by_its_uid():
+    """runc's default: "_ses.<id>" joined first thing in pid 1, made searchable by its uid (by
+    "other" in a user namespace); --no-new-keyring (None) keeps the caller's."""
+    kernel = new_kernel()
+    plan = plan_of(base_spec())
+    plan.session_keyring = "_ses.c1"
+    run_pid1(kernel, plan)
+    assert steps(kernel, "setsid(", "keyctl(", "loopback_up(") == [
+        "setsid()", 'keyctl(KEYCTL_JOIN_SESSION_KEYRING, "_ses.c1") = 1234', "keyctl(KEYCTL_SETPERM, 1234, 0x3f1b0000)",
+        "loopback_up()"]
+    kernel = new_kernel()
+    run_pid1(kernel, plan_of(base_spec()))
+    assert steps(kernel, "keyctl(") == []
+
+
+def test_no_pivot_moves_the_rootfs_onto_root_and_chroots():
+    """runc's --no-pivot (msMoveRoot): no pivot_root; the rootfs mount moved onto / from inside
+    it, then chroot(".")."""
+    kernel = new_kernel()
+    plan = plan_of(base_spec())
+    plan.no_pivot = True
+    run_pid1(kernel, plan)
+    assert steps(kernel, "pivot_root(") == []
+    moved = steps(kernel, f"fchdir(<{ROOTFS}>", 'mount(".", "/"', "chroot(", 'chdir("/")')
+    assert moved == [f"fchdir(<{ROOTFS}>)", 'mount(".", "/", NULL, MS_MOVE, NULL)', 'chroot(".")', 'chdir("/")']
+
+
 def test_hooks_and_the_exec_fifo_wait_at_runcs_places():
     """createContainer in pid 1 after the parent's prestart and createRuntime ("mounted", then
     "j"), from the rootfs, before pivot_root; startContainer once `start` opened the exec fifo

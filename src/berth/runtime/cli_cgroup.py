@@ -85,7 +85,8 @@ def cmd_update(options, flags: dict, container_id: str, rest: list[str]) -> int:
 
 def stats_event(container: Container) -> dict:
     """runc's events --stats: {"type": "stats", "id", "data": libcontainer's Stats}."""
-    stats = container.cgroup().stats()
+    cgroup = container.cgroup()
+    stats = cgroup.stats()
     raw = stats.memory_stats
     memory = {"usage": {"limit": stats.memory_limit if stats.memory_limit is not None else 9223372036854771712,
                         "usage": stats.memory_usage, "max": stats.memory_max_usage, "failcnt": 0},
@@ -95,7 +96,8 @@ def stats_event(container: Container) -> dict:
         memory["cache"] = cache
     data = {"cpu": {"usage": {"percpu": stats.percpu_usage, "total": stats.cpu_usage}, "throttling": {}},
             "memory": memory, "pids": {"current": stats.pids_current, "limit": stats.pids_limit or 0},
-            "blkio": {}, "hugetlb": {}, "intel_rdt": {}, "network_interfaces": None}
+            "blkio": cgroup.blkio_stats(), "hugetlb": cgroup.hugetlb_stats(), "intel_rdt": {},
+            "network_interfaces": None}
     return {"type": "stats", "id": container.id, "data": data}
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from berth import fastjson as json
-from berth.errors import Conflict, InvalidArgument
+from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.runtime.cli_lifecycle import Container, send_fd_to, send_pidfd, write_pid_file
 
 # OCI namespace type -> its file under /proc/<pid>/ns
@@ -41,7 +41,7 @@ def process_of(container: Container, flags: dict, args: list[str]) -> dict:
         process["cwd"] = flags["cwd"]
     process["env"] = list(process.get("env") or []) + flags.get("env", [])
     if flags.get("user"):
-        process["user"] = _user(flags["user"])
+        process["user"] = _user(flags["user"], process.get("user") or {"uid": 0, "gid": 0})
     if flags.get("additional-gids"):
         user = process.setdefault("user", {"uid": 0, "gid": 0})
         user["additionalGids"] = [_number(gid, "additional-gids") for gid in flags["additional-gids"]]
@@ -58,10 +58,24 @@ def process_of(container: Container, flags: dict, args: list[str]) -> dict:
     return process
 
 
-def _user(raw: str) -> dict:
-    """runc's --user "uid[:gid]": numbers only (the container's /etc/passwd is not read)."""
-    uid, _, gid = raw.partition(":")
-    return {"uid": _number(uid, "user"), "gid": _number(gid, "user") if gid else 0}
+def _user(raw: str, user: dict) -> dict:
+    """runc 1.1's --user "uid[:gid]": numbers only, as Go's strconv.Atoi reads them (names are
+    not looked up: runc reads no /etc/passwd for exec either); without a gid, the process keeps
+    the one it had."""
+    uid, colon, gid = raw.partition(":")
+    user = dict(user)
+    if colon:
+        user["gid"] = _atoi(gid, "gid")
+    user["uid"] = _atoi(uid, "uid")
+    return user
+
+
+def _atoi(raw: str, what: str) -> int:
+    digits = raw[1:] if raw[:1] in ("+", "-") else raw
+    if not digits or not digits.isascii() or not digits.isdigit():
+        raise InvalidArgument(f'parsing {raw} as int for {what} failed: strconv.Atoi: parsing "{raw}": '
+                              "invalid syntax")
+    return int(raw) & 0xFFFFFFFF  # runc's uint32(...)
 
 
 def _number(raw: str, flag: str) -> int:
@@ -83,6 +97,24 @@ def exec_spec(container: Container, process: dict) -> dict:
 
 
 def cmd_exec(options, flags: dict, container_id: str, rest: list[str]) -> int:
+    """runc's exec: the process's exit code; any failure "exec failed: ..." and exit 255."""
+    from berth.runtime.cli import VerbFailed
+
+    try:
+        return _exec(options, flags, container_id, rest)
+    except (BerthError, OSError, ValueError) as err:
+        raise VerbFailed(f"exec failed: {_reason(err)}", 255) from None
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, OSError):
+        from berth.runtime.cli import _os_error
+
+        return _os_error(err)
+    return str(err)
+
+
+def _exec(options, flags: dict, container_id: str, rest: list[str]) -> int:
     from berth.runtime.cli_lifecycle import _preserved_fds
     from berth.runtime.container import become_subreaper, exec_in
 
@@ -94,26 +126,33 @@ def cmd_exec(options, flags: dict, container_id: str, rest: list[str]) -> int:
         raise Conflict("cannot exec in a paused container (use --ignore-paused to override)")
     process = process_of(container, flags, rest)
     detach = flags.get("detach", False)
+    if process.get("terminal") and not flags.get("console-socket") and detach:
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
+    console = None
     if process.get("terminal") and not flags.get("console-socket"):
-        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket"
-                              if detach else "exec --tty needs --console-socket (berth-runtime proxies no pty)")
+        from berth.runtime.cli_tty import host_console
+
+        console = host_console()  # runc's order: no host terminal, nothing is started
     preserve = _preserved_fds(flags.get("preserve-fds", 0))
     if not detach:
         become_subreaper()  # the process is our grandchild: we reap it for its exit code
     launched = exec_in(exec_spec(container, process), seccomp_cache=os.path.join(options.root, "seccomp"),
-                       preserve_fds=preserve)
-    if launched.console_fd is not None:
+                       preserve_fds=preserve, session_keyring=container.state.get("sessionKeyring"))
+    console_fd = None
+    if launched.console_fd is not None and flags.get("console-socket"):
         send_fd_to(flags["console-socket"], launched.console_fd)
+    elif launched.console_fd is not None:
+        console_fd = launched.console_fd  # runc's own pty proxy, in the foreground
     if flags.get("pidfd-socket"):
         send_pidfd(flags["pidfd-socket"], launched.pid)
     if flags.get("pid-file"):
         write_pid_file(flags["pid-file"], launched.pid)
     if detach:
         return 0
-    return _wait_forwarding(launched.pid)
+    return _wait_forwarding(launched.pid, console_fd, console)
 
 
-def _wait_forwarding(pid: int) -> int:
+def _wait_forwarding(pid: int, console_fd: int | None = None, console: int | None = None) -> int:
     import signal
 
     from berth.runtime.reap import wait_exit_code
@@ -125,7 +164,13 @@ def _wait_forwarding(pid: int) -> int:
             pass
 
     for name in FORWARDED:
+        if name == "SIGWINCH" and console_fd is not None:
+            continue  # the proxy resizes the pty instead
         signal.signal(getattr(signal, name), forward)
+    if console_fd is not None:
+        from berth.runtime.cli_tty import proxy
+
+        return proxy(console_fd, pid, console)
     return wait_exit_code(pid)
 
 

@@ -39,10 +39,28 @@ def cmd_features(options, flags: dict, container_id: None, rest: list[str]) -> i
     return 0
 
 
+def criu_state(criu_flag: str) -> str:
+    """Why checkpoint/restore cannot run here: CRIU missing, or present but `criu check` failing
+    (its last "Error" line quoted), or present and working (still not driven by berth-runtime)."""
+    criu = criu_flag if os.sep in criu_flag else shutil.which(criu_flag)
+    if not criu or not os.access(criu, os.X_OK):
+        return f"CRIU is not installed ({criu_flag} not found)"
+    import subprocess  # lazy: only checkpoint and restore
+
+    try:
+        check = subprocess.run([criu, "check"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"CRIU at {criu} cannot be run: {err}"
+    if check.returncode != 0:
+        errors = [line.strip() for line in (check.stderr + check.stdout).splitlines() if "Error" in line]
+        last = errors[-1] if errors else f"exit status {check.returncode}"
+        return f"CRIU at {criu} fails `criu check` on this kernel: {last}"
+    return f"CRIU at {criu} passes `criu check`, but berth-runtime does not drive it"
+
+
 def _refuse(verb: str, options) -> None:
-    criu = options.criu if os.sep in options.criu else shutil.which(options.criu)
-    where = f"CRIU is at {criu}, but " if criu and os.path.exists(criu) else "CRIU is not installed, and "
-    raise NotImplementedYet(f"{verb} is not supported: {where}berth-runtime does not drive it yet")
+    raise NotImplementedYet(f"{verb} is not supported: {criu_state(options.criu)}")
 
 
 def cmd_checkpoint(options, flags: dict, container_id: str, rest: list[str]) -> int:

@@ -8,33 +8,36 @@ import time
 
 from berth import fastjson as json
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound
-from berth.fs import OutputFile, read_json, remove_tree, write_json
+from berth.runtime.cli_start import (  # noqa: F401 (start: cmd_run's, and the verb's home)
+    EXEC_FIFO,
+    STATE_FILE,
+    hooks_of,
+    init_alive,
+    load_state,
+    proc_stat,
+    start,
+    status_of,
+    warn_on_failure,
+)
 
 SIGKILL = 9  # numbers, not the signal module: it imports enum (~10 ms) on every verb's path
-STATE_FILE = "state.json"
-EXEC_FIFO = "exec.fifo"
 SYSTEMD_MISSING = "systemd not running on this host, cannot use systemd cgroups manager"  # runc 1.1
 
 
 class Container:
     """One container's state directory and record, and the status the kernel says it has."""
 
-    __slots__ = ("id", "directory", "state")
+    __slots__ = ("id", "directory", "state", "console_fd")
 
     def __init__(self, root: str, container_id: str, state: dict):
+        self.console_fd = None  # the pty master `run -t` keeps, without --console-socket
         self.id = container_id
         self.directory = os.path.join(root, container_id)
         self.state = state
 
     @classmethod
     def load(cls, root: str, container_id: str) -> "Container":
-        try:
-            state = read_json(os.path.join(root, container_id, STATE_FILE))
-        except FileNotFoundError:
-            raise NotFound(f"container does not exist: {container_id}") from None
-        except ValueError:
-            raise BerthError(f"container {container_id}: state.json is corrupt") from None
-        return cls(root, container_id, state)
+        return cls(root, container_id, load_state(root, container_id))
 
     @property
     def pid(self) -> int:
@@ -43,8 +46,7 @@ class Container:
     def init_alive(self) -> bool:
         """The init process exists, is not a zombie and is the one we started (same start
         time: a reused pid is not ours)."""
-        stat = _proc_stat(self.pid)
-        return stat is not None and stat[0] not in ("Z", "X") and stat[19] == self.state.get("start_time", stat[19])
+        return init_alive(self.state)
 
     def cgroup(self):
         from berth.runtime.cgroups import open_cgroup
@@ -52,13 +54,7 @@ class Container:
         return open_cgroup(self.state["cgroupsPath"])
 
     def status(self) -> str:
-        if not self.init_alive():
-            return "stopped"
-        if os.path.exists(os.path.join(self.directory, EXEC_FIFO)):
-            return "created"
-        if self.cgroup().frozen():
-            return "paused"
-        return "running"
+        return status_of(self.directory, self.state)
 
     def oci_state(self) -> dict:
         """runc's `state` JSON (runtime-spec state plus runc's created and owner)."""
@@ -76,17 +72,6 @@ class Container:
             raise Conflict(f"cannot {action} a {status} container" if status != "stopped"
                            else "container not running")
         return status
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat fields from the state on (state is [0], starttime [19])."""
-    if pid <= 0:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
 
 
 def read_config(bundle: str) -> dict:
@@ -123,7 +108,10 @@ def systemd_cgroups_path(path: str | None, container_id: str) -> str:
     return f"/{nested}/{unit}"
 
 
-def create(options, container_id: str, bundle: str, flags: dict) -> Container:
+def create(options, container_id: str, bundle: str, flags: dict, keep_console: bool = False) -> Container:
+    """runc's create; with `keep_console` (a foreground `run`) a terminal's pty master goes to the
+    returned container's console_fd instead of --console-socket."""
+    from berth.fs import remove_tree, write_json  # lazy: delete and start do without berth.fs
     from berth.runtime.container import start  # lazy: only create and run load the runtime proper
 
     root = options.root
@@ -134,9 +122,9 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
         linux["cgroupsPath"] = systemd_cgroups_path(linux.get("cgroupsPath"), container_id)
     else:
         linux.setdefault("cgroupsPath", "/berth-runtime/" + container_id)
-    if (spec.get("process") or {}).get("terminal") and not flags.get("console-socket"):
+    if (spec.get("process") or {}).get("terminal") and not flags.get("console-socket") and not keep_console:
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
-    hooks = _hooks_of(spec.get("hooks"), spec, container_id, bundle)
+    hooks = hooks_of(spec.get("hooks"), spec, container_id, bundle)
     preserve = _preserved_fds(flags.get("preserve-fds", 0))
     os.makedirs(root, 0o711, exist_ok=True)
     directory = os.path.join(root, container_id)
@@ -150,35 +138,44 @@ def create(options, container_id: str, bundle: str, flags: dict) -> Container:
         fifo = os.path.join(directory, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)  # past our umask: pid 1 opens it as the container's user, maybe without DAC_OVERRIDE
+        keyring = None if flags.get("no-new-keyring") else "_ses." + container_id  # runc's name
         launched = start(spec, rootfs, None, (0, 1, 2), exec_fifo=fifo,
                          seccomp_cache=os.path.join(root, "seccomp"), hooks=hooks, preserve_fds=preserve,
-                         state={"id": container_id, "bundle": bundle, "annotations": spec.get("annotations") or {}})
+                         state={"id": container_id, "bundle": bundle, "annotations": spec.get("annotations") or {}},
+                         session_keyring=keyring, no_pivot=flags.get("no-pivot", False))
+        console_fd = None
         try:
-            if launched.console_fd is not None:
+            if launched.console_fd is not None and flags.get("console-socket"):
                 send_fd_to(flags["console-socket"], launched.console_fd)
+            elif launched.console_fd is not None:
+                console_fd = launched.console_fd
             if flags.get("pidfd-socket"):
                 send_pidfd(flags["pidfd-socket"], launched.pid)
-            stat = _proc_stat(launched.pid)
+            stat = proc_stat(launched.pid)
             state = {"ociVersion": spec["ociVersion"], "id": container_id, "pid": launched.pid,
                      "start_time": stat[19] if stat else None, "bundle": bundle, "rootfs": rootfs,
                      "cgroupsPath": linux["cgroupsPath"], "annotations": spec.get("annotations") or {},
                      "created": rfc3339(time.time_ns()),
                      # what `exec` needs of the config: it may change or go once we run
                      "process": spec["process"], "namespaces": linux.get("namespaces") or [],
-                     "seccomp": linux.get("seccomp")}
+                     "seccomp": linux.get("seccomp"), "sessionKeyring": keyring}
             if hooks is not None:  # poststart and poststop run from here, as config.json was at create
                 state["hooks"] = spec["hooks"]
             write_json(os.path.join(directory, STATE_FILE), state, durable=False)
             if flags.get("pid-file"):
                 write_pid_file(flags["pid-file"], launched.pid)
         except BaseException:
+            if console_fd is not None:
+                os.close(console_fd)
             _destroy(launched.pid, launched.cgroup)
             raise
-        return Container(root, container_id, state)
+        container = Container(root, container_id, state)
+        container.console_fd = console_fd
+        return container
     except BaseException:
         remove_tree(directory)
         if hooks is not None:  # the spec's lifecycle: a failed create is destroyed, then poststop
-            _warn_on_failure(hooks, "poststop", 0, "stopped")
+            warn_on_failure(hooks, "poststop", 0, "stopped")
         raise
 
 
@@ -196,6 +193,8 @@ def _preserved_fds(count: int) -> int:
 
 def write_pid_file(path: str, pid: int) -> None:
     # runc's way: a temp file beside it, renamed (a planted symlink is replaced, not followed)
+    from berth.fs import OutputFile
+
     with OutputFile(path) as fd:
         os.write(fd, str(pid).encode())
 
@@ -254,46 +253,6 @@ def rfc3339(ns: int) -> str:
     return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
 
 
-def _hooks_of(entries: dict | None, spec: dict, container_id: str, bundle: str):
-    """runtime.hooks.Hooks for config.json's (or state.json's) hooks, None without any."""
-    if entries is None:
-        return None
-    from berth.runtime.hooks import Hooks  # only bundles with hooks import it
-
-    return Hooks(entries, {"ociVersion": spec.get("ociVersion", "1.0.2"), "id": container_id, "bundle": bundle,
-                           "annotations": spec.get("annotations") or {}})
-
-
-def _warn_on_failure(hooks, kind: str, pid: int, status: str) -> None:
-    """poststart and poststop: a failure is a warning, the operation goes on (runtime-spec 1.0)."""
-    try:
-        hooks.run(kind, pid, status)
-    except BerthError as err:
-        print(f"berth-runtime: warning: {err}", file=sys.stderr)
-
-
-def start(root: str, container_id: str) -> None:
-    container = Container.load(root, container_id)
-    status = container.status()
-    if status != "created":
-        raise Conflict("cannot start a container that has stopped" if status == "stopped"
-                       else f"cannot start an already {status} container")
-    fifo = os.path.join(container.directory, EXEC_FIFO)
-    fd = os.open(fifo, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        started = os.read(fd, 4096)  # "0", or "1" and why a startContainer hook failed
-    finally:
-        os.close(fd)
-        os.unlink(fifo)
-    if started[:1] == b"1":
-        raise BerthError(started[1:].decode(errors="replace"))
-    if not started:
-        raise BerthError("container init exited before it could start its process")
-    hooks = _hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
-    if hooks is not None:
-        _warn_on_failure(hooks, "poststart", container.pid, "running")
-
-
 def kill(root: str, container_id: str, sig: int, all_processes: bool) -> None:
     container = Container.load(root, container_id)
     status = container.status()
@@ -323,7 +282,7 @@ def delete(root: str, container_id: str, force: bool) -> None:
     except NotFound:
         # runc: an aborted create can leave the directory without state.json; it goes, and
         # --force makes a missing container no error
-        remove_tree(os.path.join(root, container_id))
+        _remove_state_dir(os.path.join(root, container_id))
         if force:
             return
         raise
@@ -336,10 +295,41 @@ def delete(root: str, container_id: str, force: bool) -> None:
         except ProcessLookupError:
             pass
     _empty_and_remove(container.cgroup())
-    remove_tree(container.directory)
-    hooks = _hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
+    _remove_state_dir(container.directory)
+    hooks = hooks_of(container.state.get("hooks"), container.state, container_id, container.state["bundle"])
     if hooks is not None:
-        _warn_on_failure(hooks, "poststop", 0, "stopped")
+        warn_on_failure(hooks, "poststop", 0, "stopped")
+
+
+def _remove_state_dir(directory: str) -> None:
+    """A container's state directory: what berth-runtime puts there (state.json, exec.fifo)
+    unlinked through the directory's fd, then the directory; anything else there (or not a plain
+    directory), with berth.fs's remove_tree."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            for name in (STATE_FILE, EXEC_FIFO):
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+        finally:
+            os.close(fd)
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
+    from berth.fs import remove_tree  # lazy: only a directory with more in it
+
+    remove_tree(directory)
 
 
 def containers(root: str) -> list[Container]:
@@ -365,12 +355,6 @@ def cmd_create(options, flags: dict, container_id: str, rest: list[str]) -> int:
     return 0
 
 
-def cmd_start(options, flags: dict, container_id: str, rest: list[str]) -> int:
-    _no_more(rest)
-    start(options.root, container_id)
-    return 0
-
-
 def cmd_run(options, flags: dict, container_id: str, rest: list[str]) -> int:
     from berth.runtime.container import become_subreaper  # lazy: only run, as create
     from berth.runtime.reap import wait_exit_code  # lazy: only run waits
@@ -379,18 +363,37 @@ def cmd_run(options, flags: dict, container_id: str, rest: list[str]) -> int:
     detach = flags.get("detach", False)
     if not detach and not flags.get("no-subreaper"):
         become_subreaper()
-    container = create(options, container_id, flags.get("bundle") or ".", flags)
+    console = None
+    if not detach and not flags.get("console-socket") and _wants_terminal(flags.get("bundle") or "."):
+        from berth.runtime.cli_tty import host_console
+
+        console = host_console()  # runc's order: no host terminal, nothing is made
+    container = create(options, container_id, flags.get("bundle") or ".", flags, keep_console=console is not None)
     try:
         start(options.root, container_id)
     except BaseException:
+        if container.console_fd is not None:
+            os.close(container.console_fd)
         delete(options.root, container_id, force=True)
         raise
     if detach:
         return 0
-    code = wait_exit_code(container.pid)
+    if container.console_fd is not None:  # runc's own pty proxy: no --console-socket
+        from berth.runtime.cli_tty import proxy
+
+        code = proxy(container.console_fd, container.pid, console)
+    else:
+        code = wait_exit_code(container.pid)
     if not flags.get("keep"):
         delete(options.root, container_id, force=True)
     return code
+
+
+def _wants_terminal(bundle: str) -> bool:
+    try:
+        return bool((read_config(os.path.abspath(bundle)).get("process") or {}).get("terminal"))
+    except BerthError:
+        return False  # create says what is wrong with the bundle
 
 
 def cmd_state(options, flags: dict, container_id: str, rest: list[str]) -> int:

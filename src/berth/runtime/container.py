@@ -39,10 +39,13 @@ class _Plan:
     and its OCI hooks (runtime.hooks.Hooks, None without)."""
 
     __slots__ = ("spec", "rootfs", "overlay", "stdio", "exec_fifo", "seccomp", "cgroup_dirs", "hooks", "idmaps",
-                 "state", "preserve_fds")
+                 "state", "preserve_fds", "session_keyring", "no_pivot")
 
     def __init__(self, spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup_dirs=None,
-                 seccomp_program=None, hooks=None, idmaps=None, state=None, preserve_fds=0):
+                 seccomp_program=None, hooks=None, idmaps=None, state=None, preserve_fds=0,
+                 session_keyring=None, no_pivot=False):
+        self.session_keyring = session_keyring  # "_ses.<id>" to join (runc's default), None: keep the caller's
+        self.no_pivot = no_pivot  # runc's --no-pivot: MS_MOVE the rootfs onto / and chroot (ramfs roots)
         self.preserve_fds = preserve_fds  # fds 3..3+n-1 go into the container (runc's --preserve-fds)
         self.spec = spec
         self.rootfs = rootfs
@@ -65,7 +68,8 @@ class _Plan:
 
 def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
           exec_fifo: str | None = None, on_created=None, seccomp_cache: str | None = None,
-          seccomp_program=None, hooks=None, state: dict | None = None, preserve_fds: int = 0) -> Launched:
+          seccomp_program=None, hooks=None, state: dict | None = None, preserve_fds: int = 0,
+          session_keyring: str | None = None, no_pivot: bool = False) -> Launched:
     """Create the container and, unless `exec_fifo` is given, exec its process.
 
     With `exec_fifo` the process stops just before exec until someone opens the fifo for
@@ -77,7 +81,9 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
     then nothing of the container is left behind. `seccomp_cache` is the directory of
     compiled seccomp filters (none: compile every time); `seccomp_program`, a filter the
     caller already has, replaces linux.seccomp. `state` (id, bundle, annotations) is the
-    container's, for a seccomp agent (linux.seccomp.listenerPath)."""
+    container's, for a seccomp agent (linux.seccomp.listenerPath). `session_keyring` names
+    the session keyring pid 1 joins (runc's "_ses.<id>"; None keeps the caller's); `no_pivot`
+    moves the rootfs onto / and chroots instead of pivot_root (runc's --no-pivot)."""
     linux = spec.get("linux") or {}
     if hooks is None and spec.get("hooks"):
         from berth.runtime.hooks import Hooks  # only a bundle with hooks pays for the import
@@ -91,7 +97,7 @@ def start(spec: dict, rootfs: str, overlay: str | None = None, stdio=(0, 1, 2),
         cgroup.apply(_with_default_devices(linux.get("resources")))
         idmaps = _idmap_namespaces(spec.get("mounts") or ())
         plan = _Plan(spec, rootfs, overlay, stdio, exec_fifo, seccomp_cache, cgroup.host_dirs(), seccomp_program,
-                     hooks, idmaps, state, preserve_fds)
+                     hooks, idmaps, state, preserve_fds, session_keyring, no_pivot)
         return _fork_container(plan, cgroup, on_created)
     except BaseException:
         cgroup.destroy()
@@ -137,13 +143,14 @@ def _idmap_namespaces(mounts) -> dict:
 
 
 def exec_in(spec: dict, stdio=(0, 1, 2), seccomp_cache: str | None = None, seccomp_program=None,
-            preserve_fds: int = 0) -> Launched:
+            preserve_fds: int = 0, session_keyring: str | None = None) -> Launched:
     """Start another process in a running container: `spec` names the container's
     namespaces by path (/proc/<pid>/ns/...) and its existing cgroup, which is joined, not
-    created, and must not be destroyed by the caller."""
+    created, and must not be destroyed by the caller. `session_keyring`: the container's, to
+    join (None: keep the caller's)."""
     linux = spec.get("linux") or {}
     plan = _Plan(spec, None, None, stdio, None, seccomp_cache, seccomp_program=seccomp_program,
-                 preserve_fds=preserve_fds)
+                 preserve_fds=preserve_fds, session_keyring=session_keyring)
     return _fork_container(plan, open_cgroup(linux["cgroupsPath"]))
 
 
@@ -363,6 +370,8 @@ def _init(plan: _Plan, status_w, joined_r, console_sock, flags, namespaces, kern
     try:
         proc = spec.get("process") or {}
         kernel.setsid()
+        process.join_session_keyring(plan.session_keyring, plan.rootfs is not None, _listed(namespaces, "user"),
+                                     kernel)
         # runc's trick: hold the fifo by an O_PATH fd, reopened through /proc after pivot_root;
         # through the host's /proc, opened now: the rootfs's own /proc may be absent or fake.
         fifo_fd = kernel.open(exec_fifo, os.O_PATH | os.O_CLOEXEC) if exec_fifo else None
@@ -437,7 +446,10 @@ def _build_rootfs(plan: _Plan, flags: int, status_w: int, joined_r: int, namespa
         _write_sysctls(root, linux.get("sysctl"), kernel)
         mount.readonly_paths(root, linux.get("readonlyPaths"), kernel)  # runc's order
         mount.mask_paths(root, linux.get("maskedPaths"), kernel)
-        mount.pivot_root(root, kernel)
+        if plan.no_pivot:
+            mount.move_root(root, plan.rootfs, kernel)
+        else:
+            mount.pivot_root(root, kernel)
         kernel.close(root)
         if (spec.get("root") or {}).get("readonly"):
             mount.readonly_root(kernel)

@@ -5,6 +5,7 @@ Every path under the rootfs is resolved inside it by fd (runtime.rootfs_paths), 
 mount goes onto the /proc/self/fd/N of its resolved target, never onto a path string. Every
 kernel call goes through `kernel` (runtime.syscalls, or a test's recording stand-in)."""
 
+import errno
 import os
 import stat
 
@@ -523,6 +524,48 @@ def pivot_root(root: int, kernel=sc) -> None:
     finally:
         kernel.close(old_root)
     kernel.chdir("/")
+
+
+def move_root(root: int, rootfs: str, kernel=sc) -> None:
+    """runc's msMoveRoot (--no-pivot, for roots pivot_root refuses, such as ramfs): every full
+    proc and sysfs mount of the host outside the rootfs made a slave and detached (the kernel
+    would otherwise let the container mount a new proc because the host's is still reachable in
+    this mount namespace), then the rootfs mount moved onto / and chrooted into."""
+    prefix = rootfs.rstrip("/")
+    for line in _mountinfo():
+        fields = line.split()
+        dash = fields.index("-")
+        point = _unescape(fields[4])
+        if fields[3] != "/" or fields[dash + 1] not in ("proc", "sysfs") or point.startswith(prefix):
+            continue
+        try:
+            kernel.mount(None, point, None, sc.MS_SLAVE | sc.MS_REC)
+        except FileNotFoundError:
+            continue  # under a mount detached already
+        try:
+            kernel.umount2(point, sc.MNT_DETACH)
+        except OSError as err:
+            if err.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            kernel.mount("tmpfs", point, "tmpfs", 0)  # cannot unmount (rootless): covered instead
+    kernel.fchdir(root)
+    kernel.mount(".", "/", None, sc.MS_MOVE)
+    kernel.chroot(".")
+    kernel.chdir("/")
+
+
+def _mountinfo() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return f.read().splitlines()
+
+
+def _unescape(field: str) -> str:
+    """mountinfo's octal escapes (\\040 for a space, \\011, \\012, \\134)."""
+    if "\\" not in field:
+        return field
+    import re  # lazy: only a mount point with an escape
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def mask_paths(root: int, paths, kernel=sc) -> None:

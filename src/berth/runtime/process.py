@@ -3,6 +3,7 @@
 Every kernel call goes through `kernel` (runtime.syscalls, or a test's recording stand-in)."""
 
 import _signal as signal  # `signal` imports enum: ~4 ms on every run
+import errno
 import os
 
 from berth.errors import BerthError, CannotInvoke, CommandNotFound
@@ -55,6 +56,28 @@ def set_oom_score_adj(process: dict, kernel=sc) -> None:
                          f"{(err.strerror or str(err)).lower()}") from None
     finally:
         kernel.close(fd)
+
+
+def join_session_keyring(name: str | None, init: bool, in_user_namespace: bool, kernel=sc) -> None:
+    """runc's default: the container's processes join a session keyring of their own ("_ses.<id>",
+    made by the first, joined by exec), not the caller's; the container's own init also makes it
+    searchable by the owning uid (by "other" in a user namespace, whose uids are not the host's).
+    None: --no-new-keyring, the caller's is kept. Kernels without keyrings (ENOSYS): skipped."""
+    if name is None:
+        return
+    try:
+        serial = kernel.join_session_keyring(name)
+    except OSError as err:
+        if err.errno == errno.ENOSYS:
+            return
+        raise BerthError(f"unable to join session keyring: {(err.strerror or str(err)).lower()}") from None
+    if not init:  # an exec joins it, with the permissions the container's init gave it
+        return
+    search = 0x8 if in_user_namespace else 0x80000  # KEY_OTH_SEARCH, KEY_USR_SEARCH
+    try:
+        kernel.set_key_permissions(serial, kernel.key_permissions(serial) | search)
+    except OSError as err:
+        raise BerthError(f"unable to mod keyring permissions: {(err.strerror or str(err)).lower()}") from None
 
 
 def set_credentials(process: dict, kernel=sc) -> None:

@@ -86,6 +86,11 @@ class _CapData(_ctypes.Array):  # two struct __user_cap_data_struct, written by 
     _length_ = 24
 
 
+class _KeyDescription(_ctypes.Array):  # what KEYCTL_DESCRIBE writes: "type;uid;gid;perm;name"
+    _type_ = _Char
+    _length_ = 512
+
+
 class _LongFunction(_ctypes.CFuncPtr):
     _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
     _restype_ = _Long
@@ -186,10 +191,10 @@ RESOLVE_IN_ROOT = 0x10
 _SYS = {  # syscall numbers glibc has no wrapper for
     "x86_64": {"pivot_root": 155, "seccomp": 317, "openat2": 437, "close_range": 436, "pidfd_getfd": 438,
                "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "ioprio_set": 251,
-               "sched_setattr": 314, "personality": 135, "pidfd_open": 434},
+               "sched_setattr": 314, "personality": 135, "pidfd_open": 434, "keyctl": 250},
     "aarch64": {"pivot_root": 41, "seccomp": 277, "openat2": 437, "close_range": 436, "pidfd_getfd": 438,
                 "open_tree": 428, "move_mount": 429, "mount_setattr": 442, "ioprio_set": 30,
-                "sched_setattr": 274, "personality": 92, "pidfd_open": 434},
+                "sched_setattr": 274, "personality": 92, "pidfd_open": 434, "keyctl": 219},
 }[os.uname().machine]
 
 
@@ -262,6 +267,33 @@ def move_mount(from_fd: int, to_fd: int) -> None:
     if _syscall(_SYS["move_mount"], _Long(from_fd), b"", _Long(to_fd), b"",
                 _Long(MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)) != 0:
         _fail("move_mount")
+
+
+KEYCTL_SETPERM = 5
+KEYCTL_DESCRIBE = 6
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name: str) -> int:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING, name): join the session keyring `name` (made anew if
+    none by that name can be joined); its serial."""
+    serial = _syscall(_SYS["keyctl"], _Long(KEYCTL_JOIN_SESSION_KEYRING), name.encode())
+    if serial < 0:
+        _fail("keyctl join session keyring")
+    return serial
+
+
+def key_permissions(serial: int) -> int:
+    """The permission mask of key `serial` (KEYCTL_DESCRIBE's fourth field)."""
+    buffer = _KeyDescription()
+    if _syscall(_SYS["keyctl"], _Long(KEYCTL_DESCRIBE), _Long(serial), buffer, _Long(len(buffer))) < 0:
+        _fail("keyctl describe")
+    return int(buffer.value.split(b";")[3], 16)
+
+
+def set_key_permissions(serial: int, permissions: int) -> None:
+    if _syscall(_SYS["keyctl"], _Long(KEYCTL_SETPERM), _Long(serial), _Long(permissions)) != 0:
+        _fail("keyctl setperm")
 
 
 def personality(persona: int) -> None:

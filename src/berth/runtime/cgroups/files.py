@@ -90,6 +90,106 @@ class CgroupStats:
         return self.memory_usage
 
 
+# runc's libcontainer BlkioStats keys (types.Blkio) for the v1 files, in runc's order of
+# preference: the first group whose first file has entries is the one reported.
+BLKIO_V1_GROUPS = (
+    (("blkio.bfq.sectors_recursive", "sectorsRecursive"),
+     ("blkio.bfq.io_service_time_recursive", "ioServiceTimeRecursive"),
+     ("blkio.bfq.io_wait_time_recursive", "ioWaitTimeRecursive"),
+     ("blkio.bfq.io_merged_recursive", "ioMergedRecursive"),
+     ("blkio.bfq.io_queued_recursive", "ioQueueRecursive"),
+     ("blkio.bfq.time_recursive", "ioTimeRecursive"),
+     ("blkio.bfq.io_service_bytes_recursive", "ioServiceBytesRecursive"),
+     ("blkio.bfq.io_serviced_recursive", "ioServicedRecursive")),
+    (("blkio.bfq.io_service_bytes_recursive", "ioServiceBytesRecursive"),
+     ("blkio.bfq.io_serviced_recursive", "ioServicedRecursive")),
+    (("blkio.sectors_recursive", "sectorsRecursive"),
+     ("blkio.io_service_time_recursive", "ioServiceTimeRecursive"),
+     ("blkio.io_wait_time_recursive", "ioWaitTimeRecursive"),
+     ("blkio.io_merged_recursive", "ioMergedRecursive"),
+     ("blkio.io_queued_recursive", "ioQueueRecursive"),
+     ("blkio.io_service_bytes_recursive", "ioServiceBytesRecursive"),
+     ("blkio.io_serviced_recursive", "ioServicedRecursive"),
+     ("blkio.time_recursive", "ioTimeRecursive")),
+    (("blkio.throttle.io_service_bytes_recursive", "ioServiceBytesRecursive"),
+     ("blkio.throttle.io_serviced_recursive", "ioServicedRecursive")),
+    (("blkio.throttle.io_service_bytes", "ioServiceBytesRecursive"),
+     ("blkio.throttle.io_serviced", "ioServicedRecursive")),
+)
+
+
+def blkio_entry(major: int, minor: int, op: str, value: int) -> dict:
+    """runc's types.BlkioStatEntry: every field omitempty."""
+    entry = {"major": major, "minor": minor, "op": op, "value": value}
+    return {key: value for key, value in entry.items() if value}
+
+
+def blkio_v1(directory: str) -> dict:
+    """runc's blkio stats of a v1 blkio cgroup ("8:0 Read 4096" lines; "Total N" skipped)."""
+    for group in BLKIO_V1_GROUPS:
+        found = {}
+        for index, (name, key) in enumerate(group):
+            entries = []
+            for line in (read(directory, name) or "").splitlines():
+                fields = line.split()
+                if len(fields) < 3:
+                    continue  # "Total 0"
+                major, _, minor = fields[0].partition(":")
+                entries.append(blkio_entry(int(major), int(minor), fields[1] if len(fields) == 3 else "",
+                                           int(fields[-1])))
+            if not entries:
+                if index == 0:
+                    break  # runc: the next group
+                return found
+            found[key] = entries
+        else:
+            return found
+    return {}
+
+
+def blkio_v2(directory: str) -> dict:
+    """runc's blkio stats from a v2 io.stat ("8:0 rbytes=.. wbytes=.. rios=.. wios=.."): bytes as
+    ioServiceBytesRecursive, operations as ioServicedRecursive, Read and Write."""
+    found: dict = {}
+    kinds = {"rbytes": ("ioServiceBytesRecursive", "Read"), "wbytes": ("ioServiceBytesRecursive", "Write"),
+             "rios": ("ioServicedRecursive", "Read"), "wios": ("ioServicedRecursive", "Write")}
+    for line in (read(directory, "io.stat") or "").splitlines():
+        fields = line.split()
+        if not fields:
+            continue
+        major, _, minor = fields[0].partition(":")
+        for field in fields[1:]:
+            name, _, value = field.partition("=")
+            if name in kinds and value.isdigit():
+                key, op = kinds[name]
+                found.setdefault(key, []).append(blkio_entry(int(major), int(minor), op, int(value)))
+    return found
+
+
+def huge_page_sizes() -> list[str]:
+    """The host's huge page sizes as runc names them ("2MB", "1GB"), from /sys/kernel/mm/hugepages."""
+    try:
+        names = os.listdir("/sys/kernel/mm/hugepages")
+    except FileNotFoundError:
+        return []
+    sizes = []
+    for name in sorted(names):
+        kilobytes = name.removeprefix("hugepages-").removesuffix("kB")
+        if not kilobytes.isdigit():
+            continue
+        size, unit = int(kilobytes), 0
+        while size >= 1024 and size % 1024 == 0 and unit < 3:
+            size, unit = size // 1024, unit + 1
+        sizes.append(f"{size}{('KB', 'MB', 'GB', 'TB')[unit]}")
+    return sizes
+
+
+def hugetlb_stat(usage: int, max_usage: int, failcnt: int) -> dict:
+    """runc's types.Hugetlb: usage and max omitempty, failcnt always."""
+    stat = {"usage": usage, "max": max_usage}
+    return {**{key: value for key, value in stat.items() if value}, "failcnt": failcnt}
+
+
 def remove_dir(directory: str) -> None:
     """rmdir a cgroup, retrying briefly: the kernel may still be releasing exited tasks."""
     for attempt in range(50):

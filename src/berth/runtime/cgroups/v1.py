@@ -12,6 +12,9 @@ import time
 from berth.errors import BerthError
 from berth.runtime.cgroups.files import (
     CgroupStats,
+    blkio_v1,
+    huge_page_sizes,
+    hugetlb_stat,
     read,
     read_int,
     read_keyed,
@@ -172,6 +175,21 @@ class V1Cgroup:
         if blkio:
             stats.blkio_read, stats.blkio_write = _blkio_bytes(blkio)
         return stats
+
+    def blkio_stats(self) -> dict:
+        """runc's events --stats "blkio" (libcontainer's BlkioStats, types.Blkio's JSON)."""
+        blkio = self._dir("blkio")
+        return blkio_v1(blkio) if blkio else {}
+
+    def hugetlb_stats(self) -> dict:
+        """runc's "hugetlb": per page size usage, max usage and failcnt."""
+        hugetlb = self._dir("hugetlb")
+        if not hugetlb or not os.path.isdir(hugetlb):
+            return {}
+        return {size: hugetlb_stat(read_int(hugetlb, f"hugetlb.{size}.usage_in_bytes"),
+                                   read_int(hugetlb, f"hugetlb.{size}.max_usage_in_bytes"),
+                                   read_int(hugetlb, f"hugetlb.{size}.failcnt"))
+                for size in huge_page_sizes()}
 
     def _dir(self, controller: str) -> str | None:
         mount_point = self.mounts.get(controller)

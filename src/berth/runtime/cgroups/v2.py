@@ -11,7 +11,18 @@ import math
 import os
 
 from berth.errors import BerthError
-from berth.runtime.cgroups.files import CgroupStats, read, read_int, read_keyed, remove_dir, set_value, write
+from berth.runtime.cgroups.files import (
+    CgroupStats,
+    blkio_v2,
+    huge_page_sizes,
+    hugetlb_stat,
+    read,
+    read_int,
+    read_keyed,
+    remove_dir,
+    set_value,
+    write,
+)
 
 
 class V2Cgroup:
@@ -152,6 +163,19 @@ class V2Cgroup:
                 elif key == "wbytes":
                     stats.blkio_write += int(value)
         return stats
+
+    def blkio_stats(self) -> dict:
+        """runc's events --stats "blkio", from io.stat."""
+        return blkio_v2(self.dir)
+
+    def hugetlb_stats(self) -> dict:
+        """runc's "hugetlb": per page size current usage and the failures ("max" in
+        hugetlb.<size>.events); v2 keeps no max usage."""
+        if not os.path.exists(os.path.join(self.dir, "hugetlb." + (huge_page_sizes() or ["-"])[0] + ".current")):
+            return {}
+        return {size: hugetlb_stat(read_int(self.dir, f"hugetlb.{size}.current"), 0,
+                                   read_keyed(self.dir, f"hugetlb.{size}.events").get("max", 0))
+                for size in huge_page_sizes()}
 
     def pids(self) -> list[int]:
         try:
