@@ -124,8 +124,9 @@ def report(engine: str, count: int, seconds: float, used: dict, pss: dict, healt
         print(f"  {group:<16} own {own:6.3f} s CPU   reaped probe processes {children:6.3f} s CPU")
     print(f"  total: {100 * total / seconds:.2f} % of one core "
           f"({1000 * total / (seconds * count):.2f} ms CPU per probe)   budget: <= 1 %")
-    print(f"  of which the probing itself (all but the probe commands): {100 * machinery / seconds:.2f} % "
-          f"({1000 * machinery / (seconds * count):.2f} ms per probe)")
+    if "probe processes" in used:  # berth's: what its processes reaped are the probe commands alone
+        print(f"  of which the probing itself (all but the probe commands): {100 * machinery / seconds:.2f} % "
+              f"({1000 * machinery / (seconds * count):.2f} ms per probe)")
     print(f"  healthy: {healthy} of {count}")
     for group, values in pss.items():
         if values:
