@@ -471,3 +471,26 @@ def test_docker_cli_runs_a_container_on_two_networks(api):
     addresses = b.ok("exec", "both", "ip", "-4", "-o", "addr")
     assert networks["one"]["IPAddress"] in addresses and networks["two"]["IPAddress"] in addresses
     api.docker_ok("rm", "-f", "both")
+
+
+def test_rm_force_waits_for_a_release_another_process_claimed(busybox):
+    """rm -f of a running container on a user network: its supervisor may be releasing the
+    endpoint right then (claimed by renaming endpoint-<id>.json). rm waits for that claim (and
+    takes it over when its claimer dies without finishing) before removing the run directory
+    that holds it: the lease was left for good when rm went on (seen in CI)."""
+    b = busybox
+    make_network(b, "claimed")
+    network_id = inspect(b, "claimed")["Id"]
+    b.ok("run", "-d", "--name", "held", "--network", "claimed", "busybox", "sleep", "300")
+    container_id = inspect(b, "held", "container")["Id"]
+    assert len(leases(b, network_id)) == 1
+    run_dir = os.path.join(b.run_root, "containers", container_id)
+    [endpoint] = [n for n in os.listdir(run_dir) if n.startswith("endpoint-")]
+    claimer = subprocess.Popen(["sleep", "1"])  # a releaser that dies halfway, a second from now
+    try:
+        os.rename(os.path.join(run_dir, endpoint), os.path.join(run_dir, f"{endpoint}.releasing-{claimer.pid}"))
+        b.ok("rm", "-f", "held")
+    finally:
+        claimer.kill()
+        claimer.wait()
+    assert leases(b, network_id) == []

@@ -1381,13 +1381,16 @@ class Engine:
         return False
 
     def _wait_released(self, container_id: str, timeout: float = 5.0) -> None:
-        """rm -f returns only once the network is released, by whoever claimed it (the dying
-        container's supervisor may be doing it right now, without the lock)."""
+        """rm -f returns only once the networks are released (the bridge's network.json and each
+        user network's endpoint-<id>.json), by whoever claimed them (the dying container's
+        supervisor may be doing it right now, without the lock): its run directory, which holds
+        the claims, goes next."""
         directory = self.paths.container_run(container_id)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                claims = [n for n in os.listdir(directory) if n.startswith("network.json.releasing-")]
+                claims = [n for n in os.listdir(directory) if ".releasing-" in n and
+                          (n.startswith("network.json.") or n.startswith("endpoint-"))]
             except FileNotFoundError:
                 return
             if not claims:
@@ -1395,7 +1398,8 @@ class Engine:
             for claim in claims:  # a claimer killed halfway: take its work over
                 if not pid_alive(int(claim.rpartition("-")[2])):
                     try:
-                        os.rename(os.path.join(directory, claim), os.path.join(directory, "network.json"))
+                        os.rename(os.path.join(directory, claim),
+                                  os.path.join(directory, claim.rpartition(".releasing-")[0]))
                     except FileNotFoundError:
                         continue
                     self._disconnect(container_id)

@@ -251,7 +251,10 @@ class Probing:
         if changed is not None:
             self._event("health_status: " + changed, {})
             if self.launcher is not None and changed != "starting":  # its schedule's start interval ends
-                self.launcher.send(b'{"starting":false}\n')
+                try:
+                    self.launcher.send(b'{"starting":false}\n')
+                except OSError:  # it ended: its answers' end says so at the next wake-up
+                    pass
         self.due = time.time() + next_delay(plan, self.health["Status"])
 
     def _end_launcher(self) -> None:
