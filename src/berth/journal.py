@@ -105,8 +105,8 @@ class Appender:
         self.fd = -1
 
     def append(self, lines: bytes) -> None:
-        """Whole lines (each under MAX_LINE; together under PIPE_BUF: one write, never
-        interleaved). Never raises: a failed event is dropped, the file reopened next time."""
+        """Whole lines (each under MAX_LINE), in one O_APPEND write: never interleaved with
+        another writer's. Never raises: a failed event is dropped, the file reopened next time."""
         try:
             if self.fd < 0:
                 path = os.path.join(self.events_dir, JOURNAL)

@@ -7,7 +7,7 @@ import gc
 import os
 import sys
 
-from berth import __version__
+from berth import GC_THRESHOLDS, __version__
 from berth.errors import BerthError, UsageError, host_failure
 from berth.fs import set_process_umask
 
@@ -288,13 +288,6 @@ def main(argv: list[str] | None = None) -> int:
         # a full or read-only disk in docker's words; anything else names its type (a bug shows as one)
         print(f"Error: {host_failure(err) or f'{type(err).__name__}: {err}'}", file=sys.stderr)
         return exit_code(BerthError(), function)
-
-
-# The collector's young generation at 50,000 allocations, not 700: a command allocates some
-# 100,000 objects as it imports what it needs, and each full collection meanwhile walked all
-# of them again (~2 ms of a 55 ms `run`). A long-lived command (an API server, a foreground
-# container) still collects its cycles, a little later.
-GC_THRESHOLDS = (50_000, 10, 10)
 
 
 def entry() -> None:

@@ -12,8 +12,8 @@ into State.Health when it is newer than the record); one that changes it rewrite
 under the container's lock, and emits health_status. Probes emit docker's exec_create,
 exec_start and exec_die events (written together when the probe ended, each with its time).
 
-Nothing here imports more than os, time, binascii and fastjson until a probe starts: the
-engine reads health files (read_probed) on every look at such a container."""
+Nothing here imports more than os, time, binascii and fastjson until a supervisor probes
+(Probing): the engine reads health files (read_probed) on every look at such a container."""
 
 import binascii
 import os
@@ -22,7 +22,6 @@ import time
 from berth import fastjson
 
 MAX_LOG_ENTRIES = 5
-FROZEN_NOT = (b"THAWED", b"0")  # v1 freezer.state, v2 cgroup.freeze of a cgroup that runs
 MAX_OUTPUT = 4096  # docker's maxOutputLen
 LATE = 10.0  # seconds past a probe's timeout before its launcher is taken for stuck (and ended)
 EXEC_FAILED = "OCI runtime exec failed: exec failed: unable to start container process: {}: unknown"
@@ -88,10 +87,11 @@ def read_probed(run_dir: str, record: dict, record_written: int | None) -> None:
 # -- docker's rules ---------------------------------------------------------------------------
 
 def next_delay(plan: dict, current: str) -> float:
-    """docker's getInterval: the start interval while starting within the start period."""
-    if time.time() - plan["started"] < plan["start_period"] and current == "starting":
-        return plan["start_interval"]
-    return plan["interval"]
+    """docker's getInterval, as the launcher keeps it (runtime.probe.interval_after)."""
+    from berth.runtime.probe import interval_after  # lazy: the supervisor's, not the engine's
+
+    return interval_after(current == "starting", plan["started"] + plan["start_period"], plan["start_interval"],
+                          plan["interval"])
 
 
 def apply_result(health: dict, result: dict, plan: dict) -> None:
@@ -354,11 +354,11 @@ class Probing:
 
     def _frozen(self) -> bool:
         """The container's cgroup is frozen (paused): its state file, kept open, read again."""
-        try:
-            if self.freezer < 0:
-                if not self.plan.get("freeze_file"):
-                    return False
+        from berth.runtime.probe import frozen  # lazy: only once a probe is due
+
+        if self.freezer < 0 and self.plan.get("freeze_file"):
+            try:
                 self.freezer = os.open(self.plan["freeze_file"], os.O_RDONLY | os.O_CLOEXEC)
-            return os.pread(self.freezer, 64, 0).strip() not in FROZEN_NOT
-        except OSError:
-            return False
+            except OSError:
+                return False
+        return frozen(self.freezer)

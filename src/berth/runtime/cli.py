@@ -271,7 +271,9 @@ START_UMASK = 0o022  # berth.fs.PROCESS_UMASK (tests/unit/test_runtime_cli_parse
 def entry() -> None:
     import gc  # a builtin: no cost
 
-    gc.set_threshold(50_000, 10, 10)  # as berth's CLI (cli.main.GC_THRESHOLDS): no full collections amid imports
+    from berth import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)
     log = Log()
     try:
         code = main(sys.argv[1:], log)

@@ -165,11 +165,15 @@ def schedule_line(argv: list[str], timeout: float, limit: int, due: float, inter
                             "starting": starting}) + "\n").encode()
 
 
+def interval_after(starting: bool, start_until: float, start_interval: float, interval: float) -> float:
+    """docker's getInterval: the start interval while the health is starting and the start
+    period (until the unix time `start_until`) lasts, else the interval."""
+    return start_interval if starting and time.time() < start_until else interval
+
+
 def _delay(schedule: dict) -> float:
-    """docker's getInterval: the start interval while starting within the start period."""
-    if schedule["starting"] and time.time() < schedule["start_until"]:
-        return schedule["start_interval"]
-    return schedule["interval"]
+    return interval_after(schedule["starting"], schedule["start_until"], schedule["start_interval"],
+                          schedule["interval"])
 
 
 def join_files(directories: list[str]) -> list[str]:
@@ -240,7 +244,7 @@ def _serve(requests: int, answering: int, process_spec: dict, namespaces: list, 
             continue
         if time.time() < due:
             continue
-        if _frozen(freezer):  # docker does not probe a paused container
+        if frozen(freezer):  # docker does not probe a paused container
             due = time.time() + schedule["interval"]
             continue
         begun = time.time_ns()
@@ -258,9 +262,10 @@ def _serve(requests: int, answering: int, process_spec: dict, namespaces: list, 
         due = ended + _delay(schedule)
 
 
-def _frozen(freezer: int) -> bool:
-    """The container's freezer says frozen (a launcher in a v1 freezer is frozen itself then;
-    on cgroup2 it is not in the container's cgroup between probes)."""
+def frozen(freezer: int) -> bool:
+    """The container's freezer state file (an fd kept open: v1 freezer.state, v2
+    cgroup.freeze) says frozen. (A launcher in a v1 freezer is frozen itself then; on cgroup2
+    it is not in the container's cgroup between probes.)"""
     if freezer < 0:
         return False
     try:
