@@ -934,7 +934,11 @@ class Engine:
         if os.path.ismount(path):
             from berth.runtime import syscalls as sc  # lazy: ctypes, only IPC sharing mounts
 
-            sc.umount2(path, sc.MNT_DETACH)
+            try:
+                sc.umount2(path, sc.MNT_DETACH)
+            except OSError as err:  # the other remover (rm -f, the dying run's supervisor) was first
+                if err.errno not in (errno.EINVAL, errno.ENOENT):
+                    raise
 
     def seccomp(self, record: dict) -> dict | None:
         """The OCI seccomp section for this container: docker's default profile (or the
