@@ -117,13 +117,14 @@ def _quiet(path: str, proc: subprocess.Popen, quiet: float, limit: float) -> Non
 
 
 def supervisors(b) -> list[int]:
-    """The pids of this root's running supervisors (berth.monitor processes naming its root)."""
+    """The pids of this root's running supervisors (berth.monitor processes naming its root:
+    monitor.lean.exec_python's command line is the boot code, the plan's fd, root and id)."""
     found = []
     for name in os.listdir("/proc"):
         if name.isdigit():
             with contextlib.suppress(OSError), open(f"/proc/{name}/cmdline", "rb") as f:
                 cmdline = f.read().decode(errors="replace")
-                if "berth.monitor" in cmdline and f'"{b.root}"' in cmdline:
+                if "berth.monitor" in cmdline and b.root in cmdline.split("\0"):
                     found.append(int(name))
     return found
 

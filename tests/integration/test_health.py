@@ -321,3 +321,49 @@ def test_rm_force_kills_what_is_in_one_hierarchy_only(busybox):
         if stray.poll() is None:
             stray.kill()
             stray.wait()
+
+
+def command_lines_seen_by_nobody() -> str:
+    """Every process's command line, as an unprivileged local user reads them (ps aux)."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            for entry in os.listdir("/proc"):
+                try:
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        os.write(writer, f.read().replace(b"\0", b" ") + b"\n")
+                except OSError:  # not a process, or ended meanwhile
+                    pass
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as f:
+        seen = f.read()
+    os.waitpid(pid, 0)
+    return seen.decode(errors="replace")
+
+
+def test_the_environment_of_a_probed_container_is_on_no_command_line(busybox):
+    """The attack: a local user reads the container's secrets from `ps`. The supervisor of a
+    container with a health check holds its probes' OCI process (the container's env); that
+    plan once was the supervisor's (and its probe launcher's) command line, readable by all."""
+    secret = "hunter2-" + os.urandom(8).hex()
+    busybox.ok("run", "-d", "--name", "secret", "-e", f"DB_PASSWORD={secret}", "--health-cmd", "true",
+               "--health-interval", "200ms", "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 3")
+    try:
+        wait_status(busybox, "secret", "healthy")
+        assert launchers(busybox, "secret")
+        seen = command_lines_seen_by_nobody()
+        assert "berth" in seen  # the reader did see our processes
+        assert secret not in seen
+        # after the container ended: the plan went through the supervisor's next exec, and back
+        wait_for(lambda: inspect(busybox, "secret")["RestartCount"] >= 1, what="a restart")
+        wait_status(busybox, "secret", "healthy")
+        assert secret not in command_lines_seen_by_nobody()
+    finally:
+        busybox.ok("rm", "-f", "secret")

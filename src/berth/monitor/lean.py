@@ -16,8 +16,8 @@ from berth.monitor.logfile import LogWriter
 from berth.runtime.reap import reap_orphans, wait_exit_code
 
 
-def main(plan_text: str) -> None:
-    plan = fastjson.loads(plan_text)
+def main(plan_fd: str) -> None:
+    plan = read_plan(plan_fd)
     set_comm("berth-monitor")
     sources = {fd: stream for fd, stream in plan["sources"]}
     orphan = None
@@ -212,9 +212,34 @@ class StdinFeed:
 
 
 def exec_python(module: str, function: str, plan: dict) -> None:
-    """Replace this process by `module.function(plan)` in a fresh interpreter (no site, our
-    own package path), keeping every inheritable fd. Never returns."""
+    """Replace this process by `module.function(plan_fd)` in a fresh interpreter (no site, our
+    own package path), keeping every inheritable fd. Never returns. The plan goes in a memfd
+    whose number is the argument (read_plan), not on the command line: every local user can
+    read a command line (ps), and a health check's plan holds the container's environment;
+    and the interpreter keeps several copies of a long argv (~360 KB of heap for a health
+    check's ~24 KB plan, its seccomp program). The command line shows the plan's root and
+    container id after it, as a shim's shows its container, for ps."""
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     boot = f"import sys; sys.path.insert(0, {package_parent!r}); from {module} import {function}; " \
            f"{function}(sys.argv[1])"
-    os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, fastjson.dumps(plan)])
+    plan_fd = os.memfd_create("berth-plan", 0)  # inheritable: no MFD_CLOEXEC
+    try:
+        data = memoryview(fastjson.dumps(plan).encode())
+        while data:
+            data = data[os.write(plan_fd, data):]
+        os.lseek(plan_fd, 0, os.SEEK_SET)
+        os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, str(plan_fd), plan["root"], plan["id"]])
+    finally:  # the exec failed
+        os.close(plan_fd)
+
+
+def read_plan(plan_fd: str) -> dict:
+    """The plan exec_python handed over, its memfd closed (nothing we start inherits it)."""
+    fd = int(plan_fd)
+    chunks = []
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return fastjson.loads(b"".join(chunks))

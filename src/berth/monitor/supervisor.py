@@ -21,7 +21,7 @@ from berth import fastjson
 from berth.errors import BerthError, NotFound, from_kind
 from berth.fs import make_dirs, write_all
 from berth.monitor.attach import AttachServer, listen
-from berth.monitor.lean import StdinFeed, copy_output, exec_python, open_log
+from berth.monitor.lean import StdinFeed, copy_output, exec_python, open_log, read_plan
 from berth.paths import Paths
 from berth.runtime.reap import reap_orphans, wait_exit_code
 from berth.units import format_rfc3339_nano_ns
@@ -331,12 +331,12 @@ class Supervisor:
         return os.path.isdir(self.engine.paths.container(self.container_id))
 
 
-def resume(plan_text: str) -> None:
+def resume(plan_fd: str) -> None:
     """The lean monitor saw the container end: record it, tell the clients, restart it if
     its policy says so. Runs in the same process (exec'd again), so it is still the
     container's supervisor; the engine is rebuilt as the same type it was before the exec."""
     try:
-        plan = fastjson.loads(plan_text)
+        plan = read_plan(plan_fd)
         for fd in plan["held"]:  # the published ports' sockets: released with the network
             os.close(fd)
         from berth.runtime.cgroups import cgroup_path, open_cgroup  # lazy: not for `restart`
