@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import as_nobody, wait_for
 
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
 
@@ -323,29 +323,16 @@ def test_rm_force_kills_what_is_in_one_hierarchy_only(busybox):
             stray.wait()
 
 
-def command_lines_seen_by_nobody() -> str:
-    """Every process's command line, as an unprivileged local user reads them (ps aux)."""
-    reader, writer = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+def command_lines() -> str:
+    """Every process's command line, one a line (what ps shows)."""
+    seen = []
+    for entry in os.listdir("/proc"):
         try:
-            os.close(reader)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            for entry in os.listdir("/proc"):
-                try:
-                    with open(f"/proc/{entry}/cmdline", "rb") as f:
-                        os.write(writer, f.read().replace(b"\0", b" ") + b"\n")
-                except OSError:  # not a process, or ended meanwhile
-                    pass
-        finally:
-            os._exit(0)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as f:
-        seen = f.read()
-    os.waitpid(pid, 0)
-    return seen.decode(errors="replace")
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                seen.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:  # not a process, or ended meanwhile
+            pass
+    return "\n".join(seen)
 
 
 def test_the_environment_of_a_probed_container_is_on_no_command_line(busybox):
@@ -358,12 +345,12 @@ def test_the_environment_of_a_probed_container_is_on_no_command_line(busybox):
     try:
         wait_status(busybox, "secret", "healthy")
         assert launchers(busybox, "secret")
-        seen = command_lines_seen_by_nobody()
+        seen = as_nobody(command_lines)
         assert "berth" in seen  # the reader did see our processes
         assert secret not in seen
         # after the container ended: the plan went through the supervisor's next exec, and back
         wait_for(lambda: inspect(busybox, "secret")["RestartCount"] >= 1, what="a restart")
         wait_status(busybox, "secret", "healthy")
-        assert secret not in command_lines_seen_by_nobody()
+        assert secret not in as_nobody(command_lines)
     finally:
         busybox.ok("rm", "-f", "secret")

@@ -10,38 +10,11 @@ import tarfile
 
 import pytest
 
-NOBODY = 65534
+from conftest import as_nobody
 
 
 def mode(path: str) -> int:
     return os.lstat(path).st_mode & 0o7777
-
-
-def as_nobody(action) -> str:
-    """Run `action()` in a forked child as uid/gid nobody; what it returns (or the error it
-    raised) as text."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_fd)
-            os.setgroups([])
-            os.setresgid(NOBODY, NOBODY, NOBODY)
-            os.setresuid(NOBODY, NOBODY, NOBODY)
-            try:
-                result = f"ok: {action()}"
-            except OSError as err:
-                result = f"{type(err).__name__}: {err.strerror}"
-            os.write(write_fd, result.encode())
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    data = b""
-    while chunk := os.read(read_fd, 4096):
-        data += chunk
-    os.close(read_fd)
-    os.waitpid(pid, 0)
-    return data.decode()
 
 
 def layer_tar(path: str, members) -> str:
