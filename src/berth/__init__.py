@@ -8,3 +8,21 @@ API_VERSION = "1.47"
 # needs, and each full collection meanwhile walked all of them again (~2 ms of a 55 ms `run`).
 # A long-lived command (an API server, a foreground container) still collects its cycles.
 GC_THRESHOLDS = (50_000, 10, 10)
+
+
+def exit_now(code: int) -> None:
+    """End a command (berth's CLI, berth-runtime) without the interpreter's finalization, which
+    frees every module and object one by one where the kernel frees them at once: ~1.5 ms of a
+    berth-runtime verb's ~10, 2-3 ms of `berth ps`. stdout and stderr are flushed first; nothing
+    else may be pending then: files are closed as they are done with, berth's threads are
+    daemons nobody waits for, and berth registers no atexit or __del__ cleanup."""
+    import posix  # `os` costs ~1.5 ms that `berth-runtime start` does not otherwise pay
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # started with the fd closed
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: what it held is lost either way
+                pass
+    posix._exit(code)

@@ -97,9 +97,13 @@ def test_start_and_delete_set_berths_umask_without_berth_fs(tmp_path, verb, impo
     assert cli.START_UMASK == fs.PROCESS_UMASK
     src = os.path.dirname(os.path.dirname(fs.__file__))
     probe = ("import sys; sys.path.insert(0, %r); sys.argv = ['berth-runtime', '--root', %r, %r, 'nothing']\n"
+             "import berth\n"
+             "def report(code, exit_now=berth.exit_now):  # what the verb left, as it exits\n"
+             "    import posix; print(code, 'os' in sys.modules, 'berth.fs' in sys.modules, oct(posix.umask(0)))\n"
+             "    exit_now(code)\n"
+             "berth.exit_now = report\n"
              "from berth.runtime.cli import entry\n"
-             "try:\n    entry()\nexcept SystemExit as exit:\n"
-             "    import posix; print(exit.code, 'os' in sys.modules, 'berth.fs' in sys.modules, oct(posix.umask(0)))")
+             "entry()")
     result = subprocess.run([sys.executable, "-IS", "-c", probe % (src, str(tmp_path), verb)], capture_output=True,
                             text=True, timeout=30)
     assert result.stdout.split() == ["1", str(imports_os), "False", oct(fs.PROCESS_UMASK)], result.stderr

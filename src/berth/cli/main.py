@@ -7,7 +7,7 @@ import gc
 import os
 import sys
 
-from berth import GC_THRESHOLDS, __version__
+from berth import GC_THRESHOLDS, __version__, exit_now
 from berth.errors import BerthError, UsageError, host_failure
 from berth.fs import set_process_umask
 
@@ -292,7 +292,4 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
-    code = main()
-    if sys.stdout is not None:  # started with fd 1 closed
-        sys.stdout.flush()
-    raise SystemExit(code)
+    exit_now(main())

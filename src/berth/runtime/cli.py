@@ -271,7 +271,7 @@ START_UMASK = 0o022  # berth.fs.PROCESS_UMASK (tests/unit/test_runtime_cli_parse
 def entry() -> None:
     import gc  # a builtin: no cost
 
-    from berth import GC_THRESHOLDS
+    from berth import GC_THRESHOLDS, exit_now
 
     gc.set_threshold(*GC_THRESHOLDS)
     log = Log()
@@ -288,7 +288,7 @@ def entry() -> None:
         code = 1
     except KeyboardInterrupt:
         code = 130
-    raise SystemExit(code)
+    exit_now(code)
 
 
 def _os_error(err: OSError) -> str:
