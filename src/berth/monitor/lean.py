@@ -234,7 +234,11 @@ def exec_python(module: str, function: str, plan: dict) -> None:
 
 
 def read_plan(plan_fd: str) -> dict:
-    """The plan exec_python handed over, its memfd closed (nothing we start inherits it)."""
+    """The plan exec_python handed over, its memfd closed (nothing we start inherits it); or
+    the plan itself, which a lean monitor of an earlier berth, running across an upgrade, still
+    passes on its command line when its container ends."""
+    if plan_fd.startswith("{"):
+        return fastjson.loads(plan_fd)
     fd = int(plan_fd)
     chunks = []
     try:
