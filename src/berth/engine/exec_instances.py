@@ -154,7 +154,7 @@ def _start_detached(engine, instance: ExecInstance, size) -> None:
     """A detached exec whose end is still recorded: a child of ours, in a session of its own,
     starts it attached to nothing and waits for it; we return once it runs."""
     from berth import fastjson  # lazy: only a detached exec
-    from berth.monitor.supervisor import read_all  # lazy: likewise
+    from berth.monitor.lean import read_all  # lazy: likewise
 
     read_end, write_end = os.pipe()
     child = os.fork()

@@ -224,9 +224,9 @@ def exec_python(module: str, function: str, plan: dict) -> None:
            f"{function}(sys.argv[1])"
     plan_fd = os.memfd_create("berth-plan", 0)  # inheritable: no MFD_CLOEXEC
     try:
-        data = memoryview(fastjson.dumps(plan).encode())
-        while data:
-            data = data[os.write(plan_fd, data):]
+        from berth.fs import write_all  # lazy: this interpreter is about to be replaced
+
+        write_all(plan_fd, fastjson.dumps(plan).encode())
         os.lseek(plan_fd, 0, os.SEEK_SET)
         os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, str(plan_fd), plan["root"], plan["id"]])
     finally:  # the exec failed
@@ -239,11 +239,15 @@ def read_plan(plan_fd: str) -> dict:
     passes on its command line when its container ends."""
     if plan_fd.startswith("{"):
         return fastjson.loads(plan_fd)
-    fd = int(plan_fd)
+    return fastjson.loads(read_all(int(plan_fd)))
+
+
+def read_all(fd: int) -> bytes:
+    """Everything until EOF; the fd is closed."""
     chunks = []
     try:
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return fastjson.loads(b"".join(chunks))
+    return b"".join(chunks)

@@ -21,7 +21,7 @@ from berth import fastjson
 from berth.errors import BerthError, NotFound, from_kind
 from berth.fs import make_dirs, write_all
 from berth.monitor.attach import AttachServer, listen
-from berth.monitor.lean import StdinFeed, copy_output, exec_python, open_log, read_plan
+from berth.monitor.lean import StdinFeed, copy_output, exec_python, open_log, read_all, read_plan
 from berth.paths import Paths
 from berth.runtime.reap import reap_orphans, wait_exit_code
 from berth.units import format_rfc3339_nano_ns
@@ -540,18 +540,6 @@ class DetachedStart:
         os.close(self.result_r)
         if self.attacher is not None:
             self.attacher.close()
-
-
-def read_all(fd: int) -> bytes:
-    """Everything until EOF; the fd is closed."""
-    data = b""
-    while True:
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    os.close(fd)
-    return data
 
 
 def _detach_stdio(keep: tuple[int, ...]) -> None:

@@ -145,8 +145,8 @@ def _child(work, writer: int, parent: int, private_mounts: bool, umask: int | No
 
 
 def keep_only_fds(*keep: int) -> None:
-    """Close every fd but stdio and `keep` (where -1 means none: os.closerange(3, -1) is no
-    no-op, it closes every fd from 3 up, as close_range(3, ~0) does)."""
+    """Close every fd but stdio and `keep`, where -1 stands for none (os.closerange(3, -1) is
+    no no-op: it closes every fd from 3 up, as close_range(3, ~0) does)."""
     low = 3
     for fd in sorted(fd for fd in keep if fd >= low):
         os.closerange(low, fd)
